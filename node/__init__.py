@@ -1,0 +1,1 @@
+"""The AirReplication storage node: region replicas, replication channels, gRPC service."""

@@ -1,0 +1,91 @@
+"""`airnode`: run one AirReplication node in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+
+from node.client import CHANNEL_OPTIONS
+from node.killpoints import KillPoints
+from node.metrics import serve_metrics
+from node.node import Node
+from node.service import AirNodeService
+from protos import air_node_pb2_grpc as rpc
+
+log = logging.getLogger("airnode")
+
+READY = "airnode {id} ready on {address}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="airnode", description=__doc__)
+    p.add_argument("--id", type=int, required=True, help="this node's id (positive)")
+    p.add_argument("--listen", default="127.0.0.1:50051", help="host:port to serve gRPC on")
+    p.add_argument("--data-dir", type=Path, required=True, help="where region replicas live")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument(
+        "--sync",
+        choices=["full", "normal"],
+        default="full",
+        help="full: fsync before every acknowledgement; normal: survive kill -9, not power loss",
+    )
+    p.add_argument("--guardian-interval", type=float, default=5.0, help="seconds")
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    if args.id <= 0:
+        p.error("--id must be a positive integer")
+    if ":" not in args.listen:
+        p.error("--listen must be host:port")
+    return args
+
+
+async def serve(args: argparse.Namespace) -> None:
+    killpoints = KillPoints.from_env(args.data_dir)
+    node = Node(
+        args.id,
+        args.listen,
+        args.data_dir,
+        sync=args.sync,
+        guardian_interval=args.guardian_interval,
+        killpoints=killpoints,
+    )
+    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    rpc.add_AirNodeServicer_to_server(AirNodeService(node), server)
+    if server.add_insecure_port(args.listen) == 0:
+        raise SystemExit(f"airnode: cannot listen on {args.listen}")
+    await node.start()
+    await server.start()
+    metrics = None
+    if args.metrics_port is not None:
+        metrics = await serve_metrics(args.listen.rsplit(":", 1)[0], args.metrics_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(READY.format(id=args.id, address=args.listen))
+    await stop.wait()
+    log.info("airnode %d stopping", args.id)
+    if metrics is not None:
+        metrics.close()
+    await server.stop(grace=2)
+    await node.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format=f"%(asctime)s node{args.id} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

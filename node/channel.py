@@ -1,0 +1,207 @@
+"""The sending end of a replication channel (the source's "air replication", a pipe).
+
+A channel `(region, sender, receiver)` streams the sender's own writes, in seq order, starting
+after what the receiver reports it has applied. A snapshot channel first ships a consistent
+copy of the whole store when the receiver has none. Any failure ends the session; the next one
+starts again from the receiver's applied vector, so nothing is skipped and nothing is applied
+twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+
+from node.backoff import Backoff
+from node.client import NodeClients
+from node.metrics import METRICS
+from node.replica import ChannelState, Replica, channel_name
+from node.store import OriginBatch, fetch_origin
+from protos import air_node_pb2 as pb
+from protos import air_node_pb2_grpc as rpc
+
+log = logging.getLogger(__name__)
+TransferCall = grpc.aio.StreamStreamCall[pb.TransferRequest, pb.TransferReply]
+
+BATCH_POINTS = 20_000
+SNAPSHOT_CHUNK_BYTES = 4 * 1024 * 1024
+IDLE_WAIT_S = 1.0
+
+
+class ReceiverNotReady(Exception):
+    """The receiver awaits a snapshot that this (non-snapshot) channel does not send."""
+
+
+class Channel:
+    def __init__(self, replica: Replica, receiver_id: int, clients: NodeClients) -> None:
+        self.replica = replica
+        self.receiver_id = receiver_id
+        self.clients = clients
+        self.name = channel_name(replica.region, replica.node_id, receiver_id)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> ChannelState:
+        return self.replica.meta.channels[self.receiver_id]
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if not self.running and self.state.status == "RUNNING":
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        backoff = Backoff()
+        while self.state.status == "RUNNING":
+            if not self.replica.installed:
+                await self.replica.wait_changed(IDLE_WAIT_S)
+                continue
+            try:
+                await self._session(backoff)
+            except (grpc.aio.AioRpcError, ReceiverNotReady, ConnectionError) as e:
+                log.debug("%s: session ended: %s", self.name, _describe(e))
+                await backoff.sleep()
+            except Exception:
+                log.exception("%s: session failed", self.name)
+                await backoff.sleep()
+
+    async def _session(self, backoff: Backoff) -> None:
+        stub = self.clients.stub(self.state.receiver.address)
+        call = stub.Transfer()
+        try:
+            acked = await self._handshake(stub, call)
+            backoff.reset()
+            await self._stream(call, acked)
+        finally:
+            call.cancel()
+
+    async def _handshake(self, stub: rpc.AirNodeStub, call: TransferCall) -> int:
+        hello = pb.TransferRequest(
+            hello=pb.TransferHello(region=self.replica.region, sender=self.replica.node_id)
+        )
+        reply = await _exchange(call, hello)
+        if not reply.installed:
+            if not self.state.snapshot:
+                raise ReceiverNotReady(f"node {self.receiver_id} awaits a snapshot")
+            await self._send_snapshot(stub)
+            reply = await _exchange(call, hello)
+            if not reply.installed:
+                raise ReceiverNotReady(f"node {self.receiver_id} did not install the snapshot")
+        return self._acknowledge(reply)
+
+    async def _stream(self, call: TransferCall, acked: int) -> None:
+        store = self.replica.store
+        assert store is not None
+        reader = await asyncio.to_thread(store.reader)
+        try:
+            while self.state.status == "RUNNING":
+                batch = await asyncio.to_thread(
+                    fetch_origin, reader, self.replica.node_id, acked, BATCH_POINTS
+                )
+                if batch.upto <= acked:
+                    if self.replica.meta.leaving:
+                        self._finish_draining()
+                        return
+                    await self.replica.wait_changed(IDLE_WAIT_S)
+                    continue
+                request = pb.TransferRequest(batch=_to_proto(batch))
+                METRICS.transfer_bytes.inc(request.ByteSize(), region=self.replica.region)
+                acked = self._acknowledge(await _exchange(call, request))
+        finally:
+            await asyncio.to_thread(reader.close)
+
+    def _acknowledge(self, reply: pb.TransferReply) -> int:
+        acked = reply.applied.get(self.replica.node_id, 0)
+        self.state.acked = acked
+        lag = max(self.replica.max_assigned() - acked, 0)
+        METRICS.sync_lag.set(lag, region=self.replica.region, receiver=self.receiver_id)
+        return acked
+
+    def _finish_draining(self) -> None:
+        """A leaving replica's channel stops, durably, once the receiver has everything."""
+        log.info("%s: drained, stopping", self.name)
+        self.state.status = "STOPPED"
+        self.replica.persist()
+        self.replica.notify()
+
+    async def _send_snapshot(self, stub: rpc.AirNodeStub) -> None:
+        store = self.replica.store
+        assert store is not None
+        path = self.replica.path / f"snapshot.out.{self.receiver_id}"
+        await asyncio.to_thread(store.backup_to, path)
+        try:
+            size = path.stat().st_size
+            log.info("%s: sending snapshot of %d bytes", self.name, size)
+            reply = await stub.InstallSnapshot(self._chunks(path))
+            log.info("%s: snapshot installed=%s (%d bytes)", self.name, reply.installed, size)
+        finally:
+            path.unlink(missing_ok=True)
+
+    async def _chunks(self, path: Path) -> AsyncIterator[pb.SnapshotChunk]:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:  # noqa: ASYNC230 (opening is instant; reads are threaded)
+            data = await asyncio.to_thread(f.read, SNAPSHOT_CHUNK_BYTES)
+            while True:
+                following = await asyncio.to_thread(f.read, SNAPSHOT_CHUNK_BYTES)
+                digest.update(data)
+                last = not following
+                METRICS.transfer_bytes.inc(len(data), region=self.replica.region)
+                yield pb.SnapshotChunk(
+                    region=self.replica.region,
+                    sender=self.replica.node_id,
+                    data=data,
+                    last=last,
+                    sha256=digest.hexdigest() if last else "",
+                )
+                if last:
+                    return
+                data = following
+
+
+async def _exchange(
+    call: TransferCall,
+    request: pb.TransferRequest,
+) -> pb.TransferReply:
+    await call.write(request)
+    reply = await call.read()
+    if reply is grpc.aio.EOF:  # type: ignore[attr-defined]
+        raise ConnectionError("receiver closed the transfer stream")
+    assert isinstance(reply, pb.TransferReply)
+    return reply
+
+
+def _to_proto(batch: OriginBatch) -> pb.TransferBatch:
+    return pb.TransferBatch(
+        after=batch.after,
+        upto=batch.upto,
+        seqs=batch.seqs,
+        points=[pb.Point(series=s, timestamp=t, value=v) for s, t, v in batch.rows],
+    )
+
+
+def from_proto(batch: pb.TransferBatch) -> OriginBatch:
+    return OriginBatch(
+        after=batch.after,
+        upto=batch.upto,
+        seqs=list(batch.seqs),
+        rows=[(p.series, p.timestamp, p.value) for p in batch.points],
+    )
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, grpc.aio.AioRpcError):
+        return f"{e.code().name}: {e.details()}"
+    return str(e)

@@ -1,0 +1,205 @@
+"""One region replica on this node: its durable membership state, its store, its write path."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal, ParamSpec, TypeVar
+
+from pydantic import BaseModel
+
+from node.files import atomic_write, fsync_dir
+from node.store import OriginBatch, Row, Store, SyncMode
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+CHANNEL_PREFIX = "__consensus."  # the source's CONSENSUS_PIPE_PREFIX
+ChannelStatus = Literal["RUNNING", "STOPPED"]
+
+
+class PeerInfo(BaseModel, frozen=True):
+    node_id: int
+    address: str
+
+
+class ChannelState(BaseModel):
+    """An outgoing channel (region, this node, receiver), durable with its last known cursor.
+
+    `acked` is informational: a sender always resumes from what the receiver reports it has
+    applied, which is the truth after any crash of either side.
+    """
+
+    receiver: PeerInfo
+    snapshot: bool = False
+    status: ChannelStatus = "RUNNING"
+    acked: int = 0
+
+
+class ReplicaMeta(BaseModel):
+    """What `replica.json` holds. The data and the applied vector live in the store."""
+
+    region: int
+    peers: list[PeerInfo]
+    active: bool
+    leaving: bool = False
+    # Former peers whose channels to here may still drain (they left by DropChannel).
+    departed: list[int] = []
+    channels: dict[int, ChannelState] = {}
+
+    def peer_ids(self) -> set[int]:
+        return {p.node_id for p in self.peers}
+
+
+def channel_name(region: int, sender: int, receiver: int) -> str:
+    return f"{CHANNEL_PREFIX}{region}_{sender}_{receiver}"
+
+
+class Replica:
+    """A region replica. All store writes run on its one writer thread, in arrival order."""
+
+    META = "replica.json"
+
+    def __init__(self, node_id: int, path: Path, meta: ReplicaMeta, sync: SyncMode) -> None:
+        self.node_id = node_id
+        self.path = path
+        self.meta = meta
+        self.sync = sync
+        self.store: Store | None = None
+        self.inbound = 0  # open Transfer streams into this replica
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"region-{meta.region}"
+        )
+        self._pending: list[tuple[list[Row], asyncio.Future[int]]] = []
+        self._flushing = False
+        self._flush_task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self._persisted = b""
+        if (path / Store.FILE).exists():
+            self.store = Store(path / Store.FILE, sync)
+
+    @property
+    def region(self) -> int:
+        return self.meta.region
+
+    @property
+    def installed(self) -> bool:
+        return self.store is not None
+
+    @classmethod
+    def load(cls, node_id: int, path: Path, sync: SyncMode) -> Replica:
+        data = (path / cls.META).read_bytes()
+        replica = cls(node_id, path, ReplicaMeta.model_validate_json(data), sync)
+        replica._persisted = data
+        return replica
+
+    def persist(self) -> None:
+        data = self.meta.model_dump_json(indent=2).encode()
+        atomic_write(self.path / self.META, data)
+        self._persisted = data
+
+    def persist_if_changed(self) -> None:
+        """Persist what changed without a membership call, such as channel cursors."""
+        if self.meta.model_dump_json(indent=2).encode() != self._persisted:
+            self.persist()
+
+    def applied(self) -> dict[int, int]:
+        return self.store.applied if self.store else {}
+
+    def max_assigned(self) -> int:
+        return self.store.applied_of(self.node_id) if self.store else 0
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def write(self, rows: list[Row]) -> int:
+        """Commit a user batch durably and return its seq. Concurrent batches share a commit."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, future))
+        if not self._flushing:
+            self._flushing = True
+            self._flush_task = asyncio.create_task(self._flush())
+        return await future
+
+    async def quiesce(self) -> None:
+        """Return once every write accepted so far has committed (or failed)."""
+        while self._flush_task is not None and not self._flush_task.done():
+            await asyncio.shield(self._flush_task)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    rows = [b for b, _ in batch]
+                    seqs = await self._run(self._store().write_local, self.node_id, rows)
+                except Exception as e:
+                    for _, f in batch:
+                        f.set_exception(e)
+                    continue
+                for (_, f), seq in zip(batch, seqs, strict=True):
+                    f.set_result(seq)
+                self.notify()
+        finally:
+            self._flushing = False
+
+    async def apply_remote(self, origin: int, batch: OriginBatch) -> int:
+        return await self._run(self._store().apply_remote, origin, batch)
+
+    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def _store(self) -> Store:
+        if self.store is None:
+            raise RuntimeError(f"region {self.region} has no store yet (awaiting a snapshot)")
+        return self.store
+
+    # -- change notification for the channels ---------------------------------------------
+
+    def notify(self) -> None:
+        """Wake everything waiting for a change (a new write, a flag, an installed snapshot)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_changed(self, timeout: float) -> None:
+        event = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def install(self, incoming: Path) -> bool:
+        """Make a received snapshot file this replica's store, atomically (one rename).
+
+        A replica that already has a store keeps it (it may hold writes newer than the
+        snapshot): the resent snapshot is dropped and False returned.
+        """
+        installed = await self._run(self._install, incoming)
+        self.notify()
+        return installed
+
+    def _install(self, incoming: Path) -> bool:
+        if self.store is not None:
+            incoming.unlink(missing_ok=True)
+            return False
+        target = self.path / Store.FILE
+        for leftover in (Path(f"{target}-wal"), Path(f"{target}-shm")):
+            leftover.unlink(missing_ok=True)
+        incoming.replace(target)
+        fsync_dir(self.path)
+        self.store = Store(target, self.sync)
+        return True
+
+    async def close(self) -> None:
+        await self._run(self._close_store)
+        self._executor.shutdown(wait=True)
+
+    def _close_store(self) -> None:
+        if self.store is not None:
+            self.store.close()

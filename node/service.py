@@ -1,0 +1,278 @@
+"""The AirNode gRPC service: translates requests to `Node` calls and errors to status codes."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from node.channel import from_proto
+from node.files import fsync_dir
+from node.node import Node, NodeError, Outcome
+from node.replica import PeerInfo, Replica, channel_name
+from node.store import GapError
+from protos import air_node_pb2 as pb
+from protos import air_node_pb2_grpc as rpc
+
+log = logging.getLogger(__name__)
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def _refusals(handler: Handler) -> Handler:
+    """Map a refused request to its status code with a clear message; the node keeps serving."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: AirNodeService, request: Any, context: grpc.aio.ServicerContext) -> Any:  # type: ignore[type-arg]
+        try:
+            return await handler(self, request, context)
+        except NodeError as e:
+            log.info("%s refused: %s", handler.__name__, e.message)
+            await context.abort(e.code, e.message)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _peer(p: pb.Peer) -> PeerInfo:
+    return PeerInfo(node_id=p.node_id, address=p.address)
+
+
+def _proto_peer(p: PeerInfo) -> pb.Peer:
+    return pb.Peer(node_id=p.node_id, address=p.address)
+
+
+def _reply(outcome: Outcome) -> pb.MembershipReply:
+    return pb.MembershipReply(changed=outcome.changed, message=outcome.message)
+
+
+class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    # -- membership -----------------------------------------------------------------------
+
+    @_refusals
+    async def CreateLocalPeer(
+        self, request: pb.CreateLocalPeerRequest, context: Any
+    ) -> pb.MembershipReply:
+        peers = [_peer(p) for p in request.peers]
+        return _reply(
+            await self.node.create_local_peer(
+                request.region, peers, request.active, request.await_snapshot
+            )
+        )
+
+    @_refusals
+    async def DeleteLocalPeer(self, request: pb.RegionRequest, context: Any) -> pb.MembershipReply:
+        return _reply(await self.node.delete_local_peer(request.region))
+
+    @_refusals
+    async def SetActive(self, request: pb.SetActiveRequest, context: Any) -> pb.MembershipReply:
+        return _reply(
+            await self.node.set_active(request.region, request.active, request.for_deletion)
+        )
+
+    @_refusals
+    async def CreateChannel(
+        self, request: pb.CreateChannelRequest, context: Any
+    ) -> pb.MembershipReply:
+        return _reply(
+            await self.node.create_channel(
+                request.region, _peer(request.receiver), request.snapshot
+            )
+        )
+
+    @_refusals
+    async def DropChannel(self, request: pb.DropChannelRequest, context: Any) -> pb.MembershipReply:
+        return _reply(await self.node.drop_channel(request.region, request.receiver_id))
+
+    @_refusals
+    async def ResetPeerList(
+        self, request: pb.ResetPeerListRequest, context: Any
+    ) -> pb.MembershipReply:
+        peers = [_peer(p) for p in request.peers]
+        return _reply(await self.node.reset_peer_list(request.region, peers))
+
+    # -- progress -------------------------------------------------------------------------
+
+    @_refusals
+    async def GetProgress(self, request: pb.RegionRequest, context: Any) -> pb.Progress:
+        replica = self.node.progress(request.region)
+        top = replica.max_assigned()
+        meta = replica.meta
+        return pb.Progress(
+            region=replica.region,
+            applied=replica.applied(),
+            max_assigned=top,
+            channels=[
+                pb.ChannelProgress(
+                    name=channel_name(replica.region, self.node.node_id, rid),
+                    receiver=_proto_peer(state.receiver),
+                    snapshot=state.snapshot,
+                    status=state.status,
+                    acked=state.acked,
+                    lag=max(top - state.acked, 0),
+                )
+                for rid, state in sorted(meta.channels.items())
+            ],
+            active=meta.active,
+            installed=replica.installed,
+            leaving=meta.leaving,
+            peers=[_proto_peer(p) for p in meta.peers],
+        )
+
+    @_refusals
+    async def CheckTransferComplete(
+        self, request: pb.CheckTransferCompleteRequest, context: Any
+    ) -> pb.CheckTransferCompleteReply:
+        check = self.node.check_transfer_complete(request.region, dict(request.target))
+        return pb.CheckTransferCompleteReply(
+            complete=check.complete, lag=check.lag, total_lag=sum(check.lag.values())
+        )
+
+    @_refusals
+    async def GetReleaseStatus(
+        self, request: pb.RegionRequest, context: Any
+    ) -> pb.ReleaseStatusReply:
+        status = self.node.release_status(request.region)
+        return pb.ReleaseStatusReply(
+            released=status.released, exists=status.exists, detail=status.detail
+        )
+
+    # -- data -----------------------------------------------------------------------------
+
+    @_refusals
+    async def Write(self, request: pb.WriteRequest, context: Any) -> pb.WriteReply:
+        rows = [(p.series, p.timestamp, p.value) for p in request.points]
+        seq = await self.node.write(request.region, rows)
+        return pb.WriteReply(origin=self.node.node_id, seq=seq, count=len(rows))
+
+    @_refusals
+    async def Read(self, request: pb.ReadRequest, context: Any) -> pb.ReadReply:
+        rows = await self.node.read(
+            request.region, request.series, request.start, request.end or None
+        )
+        return pb.ReadReply(points=[pb.Point(series=s, timestamp=t, value=v) for s, t, v in rows])
+
+    @_refusals
+    async def Digest(self, request: pb.RegionRequest, context: Any) -> pb.DigestReply:
+        d = await self.node.digest(request.region)
+        replica = self.node.progress(request.region)
+        return pb.DigestReply(
+            region=request.region,
+            count=d.count,
+            hash=d.hash,
+            active=replica.meta.active,
+            installed=replica.installed,
+        )
+
+    @_refusals
+    async def ListRegions(
+        self, request: pb.ListRegionsRequest, context: Any
+    ) -> pb.ListRegionsReply:
+        return pb.ListRegionsReply(
+            node_id=self.node.node_id,
+            regions=[
+                pb.RegionInfo(
+                    region=r.region,
+                    peers=[_proto_peer(p) for p in r.meta.peers],
+                    active=r.meta.active,
+                    installed=r.installed,
+                    leaving=r.meta.leaving,
+                )
+                for _, r in sorted(self.node.replicas.items())
+            ],
+        )
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def Transfer(
+        self,
+        request_iterator: AsyncIterator[pb.TransferRequest],
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    ) -> AsyncIterator[pb.TransferReply]:
+        """Receive a channel: a hello, then batches, each answered with the applied vector."""
+        replica: Replica | None = None
+        sender = 0
+        try:
+            async for request in request_iterator:
+                if request.HasField("hello"):
+                    sender = request.hello.sender
+                    if replica is None:
+                        replica = self.node.inbound_replica(request.hello.region, sender)
+                        replica.inbound += 1
+                elif replica is None:
+                    raise NodeError(
+                        grpc.StatusCode.INVALID_ARGUMENT, "a transfer must start with a hello"
+                    )
+                else:
+                    await self.node.apply(replica, sender, from_proto(request.batch))
+                yield pb.TransferReply(installed=replica.installed, applied=replica.applied())
+        except NodeError as e:
+            await context.abort(e.code, e.message)
+        except GapError as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        except ValueError as e:  # a batch whose seqs and points do not pair up
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed batch: {e}")
+        finally:
+            if replica is not None:
+                replica.inbound -= 1
+
+    async def InstallSnapshot(
+        self,
+        request_iterator: AsyncIterator[pb.SnapshotChunk],
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    ) -> pb.SnapshotReply:
+        """Receive a whole store into a side file; install it with one rename when complete."""
+        try:
+            return await self._install_snapshot(request_iterator)
+        except NodeError as e:
+            await context.abort(e.code, e.message)
+            raise  # unreachable: abort raises
+
+    async def _install_snapshot(self, chunks: AsyncIterator[pb.SnapshotChunk]) -> pb.SnapshotReply:
+        replica: Replica | None = None
+        digest = hashlib.sha256()
+        size = 0
+        f = None
+        try:
+            async for chunk in chunks:
+                if replica is None:
+                    replica = self.node.inbound_replica(chunk.region, chunk.sender)
+                    if replica.installed:
+                        return pb.SnapshotReply(installed=True, applied=replica.applied())
+                    path = replica.path / f"snapshot.in.{chunk.sender}"
+                    f = await asyncio.to_thread(open, path, "wb")
+                assert f is not None
+                await asyncio.to_thread(f.write, chunk.data)
+                digest.update(chunk.data)
+                size += len(chunk.data)
+                if chunk.last:
+                    if chunk.sha256 != digest.hexdigest():
+                        raise NodeError(
+                            grpc.StatusCode.DATA_LOSS,
+                            f"snapshot checksum mismatch ({size} bytes received)",
+                        )
+                    await asyncio.to_thread(_close_durably, f)
+                    f = None
+                    await replica.install(path)
+                    return pb.SnapshotReply(installed=True, bytes=size, applied=replica.applied())
+            raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "snapshot stream ended early")
+        finally:
+            if f is not None:
+                f.close()
+                os.unlink(f.name)
+
+
+def _close_durably(f: Any) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+    f.close()
+    fsync_dir(Path(f.name).parent)

@@ -1,0 +1,322 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Peer(_message.Message):
+    __slots__ = ("node_id", "address")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    address: str
+    def __init__(self, node_id: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
+
+class Point(_message.Message):
+    __slots__ = ("series", "timestamp", "value")
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    series: str
+    timestamp: int
+    value: float
+    def __init__(self, series: _Optional[str] = ..., timestamp: _Optional[int] = ..., value: _Optional[float] = ...) -> None: ...
+
+class MembershipReply(_message.Message):
+    __slots__ = ("changed", "message")
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    message: str
+    def __init__(self, changed: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+
+class RegionRequest(_message.Message):
+    __slots__ = ("region",)
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    def __init__(self, region: _Optional[int] = ...) -> None: ...
+
+class CreateLocalPeerRequest(_message.Message):
+    __slots__ = ("region", "peers", "active", "await_snapshot")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    AWAIT_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    peers: _containers.RepeatedCompositeFieldContainer[Peer]
+    active: bool
+    await_snapshot: bool
+    def __init__(self, region: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., active: _Optional[bool] = ..., await_snapshot: _Optional[bool] = ...) -> None: ...
+
+class SetActiveRequest(_message.Message):
+    __slots__ = ("region", "active", "for_deletion")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    FOR_DELETION_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    active: bool
+    for_deletion: bool
+    def __init__(self, region: _Optional[int] = ..., active: _Optional[bool] = ..., for_deletion: _Optional[bool] = ...) -> None: ...
+
+class CreateChannelRequest(_message.Message):
+    __slots__ = ("region", "receiver", "snapshot")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    receiver: Peer
+    snapshot: bool
+    def __init__(self, region: _Optional[int] = ..., receiver: _Optional[_Union[Peer, _Mapping]] = ..., snapshot: _Optional[bool] = ...) -> None: ...
+
+class DropChannelRequest(_message.Message):
+    __slots__ = ("region", "receiver_id")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_ID_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    receiver_id: int
+    def __init__(self, region: _Optional[int] = ..., receiver_id: _Optional[int] = ...) -> None: ...
+
+class ResetPeerListRequest(_message.Message):
+    __slots__ = ("region", "peers")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    peers: _containers.RepeatedCompositeFieldContainer[Peer]
+    def __init__(self, region: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ...) -> None: ...
+
+class ChannelProgress(_message.Message):
+    __slots__ = ("name", "receiver", "snapshot", "status", "acked", "lag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ACKED_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    receiver: Peer
+    snapshot: bool
+    status: str
+    acked: int
+    lag: int
+    def __init__(self, name: _Optional[str] = ..., receiver: _Optional[_Union[Peer, _Mapping]] = ..., snapshot: _Optional[bool] = ..., status: _Optional[str] = ..., acked: _Optional[int] = ..., lag: _Optional[int] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("region", "applied", "max_assigned", "channels", "active", "installed", "leaving", "peers")
+    class AppliedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    MAX_ASSIGNED_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    applied: _containers.ScalarMap[int, int]
+    max_assigned: int
+    channels: _containers.RepeatedCompositeFieldContainer[ChannelProgress]
+    active: bool
+    installed: bool
+    leaving: bool
+    peers: _containers.RepeatedCompositeFieldContainer[Peer]
+    def __init__(self, region: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ..., max_assigned: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelProgress, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ...) -> None: ...
+
+class CheckTransferCompleteRequest(_message.Message):
+    __slots__ = ("region", "target")
+    class TargetEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    target: _containers.ScalarMap[int, int]
+    def __init__(self, region: _Optional[int] = ..., target: _Optional[_Mapping[int, int]] = ...) -> None: ...
+
+class CheckTransferCompleteReply(_message.Message):
+    __slots__ = ("complete", "lag", "total_lag")
+    class LagEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_LAG_FIELD_NUMBER: _ClassVar[int]
+    complete: bool
+    lag: _containers.ScalarMap[int, int]
+    total_lag: int
+    def __init__(self, complete: _Optional[bool] = ..., lag: _Optional[_Mapping[int, int]] = ..., total_lag: _Optional[int] = ...) -> None: ...
+
+class ReleaseStatusReply(_message.Message):
+    __slots__ = ("released", "exists", "detail")
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    released: bool
+    exists: bool
+    detail: str
+    def __init__(self, released: _Optional[bool] = ..., exists: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class WriteRequest(_message.Message):
+    __slots__ = ("region", "points")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    def __init__(self, region: _Optional[int] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+
+class WriteReply(_message.Message):
+    __slots__ = ("origin", "seq", "count")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    origin: int
+    seq: int
+    count: int
+    def __init__(self, origin: _Optional[int] = ..., seq: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+
+class ReadRequest(_message.Message):
+    __slots__ = ("region", "series", "start", "end")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    series: str
+    start: int
+    end: int
+    def __init__(self, region: _Optional[int] = ..., series: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class ReadReply(_message.Message):
+    __slots__ = ("points",)
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    def __init__(self, points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+
+class DigestReply(_message.Message):
+    __slots__ = ("region", "count", "hash", "active", "installed")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    count: int
+    hash: str
+    active: bool
+    installed: bool
+    def __init__(self, region: _Optional[int] = ..., count: _Optional[int] = ..., hash: _Optional[str] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ...) -> None: ...
+
+class RegionInfo(_message.Message):
+    __slots__ = ("region", "peers", "active", "installed", "leaving")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    peers: _containers.RepeatedCompositeFieldContainer[Peer]
+    active: bool
+    installed: bool
+    leaving: bool
+    def __init__(self, region: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ...) -> None: ...
+
+class ListRegionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRegionsReply(_message.Message):
+    __slots__ = ("node_id", "regions")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    regions: _containers.RepeatedCompositeFieldContainer[RegionInfo]
+    def __init__(self, node_id: _Optional[int] = ..., regions: _Optional[_Iterable[_Union[RegionInfo, _Mapping]]] = ...) -> None: ...
+
+class TransferBatch(_message.Message):
+    __slots__ = ("after", "upto", "seqs", "points")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    UPTO_FIELD_NUMBER: _ClassVar[int]
+    SEQS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    after: int
+    upto: int
+    seqs: _containers.RepeatedScalarFieldContainer[int]
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    def __init__(self, after: _Optional[int] = ..., upto: _Optional[int] = ..., seqs: _Optional[_Iterable[int]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+
+class TransferHello(_message.Message):
+    __slots__ = ("region", "sender")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    sender: int
+    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ...) -> None: ...
+
+class TransferRequest(_message.Message):
+    __slots__ = ("hello", "batch")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    hello: TransferHello
+    batch: TransferBatch
+    def __init__(self, hello: _Optional[_Union[TransferHello, _Mapping]] = ..., batch: _Optional[_Union[TransferBatch, _Mapping]] = ...) -> None: ...
+
+class TransferReply(_message.Message):
+    __slots__ = ("installed", "applied")
+    class AppliedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    installed: bool
+    applied: _containers.ScalarMap[int, int]
+    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ...) -> None: ...
+
+class SnapshotChunk(_message.Message):
+    __slots__ = ("region", "sender", "data", "last", "sha256")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    sender: int
+    data: bytes
+    last: bool
+    sha256: str
+    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class SnapshotReply(_message.Message):
+    __slots__ = ("installed", "bytes", "applied")
+    class AppliedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    installed: bool
+    bytes: int
+    applied: _containers.ScalarMap[int, int]
+    def __init__(self, installed: _Optional[bool] = ..., bytes: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ...) -> None: ...
