@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 
+from node.channel import BATCH_POINTS
 from node.client import CHANNEL_OPTIONS
 from node.killpoints import KillPoints
 from node.metrics import serve_metrics
@@ -36,6 +37,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="full: fsync before every acknowledgement; normal: survive kill -9, not power loss",
     )
     p.add_argument("--guardian-interval", type=float, default=5.0, help="seconds")
+    p.add_argument(
+        "--transfer-batch-points",
+        type=int,
+        default=BATCH_POINTS,
+        help="points per channel batch (whole write batches are never split)",
+    )
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     if args.id <= 0:
@@ -53,6 +60,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.data_dir,
         sync=args.sync,
         guardian_interval=args.guardian_interval,
+        transfer_batch_points=args.transfer_batch_points,
         killpoints=killpoints,
     )
     server = grpc.aio.server(options=CHANNEL_OPTIONS)

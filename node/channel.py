@@ -38,10 +38,17 @@ class ReceiverNotReady(Exception):
 
 
 class Channel:
-    def __init__(self, replica: Replica, receiver_id: int, clients: NodeClients) -> None:
+    def __init__(
+        self,
+        replica: Replica,
+        receiver_id: int,
+        clients: NodeClients,
+        batch_points: int = BATCH_POINTS,
+    ) -> None:
         self.replica = replica
         self.receiver_id = receiver_id
         self.clients = clients
+        self.batch_points = batch_points
         self.name = channel_name(replica.region, replica.node_id, receiver_id)
         self._task: asyncio.Task[None] | None = None
 
@@ -109,7 +116,7 @@ class Channel:
         try:
             while self.state.status == "RUNNING":
                 batch = await asyncio.to_thread(
-                    fetch_origin, reader, self.replica.node_id, acked, BATCH_POINTS
+                    fetch_origin, reader, self.replica.node_id, acked, self.batch_points
                 )
                 if batch.upto <= acked:
                     if self.replica.meta.leaving:

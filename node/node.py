@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import grpc
 
-from node.channel import Channel
+from node.channel import BATCH_POINTS, Channel
 from node.client import NodeClients
 from node.files import atomic_publish_dir, atomic_remove_dir
 from node.killpoints import KillPoint, KillPoints
@@ -74,6 +74,7 @@ class Node:
         *,
         sync: SyncMode = "full",
         guardian_interval: float = 5.0,
+        transfer_batch_points: int = BATCH_POINTS,
         killpoints: KillPoints | None = None,
     ) -> None:
         self.node_id = node_id
@@ -81,6 +82,7 @@ class Node:
         self.data_dir = data_dir
         self.sync = sync
         self.guardian_interval = guardian_interval
+        self.transfer_batch_points = transfer_batch_points
         self.killpoints = killpoints or KillPoints(set(), data_dir / ".killpoints")
         self.clients = NodeClients()
         self.replicas: dict[int, Replica] = {}
@@ -152,7 +154,9 @@ class Node:
                 await runners.pop(receiver_id).stop()
                 METRICS.sync_lag.remove(region=replica.region, receiver=receiver_id)
         for receiver_id in replica.meta.channels:
-            runner = runners.setdefault(receiver_id, Channel(replica, receiver_id, self.clients))
+            runner = runners.setdefault(
+                receiver_id, Channel(replica, receiver_id, self.clients, self.transfer_batch_points)
+            )
             runner.start()
 
     async def _stop_channels(self, replica: Replica) -> None:

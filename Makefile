@@ -1,0 +1,38 @@
+# One command each, on a fresh machine: `make demo`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-quick lint stubs bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Everything, the slow chaos matrices included (what CI runs).
+test: lint
+	$(BIN)/pytest -q -ra
+
+# A developer's quick loop: everything but the tests marked slow.
+test-quick: lint
+	$(BIN)/pytest -q -ra -m "not slow"
+
+stubs: $(STAMP)
+	$(BIN)/python -m protos.generate
+
+bench: $(STAMP)
+	$(BIN)/python bench/transfer.py
+
+clean:
+	rm -rf $(VENV) .air build *.egg-info

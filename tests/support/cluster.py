@@ -1,0 +1,92 @@
+"""A cluster of real `airnode` processes on loopback ports, and what tests ask of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from node.client import NodeClients
+from node.launcher import NodeProcess
+from protos import air_node_pb2 as pb
+from protos import air_node_pb2_grpc as rpc
+from tests.support.waiting import eventually
+
+
+class Cluster:
+    def __init__(self, root: Path, guardian_interval: float = 1.0) -> None:
+        self.root = root
+        self.guardian_interval = guardian_interval
+        self.nodes: dict[int, NodeProcess] = {}
+        self.clients = NodeClients()
+
+    def add_node(
+        self,
+        node_id: int,
+        env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+        *,
+        start: bool = True,
+    ) -> NodeProcess:
+        """A node process on a free port; with `start=False`, only its address is reserved."""
+        node = NodeProcess(
+            node_id,
+            self.root / f"node{node_id}",
+            env=env,
+            extra_args=["--guardian-interval", str(self.guardian_interval), *(extra_args or [])],
+        )
+        self.nodes[node_id] = node
+        return node.start() if start else node
+
+    def stub(self, node_id: int) -> rpc.AirNodeStub:
+        return self.clients.stub(self.nodes[node_id].address)
+
+    def peer(self, node_id: int) -> pb.Peer:
+        return pb.Peer(node_id=node_id, address=self.nodes[node_id].address)
+
+    def peers(self, ids: list[int]) -> list[pb.Peer]:
+        return [self.peer(i) for i in ids]
+
+    def region_dir(self, node_id: int, region: int) -> Path:
+        return self.nodes[node_id].data_dir / f"region_{region}"
+
+    async def create_region(self, region: int, ids: list[int]) -> None:
+        for i in ids:
+            await self.stub(i).CreateLocalPeer(
+                pb.CreateLocalPeerRequest(region=region, peers=self.peers(ids), active=True)
+            )
+
+    async def digest(self, node_id: int, region: int) -> pb.DigestReply:
+        reply: pb.DigestReply = await self.stub(node_id).Digest(pb.RegionRequest(region=region))
+        return reply
+
+    async def progress(self, node_id: int, region: int) -> pb.Progress:
+        reply: pb.Progress = await self.stub(node_id).GetProgress(pb.RegionRequest(region=region))
+        return reply
+
+    async def converged(self, region: int, ids: list[int], count: int, timeout: float = 60) -> str:
+        """Wait until every replica holds exactly `count` points with one hash; return it."""
+
+        async def probe() -> list[tuple[int, str]]:
+            return [(d.count, d.hash) for d in [await self.digest(i, region) for i in ids]]
+
+        def same(ds: list[tuple[int, str]]) -> bool:
+            return len(set(ds)) == 1 and ds[0][0] == count
+
+        digests = await eventually(probe, same, timeout=timeout, what=f"region {region} converged")
+        return digests[0][1]
+
+    async def regions_of(self, node_id: int) -> dict[int, pb.RegionInfo]:
+        reply = await self.stub(node_id).ListRegions(pb.ListRegionsRequest())
+        return {r.region: r for r in reply.regions}
+
+    async def close(self) -> None:
+        for node in self.nodes.values():
+            node.kill()
+        await self.clients.close()
+
+
+def status_of(error: BaseException) -> grpc.StatusCode:
+    assert isinstance(error, grpc.aio.AioRpcError), error
+    code: grpc.StatusCode = error.code()
+    return code

@@ -1,0 +1,34 @@
+"""Await a condition instead of sleeping a guessed time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool] = bool,
+    *,
+    timeout: float = 30.0,
+    what: str = "condition",
+) -> T:
+    """Poll `probe` (20 ms, backing off to 500 ms) until `check` holds; else fail with the last."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    last: object = None
+    while True:
+        try:
+            last = await probe()
+            if check(last):
+                return last
+        except Exception as e:  # a node restarting answers with errors for a moment
+            last = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
