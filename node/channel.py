@@ -10,10 +10,8 @@ twice.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 
@@ -21,6 +19,7 @@ from node.backoff import Backoff
 from node.client import NodeClients
 from node.metrics import METRICS
 from node.replica import ChannelState, Replica, channel_name
+from node.snapshot import snapshot_chunks
 from node.store import OriginBatch, fetch_origin
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 TransferCall = grpc.aio.StreamStreamCall[pb.TransferRequest, pb.TransferReply]
 
 BATCH_POINTS = 20_000
-SNAPSHOT_CHUNK_BYTES = 4 * 1024 * 1024
 IDLE_WAIT_S = 1.0
 
 
@@ -148,34 +146,16 @@ class Channel:
         store = self.replica.store
         assert store is not None
         path = self.replica.path / f"snapshot.out.{self.receiver_id}"
-        await asyncio.to_thread(store.backup_to, path)
-        try:
-            size = path.stat().st_size
-            log.info("%s: sending snapshot of %d bytes", self.name, size)
-            reply = await stub.InstallSnapshot(self._chunks(path))
-            log.info("%s: snapshot installed=%s (%d bytes)", self.name, reply.installed, size)
-        finally:
-            path.unlink(missing_ok=True)
+        chunks = snapshot_chunks(store, path, self.replica.region, self.replica.node_id)
+        reply = await stub.InstallSnapshot(self._counted(chunks))
+        log.info("%s: snapshot of %d bytes, installed=%s", self.name, reply.bytes, reply.installed)
 
-    async def _chunks(self, path: Path) -> AsyncIterator[pb.SnapshotChunk]:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:  # noqa: ASYNC230 (opening is instant; reads are threaded)
-            data = await asyncio.to_thread(f.read, SNAPSHOT_CHUNK_BYTES)
-            while True:
-                following = await asyncio.to_thread(f.read, SNAPSHOT_CHUNK_BYTES)
-                digest.update(data)
-                last = not following
-                METRICS.transfer_bytes.inc(len(data), region=self.replica.region)
-                yield pb.SnapshotChunk(
-                    region=self.replica.region,
-                    sender=self.replica.node_id,
-                    data=data,
-                    last=last,
-                    sha256=digest.hexdigest() if last else "",
-                )
-                if last:
-                    return
-                data = following
+    async def _counted(
+        self, chunks: AsyncIterator[pb.SnapshotChunk]
+    ) -> AsyncIterator[pb.SnapshotChunk]:
+        async for chunk in chunks:
+            METRICS.transfer_bytes.inc(len(chunk.data), region=self.replica.region)
+            yield chunk
 
 
 async def _exchange(

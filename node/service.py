@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import hashlib
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
 from node.channel import from_proto
-from node.files import fsync_dir
 from node.node import Node, NodeError, Outcome
 from node.replica import PeerInfo, Replica, channel_name
+from node.snapshot import ChecksumMismatch, IncomingSnapshot
 from node.store import GapError
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
@@ -239,40 +235,25 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
 
     async def _install_snapshot(self, chunks: AsyncIterator[pb.SnapshotChunk]) -> pb.SnapshotReply:
         replica: Replica | None = None
-        digest = hashlib.sha256()
-        size = 0
-        f = None
+        incoming: IncomingSnapshot | None = None
         try:
             async for chunk in chunks:
                 if replica is None:
                     replica = self.node.inbound_replica(chunk.region, chunk.sender)
                     if replica.installed:
                         return pb.SnapshotReply(installed=True, applied=replica.applied())
-                    path = replica.path / f"snapshot.in.{chunk.sender}"
-                    f = await asyncio.to_thread(open, path, "wb")
-                assert f is not None
-                await asyncio.to_thread(f.write, chunk.data)
-                digest.update(chunk.data)
-                size += len(chunk.data)
+                    incoming = IncomingSnapshot(replica.path / f"snapshot.in.{chunk.sender}")
+                assert incoming is not None
+                await incoming.add(chunk.data)
                 if chunk.last:
-                    if chunk.sha256 != digest.hexdigest():
-                        raise NodeError(
-                            grpc.StatusCode.DATA_LOSS,
-                            f"snapshot checksum mismatch ({size} bytes received)",
-                        )
-                    await asyncio.to_thread(_close_durably, f)
-                    f = None
+                    try:
+                        path = await incoming.finish(chunk.sha256)
+                    except ChecksumMismatch as e:
+                        raise NodeError(grpc.StatusCode.DATA_LOSS, str(e)) from e
+                    size, incoming = incoming.size, None
                     await replica.install(path)
                     return pb.SnapshotReply(installed=True, bytes=size, applied=replica.applied())
             raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "snapshot stream ended early")
         finally:
-            if f is not None:
-                f.close()
-                os.unlink(f.name)
-
-
-def _close_durably(f: Any) -> None:
-    f.flush()
-    os.fsync(f.fileno())
-    f.close()
-    fsync_dir(Path(f.name).parent)
+            if incoming is not None:
+                await incoming.discard()

@@ -1,0 +1,136 @@
+"""How fast a new replica of a 1,000,000-point region becomes complete.
+
+Prints JSON: the snapshot transfer (the coordinator's channel to a new peer) as points/s and
+store bytes/s, beside, in the same run, the same region streamed point by point (a plain
+channel), the node's own batched ingest rate, and this machine's sequential disk write rate.
+Run: `python bench/transfer.py [--points N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from node.client import NodeClients
+from node.launcher import NodeProcess
+from protos import air_node_pb2 as pb
+
+REGION = 1
+BATCH = 10_000
+
+
+def disk_write_rate(directory: Path, total: int = 512 * 1024 * 1024) -> float:
+    """Sequential write in 4 MiB blocks, fsynced at the end (as `dd conv=fdatasync`): bytes/s."""
+    block = os.urandom(4 * 1024 * 1024)
+    path = directory / "dd.bin"
+    start = time.perf_counter()
+    with open(path, "wb") as f:
+        for _ in range(total // len(block)):
+            f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+    elapsed = time.perf_counter() - start
+    path.unlink()
+    return total / elapsed
+
+
+async def ingest(clients: NodeClients, node: NodeProcess, points: int) -> float:
+    """Write `points` in batches of 10,000, four in flight: points/s."""
+    stub = clients.stub(node.address)
+    sem = asyncio.Semaphore(4)
+
+    async def one(start: int) -> None:
+        async with sem:
+            rows = [
+                pb.Point(series=f"s{t % 100}", timestamp=t, value=float(t))
+                for t in range(start, min(start + BATCH, points))
+            ]
+            await stub.Write(pb.WriteRequest(region=REGION, points=rows))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(s) for s in range(0, points, BATCH)))
+    return points / (time.perf_counter() - began)
+
+
+async def bring_up(
+    clients: NodeClients, source: NodeProcess, new: NodeProcess, snapshot: bool
+) -> float:
+    """Add `new` as a replica of the region on `source`; seconds until it reaches the target."""
+    peers = [pb.Peer(node_id=n.node_id, address=n.address) for n in (source, new)]
+    await clients.stub(new.address).CreateLocalPeer(
+        pb.CreateLocalPeerRequest(region=REGION, peers=peers, await_snapshot=snapshot)
+    )
+    target = (
+        await clients.stub(source.address).GetProgress(pb.RegionRequest(region=REGION))
+    ).applied
+    check = pb.CheckTransferCompleteRequest(region=REGION, target=target)
+    began = time.perf_counter()
+    await clients.stub(source.address).CreateChannel(
+        pb.CreateChannelRequest(region=REGION, receiver=peers[1], snapshot=snapshot)
+    )
+    # a fixed 5 ms poll: the measurement's resolution, the same for both modes
+    while not (await clients.stub(new.address).CheckTransferComplete(check)).complete:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - began
+
+
+async def main(points: int) -> dict[str, object]:
+    clients = NodeClients()
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
+        root = Path(tmp)
+        source = NodeProcess(1, root / "n1").start()
+        nodes = [source]
+        try:
+            await clients.stub(source.address).CreateLocalPeer(
+                pb.CreateLocalPeerRequest(
+                    region=REGION, peers=[pb.Peer(node_id=1, address=source.address)], active=True
+                )
+            )
+            ingest_rate = await ingest(clients, source, points)
+            store_bytes = sum(
+                f.stat().st_size for f in (root / "n1" / "region_1").glob("store.db*")
+            )
+            results = {}
+            for node_id, mode, snapshot in ((2, "snapshot", True), (3, "streamed", False)):
+                new = NodeProcess(node_id, root / f"n{node_id}").start()
+                nodes.append(new)
+                seconds = await bring_up(clients, source, new, snapshot)
+                results[mode] = {
+                    "seconds": round(seconds, 3),
+                    "points_per_s": round(points / seconds),
+                    "store_mb_per_s": round(store_bytes / seconds / 1e6, 1),
+                }
+            disk = disk_write_rate(root)
+        finally:
+            for n in nodes:
+                n.terminate()
+            await clients.close()
+    snap = results["snapshot"]
+    return {
+        "points": points,
+        "store_bytes": store_bytes,
+        "new_replica_snapshot": snap,
+        "new_replica_streamed": results["streamed"],
+        "local_ingest_points_per_s": round(ingest_rate),
+        "disk_seq_write_mb_per_s": round(disk / 1e6, 1),
+        "ratios": {
+            "snapshot_vs_streamed": round(results["streamed"]["seconds"] / snap["seconds"], 2),
+            "snapshot_points_vs_local_ingest": round(snap["points_per_s"] / ingest_rate, 2),
+            "snapshot_store_bytes_vs_disk_write": round(snap["store_mb_per_s"] * 1e6 / disk, 2),
+        },
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--points", type=int, default=1_000_000)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.points)), indent=2))
