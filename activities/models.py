@@ -1,0 +1,101 @@
+"""Inputs and results of the activities (pydantic, through the SDK's pydantic converter)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from node.killpoints import KillPoint
+
+
+class Peer(BaseModel, frozen=True):
+    """A replica holder: node id and gRPC address, as the source's Peer."""
+
+    node_id: int
+    address: str
+
+
+class StepInput(BaseModel):
+    """What every step carries: the region, and the worker kill points around its side effect."""
+
+    region: int
+    kill_before: KillPoint | None = None
+    kill_after: KillPoint | None = None
+
+
+class NodeStep(StepInput):
+    """A step on one node."""
+
+    node: Peer
+
+
+class CreateLocalPeerInput(NodeStep):
+    peers: list[Peer]
+
+
+class SetActiveInput(NodeStep):
+    active: bool
+    for_deletion: bool = False
+    # A leaving node that stays unreachable this long is skipped, as the source does.
+    skip_if_down_after_s: float | None = None
+
+
+class ChannelsInput(StepInput):
+    """Tell `peers` to create (or drop) their channels to `target`."""
+
+    target: Peer
+    peers: list[Peer]
+    coordinator: Peer | None = None  # creates a snapshot channel, after the others
+
+
+class CaptureTargetInput(StepInput):
+    nodes: list[Peer]
+    origins: list[int] | None = None  # None: every origin
+
+
+class WaitTransferInput(StepInput):
+    receivers: list[Peer]
+    target: dict[int, int]
+    slice_s: float = 5.0  # return after this long so the workflow can show progress
+
+
+class ReplicaState(BaseModel):
+    node_id: int
+    address: str
+    peers: list[Peer]
+    active: bool
+    installed: bool
+    leaving: bool
+
+
+class RegionDescription(BaseModel):
+    region: int
+    replicas: list[ReplicaState] = Field(default_factory=list)
+    known_nodes: list[Peer] = Field(default_factory=list)
+    unreachable: list[int] = Field(default_factory=list)
+
+    def holders(self) -> list[int]:
+        return sorted(r.node_id for r in self.replicas)
+
+    def replica(self, node_id: int) -> ReplicaState | None:
+        return next((r for r in self.replicas if r.node_id == node_id), None)
+
+    def node(self, node_id: int) -> Peer | None:
+        return next((n for n in self.known_nodes if n.node_id == node_id), None)
+
+
+class StepResult(BaseModel):
+    changed: bool = False
+    skipped: bool = False  # the node was down and the step was skipped, as the source does
+    message: str = ""
+
+
+class TransferProgress(BaseModel):
+    complete: bool
+    lag: int  # seqs still to apply, summed over receivers and origins
+    rate: float = 0.0  # seqs per second over the slice
+    elapsed_s: float = 0.0
+    unreachable: list[int] = Field(default_factory=list)  # receivers that did not answer
+
+
+class ReleaseInput(NodeStep):
+    skip_if_down_after_s: float | None = None

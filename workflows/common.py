@@ -1,0 +1,191 @@
+"""What the membership workflows share: ids, search attributes, activity options, progress."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.membership import MembershipActivities
+    from activities.models import Peer, RegionDescription, WaitTransferInput
+    from workflows.models import Phase, Progress
+
+TASK_QUEUE = "air-replication"
+
+REGION_KEY = SearchAttributeKey.for_int("AirRegion")
+PHASE_KEY = SearchAttributeKey.for_keyword("AirPhase")
+NODES_KEY = SearchAttributeKey.for_keyword_list("AirNodes")
+KIND_KEY = SearchAttributeKey.for_keyword("AirKind")
+SEARCH_ATTRIBUTES = (REGION_KEY, PHASE_KEY, NODES_KEY, KIND_KEY)
+
+R = TypeVar("R")
+
+
+def region_workflow_id(region: int) -> str:
+    """One membership change per region at a time: every kind of change uses this id."""
+    return f"air-region-{region}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Timeouts and retries for one kind of activity."""
+
+    start_to_close: timedelta
+    schedule_to_close: timedelta | None = None
+    heartbeat: timedelta | None = None
+    max_interval: timedelta = timedelta(seconds=5)
+
+
+# A membership RPC: quick; retried while nodes are unreachable, for at most ten minutes.
+MEMBERSHIP = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10))
+# A wait slice: heartbeats, so a dead worker's slice is retried within seconds.
+WAIT = Options(timedelta(seconds=60), heartbeat=timedelta(seconds=10))
+# Cleanup after a failure: retried until done, however long a node stays away.
+ROLLBACK = Options(
+    timedelta(seconds=60), heartbeat=timedelta(seconds=10), max_interval=timedelta(seconds=30)
+)
+
+
+def skippable(down_timeout_s: float) -> Options:
+    """A step on a node that may be down: it waits `down_timeout_s`, then skips it."""
+    return Options(timedelta(seconds=down_timeout_s + 60), heartbeat=timedelta(seconds=10))
+
+
+def invalid(message: str) -> ApplicationError:
+    """Bad input: fail at once, change nothing."""
+    return ApplicationError(message, type="InvalidRequest", non_retryable=True)
+
+
+def require_node(description: RegionDescription, node_id: int, role: str) -> Peer:
+    node = description.node(node_id)
+    if node is None:
+        known = ", ".join(str(n.node_id) for n in description.known_nodes) or "none"
+        raise invalid(f"{role} node {node_id} is not in the cluster (known nodes: {known})")
+    return node
+
+
+def region_peers(description: RegionDescription) -> list[Peer]:
+    """The region's peer list, as its holders know it (their union, by node id)."""
+    if not description.replicas:
+        unreachable = description.unreachable
+        hint = f" (unreachable nodes: {unreachable})" if unreachable else ""
+        raise invalid(f"region {description.region} does not exist on any known node{hint}")
+    peers: dict[int, Peer] = {}
+    for replica in description.replicas:
+        for p in replica.peers:
+            peers.setdefault(p.node_id, p)
+    return [peers[i] for i in sorted(peers)]
+
+
+class MembershipWorkflow:
+    """Base of the three workflows: progress, phases, and one-line steps."""
+
+    kind: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+
+    @workflow.query
+    def progress(self) -> Progress:
+        if self._progress is None:
+            raise ApplicationError("the workflow has not started yet")
+        return self._progress
+
+    def begin(self, region: int, nodes: list[int]) -> Progress:
+        self._progress = Progress(kind=self.kind, region=region, nodes=nodes)
+        workflow.upsert_search_attributes(
+            [
+                REGION_KEY.value_set(region),
+                NODES_KEY.value_set([str(n) for n in nodes]),
+                KIND_KEY.value_set(self.kind),
+                PHASE_KEY.value_set(Phase.VALIDATING.value),
+            ]
+        )
+        self.show()
+        return self._progress
+
+    def enter(self, phase: Phase, message: str = "") -> None:
+        progress = self.progress()
+        if phase != progress.phase:
+            progress.phase = phase
+            workflow.upsert_search_attributes([PHASE_KEY.value_set(phase.value)])
+        progress.message = message
+        self.show()
+
+    def show(self) -> None:
+        """The UI's current details: phase, lag and rate, in Markdown."""
+        p = self.progress()
+        lines = [f"**{p.kind}** region {p.region}, nodes {p.nodes}", f"phase: **{p.phase}**"]
+        if p.lag is not None:
+            rate = f", {p.rate:.0f} seqs/s" if p.rate else ""
+            lines.append(f"lag: {p.lag} seqs{rate}")
+        if p.message:
+            lines.append(p.message)
+        workflow.set_current_details("\n\n".join(lines))
+
+    async def step(
+        self,
+        phase: Phase,
+        activity: Callable[[Any, Any], Awaitable[R]],
+        arg: Any,
+        summary: str,
+        options: Options = MEMBERSHIP,
+    ) -> R:
+        """One step: enter its phase, run its activity (shown with `summary` in the UI)."""
+        self.enter(phase)
+        result: R = await workflow.execute_activity_method(
+            activity,
+            arg,
+            summary=summary,
+            start_to_close_timeout=options.start_to_close,
+            schedule_to_close_timeout=options.schedule_to_close,
+            heartbeat_timeout=options.heartbeat,
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=200),
+                maximum_interval=options.max_interval,
+                non_retryable_error_types=["NodeRefused", "InvalidRequest"],
+            ),
+        )
+        self.progress().steps_done.append(summary)
+        return result
+
+    async def wait_transfer(
+        self, phase: Phase, receivers: list[Peer], target: dict[int, int], down_timeout_s: float
+    ) -> None:
+        """Wait, slice by slice, until `receivers` have applied `target`, showing lag and rate.
+
+        A receiver unreachable for `down_timeout_s` (workflow time, so it survives any crash)
+        fails the wait: an unreachable peer never counts as complete.
+        """
+        ids = [r.node_id for r in receivers]
+        down_since: timedelta | None = None
+        while True:
+            slice_ = await self.step(
+                phase,
+                MembershipActivities.wait_transfer_complete,
+                WaitTransferInput(
+                    region=self.progress().region, receivers=receivers, target=target
+                ),
+                f"wait until nodes {ids} applied {target}",
+                WAIT,
+            )
+            progress = self.progress()
+            progress.lag, progress.rate = slice_.lag, slice_.rate
+            self.show()
+            if slice_.complete:
+                return
+            now = timedelta(seconds=workflow.time())
+            down_since = (down_since or now) if slice_.unreachable else None
+            if down_since is not None and now - down_since > timedelta(seconds=down_timeout_s):
+                raise ApplicationError(
+                    f"nodes {slice_.unreachable} unreachable for over {down_timeout_s:.0f}s "
+                    "while waiting for the transfer",
+                    type="NodeDown",
+                    non_retryable=True,
+                )

@@ -1,0 +1,98 @@
+"""Inputs, results and progress of the workflows: plain JSON, so any Temporal client can start one.
+
+`temporal workflow start --type RegionMigrationWorkflow --task-queue air-replication
+ --workflow-id air-region-7 --input '{"region": 7, "from_node": 1, "to_node": 4}'`
+"""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import BaseModel, Field
+
+
+class AddPeerInput(BaseModel):
+    region: int
+    new_peer: int
+    coordinator: int | None = None  # default: a live holder chosen at random, as the source
+    down_timeout_s: float = 60.0  # the new peer unreachable this long fails (and rolls back)
+
+
+class RemovePeerInput(BaseModel):
+    region: int
+    peer: int
+    coordinator: int | None = None  # informational: the steps run in the worker
+    down_timeout_s: float = 30.0  # a leaving peer down this long is skipped, as the source
+
+
+class MigrationInput(BaseModel):
+    region: int
+    from_node: int
+    to_node: int
+    coordinator: int | None = None
+    down_timeout_s: float = 60.0
+
+
+class Phase(enum.StrEnum):
+    VALIDATING = "VALIDATING"
+    CREATING_LOCAL_PEER = "CREATING_LOCAL_PEER"
+    INACTIVATING_NEW_PEER = "INACTIVATING_NEW_PEER"
+    CREATING_CHANNELS = "CREATING_CHANNELS"
+    CAPTURING_TARGET = "CAPTURING_TARGET"
+    TRANSFERRING = "TRANSFERRING"
+    ACTIVATING = "ACTIVATING"
+    DROPPING_CHANNELS = "DROPPING_CHANNELS"
+    INACTIVATING_LEAVING_PEER = "INACTIVATING_LEAVING_PEER"
+    DRAINING = "DRAINING"
+    RELEASING = "RELEASING"
+    DELETING = "DELETING"
+    ROLLING_BACK = "ROLLING_BACK"
+    ADDING = "ADDING"  # migration: the add-peer child runs
+    REMOVING = "REMOVING"  # migration: the remove-peer child runs
+    DONE = "DONE"
+    ROLLED_BACK = "ROLLED_BACK"
+
+
+class Progress(BaseModel):
+    """What the `progress` query returns; the UI's current details show the same."""
+
+    kind: str
+    region: int
+    nodes: list[int]
+    phase: Phase = Phase.VALIDATING
+    steps_done: list[str] = Field(default_factory=list)
+    target: dict[int, int] = Field(default_factory=dict)
+    lag: int | None = None
+    rate: float | None = None  # seqs applied per second in the last wait slice
+    message: str = ""
+
+
+class AddPeerResult(BaseModel):
+    region: int
+    new_peer: int
+    coordinator: int
+    peers: list[int]  # the region's replicas afterwards
+    target: dict[int, int]
+
+
+class RemovePeerResult(BaseModel):
+    region: int
+    peer: int
+    peers: list[int]  # the region's replicas afterwards
+    clean: bool  # False when the leaving peer was down and steps were skipped
+    skipped_steps: list[str] = Field(default_factory=list)
+    # Of the leaving peer's own writes: what it had assigned (when reachable) and the highest
+    # seq the remaining peers had applied. When it was down, writes beyond that are gone.
+    leaving_max_assigned: int | None = None
+    applied_from_leaving: int = 0
+    message: str = ""
+
+
+class MigrationResult(BaseModel):
+    region: int
+    from_node: int
+    to_node: int
+    add: AddPeerResult
+    remove: RemovePeerResult | None = None
+    cancelled: bool = False
+    message: str = ""

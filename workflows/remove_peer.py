@@ -1,0 +1,144 @@
+"""RemovePeerWorkflow: the source's `removeRemotePeer`, then the leaving `deleteLocalPeer`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TypeVar
+
+from temporalio import workflow
+
+from workflows.common import (
+    MEMBERSHIP,
+    ROLLBACK,
+    MembershipWorkflow,
+    Options,
+    invalid,
+    region_peers,
+)
+from workflows.steps import Steps
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import Peer, RegionDescription
+    from node.killpoints import KillPoint as K
+    from workflows.models import Phase, RemovePeerInput, RemovePeerResult
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Removal:
+    region: int
+    leaving: Peer
+    remaining: list[Peer]
+    down_timeout_s: float
+    rollback: bool = False  # undoing an add: no kill points, retried until done
+
+    def kill(self, point: K) -> K | None:
+        return None if self.rollback else point
+
+    @property
+    def options(self) -> Options:
+        return ROLLBACK if self.rollback else MEMBERSHIP
+
+
+async def remove_peer_steps(wf: MembershipWorkflow, r: Removal) -> RemovePeerResult:
+    """The removal, step by step, as DESIGN.md section 5 lists it."""
+    steps, leaving, down = Steps(wf, r.region), r.leaving, r.down_timeout_s
+    skipped: list[str] = []
+    leaving_max: int | None = None
+
+    # 1. (REMOVE_PEER_COORDINATOR_INIT) the others drop their channels to the leaving peer
+    #    (AFTER_NOTIFY_PEERS_TO_REMOVE_REPLICATE_CHANNEL)
+    await steps.drop_channels(
+        leaving,
+        r.remaining,
+        r.kill(K.REMOVE_PEER_COORDINATOR_INIT),
+        r.kill(K.AFTER_NOTIFY_PEERS_TO_REMOVE_REPLICATE_CHANNEL),
+        r.options,
+    )
+    # 2. it stops taking user writes (BEFORE_INACTIVATE, AFTER_INACTIVATE on the node;
+    #    AFTER_INACTIVE_PEER)
+    inactive = await steps.inactivate_for_deletion(leaving, down, r.kill(K.AFTER_INACTIVE_PEER))
+    if inactive.skipped:
+        skipped += ["inactivate", "drain", "release", "delete"]
+    else:
+        # 3. its channels drain: the others apply every write it acknowledged
+        target = await steps.capture_target([leaving], origins=[leaving.node_id])
+        leaving_max = target.get(leaving.node_id, 0)
+        await wf.wait_transfer(Phase.DRAINING, r.remaining, target, down)
+        # 4. it releases every region resource (REMOVE_PEER_COORDINATOR_FINISH)
+        finish = r.kill(K.REMOVE_PEER_COORDINATOR_FINISH)
+        released = await steps.wait_release(leaving, down, finish)
+        # 5. its replica is deleted (BEFORE_DELETE, AFTER_DELETE on the node)
+        deleted = await steps.delete_local_peer(leaving, down)
+        skipped += [name for name, s in (("release", released), ("delete", deleted)) if s.skipped]
+
+    applied = await steps.capture_target(r.remaining, origins=[leaving.node_id])
+    return _result(r, skipped, leaving_max, applied.get(leaving.node_id, 0))
+
+
+def _result(
+    r: Removal, skipped: list[str], leaving_max: int | None, applied: int
+) -> RemovePeerResult:
+    leaving = r.leaving.node_id
+    if not skipped:
+        holders = [p.node_id for p in r.remaining]
+        message = f"node {leaving} removed from region {r.region}; all its writes are on {holders}"
+    else:
+        message = (
+            f"node {leaving} was down: skipped {', '.join(skipped)}. The remaining peers hold "
+            f"its writes up to seq {applied}; any it acknowledged beyond that are lost with it. "
+            "When it comes back it deletes its stale replica by itself."
+        )
+    return RemovePeerResult(
+        region=r.region,
+        peer=leaving,
+        peers=[p.node_id for p in r.remaining],
+        clean=not skipped,
+        skipped_steps=skipped,
+        leaving_max_assigned=leaving_max,
+        applied_from_leaving=applied,
+        message=message,
+    )
+
+
+def plan_removal(description: RegionDescription, req: RemovePeerInput) -> Removal:
+    """Validate the request against the region as its holders describe it."""
+    peers = region_peers(description)
+    leaving = next((p for p in peers if p.node_id == req.peer), None)
+    if leaving is None:
+        raise invalid(
+            f"node {req.peer} is not a peer of region {req.region} "
+            f"(peers: {[p.node_id for p in peers]})"
+        )
+    remaining = [p for p in peers if p.node_id != req.peer]
+    if not remaining:
+        raise invalid(f"node {req.peer} holds the last replica of region {req.region}")
+    return Removal(req.region, leaving, remaining, req.down_timeout_s)
+
+
+async def finish_even_if_cancelled(work: asyncio.Future[R]) -> tuple[R, bool]:
+    """Finish `work` even when the workflow is cancelled meanwhile; say whether it was."""
+    try:
+        return await asyncio.shield(work), False
+    except asyncio.CancelledError:
+        return await work, True
+
+
+@workflow.defn
+class RemovePeerWorkflow(MembershipWorkflow):
+    kind = "remove-peer"
+
+    @workflow.run
+    async def run(self, req: RemovePeerInput) -> RemovePeerResult:
+        self.begin(req.region, [req.peer])
+        removal = plan_removal(await Steps(self, req.region).describe(), req)
+        # Once started, a removal is finished even if cancelled: half a removal helps no one.
+        result, cancelled = await finish_even_if_cancelled(
+            asyncio.ensure_future(remove_peer_steps(self, removal))
+        )
+        if cancelled:
+            result.message += " (cancelled after the removal had started: it was finished)"
+        self.enter(Phase.DONE, result.message)
+        return result

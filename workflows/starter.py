@@ -1,0 +1,65 @@
+"""Starting membership changes from a client: one per region at a time, findable in the UI."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from workflows.add_peer import AddPeerWorkflow
+from workflows.common import KIND_KEY, NODES_KEY, REGION_KEY, TASK_QUEUE, region_workflow_id
+from workflows.migration import RegionMigrationWorkflow
+from workflows.models import AddPeerInput, MigrationInput, RemovePeerInput
+from workflows.remove_peer import RemovePeerWorkflow
+
+R = TypeVar("R")
+
+
+class RegionBusy(Exception):
+    """A membership change of the region is already running."""
+
+
+async def start_change(
+    client: Client,
+    request: MigrationInput | AddPeerInput | RemovePeerInput,
+    task_queue: str = TASK_QUEUE,
+) -> WorkflowHandle[Any, Any]:
+    """Start the workflow for `request`; refuse with `RegionBusy` if the region has one running."""
+    if isinstance(request, MigrationInput):
+        run: Any = RegionMigrationWorkflow.run
+        kind, nodes = RegionMigrationWorkflow.kind, [request.from_node, request.to_node]
+    elif isinstance(request, AddPeerInput):
+        run, kind, nodes = AddPeerWorkflow.run, AddPeerWorkflow.kind, [request.new_peer]
+    else:
+        run, kind, nodes = RemovePeerWorkflow.run, RemovePeerWorkflow.kind, [request.peer]
+    workflow_id = region_workflow_id(request.region)
+    try:
+        return await client.start_workflow(
+            run,
+            request,
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(REGION_KEY, request.region),
+                    SearchAttributePair(KIND_KEY, kind),
+                    SearchAttributePair(NODES_KEY, [str(n) for n in nodes]),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError as e:
+        running = await client.get_workflow_handle(workflow_id).describe()
+        raise RegionBusy(
+            f"region {request.region} already has a membership change running: "
+            f"{running.workflow_type} {workflow_id} (run {running.run_id}); "
+            "wait for it or cancel it first"
+        ) from e

@@ -1,0 +1,158 @@
+"""The membership steps as workflow calls: one method per step of DESIGN.md section 5.
+
+Each builds its activity's input, names it for the UI (the activity summary), and runs it
+with the options of its kind. Workflows then read as the step list, one line a step.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from workflows.common import MEMBERSHIP, MembershipWorkflow, Options, skippable
+
+with workflow.unsafe.imports_passed_through():
+    from activities.membership import MembershipActivities as A
+    from activities.models import (
+        CaptureTargetInput,
+        ChannelsInput,
+        CreateLocalPeerInput,
+        Peer,
+        RegionDescription,
+        ReleaseInput,
+        SetActiveInput,
+        StepResult,
+    )
+    from node.killpoints import KillPoint
+    from workflows.models import Phase
+
+
+def _ids(peers: list[Peer]) -> list[int]:
+    return [p.node_id for p in peers]
+
+
+class Steps:
+    def __init__(self, wf: MembershipWorkflow, region: int) -> None:
+        self.wf = wf
+        self.region = region
+
+    async def describe(self) -> RegionDescription:
+        return await self.wf.step(
+            Phase.VALIDATING, A.describe_region, self.region, f"describe region {self.region}"
+        )
+
+    async def create_local_peer(self, node: Peer, peers: list[Peer]) -> StepResult:
+        return await self.wf.step(
+            Phase.CREATING_LOCAL_PEER,
+            A.create_local_peer,
+            CreateLocalPeerInput(region=self.region, node=node, peers=peers),
+            f"create region {self.region} on node {node.node_id}, inactive, peers {_ids(peers)}",
+        )
+
+    async def inactivate(self, node: Peer) -> StepResult:
+        return await self.wf.step(
+            Phase.INACTIVATING_NEW_PEER,
+            A.inactivate_peer,
+            SetActiveInput(region=self.region, node=node, active=False),
+            f"inactivate node {node.node_id}",
+        )
+
+    async def create_channels(
+        self, target: Peer, peers: list[Peer], coordinator: Peer, kill_after: KillPoint
+    ) -> StepResult:
+        return await self.wf.step(
+            Phase.CREATING_CHANNELS,
+            A.notify_peers_to_create_channels,
+            ChannelsInput(
+                region=self.region,
+                target=target,
+                peers=peers,
+                coordinator=coordinator,
+                kill_after=kill_after,
+            ),
+            f"nodes {_ids(peers)} create channels to node {target.node_id} "
+            f"(snapshot from node {coordinator.node_id})",
+        )
+
+    async def capture_target(
+        self, nodes: list[Peer], origins: list[int] | None = None
+    ) -> dict[int, int]:
+        return await self.wf.step(
+            Phase.CAPTURING_TARGET,
+            A.capture_target,
+            CaptureTargetInput(region=self.region, nodes=nodes, origins=origins),
+            f"capture the target vector from nodes {_ids(nodes)}"
+            + (f", origins {origins}" if origins else ""),
+        )
+
+    async def activate(self, node: Peer, kill_after: KillPoint) -> StepResult:
+        return await self.wf.step(
+            Phase.ACTIVATING,
+            A.activate_peer,
+            SetActiveInput(region=self.region, node=node, active=True, kill_after=kill_after),
+            f"activate node {node.node_id}",
+        )
+
+    async def drop_channels(
+        self,
+        target: Peer,
+        peers: list[Peer],
+        kill_before: KillPoint | None,
+        kill_after: KillPoint | None,
+        options: Options = MEMBERSHIP,
+    ) -> StepResult:
+        return await self.wf.step(
+            Phase.DROPPING_CHANNELS,
+            A.notify_peers_to_drop_channels,
+            ChannelsInput(
+                region=self.region,
+                target=target,
+                peers=peers,
+                kill_before=kill_before,
+                kill_after=kill_after,
+            ),
+            f"nodes {_ids(peers)} drop their channels to node {target.node_id}",
+            options,
+        )
+
+    async def inactivate_for_deletion(
+        self, node: Peer, down_timeout_s: float, kill_after: KillPoint | None
+    ) -> StepResult:
+        return await self.wf.step(
+            Phase.INACTIVATING_LEAVING_PEER,
+            A.inactivate_peer,
+            SetActiveInput(
+                region=self.region,
+                node=node,
+                active=False,
+                for_deletion=True,
+                skip_if_down_after_s=down_timeout_s,
+                kill_after=kill_after,
+            ),
+            f"inactivate node {node.node_id} for deletion",
+            skippable(down_timeout_s),
+        )
+
+    async def wait_release(
+        self, node: Peer, down_timeout_s: float, kill_after: KillPoint | None
+    ) -> StepResult:
+        return await self.wf.step(
+            Phase.RELEASING,
+            A.wait_release,
+            ReleaseInput(
+                region=self.region,
+                node=node,
+                skip_if_down_after_s=down_timeout_s,
+                kill_after=kill_after,
+            ),
+            f"wait until node {node.node_id} released region {self.region}",
+            skippable(down_timeout_s),
+        )
+
+    async def delete_local_peer(self, node: Peer, down_timeout_s: float) -> StepResult:
+        return await self.wf.step(
+            Phase.DELETING,
+            A.delete_local_peer,
+            ReleaseInput(region=self.region, node=node, skip_if_down_after_s=down_timeout_s),
+            f"delete region {self.region} on node {node.node_id}",
+            skippable(down_timeout_s),
+        )
