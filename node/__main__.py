@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=BATCH_POINTS,
         help="points per channel batch (whole write batches are never split)",
     )
+    p.add_argument(
+        "--transfer-rate-limit",
+        type=float,
+        metavar="MB_PER_S",
+        help="cap on the bytes all outgoing channels send per second (default: none)",
+    )
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     if args.id <= 0:
@@ -61,6 +67,7 @@ async def serve(args: argparse.Namespace) -> None:
         sync=args.sync,
         guardian_interval=args.guardian_interval,
         transfer_batch_points=args.transfer_batch_points,
+        transfer_rate_limit=args.transfer_rate_limit * 1e6 if args.transfer_rate_limit else None,
         killpoints=killpoints,
     )
     server = grpc.aio.server(options=CHANNEL_OPTIONS)

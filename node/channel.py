@@ -21,6 +21,7 @@ from node.metrics import METRICS
 from node.replica import ChannelState, Replica, channel_name
 from node.snapshot import snapshot_chunks
 from node.store import OriginBatch, fetch_origin
+from node.throttle import Throttle
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
 
@@ -42,11 +43,13 @@ class Channel:
         receiver_id: int,
         clients: NodeClients,
         batch_points: int = BATCH_POINTS,
+        throttle: Throttle | None = None,
     ) -> None:
         self.replica = replica
         self.receiver_id = receiver_id
         self.clients = clients
         self.batch_points = batch_points
+        self.throttle = throttle or Throttle()
         self.name = channel_name(replica.region, replica.node_id, receiver_id)
         self._task: asyncio.Task[None] | None = None
 
@@ -71,6 +74,9 @@ class Channel:
     async def _run(self) -> None:
         backoff = Backoff()
         while self.state.status == "RUNNING":
+            if self.replica.meta.leaving and self.replica.max_assigned() == 0:
+                self._finish_draining()  # it never took a user write: nothing to drain
+                return
             if not self.replica.installed:
                 await self.replica.wait_changed(IDLE_WAIT_S)
                 continue
@@ -123,6 +129,7 @@ class Channel:
                     await self.replica.wait_changed(IDLE_WAIT_S)
                     continue
                 request = pb.TransferRequest(batch=_to_proto(batch))
+                await self.throttle.acquire(request.ByteSize())
                 METRICS.transfer_bytes.inc(request.ByteSize(), region=self.replica.region)
                 acked = self._acknowledge(await _exchange(call, request))
         finally:
@@ -154,6 +161,7 @@ class Channel:
         self, chunks: AsyncIterator[pb.SnapshotChunk]
     ) -> AsyncIterator[pb.SnapshotChunk]:
         async for chunk in chunks:
+            await self.throttle.acquire(len(chunk.data))
             METRICS.transfer_bytes.inc(len(chunk.data), region=self.replica.region)
             yield chunk
 

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import grpc
 
+from node.backoff import Backoff
 from node.channel import BATCH_POINTS, Channel
 from node.client import NodeClients
 from node.files import atomic_publish_dir, atomic_remove_dir
@@ -30,6 +31,8 @@ from node.killpoints import KillPoint, KillPoints
 from node.metrics import METRICS
 from node.replica import ChannelState, PeerInfo, Replica, ReplicaMeta
 from node.store import Digest, OriginBatch, Row, Store, SyncMode, digest, read_range
+from node.throttle import Throttle
+from protos import air_node_pb2 as pb
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -75,6 +78,7 @@ class Node:
         sync: SyncMode = "full",
         guardian_interval: float = 5.0,
         transfer_batch_points: int = BATCH_POINTS,
+        transfer_rate_limit: float | None = None,
         killpoints: KillPoints | None = None,
     ) -> None:
         self.node_id = node_id
@@ -83,12 +87,14 @@ class Node:
         self.sync = sync
         self.guardian_interval = guardian_interval
         self.transfer_batch_points = transfer_batch_points
+        self.throttle = Throttle(transfer_rate_limit)
         self.killpoints = killpoints or KillPoints(set(), data_dir / ".killpoints")
         self.clients = NodeClients()
         self.replicas: dict[int, Replica] = {}
         self._runners: dict[int, dict[int, Channel]] = defaultdict(dict)
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._guardian: asyncio.Task[None] | None = None
+        self._confirming: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -98,11 +104,13 @@ class Node:
         for replica in self.replicas.values():
             await self._sync_channels(replica)
         self._guardian = asyncio.create_task(self._guard(), name="guardian")
+        self._confirming = asyncio.create_task(self._confirm_memberships(), name="confirm")
 
     async def stop(self) -> None:
-        if self._guardian is not None:
-            self._guardian.cancel()
-            await asyncio.gather(self._guardian, return_exceptions=True)
+        for task in (self._guardian, self._confirming):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for region in list(self.replicas):
             replica = self.replicas.pop(region)
             await self._stop_channels(replica)
@@ -124,6 +132,7 @@ class Node:
             for partial in [*path.glob("snapshot.in.*"), *path.glob("snapshot.out.*")]:
                 partial.unlink()
             replica = Replica.load(self.node_id, path, self.sync)
+            replica.confirmed = replica.meta.peer_ids() <= {self.node_id}
             self.replicas[int(match.group(1))] = replica
             log.info(
                 "recovered region %d (active=%s, installed=%s, applied=%s)",
@@ -155,7 +164,10 @@ class Node:
                 METRICS.sync_lag.remove(region=replica.region, receiver=receiver_id)
         for receiver_id in replica.meta.channels:
             runner = runners.setdefault(
-                receiver_id, Channel(replica, receiver_id, self.clients, self.transfer_batch_points)
+                receiver_id,
+                Channel(
+                    replica, receiver_id, self.clients, self.transfer_batch_points, self.throttle
+                ),
             )
             runner.start()
 
@@ -418,6 +430,12 @@ class Node:
                     f"malformed point: series {series!r}, value {value} "
                     "(a series name and a finite value are required)",
                 )
+        if not replica.confirmed:
+            raise NodeError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"region {region} on node {self.node_id} restarted and is confirming with its "
+                "peers that it is still a member; retry shortly",
+            )
         if not replica.meta.active or not replica.installed:
             raise NodeError(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -471,6 +489,51 @@ class Node:
         METRICS.applied_points.inc(sum(1 for s in batch.seqs if s > before), region=replica.region)
         replica.notify()
         return applied
+
+    # -- membership after a restart ------------------------------------------------------
+
+    async def _confirm_memberships(self) -> None:
+        """Ask peers whether each recovered replica is still a member; delete it if not.
+
+        A node removed while it was down (the workflow skipped it, as the source does) learns
+        it here and deletes its stale replica by itself, never serving writes for it. It waits
+        until the peers that removed it hold all of its own writes, so none is lost.
+        """
+        backoff = Backoff(0.05, 2.0)
+        while pending := [r for r in self.replicas.values() if not r.confirmed]:
+            for replica in pending:
+                try:
+                    await self._confirm(replica)
+                except Exception:
+                    log.exception("confirming region %d failed", replica.region)
+            if any(not r.confirmed for r in self.replicas.values()):
+                await backoff.sleep()
+
+    async def _confirm(self, replica: Replica) -> None:
+        departed_by: list[int] = []
+        for peer in [p for p in replica.meta.peers if p.node_id != self.node_id]:
+            try:
+                progress = await self.clients.stub(peer.address).GetProgress(
+                    pb.RegionRequest(region=replica.region), timeout=2
+                )
+            except grpc.aio.AioRpcError:
+                continue
+            if self.node_id in {p.node_id for p in progress.peers}:
+                replica.confirmed = True
+                log.info("region %d: node %d confirms membership", replica.region, peer.node_id)
+                return
+            if self.node_id in progress.departed:
+                if progress.applied.get(self.node_id, 0) < replica.max_assigned():
+                    return  # its writes are still draining there: not yet
+                departed_by.append(peer.node_id)
+        if departed_by:
+            log.warning(
+                "region %d: nodes %s removed this node while it was away; deleting the stale "
+                "replica (they hold all of its writes)",
+                replica.region,
+                departed_by,
+            )
+            await self.delete_local_peer(replica.region)
 
     # -- guardian -------------------------------------------------------------------------
 

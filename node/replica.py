@@ -73,6 +73,8 @@ class Replica:
         self.sync = sync
         self.store: Store | None = None
         self.inbound = 0  # open Transfer streams into this replica
+        # Recovered replicas serve no user write until a peer confirms this node is a member.
+        self.confirmed = True
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"region-{meta.region}"
         )

@@ -122,6 +122,8 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
             installed=replica.installed,
             leaving=meta.leaving,
             peers=[_proto_peer(p) for p in meta.peers],
+            departed=meta.departed,
+            confirmed=replica.confirmed,
         )
 
     @_refusals

@@ -103,7 +103,7 @@ class ChannelProgress(_message.Message):
     def __init__(self, name: _Optional[str] = ..., receiver: _Optional[_Union[Peer, _Mapping]] = ..., snapshot: _Optional[bool] = ..., status: _Optional[str] = ..., acked: _Optional[int] = ..., lag: _Optional[int] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("region", "applied", "max_assigned", "channels", "active", "installed", "leaving", "peers")
+    __slots__ = ("region", "applied", "max_assigned", "channels", "active", "installed", "leaving", "peers", "departed", "confirmed")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,8 @@ class Progress(_message.Message):
     INSTALLED_FIELD_NUMBER: _ClassVar[int]
     LEAVING_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
+    DEPARTED_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_FIELD_NUMBER: _ClassVar[int]
     region: int
     applied: _containers.ScalarMap[int, int]
     max_assigned: int
@@ -127,7 +129,9 @@ class Progress(_message.Message):
     installed: bool
     leaving: bool
     peers: _containers.RepeatedCompositeFieldContainer[Peer]
-    def __init__(self, region: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ..., max_assigned: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelProgress, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ...) -> None: ...
+    departed: _containers.RepeatedScalarFieldContainer[int]
+    confirmed: bool
+    def __init__(self, region: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ..., max_assigned: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelProgress, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., departed: _Optional[_Iterable[int]] = ..., confirmed: _Optional[bool] = ...) -> None: ...
 
 class CheckTransferCompleteRequest(_message.Message):
     __slots__ = ("region", "target")
