@@ -110,13 +110,14 @@ class MembershipActivities:
         counting from the first failure instead of starting over.
         """
         backoff = Backoff(*POLL)
+        down_since = _heartbeat_detail("down_since")  # from an earlier attempt, if any
         while True:
             try:
                 return await self._call(node, rpc_call)
             except grpc.aio.AioRpcError as e:
                 if not _unreachable(e) or skip_if_down_after_s is None:
                     raise
-                down_since = _heartbeat_detail("down_since") or time.time()
+                down_since = down_since or time.time()
                 if time.time() - down_since >= skip_if_down_after_s:
                     return None
                 activity.heartbeat({"down_since": down_since})
@@ -368,7 +369,7 @@ def _rpc(method: str, request: Message) -> Callable[[rpc.AirNodeStub], Awaitable
 
 
 def _heartbeat_detail(key: str) -> float | None:
-    """A value this activity heartbeated before a retry (or a worker crash), if any."""
+    """A value the previous attempt of this activity heartbeated (before a crash), if any."""
     details = activity.info().heartbeat_details
     if details and isinstance(details[-1], dict) and key in details[-1]:
         return float(details[-1][key])

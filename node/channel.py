@@ -116,24 +116,20 @@ class Channel:
     async def _stream(self, call: TransferCall, acked: int) -> None:
         store = self.replica.store
         assert store is not None
-        reader = await asyncio.to_thread(store.reader)
-        try:
-            while self.state.status == "RUNNING":
-                batch = await asyncio.to_thread(
-                    fetch_origin, reader, self.replica.node_id, acked, self.batch_points
-                )
-                if batch.upto <= acked:
-                    if self.replica.meta.leaving:
-                        self._finish_draining()
-                        return
-                    await self.replica.wait_changed(IDLE_WAIT_S)
-                    continue
-                request = pb.TransferRequest(batch=_to_proto(batch))
-                await self.throttle.acquire(request.ByteSize())
-                METRICS.transfer_bytes.inc(request.ByteSize(), region=self.replica.region)
-                acked = self._acknowledge(await _exchange(call, request))
-        finally:
-            await asyncio.to_thread(reader.close)
+        while self.state.status == "RUNNING":
+            batch = await asyncio.to_thread(
+                store.query, fetch_origin, self.replica.node_id, acked, self.batch_points
+            )
+            if batch.upto <= acked:
+                if self.replica.meta.leaving:
+                    self._finish_draining()
+                    return
+                await self.replica.wait_changed(IDLE_WAIT_S)
+                continue
+            request = pb.TransferRequest(batch=_to_proto(batch))
+            await self.throttle.acquire(request.ByteSize())
+            METRICS.transfer_bytes.inc(request.ByteSize(), region=self.replica.region)
+            acked = self._acknowledge(await _exchange(call, request))
 
     def _acknowledge(self, reply: pb.TransferReply) -> int:
         acked = reply.applied.get(self.replica.node_id, 0)

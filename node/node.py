@@ -457,16 +457,7 @@ class Node:
         replica = self._get(region)
         if replica.store is None:
             return empty
-        store = replica.store
-
-        def run() -> R:
-            conn = store.reader()
-            try:
-                return fn(conn)
-            finally:
-                conn.close()
-
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(replica.store.query, fn)
 
     # -- receiving ------------------------------------------------------------------------
 

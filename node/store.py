@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 SyncMode = Literal["full", "normal"]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 Row = tuple[str, int, float]  # series, timestamp, value
 
@@ -81,7 +83,7 @@ def _connect(path: Path, sync: SyncMode) -> sqlite3.Connection:
 
 
 class Store:
-    """Single-writer store. Writers call from one thread at a time; readers use `reader()`."""
+    """Single-writer store. Writers call from one thread at a time; readers use `query()`."""
 
     FILE = "store.db"
 
@@ -102,6 +104,20 @@ class Store:
     def reader(self) -> sqlite3.Connection:
         """A connection for reads, which in WAL mode never block the writer."""
         return _connect(self.path, self.sync)
+
+    def query(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `fn` on a reader of its own, opened and closed in the calling thread.
+
+        A reader is never shared across threads, so a caller cancelled while the query still
+        runs in a worker thread leaves nothing half closed behind.
+        """
+        conn = self.reader()
+        try:
+            return fn(conn, *args, **kwargs)
+        finally:
+            conn.close()
 
     @property
     def applied(self) -> dict[int, int]:

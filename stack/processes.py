@@ -20,11 +20,20 @@ from node.__main__ import READY as NODE_READY
 from workflows.common import SEARCH_ATTRIBUTES
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Distinct ports free right now (all held open together, so none is handed out twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_ports(1, host)[0]
 
 
 class ManagedProcess:
@@ -157,8 +166,10 @@ class TemporalServer(ManagedProcess):
     ) -> None:
         super().__init__("temporal", db_file.with_suffix(".log"))
         self.db_file = db_file
-        self.port = port or free_port()
-        self.ui_port = ui_port or free_port()
+        ports = free_ports(4)
+        self.port = port or ports[0]
+        self.ui_port = ui_port or ports[1]
+        self._metrics_port, self._http_port = ports[2:]
         self.binary = binary or temporal_binary()
 
     @property
@@ -181,8 +192,8 @@ class TemporalServer(ManagedProcess):
             "--ui-ip", "127.0.0.1",
             "--port", str(self.port),
             "--ui-port", str(self.ui_port),
-            "--metrics-port", str(free_port()),
-            "--http-port", str(free_port()),
+            "--metrics-port", str(self._metrics_port),
+            "--http-port", str(self._http_port),
             "--db-filename", str(self.db_file),
             "--ui-disable-news-fetch",
             "--log-level", "warn",

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 from workflows.common import MembershipWorkflow, invalid, region_peers, require_node
 from workflows.remove_peer import Removal, remove_peer_steps
@@ -105,7 +105,7 @@ class AddPeerWorkflow(MembershipWorkflow):
         except (asyncio.CancelledError, Exception) as e:
             await roll_back(self, addition)
             self.enter(Phase.ROLLED_BACK, f"rolled back: {_reason(e)}")
-            if isinstance(e, asyncio.CancelledError):
+            if is_cancelled_exception(e):
                 raise
             raise ApplicationError(
                 f"adding node {req.new_peer} to region {req.region} failed and was rolled "
@@ -124,7 +124,7 @@ class AddPeerWorkflow(MembershipWorkflow):
 
 
 def _reason(error: BaseException) -> str:
-    if isinstance(error, asyncio.CancelledError):
+    if is_cancelled_exception(error):
         return "cancelled"
     cause = error
     while cause.__cause__ is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
+from temporalio.exceptions import ChildWorkflowError
 
 from workflows.add_peer import AddPeerWorkflow, choose_coordinator
 from workflows.common import MembershipWorkflow, invalid, region_peers, require_node
@@ -60,16 +61,21 @@ class RegionMigrationWorkflow(MembershipWorkflow):
 
         # ADD_REGION_PEER, CHECK_ADD_REGION_PEER: a failure rolls back and stops here
         self.enter(Phase.ADDING, f"adding node {req.to_node} (coordinator {coordinator.node_id})")
-        add = await workflow.execute_child_workflow(
-            AddPeerWorkflow.run,
-            AddPeerInput(
-                region=req.region,
-                new_peer=req.to_node,
-                coordinator=coordinator.node_id,
-                down_timeout_s=req.down_timeout_s,
-            ),
-            id=f"{me}/add-peer",
-        )
+        try:
+            add = await workflow.execute_child_workflow(
+                AddPeerWorkflow.run,
+                AddPeerInput(
+                    region=req.region,
+                    new_peer=req.to_node,
+                    coordinator=coordinator.node_id,
+                    down_timeout_s=req.down_timeout_s,
+                ),
+                id=f"{me}/add-peer",
+            )
+        except ChildWorkflowError:
+            # the child rolled back; a cancelled child cancels this workflow, a failed one fails it
+            self.enter(Phase.ROLLED_BACK, f"the addition of node {req.to_node} was rolled back")
+            raise
         # REMOVE_REGION_PEER, CHECK_REMOVE_REGION_PEER: once started, finished even if cancelled
         self.enter(Phase.REMOVING, f"removing node {req.from_node}")
         removal = workflow.execute_child_workflow(

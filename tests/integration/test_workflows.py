@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
-from tests.support.cluster import Cluster
+import itertools
+from typing import Any
+
+import grpc
+import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
+
+from protos import air_node_pb2 as pb
+from tests.support.cluster import Cluster, status_of
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
-from workflows.models import MigrationInput, MigrationResult
+from tests.support.waiting import eventually
+from workflows.models import (
+    AddPeerInput,
+    AddPeerResult,
+    MigrationInput,
+    MigrationResult,
+    Phase,
+    Progress,
+    RemovePeerInput,
+    RemovePeerResult,
+)
+from workflows.starter import RegionBusy
 
-REGION = 7
+_regions = itertools.count(100)
+
+
+@pytest.fixture
+def region() -> int:
+    """A region id no other test used: workflow ids derive from it, and histories must not mix."""
+    return next(_regions)
 
 
 async def assert_gone(cluster: Cluster, node_id: int, region: int, others: list[int]) -> None:
@@ -20,23 +47,258 @@ async def assert_gone(cluster: Cluster, node_id: int, region: int, others: list[
         assert node_id not in {p.node_id for p in progress.peers}
 
 
-async def test_migration_under_load(stack: Stack) -> None:
+async def test_migration_under_load(stack: Stack, region: int) -> None:
     cluster = stack.cluster
     for i in (1, 2, 3, 4):
         cluster.add_node(i)
-    await cluster.create_region(REGION, [1, 2, 3])
+    await cluster.create_region(region, [1, 2, 3])
     stack.start_worker()
-    load = LoadWriter(cluster, REGION, [1, 2, 3, 4]).start()
+    load = LoadWriter(cluster, region, [1, 2, 3, 4]).start()
     await load.wait_acked(200)
 
-    handle = await stack.start(MigrationInput(region=REGION, from_node=1, to_node=4))
+    handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=4))
     result = await handle.result()
     assert isinstance(result, MigrationResult)
     assert result.remove is not None and result.remove.clean, result
     await load.wait_acked(len(load.acked) + 200)
     acked = await load.stop()
 
-    await cluster.converged(REGION, [2, 3, 4], count=len(acked))
+    await cluster.converged(region, [2, 3, 4], count=len(acked))
     for i in (2, 3, 4):
-        assert await missing_points(cluster, i, REGION, acked) == []
-    await assert_gone(cluster, 1, REGION, [2, 3, 4])
+        assert await missing_points(cluster, i, region, acked) == []
+    await assert_gone(cluster, 1, region, [2, 3, 4])
+
+
+async def test_remove_peer_alone(stack: Stack, region: int) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3):
+        cluster.add_node(i)
+    await cluster.create_region(region, [1, 2, 3])
+    stack.start_worker()
+    load = LoadWriter(cluster, region, [1, 2, 3]).start()
+    await load.wait_acked(200)
+
+    handle = await stack.start(RemovePeerInput(region=region, peer=2))
+    result = await handle.result()
+    assert isinstance(result, RemovePeerResult)
+    assert result.clean and result.peers == [1, 3], result
+    assert result.applied_from_leaving == result.leaving_max_assigned
+    acked = await load.stop()
+
+    await cluster.converged(region, [1, 3], count=len(acked))
+    for i in (1, 3):
+        assert await missing_points(cluster, i, region, acked) == []
+    await assert_gone(cluster, 2, region, [1, 3])
+
+
+async def test_add_peer_alone(stack: Stack, region: int) -> None:
+    cluster = stack.cluster
+    for i in (1, 2):
+        cluster.add_node(i)
+    await cluster.create_region(region, [1])
+    stack.start_worker()
+    load = LoadWriter(cluster, region, [1, 2]).start()
+    await load.wait_acked(200)
+
+    handle = await stack.start(AddPeerInput(region=region, new_peer=2))
+    result = await handle.result()
+    assert isinstance(result, AddPeerResult)
+    assert (result.peers, result.coordinator) == ([1, 2], 1)
+    await load.wait_acked(len(load.acked) + 200)
+    acked = await load.stop()
+
+    await cluster.converged(region, [1, 2], count=len(acked))
+    for i in (1, 2):
+        assert await missing_points(cluster, i, region, acked) == []
+    assert (await cluster.progress(2, region)).max_assigned > 0, "node 2 took no user write"
+
+
+BAD_MIGRATIONS = {  # (from, to), what the error says
+    "unknown region": ((1, 4), "does not exist"),
+    "from not a peer": ((4, 3), "not a peer"),
+    "to already a peer": ((1, 2), "already a peer"),
+    "from equals to": ((1, 1), "same node"),
+    "unknown node": ((1, 9), "not in the cluster"),
+    "destination down": ((1, 5), "cannot be reached"),
+}
+
+
+async def scheduled_activities(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    history = await handle.fetch_history()
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+async def cluster_state(cluster: Cluster, ids: list[int], region: int) -> list[object]:
+    state: list[object] = []
+    for i in ids:
+        regions = await cluster.regions_of(i)
+        state.append(
+            sorted((r, sorted(p.node_id for p in info.peers)) for r, info in regions.items())
+        )
+        if region in regions:
+            state.append((await cluster.digest(i, region)).hash)
+    return state
+
+
+async def test_bad_input_fails_fast_and_changes_nothing(stack: Stack, region: int) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3, 4):
+        cluster.add_node(i)
+    cluster.add_node(5, start=False)  # in the cluster file, never started
+    await cluster.create_region(region, [1, 2, 3])
+    await cluster.stub(1).Write(pb.WriteRequest(region=region, points=[pb.Point(series="a")]))
+    await cluster.converged(region, [1, 2, 3], count=1)
+    stack.start_worker()
+    before = await cluster_state(cluster, [1, 2, 3, 4], region)
+
+    for case, ((source, destination), message) in BAD_MIGRATIONS.items():
+        target = region + 1000 if case == "unknown region" else region
+        handle = await stack.start(
+            MigrationInput(region=target, from_node=source, to_node=destination)
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+        cause = failed.value.cause
+        assert isinstance(cause, ApplicationError), case
+        assert cause.type == "InvalidRequest", (case, cause)
+        assert message in cause.message, (case, cause.message)
+        assert await scheduled_activities(handle) == ["describe_region"], case
+
+    assert await cluster_state(cluster, [1, 2, 3, 4], region) == before
+
+
+async def test_second_change_of_a_busy_region_is_refused(stack: Stack, region: int) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3):
+        cluster.add_node(i)
+    await cluster.create_region(region, [1, 2])
+    # no worker yet: the first migration stays running
+    first = await stack.start(MigrationInput(region=region, from_node=1, to_node=3))
+    with pytest.raises(RegionBusy) as refused:
+        await stack.start(RemovePeerInput(region=region, peer=2))
+    assert f"region {region} already has a membership change running" in str(refused.value)
+    assert "RegionMigrationWorkflow" in str(refused.value) and first.id in str(refused.value)
+
+
+async def fill(cluster: Cluster, region: int, node_id: int, points: int, batch: int = 5000) -> None:
+    for start in range(0, points, batch):
+        rows = [
+            pb.Point(series=f"f{t % 10}", timestamp=t, value=t) for t in range(start, start + batch)
+        ]
+        await cluster.stub(node_id).Write(pb.WriteRequest(region=region, points=rows))
+
+
+async def wait_for_phase(stack: Stack, handle: WorkflowHandle[Any, Any], phase: Phase) -> Progress:
+    return await eventually(
+        lambda: stack.progress(handle), lambda p: p.phase == phase, what=f"phase {phase}"
+    )
+
+
+async def test_cancel_mid_transfer_leaves_the_cluster_as_before(stack: Stack, region: int) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3):  # 1 MB/s: the snapshot of a few MB takes seconds
+        cluster.add_node(i, extra_args=["--transfer-rate-limit", "1"])
+    await cluster.create_region(region, [1, 2])
+    await fill(cluster, region, 1, 60_000)
+    await cluster.converged(region, [1, 2], count=60_000, timeout=120)
+    stack.start_worker()
+    before = await cluster_state(cluster, [1, 2, 3], region)
+
+    handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=3))
+    child = stack.client.get_workflow_handle(f"{handle.id}/add-peer")
+    transferring = await wait_for_phase(stack, child, Phase.TRANSFERRING)
+    assert transferring.lag is None or transferring.lag > 0
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    assert is_cancelled_exception(failed.value.cause), failed.value.cause
+    assert (await stack.progress(child)).phase == Phase.ROLLED_BACK
+
+    assert await cluster_state(cluster, [1, 2, 3], region) == before
+    assert not cluster.region_dir(3, region).exists()
+    for i in (1, 2):
+        progress = await cluster.progress(i, region)
+        assert 3 not in {c.receiver.node_id for c in progress.channels}
+
+
+async def test_remove_a_peer_that_is_down_then_it_comes_back(stack: Stack, region: int) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3):
+        cluster.add_node(i)
+    await cluster.create_region(region, [1, 2, 3])
+    for i in (1, 2, 3):
+        await cluster.stub(i).Write(
+            pb.WriteRequest(region=region, points=[pb.Point(series=f"n{i}")])
+        )
+    await cluster.converged(region, [1, 2, 3], count=3)
+    stack.start_worker()
+    cluster.nodes[3].kill()
+
+    handle = await stack.start(RemovePeerInput(region=region, peer=3, down_timeout_s=1))
+    result = await handle.result()
+    assert isinstance(result, RemovePeerResult)
+    assert not result.clean and "inactivate" in result.skipped_steps
+    assert result.applied_from_leaving == 1 and "lost" in result.message
+
+    cluster.nodes[3].start()
+    write = pb.WriteRequest(region=region, points=[pb.Point(series="late")])
+
+    async def refused_until_gone() -> bool:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await cluster.stub(3).Write(write)
+        assert status_of(refused.value) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND)
+        return region not in await cluster.regions_of(3)
+
+    await eventually(refused_until_gone, what="node 3 deleting its stale replica")
+    assert not cluster.region_dir(3, region).exists()
+    await cluster.converged(region, [1, 2], count=3)
+
+
+async def test_progress_is_visible_as_it_moves(stack: Stack, region: int) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3):  # 0.5 MB/s: the snapshot of a few MB takes seconds
+        cluster.add_node(i, extra_args=["--transfer-rate-limit", "0.5"])
+    await cluster.create_region(region, [1, 2])
+    await fill(cluster, region, 1, 60_000)
+    await cluster.converged(region, [1, 2], count=60_000, timeout=120)
+    stack.start_worker()
+
+    handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=3))
+    seen: list[Phase] = []
+
+    async def watch() -> Phase:
+        phase = (await stack.progress(handle)).phase
+        if not seen or seen[-1] != phase:
+            seen.append(phase)
+        return phase
+
+    child = stack.client.get_workflow_handle(f"{handle.id}/add-peer")
+    lag = (await wait_for_phase(stack, child, Phase.TRANSFERRING)).lag
+    details = await current_details(child)
+    assert "phase: **TRANSFERRING**" in details, details
+    region_query = f"AirRegion = {region} AND AirPhase = 'TRANSFERRING'"
+    listed = await eventually(
+        lambda: _ids(stack, region_query), lambda ids: child.id in ids, what="search by phase"
+    )
+    assert child.id in listed
+    await eventually(watch, lambda p: p == Phase.DONE, timeout=120, what="migration done")
+    await handle.result()
+
+    assert seen[0] in (Phase.VALIDATING, Phase.ADDING) and seen[-1] == Phase.DONE
+    assert seen.index(Phase.REMOVING) > seen.index(Phase.ADDING)
+    touching_3 = await _ids(stack, f"AirNodes = '3' AND AirRegion = {region}")
+    assert {handle.id, child.id} <= touching_3
+    assert lag is None or lag >= 0
+
+
+async def _ids(stack: Stack, query: str) -> set[str]:
+    return {w.id async for w in stack.client.list_workflows(query)}
+
+
+async def current_details(handle: WorkflowHandle[Any, Any]) -> str:
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return str(metadata.current_details)

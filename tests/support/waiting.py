@@ -16,8 +16,9 @@ async def eventually(
     *,
     timeout: float = 30.0,
     what: str = "condition",
+    max_delay: float = 0.2,
 ) -> T:
-    """Poll `probe` (20 ms, backing off to 500 ms) until `check` holds; else fail with the last."""
+    """Poll `probe` (20 ms, backing off to `max_delay`) until `check` holds; else fail."""
     deadline = time.monotonic() + timeout
     delay = 0.02
     last: object = None
@@ -31,4 +32,4 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
+        delay = min(delay * 2, max_delay)
