@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from stack.processes import TemporalServer
 from tests.support.cluster import Cluster
 from tests.support.stack import Stack
+
+HISTORIES = Path(__file__).parent / "histories"
 
 
 @pytest.fixture
@@ -32,10 +35,15 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tempor
 
 
 @pytest.fixture
-async def stack(cluster: Cluster, temporal_server: TemporalServer) -> AsyncIterator[Stack]:
+async def stack(
+    cluster: Cluster, temporal_server: TemporalServer, request: pytest.FixtureRequest
+) -> AsyncIterator[Stack]:
+    """With AIR_RECORD_HISTORIES=1, a passing test saves its histories for the replay test."""
     client = await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
     s = Stack(cluster, client, temporal_server.address)
     try:
         yield s
+        if os.environ.get("AIR_RECORD_HISTORIES") == "1":
+            await s.record_histories(HISTORIES, request.node.name)
     finally:
         await s.close()

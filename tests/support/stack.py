@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 
 from stack.processes import WorkerProcess
 from tests.support.cluster import Cluster
@@ -56,6 +58,17 @@ class Stack:
     async def progress(self, handle: WorkflowHandle[Any, Any]) -> Progress:
         result: Progress = await handle.query("progress", result_type=Progress)
         return result
+
+    async def record_histories(self, directory: Path, test_name: str) -> None:
+        """Save each workflow's history (children too) for the replay test."""
+        directory.mkdir(parents=True, exist_ok=True)
+        ids = {h.id for h in self.handles}
+        ids |= {f"{i}/{child}" for i in ids for child in ("add-peer", "remove-peer")}
+        for workflow_id in sorted(ids):
+            with contextlib.suppress(RPCError):  # a child that never started
+                history = await self.client.get_workflow_handle(workflow_id).fetch_history()
+                name = f"{test_name}@{workflow_id.replace('/', '~')}.json"
+                (directory / name).write_text(history.to_json())
 
     async def close(self) -> None:
         for handle in self.handles:
