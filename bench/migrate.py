@@ -1,0 +1,162 @@
+"""How long a migration takes through Temporal, next to the same steps run directly.
+
+Prints JSON: (a) the end-to-end time of migrating an empty region (median of many runs)
+through Temporal (a real dev server and worker process), beside a direct coordinator that
+calls the same activity functions in the same order in-process, without Temporal, in the
+same run; (b) 100 regions migrated at once by one worker: wall time and migrations/s.
+Run: `python bench/migrate.py [--runs N] [--regions N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import ActivityEnvironment
+
+from activities.directory import NodeDirectory
+from activities.membership import MembershipActivities
+from node.client import NodeClients
+from node.killpoints import KillPoints
+from protos import air_node_pb2 as pb
+from stack.processes import NodeProcess, TemporalServer, WorkerProcess
+from workflows.add_peer import add_peer_steps, plan_addition
+from workflows.common import MembershipWorkflow, Options
+from workflows.migration import validate_migration
+from workflows.models import AddPeerInput, MigrationInput, RemovePeerInput
+from workflows.remove_peer import plan_removal, remove_peer_steps
+from workflows.starter import start_change
+from workflows.steps import Steps
+
+R = TypeVar("R")
+
+
+class DirectCoordinator(MembershipWorkflow):
+    """The migration's steps in the workflows' order, each activity called in-process."""
+
+    kind = "direct"
+
+    def __init__(self, activities: MembershipActivities) -> None:
+        super().__init__()
+        self.activities = activities
+        self.env = ActivityEnvironment()
+
+    def publish(self, updates: Any) -> None:
+        pass
+
+    def publish_details(self, details: str) -> None:
+        pass
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def run_activity(
+        self, activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
+    ) -> R:
+        bound = getattr(self.activities, activity.__name__)
+        result: R = await self.env.run(bound, arg)
+        return result
+
+    async def migrate(self, req: MigrationInput) -> None:
+        rng = random.Random(0)
+        self.begin(req.region, [req.from_node, req.to_node])
+        steps = Steps(self, req.region)
+        validate_migration(await steps.describe(), req)  # the parent's validation
+        add = AddPeerInput(region=req.region, new_peer=req.to_node)
+        await add_peer_steps(self, plan_addition(await steps.describe(), add, rng, req.from_node))
+        remove = RemovePeerInput(region=req.region, peer=req.from_node)
+        await remove_peer_steps(self, plan_removal(await steps.describe(), remove))
+
+
+async def create_region(clients: NodeClients, nodes: list[NodeProcess], region: int) -> None:
+    peers = [pb.Peer(node_id=n.node_id, address=n.address) for n in nodes]
+    for n in nodes:
+        await clients.stub(n.address).CreateLocalPeer(
+            pb.CreateLocalPeerRequest(region=region, peers=peers, active=True)
+        )
+
+
+async def main(runs: int, regions: int) -> dict[str, object]:
+    clients = NodeClients()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server = TemporalServer(root / "temporal.db").start()
+        nodes = [NodeProcess(i, root / f"node{i}").start() for i in (1, 2, 3, 4)]
+        cluster = root / "cluster.json"
+        cluster.write_text(
+            json.dumps({"nodes": [{"id": n.node_id, "address": n.address} for n in nodes]})
+        )
+        worker = WorkerProcess("worker", root / "worker.log", server.address, cluster, root / "w")
+        worker.start()
+        try:
+            client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+            direct = DirectCoordinator(
+                MembershipActivities(NodeDirectory(cluster), clients, KillPoints(set(), root))
+            )
+            temporal_s: list[float] = []
+            direct_s: list[float] = []
+            for run in range(runs):
+                for path, times in (("temporal", temporal_s), ("direct", direct_s)):
+                    region = 2 * run + (path == "direct")
+                    await create_region(clients, nodes[:3], region)
+                    req = MigrationInput(region=region, from_node=1, to_node=4)
+                    began = time.perf_counter()
+                    if path == "temporal":
+                        await (await start_change(client, req)).result()
+                    else:
+                        await direct.migrate(req)
+                    times.append(time.perf_counter() - began)
+
+            first = 10_000
+            for region in range(first, first + regions):
+                await create_region(clients, nodes[:3], region)
+            began = time.perf_counter()
+            handles = [
+                await start_change(client, MigrationInput(region=r, from_node=1, to_node=4))
+                for r in range(first, first + regions)
+            ]
+            await asyncio.gather(*(h.result() for h in handles))
+            wall = time.perf_counter() - began
+        finally:
+            worker.terminate()
+            for n in nodes:
+                n.terminate()
+            server.terminate()
+            await clients.close()
+    t, d = statistics.median(temporal_s), statistics.median(direct_s)
+    return {
+        "empty_region_migration": {
+            "runs": runs,
+            "temporal_median_s": round(t, 4),
+            "direct_median_s": round(d, 4),
+            "temporal_p90_s": round(sorted(temporal_s)[int(0.9 * (runs - 1))], 4),
+            "direct_p90_s": round(sorted(direct_s)[int(0.9 * (runs - 1))], 4),
+            "ratio_temporal_vs_direct": round(t / d, 2),
+        },
+        "concurrent_migrations": {
+            "regions": regions,
+            "wall_s": round(wall, 2),
+            "migrations_per_s": round(regions / wall, 1),
+        },
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--regions", type=int, default=100)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.runs, args.regions)), indent=2))
