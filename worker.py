@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
@@ -26,6 +25,7 @@ from workflows.add_peer import AddPeerWorkflow
 from workflows.common import TASK_QUEUE
 from workflows.migration import RegionMigrationWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
+from workflows.starter import connect
 
 log = logging.getLogger("worker")
 
@@ -80,13 +80,12 @@ def tls_config(args: argparse.Namespace) -> TLSConfig | bool:
     )
 
 
-async def connect(args: argparse.Namespace, runtime: Runtime | None = None) -> Client:
-    return await Client.connect(
+async def connect_from(args: argparse.Namespace, runtime: Runtime | None = None) -> Client:
+    return await connect(
         args.temporal_address,
-        namespace=args.namespace,
+        args.namespace,
         tls=tls_config(args),
         api_key=args.api_key,
-        data_converter=pydantic_data_converter,
         runtime=runtime,
     )
 
@@ -96,7 +95,7 @@ async def run(args: argparse.Namespace) -> None:
     if args.metrics_port is not None:
         metrics = PrometheusConfig(bind_address=f"127.0.0.1:{args.metrics_port}")
         runtime = Runtime(telemetry=TelemetryConfig(metrics=metrics))
-    client = await connect(args, runtime)
+    client = await connect_from(args, runtime)
     clients = NodeClients()
     activities = MembershipActivities(
         NodeDirectory(args.cluster, args.nodes),

@@ -1,0 +1,3 @@
+from airctl.cli import main
+
+main()

@@ -1,0 +1,76 @@
+"""`airctl up`: the Temporal dev server, the nodes and a worker, in the foreground."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+from airctl.config import ClusterConfig, NodeEntry, UserError
+from stack.processes import ManagedProcess, NodeProcess, TemporalServer, WorkerProcess
+
+
+class LocalStack:
+    """Everything a demo or a developer needs, under one data directory (resumable)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        nodes: int = 4,
+        temporal_port: int = 7233,
+        ui_port: int = 8233,
+        base_port: int = 50051,
+        cluster_file: Path | None = None,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.cluster_file = (cluster_file or data_dir / "cluster.json").resolve()
+        self.temporal = TemporalServer(self.data_dir / "temporal.db", temporal_port, ui_port)
+        self.nodes = [
+            NodeProcess(i, self.data_dir / f"node{i}", base_port + i - 1)
+            for i in range(1, nodes + 1)
+        ]
+        self.worker = WorkerProcess(
+            "worker",
+            self.data_dir / "worker.log",
+            self.temporal.address,
+            self.cluster_file,
+            self.data_dir / "worker-state",
+        )
+        self.config = ClusterConfig(
+            temporal_address=self.temporal.address,
+            ui_url=self.temporal.ui_url,
+            nodes=[NodeEntry(id=n.node_id, address=n.address) for n in self.nodes],
+        )
+
+    def processes(self) -> list[ManagedProcess]:
+        return [self.temporal, *self.nodes, self.worker]
+
+    def start(self) -> None:
+        """Start everything (stopping what started if anything fails), then the cluster file."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config.save(self.cluster_file)  # the worker reads it for node addresses
+        try:
+            self.temporal.start()
+            for node in self.nodes:
+                node.start()
+            self.worker.start()
+        except (RuntimeError, TimeoutError) as e:
+            self.stop()
+            raise UserError(
+                f"the stack did not start: {str(e).splitlines()[0]} (logs in {self.data_dir})"
+            ) from e
+
+    def stop(self) -> None:
+        for process in reversed(self.processes()):
+            process.terminate()
+        self.cluster_file.unlink(missing_ok=True)
+
+    def run_until_signalled(self) -> None:
+        """Block until Ctrl-C or SIGTERM, or until a process dies."""
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        while not stop.wait(0.5):
+            dead = [p.name for p in self.processes() if not p.alive()]
+            if dead:
+                raise UserError(f"{', '.join(dead)} exited; see the logs in {self.data_dir}")
