@@ -332,6 +332,11 @@ def stack_from(args: argparse.Namespace, data_dir: Path, cluster_file: Path) -> 
         ui_port=args.ui_port,
         base_port=args.base_port,
         cluster_file=cluster_file,
+        node_args=(
+            ["--transfer-rate-limit", str(args.transfer_rate_limit)]
+            if args.transfer_rate_limit
+            else None
+        ),
     )
 
 
@@ -443,6 +448,9 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--temporal-port", type=int, default=7233)
         c.add_argument("--ui-port", type=int, default=8233)
         c.add_argument("--base-port", type=int, default=50051)
+        c.add_argument(
+            "--transfer-rate-limit", type=float, metavar="MB_PER_S", help="node migration throttle"
+        )
 
     stack_options(sub.add_parser("up", help="run the local stack in the foreground"), ".air")
     demo = sub.add_parser("demo", help="stack, region, load, migration, verification")

@@ -21,12 +21,13 @@ class LocalStack:
         ui_port: int = 8233,
         base_port: int = 50051,
         cluster_file: Path | None = None,
+        node_args: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.cluster_file = (cluster_file or data_dir / "cluster.json").resolve()
         self.temporal = TemporalServer(self.data_dir / "temporal.db", temporal_port, ui_port)
         self.nodes = [
-            NodeProcess(i, self.data_dir / f"node{i}", base_port + i - 1)
+            NodeProcess(i, self.data_dir / f"node{i}", base_port + i - 1, extra_args=node_args)
             for i in range(1, nodes + 1)
         ]
         self.worker = WorkerProcess(

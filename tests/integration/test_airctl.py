@@ -1,0 +1,160 @@
+"""airctl end to end, against a stack that `airctl up` started (subprocesses, free ports)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stack.processes import free_ports
+
+
+class Airctl:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cluster = root / "cluster.json"
+        self.up_proc: subprocess.Popen[bytes] | None = None
+        self.ups = 0
+        ports = free_ports(7)
+        self.ports = {"temporal": ports[0], "ui": ports[1]}
+        # nodes take consecutive ports from the base: pick a base with room after it
+        self.base_port = max(ports[2:]) + 1
+
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "airctl", "--cluster", str(self.cluster), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"airctl {' '.join(args)} -> {done.returncode}\n{done.stderr}")
+        return done
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self("--json", *args).stdout)
+
+    def up(self, *extra: str) -> None:
+        self.ups += 1
+        path = self.root / f"up-{self.ups}.log"
+        log = open(path, "wb")  # noqa: SIM115 (the process owns it)
+        self.up_proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "airctl", "--cluster", str(self.cluster), "up",
+                "--data-dir", str(self.root / "data"),
+                "--temporal-port", str(self.ports["temporal"]),
+                "--ui-port", str(self.ports["ui"]),
+                "--base-port", str(self.base_port),
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+        )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while "stack up" not in path.read_text():
+            assert self.up_proc.poll() is None, path.read_text()
+            assert time.monotonic() < deadline, "airctl up did not come up"
+            time.sleep(0.05)
+
+    def down(self) -> None:
+        if self.up_proc is not None and self.up_proc.poll() is None:
+            self.up_proc.send_signal(signal.SIGTERM)
+            self.up_proc.wait(60)
+
+
+@pytest.fixture
+def airctl(tmp_path: Path) -> Iterator[Airctl]:
+    ctl = Airctl(tmp_path)
+    try:
+        yield ctl
+    finally:
+        ctl.down()
+
+
+def test_create_load_migrate_verify_status(airctl: Airctl) -> None:
+    airctl.up()
+    config = json.loads(airctl.cluster.read_text())
+    assert len(config["nodes"]) == 4 and config["ui_url"].startswith("http://127.0.0.1:")
+
+    airctl("region", "create", "5", "--peers", "1,2,3")
+    regions = airctl.json("regions")
+    assert sorted(regions["5"]) == ["1", "2", "3"]
+    log = airctl.root / "acked.log"
+    loaded = airctl.json("load", "5", "--seconds", "1", "--acked-log", str(log))
+    assert loaded["acked"] > 0
+    wrote = airctl.json("write", "5", "--count", "100", "--via", "2", "--acked-log", str(log))
+    assert wrote["acked"] == 100
+
+    migrated = airctl.json("migrate", "5", "--from", "1", "--to", "4", "--wait")
+    assert migrated["ok"] and migrated["result"]["remove"]["clean"], migrated
+    verified = airctl.json("verify", "5", "--acked-log", str(log))
+    assert verified["ok"] and sorted(verified["replicas"]) == ["2", "3", "4"], verified
+    assert verified["acked"] == loaded["acked"] + 100
+    status = airctl.json("status", "--region", "5")
+    assert status["status"] == "COMPLETED" and status["progress"]["phase"] == "DONE"
+    digest = airctl.json("digest", "5")
+    assert len({d["hash"] for d in digest.values()}) == 1
+
+
+ERRORS = {
+    "unknown node": (["migrate", "5", "--from", "1", "--to", "9"], "unknown node 9"),
+    "unknown region": (["digest", "77"], "unknown region 77"),
+    "bad peers": (["region", "create", "6", "--peers", "1,x"], "--peers takes node ids"),
+    "cancel idle region": (["cancel", "5"], "no membership change of region 5 is running"),
+}
+
+
+def test_errors_are_one_clear_line(airctl: Airctl) -> None:
+    missing = airctl("regions", check=False)
+    assert missing.returncode == 2
+    assert "no stack running" in missing.stderr and "Traceback" not in missing.stderr
+
+    airctl.up("--transfer-rate-limit", "0.5")
+    airctl("region", "create", "5", "--peers", "1,2")
+    for case, (args, message) in ERRORS.items():
+        done = airctl(*args, check=False)
+        assert done.returncode == 2, (case, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr, (case, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, (case, done.stderr)
+
+    airctl("write", "5", "--count", "60000")
+    airctl("migrate", "5", "--from", "1", "--to", "3")
+    busy = airctl("remove-peer", "5", "--node", "2", check=False)
+    assert busy.returncode == 2 and "already has a membership change running" in busy.stderr
+
+    config = airctl.cluster.read_text()
+    airctl.down()  # everything is gone; a stale cluster file still points at it
+    airctl.cluster.write_text(config)
+    unreachable = airctl("status", "--region", "5", check=False)
+    assert unreachable.returncode == 2 and "cannot reach Temporal" in unreachable.stderr
+
+
+def test_up_again_resumes_an_unfinished_migration(airctl: Airctl) -> None:
+    airctl.up("--transfer-rate-limit", "0.5")
+    airctl("region", "create", "5", "--peers", "1,2")
+    log = airctl.root / "acked.log"
+    airctl("write", "5", "--count", "60000", "--acked-log", str(log))
+    airctl("migrate", "5", "--from", "1", "--to", "3")
+    deadline = time.monotonic() + 60
+    while airctl.json("status", "--region", "5")["progress"]["phase"] != "TRANSFERRING":
+        assert time.monotonic() < deadline, "the migration never reached TRANSFERRING"
+
+    airctl.down()
+    airctl.up("--transfer-rate-limit", "0.5")
+    deadline = time.monotonic() + 120
+    while (status := airctl.json("status", "--region", "5"))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, status
+    assert status["status"] == "COMPLETED", status
+    verified = airctl.json("verify", "5", "--acked-log", str(log))
+    assert verified["ok"] and sorted(verified["replicas"]) == ["2", "3"], verified
