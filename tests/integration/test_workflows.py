@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from typing import Any
@@ -13,10 +14,13 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 from protos import air_node_pb2 as pb
+from stack.processes import temporal_binary
+from tests.support.checks import assert_gone
 from tests.support.cluster import Cluster, status_of
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.common import region_workflow_id
 from workflows.models import (
     AddPeerInput,
     AddPeerResult,
@@ -36,16 +40,6 @@ _regions = itertools.count(100)
 def region() -> int:
     """A region id no other test used: workflow ids derive from it, and histories must not mix."""
     return next(_regions)
-
-
-async def assert_gone(cluster: Cluster, node_id: int, region: int, others: list[int]) -> None:
-    """The replica's folder is gone and no channel to or from it remains."""
-    assert not cluster.region_dir(node_id, region).exists()
-    assert region not in await cluster.regions_of(node_id)
-    for other in others:
-        progress = await cluster.progress(other, region)
-        assert node_id not in {c.receiver.node_id for c in progress.channels}
-        assert node_id not in {p.node_id for p in progress.peers}
 
 
 async def test_migration_under_load(stack: Stack, region: int) -> None:
@@ -307,3 +301,28 @@ async def _ids(stack: Stack, query: str) -> set[str]:
 async def current_details(handle: WorkflowHandle[Any, Any]) -> str:
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     return str(metadata.current_details)
+
+
+async def test_the_stock_temporal_cli_starts_a_migration(stack: Stack, region: int) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3):
+        cluster.add_node(i)
+    await cluster.create_region(region, [1, 2])
+    stack.start_worker()
+    request = {"region": region, "from_node": 1, "to_node": 3}
+    started = await asyncio.create_subprocess_exec(
+        temporal_binary(), "workflow", "start",
+        "--address", stack.temporal_address,
+        "--type", "RegionMigrationWorkflow",
+        "--task-queue", stack.task_queue,
+        "--workflow-id", region_workflow_id(region),
+        "--input", json.dumps(request),
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await started.communicate()
+    assert started.returncode == 0, stderr.decode()
+    handle = stack.client.get_workflow_handle(
+        region_workflow_id(region), result_type=MigrationResult
+    )
+    result = await handle.result()
+    assert result.remove is not None and result.remove.peers == [2, 3]
