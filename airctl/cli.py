@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import time
@@ -554,4 +555,10 @@ def main(argv: list[str] | None = None) -> None:
         code = 2
     except KeyboardInterrupt:
         code = 130
-    sys.exit(code)
+    # Exit without interpreter finalization: with the Temporal SDK's native runtime and
+    # grpc's both loaded, their threads can crash the process while Python tears down
+    # (seen as SIGABRT/SIGSEGV after the command had finished). Everything is done and
+    # flushed here, so skipping the teardown loses nothing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
