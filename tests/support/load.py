@@ -9,9 +9,9 @@ from tests.support.cluster import Cluster
 
 
 def LoadWriter(
-    cluster: Cluster, region: int, targets: list[int], series: str = "load"
+    cluster: Cluster, region: int, targets: list[int], series: str = "load", batch: int = 20
 ) -> _LoadWriter:
-    return _LoadWriter(cluster.stub, region, targets, series=series)
+    return _LoadWriter(cluster.stub, region, targets, series=series, batch=batch)
 
 
 async def missing_points(

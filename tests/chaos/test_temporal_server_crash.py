@@ -1,0 +1,74 @@
+"""The Temporal server itself killed mid-migration (in a container), then started again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from tests.support.checks import assert_gone
+from tests.support.cluster import Cluster
+from tests.support.load import LoadWriter, missing_points
+from tests.support.stack import Stack
+from tests.support.temporal_container import (
+    TemporalContainer,
+    build_image,
+    docker_unavailable,
+)
+from tests.support.waiting import eventually
+from workflows.models import MigrationInput, MigrationResult, Phase
+
+pytestmark = pytest.mark.slow
+REGION = 31
+
+
+@pytest.fixture(scope="module")
+def binary_in_image() -> str:
+    reason = docker_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    return build_image()
+
+
+@pytest.fixture
+def server(tmp_path: Path, binary_in_image: str) -> Iterator[TemporalContainer]:
+    container = TemporalContainer(tmp_path / "temporal-data", binary_in_image).start()
+    try:
+        yield container
+    finally:
+        container.kill()
+
+
+async def test_server_killed_mid_migration_and_restarted(
+    cluster: Cluster, server: TemporalContainer
+) -> None:
+    for i in (1, 2, 3, 4):  # 0.5 MB/s: the snapshot takes seconds, so the kill lands mid-way
+        cluster.add_node(i, extra_args=["--transfer-rate-limit", "0.5"])
+    await cluster.create_region(REGION, [1, 2, 3])
+    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    stack = Stack(cluster, client, server.address)
+    stack.start_worker()
+    load = LoadWriter(cluster, REGION, [1, 2, 3, 4], batch=500).start()
+    await load.wait_acked(60_000, timeout=120)
+
+    handle = await stack.start(MigrationInput(region=REGION, from_node=1, to_node=4))
+    child = client.get_workflow_handle(f"{handle.id}/add-peer")
+    await eventually(
+        lambda: stack.progress(child), lambda p: p.phase == Phase.TRANSFERRING, timeout=60
+    )
+    server.kill()
+    await load.wait_acked(len(load.acked) + 500)  # the nodes go on without Temporal
+    server.start()
+
+    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    result = await client.get_workflow_handle(handle.id, result_type=MigrationResult).result()
+    assert result.remove is not None and result.remove.clean, result
+    acked = await load.stop()
+    await cluster.converged(REGION, [2, 3, 4], count=len(acked), timeout=120)
+    for i in (2, 3, 4):
+        assert await missing_points(cluster, i, REGION, acked) == []
+    await assert_gone(cluster, 1, REGION, [2, 3, 4])
+    await stack.close()
