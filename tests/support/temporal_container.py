@@ -77,7 +77,7 @@ class TemporalContainer:
     def logs(self) -> str:
         assert self.container is not None
         out, err = self.container.get_logs()
-        return (out + err).decode(errors="replace")
+        return bytes(out + err).decode(errors="replace")
 
     def kill(self) -> None:
         """SIGKILL the server, as a crash; the database stays on the volume."""

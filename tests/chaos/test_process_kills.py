@@ -1,0 +1,136 @@
+"""Kills outside the kill points: the worker at random moments, the destination mid-transfer or
+for good, one of two workers. Each run ends with every acknowledged write on every replica."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+
+from airctl.load import LoadWriter as Writer
+from tests.support.chaos import restart
+from tests.support.checks import assert_gone
+from tests.support.cluster import Cluster
+from tests.support.load import LoadWriter, missing_points
+from tests.support.stack import Stack
+from tests.support.waiting import eventually
+from workflows.models import MigrationInput, MigrationResult, Phase
+
+pytestmark = pytest.mark.slow
+_regions = itertools.count(300)
+THROTTLE = ["--transfer-rate-limit", "0.5"]  # MB/s: a snapshot of a few MB takes seconds
+
+
+async def setup(stack: Stack, nodes: int = 4, preload: int = 40_000) -> tuple[int, Writer]:
+    """Nodes 1..n (throttled), a region on 1-3 holding `preload` points (a few MB, so its
+    snapshot takes seconds), and a writer that goes on, slower than the throttle."""
+    for i in range(1, nodes + 1):
+        stack.cluster.add_node(i, extra_args=THROTTLE)
+    region = next(_regions)
+    await stack.cluster.create_region(region, [1, 2, 3])
+    bulk = LoadWriter(stack.cluster, region, [1], series="bulk", batch=5000)
+    await bulk.run(count=preload)
+    await stack.cluster.converged(region, [1, 2, 3], count=preload, timeout=120)
+    load = LoadWriter(stack.cluster, region, [1, 2, 3, 4]).start(rate=1000)
+    await load.wait_acked(200)
+    load.acked[:0] = bulk.acked  # every acknowledged point, the bulk ones too
+    return region, load
+
+
+async def transferring(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    child = stack.client.get_workflow_handle(f"{handle.id}/add-peer")
+    await eventually(
+        lambda: stack.progress(child), lambda p: p.phase == Phase.TRANSFERRING, timeout=60
+    )
+
+
+async def all_acked_on(cluster: Cluster, region: int, load: Writer, final: list[int]) -> None:
+    acked = await load.stop()
+    await cluster.converged(region, final, count=len(acked), timeout=120)
+    for i in final:
+        assert await missing_points(cluster, i, region, acked) == [], f"node {i} lost writes"
+
+
+async def migrated(cluster: Cluster, handle: WorkflowHandle[Any, Any], region: int) -> None:
+    result = await handle.result()
+    assert isinstance(result, MigrationResult) and result.remove is not None, result
+    assert result.remove.clean, result
+    await assert_gone(cluster, 1, region, [2, 3, 4])
+
+
+async def test_worker_killed_at_random_moments(stack: Stack) -> None:
+    seed = int(os.environ.get("AIR_CHAOS_SEED") or random.randrange(1 << 32))
+    print(f"AIR_CHAOS_SEED={seed}")  # replay a failure with this seed
+    rng = random.Random(seed)
+    region, load = await setup(stack)
+    stack.start_worker()
+    handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=4))
+    for _ in range(3):
+        await asyncio.sleep(rng.uniform(0.0, 1.5))  # a random moment: the point of the test
+        stack.workers["worker"].kill()
+        await restart(stack.workers["worker"])
+    await migrated(stack.cluster, handle, region)
+    await all_acked_on(stack.cluster, region, load, [2, 3, 4])
+
+
+async def test_destination_killed_mid_transfer_and_restarted(stack: Stack) -> None:
+    region, load = await setup(stack)
+    stack.start_worker()
+    handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=4))
+    await transferring(stack, handle)
+    stack.cluster.nodes[4].kill()
+    await restart(stack.cluster.nodes[4])
+    await migrated(stack.cluster, handle, region)
+    await all_acked_on(stack.cluster, region, load, [2, 3, 4])
+
+
+async def test_two_workers_share_the_queue_and_one_dies(stack: Stack) -> None:
+    region, load = await setup(stack)
+    stack.start_worker("worker-a")
+    stack.start_worker("worker-b")
+    others = [next(_regions) for _ in range(2)]
+    for r in others:
+        await stack.cluster.create_region(r, [1, 2, 3])
+    handles = [
+        await stack.start(MigrationInput(region=r, from_node=1, to_node=4))
+        for r in (region, *others)
+    ]
+    await transferring(stack, handles[0])
+    stack.workers["worker-a"].kill()
+    for r, handle in zip((region, *others), handles, strict=True):
+        await migrated(stack.cluster, handle, r)
+    await all_acked_on(stack.cluster, region, load, [2, 3, 4])
+
+
+async def test_destination_dead_for_good_rolls_back_in_bounded_time(stack: Stack) -> None:
+    region, load = await setup(stack)
+    stack.start_worker()
+    request = MigrationInput(region=region, from_node=1, to_node=4, down_timeout_s=5)
+    handle = await stack.start(request)
+    await transferring(stack, handle)
+    stack.cluster.nodes[4].kill()
+    with pytest.raises(WorkflowFailureError) as failed:
+        async with asyncio.timeout(90):  # the bound: down_timeout_s, then the rollback
+            await handle.result()
+    assert "unreachable" in str(_innermost(failed.value)), failed.value
+    for i in (1, 2, 3):  # the original cluster, and nothing of node 4 on it
+        progress = await stack.cluster.progress(i, region)
+        assert sorted(p.node_id for p in progress.peers) == [1, 2, 3]
+        assert 4 not in {c.receiver.node_id for c in progress.channels}
+    await all_acked_on(stack.cluster, region, load, [1, 2, 3])
+    # node 4 comes back: it learns it is no peer and deletes its half-made replica
+    await restart(stack.cluster.nodes[4])
+    await eventually(
+        lambda: stack.cluster.regions_of(4), lambda regions: region not in regions, timeout=60
+    )
+
+
+def _innermost(error: BaseException) -> BaseException:
+    while (cause := getattr(error, "cause", None) or error.__cause__) is not None:
+        error = cause
+    return error
