@@ -69,6 +69,10 @@ def _unreachable(error: BaseException) -> bool:
     return isinstance(error, grpc.aio.AioRpcError) and error.code() in UNREACHABLE
 
 
+def _not_found(error: BaseException | None) -> bool:
+    return isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.NOT_FOUND
+
+
 class MembershipActivities:
     def __init__(
         self, directory: NodeDirectory, clients: NodeClients, killpoints: KillPoints
@@ -177,10 +181,15 @@ class MembershipActivities:
         """
         target: dict[int, int] = {}
         for node in step.nodes:
-            progress = await self._call(
-                node,
-                _rpc("GetProgress", pb.RegionRequest(region=step.region)),
-            )
+            try:
+                progress = await self._call(
+                    node,
+                    _rpc("GetProgress", pb.RegionRequest(region=step.region)),
+                )
+            except NodeRefused as e:
+                if step.missing_ok and _not_found(e.__cause__):
+                    continue  # no replica there: nothing of it to wait for
+                raise
             for origin, seq in progress.applied.items():
                 if step.origins is None or origin in step.origins:
                     target[origin] = max(target.get(origin, 0), seq)

@@ -50,6 +50,9 @@ class ChannelsInput(StepInput):
 class CaptureTargetInput(StepInput):
     nodes: list[Peer]
     origins: list[int] | None = None  # None: every origin
+    # A node without a replica of the region contributes nothing (instead of failing): for a
+    # leaving node, which deletes its replica by itself once the others hold all its writes.
+    missing_ok: bool = False
 
 
 class WaitTransferInput(StepInput):

@@ -267,11 +267,16 @@ class Node:
 
         Idempotent: setting the flags they have changes nothing. Returning only after in-flight
         user writes committed means a leaving replica's channels see every acknowledged write.
+        A replica already deleted is past leaving, as `delete_local_peer` reports it: a leaving
+        node that restarts deletes its replica by itself once its peers hold all of its writes
+        (`_confirm`), maybe before the removal's retried inactivation reaches it.
         """
         leaving_now = for_deletion and not active
         if leaving_now:
             self.killpoints.reach(KillPoint.BEFORE_INACTIVATE)
         async with self._locks[region]:
+            if leaving_now and region not in self.replicas:
+                return Outcome(False, f"region {region} has no replica here: already deleted")
             replica = self._get(region)
             if active and not replica.installed:
                 raise NodeError(
@@ -488,7 +493,8 @@ class Node:
 
         A node removed while it was down (the workflow skipped it, as the source does) learns
         it here and deletes its stale replica by itself, never serving writes for it. It waits
-        until the peers that removed it hold all of its own writes, so none is lost.
+        until the peers that removed it hold all of its own writes, and until every peer has
+        answered, so none is lost: its writes reach a peer only through its own channel to it.
         """
         backoff = Backoff(0.05, 2.0)
         while pending := [r for r in self.replicas.values() if not r.confirmed]:
@@ -502,12 +508,15 @@ class Node:
 
     async def _confirm(self, replica: Replica) -> None:
         departed_by: list[int] = []
+        unanswered: list[int] = []
         for peer in [p for p in replica.meta.peers if p.node_id != self.node_id]:
             try:
                 progress = await self.clients.stub(peer.address).GetProgress(
                     pb.RegionRequest(region=replica.region), timeout=2
                 )
-            except grpc.aio.AioRpcError:
+            except grpc.aio.AioRpcError as e:
+                if e.code() != grpc.StatusCode.NOT_FOUND:  # without the region, it needs none
+                    unanswered.append(peer.node_id)
                 continue
             if self.node_id in {p.node_id for p in progress.peers}:
                 replica.confirmed = True
@@ -517,6 +526,14 @@ class Node:
                 if progress.applied.get(self.node_id, 0) < replica.max_assigned():
                     return  # its writes are still draining there: not yet
                 departed_by.append(peer.node_id)
+        if departed_by and unanswered:
+            log.info(
+                "region %d: removed by nodes %s; waiting for nodes %s to hold its writes too",
+                replica.region,
+                departed_by,
+                unanswered,
+            )
+            return
         if departed_by:
             log.warning(
                 "region %d: nodes %s removed this node while it was away; deleting the stale "

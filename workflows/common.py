@@ -47,6 +47,12 @@ class Options:
 # A membership RPC: quick, so a local activity; retried while nodes are unreachable, for at
 # most ten minutes.
 MEMBERSHIP = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10), local=True)
+# Describing the region, which each workflow plans from: a regular activity, so the result is in
+# history before the first side effect. A local activity's result is recorded only when its
+# workflow task completes, and the quick steps after it run in that same task: a worker dying in
+# one of them made the retried task describe the region again, already changed by those steps,
+# and plan from that (the retried addition refused its own new peer as "already a peer").
+DESCRIBE = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10))
 # A wait slice: heartbeats, so a dead worker's slice is retried within seconds.
 WAIT = Options(timedelta(seconds=60), heartbeat=timedelta(seconds=10))
 # Cleanup after a failure: retried until done, however long a node stays away.

@@ -82,7 +82,9 @@ class RemovePeerResult(BaseModel):
     clean: bool  # False when the leaving peer was down and steps were skipped
     skipped_steps: list[str] = Field(default_factory=list)
     # Of the leaving peer's own writes: what it had assigned (when reachable) and the highest
-    # seq the remaining peers had applied. When it was down, writes beyond that are gone.
+    # seq the remaining peers had applied. When it was down, writes beyond that are gone. 0 when
+    # its replica was already gone: a restarted leaving node deletes it once the others hold
+    # all of its writes.
     leaving_max_assigned: int | None = None
     applied_from_leaving: int = 0
     message: str = ""

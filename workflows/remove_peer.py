@@ -63,8 +63,11 @@ async def remove_peer_steps(wf: MembershipWorkflow, r: Removal) -> RemovePeerRes
     if inactive.skipped:
         skipped += ["inactivate", "drain", "release", "delete"]
     else:
-        # 3. its channels drain: the others apply every write it acknowledged
-        target = await steps.capture_target([leaving], origins=[leaving.node_id])
+        # 3. its channels drain: the others apply every write it acknowledged. A leaving node
+        #    that restarted may have deleted its replica by itself already, once the others
+        #    held all of its writes: then nothing is left to drain, and the release and the
+        #    deletion find it gone
+        target = await steps.capture_target([leaving], origins=[leaving.node_id], missing_ok=True)
         leaving_max = target.get(leaving.node_id, 0)
         await wf.wait_transfer(Phase.DRAINING, r.remaining, target, down)
         # 4. it releases every region resource (REMOVE_PEER_COORDINATOR_FINISH)

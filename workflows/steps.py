@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from workflows.common import MEMBERSHIP, MembershipWorkflow, Options, skippable
+from workflows.common import DESCRIBE, MEMBERSHIP, MembershipWorkflow, Options, skippable
 
 with workflow.unsafe.imports_passed_through():
     from activities.membership import MembershipActivities as A
@@ -37,7 +37,11 @@ class Steps:
 
     async def describe(self) -> RegionDescription:
         return await self.wf.step(
-            Phase.VALIDATING, A.describe_region, self.region, f"describe region {self.region}"
+            Phase.VALIDATING,
+            A.describe_region,
+            self.region,
+            f"describe region {self.region}",
+            DESCRIBE,
         )
 
     async def create_local_peer(self, node: Peer, peers: list[Peer]) -> StepResult:
@@ -74,12 +78,14 @@ class Steps:
         )
 
     async def capture_target(
-        self, nodes: list[Peer], origins: list[int] | None = None
+        self, nodes: list[Peer], origins: list[int] | None = None, missing_ok: bool = False
     ) -> dict[int, int]:
         return await self.wf.step(
             Phase.CAPTURING_TARGET,
             A.capture_target,
-            CaptureTargetInput(region=self.region, nodes=nodes, origins=origins),
+            CaptureTargetInput(
+                region=self.region, nodes=nodes, origins=origins, missing_ok=missing_ok
+            ),
             f"capture the target vector from nodes {_ids(nodes)}"
             + (f", origins {origins}" if origins else ""),
         )
