@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 import uuid
@@ -88,15 +89,16 @@ class LoadWriter:
 
     async def run(self, rate: float | None = None, count: int | None = None) -> None:
         """Write until stopped (or `count` points), at most `rate` points/s when given."""
-        began = time.monotonic()
-        while not self._stop.is_set() and (count is None or len(self.acked) < count):
-            size = self.batch if count is None else min(self.batch, count - len(self.acked))
-            if not await self.write_batch(size):
+        began, first = time.monotonic(), self._next_ts
+        while not self._stop.is_set() and (count is None or self._next_ts - first < count):
+            left = None if count is None else count - (self._next_ts - first)
+            if not await self.write_batch(self.batch if left is None else min(self.batch, left)):
                 await asyncio.sleep(0.05)  # every replica refused: back off, then the same keys
             if rate:
-                ahead = len(self.acked) / rate - (time.monotonic() - began)
+                ahead = (self._next_ts - first) / rate - (time.monotonic() - began)
                 if ahead > 0:
-                    await asyncio.sleep(ahead)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), ahead)
 
     async def write_batch(self, size: int) -> bool:
         first = self._next_ts
