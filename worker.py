@@ -108,6 +108,8 @@ async def run(args: argparse.Namespace) -> None:
         workflows=WORKFLOWS,
         activities=activities.all(),
         graceful_shutdown_timeout=timedelta(seconds=5),
+        # a dead worker's workflows move to another worker after 2 s, not the default 10 s
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -17,6 +17,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import Phase, Progress
 
 TASK_QUEUE = "air-replication"
+# A workflow task whose worker died is retried after this long (the server's default is 10 s);
+# quick steps run inside workflow tasks as local activities, so this bounds their recovery.
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
 
 REGION_KEY = SearchAttributeKey.for_int("AirRegion")
 PHASE_KEY = SearchAttributeKey.for_keyword("AirPhase")
@@ -44,6 +47,8 @@ class Options:
     local: bool = False
 
 
+# Activities that wait heartbeat; one whose worker died is retried after this long.
+HEARTBEAT = timedelta(seconds=5)
 # A membership RPC: quick, so a local activity; retried while nodes are unreachable, for at
 # most ten minutes.
 MEMBERSHIP = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10), local=True)
@@ -54,16 +59,14 @@ MEMBERSHIP = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=
 # and plan from that (the retried addition refused its own new peer as "already a peer").
 DESCRIBE = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10))
 # A wait slice: heartbeats, so a dead worker's slice is retried within seconds.
-WAIT = Options(timedelta(seconds=60), heartbeat=timedelta(seconds=10))
+WAIT = Options(timedelta(seconds=60), heartbeat=HEARTBEAT)
 # Cleanup after a failure: retried until done, however long a node stays away.
-ROLLBACK = Options(
-    timedelta(seconds=60), heartbeat=timedelta(seconds=10), max_interval=timedelta(seconds=30)
-)
+ROLLBACK = Options(timedelta(seconds=60), heartbeat=HEARTBEAT, max_interval=timedelta(seconds=30))
 
 
 def skippable(down_timeout_s: float) -> Options:
     """A step on a node that may be down: it waits `down_timeout_s`, then skips it."""
-    return Options(timedelta(seconds=down_timeout_s + 60), heartbeat=timedelta(seconds=10))
+    return Options(timedelta(seconds=down_timeout_s + 60), heartbeat=HEARTBEAT)
 
 
 def invalid(message: str) -> ApplicationError:

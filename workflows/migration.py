@@ -12,7 +12,13 @@ from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
 
 from workflows.add_peer import AddPeerWorkflow, choose_coordinator
-from workflows.common import MembershipWorkflow, invalid, region_peers, require_node
+from workflows.common import (
+    WORKFLOW_TASK_TIMEOUT,
+    MembershipWorkflow,
+    invalid,
+    region_peers,
+    require_node,
+)
 from workflows.remove_peer import RemovePeerWorkflow, finish_even_if_cancelled
 from workflows.steps import Steps
 
@@ -71,6 +77,7 @@ class RegionMigrationWorkflow(MembershipWorkflow):
                     down_timeout_s=req.down_timeout_s,
                 ),
                 id=f"{me}/add-peer",
+                task_timeout=WORKFLOW_TASK_TIMEOUT,
             )
         except ChildWorkflowError:
             # the child rolled back; a cancelled child cancels this workflow, a failed one fails it
@@ -84,6 +91,7 @@ class RegionMigrationWorkflow(MembershipWorkflow):
                 region=req.region, peer=req.from_node, down_timeout_s=req.down_timeout_s
             ),
             id=f"{me}/remove-peer",
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
         )
         remove, cancelled = await finish_even_if_cancelled(asyncio.ensure_future(removal))
         message = f"region {req.region} moved from node {req.from_node} to node {req.to_node}"

@@ -16,7 +16,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
 
 from workflows.add_peer import AddPeerWorkflow
-from workflows.common import KIND_KEY, NODES_KEY, REGION_KEY, TASK_QUEUE, region_workflow_id
+from workflows.common import (
+    KIND_KEY,
+    NODES_KEY,
+    REGION_KEY,
+    TASK_QUEUE,
+    WORKFLOW_TASK_TIMEOUT,
+    region_workflow_id,
+)
 from workflows.migration import RegionMigrationWorkflow
 from workflows.models import AddPeerInput, MigrationInput, RemovePeerInput
 from workflows.remove_peer import RemovePeerWorkflow
@@ -69,6 +76,7 @@ async def start_change(
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(REGION_KEY, request.region),

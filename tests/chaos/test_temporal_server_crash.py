@@ -48,11 +48,15 @@ async def test_server_killed_mid_migration_and_restarted(
     for i in (1, 2, 3, 4):  # 0.5 MB/s: the snapshot takes seconds, so the kill lands mid-way
         cluster.add_node(i, extra_args=["--transfer-rate-limit", "0.5"])
     await cluster.create_region(REGION, [1, 2, 3])
+    bulk = LoadWriter(cluster, REGION, [1], series="bulk", batch=5000)
+    await bulk.run(count=40_000)
+    await cluster.converged(REGION, [1, 2, 3], count=40_000, timeout=120)
     client = await Client.connect(server.address, data_converter=pydantic_data_converter)
     stack = Stack(cluster, client, server.address)
     stack.start_worker()
-    load = LoadWriter(cluster, REGION, [1, 2, 3, 4], batch=500).start()
-    await load.wait_acked(60_000, timeout=120)
+    load = LoadWriter(cluster, REGION, [1, 2, 3, 4]).start(rate=1000)
+    await load.wait_acked(200)
+    load.acked[:0] = bulk.acked
 
     handle = await stack.start(MigrationInput(region=REGION, from_node=1, to_node=4))
     child = client.get_workflow_handle(f"{handle.id}/add-peer")
@@ -60,7 +64,7 @@ async def test_server_killed_mid_migration_and_restarted(
         lambda: stack.progress(child), lambda p: p.phase == Phase.TRANSFERRING, timeout=60
     )
     server.kill()
-    await load.wait_acked(len(load.acked) + 500)  # the nodes go on without Temporal
+    await load.wait_acked(len(load.acked) + 200)  # the nodes go on without Temporal
     server.start()
 
     client = await Client.connect(server.address, data_converter=pydantic_data_converter)

@@ -158,3 +158,17 @@ def test_up_again_resumes_an_unfinished_migration(airctl: Airctl) -> None:
     assert status["status"] == "COMPLETED", status
     verified = airctl.json("verify", "5", "--acked-log", str(log))
     assert verified["ok"] and sorted(verified["replicas"]) == ["2", "3"], verified
+
+
+def test_demo_from_nothing_verifies_and_exits(airctl: Airctl) -> None:
+    done = airctl(
+        "demo", "--no-keep", "--rate", "500",
+        "--data-dir", str(airctl.root / "demo"),
+        "--temporal-port", str(airctl.ports["temporal"]),
+        "--ui-port", str(airctl.ports["ui"]),
+        "--base-port", str(airctl.base_port),
+    )  # fmt: skip
+    assert "verify: OK" in done.stdout, done.stdout + done.stderr
+    assert f"http://127.0.0.1:{airctl.ports['ui']}/namespaces/default/workflows/" in done.stdout
+    assert "DONE" in done.stderr  # the progress line reached the end
+    assert not airctl.cluster.exists()  # --no-keep stopped the stack

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import signal
 from typing import Any
 
 import grpc
@@ -289,9 +290,22 @@ async def test_progress_is_visible_as_it_moves(stack: Stack, region: int) -> Non
 
     assert seen[0] in (Phase.VALIDATING, Phase.ADDING) and seen[-1] == Phase.DONE
     assert seen.index(Phase.REMOVING) > seen.index(Phase.ADDING)
+    summaries = await activity_summaries(child)
+    assert any(s.startswith("wait until nodes [3] applied") for s in summaries), summaries
+    assert any(s.startswith(f"create region {region} on node 3") for s in summaries), summaries
     touching_3 = await _ids(stack, f"AirNodes = '3' AND AirRegion = {region}")
     assert {handle.id, child.id} <= touching_3
     assert lag is None or lag >= 0
+
+
+async def activity_summaries(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The summaries the UI shows beside activities (local ones are markers)."""
+    kinds = {"activity_task_scheduled_event_attributes", "marker_recorded_event_attributes"}
+    return [
+        json.loads(e.user_metadata.summary.data)
+        for e in (await handle.fetch_history()).events
+        if e.WhichOneof("attributes") in kinds and e.user_metadata.HasField("summary")
+    ]
 
 
 async def _ids(stack: Stack, query: str) -> set[str]:
@@ -326,3 +340,27 @@ async def test_the_stock_temporal_cli_starts_a_migration(stack: Stack, region: i
     )
     result = await handle.result()
     assert result.remove is not None and result.remove.peers == [2, 3]
+
+
+async def test_cancel_during_the_removal_finishes_it(stack: Stack, region: int) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3):
+        cluster.add_node(i)
+    await cluster.create_region(region, [1, 2])
+    stack.start_worker()
+    request = MigrationInput(region=region, from_node=1, to_node=3, down_timeout_s=60)
+    handle = await stack.start(request)
+    leaving = cluster.nodes[1].proc
+    assert leaving is not None
+    await eventually(lambda: stack.progress(handle), lambda p: p.phase == Phase.REMOVING)
+    leaving.send_signal(signal.SIGSTOP)  # every removal step but the first waits on node 1
+    try:
+        await handle.cancel()
+        assert (await stack.progress(handle)).phase == Phase.REMOVING  # it landed mid-removal
+    finally:
+        leaving.send_signal(signal.SIGCONT)
+    result = await handle.result()
+    assert isinstance(result, MigrationResult)
+    assert result.cancelled and "the removal was finished" in result.message
+    assert result.remove is not None and result.remove.clean
+    await assert_gone(cluster, 1, region, [2, 3])
