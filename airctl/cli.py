@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import sys
@@ -19,51 +18,22 @@ from typing import Any
 import grpc
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
-from airctl.config import ClusterConfig, UserError, cluster_path, load_cluster
+from airctl.config import UserError
+from airctl.context import Ctl
 from airctl.load import AckedLog, LoadWriter, missing_points
 from airctl.local_stack import LocalStack
+from airctl.operations import (
+    cancel_all,
+    cmd_migrations,
+    cmd_throttle,
+    migrate_many,
+    parse_regions,
+)
 from airctl.progress import follow, snapshot
-from node.client import NodeClients
 from protos import air_node_pb2 as pb
-from protos import air_node_pb2_grpc as rpc
 from workflows.common import region_workflow_id
 from workflows.models import AddPeerInput, MigrationInput, RemovePeerInput
-from workflows.starter import RegionBusy, connect, start_change
-
-
-class Ctl:
-    """What a command needs: the cluster file, node stubs, a Temporal client, the output mode."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.json = bool(args.json)
-        self.path = cluster_path(args.cluster)
-        self._config: ClusterConfig | None = None
-        self.clients = NodeClients()
-
-    @property
-    def config(self) -> ClusterConfig:
-        if self._config is None:
-            self._config = load_cluster(self.path)
-        return self._config
-
-    def stub(self, node_id: int) -> rpc.AirNodeStub:
-        return self.clients.stub(self.config.node(node_id).address)
-
-    async def temporal(self) -> Client:
-        try:
-            return await connect(self.config.temporal_address, self.config.namespace)
-        except RuntimeError as e:
-            raise UserError(
-                f"cannot reach Temporal at {self.config.temporal_address}: is the stack up? ({e})"
-            ) from e
-
-    def emit(self, data: Any, text: str) -> None:
-        print(json.dumps(data, indent=2) if self.json else text)
-
-    def workflow_url(self, workflow_id: str) -> str:
-        return f"{self.config.ui_url}/namespaces/{self.config.namespace}/workflows/{workflow_id}"
-
+from workflows.starter import RegionBusy, start_change
 
 # -- nodes and data -------------------------------------------------------------------------
 
@@ -257,8 +227,11 @@ def _innermost(error: BaseException) -> str:
 async def cmd_migrate(ctl: Ctl) -> int:
     a = ctl.args
     ctl.config.node(a.from_node), ctl.config.node(a.to_node)
+    regions = parse_regions(a.regions)
+    if len(regions) > 1:
+        return await migrate_many(ctl, regions, a.from_node, a.to_node)
     return await start_and_maybe_wait(
-        ctl, MigrationInput(region=a.region, from_node=a.from_node, to_node=a.to_node)
+        ctl, MigrationInput(region=regions[0], from_node=a.from_node, to_node=a.to_node)
     )
 
 
@@ -307,6 +280,10 @@ def _required_region(ctl: Ctl) -> int:
 
 
 async def cmd_cancel(ctl: Ctl) -> int:
+    if ctl.args.all:
+        return await cancel_all(ctl)
+    if ctl.args.region is None:
+        raise UserError("cancel needs a region or --all")
     client = await ctl.temporal()
     handle = client.get_workflow_handle(region_workflow_id(ctl.args.region))
     try:
@@ -490,7 +467,7 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--timeout", type=float, default=30, help="seconds to await convergence")
 
     migrate = sub.add_parser("migrate", help="move a replica from one node to another")
-    migrate.add_argument("region", type=int)
+    migrate.add_argument("regions", help="a region id, or several: 1,2,3")
     migrate.add_argument("--from", dest="from_node", type=int, required=True)
     migrate.add_argument("--to", dest="to_node", type=int, required=True)
     migrate.add_argument("--wait", action="store_true", help="show progress until done")
@@ -502,8 +479,14 @@ def parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="a membership change's state")
     status.add_argument("workflow_id", nargs="?")
     status.add_argument("--region", type=int)
-    cancel = sub.add_parser("cancel", help="cancel the running change of a region")
-    cancel.add_argument("region", type=int)
+    cancel = sub.add_parser("cancel", help="cancel the running change of a region, or all")
+    cancel.add_argument("region", type=int, nargs="?")
+    cancel.add_argument("--all", action="store_true", help="every running membership change")
+    migrations = sub.add_parser("migrations", help="every membership change, newest first")
+    migrations.add_argument("--running", action="store_true", help="only the running ones")
+    throttle = sub.add_parser("throttle", help="a node's transfer throttle, at run time")
+    throttle.add_argument("--node", type=int, required=True)
+    throttle.add_argument("--mbps", type=float, required=True, help="MB/s; 0 lifts the limit")
     return p
 
 
@@ -518,6 +501,8 @@ ASYNC: dict[str, Callable[[Ctl], Awaitable[int]]] = {
     "remove-peer": cmd_remove_peer,
     "status": cmd_status,
     "cancel": cmd_cancel,
+    "migrations": cmd_migrations,
+    "throttle": cmd_throttle,
 }
 
 

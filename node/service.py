@@ -189,6 +189,17 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
             ],
         )
 
+    # -- operations -----------------------------------------------------------------------
+
+    @_refusals
+    async def SetThrottle(self, request: pb.ThrottleRequest, context: Any) -> pb.ThrottleReply:
+        """Idempotent: setting the limit it has changes nothing."""
+        if request.bytes_per_s < 0:
+            raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "a throttle cannot be negative")
+        previous = self.node.throttle.set_rate(request.bytes_per_s)
+        log.info("transfer throttle %s -> %s bytes/s", previous, request.bytes_per_s or None)
+        return pb.ThrottleReply(bytes_per_s=request.bytes_per_s, previous=previous or 0)
+
     # -- receiving ------------------------------------------------------------------------
 
     async def Transfer(

@@ -19,6 +19,12 @@ class Throttle:
         self._stamp = time.monotonic()
         self._lock = asyncio.Lock()
 
+    def set_rate(self, bytes_per_s: float | None) -> float | None:
+        """Change the limit at run time (None or 0: no limit); returns the previous one."""
+        previous, self.rate = self.rate, bytes_per_s or None
+        self._tokens = min(self._tokens, self.rate or 0.0)
+        return previous
+
     async def acquire(self, n: int) -> None:
         if not self.rate:
             return

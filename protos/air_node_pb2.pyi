@@ -239,6 +239,20 @@ class RegionInfo(_message.Message):
     leaving: bool
     def __init__(self, region: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ...) -> None: ...
 
+class ThrottleRequest(_message.Message):
+    __slots__ = ("bytes_per_s",)
+    BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    bytes_per_s: float
+    def __init__(self, bytes_per_s: _Optional[float] = ...) -> None: ...
+
+class ThrottleReply(_message.Message):
+    __slots__ = ("bytes_per_s", "previous")
+    BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    bytes_per_s: float
+    previous: float
+    def __init__(self, bytes_per_s: _Optional[float] = ..., previous: _Optional[float] = ...) -> None: ...
+
 class ListRegionsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -99,6 +99,11 @@ class AirNodeStub:
                 request_serializer=protos_dot_air__node__pb2.ListRegionsRequest.SerializeToString,
                 response_deserializer=protos_dot_air__node__pb2.ListRegionsReply.FromString,
                 _registered_method=True)
+        self.SetThrottle = channel.unary_unary(
+                '/air.v1.AirNode/SetThrottle',
+                request_serializer=protos_dot_air__node__pb2.ThrottleRequest.SerializeToString,
+                response_deserializer=protos_dot_air__node__pb2.ThrottleReply.FromString,
+                _registered_method=True)
         self.Transfer = channel.stream_stream(
                 '/air.v1.AirNode/Transfer',
                 request_serializer=protos_dot_air__node__pb2.TransferRequest.SerializeToString,
@@ -195,6 +200,13 @@ class AirNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetThrottle(self, request, context):
+        """operations
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Transfer(self, request_iterator, context):
         """replication between nodes
         """
@@ -275,6 +287,11 @@ def add_AirNodeServicer_to_server(servicer, server):
                     servicer.ListRegions,
                     request_deserializer=protos_dot_air__node__pb2.ListRegionsRequest.FromString,
                     response_serializer=protos_dot_air__node__pb2.ListRegionsReply.SerializeToString,
+            ),
+            'SetThrottle': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetThrottle,
+                    request_deserializer=protos_dot_air__node__pb2.ThrottleRequest.FromString,
+                    response_serializer=protos_dot_air__node__pb2.ThrottleReply.SerializeToString,
             ),
             'Transfer': grpc.stream_stream_rpc_method_handler(
                     servicer.Transfer,
@@ -638,6 +655,33 @@ class AirNode:
             '/air.v1.AirNode/ListRegions',
             protos_dot_air__node__pb2.ListRegionsRequest.SerializeToString,
             protos_dot_air__node__pb2.ListRegionsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetThrottle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/air.v1.AirNode/SetThrottle',
+            protos_dot_air__node__pb2.ThrottleRequest.SerializeToString,
+            protos_dot_air__node__pb2.ThrottleReply.FromString,
             options,
             channel_credentials,
             insecure,

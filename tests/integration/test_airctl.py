@@ -172,3 +172,26 @@ def test_demo_from_nothing_verifies_and_exits(airctl: Airctl) -> None:
     assert f"http://127.0.0.1:{airctl.ports['ui']}/namespaces/default/workflows/" in done.stdout
     assert "DONE" in done.stderr  # the progress line reached the end
     assert not airctl.cluster.exists()  # --no-keep stopped the stack
+
+
+def test_many_regions_migrations_throttle_and_cancel_all(airctl: Airctl) -> None:
+    airctl.up("--transfer-rate-limit", "0.5")
+    for region in ("11", "12", "13"):
+        airctl("region", "create", region, "--peers", "1,2")
+    airctl("write", "11", "--count", "60000")  # a few MB: seconds at the throttle
+    both = airctl.json("migrate", "12,13", "--from", "1", "--to", "3", "--wait")
+    assert all(both[r]["ok"] for r in ("12", "13")), both
+
+    throttled = airctl.json("throttle", "--node", "2", "--mbps", "0.25")
+    assert (throttled["previous"], throttled["bytes_per_s"]) == (500_000, 250_000)
+    airctl("migrate", "11", "--from", "1", "--to", "3")  # the snapshot comes from node 2
+    running = airctl.json("migrations", "--running")
+    assert [m["workflow_id"] for m in running] == ["air-region-11"], running
+    everything = {m["workflow_id"]: m for m in airctl.json("migrations")}
+    assert everything["air-region-12"]["status"] == "COMPLETED"
+    assert everything["air-region-12"]["nodes"] == ["1", "3"]
+
+    cancelled = airctl.json("cancel", "--all")
+    assert cancelled["air-region-11"].startswith("cancelled: rolled back"), cancelled
+    regions = airctl.json("regions")
+    assert sorted(regions["11"]) == ["1", "2"] and sorted(regions["12"]) == ["2", "3"]

@@ -1,0 +1,48 @@
+"""What every airctl command works with: the cluster file, node stubs, Temporal, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from temporalio.client import Client
+
+from airctl.config import ClusterConfig, UserError, cluster_path, load_cluster
+from node.client import NodeClients
+from protos import air_node_pb2_grpc as rpc
+from workflows.starter import connect
+
+
+class Ctl:
+    """What a command needs: the cluster file, node stubs, a Temporal client, the output mode."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.json = bool(args.json)
+        self.path = cluster_path(args.cluster)
+        self._config: ClusterConfig | None = None
+        self.clients = NodeClients()
+
+    @property
+    def config(self) -> ClusterConfig:
+        if self._config is None:
+            self._config = load_cluster(self.path)
+        return self._config
+
+    def stub(self, node_id: int) -> rpc.AirNodeStub:
+        return self.clients.stub(self.config.node(node_id).address)
+
+    async def temporal(self) -> Client:
+        try:
+            return await connect(self.config.temporal_address, self.config.namespace)
+        except RuntimeError as e:
+            raise UserError(
+                f"cannot reach Temporal at {self.config.temporal_address}: is the stack up? ({e})"
+            ) from e
+
+    def emit(self, data: Any, text: str) -> None:
+        print(json.dumps(data, indent=2) if self.json else text)
+
+    def workflow_url(self, workflow_id: str) -> str:
+        return f"{self.config.ui_url}/namespaces/{self.config.namespace}/workflows/{workflow_id}"

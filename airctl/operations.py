@@ -1,0 +1,139 @@
+"""Operating many changes at once: a list of regions, every migration, cancel all, throttles."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+
+from airctl.config import UserError
+from airctl.context import Ctl
+from protos import air_node_pb2 as pb
+from workflows.add_peer import AddPeerWorkflow
+from workflows.common import NODES_KEY, PHASE_KEY, REGION_KEY
+from workflows.migration import RegionMigrationWorkflow
+from workflows.models import MigrationInput
+from workflows.remove_peer import RemovePeerWorkflow
+from workflows.starter import RegionBusy, start_change
+
+TYPES = [w.__name__ for w in (RegionMigrationWorkflow, AddPeerWorkflow, RemovePeerWorkflow)]
+MEMBERSHIP_QUERY = "WorkflowType IN (" + ", ".join(f"'{t}'" for t in TYPES) + ")"
+
+
+def parse_regions(text: str) -> list[int]:
+    try:
+        regions = [int(r) for r in text.split(",") if r.strip()]
+    except ValueError as e:
+        raise UserError(f"regions are ids like 7 or 1,2,3, not {text!r}") from e
+    if not regions or len(set(regions)) != len(regions):
+        raise UserError(f"regions must be distinct ids, got {text!r}")
+    return regions
+
+
+async def migrate_many(ctl: Ctl, regions: list[int], from_node: int, to_node: int) -> int:
+    """Start a migration per region (a busy one is reported, the others go on); with --wait,
+    wait for all and report each."""
+    client = await ctl.temporal()
+    started: dict[int, WorkflowHandle[Any, Any]] = {}
+    report: dict[str, Any] = {}
+    for region in regions:
+        request = MigrationInput(region=region, from_node=from_node, to_node=to_node)
+        try:
+            started[region] = await start_change(client, request, ctl.config.task_queue)
+            report[str(region)] = {"workflow_id": started[region].id, "started": True}
+        except RegionBusy as e:
+            report[str(region)] = {"started": False, "error": str(e)}
+    if ctl.args.wait:
+        outcomes = await asyncio.gather(*(_outcome(h) for h in started.values()))
+        for region, outcome in zip(started, outcomes, strict=True):
+            report[str(region)].update(outcome)
+    lines = [f"region {r}: {_describe(v)}" for r, v in report.items()]
+    ctl.emit(report, "\n".join(lines))
+    return 0 if all(v.get("ok", v["started"]) for v in report.values()) else 1
+
+
+async def _outcome(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as e:
+        return {"ok": False, "error": str(e.cause or e)}
+    return {"ok": True, "message": result.message}
+
+
+def _describe(entry: dict[str, Any]) -> str:
+    if not entry["started"] or entry.get("ok") is False:
+        return f"FAILED: {entry['error']}"
+    return entry.get("message") or f"started {entry['workflow_id']}"
+
+
+async def cmd_migrations(ctl: Ctl) -> int:
+    """Every membership change Temporal knows, running and finished, newest first."""
+    client = await ctl.temporal()
+    query = MEMBERSHIP_QUERY + (" AND ExecutionStatus = 'Running'" if ctl.args.running else "")
+    rows: list[dict[str, Any]] = []
+    async for w in client.list_workflows(query):
+        if "/" in w.id:  # a migration's child: shown through its parent
+            continue
+        attrs = w.typed_search_attributes
+        closed = w.close_time or datetime.now(w.start_time.tzinfo)
+        rows.append(
+            {
+                "workflow_id": w.id,
+                "type": w.workflow_type,
+                "status": w.status.name if w.status else "UNKNOWN",
+                "region": attrs.get(REGION_KEY),
+                "phase": attrs.get(PHASE_KEY),
+                "nodes": list(attrs.get(NODES_KEY) or []),
+                "started": w.start_time.isoformat(),
+                "duration_s": round((closed - w.start_time).total_seconds(), 2),
+            }
+        )
+    lines = [
+        f"{r['workflow_id']:<22} {r['type']:<24} {r['status']:<10} {r['phase'] or '':<26} "
+        f"nodes {r['nodes']}  {r['duration_s']}s"
+        for r in rows
+    ]
+    ctl.emit(rows, "\n".join(lines) or "no membership changes")
+    return 0
+
+
+async def cancel_all(ctl: Ctl) -> int:
+    """Cancel every running change; each rolls back or finishes as its phase requires."""
+    client = await ctl.temporal()
+    handles = [
+        client.get_workflow_handle(w.id)
+        async for w in client.list_workflows(MEMBERSHIP_QUERY + " AND ExecutionStatus = 'Running'")
+        if "/" not in w.id
+    ]
+    for handle in handles:
+        await handle.cancel()
+    outcomes = await asyncio.gather(*(_after_cancel(h) for h in handles))
+    report = dict(zip((h.id for h in handles), outcomes, strict=True))
+    ctl.emit(report, "\n".join(f"{i}: {o}" for i, o in report.items()) or "nothing was running")
+    return 0
+
+
+async def _after_cancel(handle: WorkflowHandle[Any, Any]) -> str:
+    try:
+        result = await handle.result()
+    except WorkflowFailureError:
+        status = (await handle.describe()).status
+        if status == WorkflowExecutionStatus.CANCELED:
+            return "cancelled: rolled back to the cluster as it was"
+        return f"ended {status.name if status else 'UNKNOWN'}"
+    return f"finished anyway: {result.message}"
+
+
+async def cmd_throttle(ctl: Ctl) -> int:
+    ctl.config.node(ctl.args.node)
+    request = pb.ThrottleRequest(bytes_per_s=ctl.args.mbps * 1e6)
+    reply = await ctl.stub(ctl.args.node).SetThrottle(request, timeout=10)
+    limit = f"{ctl.args.mbps} MB/s" if ctl.args.mbps else "no limit"
+    ctl.emit(
+        {"node": ctl.args.node, "bytes_per_s": reply.bytes_per_s, "previous": reply.previous},
+        f"node {ctl.args.node}: transfer throttle {limit} (was "
+        f"{f'{reply.previous / 1e6:g} MB/s' if reply.previous else 'no limit'})",
+    )
+    return 0
