@@ -23,13 +23,14 @@ from node.client import NodeClients
 from node.killpoints import KillPoints
 from workflows.add_peer import AddPeerWorkflow
 from workflows.common import TASK_QUEUE
+from workflows.drain import DrainNodeWorkflow
 from workflows.migration import RegionMigrationWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
 from workflows.starter import connect
 
 log = logging.getLogger("worker")
 
-WORKFLOWS = [AddPeerWorkflow, RemovePeerWorkflow, RegionMigrationWorkflow]
+WORKFLOWS = [AddPeerWorkflow, RemovePeerWorkflow, RegionMigrationWorkflow, DrainNodeWorkflow]
 READY = "worker ready on task queue {queue}"
 
 

@@ -23,6 +23,7 @@ from activities.directory import NodeDirectory
 from activities.models import (
     CaptureTargetInput,
     ChannelsInput,
+    ClusterDescription,
     CreateLocalPeerInput,
     Peer,
     RegionDescription,
@@ -170,6 +171,26 @@ class MembershipActivities:
                         )
                     )
         return description
+
+    @activity.defn
+    async def describe_cluster(self, node: int) -> ClusterDescription:
+        """Every known node's regions (`node` names the drain asking). Read-only: retry-safe."""
+        nodes = self.directory.all()
+        replies = await asyncio.gather(
+            *(
+                self._stub(n).ListRegions(pb.ListRegionsRequest(), timeout=RPC_TIMEOUT_S)
+                for n in nodes
+            ),
+            return_exceptions=True,
+        )
+        cluster = ClusterDescription(nodes=nodes)
+        for peer, reply in zip(nodes, replies, strict=True):
+            if isinstance(reply, BaseException):
+                cluster.unreachable.append(peer.node_id)
+                continue
+            for info in reply.regions:
+                cluster.holders.setdefault(info.region, []).append(peer.node_id)
+        return cluster
 
     @activity.defn
     async def capture_target(self, step: CaptureTargetInput) -> dict[int, int]:
@@ -360,6 +381,7 @@ class MembershipActivities:
     def all(self) -> list[Callable[..., Awaitable[object]]]:
         return [
             self.describe_region,
+            self.describe_cluster,
             self.capture_target,
             self.create_local_peer,
             self.inactivate_peer,

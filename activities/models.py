@@ -102,3 +102,19 @@ class TransferProgress(BaseModel):
 
 class ReleaseInput(NodeStep):
     skip_if_down_after_s: float | None = None
+
+
+class ClusterDescription(BaseModel):
+    """Which nodes hold which regions, as the reachable nodes say."""
+
+    nodes: list[Peer]
+    holders: dict[int, list[int]] = Field(default_factory=dict)  # region -> node ids
+    unreachable: list[int] = Field(default_factory=list)
+
+    def load(self) -> dict[int, int]:
+        """Replicas per node (every known node, zero included)."""
+        counts = {n.node_id: 0 for n in self.nodes}
+        for ids in self.holders.values():
+            for i in ids:
+                counts[i] = counts.get(i, 0) + 1
+        return counts

@@ -18,16 +18,17 @@ from typing import Any
 import grpc
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
-from airctl.config import UserError
+from airctl.config import UserError, parse_ids
 from airctl.context import Ctl
 from airctl.load import AckedLog, LoadWriter, missing_points
 from airctl.local_stack import LocalStack
 from airctl.operations import (
     cancel_all,
+    cmd_drain,
     cmd_migrations,
+    cmd_plan_drain,
     cmd_throttle,
     migrate_many,
-    parse_regions,
 )
 from airctl.progress import follow, snapshot
 from protos import air_node_pb2 as pb
@@ -51,7 +52,7 @@ async def region_holders(ctl: Ctl, region: int) -> dict[int, pb.RegionInfo]:
 
 
 async def cmd_region_create(ctl: Ctl) -> int:
-    ids = _ids(ctl.args.peers)
+    ids = parse_ids(ctl.args.peers, "--peers")
     peers = [pb.Peer(node_id=i, address=ctl.config.node(i).address) for i in ids]
     request = pb.CreateLocalPeerRequest(region=ctl.args.region, peers=peers, active=True)
     replies = [await ctl.stub(i).CreateLocalPeer(request, timeout=10) for i in ids]
@@ -227,7 +228,7 @@ def _innermost(error: BaseException) -> str:
 async def cmd_migrate(ctl: Ctl) -> int:
     a = ctl.args
     ctl.config.node(a.from_node), ctl.config.node(a.to_node)
-    regions = parse_regions(a.regions)
+    regions = parse_ids(a.regions, "regions")
     if len(regions) > 1:
         return await migrate_many(ctl, regions, a.from_node, a.to_node)
     return await start_and_maybe_wait(
@@ -376,7 +377,7 @@ async def run_demo(ctl: Ctl, stack: LocalStack) -> int:
 
 
 async def cmd_region_create_quiet(ctl: Ctl) -> None:
-    ids = _ids(ctl.args.peers)
+    ids = parse_ids(ctl.args.peers, "--peers")
     peers = [pb.Peer(node_id=i, address=ctl.config.node(i).address) for i in ids]
     request = pb.CreateLocalPeerRequest(region=ctl.args.region, peers=peers, active=True)
     for i in ids:
@@ -402,16 +403,6 @@ def cmd_demo(ctl: Ctl) -> int:
 
 
 # -- argument parsing -----------------------------------------------------------------------
-
-
-def _ids(text: str) -> list[int]:
-    try:
-        ids = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as e:
-        raise UserError(f"--peers takes node ids like 1,2,3, not {text!r}") from e
-    if not ids or len(set(ids)) != len(ids):
-        raise UserError(f"--peers needs distinct node ids, got {text!r}")
-    return ids
 
 
 def parser() -> argparse.ArgumentParser:
@@ -482,6 +473,15 @@ def parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel the running change of a region, or all")
     cancel.add_argument("region", type=int, nargs="?")
     cancel.add_argument("--all", action="store_true", help="every running membership change")
+    plan = sub.add_parser("plan", help="what a change would do, changing nothing")
+    plans = plan.add_subparsers(dest="plan", required=True)
+    plans.add_parser("drain", help="the moves that drain a node").add_argument(
+        "--node", type=int, required=True
+    )
+    drain = sub.add_parser("drain", help="move every replica off a node")
+    drain.add_argument("--node", type=int, required=True)
+    drain.add_argument("--max-concurrent", type=int, default=2, help="migrations at once")
+    drain.add_argument("--wait", action="store_true", help="show progress until done")
     migrations = sub.add_parser("migrations", help="every membership change, newest first")
     migrations.add_argument("--running", action="store_true", help="only the running ones")
     throttle = sub.add_parser("throttle", help="a node's transfer throttle, at run time")
@@ -503,6 +503,8 @@ ASYNC: dict[str, Callable[[Ctl], Awaitable[int]]] = {
     "cancel": cmd_cancel,
     "migrations": cmd_migrations,
     "throttle": cmd_throttle,
+    "plan": cmd_plan_drain,
+    "drain": cmd_drain,
 }
 
 

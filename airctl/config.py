@@ -53,3 +53,14 @@ def load_cluster(path: Path) -> ClusterConfig:
         return ClusterConfig.model_validate_json(path.read_text())
     except ValidationError as e:
         raise UserError(f"{path} is not a valid cluster file: {e.errors()[0]['msg']}") from e
+
+
+def parse_ids(text: str, what: str) -> list[int]:
+    """`1,2,3` -> [1, 2, 3]: distinct ids, at least one; `what` names them in errors."""
+    try:
+        ids = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise UserError(f"{what} are ids like 1,2,3, not {text!r}") from e
+    if not ids or len(set(ids)) != len(ids):
+        raise UserError(f"{what} must be distinct ids, got {text!r}")
+    return ids

@@ -3,33 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
+from activities.directory import NodeDirectory
+from activities.membership import MembershipActivities
 from airctl.config import UserError
 from airctl.context import Ctl
+from node.killpoints import KillPoints
 from protos import air_node_pb2 as pb
 from workflows.add_peer import AddPeerWorkflow
 from workflows.common import NODES_KEY, PHASE_KEY, REGION_KEY
+from workflows.drain import DrainNodeWorkflow, plan_drain
 from workflows.migration import RegionMigrationWorkflow
-from workflows.models import MigrationInput
+from workflows.models import DrainInput, DrainProgress, DrainResult, MigrationInput, Move
 from workflows.remove_peer import RemovePeerWorkflow
-from workflows.starter import RegionBusy, start_change
+from workflows.starter import RegionBusy, start_change, start_drain
 
-TYPES = [w.__name__ for w in (RegionMigrationWorkflow, AddPeerWorkflow, RemovePeerWorkflow)]
+TYPES = [
+    w.__name__
+    for w in (RegionMigrationWorkflow, AddPeerWorkflow, RemovePeerWorkflow, DrainNodeWorkflow)
+]
 MEMBERSHIP_QUERY = "WorkflowType IN (" + ", ".join(f"'{t}'" for t in TYPES) + ")"
-
-
-def parse_regions(text: str) -> list[int]:
-    try:
-        regions = [int(r) for r in text.split(",") if r.strip()]
-    except ValueError as e:
-        raise UserError(f"regions are ids like 7 or 1,2,3, not {text!r}") from e
-    if not regions or len(set(regions)) != len(regions):
-        raise UserError(f"regions must be distinct ids, got {text!r}")
-    return regions
 
 
 async def migrate_many(ctl: Ctl, regions: list[int], from_node: int, to_node: int) -> int:
@@ -137,3 +137,61 @@ async def cmd_throttle(ctl: Ctl) -> int:
         f"{f'{reply.previous / 1e6:g} MB/s' if reply.previous else 'no limit'})",
     )
     return 0
+
+
+async def cluster_plan(ctl: Ctl, node: int) -> list[Move]:
+    """The drain's plan, computed here exactly as the workflow will (it changes nothing)."""
+    ctl.config.node(node)
+    directory = NodeDirectory(nodes={n.id: n.address for n in ctl.config.nodes})
+    describe = MembershipActivities(
+        directory, ctl.clients, KillPoints(set(), Path("."))
+    ).describe_cluster
+    try:
+        return plan_drain(await describe(node), node)
+    except ApplicationError as e:
+        raise UserError(e.message) from e
+
+
+async def cmd_plan_drain(ctl: Ctl) -> int:
+    moves = await cluster_plan(ctl, ctl.args.node)
+    sizes = {
+        m.region: (await ctl.stub(m.from_node).Digest(pb.RegionRequest(region=m.region))).count
+        for m in moves
+    }
+    rows = [{**m.model_dump(), "points": sizes[m.region]} for m in moves]
+    lines = [
+        f"region {r['region']}: node {r['from_node']} -> {r['to_node']} ({r['points']:,} points)"
+        for r in rows
+    ]
+    ctl.emit(rows, "\n".join(lines) or f"node {ctl.args.node} holds no region")
+    return 0
+
+
+async def cmd_drain(ctl: Ctl) -> int:
+    await cluster_plan(ctl, ctl.args.node)  # fail fast, before anything starts
+    client = await ctl.temporal()
+    request = DrainInput(node=ctl.args.node, max_concurrent=ctl.args.max_concurrent)
+    try:
+        handle = await start_drain(client, request, ctl.config.task_queue)
+    except RegionBusy as e:
+        raise UserError(str(e)) from e
+    if not ctl.args.wait:
+        ctl.emit(
+            {"workflow_id": handle.id, "ui": ctl.workflow_url(handle.id)},
+            f"started {handle.id}\n{ctl.workflow_url(handle.id)}",
+        )
+        return 0
+    last = ""
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        s = await handle.query("drain_progress", result_type=DrainProgress)
+        line = f"{len(s.done)}/{len(s.planned)} moved, running {sorted(s.running)}, {s.left} left"
+        if line != last and not ctl.json:
+            print(line, file=sys.stderr)
+            last = line
+        await asyncio.sleep(0.5)
+    try:
+        result = await client.get_workflow_handle(handle.id, result_type=DrainResult).result()
+    except WorkflowFailureError as e:
+        raise UserError(f"the drain failed: {e.cause or e}") from e
+    ctl.emit(result.model_dump(mode="json"), result.message)
+    return 0 if not result.failed else 1

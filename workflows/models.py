@@ -47,6 +47,8 @@ class Phase(enum.StrEnum):
     RELEASING = "RELEASING"
     DELETING = "DELETING"
     ROLLING_BACK = "ROLLING_BACK"
+    MOVING = "MOVING"  # drain: region migrations run as children
+    PAUSED = "PAUSED"  # drain: no new migration starts until resumed
     ADDING = "ADDING"  # migration: the add-peer child runs
     REMOVING = "REMOVING"  # migration: the remove-peer child runs
     DONE = "DONE"
@@ -98,3 +100,37 @@ class MigrationResult(BaseModel):
     remove: RemovePeerResult | None = None
     cancelled: bool = False
     message: str = ""
+
+
+class DrainInput(BaseModel):
+    node: int
+    max_concurrent: int = 2  # migrations at once, cluster-wide
+    max_per_node: int = 2  # migrations at once into one destination node
+    down_timeout_s: float = 60.0
+
+
+class Move(BaseModel):
+    region: int
+    from_node: int
+    to_node: int
+
+
+class DrainProgress(BaseModel):
+    node: int
+    planned: list[Move] = Field(default_factory=list)
+    done: list[int] = Field(default_factory=list)
+    running: list[int] = Field(default_factory=list)
+    failed: dict[int, str] = Field(default_factory=dict)
+    max_concurrent: int = 2
+    paused: bool = False
+
+    @property
+    def left(self) -> int:
+        return len(self.planned) - len(self.done) - len(self.failed) - len(self.running)
+
+
+class DrainResult(BaseModel):
+    node: int
+    moved: list[Move]
+    failed: dict[int, str]
+    message: str

@@ -24,8 +24,9 @@ from workflows.common import (
     WORKFLOW_TASK_TIMEOUT,
     region_workflow_id,
 )
+from workflows.drain import DrainNodeWorkflow
 from workflows.migration import RegionMigrationWorkflow
-from workflows.models import AddPeerInput, MigrationInput, RemovePeerInput
+from workflows.models import AddPeerInput, DrainInput, MigrationInput, RemovePeerInput
 from workflows.remove_peer import RemovePeerWorkflow
 
 R = TypeVar("R")
@@ -92,3 +93,26 @@ async def start_change(
             f"{running.workflow_type} {workflow_id} (run {running.run_id}); "
             "wait for it or cancel it first"
         ) from e
+
+
+def drain_workflow_id(node: int) -> str:
+    return f"air-drain-node-{node}"
+
+
+async def start_drain(
+    client: Client, request: DrainInput, task_queue: str = TASK_QUEUE
+) -> WorkflowHandle[Any, Any]:
+    """Start draining a node; refuse with `RegionBusy` if a drain of it is running."""
+    workflow_id = drain_workflow_id(request.node)
+    try:
+        return await client.start_workflow(
+            DrainNodeWorkflow.run,
+            request,
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
+        )
+    except WorkflowAlreadyStartedError as e:
+        raise RegionBusy(f"node {request.node} is already being drained ({workflow_id})") from e

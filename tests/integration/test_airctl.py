@@ -110,7 +110,7 @@ def test_create_load_migrate_verify_status(airctl: Airctl) -> None:
 ERRORS = {
     "unknown node": (["migrate", "5", "--from", "1", "--to", "9"], "unknown node 9"),
     "unknown region": (["digest", "77"], "unknown region 77"),
-    "bad peers": (["region", "create", "6", "--peers", "1,x"], "--peers takes node ids"),
+    "bad peers": (["region", "create", "6", "--peers", "1,x"], "--peers are ids like"),
     "cancel idle region": (["cancel", "5"], "no membership change of region 5 is running"),
 }
 
@@ -195,3 +195,22 @@ def test_many_regions_migrations_throttle_and_cancel_all(airctl: Airctl) -> None
     assert cancelled["air-region-11"].startswith("cancelled: rolled back"), cancelled
     regions = airctl.json("regions")
     assert sorted(regions["11"]) == ["1", "2"] and sorted(regions["12"]) == ["2", "3"]
+
+
+def test_plan_then_drain_a_node(airctl: Airctl) -> None:
+    airctl.up()
+    for region in ("21", "22"):
+        airctl("region", "create", region, "--peers", "1,2,3")
+    airctl("region", "create", "23", "--peers", "1,2,4")
+    airctl("write", "21", "--count", "50")
+    plan = airctl.json("plan", "drain", "--node", "1")
+    moves = {(m["region"], m["to_node"], m["points"]) for m in plan}
+    assert moves == {(21, 4, 50), (22, 4, 0), (23, 3, 0)}, plan
+    assert sorted(airctl.json("regions")["21"]) == ["1", "2", "3"]  # the plan changed nothing
+
+    drained = airctl.json("drain", "--node", "1", "--max-concurrent", "2", "--wait")
+    assert drained["failed"] == {} and len(drained["moved"]) == 3, drained
+    regions = airctl.json("regions")
+    assert all("1" not in replicas for replicas in regions.values()), regions
+    bad = airctl("plan", "drain", "--node", "9", check=False)
+    assert bad.returncode == 2 and "unknown node 9" in bad.stderr

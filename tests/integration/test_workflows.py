@@ -191,6 +191,19 @@ async def fill(cluster: Cluster, region: int, node_id: int, points: int, batch: 
         await cluster.stub(node_id).Write(pb.WriteRequest(region=region, points=rows))
 
 
+async def throttled_region(stack: Stack, region: int, mbps: str) -> Cluster:
+    """Nodes 1-3 sending at `mbps` MB/s, a region on 1 and 2 holding a few MB (whose snapshot
+    then takes seconds), and a worker."""
+    cluster = stack.cluster
+    for i in (1, 2, 3):
+        cluster.add_node(i, extra_args=["--transfer-rate-limit", mbps])
+    await cluster.create_region(region, [1, 2])
+    await fill(cluster, region, 1, 60_000)
+    await cluster.converged(region, [1, 2], count=60_000, timeout=120)
+    stack.start_worker()
+    return cluster
+
+
 async def wait_for_phase(stack: Stack, handle: WorkflowHandle[Any, Any], phase: Phase) -> Progress:
     return await eventually(
         lambda: stack.progress(handle), lambda p: p.phase == phase, what=f"phase {phase}"
@@ -198,13 +211,7 @@ async def wait_for_phase(stack: Stack, handle: WorkflowHandle[Any, Any], phase: 
 
 
 async def test_cancel_mid_transfer_leaves_the_cluster_as_before(stack: Stack, region: int) -> None:
-    cluster = stack.cluster
-    for i in (1, 2, 3):  # 1 MB/s: the snapshot of a few MB takes seconds
-        cluster.add_node(i, extra_args=["--transfer-rate-limit", "1"])
-    await cluster.create_region(region, [1, 2])
-    await fill(cluster, region, 1, 60_000)
-    await cluster.converged(region, [1, 2], count=60_000, timeout=120)
-    stack.start_worker()
+    cluster = await throttled_region(stack, region, mbps="1")
     before = await cluster_state(cluster, [1, 2, 3], region)
 
     handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=3))
@@ -259,13 +266,7 @@ async def test_remove_a_peer_that_is_down_then_it_comes_back(stack: Stack, regio
 
 
 async def test_progress_is_visible_as_it_moves(stack: Stack, region: int) -> None:
-    cluster = stack.cluster
-    for i in (1, 2, 3):  # 0.5 MB/s: the snapshot of a few MB takes seconds
-        cluster.add_node(i, extra_args=["--transfer-rate-limit", "0.5"])
-    await cluster.create_region(region, [1, 2])
-    await fill(cluster, region, 1, 60_000)
-    await cluster.converged(region, [1, 2], count=60_000, timeout=120)
-    stack.start_worker()
+    await throttled_region(stack, region, mbps="0.5")
 
     handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=3))
     seen: list[Phase] = []

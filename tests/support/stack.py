@@ -13,8 +13,8 @@ from temporalio.service import RPCError
 
 from stack.processes import WorkerProcess
 from tests.support.cluster import Cluster
-from workflows.models import AddPeerInput, MigrationInput, Progress, RemovePeerInput
-from workflows.starter import start_change
+from workflows.models import AddPeerInput, DrainInput, MigrationInput, Progress, RemovePeerInput
+from workflows.starter import start_change, start_drain
 
 
 class Stack:
@@ -52,6 +52,11 @@ class Stack:
         self, request: MigrationInput | AddPeerInput | RemovePeerInput
     ) -> WorkflowHandle[Any, Any]:
         handle = await start_change(self.client, request, self.task_queue)
+        self.handles.append(handle)
+        return handle
+
+    async def drain(self, request: DrainInput) -> WorkflowHandle[Any, Any]:
+        handle = await start_drain(self.client, request, self.task_queue)
         self.handles.append(handle)
         return handle
 

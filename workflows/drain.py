@@ -1,0 +1,158 @@
+"""DrainNodeWorkflow: move every replica off a node, a bounded number of migrations at once.
+
+Each move is a RegionMigrationWorkflow child with the region's own workflow id, so a drain
+never runs beside another change of the same region. The bound can change while it runs, and
+the drain can pause and resume (Temporal updates). Cancelling it starts no new move and
+cancels the running ones: each rolls back, or finishes when its removal had begun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ChildWorkflowError
+
+from workflows.common import (
+    KIND_KEY,
+    NODES_KEY,
+    PHASE_KEY,
+    WORKFLOW_TASK_TIMEOUT,
+    invalid,
+    region_workflow_id,
+)
+from workflows.migration import RegionMigrationWorkflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.membership import MembershipActivities as A
+    from activities.models import ClusterDescription
+    from workflows.models import DrainInput, DrainProgress, DrainResult, MigrationInput, Move, Phase
+
+
+def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:
+    """Each region of `node` to the least loaded node that does not hold it (ties: lowest id)."""
+    if node not in {n.node_id for n in cluster.nodes}:
+        raise invalid(f"node {node} is not in the cluster")
+    load = cluster.load()
+    moves = []
+    for region, holders in sorted(cluster.holders.items()):
+        if node not in holders:
+            continue
+        candidates = [n for n in sorted(load) if n not in holders and n not in cluster.unreachable]
+        if not candidates:
+            raise invalid(f"region {region} has no node to move to (it is on every live node)")
+        target = min(candidates, key=lambda n: (load[n], n))
+        load[target] += 1
+        moves.append(Move(region=region, from_node=node, to_node=target))
+    return moves
+
+
+@workflow.defn
+class DrainNodeWorkflow:
+    kind = "drain"
+
+    @workflow.init
+    def __init__(self, req: DrainInput) -> None:
+        # set before any handler runs: an update may arrive before the run method starts
+        self._state = DrainProgress(node=req.node, max_concurrent=req.max_concurrent)
+
+    @workflow.query
+    def drain_progress(self) -> DrainProgress:
+        return self._state
+
+    @workflow.update
+    def set_max_concurrent(self, bound: int) -> int:
+        self.drain_progress().max_concurrent = bound
+        self._show()
+        return bound
+
+    @set_max_concurrent.validator
+    def _valid_bound(self, bound: int) -> None:
+        if bound < 1:
+            raise ValueError(f"the bound must be at least 1, not {bound}")
+
+    @workflow.update
+    def pause(self) -> DrainProgress:
+        self.drain_progress().paused = True
+        self._show()
+        return self.drain_progress()
+
+    @workflow.update
+    def resume(self) -> DrainProgress:
+        self.drain_progress().paused = False
+        self._show()
+        return self.drain_progress()
+
+    @workflow.run
+    async def run(self, req: DrainInput) -> DrainResult:
+        workflow.upsert_search_attributes(
+            [KIND_KEY.value_set(self.kind), NODES_KEY.value_set([str(req.node)])]
+        )
+        cluster = await workflow.execute_activity_method(
+            A.describe_cluster,
+            req.node,
+            summary=f"describe the cluster to drain node {req.node}",
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
+        )
+        self._state.planned = plan_drain(cluster, req.node)
+        self._show()
+        moves = [asyncio.ensure_future(self._move(m, req)) for m in self._state.planned]
+        try:
+            await asyncio.gather(*moves)
+        except asyncio.CancelledError:
+            await asyncio.gather(*moves, return_exceptions=True)  # each rolls back or finishes
+            raise
+        state = self._state
+        moved = [m for m in state.planned if m.region in state.done]
+        message = f"node {req.node}: {len(moved)} region(s) moved, {len(state.failed)} failed"
+        workflow.upsert_search_attributes([PHASE_KEY.value_set(Phase.DONE.value)])
+        workflow.set_current_details(message)
+        return DrainResult(node=req.node, moved=moved, failed=state.failed, message=message)
+
+    async def _move(self, move: Move, req: DrainInput) -> None:
+        state = self.drain_progress()
+
+        def may_start() -> bool:
+            into = sum(
+                1 for m in state.planned if m.region in state.running and m.to_node == move.to_node
+            )
+            return (
+                not state.paused
+                and len(state.running) < state.max_concurrent
+                and into < req.max_per_node
+            )
+
+        await workflow.wait_condition(may_start)
+        state.running.append(move.region)
+        self._show()
+        try:
+            await workflow.execute_child_workflow(
+                RegionMigrationWorkflow.run,
+                MigrationInput(
+                    region=move.region,
+                    from_node=move.from_node,
+                    to_node=move.to_node,
+                    down_timeout_s=req.down_timeout_s,
+                ),
+                id=region_workflow_id(move.region),
+                task_timeout=WORKFLOW_TASK_TIMEOUT,
+            )
+            state.done.append(move.region)
+        except ChildWorkflowError as e:
+            state.failed[move.region] = str(e.cause or e)
+        finally:
+            state.running.remove(move.region)
+            self._show()
+
+    def _show(self) -> None:
+        s = self.drain_progress()
+        phase = Phase.PAUSED if s.paused else Phase.MOVING
+        workflow.upsert_search_attributes([PHASE_KEY.value_set(phase.value)])
+        workflow.set_current_details(
+            f"**drain** node {s.node}: phase **{phase}**\n\n"
+            f"{len(s.done)} done, {len(s.running)} running {sorted(s.running)}, {s.left} left, "
+            f"{len(s.failed)} failed; at most {s.max_concurrent} at once"
+        )
