@@ -63,6 +63,9 @@ class DirectCoordinator(MembershipWorkflow):
     def now(self) -> float:
         return time.monotonic()
 
+    def publish_metric(self, name: str, value: int) -> None:
+        pass
+
     async def run_activity(
         self, activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
     ) -> R:

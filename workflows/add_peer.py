@@ -98,6 +98,7 @@ class AddPeerWorkflow(MembershipWorkflow):
     @workflow.run
     async def run(self, req: AddPeerInput) -> AddPeerResult:
         self.begin(req.region, [req.new_peer])
+        self.stall_after_s = req.stall_after_s
         description = await Steps(self, req.region).describe()
         addition = plan_addition(description, req, workflow.random())
         try:

@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.membership import MembershipActivities
-    from activities.models import Peer, RegionDescription, WaitTransferInput
+    from activities.models import Peer, RegionDescription, TransferProgress, WaitTransferInput
     from workflows.models import Phase, Progress
 
 TASK_QUEUE = "air-replication"
@@ -102,6 +102,7 @@ class MembershipWorkflow:
 
     def __init__(self) -> None:
         self._progress: Progress | None = None
+        self.stall_after_s = 60.0  # a transfer whose lag is flat this long is reported stalled
 
     @workflow.query
     def progress(self) -> Progress:
@@ -126,8 +127,10 @@ class MembershipWorkflow:
         progress = self.progress()
         if phase != progress.phase:
             progress.phase = phase
+            progress.message = ""  # a message is about its phase; a repeated step keeps it
             self.publish([PHASE_KEY.value_set(phase.value)])
-        progress.message = message
+        if message:
+            progress.message = message
         self.show()
 
     # The four ways the steps touch Temporal; bench/migrate.py runs them without it.
@@ -181,6 +184,29 @@ class MembershipWorkflow:
             lines.append(p.message)
         self.publish_details("\n\n".join(lines))
 
+    def report_transfer(self, slice_: TransferProgress, ids: list[int], flat_s: float) -> None:
+        """Lag and rate into the progress; a lag flat for `stall_after_s` is a stall."""
+        progress = self.progress()
+        progress.lag, progress.rate = slice_.lag, slice_.rate
+        progress.stalled = not slice_.complete and flat_s >= self.stall_after_s
+        if progress.stalled:
+            waiting = (
+                f"nodes {slice_.unreachable} do not answer"
+                if slice_.unreachable
+                else (f"nodes {ids} apply nothing new")
+            )
+            progress.message = (
+                f"STALLED: the lag of {slice_.lag} seqs has not shrunk for {flat_s:.0f}s; {waiting}"
+            )
+        elif progress.message.startswith("STALLED"):
+            progress.message = ""
+        self.publish_metric("air_transfer_stalled", int(progress.stalled))
+        self.show()
+
+    def publish_metric(self, name: str, value: int) -> None:
+        gauge = workflow.metric_meter().create_gauge(name, "1 while a transfer is stalled")
+        gauge.set(value, {"region": str(self.progress().region), "kind": self.kind})
+
     async def step(
         self,
         phase: Phase,
@@ -205,22 +231,27 @@ class MembershipWorkflow:
         """
         ids = [r.node_id for r in receivers]
         down_since: timedelta | None = None
+        best: tuple[int, timedelta] | None = None  # the smallest lag seen, and when
+        slice_s = min(5.0, max(0.5, self.stall_after_s / 2))
         while True:
             slice_ = await self.step(
                 phase,
                 MembershipActivities.wait_transfer_complete,
                 WaitTransferInput(
-                    region=self.progress().region, receivers=receivers, target=target
+                    region=self.progress().region,
+                    receivers=receivers,
+                    target=target,
+                    slice_s=slice_s,
                 ),
                 f"wait until nodes {ids} applied {target}",
                 WAIT,
             )
-            progress = self.progress()
-            progress.lag, progress.rate = slice_.lag, slice_.rate
-            self.show()
+            now = timedelta(seconds=self.now())
+            if best is None or slice_.lag < best[0]:
+                best = (slice_.lag, now)
+            self.report_transfer(slice_, ids, (now - best[1]).total_seconds())
             if slice_.complete:
                 return
-            now = timedelta(seconds=self.now())
             down_since = (down_since or now) if slice_.unreachable else None
             if down_since is not None and now - down_since > timedelta(seconds=down_timeout_s):
                 raise ApplicationError(

@@ -75,6 +75,7 @@ class RegionMigrationWorkflow(MembershipWorkflow):
                     new_peer=req.to_node,
                     coordinator=coordinator.node_id,
                     down_timeout_s=req.down_timeout_s,
+                    stall_after_s=req.stall_after_s,
                 ),
                 id=f"{me}/add-peer",
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
@@ -88,7 +89,10 @@ class RegionMigrationWorkflow(MembershipWorkflow):
         removal = workflow.execute_child_workflow(
             RemovePeerWorkflow.run,
             RemovePeerInput(
-                region=req.region, peer=req.from_node, down_timeout_s=req.down_timeout_s
+                region=req.region,
+                peer=req.from_node,
+                down_timeout_s=req.down_timeout_s,
+                stall_after_s=req.stall_after_s,
             ),
             id=f"{me}/remove-peer",
             task_timeout=WORKFLOW_TASK_TIMEOUT,

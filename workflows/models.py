@@ -16,6 +16,7 @@ class AddPeerInput(BaseModel):
     new_peer: int
     coordinator: int | None = None  # default: a live holder chosen at random, as the source
     down_timeout_s: float = 60.0  # the new peer unreachable this long fails (and rolls back)
+    stall_after_s: float = 60.0  # a transfer whose lag is flat this long is "stalled"
 
 
 class RemovePeerInput(BaseModel):
@@ -23,6 +24,7 @@ class RemovePeerInput(BaseModel):
     peer: int
     coordinator: int | None = None  # informational: the steps run in the worker
     down_timeout_s: float = 30.0  # a leaving peer down this long is skipped, as the source
+    stall_after_s: float = 60.0  # a transfer whose lag is flat this long is "stalled"
 
 
 class MigrationInput(BaseModel):
@@ -31,6 +33,7 @@ class MigrationInput(BaseModel):
     to_node: int
     coordinator: int | None = None
     down_timeout_s: float = 60.0
+    stall_after_s: float = 60.0  # a transfer whose lag is flat this long is "stalled"
 
 
 class Phase(enum.StrEnum):
@@ -66,6 +69,7 @@ class Progress(BaseModel):
     target: dict[int, int] = Field(default_factory=dict)
     lag: int | None = None
     rate: float | None = None  # seqs applied per second in the last wait slice
+    stalled: bool = False  # the lag has not shrunk for stall_after_s
     message: str = ""
 
 

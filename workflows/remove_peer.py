@@ -136,6 +136,7 @@ class RemovePeerWorkflow(MembershipWorkflow):
     @workflow.run
     async def run(self, req: RemovePeerInput) -> RemovePeerResult:
         self.begin(req.region, [req.peer])
+        self.stall_after_s = req.stall_after_s
         removal = plan_removal(await Steps(self, req.region).describe(), req)
         # Once started, a removal is finished even if cancelled: half a removal helps no one.
         result, cancelled = await finish_even_if_cancelled(

@@ -365,3 +365,27 @@ async def test_cancel_during_the_removal_finishes_it(stack: Stack, region: int) 
     assert result.cancelled and "the removal was finished" in result.message
     assert result.remove is not None and result.remove.clean
     await assert_gone(cluster, 1, region, [2, 3])
+
+
+async def test_a_transfer_that_stops_moving_is_reported_stalled(stack: Stack, region: int) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3):
+        cluster.add_node(i)
+    await cluster.create_region(region, [1, 2])
+    await fill(cluster, region, 1, 60_000)
+    await cluster.converged(region, [1, 2], count=60_000, timeout=120)
+    crawl = pb.ThrottleRequest(bytes_per_s=10_000)  # the snapshot of a few MB would take minutes
+    for i in (1, 2):
+        await cluster.stub(i).SetThrottle(crawl)
+    stack.start_worker()
+
+    handle = await stack.start(AddPeerInput(region=region, new_peer=3, stall_after_s=1))
+    stalled = await eventually(lambda: stack.progress(handle), lambda p: p.stalled, timeout=60)
+    assert "STALLED" in stalled.message and "has not shrunk" in stalled.message, stalled
+    assert "STALLED" in await current_details(handle)
+
+    for i in (1, 2):  # the throttle lifted, it moves again and completes
+        await cluster.stub(i).SetThrottle(pb.ThrottleRequest(bytes_per_s=0))
+    await handle.result()
+    done = await stack.progress(handle)
+    assert not done.stalled and done.phase == Phase.DONE
