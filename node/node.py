@@ -302,6 +302,8 @@ class Node:
         if leaving_now:
             self.killpoints.reach(KillPoint.AFTER_INACTIVATE)
         flags = ("active" if active else "inactive") + (", leaving" if leaving else "")
+        if changed:
+            log.info("region %d is now %s", region, flags)
         if not changed:
             return Outcome(False, f"region {region} on node {self.node_id} was already {flags}")
         return Outcome(True, f"region {region} on node {self.node_id} is now {flags}")

@@ -125,7 +125,10 @@ class DrainNodeWorkflow:
                 and into < req.max_per_node
             )
 
-        await workflow.wait_condition(may_start)
+        # Several waiters can be released by one change; each re-checks right before it takes
+        # its slot (no await between), so the bound holds.
+        while not may_start():
+            await workflow.wait_condition(may_start)
         state.running.append(move.region)
         self._show()
         try:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
+from tests.support.chaos import restart
+from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
@@ -51,3 +56,56 @@ async def test_drain_moves_every_region_off_the_node(stack: Stack) -> None:
             lambda r=region: cluster.regions_of(3),  # type: ignore[misc]
             lambda regions, r=region: r in regions,  # type: ignore[misc]
         )
+
+
+def joining_intervals(cluster: Cluster) -> list[tuple[datetime, datetime]]:
+    """From the nodes' own logs: when each new replica was created, until it was activated."""
+    stamp = re.compile(r"^(\S+ \S+) node\d+ INFO node.node: (created region|region) (\d+)(.*)$")
+    intervals = []
+    for node in cluster.nodes.values():
+        opened: dict[str, datetime] = {}
+        for line in node.log_path.read_text().splitlines():
+            if not (m := stamp.match(line)):
+                continue
+            at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+            if m.group(2) == "created region" and "active=False" in m.group(4):
+                opened[m.group(3)] = at
+            elif m.group(4).strip() == "is now active" and m.group(3) in opened:
+                intervals.append((opened.pop(m.group(3)), at))
+    return intervals
+
+
+def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
+    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: Stack) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3, 4, 5):
+        cluster.add_node(i)
+    regions = list(range(511, 519))
+    for region in regions:
+        await cluster.create_region(region, [1, 2, 3])
+    stack.start_worker()
+
+    handle = await stack.drain(DrainInput(node=1, max_concurrent=2, max_per_node=1))
+    await eventually(
+        lambda: handle.query("drain_progress", result_type=DrainProgress),
+        lambda s: len(s.done) >= 2,
+        timeout=60,
+        what="two regions moved",
+    )
+    stack.workers["worker"].kill()
+    await restart(stack.workers["worker"])
+    result = await stack.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
+    assert not result.failed and len(result.moved) == len(regions), result
+
+    assert await cluster.regions_of(1) == {}
+    intervals = joining_intervals(cluster)
+    assert len(intervals) == len(regions), intervals
+    assert most_at_once(intervals) <= 2  # from the nodes' clocks, not the workflow's books
