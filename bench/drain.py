@@ -1,0 +1,127 @@
+"""Draining a node: wall time under a concurrency bound, next to single migrations.
+
+Prints JSON for two shapes in one run: many small regions and a few large ones. For each,
+the drain's wall time at the bound, and next to it the single-migration times measured in
+the same run (all of them for the large shape; a sample, extrapolated, for the small one).
+Run: `python bench/drain.py [--small 200] [--large 4] [--large-points 200000] [--bound 8]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from temporalio.client import Client
+
+from bench.migrate import create_region
+from node.client import NodeClients
+from protos import air_node_pb2 as pb
+from stack.processes import NodeProcess, TemporalServer, WorkerProcess
+from workflows.models import DrainInput, DrainResult, MigrationInput
+from workflows.starter import connect, start_change, start_drain
+
+
+class Bench:
+    def __init__(self, client: Client, clients: NodeClients, nodes: list[NodeProcess]):
+        self.client = client
+        self.clients = clients
+        self.nodes = nodes
+        self.next_region = 1
+
+    async def regions(self, count: int, points: int) -> list[int]:
+        made = list(range(self.next_region, self.next_region + count))
+        self.next_region += count
+        for region in made:
+            await create_region(self.clients, self.nodes[:3], region)
+            stub = self.clients.stub(self.nodes[0].address)
+            for start in range(0, points, 10_000):
+                rows = [
+                    pb.Point(series=f"s{t % 10}", timestamp=t, value=t)
+                    for t in range(start, min(start + 10_000, points))
+                ]
+                await stub.Write(pb.WriteRequest(region=region, points=rows))
+        return made
+
+    async def single(self, region: int) -> float:
+        began = time.perf_counter()
+        req = MigrationInput(region=region, from_node=1, to_node=4)
+        await (await start_change(self.client, req)).result()
+        return time.perf_counter() - began
+
+    async def drain(self, bound: int) -> float:
+        began = time.perf_counter()
+        req = DrainInput(node=1, max_concurrent=bound, max_per_node=bound)
+        handle = await start_drain(self.client, req)
+        result = await self.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
+        assert not result.failed, result.failed
+        return time.perf_counter() - began
+
+    async def back(self, regions: list[int]) -> None:
+        """Move regions 4 -> 1 again, so the next shape drains node 1 alone."""
+        for region in regions:
+            req = MigrationInput(region=region, from_node=4, to_node=1)
+            await (await start_change(self.client, req)).result()
+
+
+async def shape(
+    bench: Bench, count: int, points: int, bound: int, sample: int
+) -> dict[str, object]:
+    singles_regions = await bench.regions(min(sample, count), points)
+    singles = [await bench.single(r) for r in singles_regions]
+    await bench.back(singles_regions)
+    await bench.regions(count - len(singles_regions), points)
+    wall = await bench.drain(bound)
+    estimated_sum = statistics.mean(singles) * count
+    return {
+        "regions": count,
+        "points_per_region": points,
+        "bound": bound,
+        "drain_wall_s": round(wall, 2),
+        "single_migration_mean_s": round(statistics.mean(singles), 3),
+        "singles_measured": len(singles),
+        "sum_of_singles_s": round(estimated_sum, 2),
+        "speedup_vs_one_at_a_time": round(estimated_sum / wall, 2),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
+    clients = NodeClients()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server = TemporalServer(root / "temporal.db").start()
+        nodes = [NodeProcess(i, root / f"node{i}").start() for i in (1, 2, 3, 4)]
+        cluster = root / "cluster.json"
+        cluster.write_text(
+            json.dumps({"nodes": [{"id": n.node_id, "address": n.address} for n in nodes]})
+        )
+        worker = WorkerProcess("worker", root / "worker.log", server.address, cluster, root / "w")
+        worker.start()
+        try:
+            bench = Bench(await connect(server.address), clients, nodes)
+            small = await shape(bench, args.small, 10, args.bound, sample=10)
+            large = await shape(bench, args.large, args.large_points, 2, sample=args.large)
+        finally:
+            worker.terminate()
+            for n in nodes:
+                n.terminate()
+            server.terminate()
+            await clients.close()
+    return {"small_regions": small, "large_regions": large}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", type=int, default=200)
+    parser.add_argument("--large", type=int, default=4)
+    parser.add_argument("--large-points", type=int, default=200_000)
+    parser.add_argument("--bound", type=int, default=8)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args)), indent=2))
