@@ -13,7 +13,6 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio.client import Client
 
-from bench.migrate import create_region
+from bench.common import bench_stack, create_region
 from node.client import NodeClients
 from protos import air_node_pb2 as pb
-from stack.processes import NodeProcess, TemporalServer, WorkerProcess
+from stack.processes import NodeProcess
 from workflows.models import DrainInput, DrainResult, MigrationInput
-from workflows.starter import connect, start_change, start_drain
+from workflows.starter import start_change, start_drain
 
 
 class Bench:
@@ -93,27 +92,10 @@ async def shape(
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
-    clients = NodeClients()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        server = TemporalServer(root / "temporal.db").start()
-        nodes = [NodeProcess(i, root / f"node{i}").start() for i in (1, 2, 3, 4)]
-        cluster = root / "cluster.json"
-        cluster.write_text(
-            json.dumps({"nodes": [{"id": n.node_id, "address": n.address} for n in nodes]})
-        )
-        worker = WorkerProcess("worker", root / "worker.log", server.address, cluster, root / "w")
-        worker.start()
-        try:
-            bench = Bench(await connect(server.address), clients, nodes)
-            small = await shape(bench, args.small, 10, args.bound, sample=10)
-            large = await shape(bench, args.large, args.large_points, 2, sample=args.large)
-        finally:
-            worker.terminate()
-            for n in nodes:
-                n.terminate()
-            server.terminate()
-            await clients.close()
+    async with bench_stack() as (stack, client, clients):
+        bench = Bench(client, clients, stack.nodes)
+        small = await shape(bench, args.small, 10, args.bound, sample=10)
+        large = await shape(bench, args.large, args.large_points, 2, sample=args.large)
     return {"small_regions": small, "large_regions": large}
 
 

@@ -15,7 +15,6 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,16 +22,12 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
 
 from activities.directory import NodeDirectory
 from activities.membership import MembershipActivities
-from node.client import NodeClients
+from bench.common import bench_stack, create_region
 from node.killpoints import KillPoints
-from protos import air_node_pb2 as pb
-from stack.processes import NodeProcess, TemporalServer, WorkerProcess
 from workflows.add_peer import add_peer_steps, plan_addition
 from workflows.common import MembershipWorkflow, Options
 from workflows.migration import validate_migration
@@ -84,61 +79,37 @@ class DirectCoordinator(MembershipWorkflow):
         await remove_peer_steps(self, plan_removal(await steps.describe(), remove))
 
 
-async def create_region(clients: NodeClients, nodes: list[NodeProcess], region: int) -> None:
-    peers = [pb.Peer(node_id=n.node_id, address=n.address) for n in nodes]
-    for n in nodes:
-        await clients.stub(n.address).CreateLocalPeer(
-            pb.CreateLocalPeerRequest(region=region, peers=peers, active=True)
-        )
-
-
 async def main(runs: int, regions: int) -> dict[str, object]:
-    clients = NodeClients()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        server = TemporalServer(root / "temporal.db").start()
-        nodes = [NodeProcess(i, root / f"node{i}").start() for i in (1, 2, 3, 4)]
-        cluster = root / "cluster.json"
-        cluster.write_text(
-            json.dumps({"nodes": [{"id": n.node_id, "address": n.address} for n in nodes]})
+    async with bench_stack() as (stack, client, clients):
+        nodes = stack.nodes
+        directory = NodeDirectory(stack.cluster_file)
+        direct = DirectCoordinator(
+            MembershipActivities(directory, clients, KillPoints(set(), stack.data_dir))
         )
-        worker = WorkerProcess("worker", root / "worker.log", server.address, cluster, root / "w")
-        worker.start()
-        try:
-            client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-            direct = DirectCoordinator(
-                MembershipActivities(NodeDirectory(cluster), clients, KillPoints(set(), root))
-            )
-            temporal_s: list[float] = []
-            direct_s: list[float] = []
-            for run in range(runs):
-                for path, times in (("temporal", temporal_s), ("direct", direct_s)):
-                    region = 2 * run + (path == "direct")
-                    await create_region(clients, nodes[:3], region)
-                    req = MigrationInput(region=region, from_node=1, to_node=4)
-                    began = time.perf_counter()
-                    if path == "temporal":
-                        await (await start_change(client, req)).result()
-                    else:
-                        await direct.migrate(req)
-                    times.append(time.perf_counter() - began)
-
-            first = 10_000
-            for region in range(first, first + regions):
+        temporal_s: list[float] = []
+        direct_s: list[float] = []
+        for run in range(runs):
+            for path, times in (("temporal", temporal_s), ("direct", direct_s)):
+                region = 2 * run + (path == "direct")
                 await create_region(clients, nodes[:3], region)
-            began = time.perf_counter()
-            handles = [
-                await start_change(client, MigrationInput(region=r, from_node=1, to_node=4))
-                for r in range(first, first + regions)
-            ]
-            await asyncio.gather(*(h.result() for h in handles))
-            wall = time.perf_counter() - began
-        finally:
-            worker.terminate()
-            for n in nodes:
-                n.terminate()
-            server.terminate()
-            await clients.close()
+                req = MigrationInput(region=region, from_node=1, to_node=4)
+                began = time.perf_counter()
+                if path == "temporal":
+                    await (await start_change(client, req)).result()
+                else:
+                    await direct.migrate(req)
+                times.append(time.perf_counter() - began)
+
+        first = 10_000
+        for region in range(first, first + regions):
+            await create_region(clients, nodes[:3], region)
+        began = time.perf_counter()
+        handles = [
+            await start_change(client, MigrationInput(region=r, from_node=1, to_node=4))
+            for r in range(first, first + regions)
+        ]
+        await asyncio.gather(*(h.result() for h in handles))
+        wall = time.perf_counter() - began
     t, d = statistics.median(temporal_s), statistics.median(direct_s)
     return {
         "empty_region_migration": {

@@ -1,0 +1,42 @@
+"""What the benchmarks share: a throwaway local stack on free ports, and region setup."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from temporalio.client import Client
+
+from airctl.local_stack import LocalStack
+from node.client import NodeClients
+from protos import air_node_pb2 as pb
+from stack.processes import NodeProcess, free_ports
+from workflows.starter import connect
+
+
+@contextlib.asynccontextmanager
+async def bench_stack(nodes: int = 4) -> AsyncIterator[tuple[LocalStack, Client, NodeClients]]:
+    """The Temporal dev server, `nodes` nodes and one worker, all stopped afterwards."""
+    ports = free_ports(2 + nodes)
+    clients = NodeClients()
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = LocalStack(Path(tmp), nodes, ports[0], ports[1], max(ports[2:]) + 1)
+        stack.start()
+        try:
+            yield stack, await connect(stack.temporal.address), clients
+        finally:
+            stack.stop()
+            await clients.close()
+
+
+async def create_region(clients: NodeClients, nodes: list[NodeProcess], region: int) -> None:
+    peers = [pb.Peer(node_id=n.node_id, address=n.address) for n in nodes]
+    for n in nodes:
+        await clients.stub(n.address).CreateLocalPeer(
+            pb.CreateLocalPeerRequest(region=region, peers=peers, active=True)
+        )
