@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import is_cancelled_exception
+
 from tests.support.chaos import restart
 from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
@@ -109,3 +113,31 @@ async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: S
     intervals = joining_intervals(cluster)
     assert len(intervals) == len(regions), intervals
     assert most_at_once(intervals) <= 2  # from the nodes' clocks, not the workflow's books
+
+
+async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3, 4):  # 0.2 MB/s: each region's snapshot takes seconds
+        cluster.add_node(i, extra_args=["--transfer-rate-limit", "0.2"])
+    regions = list(range(521, 525))
+    for region in regions:
+        await cluster.create_region(region, [1, 2, 3])
+        bulk = LoadWriter(cluster, region, [1], series="bulk", batch=5000)
+        await bulk.run(count=20_000)
+    stack.start_worker()
+
+    handle = await stack.drain(DrainInput(node=1, max_concurrent=2))
+    await eventually(
+        lambda: handle.query("drain_progress", result_type=DrainProgress),
+        lambda s: len(s.running) == 2,
+        what="two moves in flight",
+    )
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    assert is_cancelled_exception(failed.value.cause)
+
+    for region in regions:  # every region whole, on 1-3 (rolled back) or 2-4 (finished)
+        holders = [i for i in (1, 2, 3, 4) if region in await cluster.regions_of(i)]
+        assert holders in ([1, 2, 3], [2, 3, 4]), (region, holders)
+        await cluster.converged(region, holders, count=20_000, timeout=120)
