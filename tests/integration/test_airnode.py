@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 
 from protos import air_node_pb2 as pb
 from stack.processes import free_port
 from tests.support.cluster import Cluster
+from tests.support.waiting import eventually
 
 REGION = 9
 
@@ -38,3 +41,40 @@ async def test_metrics_then_a_clean_stop(cluster: Cluster) -> None:
     node = cluster.nodes[1]
     assert node.terminate() == 0
     assert "airnode 1 stopping" in node.output()
+
+
+async def test_a_throttled_snapshot_runs_at_the_limit(cluster: Cluster) -> None:
+    limit = 500_000  # bytes/s
+    port = free_port()
+    cluster.add_node(1, extra_args=["--metrics-port", str(port)])
+    cluster.add_node(2)
+    await cluster.create_region(REGION, [1])
+    for start in range(0, 60_000, 5000):
+        points = [pb.Point(series=f"s{t % 10}", timestamp=t) for t in range(start, start + 5000)]
+        await cluster.stub(1).Write(pb.WriteRequest(region=REGION, points=points))
+    await cluster.stub(1).SetThrottle(pb.ThrottleRequest(bytes_per_s=limit))
+    await cluster.stub(2).CreateLocalPeer(
+        pb.CreateLocalPeerRequest(region=REGION, peers=cluster.peers([1, 2]), await_snapshot=True)
+    )
+    target = (await cluster.progress(1, REGION)).applied
+    check = pb.CheckTransferCompleteRequest(region=REGION, target=target)
+
+    began = time.monotonic()
+    await cluster.stub(1).CreateChannel(
+        pb.CreateChannelRequest(region=REGION, receiver=cluster.peer(2), snapshot=True)
+    )
+    await eventually(
+        lambda: cluster.stub(2).CheckTransferComplete(check),
+        lambda reply: reply.complete,
+        timeout=120,
+        max_delay=0.05,
+    )
+    elapsed = time.monotonic() - began
+    sent = float(
+        re.search(rf'air_transfer_bytes_total{{region="{REGION}"}} (\S+)', await scrape(port))[1]  # type: ignore[index]
+    )
+    assert sent > 3 * limit, "too small a transfer to measure a rate over"
+    # never above the limit (the bucket allows one second of burst), and close to it: the
+    # throttle, not the machine, set the pace
+    assert sent <= limit * (elapsed + 1), (sent, elapsed)
+    assert sent / elapsed >= 0.6 * limit, (sent, elapsed)
