@@ -63,8 +63,9 @@ async def follow(
     """Show progress until the workflow closes (a line per change when not on a terminal)."""
     live = out.isatty()
     last = ""
-    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-        progress = await snapshot(client, handle)
+    while True:
+        running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        progress = await snapshot(client, handle)  # once more after it closed: the last phase
         if progress is not None:
             line = render(progress)
             if live:
@@ -73,6 +74,8 @@ async def follow(
             elif line.split(" lag")[0] != last.split(" lag")[0]:
                 out.write(line + "\n")
             last = line
+        if not running:
+            break
         await asyncio.sleep(interval)
     if live:
         out.write("\n")
