@@ -22,10 +22,11 @@ from workflows.starter import connect
 @contextlib.asynccontextmanager
 async def bench_stack(nodes: int = 4) -> AsyncIterator[tuple[LocalStack, Client, NodeClients]]:
     """The Temporal dev server, `nodes` nodes and one worker, all stopped afterwards."""
-    ports = free_ports(2 + nodes)
+    ports = free_ports(2)
+    base = free_ports(nodes, consecutive=True)[0]
     clients = NodeClients()
     with tempfile.TemporaryDirectory() as tmp:
-        stack = LocalStack(Path(tmp), nodes, ports[0], ports[1], max(ports[2:]) + 1)
+        stack = LocalStack(Path(tmp), nodes, ports[0], ports[1], base)
         stack.start()
         try:
             yield stack, await connect(stack.temporal.address), clients

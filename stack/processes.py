@@ -6,6 +6,7 @@ Each is a child process whose output is appended to a log file; readiness is a l
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,17 +20,35 @@ from typing import Self
 from node.__main__ import READY as NODE_READY
 from workflows.common import SEARCH_ATTRIBUTES
 
+# Ports for our servers come from below the kernel's ephemeral range (32768 and up), which
+# the OS hands out for outgoing connections and port-0 binds: a port picked there can be
+# taken by someone else's connection before our server binds it.
+PORT_RANGE = (20000, 32000)
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Distinct ports free right now (all held open together, so none is handed out twice)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind((host, 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+
+def free_ports(count: int, host: str = "127.0.0.1", consecutive: bool = False) -> list[int]:
+    """Distinct ports free right now (all held open together while picked)."""
+    rng = random.Random()
+    for _ in range(200):
+        start = rng.randrange(PORT_RANGE[0], PORT_RANGE[1] - count)
+        candidates = (
+            list(range(start, start + count))
+            if consecutive
+            else rng.sample(range(*PORT_RANGE), count)
+        )
+        sockets: list[socket.socket] = []
+        try:
+            for port in candidates:
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind((host, port))
+            return candidates
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} free ports in {PORT_RANGE}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

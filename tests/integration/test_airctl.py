@@ -22,10 +22,9 @@ class Airctl:
         self.cluster = root / "cluster.json"
         self.up_proc: subprocess.Popen[bytes] | None = None
         self.ups = 0
-        ports = free_ports(7)
+        ports = free_ports(2)
         self.ports = {"temporal": ports[0], "ui": ports[1]}
-        # nodes take consecutive ports from the base: pick a base with room after it
-        self.base_port = max(ports[2:]) + 1
+        self.base_port = free_ports(4, consecutive=True)[0]  # nodes take base, base+1, ...
 
     def __call__(
         self, *args: str, check: bool = True, timeout: float = 180
