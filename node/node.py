@@ -484,8 +484,9 @@ class Node:
             return 0
         before = replica.applied().get(sender, 0)
         applied = await replica.apply_remote(sender, batch)
+        # No notify(): channels send only this node's own writes, which a remote batch never
+        # adds to, so waking every outgoing channel per received batch would be wasted queries.
         METRICS.applied_points.inc(sum(1 for s in batch.seqs if s > before), region=replica.region)
-        replica.notify()
         return applied
 
     # -- membership after a restart ------------------------------------------------------
