@@ -140,11 +140,10 @@ class MembershipActivities:
             return _skipped(node, skip_if_down_after_s)
         return StepResult(changed=reply.changed, message=reply.message)
 
-    # -- reading --------------------------------------------------------------------------
-
-    @activity.defn
-    async def describe_region(self, region: int) -> RegionDescription:
-        """Ask every known node which replicas of `region` it holds. Read-only: retry-safe."""
+    async def _regions_everywhere(
+        self,
+    ) -> tuple[list[Peer], list[pb.ListRegionsReply | BaseException]]:
+        """Every known node and its ListRegions reply (or the error that stood for it)."""
         nodes = self.directory.all()
         replies = await asyncio.gather(
             *(
@@ -153,6 +152,14 @@ class MembershipActivities:
             ),
             return_exceptions=True,
         )
+        return nodes, list(replies)
+
+    # -- reading --------------------------------------------------------------------------
+
+    @activity.defn
+    async def describe_region(self, region: int) -> RegionDescription:
+        """Ask every known node which replicas of `region` it holds. Read-only: retry-safe."""
+        nodes, replies = await self._regions_everywhere()
         description = RegionDescription(region=region, known_nodes=nodes)
         for node, reply in zip(nodes, replies, strict=True):
             if isinstance(reply, BaseException):
@@ -175,14 +182,7 @@ class MembershipActivities:
     @activity.defn
     async def describe_cluster(self, node: int) -> ClusterDescription:
         """Every known node's regions (`node` names the drain asking). Read-only: retry-safe."""
-        nodes = self.directory.all()
-        replies = await asyncio.gather(
-            *(
-                self._stub(n).ListRegions(pb.ListRegionsRequest(), timeout=RPC_TIMEOUT_S)
-                for n in nodes
-            ),
-            return_exceptions=True,
-        )
+        nodes, replies = await self._regions_everywhere()
         cluster = ClusterDescription(nodes=nodes)
         for peer, reply in zip(nodes, replies, strict=True):
             if isinstance(reply, BaseException):

@@ -95,6 +95,37 @@ def region_peers(description: RegionDescription) -> list[Peer]:
     return [peers[i] for i in sorted(peers)]
 
 
+async def execute(
+    activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
+) -> R:
+    """Run one step's activity (a local one for quick steps) with its kind's timeouts."""
+    retry = RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        maximum_interval=options.max_interval,
+        non_retryable_error_types=["NodeRefused", "InvalidRequest"],
+    )
+    if options.local:
+        local: R = await workflow.execute_local_activity_method(
+            activity,
+            arg,
+            summary=summary,
+            start_to_close_timeout=options.start_to_close,
+            schedule_to_close_timeout=options.schedule_to_close,
+            retry_policy=retry,
+        )
+        return local
+    result: R = await workflow.execute_activity_method(
+        activity,
+        arg,
+        summary=summary,
+        start_to_close_timeout=options.start_to_close,
+        schedule_to_close_timeout=options.schedule_to_close,
+        heartbeat_timeout=options.heartbeat,
+        retry_policy=retry,
+    )
+    return result
+
+
 class MembershipWorkflow:
     """Base of the three workflows: progress, phases, and one-line steps."""
 
@@ -147,31 +178,7 @@ class MembershipWorkflow:
     async def run_activity(
         self, activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
     ) -> R:
-        retry = RetryPolicy(
-            initial_interval=timedelta(milliseconds=200),
-            maximum_interval=options.max_interval,
-            non_retryable_error_types=["NodeRefused", "InvalidRequest"],
-        )
-        if options.local:
-            local: R = await workflow.execute_local_activity_method(
-                activity,
-                arg,
-                summary=summary,
-                start_to_close_timeout=options.start_to_close,
-                schedule_to_close_timeout=options.schedule_to_close,
-                retry_policy=retry,
-            )
-            return local
-        result: R = await workflow.execute_activity_method(
-            activity,
-            arg,
-            summary=summary,
-            start_to_close_timeout=options.start_to_close,
-            schedule_to_close_timeout=options.schedule_to_close,
-            heartbeat_timeout=options.heartbeat,
-            retry_policy=retry,
-        )
-        return result
+        return await execute(activity, arg, summary, options)
 
     def show(self) -> None:
         """The UI's current details: phase, lag and rate, in Markdown."""

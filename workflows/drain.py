@@ -9,17 +9,17 @@ cancels the running ones: each rolls back, or finishes when its removal had begu
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ChildWorkflowError
 
 from workflows.common import (
+    DESCRIBE,
     KIND_KEY,
     NODES_KEY,
     PHASE_KEY,
     WORKFLOW_TASK_TIMEOUT,
+    execute,
     invalid,
     region_workflow_id,
 )
@@ -90,13 +90,8 @@ class DrainNodeWorkflow:
         workflow.upsert_search_attributes(
             [KIND_KEY.value_set(self.kind), NODES_KEY.value_set([str(req.node)])]
         )
-        cluster = await workflow.execute_activity_method(
-            A.describe_cluster,
-            req.node,
-            summary=f"describe the cluster to drain node {req.node}",
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
-        )
+        summary = f"describe the cluster to drain node {req.node}"
+        cluster = await execute(A.describe_cluster, req.node, summary, DESCRIBE)
         self._state.planned = plan_drain(cluster, req.node)
         self._show()
         moves = [asyncio.ensure_future(self._move(m, req)) for m in self._state.planned]
