@@ -68,7 +68,27 @@ async def start_change(
         run, kind, nodes = AddPeerWorkflow.run, AddPeerWorkflow.kind, [request.new_peer]
     else:
         run, kind, nodes = RemovePeerWorkflow.run, RemovePeerWorkflow.kind, [request.peer]
-    workflow_id = region_workflow_id(request.region)
+    attributes: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(REGION_KEY, request.region),
+        SearchAttributePair(KIND_KEY, kind),
+        SearchAttributePair(NODES_KEY, [str(n) for n in nodes]),
+    ]
+    busy = f"region {request.region} already has a membership change running"
+    return await _start_once(
+        client, run, request, region_workflow_id(request.region), task_queue, busy, attributes
+    )
+
+
+async def _start_once(
+    client: Client,
+    run: Any,
+    request: Any,
+    workflow_id: str,
+    task_queue: str,
+    busy: str,
+    attributes: list[SearchAttributePair[Any]] | None = None,
+) -> WorkflowHandle[Any, Any]:
+    """Start `run` under `workflow_id` unless a run of that id is going; then `RegionBusy`."""
     try:
         return await client.start_workflow(
             run,
@@ -78,19 +98,12 @@ async def start_change(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             task_timeout=WORKFLOW_TASK_TIMEOUT,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(REGION_KEY, request.region),
-                    SearchAttributePair(KIND_KEY, kind),
-                    SearchAttributePair(NODES_KEY, [str(n) for n in nodes]),
-                ]
-            ),
+            search_attributes=TypedSearchAttributes(attributes or []),
         )
     except WorkflowAlreadyStartedError as e:
         running = await client.get_workflow_handle(workflow_id).describe()
         raise RegionBusy(
-            f"region {request.region} already has a membership change running: "
-            f"{running.workflow_type} {workflow_id} (run {running.run_id}); "
+            f"{busy}: {running.workflow_type} {workflow_id} (run {running.run_id}); "
             "wait for it or cancel it first"
         ) from e
 
@@ -103,16 +116,7 @@ async def start_drain(
     client: Client, request: DrainInput, task_queue: str = TASK_QUEUE
 ) -> WorkflowHandle[Any, Any]:
     """Start draining a node; refuse with `RegionBusy` if a drain of it is running."""
-    workflow_id = drain_workflow_id(request.node)
-    try:
-        return await client.start_workflow(
-            DrainNodeWorkflow.run,
-            request,
-            id=workflow_id,
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            task_timeout=WORKFLOW_TASK_TIMEOUT,
-        )
-    except WorkflowAlreadyStartedError as e:
-        raise RegionBusy(f"node {request.node} is already being drained ({workflow_id})") from e
+    busy = f"node {request.node} is already being drained"
+    return await _start_once(
+        client, DrainNodeWorkflow.run, request, drain_workflow_id(request.node), task_queue, busy
+    )
