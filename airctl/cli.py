@@ -32,7 +32,7 @@ from airctl.operations import (
 )
 from airctl.progress import follow, snapshot
 from protos import air_node_pb2 as pb
-from workflows.common import region_workflow_id
+from workflows.common import region_workflow_id, root_cause
 from workflows.models import AddPeerInput, MigrationInput, RemovePeerInput
 from workflows.starter import RegionBusy, start_change
 
@@ -51,11 +51,16 @@ async def region_holders(ctl: Ctl, region: int) -> dict[int, pb.RegionInfo]:
     return holders
 
 
+async def create_region(ctl: Ctl, region: int, ids: list[int]) -> list[pb.MembershipReply]:
+    """The region's replica on each of `ids`, active, with the full peer list."""
+    peers = [pb.Peer(node_id=i, address=ctl.config.node(i).address) for i in ids]
+    request = pb.CreateLocalPeerRequest(region=region, peers=peers, active=True)
+    return [await ctl.stub(i).CreateLocalPeer(request, timeout=10) for i in ids]
+
+
 async def cmd_region_create(ctl: Ctl) -> int:
     ids = parse_ids(ctl.args.peers, "--peers")
-    peers = [pb.Peer(node_id=i, address=ctl.config.node(i).address) for i in ids]
-    request = pb.CreateLocalPeerRequest(region=ctl.args.region, peers=peers, active=True)
-    replies = [await ctl.stub(i).CreateLocalPeer(request, timeout=10) for i in ids]
+    replies = await create_region(ctl, ctl.args.region, ids)
     ctl.emit(
         {"region": ctl.args.region, "peers": ids, "created": [r.changed for r in replies]},
         f"region {ctl.args.region} on nodes {ids}",
@@ -204,7 +209,7 @@ async def wait_result(ctl: Ctl, client: Client, handle: WorkflowHandle[Any, Any]
     try:
         result = await handle.result()
     except WorkflowFailureError as e:
-        reason = _innermost(e)
+        reason = root_cause(e)
         ctl.emit(
             {"workflow_id": handle.id, "ok": False, "error": reason},
             f"{handle.id} failed: {reason}",
@@ -217,12 +222,6 @@ async def wait_result(ctl: Ctl, client: Client, handle: WorkflowHandle[Any, Any]
         f"{handle.id} done in {seconds:.2f}s: {getattr(result, 'message', '') or data}",
     )
     return 0
-
-
-def _innermost(error: BaseException) -> str:
-    while error.__cause__ is not None or getattr(error, "cause", None) is not None:
-        error = getattr(error, "cause", None) or error.__cause__  # type: ignore[assignment]
-    return getattr(error, "message", None) or str(error) or type(error).__name__
 
 
 async def cmd_migrate(ctl: Ctl) -> int:
@@ -343,8 +342,7 @@ async def run_demo(ctl: Ctl, stack: LocalStack) -> int:
             print(text, file=sys.stderr)
 
     say(f"stack up; Temporal UI: {stack.config.ui_url}")
-    ctl.args.peers, ctl.args.region = "1,2,3", region
-    await cmd_region_create_quiet(ctl)
+    await create_region(ctl, region, [1, 2, 3])
     writer = LoadWriter(ctl.stub, region, [1, 2, 3, 4], batch=50, log=AckedLog(log))
     writer.start(rate=ctl.args.rate)
     await writer.wait_acked(ctl.args.rate, timeout=60)
@@ -374,14 +372,6 @@ async def run_demo(ctl: Ctl, stack: LocalStack) -> int:
         f"see it in the Temporal UI: {summary['ui']}",
     )
     return 0 if ok else 1
-
-
-async def cmd_region_create_quiet(ctl: Ctl) -> None:
-    ids = parse_ids(ctl.args.peers, "--peers")
-    peers = [pb.Peer(node_id=i, address=ctl.config.node(i).address) for i in ids]
-    request = pb.CreateLocalPeerRequest(region=ctl.args.region, peers=peers, active=True)
-    for i in ids:
-        await ctl.stub(i).CreateLocalPeer(request, timeout=10)
 
 
 def cmd_demo(ctl: Ctl) -> int:

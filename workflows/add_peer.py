@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
-from workflows.common import MembershipWorkflow, invalid, region_peers, require_node
+from workflows.common import MembershipWorkflow, invalid, region_peers, require_node, root_cause
 from workflows.remove_peer import Removal, remove_peer_steps
 from workflows.steps import Steps
 
@@ -125,9 +125,4 @@ class AddPeerWorkflow(MembershipWorkflow):
 
 
 def _reason(error: BaseException) -> str:
-    if is_cancelled_exception(error):
-        return "cancelled"
-    cause = error
-    while cause.__cause__ is not None:
-        cause = cause.__cause__
-    return str(cause) or type(cause).__name__
+    return "cancelled" if is_cancelled_exception(error) else root_cause(error)

@@ -69,6 +69,13 @@ def skippable(down_timeout_s: float) -> Options:
     return Options(timedelta(seconds=down_timeout_s + 60), heartbeat=HEARTBEAT)
 
 
+def root_cause(error: BaseException) -> str:
+    """The innermost cause's message: what went wrong, under the layers that carried it."""
+    while (inner := getattr(error, "cause", None) or error.__cause__) is not None:
+        error = inner
+    return getattr(error, "message", None) or str(error) or type(error).__name__
+
+
 def invalid(message: str) -> ApplicationError:
     """Bad input: fail at once, change nothing."""
     return ApplicationError(message, type="InvalidRequest", non_retryable=True)

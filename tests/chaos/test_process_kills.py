@@ -19,6 +19,7 @@ from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.common import root_cause
 from workflows.models import MigrationInput, MigrationResult, Phase
 
 pytestmark = pytest.mark.slow
@@ -117,7 +118,7 @@ async def test_destination_dead_for_good_rolls_back_in_bounded_time(stack: Stack
     with pytest.raises(WorkflowFailureError) as failed:
         async with asyncio.timeout(90):  # the bound: down_timeout_s, then the rollback
             await handle.result()
-    assert "unreachable" in str(_innermost(failed.value)), failed.value
+    assert "unreachable" in root_cause(failed.value), failed.value
     for i in (1, 2, 3):  # the original cluster, and nothing of node 4 on it
         progress = await stack.cluster.progress(i, region)
         assert sorted(p.node_id for p in progress.peers) == [1, 2, 3]
@@ -128,9 +129,3 @@ async def test_destination_dead_for_good_rolls_back_in_bounded_time(stack: Stack
     await eventually(
         lambda: stack.cluster.regions_of(4), lambda regions: region not in regions, timeout=60
     )
-
-
-def _innermost(error: BaseException) -> BaseException:
-    while (cause := getattr(error, "cause", None) or error.__cause__) is not None:
-        error = cause
-    return error
