@@ -403,9 +403,9 @@ class Node:
         replica = self._get(region)
         applied = replica.applied()
         lag = {o: t - applied.get(o, 0) for o, t in target.items() if t > applied.get(o, 0)}
-        if not replica.installed:
-            lag = {o: t for o, t in target.items() if t > 0} or {0: 1}
-        return TransferCheck(complete=not lag, lag=lag)
+        # without its snapshot the replica applied nothing (lag is the whole target), and it
+        # is incomplete even for an empty target: the snapshot is what it waits for
+        return TransferCheck(complete=replica.installed and not lag, lag=lag)
 
     def release_status(self, region: int) -> ReleaseStatus:
         replica = self.replicas.get(region)
