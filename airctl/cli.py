@@ -32,6 +32,7 @@ from airctl.operations import (
 )
 from airctl.progress import follow, snapshot
 from protos import air_node_pb2 as pb
+from workflows import connection
 from workflows.common import region_workflow_id, root_cause
 from workflows.models import AddPeerInput, MigrationInput, RemovePeerInput
 from workflows.starter import RegionBusy, start_change
@@ -399,6 +400,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="airctl", description=__doc__)
     p.add_argument("--cluster", type=Path, help="cluster file (default .air/cluster.json)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    connection.add_arguments(p)
     sub = p.add_subparsers(dest="command", required=True)
 
     def stack_options(c: argparse.ArgumentParser, data_dir: str) -> None:

@@ -22,8 +22,10 @@ class NodeEntry(BaseModel):
 
 
 class ClusterConfig(BaseModel):
-    temporal_address: str
-    namespace: str = "default"
+    # unset in a cluster file written by hand for a real cluster: the connection then comes
+    # from flags or the SDK's environment configuration (workflows/connection.py)
+    temporal_address: str | None = None
+    namespace: str | None = None
     ui_url: str = ""
     task_queue: str = TASK_QUEUE
     nodes: list[NodeEntry]

@@ -11,7 +11,7 @@ from temporalio.client import Client
 from airctl.config import ClusterConfig, UserError, cluster_path, load_cluster
 from node.client import NodeClients
 from protos import air_node_pb2_grpc as rpc
-from workflows.starter import connect
+from workflows import connection
 
 
 class Ctl:
@@ -35,14 +35,23 @@ class Ctl:
 
     async def temporal(self) -> Client:
         try:
-            return await connect(self.config.temporal_address, self.config.namespace)
+            settings = connection.resolve(
+                connection.TemporalFlags.from_args(self.args),
+                address=self.config.temporal_address,
+                namespace=self.config.namespace,
+            )
+        except connection.BadConnectionSettings as e:
+            raise UserError(str(e)) from e
+        try:
+            return await connection.connect(settings)
         except RuntimeError as e:
             raise UserError(
-                f"cannot reach Temporal at {self.config.temporal_address}: is the stack up? ({e})"
+                f"cannot reach Temporal at {connection.describe(settings)}: is the stack up? ({e})"
             ) from e
 
     def emit(self, data: Any, text: str) -> None:
         print(json.dumps(data, indent=2) if self.json else text)
 
     def workflow_url(self, workflow_id: str) -> str:
-        return f"{self.config.ui_url}/namespaces/{self.config.namespace}/workflows/{workflow_id}"
+        namespace = self.args.temporal_namespace or self.config.namespace or "default"
+        return f"{self.config.ui_url}/namespaces/{namespace}/workflows/{workflow_id}"

@@ -16,7 +16,7 @@ from airctl.local_stack import LocalStack
 from node.client import NodeClients
 from protos import air_node_pb2 as pb
 from stack.processes import NodeProcess, free_ports
-from workflows.starter import connect
+from workflows import connection
 
 
 @contextlib.asynccontextmanager
@@ -29,7 +29,7 @@ async def bench_stack(nodes: int = 4) -> AsyncIterator[tuple[LocalStack, Client,
         stack = LocalStack(Path(tmp), nodes, ports[0], ports[1], base)
         stack.start()
         try:
-            yield stack, await connect(stack.temporal.address), clients
+            yield stack, await connection.connect(connection.local(stack.temporal.address)), clients
         finally:
             stack.stop()
             await clients.close()

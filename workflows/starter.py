@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from temporalio.client import Client, TLSConfig, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.runtime import Runtime
 
 from workflows.add_peer import AddPeerWorkflow
 from workflows.common import (
@@ -34,25 +32,6 @@ R = TypeVar("R")
 
 class RegionBusy(Exception):
     """A membership change of the region is already running."""
-
-
-async def connect(
-    address: str,
-    namespace: str = "default",
-    *,
-    tls: TLSConfig | bool = False,
-    api_key: str | None = None,
-    runtime: Runtime | None = None,
-) -> Client:
-    """A Temporal client that speaks the workflows' pydantic models."""
-    return await Client.connect(
-        address,
-        namespace=namespace,
-        tls=tls,
-        api_key=api_key,
-        data_converter=pydantic_data_converter,
-        runtime=runtime,
-    )
 
 
 async def start_change(

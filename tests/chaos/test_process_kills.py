@@ -1,9 +1,10 @@
 """Kills outside the kill points: the worker at random moments, the destination mid-transfer or
-for good, one of two workers. Each run ends with every acknowledged write on every replica."""
+for good, one of several workers. Each run ends with every acknowledged write on every replica."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError
 
 from airctl.load import LoadWriter as Writer
 from tests.support.chaos import restart
@@ -90,22 +92,66 @@ async def test_destination_killed_mid_transfer_and_restarted(stack: Stack) -> No
     await all_acked_on(stack.cluster, region, load, [2, 3, 4])
 
 
-async def test_two_workers_share_the_queue_and_one_dies(stack: Stack) -> None:
+async def identities(stack: Stack, workflow_ids: list[str]) -> dict[str, set[str]]:
+    """Per workflow id (children included), the workers that ran its tasks, from its history."""
+    ran: dict[str, set[str]] = {}
+    for workflow_id in workflow_ids:
+        for wid in (workflow_id, f"{workflow_id}/add-peer", f"{workflow_id}/remove-peer"):
+            with contextlib.suppress(RPCError):  # a child not started yet
+                history = await stack.client.get_workflow_handle(wid).fetch_history()
+                ran[wid] = {
+                    e.workflow_task_started_event_attributes.identity
+                    or e.activity_task_started_event_attributes.identity
+                    for e in history.events
+                } - {""}
+    return ran
+
+
+async def pending_worker(stack: Stack, workflow_id: str) -> str:
+    description = await stack.client.get_workflow_handle(workflow_id).describe()
+    pending = description.raw_description.pending_activities
+    return pending[0].last_worker_identity if pending else ""
+
+
+async def test_several_workers_share_many_regions_and_one_dies(stack: Stack) -> None:
     region, load = await setup(stack)
-    stack.start_worker("worker-a")
-    stack.start_worker("worker-b")
-    others = [next(_regions) for _ in range(2)]
+    others = [next(_regions) for _ in range(7)]
     for r in others:
         await stack.cluster.create_region(r, [1, 2, 3])
+        await LoadWriter(stack.cluster, r, [1], series="bulk", batch=1000).run(count=3000)
+    names = ["worker-a", "worker-b", "worker-c"]
+    for name in names:
+        stack.start_worker(name)
     handles = [
         await stack.start(MigrationInput(region=r, from_node=1, to_node=4))
         for r in (region, *others)
     ]
+    ids = [h.id for h in handles]
+
+    # mid-flight: several workers have run tasks, and region's transfer is being awaited
     await transferring(stack, handles[0])
-    stack.workers["worker-a"].kill()
+    ran = await eventually(
+        lambda: identities(stack, ids),
+        lambda r: len(set().union(*r.values())) >= 2,
+        timeout=60,
+        what="tasks run by at least two workers",
+    )
+    assert set().union(*ran.values()) <= set(names), ran
+    victim = await eventually(  # the worker running the transfer wait right now
+        lambda: pending_worker(stack, f"{handles[0].id}/add-peer"),
+        lambda name: name in names,
+        what="the worker running the transfer wait",
+    )
+    stack.workers[victim].kill()
+
     for r, handle in zip((region, *others), handles, strict=True):
         await migrated(stack.cluster, handle, r)
+    for r in others:
+        await stack.cluster.converged(r, [2, 3, 4], count=3000)
     await all_acked_on(stack.cluster, region, load, [2, 3, 4])
+    survivors = set(names) - {victim}
+    finished_by = set().union(*(await identities(stack, ids)).values())
+    assert finished_by & survivors, finished_by
 
 
 async def test_destination_dead_for_good_rolls_back_in_bounded_time(stack: Stack) -> None:

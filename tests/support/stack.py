@@ -43,7 +43,7 @@ class Stack:
             self.cluster_file,
             self.cluster.root / f"{name}-state",
             env=env,
-            extra_args=["--task-queue", self.task_queue],
+            extra_args=["--task-queue", self.task_queue, "--identity", name],
         )
         self.workers[name] = worker
         return worker.start()

@@ -1,0 +1,145 @@
+"""Where and how to reach Temporal, for every client we make (worker, airctl, benchmarks).
+
+Each setting comes from the first of: a command-line flag; the cluster file (`airctl up`
+writes the local dev server's address there); the SDK's environment configuration
+(`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, `TEMPORAL_TLS_*`, and the
+profile named by `TEMPORAL_PROFILE` in the TOML file at `TEMPORAL_CONFIG_FILE` or
+`~/.config/temporalio/temporal.toml`); the defaults `localhost:7233` and `default`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
+from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
+
+DEFAULT_ADDRESS = "localhost:7233"
+DEFAULT_NAMESPACE = "default"
+
+
+class BadConnectionSettings(Exception):
+    """The connection settings are unusable (a file that cannot be read, a flag alone)."""
+
+
+class TemporalFlags(BaseModel):
+    """The connection flags as given; None where a flag was not given."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str | None = None
+    namespace: str | None = None
+    api_key: str | None = None
+    tls: bool = False
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_server_name: str | None = None
+    profile: str | None = None
+    config_file: Path | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TemporalFlags:
+        return cls(**{name: getattr(args, f"temporal_{name}") for name in cls.model_fields})
+
+    def wants_tls(self) -> bool:
+        return self.tls or any((self.tls_ca, self.tls_cert, self.tls_key, self.tls_server_name))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The connection flags, the same on the worker and on airctl."""
+    g = parser.add_argument_group(
+        "Temporal connection (flags over the cluster file over TEMPORAL_* / temporal.toml)"
+    )
+    g.add_argument("--temporal-address", metavar="HOST:PORT", help=f"default {DEFAULT_ADDRESS}")
+    g.add_argument("--namespace", dest="temporal_namespace", help=f"default {DEFAULT_NAMESPACE}")
+    g.add_argument("--api-key", dest="temporal_api_key", help="implies TLS")
+    g.add_argument("--tls", dest="temporal_tls", action="store_true", help="TLS, system roots")
+    g.add_argument("--tls-ca", dest="temporal_tls_ca", type=Path, help="the server's CA (PEM)")
+    g.add_argument("--tls-cert", dest="temporal_tls_cert", type=Path, help="client cert (mTLS)")
+    g.add_argument("--tls-key", dest="temporal_tls_key", type=Path, help="client key (mTLS)")
+    g.add_argument("--tls-server-name", dest="temporal_tls_server_name", help="SNI override")
+    g.add_argument("--profile", dest="temporal_profile", help="a temporal.toml profile")
+    g.add_argument(
+        "--temporal-config-file", dest="temporal_config_file", type=Path, help="a temporal.toml"
+    )
+
+
+def resolve(
+    flags: TemporalFlags,
+    *,
+    address: str | None = None,
+    namespace: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> ClientConnectConfig:
+    """The arguments for `Client.connect`; `address`/`namespace` are the cluster file's."""
+    if bool(flags.tls_cert) != bool(flags.tls_key):
+        raise BadConnectionSettings("--tls-cert and --tls-key go together")
+    config = _environment(flags, environ)
+    config["target_host"] = flags.address or address or config.get("target_host", DEFAULT_ADDRESS)
+    config["namespace"] = (
+        flags.namespace or namespace or config.get("namespace") or DEFAULT_NAMESPACE
+    )
+    if flags.api_key:
+        config["api_key"] = flags.api_key
+        config.setdefault("tls", True)
+    if flags.wants_tls():
+        config["tls"] = TLSConfig(
+            domain=flags.tls_server_name,
+            server_root_ca_cert=_read(flags.tls_ca),
+            client_cert=_read(flags.tls_cert),
+            client_private_key=_read(flags.tls_key),
+        )
+    return config
+
+
+def local(address: str) -> ClientConnectConfig:
+    """A local dev server's settings: plaintext, namespace default, no environment applied."""
+    return {"target_host": address, "namespace": DEFAULT_NAMESPACE, "tls": False}
+
+
+def describe(config: ClientConnectConfig) -> str:
+    """`host:port (namespace ns, mTLS)`: for error messages and logs, secrets left out."""
+    tls = config.get("tls", False)
+    security = "plaintext"
+    if isinstance(tls, TLSConfig):
+        security = "mTLS" if tls.client_cert else "TLS"
+    elif tls:
+        security = "TLS"
+    if config.get("api_key"):
+        security += ", API key"
+    return f"{config['target_host']} (namespace {config['namespace']}, {security})"
+
+
+async def connect(config: ClientConnectConfig, runtime: Runtime | None = None) -> Client:
+    """A Temporal client that speaks the workflows' pydantic models."""
+    return await Client.connect(**config, data_converter=pydantic_data_converter, runtime=runtime)
+
+
+def _environment(flags: TemporalFlags, environ: dict[str, str] | None) -> ClientConnectConfig:
+    if flags.config_file and not flags.config_file.is_file():
+        # the SDK reads a missing file as an empty one; a file named on purpose must exist
+        raise BadConnectionSettings(f"Temporal environment configuration: no {flags.config_file}")
+    try:
+        profile = ClientConfigProfile.load(
+            flags.profile,
+            config_source=flags.config_file,
+            override_env_vars=environ,
+        )
+        return profile.to_client_connect_config()  # reads the TLS files it names
+    except Exception as e:  # the bridge raises plain RuntimeErrors for bad files and profiles
+        raise BadConnectionSettings(f"Temporal environment configuration: {e}") from e
+
+
+def _read(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise BadConnectionSettings(f"cannot read {path}: {e.strerror}") from e
