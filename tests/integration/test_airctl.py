@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -27,14 +28,20 @@ class Airctl:
         self.base_port = free_ports(4, consecutive=True)[0]  # nodes take base, base+1, ...
 
     def __call__(
-        self, *args: str, check: bool = True, timeout: float = 180
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 180,
+        cluster: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [sys.executable, "-m", "airctl", "--cluster", str(self.cluster), *args],
+            [sys.executable, "-m", "airctl", "--cluster", str(cluster or self.cluster), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
             cwd=self.root,
+            env={**os.environ, **(env or {})},
         )
         if check and done.returncode != 0:
             raise AssertionError(f"airctl {' '.join(args)} -> {done.returncode}\n{done.stderr}")
@@ -104,6 +111,19 @@ def test_create_load_migrate_verify_status(airctl: Airctl) -> None:
     assert status["status"] == "COMPLETED" and status["progress"]["phase"] == "DONE"
     digest = airctl.json("digest", "5")
     assert len({d["hash"] for d in digest.values()}) == 1
+
+    # as against a real cluster: nodes in the cluster file, Temporal from a temporal.toml profile
+    nodes_only = airctl.root / "nodes-only.json"
+    nodes_only.write_text(json.dumps({"nodes": config["nodes"]}))
+    toml = airctl.root / "temporal.toml"
+    toml.write_text(f'[profile.here]\naddress = "{config["temporal_address"]}"\n')
+    env = {"TEMPORAL_CONFIG_FILE": str(toml), "TEMPORAL_PROFILE": "here"}
+    listed = airctl("--json", "migrations", cluster=nodes_only, env=env)
+    assert "air-region-5" in {m["workflow_id"] for m in json.loads(listed.stdout)}, listed.stdout
+    elsewhere = airctl(
+        "migrations", cluster=nodes_only, env={**env, "TEMPORAL_PROFILE": "nope"}, check=False
+    )
+    assert elsewhere.returncode == 2 and "Profile 'nope' not found" in elsewhere.stderr
 
 
 ERRORS = {
@@ -186,9 +206,11 @@ def test_many_regions_migrations_throttle_and_cancel_all(airctl: Airctl) -> None
     airctl("migrate", "11", "--from", "1", "--to", "3")  # the snapshot comes from node 2
     running = airctl.json("migrations", "--running")
     assert [m["workflow_id"] for m in running] == ["air-region-11"], running
+    assert not running[0]["stalled"] and running[0]["progress"] not in ("", "done"), running
     everything = {m["workflow_id"]: m for m in airctl.json("migrations")}
     assert everything["air-region-12"]["status"] == "COMPLETED"
     assert everything["air-region-12"]["nodes"] == ["1", "3"]
+    assert everything["air-region-12"]["progress"] == "done"
 
     cancelled = airctl.json("cancel", "--all")
     assert cancelled["air-region-11"].startswith("cancelled: rolled back"), cancelled
@@ -207,7 +229,14 @@ def test_plan_then_drain_a_node(airctl: Airctl) -> None:
     assert moves == {(21, 4, 50), (22, 4, 0), (23, 3, 0)}, plan
     assert sorted(airctl.json("regions")["21"]) == ["1", "2", "3"]  # the plan changed nothing
 
-    drained = airctl.json("drain", "--node", "1", "--max-concurrent", "2", "--wait")
+    idle = airctl("drain", "pause", "--node", "1", check=False)
+    assert idle.returncode == 2 and "no drain of node 1 is running" in idle.stderr, idle.stderr
+    airctl("drain", "--node", "1", "--max-concurrent", "1")
+    paused = airctl.json("drain", "pause", "--node", "1")  # its updates, through airctl
+    assert paused["paused"] and paused["max_concurrent"] == 1, paused
+    rebound = airctl.json("drain", "bound", "--node", "1", "--max-concurrent", "2")
+    assert rebound["paused"] and rebound["max_concurrent"] == 2, rebound
+    drained = airctl.json("drain", "resume", "--node", "1", "--wait")
     assert drained["failed"] == {} and len(drained["moved"]) == 3, drained
     regions = airctl.json("regions")
     assert all("1" not in replicas for replicas in regions.values()), regions
