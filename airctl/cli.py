@@ -470,9 +470,17 @@ def parser() -> argparse.ArgumentParser:
     plans.add_parser("drain", help="the moves that drain a node").add_argument(
         "--node", type=int, required=True
     )
-    drain = sub.add_parser("drain", help="move every replica off a node")
+    drain = sub.add_parser("drain", help="move every replica off a node, or steer that drain")
+    drain.add_argument(
+        "action",
+        nargs="?",
+        default="start",
+        choices=["start", "pause", "resume", "bound"],
+        help="start (the default); or, on the running drain: pause, resume, "
+        "bound (a new --max-concurrent)",
+    )
     drain.add_argument("--node", type=int, required=True)
-    drain.add_argument("--max-concurrent", type=int, default=2, help="migrations at once")
+    drain.add_argument("--max-concurrent", type=int, help="migrations at once (default 2)")
     drain.add_argument("--wait", action="store_true", help="show progress until done")
     migrations = sub.add_parser("migrations", help="every membership change, newest first")
     migrations.add_argument("--running", action="store_true", help="only the running ones")

@@ -48,10 +48,16 @@ def render(p: Progress) -> str:
     bar = "#" * (done * WIDTH // total) + "." * (WIDTH - done * WIDTH // total)
     line = f"[{bar}] {p.phase.value:<26}"
     if p.lag is not None:
-        line += f" lag {p.lag:,} seqs"
-        if p.rate:
-            line += f"  {p.rate:,.0f} seqs/s  ETA {p.lag / p.rate:.1f}s"
+        line += " " + transfer(p)
     return line
+
+
+def transfer(p: Progress) -> str:
+    """The transfer's lag, rate and ETA (a workflow past its wait: the last ones seen)."""
+    text = f"lag {p.lag:,} seqs"
+    if p.rate and p.lag is not None:
+        text += f"  {p.rate:,.0f} seqs/s  ETA {p.lag / p.rate:.1f}s"
+    return text
 
 
 async def follow(

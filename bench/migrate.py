@@ -61,6 +61,9 @@ class DirectCoordinator(MembershipWorkflow):
     def publish_metric(self, name: str, value: int) -> None:
         pass
 
+    async def report_stall(self, report: Any) -> None:
+        pass
+
     async def run_activity(
         self, activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
     ) -> R:

@@ -9,12 +9,12 @@ from typing import Any, ClassVar, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.membership import MembershipActivities
     from activities.models import Peer, RegionDescription, TransferProgress, WaitTransferInput
-    from workflows.models import Phase, Progress
+    from workflows.models import Phase, Progress, StallReport
 
 TASK_QUEUE = "air-replication"
 # A workflow task whose worker died is retried after this long (the server's default is 10 s);
@@ -25,7 +25,14 @@ REGION_KEY = SearchAttributeKey.for_int("AirRegion")
 PHASE_KEY = SearchAttributeKey.for_keyword("AirPhase")
 NODES_KEY = SearchAttributeKey.for_keyword_list("AirNodes")
 KIND_KEY = SearchAttributeKey.for_keyword("AirKind")
-SEARCH_ATTRIBUTES = (REGION_KEY, PHASE_KEY, NODES_KEY, KIND_KEY)
+# true while a transfer's lag has not shrunk for stall_after_s (on the drain: any of its moves)
+STALLED_KEY = SearchAttributeKey.for_bool("AirStalled")
+SEARCH_ATTRIBUTES = (REGION_KEY, PHASE_KEY, NODES_KEY, KIND_KEY, STALLED_KEY)
+# A child tells its parent when its transfer stalls or moves again (a workflow cannot query
+# another): add-peer and remove-peer tell their migration, which tells its drain.
+STALL_SIGNAL = "transfer_stall"
+# phases after which no transfer of the workflow is waited on
+_SETTLED = {Phase.DONE, Phase.ROLLING_BACK, Phase.ROLLED_BACK}
 
 R = TypeVar("R")
 
@@ -169,9 +176,32 @@ class MembershipWorkflow:
             self.publish([PHASE_KEY.value_set(phase.value)])
         if message:
             progress.message = message
+        if phase in _SETTLED:
+            self.set_stalled(False)  # a failed wait leaves no stale stall behind
         self.show()
 
-    # The four ways the steps touch Temporal; bench/migrate.py runs them without it.
+    def set_stalled(self, stalled: bool) -> bool:
+        """Record the stall state; the search attribute is upserted only when it changes."""
+        progress = self.progress()
+        if progress.stalled == stalled:
+            return False
+        progress.stalled = stalled
+        self.publish([STALLED_KEY.value_set(stalled)])
+        return True
+
+    async def relay_stall(self, report: StallReport) -> None:
+        """A child's stall report: shown here, and passed on to this workflow's parent."""
+        if self._progress is None or not self.set_stalled(report.stalled):
+            return
+        progress = self.progress()
+        if report.stalled:
+            progress.message = report.detail
+        elif progress.message.startswith("STALLED"):
+            progress.message = ""
+        self.show()
+        await self.report_stall(report)
+
+    # The five ways the steps touch Temporal; bench/migrate.py runs them without it.
 
     def publish(self, updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
         workflow.upsert_search_attributes(updates)
@@ -187,6 +217,17 @@ class MembershipWorkflow:
     ) -> R:
         return await execute(activity, arg, summary, options)
 
+    async def report_stall(self, report: StallReport) -> None:
+        """Tell the parent workflow, if any, that a transfer stalled or moves again."""
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        handle = workflow.get_external_workflow_handle(parent.workflow_id, run_id=parent.run_id)
+        try:
+            await handle.signal(STALL_SIGNAL, report)
+        except FailureError as e:  # the parent is gone: a report must not fail the change
+            workflow.logger.warning("could not report a stall to %s: %s", parent.workflow_id, e)
+
     def show(self) -> None:
         """The UI's current details: phase, lag and rate, in Markdown."""
         p = self.progress()
@@ -198,11 +239,14 @@ class MembershipWorkflow:
             lines.append(p.message)
         self.publish_details("\n\n".join(lines))
 
-    def report_transfer(self, slice_: TransferProgress, ids: list[int], flat_s: float) -> None:
-        """Lag and rate into the progress; a lag flat for `stall_after_s` is a stall."""
+    def report_transfer(self, slice_: TransferProgress, ids: list[int], flat_s: float) -> bool:
+        """Lag and rate into the progress; a lag flat for `stall_after_s` is a stall.
+
+        Returns whether the stall state changed.
+        """
         progress = self.progress()
         progress.lag, progress.rate = slice_.lag, slice_.rate
-        progress.stalled = not slice_.complete and flat_s >= self.stall_after_s
+        changed = self.set_stalled(not slice_.complete and flat_s >= self.stall_after_s)
         if progress.stalled:
             waiting = (
                 f"nodes {slice_.unreachable} do not answer"
@@ -216,6 +260,7 @@ class MembershipWorkflow:
             progress.message = ""
         self.publish_metric("air_transfer_stalled", int(progress.stalled))
         self.show()
+        return changed
 
     def publish_metric(self, name: str, value: int) -> None:
         gauge = workflow.metric_meter().create_gauge(name, "1 while a transfer is stalled")
@@ -263,7 +308,13 @@ class MembershipWorkflow:
             now = timedelta(seconds=self.now())
             if best is None or slice_.lag < best[0]:
                 best = (slice_.lag, now)
-            self.report_transfer(slice_, ids, (now - best[1]).total_seconds())
+            if self.report_transfer(slice_, ids, (now - best[1]).total_seconds()):
+                progress = self.progress()
+                await self.report_stall(
+                    StallReport(
+                        region=progress.region, stalled=progress.stalled, detail=progress.message
+                    )
+                )
             if slice_.complete:
                 return
             down_since = (down_since or now) if slice_.unreachable else None

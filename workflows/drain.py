@@ -3,14 +3,17 @@
 Each move is a RegionMigrationWorkflow child with the region's own workflow id, so a drain
 never runs beside another change of the same region. The bound can change while it runs, and
 the drain can pause and resume (Temporal updates). Cancelling it starts no new move and
-cancels the running ones: each rolls back, or finishes when its removal had begun.
+cancels the running ones: each rolls back, or finishes when its removal had begun. A move whose
+transfer stalls says so by a signal (relayed by its migration), so the drain shows which stall.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError
 
 from workflows.common import (
@@ -18,6 +21,8 @@ from workflows.common import (
     KIND_KEY,
     NODES_KEY,
     PHASE_KEY,
+    STALL_SIGNAL,
+    STALLED_KEY,
     WORKFLOW_TASK_TIMEOUT,
     execute,
     invalid,
@@ -28,7 +33,15 @@ from workflows.migration import RegionMigrationWorkflow
 with workflow.unsafe.imports_passed_through():
     from activities.membership import MembershipActivities as A
     from activities.models import ClusterDescription
-    from workflows.models import DrainInput, DrainProgress, DrainResult, MigrationInput, Move, Phase
+    from workflows.models import (
+        DrainInput,
+        DrainProgress,
+        DrainResult,
+        MigrationInput,
+        Move,
+        Phase,
+        StallReport,
+    )
 
 
 def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:
@@ -57,6 +70,17 @@ class DrainNodeWorkflow:
     def __init__(self, req: DrainInput) -> None:
         # set before any handler runs: an update may arrive before the run method starts
         self._state = DrainProgress(node=req.node, max_concurrent=req.max_concurrent)
+        self._stalled_shown = False  # the AirStalled value last upserted
+
+    @workflow.signal(name=STALL_SIGNAL)
+    def transfer_stall(self, report: StallReport) -> None:
+        """A move's transfer stalled or moves again (its migration relays its child's report)."""
+        s = self.drain_progress()
+        if report.stalled and report.region in s.running:
+            s.stalled[report.region] = report.detail
+        else:
+            s.stalled.pop(report.region, None)
+        self._show()
 
     @workflow.query
     def drain_progress(self) -> DrainProgress:
@@ -134,6 +158,7 @@ class DrainNodeWorkflow:
                     from_node=move.from_node,
                     to_node=move.to_node,
                     down_timeout_s=req.down_timeout_s,
+                    stall_after_s=req.stall_after_s,
                 ),
                 id=region_workflow_id(move.region),
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
@@ -143,14 +168,21 @@ class DrainNodeWorkflow:
             state.failed[move.region] = str(e.cause or e)
         finally:
             state.running.remove(move.region)
+            state.stalled.pop(move.region, None)
             self._show()
 
     def _show(self) -> None:
         s = self.drain_progress()
         phase = Phase.PAUSED if s.paused else Phase.MOVING
-        workflow.upsert_search_attributes([PHASE_KEY.value_set(phase.value)])
+        updates: list[SearchAttributeUpdate[Any]] = [PHASE_KEY.value_set(phase.value)]
+        if bool(s.stalled) != self._stalled_shown:
+            self._stalled_shown = bool(s.stalled)
+            updates.append(STALLED_KEY.value_set(self._stalled_shown))
+        workflow.upsert_search_attributes(updates)
+        stalled = "".join(f"\n\nregion {r}: {why}" for r, why in sorted(s.stalled.items()))
         workflow.set_current_details(
             f"**drain** node {s.node}: phase **{phase}**\n\n"
             f"{len(s.done)} done, {len(s.running)} running {sorted(s.running)}, {s.left} left, "
-            f"{len(s.failed)} failed; at most {s.max_concurrent} at once"
+            f"{len(s.failed)} failed, {len(s.stalled)} stalled; at most {s.max_concurrent} at once"
+            + stalled
         )

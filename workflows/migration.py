@@ -13,6 +13,7 @@ from temporalio.exceptions import ChildWorkflowError
 
 from workflows.add_peer import AddPeerWorkflow, choose_coordinator
 from workflows.common import (
+    STALL_SIGNAL,
     WORKFLOW_TASK_TIMEOUT,
     MembershipWorkflow,
     invalid,
@@ -30,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         MigrationResult,
         Phase,
         RemovePeerInput,
+        StallReport,
     )
 
 
@@ -53,6 +55,10 @@ def validate_migration(description: RegionDescription, req: MigrationInput) -> N
 @workflow.defn
 class RegionMigrationWorkflow(MembershipWorkflow):
     kind = "migration"
+
+    @workflow.signal(name=STALL_SIGNAL)
+    async def transfer_stall(self, report: StallReport) -> None:
+        await self.relay_stall(report)
 
     @workflow.run
     async def run(self, req: MigrationInput) -> MigrationResult:
@@ -102,6 +108,7 @@ class RegionMigrationWorkflow(MembershipWorkflow):
         if cancelled:
             message += " (cancelled after the new peer was active: the removal was finished)"
         self.enter(Phase.DONE, message)
+        await workflow.wait_condition(workflow.all_handlers_finished)  # a relayed stall report
         return MigrationResult(
             region=req.region,
             from_node=req.from_node,

@@ -73,6 +73,14 @@ class Progress(BaseModel):
     message: str = ""
 
 
+class StallReport(BaseModel):
+    """A child's transfer stalled (with what it waits for) or moves again: sent to its parent."""
+
+    region: int
+    stalled: bool
+    detail: str = ""
+
+
 class AddPeerResult(BaseModel):
     region: int
     new_peer: int
@@ -111,6 +119,7 @@ class DrainInput(BaseModel):
     max_concurrent: int = 2  # migrations at once, cluster-wide
     max_per_node: int = 2  # migrations at once into one destination node
     down_timeout_s: float = 60.0
+    stall_after_s: float = 60.0  # a move whose lag is flat this long is "stalled"
 
 
 class Move(BaseModel):
@@ -125,6 +134,7 @@ class DrainProgress(BaseModel):
     done: list[int] = Field(default_factory=list)
     running: list[int] = Field(default_factory=list)
     failed: dict[int, str] = Field(default_factory=dict)
+    stalled: dict[int, str] = Field(default_factory=dict)  # running region -> what it waits for
     max_concurrent: int = 2
     paused: bool = False
 

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import is_cancelled_exception
 
 from tests.support.chaos import restart
@@ -14,6 +14,7 @@ from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.common import region_workflow_id
 from workflows.models import DrainInput, DrainProgress, DrainResult
 
 ON_123 = [501, 502, 503]
@@ -115,6 +116,11 @@ async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: S
     assert most_at_once(intervals) <= 2  # from the nodes' clocks, not the workflow's books
 
 
+async def stalled_ids(client: Client) -> set[str]:
+    """The workflows whose AirStalled search attribute is true, from Temporal visibility."""
+    return {w.id async for w in client.list_workflows("AirStalled = true")}
+
+
 async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -> None:
     cluster = stack.cluster
     for i in (1, 2, 3, 4):  # 0.2 MB/s: each region's snapshot takes seconds
@@ -126,16 +132,35 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
         await bulk.run(count=20_000)
     stack.start_worker()
 
-    handle = await stack.drain(DrainInput(node=1, max_concurrent=2))
-    await eventually(
+    # a snapshot's lag does not shrink until it is installed: stalled after a second
+    handle = await stack.drain(DrainInput(node=1, max_concurrent=2, stall_after_s=1))
+    state = await eventually(
         lambda: handle.query("drain_progress", result_type=DrainProgress),
-        lambda s: len(s.running) == 2,
-        what="two moves in flight",
+        lambda s: len(s.running) == 2 and bool(s.stalled),
+        what="two moves in flight, a stalled one among them",
+    )
+    region, why = next(iter(state.stalled.items()))
+    assert region in state.running and "has not shrunk" in why, state
+    in_flight = {region_workflow_id(r) for r in state.running}
+    # their histories too, for the replay test (the stall relayed through a migration)
+    stack.handles += [stack.client.get_workflow_handle(i) for i in sorted(in_flight)]
+    await eventually(  # the drain, a migration and its addition, all findable as stalled
+        lambda: stalled_ids(stack.client),
+        lambda ids: (
+            handle.id in ids and any(f"{i}/add-peer" in ids and i in ids for i in in_flight)
+        ),
+        what="AirStalled in visibility",
     )
     await handle.cancel()
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
     assert is_cancelled_exception(failed.value.cause)
+    assert (await handle.query("drain_progress", result_type=DrainProgress)).stalled == {}
+    await eventually(  # each rolled back: none is stalled any more
+        lambda: stalled_ids(stack.client),
+        lambda ids: not ids & {handle.id, *in_flight, *(f"{i}/add-peer" for i in in_flight)},
+        what="AirStalled cleared",
+    )
 
     for region in regions:  # every region whole, on 1-3 (rolled back) or 2-4 (finished)
         holders = [i for i in (1, 2, 3, 4) if region in await cluster.regions_of(i)]
