@@ -21,6 +21,7 @@ from activities.directory import NodeDirectory
 from activities.membership import MembershipActivities
 from node.client import NodeClients
 from node.killpoints import KillPoints
+from node.tls import TlsError, tls_from_flags
 from workflows import connection
 from workflows.add_peer import AddPeerWorkflow
 from workflows.common import TASK_QUEUE
@@ -56,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--state-dir", type=Path, default=Path(".air/worker"), help="kill point state")
     p.add_argument("--metrics-port", type=int, help="serve the SDK's Prometheus metrics here")
+    p.add_argument("--node-tls-ca", type=Path, help="CA of the nodes' mutual TLS")
+    p.add_argument("--node-tls-cert", type=Path, help="certificate presented to the nodes")
+    p.add_argument("--node-tls-key", type=Path, help="its private key")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     try:
@@ -69,6 +73,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def node_clients(args: argparse.Namespace) -> NodeClients:
+    """mTLS to the nodes from the --node-tls-* flags, else from the cluster file, else none."""
+    try:
+        tls = tls_from_flags(args.node_tls_ca, args.node_tls_cert, args.node_tls_key)
+        tls = tls or NodeDirectory(args.cluster).tls()
+        clients = NodeClients(tls)
+    except TlsError as e:
+        raise SystemExit(f"worker: {e}") from None
+    log.info("nodes over %s", f"mutual TLS (CA {tls.ca})" if tls else "plaintext")
+    return clients
+
+
 async def run(args: argparse.Namespace) -> None:
     runtime = None
     if args.metrics_port is not None:
@@ -76,7 +92,7 @@ async def run(args: argparse.Namespace) -> None:
         runtime = Runtime(telemetry=TelemetryConfig(metrics=metrics))
     log.info("connecting to Temporal at %s", connection.describe(args.temporal))
     client = await connection.connect(args.temporal, runtime)
-    clients = NodeClients()
+    clients = node_clients(args)
     activities = MembershipActivities(
         NodeDirectory(args.cluster, args.nodes),
         clients,

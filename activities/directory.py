@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from activities.models import Peer
+from node.tls import TlsError, TlsFiles
 
 
 class UnknownNode(Exception):
@@ -26,6 +29,16 @@ class NodeDirectory:
             for n in data.get("nodes", []):
                 nodes.setdefault(int(n["id"]), str(n["address"]))
         return [Peer(node_id=i, address=a) for i, a in sorted(nodes.items())]
+
+    def tls(self) -> TlsFiles | None:
+        """The client side of the nodes' mutual TLS, if the cluster file has one."""
+        if self.cluster_file is None or not self.cluster_file.exists():
+            return None
+        section = json.loads(self.cluster_file.read_text()).get("tls")
+        try:
+            return TlsFiles.model_validate(section) if section else None
+        except ValidationError as e:
+            raise TlsError(f"{self.cluster_file}: bad tls section: {e.errors()[0]['msg']}") from e
 
     def get(self, node_id: int) -> Peer:
         for peer in self.all():

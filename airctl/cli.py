@@ -316,6 +316,7 @@ def stack_from(args: argparse.Namespace, data_dir: Path, cluster_file: Path) -> 
             if args.transfer_rate_limit
             else None
         ),
+        tls=args.tls,
     )
 
 
@@ -411,6 +412,11 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--base-port", type=int, default=50051)
         c.add_argument(
             "--transfer-rate-limit", type=float, metavar="MB_PER_S", help="node migration throttle"
+        )
+        c.add_argument(
+            "--tls",
+            action="store_true",
+            help="mutual TLS between nodes, worker and airctl (a throwaway CA in DATA_DIR/tls)",
         )
 
     stack_options(sub.add_parser("up", help="run the local stack in the foreground"), ".air")
@@ -513,7 +519,7 @@ def _run(ctl: Ctl, make: Callable[[], Awaitable[int]]) -> int:
         try:
             return await make()
         finally:
-            await ctl.clients.close()
+            await ctl.close()
 
     return asyncio.run(go())
 

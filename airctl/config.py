@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from node.tls import TlsFiles
 from workflows.common import TASK_QUEUE
 
 DEFAULT_PATH = Path(".air/cluster.json")
@@ -29,6 +30,7 @@ class ClusterConfig(BaseModel):
     ui_url: str = ""
     task_queue: str = TASK_QUEUE
     nodes: list[NodeEntry]
+    tls: TlsFiles | None = None  # the client side of the nodes' mutual TLS, when they use it
 
     def node(self, node_id: int) -> NodeEntry:
         for n in self.nodes:

@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from airctl.config import ClusterConfig, UserError, cluster_path, load_cluster
 from node.client import NodeClients
+from node.tls import TlsError
 from protos import air_node_pb2_grpc as rpc
 from workflows import connection
 
@@ -22,13 +23,27 @@ class Ctl:
         self.json = bool(args.json)
         self.path = cluster_path(args.cluster)
         self._config: ClusterConfig | None = None
-        self.clients = NodeClients()
+        self._clients: NodeClients | None = None
 
     @property
     def config(self) -> ClusterConfig:
         if self._config is None:
             self._config = load_cluster(self.path)
         return self._config
+
+    @property
+    def clients(self) -> NodeClients:
+        """Node clients, mutual TLS when the cluster file has a TLS section."""
+        if self._clients is None:
+            try:
+                self._clients = NodeClients(self.config.tls)
+            except TlsError as e:
+                raise UserError(f"{e} (named in {self.path})") from e
+        return self._clients
+
+    async def close(self) -> None:
+        if self._clients is not None:
+            await self._clients.close()
 
     def stub(self, node_id: int) -> rpc.AirNodeStub:
         return self.clients.stub(self.config.node(node_id).address)

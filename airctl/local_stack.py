@@ -7,6 +7,8 @@ import threading
 from pathlib import Path
 
 from airctl.config import ClusterConfig, NodeEntry, UserError
+from node.tls import TlsFiles
+from stack.certs import issue_all, tls_paths
 from stack.processes import ManagedProcess, NodeProcess, TemporalServer, WorkerProcess
 
 
@@ -22,12 +24,21 @@ class LocalStack:
         base_port: int = 50051,
         cluster_file: Path | None = None,
         node_args: list[str] | None = None,
+        tls: bool = False,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.cluster_file = (cluster_file or data_dir / "cluster.json").resolve()
+        # throwaway certificates, made anew by each start: every process starts with them
+        self.tls_dir = self.data_dir / "tls" if tls else None
         self.temporal = TemporalServer(self.data_dir / "temporal.db", temporal_port, ui_port)
         self.nodes = [
-            NodeProcess(i, self.data_dir / f"node{i}", base_port + i - 1, extra_args=node_args)
+            NodeProcess(
+                i,
+                self.data_dir / f"node{i}",
+                base_port + i - 1,
+                extra_args=node_args,
+                tls=self._tls(f"node{i}"),
+            )
             for i in range(1, nodes + 1)
         ]
         self.worker = WorkerProcess(
@@ -41,7 +52,11 @@ class LocalStack:
             temporal_address=self.temporal.address,
             ui_url=self.temporal.ui_url,
             nodes=[NodeEntry(id=n.node_id, address=n.address) for n in self.nodes],
+            tls=self._tls("client"),  # for airctl and the worker
         )
+
+    def _tls(self, name: str) -> TlsFiles | None:
+        return tls_paths(self.tls_dir, name) if self.tls_dir is not None else None
 
     def processes(self) -> list[ManagedProcess]:
         return [self.temporal, *self.nodes, self.worker]
@@ -49,6 +64,8 @@ class LocalStack:
     def start(self) -> None:
         """Start everything (stopping what started if anything fails), then the cluster file."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.tls_dir is not None:
+            issue_all(self.tls_dir, [*(f"node{n.node_id}" for n in self.nodes), "client"])
         self.config.save(self.cluster_file)  # the worker reads it for node addresses
         try:
             self.temporal.start()

@@ -13,10 +13,12 @@ import grpc
 
 from node.channel import BATCH_POINTS
 from node.client import CHANNEL_OPTIONS
+from node.handshake_log import relay_core_stderr
 from node.killpoints import KillPoints
 from node.metrics import serve_metrics
 from node.node import Node
 from node.service import AirNodeService
+from node.tls import TlsError, TlsFiles, tls_from_flags
 from protos import air_node_pb2_grpc as rpc
 
 log = logging.getLogger("airnode")
@@ -49,13 +51,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="MB_PER_S",
         help="cap on the bytes all outgoing channels send per second (default: none)",
     )
+    p.add_argument("--tls-ca", type=Path, help="CA certificate: serve mTLS, admit what it signed")
+    p.add_argument("--tls-cert", type=Path, help="this node's certificate (served and presented)")
+    p.add_argument("--tls-key", type=Path, help="this node's private key")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     if args.id <= 0:
         p.error("--id must be a positive integer")
     if ":" not in args.listen:
         p.error("--listen must be host:port")
+    try:
+        args.tls = tls_from_flags(args.tls_ca, args.tls_cert, args.tls_key)
+        if args.tls is not None:
+            args.tls.load()  # a missing or bad file is one line now, not a traceback later
+    except TlsError as e:
+        raise SystemExit(f"airnode: {e}") from None
     return args
+
+
+def listen(server: grpc.aio.Server, address: str, tls: TlsFiles | None) -> None:
+    """Plaintext, or mutual TLS only: with TLS on, a plaintext client fails its handshake."""
+    port = (
+        server.add_secure_port(address, tls.server_credentials())
+        if tls is not None
+        else server.add_insecure_port(address)
+    )
+    if port == 0:
+        raise SystemExit(f"airnode: cannot listen on {address}")
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -69,11 +91,13 @@ async def serve(args: argparse.Namespace) -> None:
         transfer_batch_points=args.transfer_batch_points,
         transfer_rate_limit=args.transfer_rate_limit * 1e6 if args.transfer_rate_limit else None,
         killpoints=killpoints,
+        tls=args.tls,
     )
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
     rpc.add_AirNodeServicer_to_server(AirNodeService(node), server)
-    if server.add_insecure_port(args.listen) == 0:
-        raise SystemExit(f"airnode: cannot listen on {args.listen}")
+    listen(server, args.listen, args.tls)
+    if args.tls is not None:
+        log.info("mutual TLS only: admitting clients whose certificate %s signed", args.tls.ca)
     await node.start()
     await server.start()
     metrics = None
@@ -94,6 +118,8 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.tls is not None:
+        relay_core_stderr(logging.getLogger("airnode.tls"))
     logging.basicConfig(
         level=args.log_level.upper(),
         format=f"%(asctime)s node{args.id} %(levelname)s %(name)s: %(message)s",

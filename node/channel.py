@@ -184,10 +184,20 @@ def _to_proto(batch: OriginBatch) -> pb.TransferBatch:
 
 
 def from_proto(batch: pb.TransferBatch) -> OriginBatch:
+    """The batch a sender sent; `ValueError` unless its seqs run, in order, in (after, upto]."""
+    seqs = list(batch.seqs)
+    if len(seqs) != len(batch.points):
+        raise ValueError(f"{len(seqs)} seqs for {len(batch.points)} points")
+    if batch.upto < batch.after:
+        raise ValueError(f"it ends at seq {batch.upto}, before it starts after {batch.after}")
+    if seqs and not (batch.after < seqs[0] and seqs[-1] <= batch.upto):
+        raise ValueError(f"seqs {seqs[0]}..{seqs[-1]} outside ({batch.after}, {batch.upto}]")
+    if seqs != sorted(seqs):
+        raise ValueError("seqs out of order")
     return OriginBatch(
         after=batch.after,
         upto=batch.upto,
-        seqs=list(batch.seqs),
+        seqs=seqs,
         rows=[(p.series, p.timestamp, p.value) for p in batch.points],
     )
 

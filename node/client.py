@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from node.tls import TlsFiles
 from protos import air_node_pb2_grpc as rpc
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -18,17 +19,27 @@ CHANNEL_OPTIONS = [
 
 
 class NodeClients:
-    """Stubs by address. Channels are created on first use and closed together."""
+    """Stubs by address. Channels are created on first use and closed together.
 
-    def __init__(self) -> None:
+    With `tls`, every channel is mutual TLS: it trusts only nodes the CA signed and presents
+    the given certificate (the files are read and checked here, once: `TlsError` if bad).
+    """
+
+    def __init__(self, tls: TlsFiles | None = None) -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._credentials = tls.channel_credentials() if tls is not None else None
 
     def stub(self, address: str) -> rpc.AirNodeStub:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            channel = self._open(address)
             self._channels[address] = channel
         return rpc.AirNodeStub(channel)
+
+    def _open(self, address: str) -> grpc.aio.Channel:
+        if self._credentials is None:
+            return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(address, self._credentials, options=CHANNEL_OPTIONS)
 
     async def close(self) -> None:
         channels, self._channels = self._channels, {}

@@ -32,6 +32,7 @@ from node.metrics import METRICS
 from node.replica import ChannelState, PeerInfo, Replica, ReplicaMeta
 from node.store import Digest, OriginBatch, Row, Store, SyncMode, digest, read_range
 from node.throttle import Throttle
+from node.tls import TlsFiles
 from protos import air_node_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class Node:
         transfer_batch_points: int = BATCH_POINTS,
         transfer_rate_limit: float | None = None,
         killpoints: KillPoints | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.node_id = node_id
         self.address = address
@@ -89,7 +91,7 @@ class Node:
         self.transfer_batch_points = transfer_batch_points
         self.throttle = Throttle(transfer_rate_limit)
         self.killpoints = killpoints or KillPoints(set(), data_dir / ".killpoints")
-        self.clients = NodeClients()
+        self.clients = NodeClients(tls)  # with TLS, it presents its own cert to its peers
         self.replicas: dict[int, Replica] = {}
         self._runners: dict[int, dict[int, Channel]] = defaultdict(dict)
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -471,6 +473,11 @@ class Node:
     def inbound_replica(self, region: int, sender: int) -> Replica:
         """The replica a transfer from `sender` feeds; refused unless `sender` is or was a peer."""
         replica = self._get(region)
+        if sender == self.node_id:
+            raise NodeError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"node {sender} cannot transfer region {region} to itself",
+            )
         if sender not in replica.meta.peer_ids() and sender not in replica.meta.departed:
             raise NodeError(
                 grpc.StatusCode.PERMISSION_DENIED,

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
+# A write is stored as one seq and travels whole in one transfer batch, which adds a seq per
+# point: capped well below the 64 MiB message limit, that batch always fits in a message.
+MAX_WRITE_BYTES = 16 * 1024 * 1024
+
 
 def _refusals(handler: Handler) -> Handler:
     """Map a refused request to its status code with a clear message; the node keeps serving."""
@@ -148,6 +152,11 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
 
     @_refusals
     async def Write(self, request: pb.WriteRequest, context: Any) -> pb.WriteReply:
+        if (size := request.ByteSize()) > MAX_WRITE_BYTES:
+            raise NodeError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"a write of {size} bytes is over the {MAX_WRITE_BYTES} byte limit: split it",
+            )
         rows = [(p.series, p.timestamp, p.value) for p in request.points]
         seq = await self.node.write(request.region, rows)
         return pb.WriteReply(origin=self.node.node_id, seq=seq, count=len(rows))
@@ -213,10 +222,17 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
         try:
             async for request in request_iterator:
                 if request.HasField("hello"):
-                    sender = request.hello.sender
                     if replica is None:
+                        sender = request.hello.sender
                         replica = self.node.inbound_replica(request.hello.region, sender)
                         replica.inbound += 1
+                    elif (request.hello.region, request.hello.sender) != (replica.region, sender):
+                        raise NodeError(
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            f"a transfer stream of region {replica.region} from node {sender} "
+                            f"cannot switch to region {request.hello.region} from node "
+                            f"{request.hello.sender}",
+                        )
                 elif replica is None:
                     raise NodeError(
                         grpc.StatusCode.INVALID_ARGUMENT, "a transfer must start with a hello"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Self
 
 from node.__main__ import READY as NODE_READY
+from node.tls import TlsFiles
 from workflows.common import SEARCH_ATTRIBUTES
 
 # Ports for our servers come from below the kernel's ephemeral range (32768 and up), which
@@ -139,12 +140,14 @@ class NodeProcess(ManagedProcess):
         *,
         env: dict[str, str] | None = None,
         extra_args: list[str] | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         super().__init__(f"node {node_id}", data_dir.with_name(data_dir.name + ".log"), env)
         self.node_id = node_id
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra_args = extra_args or []
+        self.tls = tls
 
     @property
     def address(self) -> str:
@@ -156,7 +159,17 @@ class NodeProcess(ManagedProcess):
             "--id", str(self.node_id),
             "--listen", self.address,
             "--data-dir", str(self.data_dir),
+            *self._tls_args(),
             *self.extra_args,
+        ]  # fmt: skip
+
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [
+            "--tls-ca", str(self.tls.ca),
+            "--tls-cert", str(self.tls.cert),
+            "--tls-key", str(self.tls.key),
         ]  # fmt: skip
 
     def ready_line(self) -> str:

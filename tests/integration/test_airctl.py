@@ -242,3 +242,20 @@ def test_plan_then_drain_a_node(airctl: Airctl) -> None:
     assert all("1" not in replicas for replicas in regions.values()), regions
     bad = airctl("plan", "drain", "--node", "9", check=False)
     assert bad.returncode == 2 and "unknown node 9" in bad.stderr
+
+
+def test_up_with_tls_secures_airctl_the_worker_and_the_nodes(airctl: Airctl) -> None:
+    airctl.up("--tls")
+    config = json.loads(airctl.cluster.read_text())
+    assert Path(config["tls"]["ca"]) == airctl.root / "data" / "tls" / "ca.pem"
+    airctl("region", "create", "5", "--peers", "1,2")
+    assert airctl.json("write", "5", "--count", "100")["acked"] == 100
+    airctl("add-peer", "5", "--node", "3", "--wait")  # the worker's calls and a node's snapshot
+    digest = airctl.json("digest", "5")
+    assert sorted(digest) == ["1", "2", "3"], digest
+    assert {(d["count"], d["hash"]) for d in digest.values()} == {(100, digest["1"]["hash"])}
+
+    plaintext = airctl.root / "plaintext.json"
+    plaintext.write_text(json.dumps({**config, "tls": None}))
+    refused = airctl("regions", cluster=plaintext, check=False)
+    assert refused.returncode == 2 and "UNAVAILABLE" in refused.stderr, refused.stderr

@@ -8,20 +8,41 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 
+from node.service import MAX_WRITE_BYTES
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
 from tests.support.cluster import Cluster, status_of
 
-REGION = 5
+REGION = 5  # on node 1, its peers nodes 1 and 2 (node 2 never runs)
 Call = Callable[[rpc.AirNodeStub, Cluster], Awaitable[object]]
 
 
-async def _transfer_from(sender: int, stub: rpc.AirNodeStub) -> None:
+def _hello(sender: int, region: int = REGION) -> pb.TransferRequest:
+    return pb.TransferRequest(hello=pb.TransferHello(region=region, sender=sender))
+
+
+def _batch(after: int, upto: int, seqs: list[int]) -> pb.TransferRequest:
+    points = [pb.Point(series="z", timestamp=i) for i in range(len(seqs))]
+    return pb.TransferRequest(
+        batch=pb.TransferBatch(after=after, upto=upto, seqs=seqs, points=points)
+    )
+
+
+async def _transfer(stub: rpc.AirNodeStub, *messages: pb.TransferRequest) -> None:
     async def requests() -> AsyncIterator[pb.TransferRequest]:
-        yield pb.TransferRequest(hello=pb.TransferHello(region=REGION, sender=sender))
+        for message in messages:
+            yield message
 
     async for _ in stub.Transfer(requests()):
         pass
+
+
+def _oversized_write() -> pb.WriteRequest:
+    series = "s" * 1000
+    count = MAX_WRITE_BYTES // len(series) + 1
+    return pb.WriteRequest(
+        region=REGION, points=[pb.Point(series=series, timestamp=t) for t in range(count)]
+    )
 
 
 BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
@@ -56,7 +77,7 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
     ),
     "existing region, other peers": (
         lambda s, c: s.CreateLocalPeer(
-            pb.CreateLocalPeerRequest(region=REGION, peers=c.peers([1, 2]), active=True)
+            pb.CreateLocalPeerRequest(region=REGION, peers=c.peers([1]), active=True)
         ),
         grpc.StatusCode.ALREADY_EXISTS,
         "already exists",
@@ -78,10 +99,47 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
         grpc.StatusCode.INVALID_ARGUMENT,
         "at least one point",
     ),
+    "oversized write": (
+        lambda s, c: s.Write(_oversized_write()),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"over the {MAX_WRITE_BYTES} byte limit",
+    ),
     "transfer from a non-peer": (
-        lambda s, c: _transfer_from(42, s),
+        lambda s, c: _transfer(s, _hello(42)),
         grpc.StatusCode.PERMISSION_DENIED,
         "node 42 is not a peer",
+    ),
+    "transfer from the node itself": (
+        lambda s, c: _transfer(s, _hello(1)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "cannot transfer region 5 to itself",
+    ),
+    "transfer batch before a hello": (
+        lambda s, c: _transfer(s, _batch(0, 1, [1])),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "must start with a hello",
+    ),
+    "transfer switching region mid-stream": (
+        lambda s, c: _transfer(s, _hello(2), _hello(2, region=8)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "cannot switch to region 8",
+    ),
+    "transfer batch with seqs outside its range": (
+        lambda s, c: _transfer(s, _hello(2), _batch(0, 1, [1, 3])),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "malformed batch: seqs 1..3 outside (0, 1]",
+    ),
+    "transfer batch with seqs and points apart": (
+        lambda s, c: _transfer(
+            s, _hello(2), pb.TransferRequest(batch=pb.TransferBatch(upto=2, seqs=[1, 2]))
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "malformed batch: 2 seqs for 0 points",
+    ),
+    "transfer batch past a gap": (
+        lambda s, c: _transfer(s, _hello(2), _batch(5, 6, [6])),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "starts after seq 5",
     ),
     "channel to itself": (
         lambda s, c: s.CreateChannel(pb.CreateChannelRequest(region=REGION, receiver=c.peer(1))),
@@ -96,13 +154,6 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
 }
 
 
-async def _state(cluster: Cluster) -> tuple[object, ...]:
-    regions = await cluster.regions_of(1)
-    files = sorted(str(p.relative_to(cluster.root)) for p in cluster.root.rglob("region_*"))
-    digest = await cluster.digest(1, REGION)
-    return (sorted(r.SerializeToString() for r in regions.values()), files, digest.hash)
-
-
 @pytest.mark.parametrize("case", sorted(BAD))
 async def test_bad_request_is_refused_clearly_and_changes_nothing(
     cluster: Cluster, case: str
@@ -110,19 +161,21 @@ async def test_bad_request_is_refused_clearly_and_changes_nothing(
     call, code, message = BAD[case]
     cluster.add_node(1)
     cluster.add_node(2, start=False)  # listed as a peer, never run
-    await cluster.create_region(REGION, [1])
+    await cluster.stub(1).CreateLocalPeer(
+        pb.CreateLocalPeerRequest(region=REGION, peers=cluster.peers([1, 2]), active=True)
+    )
     await cluster.stub(1).CreateLocalPeer(
         pb.CreateLocalPeerRequest(region=8, peers=cluster.peers([1]), await_snapshot=True)
     )
     await cluster.stub(1).Write(pb.WriteRequest(region=REGION, points=[pb.Point(series="a")]))
-    before = await _state(cluster)
+    before = await cluster.state(1, REGION)
 
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await call(cluster.stub(1), cluster)
     assert status_of(refused.value) == code
     assert message in (refused.value.details() or "")
 
-    assert await _state(cluster) == before
+    assert await cluster.state(1, REGION) == before
     assert cluster.nodes[1].alive()
 
 

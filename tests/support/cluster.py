@@ -7,18 +7,31 @@ from pathlib import Path
 import grpc
 
 from node.client import NodeClients
+from node.tls import TlsFiles
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
+from stack.certs import Authority
 from stack.processes import NodeProcess
 from tests.support.waiting import eventually
 
 
 class Cluster:
-    def __init__(self, root: Path, guardian_interval: float = 1.0) -> None:
+    """With `authority`, nodes serve mutual TLS with certificates it issues, as do the clients."""
+
+    def __init__(
+        self, root: Path, guardian_interval: float = 1.0, authority: Authority | None = None
+    ) -> None:
         self.root = root
         self.guardian_interval = guardian_interval
+        self.authority = authority
         self.nodes: dict[int, NodeProcess] = {}
-        self.clients = NodeClients()
+        self.clients = NodeClients(self.certificate("client"))
+
+    def certificate(self, name: str) -> TlsFiles | None:
+        """Issue a certificate for `name` under `root/tls`, if this cluster has an authority."""
+        if self.authority is None:
+            return None
+        return self.authority.write(self.root / "tls", name)
 
     def add_node(
         self,
@@ -34,6 +47,7 @@ class Cluster:
             self.root / f"node{node_id}",
             env=env,
             extra_args=["--guardian-interval", str(self.guardian_interval), *(extra_args or [])],
+            tls=self.certificate(f"node{node_id}"),
         )
         self.nodes[node_id] = node
         return node.start() if start else node
@@ -79,6 +93,13 @@ class Cluster:
     async def regions_of(self, node_id: int) -> dict[int, pb.RegionInfo]:
         reply = await self.stub(node_id).ListRegions(pb.ListRegionsRequest())
         return {r.region: r for r in reply.regions}
+
+    async def state(self, node_id: int, region: int) -> tuple[object, ...]:
+        """What a refused request must not change: the node's regions, files and a digest."""
+        regions = await self.regions_of(node_id)
+        files = sorted(str(p.relative_to(self.root)) for p in self.root.rglob("region_*"))
+        digest = await self.digest(node_id, region)
+        return (sorted(r.SerializeToString() for r in regions.values()), files, digest.hash)
 
     async def close(self) -> None:
         for node in self.nodes.values():
