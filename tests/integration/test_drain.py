@@ -166,3 +166,34 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
         holders = [i for i in (1, 2, 3, 4) if region in await cluster.regions_of(i)]
         assert holders in ([1, 2, 3], [2, 3, 4]), (region, holders)
         await cluster.converged(region, holders, count=20_000, timeout=120)
+
+
+@pytest.mark.slow
+async def test_a_node_holding_20_regions_drains_under_write_load(stack: Stack) -> None:
+    cluster = stack.cluster
+    nodes = [1, 2, 3, 4, 5]
+    for i in nodes:
+        cluster.add_node(i)
+    regions = list(range(531, 551))
+    for k, region in enumerate(regions):  # node 1 and two of the others, spread evenly
+        await cluster.create_region(region, [1, 2 + k % 4, 2 + (k + 1) % 4])
+    stack.start_worker()
+    loads = [LoadWriter(cluster, r, nodes, batch=10).start(rate=100) for r in regions]
+    for load in loads:
+        await load.wait_acked(50)
+
+    handle = await stack.drain(DrainInput(node=1, max_concurrent=4, max_per_node=2))
+    result = await stack.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
+    assert not result.failed and sorted(m.region for m in result.moved) == regions, result
+
+    assert await cluster.regions_of(1) == {}
+    intervals = joining_intervals(cluster)
+    assert len(intervals) == len(regions), intervals
+    assert most_at_once(intervals) <= 4  # from the nodes' clocks, not the workflow's books
+    for region, load in zip(regions, loads, strict=True):  # every acknowledged write, everywhere
+        acked = await load.stop()
+        holders = [i for i in nodes if region in await cluster.regions_of(i)]
+        assert len(holders) == 3 and 1 not in holders, (region, holders)
+        await cluster.converged(region, holders, count=len(acked))
+        for i in holders:
+            assert await missing_points(cluster, i, region, acked) == [], (region, i)

@@ -11,7 +11,7 @@ import pytest
 from stack.certs import Authority
 from stack.processes import WorkerProcess
 from tests.support.stack import Stack
-from tests.support.tls_proxy import TlsProxy, write_files
+from tests.support.tls_proxy import TlsProxy
 from workflows import connection
 from workflows.models import MigrationInput, MigrationResult
 
@@ -22,9 +22,7 @@ REGION = 61
 async def secured(stack: Stack, tmp_path: Path) -> AsyncIterator[tuple[str, Authority]]:
     """A TLS front (client certificates required) to the test's Temporal server."""
     ca = Authority.create("temporal test CA")
-    server = ca.issue("temporal")
-    front = write_files(tmp_path / "front", ca.pem, server.cert, server.key)
-    proxy = TlsProxy(stack.temporal_address, front)
+    proxy = TlsProxy(stack.temporal_address, ca.write(tmp_path / "front", "temporal"))
     address = await proxy.start()
     try:
         yield address, ca
@@ -36,8 +34,7 @@ async def test_a_worker_on_mtls_runs_a_migration(
     stack: Stack, secured: tuple[str, Authority], tmp_path: Path
 ) -> None:
     address, ca = secured
-    client_pair = ca.issue("worker")
-    files = write_files(tmp_path / "worker-tls", ca.pem, client_pair.cert, client_pair.key)
+    files = ca.write(tmp_path / "worker-tls", "worker")
     for i in (1, 2, 3, 4):
         stack.cluster.add_node(i)
     await stack.cluster.create_region(REGION, [1, 2, 3])
@@ -79,10 +76,12 @@ async def test_a_client_without_the_right_certificate_is_refused(
         (tmp_path / "ca.pem").write_bytes(ca.pem)
         flags = connection.TemporalFlags(address=address, tls_ca=tmp_path / "ca.pem")
     else:
-        stranger = Authority.create("someone else").issue("intruder")
-        files = write_files(tmp_path / "stranger", ca.pem, stranger.cert, stranger.key)
-        flags = connection.TemporalFlags(
-            address=address, tls_ca=files.ca, tls_cert=files.cert, tls_key=files.key
+        stranger = Authority.create("someone else").write(tmp_path / "stranger", "intruder")
+        flags = connection.TemporalFlags(  # trusts the right server, is not trusted by it
+            address=address,
+            tls_ca=ca.write(tmp_path / "right", "unused").ca,
+            tls_cert=stranger.cert,
+            tls_key=stranger.key,
         )
     with pytest.raises(RuntimeError) as refused:
         await connection.connect(connection.resolve(flags, environ={}))

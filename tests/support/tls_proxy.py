@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from pathlib import Path
 
 from node.tls import TlsFiles
 
@@ -43,10 +42,3 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             await writer.drain()
     with contextlib.suppress(ConnectionError, ssl.SSLError, RuntimeError):
         writer.close()
-
-
-def write_files(directory: Path, ca: bytes, cert: bytes, key: bytes) -> TlsFiles:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, data in (("ca.pem", ca), ("cert.pem", cert), ("key.pem", key)):
-        (directory / name).write_bytes(data)
-    return TlsFiles(ca=directory / "ca.pem", cert=directory / "cert.pem", key=directory / "key.pem")
