@@ -179,15 +179,20 @@ def test_up_again_resumes_an_unfinished_migration(airctl: Airctl) -> None:
     assert verified["ok"] and sorted(verified["replicas"]) == ["2", "3"], verified
 
 
-def test_demo_from_nothing_verifies_and_exits(airctl: Airctl) -> None:
+@pytest.mark.parametrize("security", [[], ["--tls"]], ids=["plaintext", "mtls"])
+def test_demo_from_nothing_verifies_and_exits(airctl: Airctl, security: list[str]) -> None:
     done = airctl(
-        "demo", "--no-keep", "--rate", "500",
+        "demo", "--no-keep", "--rate", "500", *security,
         "--data-dir", str(airctl.root / "demo"),
         "--temporal-port", str(airctl.ports["temporal"]),
         "--ui-port", str(airctl.ports["ui"]),
         "--base-port", str(airctl.base_port),
     )  # fmt: skip
     assert "verify: OK" in done.stdout, done.stdout + done.stderr
+    if security:  # every node served mTLS only, and no handshake was refused on the way
+        logs = [(airctl.root / "demo" / f"node{i}.log").read_text() for i in range(1, 5)]
+        assert all("mutual TLS only" in log for log in logs), logs
+        assert not any("refused a TLS connection" in log for log in logs), logs
     assert f"http://127.0.0.1:{airctl.ports['ui']}/namespaces/default/workflows/" in done.stdout
     assert "DONE" in done.stderr  # the progress line reached the end
     assert not airctl.cluster.exists()  # --no-keep stopped the stack
