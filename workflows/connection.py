@@ -51,23 +51,30 @@ class TemporalFlags(BaseModel):
         return self.tls or any((self.tls_ca, self.tls_cert, self.tls_key, self.tls_server_name))
 
 
+# field of TemporalFlags, its flag, metavar, help
+_FLAGS = [
+    ("address", "--temporal-address", "HOST:PORT", f"default {DEFAULT_ADDRESS}"),
+    ("namespace", "--namespace", "NS", f"default {DEFAULT_NAMESPACE}"),
+    ("api_key", "--api-key", "KEY", "implies TLS"),
+    ("tls_ca", "--tls-ca", "PEM", "the server's CA"),
+    ("tls_cert", "--tls-cert", "PEM", "client certificate (mTLS)"),
+    ("tls_key", "--tls-key", "PEM", "client key (mTLS)"),
+    ("tls_server_name", "--tls-server-name", "NAME", "SNI override"),
+    ("profile", "--profile", "NAME", "a temporal.toml profile"),
+    ("config_file", "--temporal-config-file", "TOML", "instead of TEMPORAL_CONFIG_FILE"),
+]
+_PATHS = {"tls_ca", "tls_cert", "tls_key", "config_file"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The connection flags, the same on the worker and on airctl."""
     g = parser.add_argument_group(
         "Temporal connection (flags over the cluster file over TEMPORAL_* / temporal.toml)"
     )
-    g.add_argument("--temporal-address", metavar="HOST:PORT", help=f"default {DEFAULT_ADDRESS}")
-    g.add_argument("--namespace", dest="temporal_namespace", help=f"default {DEFAULT_NAMESPACE}")
-    g.add_argument("--api-key", dest="temporal_api_key", help="implies TLS")
+    for field, flag, metavar, text in _FLAGS:
+        kind = Path if field in _PATHS else str
+        g.add_argument(flag, dest=f"temporal_{field}", type=kind, metavar=metavar, help=text)
     g.add_argument("--tls", dest="temporal_tls", action="store_true", help="TLS, system roots")
-    g.add_argument("--tls-ca", dest="temporal_tls_ca", type=Path, help="the server's CA (PEM)")
-    g.add_argument("--tls-cert", dest="temporal_tls_cert", type=Path, help="client cert (mTLS)")
-    g.add_argument("--tls-key", dest="temporal_tls_key", type=Path, help="client key (mTLS)")
-    g.add_argument("--tls-server-name", dest="temporal_tls_server_name", help="SNI override")
-    g.add_argument("--profile", dest="temporal_profile", help="a temporal.toml profile")
-    g.add_argument(
-        "--temporal-config-file", dest="temporal_config_file", type=Path, help="a temporal.toml"
-    )
 
 
 def resolve(
