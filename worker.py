@@ -14,6 +14,7 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
+from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
@@ -22,7 +23,7 @@ from activities.membership import MembershipActivities
 from node.client import NodeClients
 from node.killpoints import KillPoints
 from node.tls import TlsError, tls_from_flags
-from workflows import connection
+from workflows import connection, search_attributes
 from workflows.add_peer import AddPeerWorkflow
 from workflows.common import TASK_QUEUE
 from workflows.drain import DrainNodeWorkflow
@@ -85,6 +86,23 @@ def node_clients(args: argparse.Namespace) -> NodeClients:
     return clients
 
 
+async def check_search_attributes(client: Client) -> None:
+    """Refuse to start where a workflow would wedge upserting an unregistered attribute."""
+    lacking = await search_attributes.missing(client)
+    if lacking is None:
+        log.warning(
+            "cannot list the search attributes of %s; make sure it has %s",
+            client.namespace,
+            search_attributes.declared(),
+        )
+    elif lacking:
+        names = ", ".join(f"{name} ({kind})" for name, kind in lacking.items())
+        raise SystemExit(
+            f"worker: namespace {client.namespace} lacks the search attributes {names}; "
+            f"add them with: {search_attributes.create_command(client.namespace, lacking)}"
+        )
+
+
 async def run(args: argparse.Namespace) -> None:
     runtime = None
     if args.metrics_port is not None:
@@ -92,6 +110,7 @@ async def run(args: argparse.Namespace) -> None:
         runtime = Runtime(telemetry=TelemetryConfig(metrics=metrics))
     log.info("connecting to Temporal at %s", connection.describe(args.temporal))
     client = await connection.connect(args.temporal, runtime)
+    await check_search_attributes(client)
     clients = node_clients(args)
     activities = MembershipActivities(
         NodeDirectory(args.cluster, args.nodes),

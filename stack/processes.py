@@ -19,7 +19,7 @@ from typing import Self
 
 from node.__main__ import READY as NODE_READY
 from node.tls import TlsFiles
-from workflows.common import SEARCH_ATTRIBUTES
+from workflows.search_attributes import declared
 
 # Ports for our servers come from below the kernel's ephemeral range (32768 and up), which
 # the OS hands out for outgoing connections and port-0 binds: a port picked there can be
@@ -215,8 +215,8 @@ class TemporalServer(ManagedProcess):
     def command(self) -> list[str]:
         attributes = [
             arg
-            for key in SEARCH_ATTRIBUTES
-            for arg in ("--search-attribute", f"{key.name}={_type_name(key.indexed_value_type)}")
+            for name, kind in declared().items()
+            for arg in ("--search-attribute", f"{name}={kind}")
         ]
         return [
             self.binary, "server", "start-dev",
@@ -234,13 +234,6 @@ class TemporalServer(ManagedProcess):
 
     def ready_line(self) -> str:
         return "Temporal Server:"
-
-
-def _type_name(indexed_type: object) -> str:
-    """`INDEXED_VALUE_TYPE_KEYWORD_LIST` -> `KeywordList`, as the CLI spells types."""
-    name = getattr(indexed_type, "name", str(indexed_type))
-    words = name.removeprefix("INDEXED_VALUE_TYPE_").split("_")
-    return "".join(w.capitalize() for w in words)
 
 
 class WorkerProcess(ManagedProcess):
