@@ -190,6 +190,8 @@ class MembershipActivities:
                 continue
             for info in reply.regions:
                 cluster.holders.setdefault(info.region, []).append(peer.node_id)
+                size = max(cluster.store_bytes.get(info.region, 0), info.store_bytes)
+                cluster.store_bytes[info.region] = size
         return cluster
 
     @activity.defn

@@ -110,6 +110,7 @@ class ClusterDescription(BaseModel):
     nodes: list[Peer]
     holders: dict[int, list[int]] = Field(default_factory=dict)  # region -> node ids
     unreachable: list[int] = Field(default_factory=list)
+    store_bytes: dict[int, int] = Field(default_factory=dict)  # region -> its largest replica
 
     def load(self) -> dict[int, int]:
         """Replicas per node (every known node, zero included)."""

@@ -94,6 +94,13 @@ class Replica:
     def installed(self) -> bool:
         return self.store is not None
 
+    def store_bytes(self) -> int:
+        """The store's size on disk (its database and write-ahead log): what a snapshot moves."""
+        if self.store is None:
+            return 0
+        files = (self.path / name for name in (Store.FILE, f"{Store.FILE}-wal"))
+        return sum(f.stat().st_size for f in files if f.exists())
+
     @classmethod
     def load(cls, node_id: int, path: Path, sync: SyncMode) -> Replica:
         data = (path / cls.META).read_bytes()

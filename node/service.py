@@ -193,6 +193,7 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
                     active=r.meta.active,
                     installed=r.installed,
                     leaving=r.meta.leaving,
+                    store_bytes=r.store_bytes(),
                 )
                 for _, r in sorted(self.node.replicas.items())
             ],

@@ -226,18 +226,20 @@ class DigestReply(_message.Message):
     def __init__(self, region: _Optional[int] = ..., count: _Optional[int] = ..., hash: _Optional[str] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ...) -> None: ...
 
 class RegionInfo(_message.Message):
-    __slots__ = ("region", "peers", "active", "installed", "leaving")
+    __slots__ = ("region", "peers", "active", "installed", "leaving", "store_bytes")
     REGION_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     INSTALLED_FIELD_NUMBER: _ClassVar[int]
     LEAVING_FIELD_NUMBER: _ClassVar[int]
+    STORE_BYTES_FIELD_NUMBER: _ClassVar[int]
     region: int
     peers: _containers.RepeatedCompositeFieldContainer[Peer]
     active: bool
     installed: bool
     leaving: bool
-    def __init__(self, region: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ...) -> None: ...
+    store_bytes: int
+    def __init__(self, region: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ..., store_bytes: _Optional[int] = ...) -> None: ...
 
 class ThrottleRequest(_message.Message):
     __slots__ = ("bytes_per_s",)

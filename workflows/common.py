@@ -27,7 +27,18 @@ NODES_KEY = SearchAttributeKey.for_keyword_list("AirNodes")
 KIND_KEY = SearchAttributeKey.for_keyword("AirKind")
 # true while a transfer's lag has not shrunk for stall_after_s (on the drain: any of its moves)
 STALLED_KEY = SearchAttributeKey.for_bool("AirStalled")
-SEARCH_ATTRIBUTES = (REGION_KEY, PHASE_KEY, NODES_KEY, KIND_KEY, STALLED_KEY)
+# a drain's moves finished, and those not finished (running or waiting)
+MOVES_DONE_KEY = SearchAttributeKey.for_int("AirMovesDone")
+MOVES_LEFT_KEY = SearchAttributeKey.for_int("AirMovesLeft")
+SEARCH_ATTRIBUTES = (
+    REGION_KEY,
+    PHASE_KEY,
+    NODES_KEY,
+    KIND_KEY,
+    STALLED_KEY,
+    MOVES_DONE_KEY,
+    MOVES_LEFT_KEY,
+)
 # A child tells its parent when its transfer stalls or moves again (a workflow cannot query
 # another): add-peer and remove-peer tell their migration, which tells its drain.
 STALL_SIGNAL = "transfer_stall"

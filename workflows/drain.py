@@ -10,15 +10,19 @@ transfer stalls says so by a signal (relayed by its migration), so the drain sho
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 from workflows.common import (
     DESCRIBE,
     KIND_KEY,
+    MOVES_DONE_KEY,
+    MOVES_LEFT_KEY,
     NODES_KEY,
     PHASE_KEY,
     STALL_SIGNAL,
@@ -58,8 +62,15 @@ def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:
             raise invalid(f"region {region} has no node to move to (it is on every live node)")
         target = min(candidates, key=lambda n: (load[n], n))
         load[target] += 1
-        moves.append(Move(region=region, from_node=node, to_node=target))
+        size = cluster.store_bytes.get(region, 0)
+        moves.append(Move(region=region, from_node=node, to_node=target, store_bytes=size))
     return moves
+
+
+def validate_drain(req: DrainInput) -> None:
+    for name in ("max_concurrent", "max_per_node"):
+        if getattr(req, name) < 1:
+            raise invalid(f"{name} must be at least 1, not {getattr(req, name)}")
 
 
 @workflow.defn
@@ -71,11 +82,12 @@ class DrainNodeWorkflow:
         # set before any handler runs: an update may arrive before the run method starts
         self._state = DrainProgress(node=req.node, max_concurrent=req.max_concurrent)
         self._stalled_shown = False  # the AirStalled value last upserted
+        self._started: datetime | None = None  # when the plan was made
 
     @workflow.signal(name=STALL_SIGNAL)
     def transfer_stall(self, report: StallReport) -> None:
         """A move's transfer stalled or moves again (its migration relays its child's report)."""
-        s = self.drain_progress()
+        s = self._state
         if report.stalled and report.region in s.running:
             s.stalled[report.region] = report.detail
         else:
@@ -84,11 +96,11 @@ class DrainNodeWorkflow:
 
     @workflow.query
     def drain_progress(self) -> DrainProgress:
-        return self._state
+        return self._measured()
 
     @workflow.update
     def set_max_concurrent(self, bound: int) -> int:
-        self.drain_progress().max_concurrent = bound
+        self._state.max_concurrent = bound
         self._show()
         return bound
 
@@ -99,24 +111,26 @@ class DrainNodeWorkflow:
 
     @workflow.update
     def pause(self) -> DrainProgress:
-        self.drain_progress().paused = True
+        self._state.paused = True
         self._show()
-        return self.drain_progress()
+        return self._measured()
 
     @workflow.update
     def resume(self) -> DrainProgress:
-        self.drain_progress().paused = False
+        self._state.paused = False
         self._show()
-        return self.drain_progress()
+        return self._measured()
 
     @workflow.run
     async def run(self, req: DrainInput) -> DrainResult:
         workflow.upsert_search_attributes(
             [KIND_KEY.value_set(self.kind), NODES_KEY.value_set([str(req.node)])]
         )
+        validate_drain(req)
         summary = f"describe the cluster to drain node {req.node}"
         cluster = await execute(A.describe_cluster, req.node, summary, DESCRIBE)
         self._state.planned = plan_drain(cluster, req.node)
+        self._started = workflow.now()
         self._show()
         moves = [asyncio.ensure_future(self._move(m, req)) for m in self._state.planned]
         try:
@@ -132,7 +146,7 @@ class DrainNodeWorkflow:
         return DrainResult(node=req.node, moved=moved, failed=state.failed, message=message)
 
     async def _move(self, move: Move, req: DrainInput) -> None:
-        state = self.drain_progress()
+        state = self._state
 
         def may_start() -> bool:
             into = sum(
@@ -162,27 +176,45 @@ class DrainNodeWorkflow:
                 ),
                 id=region_workflow_id(move.region),
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
+                # a drain terminated by hand leaves no move half made: each rolls back or ends
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
             )
             state.done.append(move.region)
         except ChildWorkflowError as e:
             state.failed[move.region] = str(e.cause or e)
+        except WorkflowAlreadyStartedError:  # the move must not fail the others
+            state.failed[move.region] = (
+                f"another change of region {move.region} is running "
+                f"({region_workflow_id(move.region)}); the region was left where it is"
+            )
         finally:
             state.running.remove(move.region)
             state.stalled.pop(move.region, None)
             self._show()
 
+    def _measured(self) -> DrainProgress:
+        """The state with bytes moved, rate and ETA as of now (workflow time)."""
+        elapsed = (workflow.now() - self._started).total_seconds() if self._started else 0.0
+        return self._state.measured(elapsed)
+
     def _show(self) -> None:
-        s = self.drain_progress()
+        s = self._measured()
         phase = Phase.PAUSED if s.paused else Phase.MOVING
-        updates: list[SearchAttributeUpdate[Any]] = [PHASE_KEY.value_set(phase.value)]
+        updates: list[SearchAttributeUpdate[Any]] = [
+            PHASE_KEY.value_set(phase.value),
+            MOVES_DONE_KEY.value_set(len(s.done)),
+            MOVES_LEFT_KEY.value_set(s.left + len(s.running)),
+        ]
         if bool(s.stalled) != self._stalled_shown:
             self._stalled_shown = bool(s.stalled)
             updates.append(STALLED_KEY.value_set(self._stalled_shown))
         workflow.upsert_search_attributes(updates)
         stalled = "".join(f"\n\nregion {r}: {why}" for r, why in sorted(s.stalled.items()))
+        eta = f"ETA {s.eta_s:.0f} s" if s.eta_s is not None else "ETA unknown yet"
         workflow.set_current_details(
             f"**drain** node {s.node}: phase **{phase}**\n\n"
             f"{len(s.done)} done, {len(s.running)} running {sorted(s.running)}, {s.left} left, "
             f"{len(s.failed)} failed, {len(s.stalled)} stalled; at most {s.max_concurrent} at once"
-            + stalled
+            f"\n\n{s.bytes_moved / 1e6:.1f} of {s.bytes_total / 1e6:.1f} MB moved, "
+            f"{s.rate_bytes_per_s / 1e6:.2f} MB/s, {eta}" + stalled
         )

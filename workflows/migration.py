@@ -10,6 +10,7 @@ import asyncio
 
 from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
+from temporalio.workflow import ParentClosePolicy
 
 from workflows.add_peer import AddPeerWorkflow, choose_coordinator
 from workflows.common import (
@@ -85,6 +86,8 @@ class RegionMigrationWorkflow(MembershipWorkflow):
                 ),
                 id=f"{me}/add-peer",
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
+                # terminated by hand, the migration leaves no addition half made: it rolls back
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
             )
         except ChildWorkflowError:
             # the child rolled back; a cancelled child cancels this workflow, a failed one fails it
@@ -102,6 +105,7 @@ class RegionMigrationWorkflow(MembershipWorkflow):
             ),
             id=f"{me}/remove-peer",
             task_timeout=WORKFLOW_TASK_TIMEOUT,
+            parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,  # a removal then finishes
         )
         remove, cancelled = await finish_even_if_cancelled(asyncio.ensure_future(removal))
         message = f"region {req.region} moved from node {req.from_node} to node {req.to_node}"

@@ -126,6 +126,7 @@ class Move(BaseModel):
     region: int
     from_node: int
     to_node: int
+    store_bytes: int = 0  # the region's store when planned: what its snapshot moves
 
 
 class DrainProgress(BaseModel):
@@ -137,10 +138,34 @@ class DrainProgress(BaseModel):
     stalled: dict[int, str] = Field(default_factory=dict)  # running region -> what it waits for
     max_concurrent: int = 2
     paused: bool = False
+    elapsed_s: float = 0.0  # since the first move could start
+    # bytes of the finished moves' stores, their rate over elapsed_s, and the time left at it
+    bytes_total: int = 0
+    bytes_moved: int = 0
+    rate_bytes_per_s: float = 0.0
+    eta_s: float | None = None
 
     @property
     def left(self) -> int:
         return len(self.planned) - len(self.done) - len(self.failed) - len(self.running)
+
+    def measured(self, elapsed_s: float) -> DrainProgress:
+        """A copy with the byte counts, rate and ETA as of `elapsed_s`."""
+        sizes = {m.region: m.store_bytes for m in self.planned}
+        total = sum(sizes.values())
+        moved = sum(sizes[r] for r in self.done)
+        gone = sum(sizes[r] for r in self.failed)
+        rate = moved / elapsed_s if elapsed_s > 0 else 0.0
+        eta = (total - moved - gone) / rate if rate > 0 else None
+        return self.model_copy(
+            update={
+                "elapsed_s": elapsed_s,
+                "bytes_total": total,
+                "bytes_moved": moved,
+                "rate_bytes_per_s": rate,
+                "eta_s": eta,
+            }
+        )
 
 
 class DrainResult(BaseModel):

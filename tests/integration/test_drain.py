@@ -6,16 +6,17 @@ import re
 from datetime import datetime
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import is_cancelled_exception
 
+from protos import air_node_pb2 as pb
 from tests.support.chaos import restart
 from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.common import region_workflow_id
-from workflows.models import DrainInput, DrainProgress, DrainResult
+from workflows.models import DrainInput, DrainProgress, DrainResult, MigrationInput, Phase
 
 ON_123 = [501, 502, 503]
 ON_124 = [504, 505, 506]
@@ -197,3 +198,45 @@ async def test_a_node_holding_20_regions_drains_under_write_load(stack: Stack) -
         await cluster.converged(region, holders, count=len(acked))
         for i in holders:
             assert await missing_points(cluster, i, region, acked) == [], (region, i)
+
+
+async def test_a_busy_region_is_left_alone_and_the_drain_reports_bytes_moved(
+    stack: Stack,
+) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3, 4, 5):
+        cluster.add_node(i)
+    busy, others = 561, [562, 563]
+    await cluster.create_region(busy, [1, 2, 3])
+    for region in others:  # coordinators 2 or 4: never the throttled node 3
+        await cluster.create_region(region, [1, 2, 4])
+    for region in (busy, *others):
+        await LoadWriter(cluster, region, [1], batch=500).run(count=2000)
+    stack.start_worker()
+    # region 561's own migration, held in its transfer by a 1 byte/s coordinator
+    await cluster.stub(3).SetThrottle(pb.ThrottleRequest(bytes_per_s=1))
+    own = await stack.start(MigrationInput(region=busy, from_node=1, to_node=5, coordinator=3))
+    await eventually(
+        lambda: stack.progress(stack.client.get_workflow_handle(f"{own.id}/add-peer")),
+        lambda p: p.phase == Phase.TRANSFERRING,
+        what="region 561's own migration transferring",
+    )
+
+    handle = await stack.drain(DrainInput(node=1, max_concurrent=3))
+    result = await stack.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
+    assert sorted(m.region for m in result.moved) == others, result
+    assert "another change of region 561 is running" in result.failed[busy], result
+
+    progress = await handle.query("drain_progress", result_type=DrainProgress)
+    sizes = {m.region: m.store_bytes for m in progress.planned}
+    assert all(size > 0 for size in sizes.values()), sizes
+    assert progress.bytes_moved == sizes[562] + sizes[563] < progress.bytes_total
+    assert progress.rate_bytes_per_s > 0 and progress.eta_s == 0
+    found = [w.id async for w in stack.client.list_workflows("AirMovesDone = 2")]
+    assert handle.id in found, found
+
+    # the region's own migration was not disturbed: lifted, it finishes
+    assert (await own.describe()).status == WorkflowExecutionStatus.RUNNING
+    await cluster.stub(3).SetThrottle(pb.ThrottleRequest(bytes_per_s=0))
+    finished = await own.result()
+    assert finished.remove is not None and finished.remove.clean, finished
