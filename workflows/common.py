@@ -187,8 +187,9 @@ class MembershipWorkflow:
             self.publish([PHASE_KEY.value_set(phase.value)])
         if message:
             progress.message = message
-        if phase in _SETTLED:
-            self.set_stalled(False)  # a failed wait leaves no stale stall behind
+        if phase in _SETTLED and self.set_stalled(False):
+            # a failed wait leaves no stale stall behind, in visibility or in the metric
+            self.publish_metric("air_transfer_stalled", 0)
         self.show()
 
     def set_stalled(self, stalled: bool) -> bool:
