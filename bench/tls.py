@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.transfer import REGION, bring_up, ingest
 from node.client import NodeClients
+from node.identity import node_name
 from node.tls import TlsFiles
 from protos import air_node_pb2 as pb
-from stack.certs import Authority
+from stack.certs import CLIENT_NAME, Authority
 from stack.processes import NodeProcess
 
 MODES = ("plaintext", "mtls")
@@ -35,15 +36,17 @@ class Mode:
 
     def __init__(self, root: Path, name: str, authority: Authority) -> None:
         self.root = root / name
-        self.tls: TlsFiles | None = None
-        if name == "mtls":
-            self.tls = authority.write(self.root / "tls", "bench")
-        self.clients = NodeClients(self.tls)
+        self.authority = authority if name == "mtls" else None
+        self.clients = NodeClients(self._certificate(CLIENT_NAME))
         self.nodes: list[NodeProcess] = []
 
+    def _certificate(self, name: str) -> TlsFiles | None:
+        return self.authority.write(self.root / "tls", name) if self.authority else None
+
     def node(self, node_id: int) -> NodeProcess:
-        # one loopback certificate serves every node and the client: each side checks the CA
-        process = NodeProcess(node_id, self.root / f"n{node_id}", tls=self.tls).start()
+        # each node its own certificate: only node N's may send a region's points as node N
+        tls = self._certificate(node_name(node_id))
+        process = NodeProcess(node_id, self.root / f"n{node_id}", tls=tls).start()
         self.nodes.append(process)
         return process
 

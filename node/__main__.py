@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import grpc
 
 from node.channel import BATCH_POINTS
 from node.client import CHANNEL_OPTIONS
-from node.handshake_log import relay_core_stderr
+from node.handshake_log import relay_core_stderr, verbosity_hides_handshakes
 from node.killpoints import KillPoints
 from node.metrics import serve_metrics
 from node.node import Node
@@ -80,6 +81,16 @@ def listen(server: grpc.aio.Server, address: str, tls: TlsFiles | None) -> None:
         raise SystemExit(f"airnode: cannot listen on {address}")
 
 
+def warn_if_handshakes_hidden(verbosity: str | None) -> None:
+    """Say so at start when gRPC will not write the lines that `relay_core_stderr` explains."""
+    if verbosity_hides_handshakes(verbosity):
+        log.warning(
+            "GRPC_VERBOSITY=%s hides gRPC's handshake errors: refused TLS connections will not "
+            "be logged (unset it or set INFO to log them)",
+            verbosity,
+        )
+
+
 async def serve(args: argparse.Namespace) -> None:
     killpoints = KillPoints.from_env(args.data_dir)
     node = Node(
@@ -94,10 +105,12 @@ async def serve(args: argparse.Namespace) -> None:
         tls=args.tls,
     )
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
-    rpc.add_AirNodeServicer_to_server(AirNodeService(node), server)
+    service = AirNodeService(node, certified_senders=args.tls is not None)
+    rpc.add_AirNodeServicer_to_server(service, server)
     listen(server, args.listen, args.tls)
     if args.tls is not None:
         log.info("mutual TLS only: admitting clients whose certificate %s signed", args.tls.ca)
+        warn_if_handshakes_hidden(os.environ.get("GRPC_VERBOSITY"))
     await node.start()
     await server.start()
     metrics = None

@@ -32,6 +32,16 @@ _MEANINGS = [
 ]
 
 
+# gRPC core writes the handshake line at INFO: these GRPC_VERBOSITY values (any case) drop it,
+# and setting another from Python is too late once grpc is imported.
+_HIDING_VERBOSITIES = {"ERROR", "NONE"}
+
+
+def verbosity_hides_handshakes(verbosity: str | None) -> bool:
+    """Whether this GRPC_VERBOSITY keeps gRPC core from writing failed handshakes."""
+    return verbosity is not None and verbosity.upper() in _HIDING_VERBOSITIES
+
+
 def explain(line: str) -> str | None:
     """The log line for a gRPC core output line, if it reports a failed TLS handshake."""
     match = _HANDSHAKE.search(line)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import grpc
 
 from node.channel import from_proto
+from node.identity import require_node
 from node.node import Node, NodeError, Outcome
 from node.replica import PeerInfo, Replica, channel_name
 from node.snapshot import ChecksumMismatch, IncomingSnapshot
@@ -53,8 +54,15 @@ def _reply(outcome: Outcome) -> pb.MembershipReply:
 
 
 class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
-    def __init__(self, node: Node) -> None:
+    """With `certified_senders` (TLS on), only node N's certificate may send as node N."""
+
+    def __init__(self, node: Node, *, certified_senders: bool = False) -> None:
         self.node = node
+        self.certified_senders = certified_senders
+
+    def _check_sender(self, context: Any, sender: int, what: str) -> None:
+        if self.certified_senders:
+            require_node(context, sender, what)
 
     # -- membership -----------------------------------------------------------------------
 
@@ -225,6 +233,7 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
                 if request.HasField("hello"):
                     if replica is None:
                         sender = request.hello.sender
+                        self._check_sender(context, sender, "transfer")
                         replica = self.node.inbound_replica(request.hello.region, sender)
                         replica.inbound += 1
                     elif (request.hello.region, request.hello.sender) != (replica.region, sender):
@@ -258,17 +267,20 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
     ) -> pb.SnapshotReply:
         """Receive a whole store into a side file; install it with one rename when complete."""
         try:
-            return await self._install_snapshot(request_iterator)
+            return await self._install_snapshot(request_iterator, context)
         except NodeError as e:
             await context.abort(e.code, e.message)
             raise  # unreachable: abort raises
 
-    async def _install_snapshot(self, chunks: AsyncIterator[pb.SnapshotChunk]) -> pb.SnapshotReply:
+    async def _install_snapshot(
+        self, chunks: AsyncIterator[pb.SnapshotChunk], context: Any
+    ) -> pb.SnapshotReply:
         replica: Replica | None = None
         incoming: IncomingSnapshot | None = None
         try:
             async for chunk in chunks:
                 if replica is None:
+                    self._check_sender(context, chunk.sender, "snapshot")
                     replica = self.node.inbound_replica(chunk.region, chunk.sender)
                     if replica.installed:
                         return pb.SnapshotReply(installed=True, applied=replica.applied())

@@ -2,7 +2,9 @@
 
 Every certificate is good for both ends of a connection (server and client authentication)
 and names 127.0.0.1, ::1 and localhost, so a node serves with the same pair it presents
-when it calls another node, and no client needs a target-name override.
+when it calls another node, and no client needs a target-name override. The common name is
+who holds it: `node<N>` for node N (which alone may send replication streams as node N),
+`client` for airctl and the worker.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from node.identity import node_name
 from node.tls import TlsFiles
 
 VALIDITY = timedelta(days=30)
+CLIENT_NAME = "client"  # airctl's and the worker's certificate
 LOOPBACK: list[x509.GeneralName] = [
     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
     x509.IPAddress(ipaddress.ip_address("::1")),
@@ -137,10 +141,10 @@ def tls_paths(directory: Path, name: str) -> TlsFiles:
     )
 
 
-def issue_all(directory: Path, names: list[str]) -> None:
-    """A fresh CA and a certificate for each name under `directory` (old ones replaced)."""
+def issue_all(directory: Path, node_ids: list[int]) -> None:
+    """A fresh CA, each node's certificate and the client's under `directory` (old replaced)."""
     authority = Authority.create()
-    for name in names:
+    for name in [*map(node_name, node_ids), CLIENT_NAME]:
         authority.write(directory, name)
 
 

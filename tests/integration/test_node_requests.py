@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
@@ -12,29 +12,14 @@ from node.service import MAX_WRITE_BYTES
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
 from tests.support.cluster import Cluster, status_of
+from tests.support.streams import batch, hello, transfer
 
 REGION = 5  # on node 1, its peers nodes 1 and 2 (node 2 never runs)
 Call = Callable[[rpc.AirNodeStub, Cluster], Awaitable[object]]
 
 
 def _hello(sender: int, region: int = REGION) -> pb.TransferRequest:
-    return pb.TransferRequest(hello=pb.TransferHello(region=region, sender=sender))
-
-
-def _batch(after: int, upto: int, seqs: list[int]) -> pb.TransferRequest:
-    points = [pb.Point(series="z", timestamp=i) for i in range(len(seqs))]
-    return pb.TransferRequest(
-        batch=pb.TransferBatch(after=after, upto=upto, seqs=seqs, points=points)
-    )
-
-
-async def _transfer(stub: rpc.AirNodeStub, *messages: pb.TransferRequest) -> None:
-    async def requests() -> AsyncIterator[pb.TransferRequest]:
-        for message in messages:
-            yield message
-
-    async for _ in stub.Transfer(requests()):
-        pass
+    return hello(sender, region)
 
 
 def _oversized_write() -> pb.WriteRequest:
@@ -105,39 +90,39 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
         f"over the {MAX_WRITE_BYTES} byte limit",
     ),
     "transfer from a non-peer": (
-        lambda s, c: _transfer(s, _hello(42)),
+        lambda s, c: transfer(s, _hello(42)),
         grpc.StatusCode.PERMISSION_DENIED,
         "node 42 is not a peer",
     ),
     "transfer from the node itself": (
-        lambda s, c: _transfer(s, _hello(1)),
+        lambda s, c: transfer(s, _hello(1)),
         grpc.StatusCode.INVALID_ARGUMENT,
         "cannot transfer region 5 to itself",
     ),
     "transfer batch before a hello": (
-        lambda s, c: _transfer(s, _batch(0, 1, [1])),
+        lambda s, c: transfer(s, batch(0, 1, [1])),
         grpc.StatusCode.INVALID_ARGUMENT,
         "must start with a hello",
     ),
     "transfer switching region mid-stream": (
-        lambda s, c: _transfer(s, _hello(2), _hello(2, region=8)),
+        lambda s, c: transfer(s, _hello(2), _hello(2, region=8)),
         grpc.StatusCode.INVALID_ARGUMENT,
         "cannot switch to region 8",
     ),
     "transfer batch with seqs outside its range": (
-        lambda s, c: _transfer(s, _hello(2), _batch(0, 1, [1, 3])),
+        lambda s, c: transfer(s, _hello(2), batch(0, 1, [1, 3])),
         grpc.StatusCode.INVALID_ARGUMENT,
         "malformed batch: seqs 1..3 outside (0, 1]",
     ),
     "transfer batch with seqs and points apart": (
-        lambda s, c: _transfer(
+        lambda s, c: transfer(
             s, _hello(2), pb.TransferRequest(batch=pb.TransferBatch(upto=2, seqs=[1, 2]))
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
         "malformed batch: 2 seqs for 0 points",
     ),
     "transfer batch past a gap": (
-        lambda s, c: _transfer(s, _hello(2), _batch(5, 6, [6])),
+        lambda s, c: transfer(s, _hello(2), batch(5, 6, [6])),
         grpc.StatusCode.FAILED_PRECONDITION,
         "starts after seq 5",
     ),

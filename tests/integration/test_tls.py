@@ -9,11 +9,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from node.identity import node_name
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
-from stack.certs import Authority, Pair
+from stack.certs import CLIENT_NAME, Authority, Pair
 from stack.processes import NodeProcess
 from tests.support.cluster import Cluster, status_of
+from tests.support.streams import batch, hello, transfer
 from tests.support.waiting import eventually
 
 REGION = 3
@@ -100,6 +102,52 @@ async def test_a_client_without_a_good_certificate_is_refused(secured: Cluster, 
     await eventually(log, lambda out: line in out, what=f"{line!r} in the node's log")
     assert node.alive()
     assert await secured.state(1, REGION) == before  # and a good client is still served
+
+
+async def test_only_a_nodes_own_certificate_may_send_as_that_node(secured: Cluster) -> None:
+    assert secured.authority is not None
+    node = secured.add_node(1)
+    secured.add_node(2, start=False)  # a peer of the region: only its certificate is missing
+    peers = secured.peers([1, 2])
+    await secured.stub(1).CreateLocalPeer(
+        pb.CreateLocalPeerRequest(region=REGION, peers=peers, active=True)
+    )
+    await secured.stub(1).Write(pb.WriteRequest(region=REGION, points=[pb.Point(series="a")]))
+    before = await secured.state(1, REGION)
+    snapshot = pb.SnapshotChunk(region=REGION, sender=2, data=b"forged", last=True, sha256="0")
+
+    for cn in [CLIENT_NAME, node_name(3)]:  # airctl's and the worker's, another node's
+        channel = _presenting(secured, node.address, secured.authority.issue(cn))
+        stub = rpc.AirNodeStub(channel)
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as refused_transfer:
+                await transfer(stub, hello(2, REGION), batch(0, 1, [1]))
+            with pytest.raises(grpc.aio.AioRpcError) as refused_snapshot:
+                await stub.InstallSnapshot(iter([snapshot]))
+        finally:
+            await channel.close(grace=None)
+        for what, refused in [("transfer", refused_transfer), ("snapshot", refused_snapshot)]:
+            assert status_of(refused.value) == grpc.StatusCode.PERMISSION_DENIED, (cn, what)
+            message = f"a {what} as node 2 needs node 2's certificate (CN node2); the caller's"
+            assert f"{message} has CN {cn}" == refused.value.details(), (cn, what)
+    assert node.alive()
+    assert await secured.state(1, REGION) == before
+    assert "WARNING node.identity: refused: a transfer as node 2" in node.output()
+
+    channel = _presenting(secured, node.address, secured.authority.issue(node_name(2)))
+    try:
+        await transfer(rpc.AirNodeStub(channel), hello(2, REGION), batch(0, 1, [1]))
+    finally:
+        await channel.close(grace=None)
+    assert (await secured.digest(1, REGION)).count == 2  # node 2's point, applied
+
+
+async def test_a_verbosity_that_hides_refused_handshakes_is_warned_of(secured: Cluster) -> None:
+    warning = "refused TLS connections will not be logged"
+    hiding = secured.add_node(1, env={"GRPC_VERBOSITY": "error"})
+    showing = secured.add_node(2, env={"GRPC_VERBOSITY": "INFO"})
+    assert f"GRPC_VERBOSITY=error hides gRPC's handshake errors: {warning}" in hiding.output()
+    assert warning not in showing.output()
 
 
 def _airnode(tmp_path: Path, *tls: str) -> subprocess.CompletedProcess[str]:

@@ -7,10 +7,11 @@ from pathlib import Path
 import grpc
 
 from node.client import NodeClients
+from node.identity import node_name
 from node.tls import TlsFiles
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
-from stack.certs import Authority
+from stack.certs import CLIENT_NAME, Authority
 from stack.processes import NodeProcess
 from tests.support.waiting import eventually
 
@@ -25,7 +26,7 @@ class Cluster:
         self.guardian_interval = guardian_interval
         self.authority = authority
         self.nodes: dict[int, NodeProcess] = {}
-        self.clients = NodeClients(self.certificate("client"))
+        self.clients = NodeClients(self.certificate(CLIENT_NAME))
 
     def certificate(self, name: str) -> TlsFiles | None:
         """Issue a certificate for `name` under `root/tls`, if this cluster has an authority."""
@@ -47,7 +48,7 @@ class Cluster:
             self.root / f"node{node_id}",
             env=env,
             extra_args=["--guardian-interval", str(self.guardian_interval), *(extra_args or [])],
-            tls=self.certificate(f"node{node_id}"),
+            tls=self.certificate(node_name(node_id)),
         )
         self.nodes[node_id] = node
         return node.start() if start else node
