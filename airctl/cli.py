@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.service import RPCError
 
 from airctl.config import UserError, parse_ids
 from airctl.context import Ctl
@@ -471,6 +478,9 @@ def parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel the running change of a region, or all")
     cancel.add_argument("region", type=int, nargs="?")
     cancel.add_argument("--all", action="store_true", help="every running membership change")
+    cancel.add_argument(
+        "--timeout", type=float, default=120, help="seconds --all waits for each to end"
+    )
     plan = sub.add_parser("plan", help="what a change would do, changing nothing")
     plans = plan.add_subparsers(dest="plan", required=True)
     plans.add_parser("drain", help="the moves that drain a node").add_argument(
@@ -545,6 +555,12 @@ def main(argv: list[str] | None = None) -> None:
         code = 2
     except grpc.aio.AioRpcError as e:
         print(f"airctl: a node answered {e.code().name}: {e.details()}", file=sys.stderr)
+        code = 2
+    except RPCError as e:
+        print(f"airctl: Temporal answered {e.status.name}: {e.message}", file=sys.stderr)
+        code = 2
+    except WorkflowQueryFailedError as e:
+        print(f"airctl: the workflow refused a query: {e.message}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         code = 130

@@ -27,6 +27,9 @@ class ClusterConfig(BaseModel):
     # from flags or the SDK's environment configuration (workflows/connection.py)
     temporal_address: str | None = None
     namespace: str | None = None
+    # written by `airctl up`: a local dev server, reached with the flags and this file only
+    # (the SDK's environment configuration, perhaps a prod profile, is not applied)
+    local: bool = False
     ui_url: str = ""
     task_queue: str = TASK_QUEUE
     nodes: list[NodeEntry]

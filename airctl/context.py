@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.envconfig import ClientConnectConfig
 
 from airctl.config import ClusterConfig, UserError, cluster_path, load_cluster
 from node.client import NodeClients
@@ -24,6 +25,7 @@ class Ctl:
         self.path = cluster_path(args.cluster)
         self._config: ClusterConfig | None = None
         self._clients: NodeClients | None = None
+        self._settings: ClientConnectConfig | None = None
 
     @property
     def config(self) -> ClusterConfig:
@@ -48,15 +50,24 @@ class Ctl:
     def stub(self, node_id: int) -> rpc.AirNodeStub:
         return self.clients.stub(self.config.node(node_id).address)
 
+    @property
+    def temporal_settings(self) -> ClientConnectConfig:
+        """How to reach Temporal: flags, the cluster file, and (unless it is local) the
+        environment configuration."""
+        if self._settings is None:
+            try:
+                self._settings = connection.resolve(
+                    connection.TemporalFlags.from_args(self.args),
+                    address=self.config.temporal_address,
+                    namespace=self.config.namespace,
+                    use_environment=not self.config.local,
+                )
+            except connection.BadConnectionSettings as e:
+                raise UserError(str(e)) from e
+        return self._settings
+
     async def temporal(self) -> Client:
-        try:
-            settings = connection.resolve(
-                connection.TemporalFlags.from_args(self.args),
-                address=self.config.temporal_address,
-                namespace=self.config.namespace,
-            )
-        except connection.BadConnectionSettings as e:
-            raise UserError(str(e)) from e
+        settings = self.temporal_settings
         try:
             return await connection.connect(settings)
         except RuntimeError as e:
@@ -68,5 +79,5 @@ class Ctl:
         print(json.dumps(data, indent=2) if self.json else text)
 
     def workflow_url(self, workflow_id: str) -> str:
-        namespace = self.args.temporal_namespace or self.config.namespace or "default"
+        namespace = self.temporal_settings["namespace"]
         return f"{self.config.ui_url}/namespaces/{namespace}/workflows/{workflow_id}"

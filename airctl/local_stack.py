@@ -7,9 +7,20 @@ import threading
 from pathlib import Path
 
 from airctl.config import ClusterConfig, NodeEntry, UserError
+from node.identity import node_name
 from node.tls import TlsFiles
-from stack.certs import issue_all, tls_paths
+from stack.certs import CLIENT_NAME, issue_all, tls_paths
 from stack.processes import ManagedProcess, NodeProcess, TemporalServer, WorkerProcess
+from workflows.connection import DEFAULT_NAMESPACE
+
+
+class LocalWorker(WorkerProcess):
+    """The stack's worker: it reaches the dev server by its flags alone, so the shell's
+    TEMPORAL_* settings (a prod profile, an API key) are not passed to it."""
+
+    def environment(self) -> dict[str, str]:
+        inherited = super().environment()
+        return {k: v for k, v in inherited.items() if not k.startswith("TEMPORAL_")}
 
 
 class LocalStack:
@@ -37,11 +48,11 @@ class LocalStack:
                 self.data_dir / f"node{i}",
                 base_port + i - 1,
                 extra_args=node_args,
-                tls=self._tls(f"node{i}"),
+                tls=self._tls(node_name(i)),
             )
             for i in range(1, nodes + 1)
         ]
-        self.worker = WorkerProcess(
+        self.worker = LocalWorker(
             "worker",
             self.data_dir / "worker.log",
             self.temporal.address,
@@ -50,9 +61,11 @@ class LocalStack:
         )
         self.config = ClusterConfig(
             temporal_address=self.temporal.address,
+            namespace=DEFAULT_NAMESPACE,
+            local=True,
             ui_url=self.temporal.ui_url,
             nodes=[NodeEntry(id=n.node_id, address=n.address) for n in self.nodes],
-            tls=self._tls("client"),  # for airctl and the worker
+            tls=self._tls(CLIENT_NAME),  # for airctl and the worker
         )
 
     def _tls(self, name: str) -> TlsFiles | None:
@@ -65,7 +78,7 @@ class LocalStack:
         """Start everything (stopping what started if anything fails), then the cluster file."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.tls_dir is not None:
-            issue_all(self.tls_dir, [*(f"node{n.node_id}" for n in self.nodes), "client"])
+            issue_all(self.tls_dir, [n.node_id for n in self.nodes])
         self.config.save(self.cluster_file)  # the worker reads it for node addresses
         try:
             self.temporal.start()

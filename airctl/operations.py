@@ -10,6 +10,7 @@ from typing import Any
 
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -27,7 +28,14 @@ from airctl.progress import snapshot, transfer
 from node.killpoints import KillPoints
 from protos import air_node_pb2 as pb
 from workflows.add_peer import AddPeerWorkflow
-from workflows.common import NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY, root_cause
+from workflows.common import (
+    NODES_KEY,
+    PHASE_KEY,
+    REGION_KEY,
+    STALLED_KEY,
+    region_workflow_id,
+    root_cause,
+)
 from workflows.drain import DrainNodeWorkflow, plan_drain
 from workflows.migration import RegionMigrationWorkflow
 from workflows.models import (
@@ -48,6 +56,7 @@ TYPES = [
 MEMBERSHIP_QUERY = "WorkflowType IN (" + ", ".join(f"'{t}'" for t in TYPES) + ")"
 # a running workflow whose worker is away answers no query: its progress shows as unknown
 QUERY_TIMEOUT_S = 3.0
+NO_ANSWER = "unknown (no worker answers)"
 # airctl drain ACTION: the drain's Temporal update for each way of steering it
 DRAIN_UPDATES = {"pause": "pause", "resume": "resume", "bound": "set_max_concurrent"}
 
@@ -121,15 +130,19 @@ async def cmd_migrations(ctl: Ctl) -> int:
     ):
         row["progress"] = progress
         row["stalled"] = row["stalled"] if stalled is None else stalled
-    lines = [
-        f"{r['workflow_id']:<22} {r['type']:<24} {r['status']:<10} {r['phase'] or '':<26} "
-        f"nodes {r['nodes']}  {r['duration_s']}s  "
-        + ("STALLED " if r["stalled"] else "")
-        + r["progress"]
-        for r in rows
-    ]
-    ctl.emit(rows, "\n".join(lines) or "no membership changes")
+    ctl.emit(rows, "\n".join(map(_migration_line, rows)) or "no membership changes")
     return 0
+
+
+def _migration_line(r: dict[str, Any]) -> str:
+    """One aligned line: id, type, status, region, start (local time), phase, nodes, time."""
+    started = datetime.fromisoformat(r["started"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    region = "-" if r["region"] is None else str(r["region"])
+    return (
+        f"{r['workflow_id']:<22} {r['type']:<24} {r['status']:<10} region {region:<5} "
+        f"started {started}  {r['phase'] or '':<26} nodes {','.join(r['nodes']):<8} "
+        f"{r['duration_s']:>8.2f}s  {'STALLED ' if r['stalled'] else ''}{r['progress']}"
+    )
 
 
 def _outcome_text(status: str, phase: str | None) -> str:
@@ -141,20 +154,30 @@ def _outcome_text(status: str, phase: str | None) -> str:
 async def _live_progress(client: Client, workflow_id: str, kind: str) -> tuple[str, bool | None]:
     """A running workflow's progress in a few words, and whether it stalls (None: unknown)."""
     handle = client.get_workflow_handle(workflow_id)
+    if kind == DrainNodeWorkflow.__name__:
+        state = await drain_state(handle)
+        if state is None:
+            return NO_ANSWER, None
+        return drain_text(state), bool(state.stalled)
     try:
-        if kind == DrainNodeWorkflow.__name__:
-            state = await asyncio.wait_for(
-                handle.query("drain_progress", result_type=DrainProgress), QUERY_TIMEOUT_S
-            )
-            return drain_text(state), bool(state.stalled)
         progress = await asyncio.wait_for(snapshot(client, handle), QUERY_TIMEOUT_S)
     except (TimeoutError, RPCError, WorkflowQueryFailedError):
-        return "unknown (no worker answers)", None
+        return NO_ANSWER, None
     if progress is None:
         return "starting", None
     if progress.lag is None:
         return f"{len(progress.steps_done)} steps done", progress.stalled
     return transfer(progress), progress.stalled
+
+
+async def drain_state(handle: WorkflowHandle[Any, Any]) -> DrainProgress | None:
+    """The drain's `drain_progress` (a closed one's too), or None when no worker answers."""
+    try:
+        return await asyncio.wait_for(
+            handle.query("drain_progress", result_type=DrainProgress), QUERY_TIMEOUT_S
+        )
+    except (TimeoutError, RPCError, WorkflowQueryFailedError):
+        return None
 
 
 def drain_text(s: DrainProgress) -> str:
@@ -168,30 +191,80 @@ def drain_text(s: DrainProgress) -> str:
 
 
 async def cancel_all(ctl: Ctl) -> int:
-    """Cancel every running change; each rolls back or finishes as its phase requires."""
+    """Cancel every running change; each rolls back or finishes as its phase requires.
+
+    A child (a migration's step, a drain's move) is left to its parent, whose cancellation
+    reaches it. Each report waits at most --timeout seconds.
+    """
     client = await ctl.temporal()
-    handles = [
-        client.get_workflow_handle(w.id)
-        async for w in client.list_workflows(MEMBERSHIP_QUERY + " AND ExecutionStatus = 'Running'")
-        if "/" not in w.id
-    ]
-    for handle in handles:
-        await handle.cancel()
-    outcomes = await asyncio.gather(*(_after_cancel(h) for h in handles))
-    report = dict(zip((h.id for h in handles), outcomes, strict=True))
+    running = MEMBERSHIP_QUERY + " AND ExecutionStatus = 'Running'"
+    changes = [w async for w in client.list_workflows(running) if w.parent_id is None]
+    outcomes = await asyncio.gather(*(_cancel(client, w, ctl.args.timeout) for w in changes))
+    report = dict(zip((w.id for w in changes), outcomes, strict=True))
     ctl.emit(report, "\n".join(f"{i}: {o}" for i, o in report.items()) or "nothing was running")
     return 0
 
 
-async def _after_cancel(handle: WorkflowHandle[Any, Any]) -> str:
+async def _cancel(client: Client, change: WorkflowExecution, timeout: float) -> str:
+    """Cancel one change and say how it ended."""
+    handle = client.get_workflow_handle(change.id, run_id=change.run_id)
+    try:
+        await handle.cancel()
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:  # it ended between the list and the cancel
+            return "already finished"
+        return f"not cancelled: {e.message}"
+    try:
+        status, result = await asyncio.wait_for(_closed(handle), timeout)
+    except TimeoutError:
+        return f"cancel requested; still running after {timeout:g}s"
+    if change.workflow_type == DrainNodeWorkflow.__name__:
+        return f"{_ended(status)}: {await _drain_tally(client, handle)}"
+    if status == WorkflowExecutionStatus.CANCELED:
+        return "cancelled: rolled back to the cluster as it was"
+    message = result.get("message") if isinstance(result, dict) else None
+    return _ended(status) + (f": {message}" if message else "")
+
+
+async def _closed(
+    handle: WorkflowHandle[Any, Any],
+) -> tuple[WorkflowExecutionStatus | None, Any]:
+    """The status a workflow closed with, and its result (a plain dict) if it completed."""
     try:
         result = await handle.result()
     except WorkflowFailureError:
-        status = (await handle.describe()).status
-        if status == WorkflowExecutionStatus.CANCELED:
-            return "cancelled: rolled back to the cluster as it was"
-        return f"ended {status.name if status else 'UNKNOWN'}"
-    return f"finished anyway: {result.message}"
+        return (await handle.describe()).status, None
+    return WorkflowExecutionStatus.COMPLETED, result
+
+
+def _ended(status: WorkflowExecutionStatus | None) -> str:
+    if status == WorkflowExecutionStatus.CANCELED:
+        return "cancelled"
+    if status == WorkflowExecutionStatus.COMPLETED:
+        return "finished anyway"
+    return f"ended {status.name if status else 'UNKNOWN'}"
+
+
+async def _drain_tally(client: Client, handle: WorkflowHandle[Any, Any]) -> str:
+    """A closed drain's moves: the finished ones stay moved; the cancelled ones rolled back."""
+    state = await drain_state(handle)
+    if state is None:
+        return f"its moves are {NO_ANSWER}"
+    rolled_back = [r for r in state.failed if await _cancelled(client, region_workflow_id(r))]
+    unstarted = len(state.planned) - len(state.done) - len(state.failed)
+    return (
+        f"{len(state.done)} moved (they stay moved), {len(rolled_back)} rolled back, "
+        f"{len(state.failed) - len(rolled_back)} failed"
+        + (f", {unstarted} not started" if unstarted else "")
+    )
+
+
+async def _cancelled(client: Client, workflow_id: str) -> bool:
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError:
+        return False
+    return described.status == WorkflowExecutionStatus.CANCELED
 
 
 async def cmd_throttle(ctl: Ctl) -> int:
@@ -272,7 +345,9 @@ async def steer_drain(ctl: Ctl) -> int:
         update = DRAIN_UPDATES[action]
         if action == "bound":
             await handle.execute_update(update, bound, result_type=int)
-            state = await handle.query("drain_progress", result_type=DrainProgress)
+            state = await drain_state(handle)
+            if state is None:
+                raise UserError(f"the drain took the bound {bound}; its state is {NO_ANSWER}")
         else:
             state = await handle.execute_update(update, result_type=DrainProgress)
     except RPCError as e:
@@ -291,7 +366,7 @@ async def _follow_drain(ctl: Ctl, client: Client, handle: WorkflowHandle[Any, An
     """A line per change of the drain's state until it ends; then its result."""
     last = ""
     while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-        line = drain_text(await handle.query("drain_progress", result_type=DrainProgress))
+        line, _ = await _live_progress(client, handle.id, DrainNodeWorkflow.__name__)
         if line != last and not ctl.json:
             print(line, file=sys.stderr)
             last = line

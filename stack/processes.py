@@ -72,6 +72,10 @@ class ManagedProcess:
     def ready_line(self) -> str:
         raise NotImplementedError
 
+    def environment(self) -> dict[str, str]:
+        """The child's environment: ours with `env` over it."""
+        return {**os.environ, **self.env}
+
     def start(self, *, wait: bool = True, timeout: float = 60.0) -> Self:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -80,7 +84,7 @@ class ManagedProcess:
                 self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
+                env=self.environment(),
                 start_new_session=True,  # a Ctrl-C meant for the parent does not reach it
             )
         if wait:

@@ -1,16 +1,19 @@
 """Where and how to reach Temporal, for every client we make (worker, airctl, benchmarks).
 
-Each setting comes from the first of: a command-line flag; the cluster file (`airctl up`
-writes the local dev server's address there); the SDK's environment configuration
-(`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, `TEMPORAL_TLS_*`, and the
-profile named by `TEMPORAL_PROFILE` in the TOML file at `TEMPORAL_CONFIG_FILE` or
-`~/.config/temporalio/temporal.toml`); the defaults `localhost:7233` and `default`.
+Each setting comes from the first of: a command-line flag; the cluster file's (airctl only);
+the SDK's environment configuration (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
+`TEMPORAL_API_KEY`, `TEMPORAL_TLS_*`, and the profile named by `TEMPORAL_PROFILE` in the TOML
+file at `TEMPORAL_CONFIG_FILE` or `~/.config/temporalio/temporal.toml`); the defaults
+`localhost:7233` and `default`. A client of a local dev server (the cluster file `airctl up`
+writes) skips the environment configuration: a prod profile must not reach it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client
@@ -82,12 +85,23 @@ def resolve(
     *,
     address: str | None = None,
     namespace: str | None = None,
+    use_environment: bool = True,
     environ: dict[str, str] | None = None,
 ) -> ClientConnectConfig:
-    """The arguments for `Client.connect`; `address`/`namespace` are the cluster file's."""
+    """The arguments for `Client.connect`; `address`/`namespace` are the cluster file's.
+
+    Without `use_environment` (a local dev server) only the flags, `address`, `namespace` and
+    the defaults count, so the connection is plaintext unless a flag says otherwise.
+    """
     if bool(flags.tls_cert) != bool(flags.tls_key):
         raise BadConnectionSettings("--tls-cert and --tls-key go together")
-    config = _environment(flags, environ)
+    config: ClientConnectConfig = {}
+    if use_environment:
+        config = _environment(flags, environ)
+    elif flags.profile or flags.config_file:
+        raise BadConnectionSettings(
+            "--profile and --temporal-config-file do not apply to a local stack's cluster file"
+        )
     config["target_host"] = flags.address or address or config.get("target_host", DEFAULT_ADDRESS)
     config["namespace"] = (
         flags.namespace or namespace or config.get("namespace") or DEFAULT_NAMESPACE
@@ -96,13 +110,20 @@ def resolve(
         config["api_key"] = flags.api_key
         config.setdefault("tls", True)
     if flags.wants_tls():
-        config["tls"] = TLSConfig(
-            domain=flags.tls_server_name,
-            server_root_ca_cert=_read(flags.tls_ca),
-            client_cert=_read(flags.tls_cert),
-            client_private_key=_read(flags.tls_key),
-        )
+        config["tls"] = _merged_tls(flags, config.get("tls"))
     return config
+
+
+def _merged_tls(flags: TemporalFlags, current: bool | TLSConfig | None) -> TLSConfig:
+    """The environment's TLS with each TLS flag given put over it (the rest kept)."""
+    given: dict[str, Any] = {
+        "domain": flags.tls_server_name,
+        "server_root_ca_cert": _read(flags.tls_ca),
+        "client_cert": _read(flags.tls_cert),
+        "client_private_key": _read(flags.tls_key),
+    }
+    base = current if isinstance(current, TLSConfig) else TLSConfig()
+    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
 def local(address: str) -> ClientConnectConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,7 +51,7 @@ class Airctl:
     def json(self, *args: str) -> Any:
         return json.loads(self("--json", *args).stdout)
 
-    def up(self, *extra: str) -> None:
+    def up(self, *extra: str, env: dict[str, str] | None = None) -> None:
         self.ups += 1
         path = self.root / f"up-{self.ups}.log"
         log = open(path, "wb")  # noqa: SIM115 (the process owns it)
@@ -66,6 +67,7 @@ class Airctl:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.root,
+            env={**os.environ, **(env or {})},
         )  # fmt: skip
         deadline = time.monotonic() + 90
         while "stack up" not in path.read_text():
@@ -88,8 +90,12 @@ def airctl(tmp_path: Path) -> Iterator[Airctl]:
         ctl.down()
 
 
+# a shell set up for a production cluster: none of it may reach the local stack
+PROD = {"TEMPORAL_API_KEY": "secret", "TEMPORAL_NAMESPACE": "elsewhere", "TEMPORAL_PROFILE": "prod"}
+
+
 def test_create_load_migrate_verify_status(airctl: Airctl) -> None:
-    airctl.up()
+    airctl.up(env=PROD)  # its worker too
     config = json.loads(airctl.cluster.read_text())
     assert len(config["nodes"]) == 4 and config["ui_url"].startswith("http://127.0.0.1:")
 
@@ -112,6 +118,11 @@ def test_create_load_migrate_verify_status(airctl: Airctl) -> None:
     digest = airctl.json("digest", "5")
     assert len({d["hash"] for d in digest.values()}) == 1
 
+    # the local stack's file marks it local: a prod environment does not reach its dev server
+    assert config["local"] and config["namespace"] == "default"
+    listed_locally = airctl("--json", "migrations", env=PROD)
+    assert "air-region-5" in {m["workflow_id"] for m in json.loads(listed_locally.stdout)}
+
     # as against a real cluster: nodes in the cluster file, Temporal from a temporal.toml profile
     nodes_only = airctl.root / "nodes-only.json"
     nodes_only.write_text(json.dumps({"nodes": config["nodes"]}))
@@ -131,6 +142,7 @@ ERRORS = {
     "unknown region": (["digest", "77"], "unknown region 77"),
     "bad peers": (["region", "create", "6", "--peers", "1,x"], "--peers are ids like"),
     "cancel idle region": (["cancel", "5"], "no membership change of region 5 is running"),
+    "unknown namespace": (["--namespace", "nope", "migrations"], "Temporal answered NOT_FOUND"),
 }
 
 
@@ -200,7 +212,7 @@ def test_demo_from_nothing_verifies_and_exits(airctl: Airctl, security: list[str
 
 def test_many_regions_migrations_throttle_and_cancel_all(airctl: Airctl) -> None:
     airctl.up("--transfer-rate-limit", "0.5")
-    for region in ("11", "12", "13"):
+    for region in ("10", "11", "12", "13"):
         airctl("region", "create", region, "--peers", "1,2")
     airctl("write", "11", "--count", "60000")  # a few MB: seconds at the throttle
     both = airctl.json("migrate", "12,13", "--from", "1", "--to", "3", "--wait")
@@ -216,11 +228,29 @@ def test_many_regions_migrations_throttle_and_cancel_all(airctl: Airctl) -> None
     assert everything["air-region-12"]["status"] == "COMPLETED"
     assert everything["air-region-12"]["nodes"] == ["1", "3"]
     assert everything["air-region-12"]["progress"] == "done"
+    lines = {line.split()[0]: line for line in airctl("migrations").stdout.splitlines()}
+    assert re.search(r" region 12 +started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", lines["air-region-12"])
 
     cancelled = airctl.json("cancel", "--all")
     assert cancelled["air-region-11"].startswith("cancelled: rolled back"), cancelled
     regions = airctl.json("regions")
     assert sorted(regions["11"]) == ["1", "2"] and sorted(regions["12"]) == ["2", "3"]
+
+    # a drain of node 1, one move at a time: region 10 (empty) moves, then 11 transfers
+    airctl("throttle", "--node", "2", "--mbps", "0.1")  # 11's snapshot comes from node 2
+    airctl("drain", "--node", "1", "--max-concurrent", "1")
+    deadline = time.monotonic() + 60
+    while not any(
+        m["progress"].startswith("1/2 moved, running [11]")
+        for m in airctl.json("migrations", "--running")
+    ):
+        assert time.monotonic() < deadline, "the drain never moved region 10 and started 11"
+    cancelled = airctl.json("cancel", "--all")  # its move of 11 is the drain's to cancel
+    assert cancelled == {
+        "air-drain-node-1": "cancelled: 1 moved (they stay moved), 1 rolled back, 0 failed"
+    }, cancelled
+    regions = airctl.json("regions")
+    assert sorted(regions["10"]) == ["2", "4"] and sorted(regions["11"]) == ["1", "2"], regions
 
 
 def test_plan_then_drain_a_node(airctl: Airctl) -> None:

@@ -72,6 +72,53 @@ def test_tls_flags_override_the_environment(tmp_path: Path) -> None:
     assert (tls.server_root_ca_cert, tls.domain) == (b"ca", "temporal.internal")
 
 
+def test_a_local_cluster_file_ignores_the_environment(tmp_path: Path) -> None:
+    env = {
+        "HOME": str(tmp_path),
+        "TEMPORAL_NAMESPACE": "elsewhere",
+        "TEMPORAL_API_KEY": "secret",
+        "TEMPORAL_PROFILE": "prod",  # absent: an error, were the environment read
+    }
+    local = resolve(TemporalFlags(), address="127.0.0.1:9", use_environment=False, environ=env)
+    assert describe(local) == "127.0.0.1:9 (namespace default, plaintext)"
+    flagged = resolve(
+        TemporalFlags(namespace="ns", api_key="key"),
+        address="127.0.0.1:9",
+        use_environment=False,
+        environ=env,
+    )  # the flags still count
+    assert describe(flagged) == "127.0.0.1:9 (namespace ns, TLS, API key)"
+    with pytest.raises(BadConnectionSettings, match="do not apply to a local"):
+        resolve(TemporalFlags(profile="prod"), use_environment=False, environ=env)
+
+
+def test_tls_flags_merge_into_the_environments_tls(tmp_path: Path) -> None:
+    for name in ("ca.pem", "client.pem", "client.key"):
+        (tmp_path / name).write_text(f"-----{name}-----")
+    env = {
+        "HOME": str(tmp_path),
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(tmp_path / "ca.pem"),
+        "TEMPORAL_TLS_CLIENT_CERT_PATH": str(tmp_path / "client.pem"),
+        "TEMPORAL_TLS_CLIENT_KEY_PATH": str(tmp_path / "client.key"),
+    }
+    config = resolve(TemporalFlags(tls_server_name="temporal.internal"), environ=env)
+    tls = config["tls"]
+    assert isinstance(tls, TLSConfig)
+    assert tls.domain == "temporal.internal"
+    assert (tls.server_root_ca_cert, tls.client_cert, tls.client_private_key) == (
+        b"-----ca.pem-----",
+        b"-----client.pem-----",
+        b"-----client.key-----",
+    )
+    (tmp_path / "other-ca.pem").write_bytes(b"other")
+    replaced = resolve(TemporalFlags(tls_ca=tmp_path / "other-ca.pem"), environ=env)["tls"]
+    assert isinstance(replaced, TLSConfig)
+    assert (replaced.server_root_ca_cert, replaced.client_cert) == (
+        b"other",
+        b"-----client.pem-----",
+    )
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
