@@ -181,8 +181,13 @@ async def drain_state(handle: WorkflowHandle[Any, Any]) -> DrainProgress | None:
 
 
 def drain_text(s: DrainProgress) -> str:
-    """A drain's state in one line: moves done, running, left, failed, stalled."""
+    """A drain's state in one line: moves done, running, left, failed, stalled; bytes, ETA."""
     text = f"{len(s.done)}/{len(s.planned)} moved, running {sorted(s.running)}, {s.left} left"
+    text += f", {s.bytes_moved / 1e6:.1f}/{s.bytes_total / 1e6:.1f} MB"
+    if s.rate_bytes_per_s > 0:
+        text += f" at {s.rate_bytes_per_s / 1e6:.2f} MB/s"
+    if s.eta_s is not None and s.eta_s > 0:
+        text += f", ETA {s.eta_s:.0f} s"
     if s.failed:
         text += f", failed {sorted(s.failed)}"
     if s.stalled:
@@ -301,7 +306,8 @@ async def cmd_plan_drain(ctl: Ctl) -> int:
     }
     rows = [{**m.model_dump(), "points": sizes[m.region]} for m in moves]
     lines = [
-        f"region {r['region']}: node {r['from_node']} -> {r['to_node']} ({r['points']:,} points)"
+        f"region {r['region']}: node {r['from_node']} -> {r['to_node']} "
+        f"({r['points']:,} points, {r['store_bytes'] / 1e6:.1f} MB)"
         for r in rows
     ]
     ctl.emit(rows, "\n".join(lines) or f"node {ctl.args.node} holds no region")
