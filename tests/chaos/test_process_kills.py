@@ -11,6 +11,12 @@ import random
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.api.history.v1 import (
+    ActivityTaskCompletedEventAttributes,
+    ActivityTaskStartedEventAttributes,
+)
+from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
@@ -107,10 +113,37 @@ async def identities(stack: Stack, workflow_ids: list[str]) -> dict[str, set[str
     return ran
 
 
-async def pending_worker(stack: Stack, workflow_id: str) -> str:
+async def running_activity(stack: Stack, workflow_id: str) -> PendingActivityInfo | None:
+    """The activity of `workflow_id` a worker is running right now, if any."""
     description = await stack.client.get_workflow_handle(workflow_id).describe()
-    pending = description.raw_description.pending_activities
-    return pending[0].last_worker_identity if pending else ""
+    started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    running = [a for a in description.raw_description.pending_activities if a.state == started]
+    return running[0] if running else None
+
+
+async def finished_attempt(
+    stack: Stack, workflow_id: str, activity_id: str
+) -> tuple[ActivityTaskStartedEventAttributes, ActivityTaskCompletedEventAttributes]:
+    """From `workflow_id`'s history: the attempt of activity `activity_id` that completed it
+    (the started event records the last attempt, as the activity ends), and its completion."""
+    events = (await stack.client.get_workflow_handle(workflow_id).fetch_history()).events
+    scheduled = next(
+        e.event_id
+        for e in events
+        if e.activity_task_scheduled_event_attributes.activity_id == activity_id
+    )
+    started = [
+        e.activity_task_started_event_attributes
+        for e in events
+        if e.activity_task_started_event_attributes.scheduled_event_id == scheduled
+    ]
+    completed = [
+        e.activity_task_completed_event_attributes
+        for e in events
+        if e.activity_task_completed_event_attributes.scheduled_event_id == scheduled
+    ]
+    assert len(started) == len(completed) == 1, (activity_id, started, completed)
+    return started[0], completed[0]
 
 
 async def test_several_workers_share_many_regions_and_one_dies(stack: Stack) -> None:
@@ -137,11 +170,14 @@ async def test_several_workers_share_many_regions_and_one_dies(stack: Stack) -> 
         what="tasks run by at least two workers",
     )
     assert set().union(*ran.values()) <= set(names), ran
-    victim = await eventually(  # the worker running the transfer wait right now
-        lambda: pending_worker(stack, f"{handles[0].id}/add-peer"),
-        lambda name: name in names,
-        what="the worker running the transfer wait",
+    add_peer = f"{handles[0].id}/add-peer"
+    wait = await eventually(  # the worker running the transfer wait right now
+        lambda: running_activity(stack, add_peer),
+        lambda a: a is not None and a.activity_type.name == "wait_transfer_complete",
+        what="a worker running the transfer wait",
     )
+    assert wait is not None and wait.last_worker_identity in names, wait
+    victim = wait.last_worker_identity
     stack.workers[victim].kill()
 
     for r, handle in zip((region, *others), handles, strict=True):
@@ -149,9 +185,11 @@ async def test_several_workers_share_many_regions_and_one_dies(stack: Stack) -> 
     for r in others:
         await stack.cluster.converged(r, [2, 3, 4], count=3000)
     await all_acked_on(stack.cluster, region, load, [2, 3, 4])
+    # the wait the victim was running when it died: another attempt, by a survivor, ended it
     survivors = set(names) - {victim}
-    finished_by = set().union(*(await identities(stack, ids)).values())
-    assert finished_by & survivors, finished_by
+    started, completed = await finished_attempt(stack, add_peer, wait.activity_id)
+    assert started.attempt > wait.attempt and started.identity in survivors, (victim, started)
+    assert completed.identity == started.identity, (victim, completed)
 
 
 async def test_destination_dead_for_good_rolls_back_in_bounded_time(stack: Stack) -> None:

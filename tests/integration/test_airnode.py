@@ -23,6 +23,12 @@ async def scrape(port: int) -> str:
     return body
 
 
+async def bytes_sent(port: int) -> float:
+    """The node's own count of bytes its channels sent for REGION (0 before the first)."""
+    found = re.search(rf'air_transfer_bytes_total{{region="{REGION}"}} (\S+)', await scrape(port))
+    return float(found[1]) if found else 0.0
+
+
 async def test_metrics_then_a_clean_stop(cluster: Cluster) -> None:
     port = free_port()
     cluster.add_node(1, extra_args=["--metrics-port", str(port)])
@@ -70,11 +76,51 @@ async def test_a_throttled_snapshot_runs_at_the_limit(cluster: Cluster) -> None:
         max_delay=0.05,
     )
     elapsed = time.monotonic() - began
-    sent = float(
-        re.search(rf'air_transfer_bytes_total{{region="{REGION}"}} (\S+)', await scrape(port))[1]  # type: ignore[index]
-    )
+    sent = await bytes_sent(port)
     assert sent > 3 * limit, "too small a transfer to measure a rate over"
     # never above the limit (the bucket allows one second of burst), and close to it: the
     # throttle, not the machine, set the pace
     assert sent <= limit * (elapsed + 1), (sent, elapsed)
     assert sent / elapsed >= 0.6 * limit, (sent, elapsed)
+
+
+async def test_a_throttled_stream_runs_at_the_limit(cluster: Cluster) -> None:
+    limit = 200_000  # bytes/s; unthrottled, the stream keeps up with the writes (~1 MB/s)
+    port = free_port()
+    throttled = ["--transfer-rate-limit", str(limit / 1e6), "--transfer-batch-points", "1000"]
+    cluster.add_node(1, extra_args=["--metrics-port", str(port), *throttled])
+    cluster.add_node(2)
+    await cluster.create_region(REGION, [1, 2])
+    for start in range(0, 90_000, 1000):  # ~1.8 MB, written faster than the limit: a backlog
+        points = [
+            pb.Point(series=f"s{t % 10}", timestamp=t, value=t) for t in range(start, start + 1000)
+        ]
+        await cluster.stub(1).Write(pb.WriteRequest(region=REGION, points=points))
+    target = (await cluster.progress(1, REGION)).applied
+    check = pb.CheckTransferCompleteRequest(region=REGION, target=target)
+
+    async def sent_at() -> tuple[float, float]:
+        return time.monotonic(), await bytes_sent(port)
+
+    # from past the bucket's one second of burst, over four seconds' worth at the limit
+    t0, b0 = await eventually(
+        sent_at, lambda s: s[1] >= 1.5 * limit, max_delay=0.05, what="the burst sent"
+    )
+    t1, b1 = await eventually(
+        sent_at, lambda s: s[1] >= b0 + 4 * limit, max_delay=0.05, what="4 s worth sent"
+    )
+    assert not (await cluster.stub(2).CheckTransferComplete(check)).complete  # it never idled
+    rate = (b1 - b0) / (t1 - t0)
+    assert 0.9 * limit <= rate <= 1.1 * limit, (rate, limit)
+
+    # lifted at run time, the rest goes much faster: the throttle, not the machine, set the pace
+    await cluster.stub(1).SetThrottle(pb.ThrottleRequest(bytes_per_s=0))
+    await eventually(
+        lambda: cluster.stub(2).CheckTransferComplete(check),
+        lambda reply: reply.complete,
+        max_delay=0.05,
+        what="the rest sent",
+    )
+    t2, b2 = await sent_at()
+    assert b2 - b1 > limit, "too little left to measure the lifted rate on"
+    assert (b2 - b1) / (t2 - t1) > 2 * limit, (b2 - b1, t2 - t1)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
+from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.exceptions import is_cancelled_exception
 
 from protos import air_node_pb2 as pb
 from tests.support.chaos import restart
-from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
+from tests.support.node_logs import most_at_once, most_at_once_into, move_spans, replica_events
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.common import region_workflow_id
@@ -20,6 +24,11 @@ from workflows.models import DrainInput, DrainProgress, DrainResult, MigrationIn
 
 ON_123 = [501, 502, 503]
 ON_124 = [504, 505, 506]
+
+
+async def drain_progress(handle: WorkflowHandle[Any, Any]) -> DrainProgress:
+    progress: DrainProgress = await handle.query("drain_progress", result_type=DrainProgress)
+    return progress
 
 
 async def test_drain_moves_every_region_off_the_node(stack: Stack) -> None:
@@ -37,20 +46,33 @@ async def test_drain_moves_every_region_off_the_node(stack: Stack) -> None:
     handle = await stack.drain(DrainInput(node=1, max_concurrent=1))
     paused = await handle.execute_update("pause", result_type=DrainProgress)
     assert paused.paused
-    state = await eventually(
-        lambda: handle.query("drain_progress", result_type=DrainProgress),
-        lambda s: bool(s.planned),
-        what="the drain's plan",
+    # a move that started before the pause goes on; once it is over, none starts
+    still = await eventually(
+        lambda: drain_progress(handle),
+        lambda s: bool(s.planned) and s.running == [],
+        what="the paused drain with no move running",
     )
-    assert len(state.running) <= 1  # the bound: one at a time
-    assert {(m.region, m.to_node) for m in state.planned} == {
+    assert {(m.region, m.to_node) for m in still.planned} == {
         *((r, 4) for r in ON_123),
         *((r, 3) for r in ON_124),
     }
+    assert still.left >= 5 and len(move_spans(cluster)) == len(still.done), still
+    # still paused across more writes and a new bound (which re-checks every waiting move)
+    await load.wait_acked(len(load.acked) + 500)
+    later = await drain_progress(handle)
     await handle.execute_update("set_max_concurrent", 2)
+    bounded = await drain_progress(handle)
+    for s in (later, bounded):
+        assert (s.running, s.done, s.left) == ([], still.done, still.left), s
+    created = [e for e in replica_events(cluster) if e.what == "created inactive"]
+    assert len(created) == len(still.done), created  # nor did any node see one start
+
     await handle.execute_update("resume", result_type=DrainProgress)
     result = await stack.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
     assert not result.failed and len(result.moved) == 6, result
+    spans = move_spans(cluster)
+    assert sorted(s.region for s in spans) == [*ON_123, *ON_124], spans
+    assert most_at_once(spans) == 2, spans  # the new bound, reached and held, on the nodes
 
     assert await cluster.regions_of(1) == {}
     acked = await load.stop()
@@ -62,32 +84,6 @@ async def test_drain_moves_every_region_off_the_node(stack: Stack) -> None:
             lambda r=region: cluster.regions_of(3),  # type: ignore[misc]
             lambda regions, r=region: r in regions,  # type: ignore[misc]
         )
-
-
-def joining_intervals(cluster: Cluster) -> list[tuple[datetime, datetime]]:
-    """From the nodes' own logs: when each new replica was created, until it was activated."""
-    stamp = re.compile(r"^(\S+ \S+) node\d+ INFO node.node: (created region|region) (\d+)(.*)$")
-    intervals = []
-    for node in cluster.nodes.values():
-        opened: dict[str, datetime] = {}
-        for line in node.log_path.read_text().splitlines():
-            if not (m := stamp.match(line)):
-                continue
-            at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
-            if m.group(2) == "created region" and "active=False" in m.group(4):
-                opened[m.group(3)] = at
-            elif m.group(4).strip() == "is now active" and m.group(3) in opened:
-                intervals.append((opened.pop(m.group(3)), at))
-    return intervals
-
-
-def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
-    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
-    running = peak = 0
-    for _, step in edges:
-        running += step
-        peak = max(peak, running)
-    return peak
 
 
 async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: Stack) -> None:
@@ -112,9 +108,11 @@ async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: S
     assert not result.failed and len(result.moved) == len(regions), result
 
     assert await cluster.regions_of(1) == {}
-    intervals = joining_intervals(cluster)
-    assert len(intervals) == len(regions), intervals
-    assert most_at_once(intervals) <= 2  # from the nodes' clocks, not the workflow's books
+    spans = move_spans(cluster)  # from the nodes' clocks, not the workflow's books
+    assert sorted(s.region for s in spans) == regions, spans
+    assert most_at_once(spans) <= 2, spans
+    into = most_at_once_into(spans)
+    assert set(into) == {4, 5} and max(into.values()) <= 1, (into, spans)  # max_per_node
 
 
 async def stalled_ids(client: Client) -> set[str]:
@@ -124,21 +122,42 @@ async def stalled_ids(client: Client) -> set[str]:
 
 async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -> None:
     cluster = stack.cluster
-    for i in (1, 2, 3, 4):  # 0.2 MB/s: each region's snapshot takes seconds
-        cluster.add_node(i, extra_args=["--transfer-rate-limit", "0.2"])
-    regions = list(range(521, 525))
+    for i in (1, 2, 3, 4):
+        cluster.add_node(i)
+    small, regions = 521, list(range(521, 525))
+    counts = {r: 200 if r == small else 20_000 for r in regions}
     for region in regions:
         await cluster.create_region(region, [1, 2, 3])
         bulk = LoadWriter(cluster, region, [1], series="bulk", batch=5000)
-        await bulk.run(count=20_000)
+        await bulk.run(count=counts[region])
+        await cluster.converged(region, [1, 2, 3], count=counts[region])
+    for i in (1, 2, 3, 4):  # 50 kB/s: a region of 20,000 points takes over 8 s to move
+        await cluster.stub(i).SetThrottle(pb.ThrottleRequest(bytes_per_s=50_000))
     stack.start_worker()
 
-    # a snapshot's lag does not shrink until it is installed: stalled after a second
-    handle = await stack.drain(DrainInput(node=1, max_concurrent=2, stall_after_s=1))
-    state = await eventually(
-        lambda: handle.query("drain_progress", result_type=DrainProgress),
-        lambda s: len(s.running) == 2 and bool(s.stalled),
-        what="two moves in flight, a stalled one among them",
+    # the small region moves first, alone (a coordinator's throttle is shared: it would queue
+    # behind a large snapshot), then two large ones at once; a snapshot's lag does not shrink
+    # until it is installed: stalled after a second
+    handle = await stack.drain(DrainInput(node=1, max_concurrent=1, stall_after_s=1))
+    await eventually(
+        lambda: drain_progress(handle), lambda s: s.done == [small], what="the small one moved"
+    )
+    await handle.execute_update("set_max_concurrent", 2)
+
+    async def progress_and_node_4() -> tuple[DrainProgress, set[int]]:
+        return await drain_progress(handle), set(await cluster.regions_of(4))
+
+    def ready(seen: tuple[DrainProgress, set[int]]) -> bool:
+        s, on_4 = seen
+        return (
+            s.done == [small] and len(s.running) == 2 and set(s.running) <= on_4 and bool(s.stalled)
+        )
+
+    state, _ = await eventually(
+        progress_and_node_4,
+        ready,
+        timeout=60,
+        what="the small region moved, two in flight on node 4, a stalled one among them",
     )
     region, why = next(iter(state.stalled.items()))
     assert region in state.running and "has not shrunk" in why, state
@@ -152,21 +171,36 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
         ),
         what="AirStalled in visibility",
     )
+    # what the drain and node 4 say right before the cancel decides where each region ends
+    at_cancel = await drain_progress(handle)
+    activated = {e.region for e in replica_events(cluster) if e.what == "activated"}
     await handle.cancel()
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
     assert is_cancelled_exception(failed.value.cause)
-    assert (await handle.query("drain_progress", result_type=DrainProgress)).stalled == {}
+    assert (await drain_progress(handle)).stalled == {}
     await eventually(  # each rolled back: none is stalled any more
         lambda: stalled_ids(stack.client),
         lambda ids: not ids & {handle.id, *in_flight, *(f"{i}/add-peer" for i in in_flight)},
         what="AirStalled cleared",
     )
 
-    for region in regions:  # every region whole, on 1-3 (rolled back) or 2-4 (finished)
+    finished, running = set(at_cancel.done), set(at_cancel.running)
+    unstarted = set(regions) - finished - running - set(at_cancel.failed)
+    assert (finished, len(running), len(unstarted)) == ({small}, 2, 1), at_cancel
+    assert not running & activated, (running, activated)  # in flight, before activation
+    on_4 = [(e.region, e.what) for e in replica_events(cluster) if e.node == 4]
+    for region in regions:
         holders = [i for i in (1, 2, 3, 4) if region in await cluster.regions_of(i)]
-        assert holders in ([1, 2, 3], [2, 3, 4]), (region, holders)
-        await cluster.converged(region, holders, count=20_000, timeout=120)
+        seen_on_4 = [what for r, what in on_4 if r == region]
+        if region in finished:  # moved: it stays moved
+            assert holders == [2, 3, 4], (region, holders)
+        elif region in running:  # rolled back: its new replica made, then removed
+            assert holders == [1, 2, 3], (region, holders)
+            assert seen_on_4 == ["created inactive", "deleted"], (region, seen_on_4)
+        else:  # never started: node 4 never had it
+            assert holders == [1, 2, 3] and seen_on_4 == [], (region, holders, seen_on_4)
+        await cluster.converged(region, holders, count=counts[region], timeout=120)
 
 
 @pytest.mark.slow
@@ -188,9 +222,10 @@ async def test_a_node_holding_20_regions_drains_under_write_load(stack: Stack) -
     assert not result.failed and sorted(m.region for m in result.moved) == regions, result
 
     assert await cluster.regions_of(1) == {}
-    intervals = joining_intervals(cluster)
-    assert len(intervals) == len(regions), intervals
-    assert most_at_once(intervals) <= 4  # from the nodes' clocks, not the workflow's books
+    spans = move_spans(cluster)  # from the nodes' clocks, not the workflow's books
+    assert sorted(s.region for s in spans) == regions, spans
+    assert most_at_once(spans) <= 4, spans
+    assert max(most_at_once_into(spans).values()) <= 2, spans  # max_per_node
     for region, load in zip(regions, loads, strict=True):  # every acknowledged write, everywhere
         acked = await load.stop()
         holders = [i for i in nodes if region in await cluster.regions_of(i)]
