@@ -142,6 +142,8 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
     await eventually(
         lambda: drain_progress(handle), lambda s: s.done == [small], what="the small one moved"
     )
+    for i in (1, 2, 3, 4):  # 1 byte/s: no large move can reach its activation before the cancel
+        await cluster.stub(i).SetThrottle(pb.ThrottleRequest(bytes_per_s=1))
     await handle.execute_update("set_max_concurrent", 2)
 
     async def progress_and_node_4() -> tuple[DrainProgress, set[int]]:
