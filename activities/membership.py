@@ -323,6 +323,10 @@ class MembershipActivities:
                 continue
             progress.complete &= reply.complete
             progress.lag += reply.total_lag
+            if not reply.installed:
+                progress.awaiting_snapshot.append(receiver.node_id)
+            for origin, seqs in reply.lag.items():
+                progress.behind[origin] = progress.behind.get(origin, 0) + seqs
         return progress
 
     # -- remove peer ----------------------------------------------------------------------

@@ -98,6 +98,8 @@ class TransferProgress(BaseModel):
     rate: float = 0.0  # seqs per second over the slice
     elapsed_s: float = 0.0
     unreachable: list[int] = Field(default_factory=list)  # receivers that did not answer
+    awaiting_snapshot: list[int] = Field(default_factory=list)  # receivers without their store
+    behind: dict[int, int] = Field(default_factory=dict)  # origin -> seqs not yet applied
 
 
 class ReleaseInput(NodeStep):

@@ -60,6 +60,7 @@ class Outcome:
 class TransferCheck:
     complete: bool
     lag: dict[int, int]
+    installed: bool
 
 
 @dataclass(frozen=True)
@@ -407,7 +408,8 @@ class Node:
         lag = {o: t - applied.get(o, 0) for o, t in target.items() if t > applied.get(o, 0)}
         # without its snapshot the replica applied nothing (lag is the whole target), and it
         # is incomplete even for an empty target: the snapshot is what it waits for
-        return TransferCheck(complete=replica.installed and not lag, lag=lag)
+        installed = replica.installed
+        return TransferCheck(complete=installed and not lag, lag=lag, installed=installed)
 
     def release_status(self, region: int) -> ReleaseStatus:
         replica = self.replicas.get(region)

@@ -144,7 +144,10 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
     ) -> pb.CheckTransferCompleteReply:
         check = self.node.check_transfer_complete(request.region, dict(request.target))
         return pb.CheckTransferCompleteReply(
-            complete=check.complete, lag=check.lag, total_lag=sum(check.lag.values())
+            complete=check.complete,
+            lag=check.lag,
+            total_lag=sum(check.lag.values()),
+            installed=check.installed,
         )
 
     @_refusals

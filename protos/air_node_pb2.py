@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/air_node.proto\x12\x06\x61ir.v1\"(\n\x04Peer\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"9\n\x05Point\x12\x0e\n\x06series\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12\r\n\x05value\x18\x03 \x01(\x01\"3\n\x0fMembershipReply\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x1f\n\rRegionRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\"m\n\x16\x43reateLocalPeerRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x1b\n\x05peers\x18\x02 \x03(\x0b\x32\x0c.air.v1.Peer\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x16\n\x0e\x61wait_snapshot\x18\x04 \x01(\x08\"H\n\x10SetActiveRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x14\n\x0c\x66or_deletion\x18\x03 \x01(\x08\"X\n\x14\x43reateChannelRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x1e\n\x08receiver\x18\x02 \x01(\x0b\x32\x0c.air.v1.Peer\x12\x10\n\x08snapshot\x18\x03 \x01(\x08\"9\n\x12\x44ropChannelRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x13\n\x0breceiver_id\x18\x02 \x01(\x05\"C\n\x14ResetPeerListRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x1b\n\x05peers\x18\x02 \x03(\x0b\x32\x0c.air.v1.Peer\"}\n\x0f\x43hannelProgress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1e\n\x08receiver\x18\x02 \x01(\x0b\x32\x0c.air.v1.Peer\x12\x10\n\x08snapshot\x18\x03 \x01(\x08\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\r\n\x05\x61\x63ked\x18\x05 \x01(\x03\x12\x0b\n\x03lag\x18\x06 \x01(\x03\"\xb1\x02\n\x08Progress\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12.\n\x07\x61pplied\x18\x02 \x03(\x0b\x32\x1d.air.v1.Progress.AppliedEntry\x12\x14\n\x0cmax_assigned\x18\x03 \x01(\x03\x12)\n\x08\x63hannels\x18\x04 \x03(\x0b\x32\x17.air.v1.ChannelProgress\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12\x11\n\tinstalled\x18\x06 \x01(\x08\x12\x0f\n\x07leaving\x18\x07 \x01(\x08\x12\x1b\n\x05peers\x18\x08 \x03(\x0b\x32\x0c.air.v1.Peer\x12\x10\n\x08\x64\x65parted\x18\t \x03(\x05\x12\x11\n\tconfirmed\x18\n \x01(\x08\x1a.\n\x0c\x41ppliedEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x9f\x01\n\x1c\x43heckTransferCompleteRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12@\n\x06target\x18\x02 \x03(\x0b\x32\x30.air.v1.CheckTransferCompleteRequest.TargetEntry\x1a-\n\x0bTargetEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xa7\x01\n\x1a\x43heckTransferCompleteReply\x12\x10\n\x08\x63omplete\x18\x01 \x01(\x08\x12\x38\n\x03lag\x18\x02 \x03(\x0b\x32+.air.v1.CheckTransferCompleteReply.LagEntry\x12\x11\n\ttotal_lag\x18\x03 \x01(\x03\x1a*\n\x08LagEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"F\n\x12ReleaseStatusReply\x12\x10\n\x08released\x18\x01 \x01(\x08\x12\x0e\n\x06\x65xists\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"=\n\x0cWriteRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x1d\n\x06points\x18\x02 \x03(\x0b\x32\r.air.v1.Point\"8\n\nWriteReply\x12\x0e\n\x06origin\x18\x01 \x01(\x05\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"I\n\x0bReadRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x0e\n\x06series\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\"*\n\tReadReply\x12\x1d\n\x06points\x18\x01 \x03(\x0b\x32\r.air.v1.Point\"]\n\x0b\x44igestReply\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x0c\n\x04hash\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x08\x12\x11\n\tinstalled\x18\x05 \x01(\x08\"\x82\x01\n\nRegionInfo\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x1b\n\x05peers\x18\x02 \x03(\x0b\x32\x0c.air.v1.Peer\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x11\n\tinstalled\x18\x04 \x01(\x08\x12\x0f\n\x07leaving\x18\x05 \x01(\x08\x12\x13\n\x0bstore_bytes\x18\x06 \x01(\x03\"&\n\x0fThrottleRequest\x12\x13\n\x0b\x62ytes_per_s\x18\x01 \x01(\x01\"6\n\rThrottleReply\x12\x13\n\x0b\x62ytes_per_s\x18\x01 \x01(\x01\x12\x10\n\x08previous\x18\x02 \x01(\x01\"\x14\n\x12ListRegionsRequest\"H\n\x10ListRegionsReply\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12#\n\x07regions\x18\x02 \x03(\x0b\x32\x12.air.v1.RegionInfo\"Y\n\rTransferBatch\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x03\x12\x0c\n\x04upto\x18\x02 \x01(\x03\x12\x0c\n\x04seqs\x18\x03 \x03(\x03\x12\x1d\n\x06points\x18\x04 \x03(\x0b\x32\r.air.v1.Point\"/\n\rTransferHello\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x0e\n\x06sender\x18\x02 \x01(\x05\"i\n\x0fTransferRequest\x12&\n\x05hello\x18\x01 \x01(\x0b\x32\x15.air.v1.TransferHelloH\x00\x12&\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x15.air.v1.TransferBatchH\x00\x42\x06\n\x04\x62ody\"\x87\x01\n\rTransferReply\x12\x11\n\tinstalled\x18\x01 \x01(\x08\x12\x33\n\x07\x61pplied\x18\x02 \x03(\x0b\x32\".air.v1.TransferReply.AppliedEntry\x1a.\n\x0c\x41ppliedEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"[\n\rSnapshotChunk\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x0e\n\x06sender\x18\x02 \x01(\x05\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04last\x18\x04 \x01(\x08\x12\x0e\n\x06sha256\x18\x05 \x01(\t\"\x96\x01\n\rSnapshotReply\x12\x11\n\tinstalled\x18\x01 \x01(\x08\x12\r\n\x05\x62ytes\x18\x02 \x01(\x03\x12\x33\n\x07\x61pplied\x18\x03 \x03(\x0b\x32\".air.v1.SnapshotReply.AppliedEntry\x1a.\n\x0c\x41ppliedEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xae\x08\n\x07\x41irNode\x12J\n\x0f\x43reateLocalPeer\x12\x1e.air.v1.CreateLocalPeerRequest\x1a\x17.air.v1.MembershipReply\x12\x41\n\x0f\x44\x65leteLocalPeer\x12\x15.air.v1.RegionRequest\x1a\x17.air.v1.MembershipReply\x12>\n\tSetActive\x12\x18.air.v1.SetActiveRequest\x1a\x17.air.v1.MembershipReply\x12\x46\n\rCreateChannel\x12\x1c.air.v1.CreateChannelRequest\x1a\x17.air.v1.MembershipReply\x12\x42\n\x0b\x44ropChannel\x12\x1a.air.v1.DropChannelRequest\x1a\x17.air.v1.MembershipReply\x12\x46\n\rResetPeerList\x12\x1c.air.v1.ResetPeerListRequest\x1a\x17.air.v1.MembershipReply\x12\x36\n\x0bGetProgress\x12\x15.air.v1.RegionRequest\x1a\x10.air.v1.Progress\x12\x61\n\x15\x43heckTransferComplete\x12$.air.v1.CheckTransferCompleteRequest\x1a\".air.v1.CheckTransferCompleteReply\x12\x45\n\x10GetReleaseStatus\x12\x15.air.v1.RegionRequest\x1a\x1a.air.v1.ReleaseStatusReply\x12\x31\n\x05Write\x12\x14.air.v1.WriteRequest\x1a\x12.air.v1.WriteReply\x12.\n\x04Read\x12\x13.air.v1.ReadRequest\x1a\x11.air.v1.ReadReply\x12\x34\n\x06\x44igest\x12\x15.air.v1.RegionRequest\x1a\x13.air.v1.DigestReply\x12\x43\n\x0bListRegions\x12\x1a.air.v1.ListRegionsRequest\x1a\x18.air.v1.ListRegionsReply\x12=\n\x0bSetThrottle\x12\x17.air.v1.ThrottleRequest\x1a\x15.air.v1.ThrottleReply\x12>\n\x08Transfer\x12\x17.air.v1.TransferRequest\x1a\x15.air.v1.TransferReply(\x01\x30\x01\x12\x41\n\x0fInstallSnapshot\x12\x15.air.v1.SnapshotChunk\x1a\x15.air.v1.SnapshotReply(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/air_node.proto\x12\x06\x61ir.v1\"(\n\x04Peer\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"9\n\x05Point\x12\x0e\n\x06series\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12\r\n\x05value\x18\x03 \x01(\x01\"3\n\x0fMembershipReply\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x1f\n\rRegionRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\"m\n\x16\x43reateLocalPeerRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x1b\n\x05peers\x18\x02 \x03(\x0b\x32\x0c.air.v1.Peer\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x16\n\x0e\x61wait_snapshot\x18\x04 \x01(\x08\"H\n\x10SetActiveRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x14\n\x0c\x66or_deletion\x18\x03 \x01(\x08\"X\n\x14\x43reateChannelRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x1e\n\x08receiver\x18\x02 \x01(\x0b\x32\x0c.air.v1.Peer\x12\x10\n\x08snapshot\x18\x03 \x01(\x08\"9\n\x12\x44ropChannelRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x13\n\x0breceiver_id\x18\x02 \x01(\x05\"C\n\x14ResetPeerListRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x1b\n\x05peers\x18\x02 \x03(\x0b\x32\x0c.air.v1.Peer\"}\n\x0f\x43hannelProgress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1e\n\x08receiver\x18\x02 \x01(\x0b\x32\x0c.air.v1.Peer\x12\x10\n\x08snapshot\x18\x03 \x01(\x08\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\r\n\x05\x61\x63ked\x18\x05 \x01(\x03\x12\x0b\n\x03lag\x18\x06 \x01(\x03\"\xb1\x02\n\x08Progress\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12.\n\x07\x61pplied\x18\x02 \x03(\x0b\x32\x1d.air.v1.Progress.AppliedEntry\x12\x14\n\x0cmax_assigned\x18\x03 \x01(\x03\x12)\n\x08\x63hannels\x18\x04 \x03(\x0b\x32\x17.air.v1.ChannelProgress\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12\x11\n\tinstalled\x18\x06 \x01(\x08\x12\x0f\n\x07leaving\x18\x07 \x01(\x08\x12\x1b\n\x05peers\x18\x08 \x03(\x0b\x32\x0c.air.v1.Peer\x12\x10\n\x08\x64\x65parted\x18\t \x03(\x05\x12\x11\n\tconfirmed\x18\n \x01(\x08\x1a.\n\x0c\x41ppliedEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x9f\x01\n\x1c\x43heckTransferCompleteRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12@\n\x06target\x18\x02 \x03(\x0b\x32\x30.air.v1.CheckTransferCompleteRequest.TargetEntry\x1a-\n\x0bTargetEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xba\x01\n\x1a\x43heckTransferCompleteReply\x12\x10\n\x08\x63omplete\x18\x01 \x01(\x08\x12\x38\n\x03lag\x18\x02 \x03(\x0b\x32+.air.v1.CheckTransferCompleteReply.LagEntry\x12\x11\n\ttotal_lag\x18\x03 \x01(\x03\x12\x11\n\tinstalled\x18\x04 \x01(\x08\x1a*\n\x08LagEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"F\n\x12ReleaseStatusReply\x12\x10\n\x08released\x18\x01 \x01(\x08\x12\x0e\n\x06\x65xists\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"=\n\x0cWriteRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x1d\n\x06points\x18\x02 \x03(\x0b\x32\r.air.v1.Point\"8\n\nWriteReply\x12\x0e\n\x06origin\x18\x01 \x01(\x05\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"I\n\x0bReadRequest\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x0e\n\x06series\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\"*\n\tReadReply\x12\x1d\n\x06points\x18\x01 \x03(\x0b\x32\r.air.v1.Point\"]\n\x0b\x44igestReply\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x0c\n\x04hash\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x08\x12\x11\n\tinstalled\x18\x05 \x01(\x08\"\x82\x01\n\nRegionInfo\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x1b\n\x05peers\x18\x02 \x03(\x0b\x32\x0c.air.v1.Peer\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x11\n\tinstalled\x18\x04 \x01(\x08\x12\x0f\n\x07leaving\x18\x05 \x01(\x08\x12\x13\n\x0bstore_bytes\x18\x06 \x01(\x03\"&\n\x0fThrottleRequest\x12\x13\n\x0b\x62ytes_per_s\x18\x01 \x01(\x01\"6\n\rThrottleReply\x12\x13\n\x0b\x62ytes_per_s\x18\x01 \x01(\x01\x12\x10\n\x08previous\x18\x02 \x01(\x01\"\x14\n\x12ListRegionsRequest\"H\n\x10ListRegionsReply\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12#\n\x07regions\x18\x02 \x03(\x0b\x32\x12.air.v1.RegionInfo\"Y\n\rTransferBatch\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x03\x12\x0c\n\x04upto\x18\x02 \x01(\x03\x12\x0c\n\x04seqs\x18\x03 \x03(\x03\x12\x1d\n\x06points\x18\x04 \x03(\x0b\x32\r.air.v1.Point\"/\n\rTransferHello\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x0e\n\x06sender\x18\x02 \x01(\x05\"i\n\x0fTransferRequest\x12&\n\x05hello\x18\x01 \x01(\x0b\x32\x15.air.v1.TransferHelloH\x00\x12&\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x15.air.v1.TransferBatchH\x00\x42\x06\n\x04\x62ody\"\x87\x01\n\rTransferReply\x12\x11\n\tinstalled\x18\x01 \x01(\x08\x12\x33\n\x07\x61pplied\x18\x02 \x03(\x0b\x32\".air.v1.TransferReply.AppliedEntry\x1a.\n\x0c\x41ppliedEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"[\n\rSnapshotChunk\x12\x0e\n\x06region\x18\x01 \x01(\x05\x12\x0e\n\x06sender\x18\x02 \x01(\x05\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04last\x18\x04 \x01(\x08\x12\x0e\n\x06sha256\x18\x05 \x01(\t\"\x96\x01\n\rSnapshotReply\x12\x11\n\tinstalled\x18\x01 \x01(\x08\x12\r\n\x05\x62ytes\x18\x02 \x01(\x03\x12\x33\n\x07\x61pplied\x18\x03 \x03(\x0b\x32\".air.v1.SnapshotReply.AppliedEntry\x1a.\n\x0c\x41ppliedEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xae\x08\n\x07\x41irNode\x12J\n\x0f\x43reateLocalPeer\x12\x1e.air.v1.CreateLocalPeerRequest\x1a\x17.air.v1.MembershipReply\x12\x41\n\x0f\x44\x65leteLocalPeer\x12\x15.air.v1.RegionRequest\x1a\x17.air.v1.MembershipReply\x12>\n\tSetActive\x12\x18.air.v1.SetActiveRequest\x1a\x17.air.v1.MembershipReply\x12\x46\n\rCreateChannel\x12\x1c.air.v1.CreateChannelRequest\x1a\x17.air.v1.MembershipReply\x12\x42\n\x0b\x44ropChannel\x12\x1a.air.v1.DropChannelRequest\x1a\x17.air.v1.MembershipReply\x12\x46\n\rResetPeerList\x12\x1c.air.v1.ResetPeerListRequest\x1a\x17.air.v1.MembershipReply\x12\x36\n\x0bGetProgress\x12\x15.air.v1.RegionRequest\x1a\x10.air.v1.Progress\x12\x61\n\x15\x43heckTransferComplete\x12$.air.v1.CheckTransferCompleteRequest\x1a\".air.v1.CheckTransferCompleteReply\x12\x45\n\x10GetReleaseStatus\x12\x15.air.v1.RegionRequest\x1a\x1a.air.v1.ReleaseStatusReply\x12\x31\n\x05Write\x12\x14.air.v1.WriteRequest\x1a\x12.air.v1.WriteReply\x12.\n\x04Read\x12\x13.air.v1.ReadRequest\x1a\x11.air.v1.ReadReply\x12\x34\n\x06\x44igest\x12\x15.air.v1.RegionRequest\x1a\x13.air.v1.DigestReply\x12\x43\n\x0bListRegions\x12\x1a.air.v1.ListRegionsRequest\x1a\x18.air.v1.ListRegionsReply\x12=\n\x0bSetThrottle\x12\x17.air.v1.ThrottleRequest\x1a\x15.air.v1.ThrottleReply\x12>\n\x08Transfer\x12\x17.air.v1.TransferRequest\x1a\x15.air.v1.TransferReply(\x01\x30\x01\x12\x41\n\x0fInstallSnapshot\x12\x15.air.v1.SnapshotChunk\x1a\x15.air.v1.SnapshotReply(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -70,47 +70,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKTRANSFERCOMPLETEREQUEST_TARGETENTRY']._serialized_start=1173
   _globals['_CHECKTRANSFERCOMPLETEREQUEST_TARGETENTRY']._serialized_end=1218
   _globals['_CHECKTRANSFERCOMPLETEREPLY']._serialized_start=1221
-  _globals['_CHECKTRANSFERCOMPLETEREPLY']._serialized_end=1388
-  _globals['_CHECKTRANSFERCOMPLETEREPLY_LAGENTRY']._serialized_start=1346
-  _globals['_CHECKTRANSFERCOMPLETEREPLY_LAGENTRY']._serialized_end=1388
-  _globals['_RELEASESTATUSREPLY']._serialized_start=1390
-  _globals['_RELEASESTATUSREPLY']._serialized_end=1460
-  _globals['_WRITEREQUEST']._serialized_start=1462
-  _globals['_WRITEREQUEST']._serialized_end=1523
-  _globals['_WRITEREPLY']._serialized_start=1525
-  _globals['_WRITEREPLY']._serialized_end=1581
-  _globals['_READREQUEST']._serialized_start=1583
-  _globals['_READREQUEST']._serialized_end=1656
-  _globals['_READREPLY']._serialized_start=1658
-  _globals['_READREPLY']._serialized_end=1700
-  _globals['_DIGESTREPLY']._serialized_start=1702
-  _globals['_DIGESTREPLY']._serialized_end=1795
-  _globals['_REGIONINFO']._serialized_start=1798
-  _globals['_REGIONINFO']._serialized_end=1928
-  _globals['_THROTTLEREQUEST']._serialized_start=1930
-  _globals['_THROTTLEREQUEST']._serialized_end=1968
-  _globals['_THROTTLEREPLY']._serialized_start=1970
-  _globals['_THROTTLEREPLY']._serialized_end=2024
-  _globals['_LISTREGIONSREQUEST']._serialized_start=2026
-  _globals['_LISTREGIONSREQUEST']._serialized_end=2046
-  _globals['_LISTREGIONSREPLY']._serialized_start=2048
-  _globals['_LISTREGIONSREPLY']._serialized_end=2120
-  _globals['_TRANSFERBATCH']._serialized_start=2122
-  _globals['_TRANSFERBATCH']._serialized_end=2211
-  _globals['_TRANSFERHELLO']._serialized_start=2213
-  _globals['_TRANSFERHELLO']._serialized_end=2260
-  _globals['_TRANSFERREQUEST']._serialized_start=2262
-  _globals['_TRANSFERREQUEST']._serialized_end=2367
-  _globals['_TRANSFERREPLY']._serialized_start=2370
-  _globals['_TRANSFERREPLY']._serialized_end=2505
+  _globals['_CHECKTRANSFERCOMPLETEREPLY']._serialized_end=1407
+  _globals['_CHECKTRANSFERCOMPLETEREPLY_LAGENTRY']._serialized_start=1365
+  _globals['_CHECKTRANSFERCOMPLETEREPLY_LAGENTRY']._serialized_end=1407
+  _globals['_RELEASESTATUSREPLY']._serialized_start=1409
+  _globals['_RELEASESTATUSREPLY']._serialized_end=1479
+  _globals['_WRITEREQUEST']._serialized_start=1481
+  _globals['_WRITEREQUEST']._serialized_end=1542
+  _globals['_WRITEREPLY']._serialized_start=1544
+  _globals['_WRITEREPLY']._serialized_end=1600
+  _globals['_READREQUEST']._serialized_start=1602
+  _globals['_READREQUEST']._serialized_end=1675
+  _globals['_READREPLY']._serialized_start=1677
+  _globals['_READREPLY']._serialized_end=1719
+  _globals['_DIGESTREPLY']._serialized_start=1721
+  _globals['_DIGESTREPLY']._serialized_end=1814
+  _globals['_REGIONINFO']._serialized_start=1817
+  _globals['_REGIONINFO']._serialized_end=1947
+  _globals['_THROTTLEREQUEST']._serialized_start=1949
+  _globals['_THROTTLEREQUEST']._serialized_end=1987
+  _globals['_THROTTLEREPLY']._serialized_start=1989
+  _globals['_THROTTLEREPLY']._serialized_end=2043
+  _globals['_LISTREGIONSREQUEST']._serialized_start=2045
+  _globals['_LISTREGIONSREQUEST']._serialized_end=2065
+  _globals['_LISTREGIONSREPLY']._serialized_start=2067
+  _globals['_LISTREGIONSREPLY']._serialized_end=2139
+  _globals['_TRANSFERBATCH']._serialized_start=2141
+  _globals['_TRANSFERBATCH']._serialized_end=2230
+  _globals['_TRANSFERHELLO']._serialized_start=2232
+  _globals['_TRANSFERHELLO']._serialized_end=2279
+  _globals['_TRANSFERREQUEST']._serialized_start=2281
+  _globals['_TRANSFERREQUEST']._serialized_end=2386
+  _globals['_TRANSFERREPLY']._serialized_start=2389
+  _globals['_TRANSFERREPLY']._serialized_end=2524
   _globals['_TRANSFERREPLY_APPLIEDENTRY']._serialized_start=1010
   _globals['_TRANSFERREPLY_APPLIEDENTRY']._serialized_end=1056
-  _globals['_SNAPSHOTCHUNK']._serialized_start=2507
-  _globals['_SNAPSHOTCHUNK']._serialized_end=2598
-  _globals['_SNAPSHOTREPLY']._serialized_start=2601
-  _globals['_SNAPSHOTREPLY']._serialized_end=2751
+  _globals['_SNAPSHOTCHUNK']._serialized_start=2526
+  _globals['_SNAPSHOTCHUNK']._serialized_end=2617
+  _globals['_SNAPSHOTREPLY']._serialized_start=2620
+  _globals['_SNAPSHOTREPLY']._serialized_end=2770
   _globals['_SNAPSHOTREPLY_APPLIEDENTRY']._serialized_start=1010
   _globals['_SNAPSHOTREPLY_APPLIEDENTRY']._serialized_end=1056
-  _globals['_AIRNODE']._serialized_start=2754
-  _globals['_AIRNODE']._serialized_end=3824
+  _globals['_AIRNODE']._serialized_start=2773
+  _globals['_AIRNODE']._serialized_end=3843
 # @@protoc_insertion_point(module_scope)

@@ -149,7 +149,7 @@ class CheckTransferCompleteRequest(_message.Message):
     def __init__(self, region: _Optional[int] = ..., target: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class CheckTransferCompleteReply(_message.Message):
-    __slots__ = ("complete", "lag", "total_lag")
+    __slots__ = ("complete", "lag", "total_lag", "installed")
     class LagEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -160,10 +160,12 @@ class CheckTransferCompleteReply(_message.Message):
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
     LAG_FIELD_NUMBER: _ClassVar[int]
     TOTAL_LAG_FIELD_NUMBER: _ClassVar[int]
+    INSTALLED_FIELD_NUMBER: _ClassVar[int]
     complete: bool
     lag: _containers.ScalarMap[int, int]
     total_lag: int
-    def __init__(self, complete: _Optional[bool] = ..., lag: _Optional[_Mapping[int, int]] = ..., total_lag: _Optional[int] = ...) -> None: ...
+    installed: bool
+    def __init__(self, complete: _Optional[bool] = ..., lag: _Optional[_Mapping[int, int]] = ..., total_lag: _Optional[int] = ..., installed: _Optional[bool] = ...) -> None: ...
 
 class ReleaseStatusReply(_message.Message):
     __slots__ = ("released", "exists", "detail")

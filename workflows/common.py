@@ -48,6 +48,21 @@ _SETTLED = {Phase.DONE, Phase.ROLLING_BACK, Phase.ROLLED_BACK}
 R = TypeVar("R")
 
 
+def waiting_for(slice_: TransferProgress, receivers: list[int]) -> str:
+    """What a stalled transfer waits for, as plainly as the receivers' answers allow."""
+    if slice_.unreachable:
+        return f"nodes {slice_.unreachable} do not answer"
+    if slice_.awaiting_snapshot:
+        return (
+            f"nodes {slice_.awaiting_snapshot} await their snapshot from the coordinator "
+            "(is it down, or throttled?)"
+        )
+    behind = ", ".join(f"{n} seqs from node {o}" for o, n in sorted(slice_.behind.items()))
+    return f"nodes {receivers} apply nothing new" + (
+        f"; still to apply: {behind}" if behind else ""
+    )
+
+
 def region_workflow_id(region: int) -> str:
     """One membership change per region at a time: every kind of change uses this id."""
     return f"air-region-{region}"
@@ -260,11 +275,7 @@ class MembershipWorkflow:
         progress.lag, progress.rate = slice_.lag, slice_.rate
         changed = self.set_stalled(not slice_.complete and flat_s >= self.stall_after_s)
         if progress.stalled:
-            waiting = (
-                f"nodes {slice_.unreachable} do not answer"
-                if slice_.unreachable
-                else (f"nodes {ids} apply nothing new")
-            )
+            waiting = waiting_for(slice_, ids)
             progress.message = (
                 f"STALLED: the lag of {slice_.lag} seqs has not shrunk for {flat_s:.0f}s; {waiting}"
             )

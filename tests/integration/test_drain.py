@@ -163,6 +163,7 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
     )
     region, why = next(iter(state.stalled.items()))
     assert region in state.running and "has not shrunk" in why, state
+    assert "nodes [4] await their snapshot" in why, state
     in_flight = {region_workflow_id(r) for r in state.running}
     # their histories too, for the replay test (the stall relayed through a migration)
     stack.handles += [stack.client.get_workflow_handle(i) for i in sorted(in_flight)]

@@ -382,6 +382,7 @@ async def test_a_transfer_that_stops_moving_is_reported_stalled(stack: Stack, re
     handle = await stack.start(AddPeerInput(region=region, new_peer=3, stall_after_s=1))
     stalled = await eventually(lambda: stack.progress(handle), lambda p: p.stalled, timeout=60)
     assert "STALLED" in stalled.message and "has not shrunk" in stalled.message, stalled
+    assert "nodes [3] await their snapshot" in stalled.message, stalled  # what it waits for
     assert "STALLED" in await current_details(handle)
 
     for i in (1, 2):  # the throttle lifted, it moves again and completes
