@@ -61,6 +61,9 @@ class DirectCoordinator(MembershipWorkflow):
     def publish_metric(self, name: str, value: int) -> None:
         pass
 
+    def publish_stall(self, stalled: bool) -> None:
+        pass
+
     async def report_stall(self, report: Any) -> None:
         pass
 

@@ -42,6 +42,8 @@ SEARCH_ATTRIBUTES = (
 # A child tells its parent when its transfer stalls or moves again (a workflow cannot query
 # another): add-peer and remove-peer tell their migration, which tells its drain.
 STALL_SIGNAL = "transfer_stall"
+# Workflows started by a worker that did not publish stalls replay without those commands.
+STALL_PATCH = "publish-stalls"
 # phases after which no transfer of the workflow is waited on
 _SETTLED = {Phase.DONE, Phase.ROLLING_BACK, Phase.ROLLED_BACK}
 
@@ -213,7 +215,7 @@ class MembershipWorkflow:
         if progress.stalled == stalled:
             return False
         progress.stalled = stalled
-        self.publish([STALLED_KEY.value_set(stalled)])
+        self.publish_stall(stalled)
         return True
 
     async def relay_stall(self, report: StallReport) -> None:
@@ -228,7 +230,7 @@ class MembershipWorkflow:
         self.show()
         await self.report_stall(report)
 
-    # The five ways the steps touch Temporal; bench/migrate.py runs them without it.
+    # The ways the steps touch Temporal; bench/migrate.py runs them without it.
 
     def publish(self, updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
         workflow.upsert_search_attributes(updates)
@@ -244,10 +246,14 @@ class MembershipWorkflow:
     ) -> R:
         return await execute(activity, arg, summary, options)
 
+    def publish_stall(self, stalled: bool) -> None:
+        if workflow.patched(STALL_PATCH):
+            self.publish([STALLED_KEY.value_set(stalled)])
+
     async def report_stall(self, report: StallReport) -> None:
         """Tell the parent workflow, if any, that a transfer stalled or moves again."""
         parent = workflow.info().parent
-        if parent is None:
+        if parent is None or not workflow.patched(STALL_PATCH):
             return
         handle = workflow.get_external_workflow_handle(parent.workflow_id, run_id=parent.run_id)
         try:
