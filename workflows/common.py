@@ -168,6 +168,22 @@ async def execute(
     return result
 
 
+async def child(run: Callable[[Any, Any], Awaitable[R]], arg: Any, workflow_id: str) -> R:
+    """Run a child membership workflow (a migration's step, a drain's move).
+
+    Closing the parent, even by termination, cancels the child instead of terminating it, so
+    a move is never left half made: it rolls back, or finishes once its removal has begun.
+    """
+    result: R = await workflow.execute_child_workflow(
+        run,
+        arg,
+        id=workflow_id,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
+        parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+    )
+    return result
+
+
 class MembershipWorkflow:
     """Base of the three workflows: progress, phases, and one-line steps."""
 

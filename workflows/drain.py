@@ -16,7 +16,6 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
 
 from workflows.common import (
     DESCRIBE,
@@ -27,7 +26,7 @@ from workflows.common import (
     PHASE_KEY,
     STALL_SIGNAL,
     STALLED_KEY,
-    WORKFLOW_TASK_TIMEOUT,
+    child,
     execute,
     invalid,
     region_workflow_id,
@@ -165,7 +164,7 @@ class DrainNodeWorkflow:
         state.running.append(move.region)
         self._show()
         try:
-            await workflow.execute_child_workflow(
+            await child(
                 RegionMigrationWorkflow.run,
                 MigrationInput(
                     region=move.region,
@@ -174,10 +173,7 @@ class DrainNodeWorkflow:
                     down_timeout_s=req.down_timeout_s,
                     stall_after_s=req.stall_after_s,
                 ),
-                id=region_workflow_id(move.region),
-                task_timeout=WORKFLOW_TASK_TIMEOUT,
-                # a drain terminated by hand leaves no move half made: each rolls back or ends
-                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                region_workflow_id(move.region),
             )
             state.done.append(move.region)
         except ChildWorkflowError as e:

@@ -10,13 +10,12 @@ import asyncio
 
 from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
-from temporalio.workflow import ParentClosePolicy
 
 from workflows.add_peer import AddPeerWorkflow, choose_coordinator
 from workflows.common import (
     STALL_SIGNAL,
-    WORKFLOW_TASK_TIMEOUT,
     MembershipWorkflow,
+    child,
     invalid,
     region_peers,
     require_node,
@@ -75,7 +74,7 @@ class RegionMigrationWorkflow(MembershipWorkflow):
         # ADD_REGION_PEER, CHECK_ADD_REGION_PEER: a failure rolls back and stops here
         self.enter(Phase.ADDING, f"adding node {req.to_node} (coordinator {coordinator.node_id})")
         try:
-            add = await workflow.execute_child_workflow(
+            add = await child(
                 AddPeerWorkflow.run,
                 AddPeerInput(
                     region=req.region,
@@ -84,10 +83,7 @@ class RegionMigrationWorkflow(MembershipWorkflow):
                     down_timeout_s=req.down_timeout_s,
                     stall_after_s=req.stall_after_s,
                 ),
-                id=f"{me}/add-peer",
-                task_timeout=WORKFLOW_TASK_TIMEOUT,
-                # terminated by hand, the migration leaves no addition half made: it rolls back
-                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                f"{me}/add-peer",
             )
         except ChildWorkflowError:
             # the child rolled back; a cancelled child cancels this workflow, a failed one fails it
@@ -95,7 +91,7 @@ class RegionMigrationWorkflow(MembershipWorkflow):
             raise
         # REMOVE_REGION_PEER, CHECK_REMOVE_REGION_PEER: once started, finished even if cancelled
         self.enter(Phase.REMOVING, f"removing node {req.from_node}")
-        removal = workflow.execute_child_workflow(
+        removal = child(
             RemovePeerWorkflow.run,
             RemovePeerInput(
                 region=req.region,
@@ -103,9 +99,7 @@ class RegionMigrationWorkflow(MembershipWorkflow):
                 down_timeout_s=req.down_timeout_s,
                 stall_after_s=req.stall_after_s,
             ),
-            id=f"{me}/remove-peer",
-            task_timeout=WORKFLOW_TASK_TIMEOUT,
-            parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,  # a removal then finishes
+            f"{me}/remove-peer",
         )
         remove, cancelled = await finish_even_if_cancelled(asyncio.ensure_future(removal))
         message = f"region {req.region} moved from node {req.from_node} to node {req.to_node}"
