@@ -5,12 +5,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from stack.processes import TemporalServer
 from tests.support.cluster import Cluster
 from tests.support.stack import Stack
+from workflows import connection
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -39,7 +38,7 @@ async def stack(
     cluster: Cluster, temporal_server: TemporalServer, request: pytest.FixtureRequest
 ) -> AsyncIterator[Stack]:
     """With AIR_RECORD_HISTORIES=1, a passing test saves its histories for the replay test."""
-    client = await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
+    client = await connection.connect(connection.local(temporal_server.address))
     s = Stack(cluster, client, temporal_server.address)
     try:
         yield s

@@ -128,7 +128,7 @@ def _merged_tls(flags: TemporalFlags, current: bool | TLSConfig | None) -> TLSCo
 
 def local(address: str) -> ClientConnectConfig:
     """A local dev server's settings: plaintext, namespace default, no environment applied."""
-    return {"target_host": address, "namespace": DEFAULT_NAMESPACE, "tls": False}
+    return resolve(TemporalFlags(), address=address, use_environment=False)
 
 
 def describe(config: ClientConnectConfig) -> str:
