@@ -4,13 +4,10 @@ acknowledged write."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from airctl.load import LoadWriter as Writer
@@ -18,8 +15,9 @@ from tests.support.chaos import restart
 from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
-from tests.support.temporal_container import TemporalContainer, build_image, docker_unavailable
+from tests.support.temporal_container import TemporalContainer
 from tests.support.waiting import eventually
+from workflows import connection
 from workflows.models import DrainInput, DrainProgress, DrainResult, Phase, Progress
 
 pytestmark = pytest.mark.slow
@@ -78,23 +76,11 @@ async def test_destination_killed_mid_drain_and_restarted(stack: Stack) -> None:
     await all_moved(stack.cluster, result, load)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[TemporalContainer]:
-    reason = docker_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    container = TemporalContainer(tmp_path / "temporal-data", build_image()).start()
-    try:
-        yield container
-    finally:
-        container.kill()
-
-
 async def test_temporal_killed_mid_drain_and_restarted(
     cluster: Cluster, server: TemporalContainer
 ) -> None:
     load = await regions_under_load(cluster)
-    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    client = await connection.connect(connection.local(server.address))
     stack = Stack(cluster, client, server.address)
     stack.start_worker()
     try:
@@ -103,7 +89,7 @@ async def test_temporal_killed_mid_drain_and_restarted(
         server.kill()
         await load.wait_acked(len(load.acked) + 100)  # the nodes go on without Temporal
         server.start()
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        client = await connection.connect(connection.local(server.address))
         result = await client.get_workflow_handle(drain.id, result_type=DrainResult).result()
         await all_moved(cluster, result, load)
     finally:

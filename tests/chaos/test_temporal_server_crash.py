@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.support.checks import assert_gone
 from tests.support.cluster import Cluster
@@ -15,31 +10,13 @@ from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.temporal_container import (
     TemporalContainer,
-    build_image,
-    docker_unavailable,
 )
 from tests.support.waiting import eventually
+from workflows import connection
 from workflows.models import MigrationInput, MigrationResult, Phase
 
 pytestmark = pytest.mark.slow
 REGION = 31
-
-
-@pytest.fixture(scope="module")
-def binary_in_image() -> str:
-    reason = docker_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    return build_image()
-
-
-@pytest.fixture
-def server(tmp_path: Path, binary_in_image: str) -> Iterator[TemporalContainer]:
-    container = TemporalContainer(tmp_path / "temporal-data", binary_in_image).start()
-    try:
-        yield container
-    finally:
-        container.kill()
 
 
 async def test_server_killed_mid_migration_and_restarted(
@@ -51,7 +28,7 @@ async def test_server_killed_mid_migration_and_restarted(
     bulk = LoadWriter(cluster, REGION, [1], series="bulk", batch=5000)
     await bulk.run(count=40_000)
     await cluster.converged(REGION, [1, 2, 3], count=40_000, timeout=120)
-    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    client = await connection.connect(connection.local(server.address))
     stack = Stack(cluster, client, server.address)
     stack.start_worker()
     load = LoadWriter(cluster, REGION, [1, 2, 3, 4]).start(rate=1000)
@@ -67,7 +44,7 @@ async def test_server_killed_mid_migration_and_restarted(
     await load.wait_acked(len(load.acked) + 200)  # the nodes go on without Temporal
     server.start()
 
-    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    client = await connection.connect(connection.local(server.address))
     result = await client.get_workflow_handle(handle.id, result_type=MigrationResult).result()
     assert result.remove is not None and result.remove.clean, result
     acked = await load.stop()

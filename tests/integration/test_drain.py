@@ -97,7 +97,7 @@ async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: S
 
     handle = await stack.drain(DrainInput(node=1, max_concurrent=2, max_per_node=1))
     await eventually(
-        lambda: handle.query("drain_progress", result_type=DrainProgress),
+        lambda: drain_progress(handle),
         lambda s: len(s.done) >= 2,
         timeout=60,
         what="two regions moved",
@@ -265,7 +265,7 @@ async def test_a_busy_region_is_left_alone_and_the_drain_reports_bytes_moved(
     assert sorted(m.region for m in result.moved) == others, result
     assert "another change of region 561 is running" in result.failed[busy], result
 
-    progress = await handle.query("drain_progress", result_type=DrainProgress)
+    progress = await drain_progress(handle)
     sizes = {m.region: m.store_bytes for m in progress.planned}
     assert all(size > 0 for size in sizes.values()), sizes
     assert progress.bytes_moved == sizes[562] + sizes[563] < progress.bytes_total
