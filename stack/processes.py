@@ -114,6 +114,12 @@ class ManagedProcess:
         assert self.proc is not None
         return self.proc.wait(timeout)
 
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Send `sig` and return at once (SIGSTOP, SIGCONT: freeze and thaw)."""
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(sig)
+
     def kill(self) -> None:
         """SIGKILL: no cleanup, as a crash."""
         self._signal(signal.SIGKILL)

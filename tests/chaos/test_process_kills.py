@@ -8,6 +8,8 @@ import contextlib
 import itertools
 import os
 import random
+import signal
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +23,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
 from airctl.load import LoadWriter as Writer
+from protos import air_node_pb2 as pb
+from stack.processes import WorkerProcess
 from tests.support.chaos import restart
 from tests.support.checks import assert_gone
 from tests.support.cluster import Cluster
@@ -33,6 +37,7 @@ from workflows.models import MigrationInput, MigrationResult, Phase
 pytestmark = pytest.mark.slow
 _regions = itertools.count(300)
 THROTTLE = ["--transfer-rate-limit", "0.5"]  # MB/s: a snapshot of a few MB takes seconds
+THROTTLE_BYTES_PER_S = 0.5e6
 
 
 async def setup(stack: Stack, nodes: int = 4, preload: int = 40_000) -> tuple[int, Writer]:
@@ -146,6 +151,42 @@ async def finished_attempt(
     return started[0], completed[0]
 
 
+async def set_throttle(stack: Stack, node_id: int, bytes_per_s: float) -> None:
+    await stack.cluster.stub(node_id).SetThrottle(pb.ThrottleRequest(bytes_per_s=bytes_per_s))
+
+
+@contextlib.contextmanager
+def frozen(workers: list[WorkerProcess]) -> Iterator[None]:
+    """SIGSTOP the workers, SIGCONT them after: what Temporal says they run holds meanwhile."""
+    for w in workers:
+        w.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for w in workers:
+            if w.alive():
+                w.send_signal(signal.SIGCONT)
+
+
+async def kill_the_waiter(stack: Stack, workflow_id: str) -> tuple[str, PendingActivityInfo]:
+    """SIGKILL the worker running `workflow_id`'s transfer wait right now; return it and the
+    attempt. The workers are frozen while it is found, so the attempt cannot end in between."""
+    workers = list(stack.workers.values())
+    while True:
+        await eventually(  # without freezing: the wait is running, or its next slice will be
+            lambda: running_activity(stack, workflow_id),
+            lambda a: a is not None and a.activity_type.name == "wait_transfer_complete",
+            what="a worker running the transfer wait",
+        )
+        with frozen(workers):
+            wait = await running_activity(stack, workflow_id)
+            if wait is not None and wait.activity_type.name == "wait_transfer_complete":
+                victim = wait.last_worker_identity
+                stack.workers[victim].kill()
+                return victim, wait
+        # the slice ended between the two looks: look again
+
+
 async def test_several_workers_share_many_regions_and_one_dies(stack: Stack) -> None:
     region, load = await setup(stack)
     others = [next(_regions) for _ in range(7)]
@@ -155,10 +196,13 @@ async def test_several_workers_share_many_regions_and_one_dies(stack: Stack) -> 
     names = ["worker-a", "worker-b", "worker-c"]
     for name in names:
         stack.start_worker(name)
+    # region's snapshot comes from node 2, held there (1 byte/s) until the worker is killed:
+    # its transfer wait is running when the test looks, however fast this machine
+    await set_throttle(stack, 2, 1)
     handles = [
-        await stack.start(MigrationInput(region=r, from_node=1, to_node=4))
-        for r in (region, *others)
+        await stack.start(MigrationInput(region=region, from_node=1, to_node=4, coordinator=2))
     ]
+    handles += [await stack.start(MigrationInput(region=r, from_node=1, to_node=4)) for r in others]
     ids = [h.id for h in handles]
 
     # mid-flight: several workers have run tasks, and region's transfer is being awaited
@@ -171,14 +215,9 @@ async def test_several_workers_share_many_regions_and_one_dies(stack: Stack) -> 
     )
     assert set().union(*ran.values()) <= set(names), ran
     add_peer = f"{handles[0].id}/add-peer"
-    wait = await eventually(  # the worker running the transfer wait right now
-        lambda: running_activity(stack, add_peer),
-        lambda a: a is not None and a.activity_type.name == "wait_transfer_complete",
-        what="a worker running the transfer wait",
-    )
-    assert wait is not None and wait.last_worker_identity in names, wait
-    victim = wait.last_worker_identity
-    stack.workers[victim].kill()
+    victim, wait = await kill_the_waiter(stack, add_peer)
+    assert victim in names, wait
+    await set_throttle(stack, 2, THROTTLE_BYTES_PER_S)
 
     for r, handle in zip((region, *others), handles, strict=True):
         await migrated(stack.cluster, handle, r)
