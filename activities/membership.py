@@ -53,6 +53,9 @@ REFUSALS = {
 UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 RPC_TIMEOUT_S = 10.0
 POLL = (0.05, 1.0)  # waits poll at once, then back off from 50 ms to 1 s
+# A quick try asks with a short deadline and waits this long at most before it gives up.
+QUICK_RPC_TIMEOUT_S = 2.0
+QUICK_PATIENCE_S = 1.0
 
 
 class NodeRefused(ApplicationError):
@@ -64,6 +67,13 @@ class NodeRefused(ApplicationError):
             type="NodeRefused",
             non_retryable=True,
         )
+
+
+class NotQuick(ApplicationError):
+    """A quick try would have to wait: the workflow runs the step as a regular activity."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why, type="NotQuick", non_retryable=True)
 
 
 def _unreachable(error: BaseException) -> bool:
@@ -108,11 +118,13 @@ class MembershipActivities:
         node: Peer,
         rpc_call: Callable[[rpc.AirNodeStub], Awaitable[T]],
         skip_if_down_after_s: float | None,
+        quick: bool = False,
     ) -> T | None:
         """Call until the node answers. None: it stayed unreachable for `skip_if_down_after_s`.
 
         How long it has been down is heartbeated, so a retry (or another worker) goes on
-        counting from the first failure instead of starting over.
+        counting from the first failure instead of starting over. A quick try does not wait:
+        it raises `NotQuick`.
         """
         backoff = Backoff(*POLL)
         down_since = _heartbeat_detail("down_since")  # from an earlier attempt, if any
@@ -122,6 +134,8 @@ class MembershipActivities:
             except grpc.aio.AioRpcError as e:
                 if not _unreachable(e) or skip_if_down_after_s is None:
                     raise
+                if quick:
+                    raise NotQuick(f"node {node.node_id} does not answer") from e
                 down_since = down_since or time.time()
                 if time.time() - down_since >= skip_if_down_after_s:
                     return None
@@ -133,9 +147,10 @@ class MembershipActivities:
         node: Peer,
         rpc_call: Callable[[rpc.AirNodeStub], Awaitable[pb.MembershipReply]],
         skip_if_down_after_s: float | None = None,
+        quick: bool = False,
     ) -> StepResult:
         """A membership RPC; with `skip_if_down_after_s`, a node down that long is skipped."""
-        reply = await self._reachable(node, rpc_call, skip_if_down_after_s)
+        reply = await self._reachable(node, rpc_call, skip_if_down_after_s, quick)
         if reply is None:
             return _skipped(node, skip_if_down_after_s)
         return StepResult(changed=reply.changed, message=reply.message)
@@ -256,8 +271,9 @@ class MembershipActivities:
             step,
             self._membership(
                 step.node,
-                _rpc("SetActive", request),
+                _rpc("SetActive", request, _deadline(step)),
                 step.skip_if_down_after_s,
+                step.quick,
             ),
         )
 
@@ -305,7 +321,8 @@ class MembershipActivities:
             if progress.elapsed_s > 0:
                 progress.rate = max(first_lag - progress.lag, 0) / progress.elapsed_s
             activity.heartbeat(progress.model_dump(mode="json"))
-            if progress.complete or progress.elapsed_s >= step.slice_s:
+            slice_s = min(step.slice_s, QUICK_PATIENCE_S) if step.quick else step.slice_s
+            if progress.complete or progress.elapsed_s >= slice_s:
                 return progress
             await backoff.sleep()
 
@@ -314,7 +331,8 @@ class MembershipActivities:
         progress = TransferProgress(complete=True, lag=0)
         for receiver in step.receivers:
             try:
-                reply = await self._call(receiver, _rpc("CheckTransferComplete", request))
+                call = _rpc("CheckTransferComplete", request, _deadline(step))
+                reply = await self._call(receiver, call)
             except grpc.aio.AioRpcError as e:
                 if not _unreachable(e):
                     raise
@@ -355,16 +373,20 @@ class MembershipActivities:
         async def effect() -> StepResult:
             backoff = Backoff(*POLL)
             request = pb.RegionRequest(region=step.region)
+            began = time.monotonic()
             while True:
                 reply = await self._reachable(
                     step.node,
-                    _rpc("GetReleaseStatus", request),
+                    _rpc("GetReleaseStatus", request, _deadline(step)),
                     step.skip_if_down_after_s,
+                    step.quick,
                 )
                 if reply is None:
                     return _skipped(step.node, step.skip_if_down_after_s)
                 if reply.released:
                     return StepResult(changed=reply.exists, message=reply.detail)
+                if step.quick and time.monotonic() - began >= QUICK_PATIENCE_S:
+                    raise NotQuick(f"node {step.node.node_id}: {reply.detail}")
                 activity.heartbeat({"detail": reply.detail})
                 await backoff.sleep()
 
@@ -379,8 +401,9 @@ class MembershipActivities:
             step,
             self._membership(
                 step.node,
-                _rpc("DeleteLocalPeer", request),
+                _rpc("DeleteLocalPeer", request, _deadline(step)),
                 step.skip_if_down_after_s,
+                step.quick,
             ),
         )
 
@@ -400,9 +423,15 @@ class MembershipActivities:
         ]
 
 
-def _rpc(method: str, request: Message) -> Callable[[rpc.AirNodeStub], Awaitable[Any]]:
+def _rpc(
+    method: str, request: Message, timeout: float = RPC_TIMEOUT_S
+) -> Callable[[rpc.AirNodeStub], Awaitable[Any]]:
     """Call `method` of a node with `request` (and the usual deadline)."""
-    return lambda stub: getattr(stub, method)(request, timeout=RPC_TIMEOUT_S)
+    return lambda stub: getattr(stub, method)(request, timeout=timeout)
+
+
+def _deadline(step: StepInput) -> float:
+    return QUICK_RPC_TIMEOUT_S if step.quick else RPC_TIMEOUT_S
 
 
 def _heartbeat_detail(key: str) -> float | None:

@@ -20,6 +20,9 @@ class StepInput(BaseModel):
     region: int
     kill_before: KillPoint | None = None
     kill_after: KillPoint | None = None
+    # A quick try, inside the workflow task: rather than wait for a node, give up (`NotQuick`)
+    # and leave the step to the regular, heartbeating activity.
+    quick: bool = False
 
 
 class NodeStep(StepInput):

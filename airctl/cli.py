@@ -40,7 +40,8 @@ from airctl.operations import (
 from airctl.progress import follow, snapshot
 from protos import air_node_pb2 as pb
 from workflows import connection
-from workflows.common import region_workflow_id, root_cause
+from workflows.errors import root_cause
+from workflows.ids import region_workflow_id
 from workflows.models import AddPeerInput, MigrationInput, RemovePeerInput
 from workflows.starter import RegionBusy, start_change
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from node.tls import TlsFiles
-from workflows.common import TASK_QUEUE
+from workflows.ids import TASK_QUEUE
 
 DEFAULT_PATH = Path(".air/cluster.json")
 

@@ -17,7 +17,6 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.directory import NodeDirectory
@@ -28,15 +27,9 @@ from airctl.progress import snapshot, transfer
 from node.killpoints import KillPoints
 from protos import air_node_pb2 as pb
 from workflows.add_peer import AddPeerWorkflow
-from workflows.common import (
-    NODES_KEY,
-    PHASE_KEY,
-    REGION_KEY,
-    STALLED_KEY,
-    region_workflow_id,
-    root_cause,
-)
-from workflows.drain import DrainNodeWorkflow, plan_drain
+from workflows.drain import DrainNodeWorkflow
+from workflows.errors import root_cause
+from workflows.ids import drain_workflow_id, region_workflow_id
 from workflows.migration import RegionMigrationWorkflow
 from workflows.models import (
     DrainInput,
@@ -46,8 +39,10 @@ from workflows.models import (
     Move,
     Phase,
 )
+from workflows.planning import InvalidRequest, plan_drain
 from workflows.remove_peer import RemovePeerWorkflow
-from workflows.starter import RegionBusy, drain_workflow_id, start_change, start_drain
+from workflows.search_attributes import NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY
+from workflows.starter import RegionBusy, start_change, start_drain
 
 TYPES = [
     w.__name__
@@ -57,8 +52,6 @@ MEMBERSHIP_QUERY = "WorkflowType IN (" + ", ".join(f"'{t}'" for t in TYPES) + ")
 # a running workflow whose worker is away answers no query: its progress shows as unknown
 QUERY_TIMEOUT_S = 3.0
 NO_ANSWER = "unknown (no worker answers)"
-# airctl drain ACTION: the drain's Temporal update for each way of steering it
-DRAIN_UPDATES = {"pause": "pause", "resume": "resume", "bound": "set_max_concurrent"}
 
 
 async def migrate_many(ctl: Ctl, regions: list[int], from_node: int, to_node: int) -> int:
@@ -174,7 +167,7 @@ async def drain_state(handle: WorkflowHandle[Any, Any]) -> DrainProgress | None:
     """The drain's `drain_progress` (a closed one's too), or None when no worker answers."""
     try:
         return await asyncio.wait_for(
-            handle.query("drain_progress", result_type=DrainProgress), QUERY_TIMEOUT_S
+            handle.query(DrainNodeWorkflow.drain_progress), QUERY_TIMEOUT_S
         )
     except (TimeoutError, RPCError, WorkflowQueryFailedError):
         return None
@@ -294,8 +287,8 @@ async def cluster_plan(ctl: Ctl, node: int) -> list[Move]:
     ).describe_cluster
     try:
         return plan_drain(await describe(node), node)
-    except ApplicationError as e:
-        raise UserError(e.message) from e
+    except InvalidRequest as e:
+        raise UserError(str(e)) from e
 
 
 async def cmd_plan_drain(ctl: Ctl) -> int:
@@ -348,14 +341,15 @@ async def steer_drain(ctl: Ctl) -> int:
     try:
         if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
             raise UserError(f"no drain of node {node} is running")
-        update = DRAIN_UPDATES[action]
         if action == "bound":
-            await handle.execute_update(update, bound, result_type=int)
+            await handle.execute_update(DrainNodeWorkflow.set_max_concurrent, bound)
             state = await drain_state(handle)
             if state is None:
                 raise UserError(f"the drain took the bound {bound}; its state is {NO_ANSWER}")
+        elif action == "pause":
+            state = await handle.execute_update(DrainNodeWorkflow.pause)
         else:
-            state = await handle.execute_update(update, result_type=DrainProgress)
+            state = await handle.execute_update(DrainNodeWorkflow.resume)
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             raise UserError(f"no drain of node {node} is running") from e

@@ -9,25 +9,25 @@ from typing import Any, TextIO
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
+from workflows.migration import RegionMigrationWorkflow
 from workflows.models import Phase, Progress
 
 # steps a change runs when all goes well, for the bar (describe counts once per workflow)
-EXPECTED_STEPS = {"migration": 16, "add-peer": 7, "remove-peer": 8}
+EXPECTED_STEPS = {"migration": 14, "add-peer": 7, "remove-peer": 8}
 WIDTH = 24
 
 
 async def _query(client: Client, workflow_id: str) -> Progress | None:
     try:
-        progress: Progress = await client.get_workflow_handle(workflow_id).query(
-            "progress", result_type=Progress
-        )
-        return progress
+        # the three membership workflows answer the same query
+        return await client.get_workflow_handle(workflow_id).query(RegionMigrationWorkflow.progress)
     except RPCError:  # not started (a child), or gone
         return None
 
 
 async def snapshot(client: Client, handle: WorkflowHandle[Any, Any]) -> Progress | None:
-    """The workflow's progress; for a migration, with its children's steps, phase and lag."""
+    """The workflow's progress; for a migration the earlier worker started, with its
+    children's steps, phase and lag."""
     progress = await _query(client, handle.id)
     if progress is None or progress.kind != "migration":
         return progress

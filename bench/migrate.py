@@ -28,61 +28,49 @@ from activities.directory import NodeDirectory
 from activities.membership import MembershipActivities
 from bench.common import bench_stack, create_region
 from node.killpoints import KillPoints
-from workflows.add_peer import add_peer_steps, plan_addition
-from workflows.common import MembershipWorkflow, Options
-from workflows.migration import validate_migration
-from workflows.models import AddPeerInput, MigrationInput, RemovePeerInput
-from workflows.remove_peer import plan_removal, remove_peer_steps
+from workflows.add_peer import add_peer_steps
+from workflows.models import MigrationInput
+from workflows.options import Options
+from workflows.planning import plan_migration
+from workflows.progress import ChangeReporter, Offstage
+from workflows.remove_peer import remove_peer_steps
 from workflows.starter import start_change
-from workflows.steps import Steps
+from workflows.steps import Runner, Steps
 
 R = TypeVar("R")
 
 
-class DirectCoordinator(MembershipWorkflow):
-    """The migration's steps in the workflows' order, each activity called in-process."""
-
-    kind = "direct"
+class InProcess(Runner):
+    """Each step's activity called in this process, as a coordinator without Temporal would."""
 
     def __init__(self, activities: MembershipActivities) -> None:
-        super().__init__()
         self.activities = activities
         self.env = ActivityEnvironment()
 
-    def publish(self, updates: Any) -> None:
-        pass
+    def lean(self) -> bool:
+        return True
 
-    def publish_details(self, details: str) -> None:
-        pass
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def publish_metric(self, name: str, value: int) -> None:
-        pass
-
-    def publish_stall(self, stalled: bool) -> None:
-        pass
-
-    async def report_stall(self, report: Any) -> None:
-        pass
-
-    async def run_activity(
+    async def run(
         self, activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
     ) -> R:
         bound = getattr(self.activities, activity.__name__)
         result: R = await self.env.run(bound, arg)
         return result
 
+
+class DirectCoordinator:
+    """The migration's steps in the workflow's order, each activity called in-process."""
+
+    def __init__(self, activities: MembershipActivities) -> None:
+        self.runner = InProcess(activities)
+
     async def migrate(self, req: MigrationInput) -> None:
-        rng = random.Random(0)
-        self.begin(req.region, [req.from_node, req.to_node])
-        steps = Steps(self, req.region)
-        validate_migration(await steps.describe(), req)  # the parent's validation
-        add = AddPeerInput(region=req.region, new_peer=req.to_node)
-        await add_peer_steps(self, plan_addition(await steps.describe(), add, rng, req.from_node))
-        remove = RemovePeerInput(region=req.region, peer=req.from_node)
-        await remove_peer_steps(self, plan_removal(await steps.describe(), remove))
+        reporter = ChangeReporter("direct", Offstage())
+        reporter.begin(req.region, [req.from_node, req.to_node], req.stall_after_s)
+        steps = Steps(reporter, req.region, self.runner)
+        plan = plan_migration(await steps.describe(), req, random.Random(0))
+        await add_peer_steps(steps, plan.addition)
+        await remove_peer_steps(steps, plan.removal)
 
 
 async def main(runs: int, regions: int) -> dict[str, object]:

@@ -17,59 +17,36 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
-from workflows.common import (
-    DESCRIBE,
+from activities.membership import MembershipActivities as A
+from workflows.errors import refusal
+from workflows.ids import region_workflow_id
+from workflows.migration import RegionMigrationWorkflow
+from workflows.models import (
+    DrainInput,
+    DrainProgress,
+    DrainResult,
+    MigrationInput,
+    Move,
+    Phase,
+    StallReport,
+)
+from workflows.options import DESCRIBE, child, execute
+from workflows.planning import InvalidRequest, plan_drain
+from workflows.progress import STALL_SIGNAL
+from workflows.search_attributes import (
     KIND_KEY,
     MOVES_DONE_KEY,
     MOVES_LEFT_KEY,
     NODES_KEY,
     PHASE_KEY,
-    STALL_SIGNAL,
     STALLED_KEY,
-    child,
-    execute,
-    invalid,
-    region_workflow_id,
 )
-from workflows.migration import RegionMigrationWorkflow
-
-with workflow.unsafe.imports_passed_through():
-    from activities.membership import MembershipActivities as A
-    from activities.models import ClusterDescription
-    from workflows.models import (
-        DrainInput,
-        DrainProgress,
-        DrainResult,
-        MigrationInput,
-        Move,
-        Phase,
-        StallReport,
-    )
-
-
-def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:
-    """Each region of `node` to the least loaded node that does not hold it (ties: lowest id)."""
-    if node not in {n.node_id for n in cluster.nodes}:
-        raise invalid(f"node {node} is not in the cluster")
-    load = cluster.load()
-    moves = []
-    for region, holders in sorted(cluster.holders.items()):
-        if node not in holders:
-            continue
-        candidates = [n for n in sorted(load) if n not in holders and n not in cluster.unreachable]
-        if not candidates:
-            raise invalid(f"region {region} has no node to move to (it is on every live node)")
-        target = min(candidates, key=lambda n: (load[n], n))
-        load[target] += 1
-        size = cluster.store_bytes.get(region, 0)
-        moves.append(Move(region=region, from_node=node, to_node=target, store_bytes=size))
-    return moves
 
 
 def validate_drain(req: DrainInput) -> None:
     for name in ("max_concurrent", "max_per_node"):
         if getattr(req, name) < 1:
-            raise invalid(f"{name} must be at least 1, not {getattr(req, name)}")
+            raise InvalidRequest(f"{name} must be at least 1, not {getattr(req, name)}")
 
 
 @workflow.defn
@@ -125,10 +102,13 @@ class DrainNodeWorkflow:
         workflow.upsert_search_attributes(
             [KIND_KEY.value_set(self.kind), NODES_KEY.value_set([str(req.node)])]
         )
-        validate_drain(req)
-        summary = f"describe the cluster to drain node {req.node}"
-        cluster = await execute(A.describe_cluster, req.node, summary, DESCRIBE)
-        self._state.planned = plan_drain(cluster, req.node)
+        try:
+            validate_drain(req)
+            summary = f"describe the cluster to drain node {req.node}"
+            cluster = await execute(A.describe_cluster, req.node, summary, DESCRIBE)
+            self._state.planned = plan_drain(cluster, req.node)
+        except InvalidRequest as e:
+            raise refusal(e) from None
         self._started = workflow.now()
         self._show()
         moves = [asyncio.ensure_future(self._move(m, req)) for m in self._state.planned]

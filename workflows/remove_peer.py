@@ -3,48 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import TypeVar
 
 from temporalio import workflow
 
-from workflows.common import (
-    MEMBERSHIP,
-    ROLLBACK,
-    MembershipWorkflow,
-    Options,
-    invalid,
-    region_peers,
-)
+from node.killpoints import KillPoint as K
+from workflows.errors import refusal
+from workflows.models import Phase, Progress, RemovePeerInput, RemovePeerResult
+from workflows.planning import InvalidRequest, Removal, plan_removal
+from workflows.progress import ChangeReporter
 from workflows.steps import Steps
-
-with workflow.unsafe.imports_passed_through():
-    from activities.models import Peer, RegionDescription
-    from node.killpoints import KillPoint as K
-    from workflows.models import Phase, RemovePeerInput, RemovePeerResult
+from workflows.transfer import wait_transfer
 
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class Removal:
-    region: int
-    leaving: Peer
-    remaining: list[Peer]
-    down_timeout_s: float
-    rollback: bool = False  # undoing an add: no kill points, retried until done
-
-    def kill(self, point: K) -> K | None:
-        return None if self.rollback else point
-
-    @property
-    def options(self) -> Options:
-        return ROLLBACK if self.rollback else MEMBERSHIP
-
-
-async def remove_peer_steps(wf: MembershipWorkflow, r: Removal) -> RemovePeerResult:
+async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
     """The removal, step by step, as DESIGN.md section 5 lists it."""
-    steps, leaving, down = Steps(wf, r.region), r.leaving, r.down_timeout_s
+    leaving, down = r.leaving, r.down_timeout_s
+
+    def kill(point: K) -> K | None:
+        return None if r.rollback else point  # a rollback runs no kill points
+
     skipped: list[str] = []
     leaving_max: int | None = None
 
@@ -53,13 +33,13 @@ async def remove_peer_steps(wf: MembershipWorkflow, r: Removal) -> RemovePeerRes
     await steps.drop_channels(
         leaving,
         r.remaining,
-        r.kill(K.REMOVE_PEER_COORDINATOR_INIT),
-        r.kill(K.AFTER_NOTIFY_PEERS_TO_REMOVE_REPLICATE_CHANNEL),
-        r.options,
+        kill(K.REMOVE_PEER_COORDINATOR_INIT),
+        kill(K.AFTER_NOTIFY_PEERS_TO_REMOVE_REPLICATE_CHANNEL),
+        r.rollback,
     )
     # 2. it stops taking user writes (BEFORE_INACTIVATE, AFTER_INACTIVATE on the node;
     #    AFTER_INACTIVE_PEER)
-    inactive = await steps.inactivate_for_deletion(leaving, down, r.kill(K.AFTER_INACTIVE_PEER))
+    inactive = await steps.inactivate_for_deletion(leaving, down, kill(K.AFTER_INACTIVE_PEER))
     if inactive.skipped:
         skipped += ["inactivate", "drain", "release", "delete"]
     else:
@@ -69,10 +49,9 @@ async def remove_peer_steps(wf: MembershipWorkflow, r: Removal) -> RemovePeerRes
         #    deletion find it gone
         target = await steps.capture_target([leaving], origins=[leaving.node_id], missing_ok=True)
         leaving_max = target.get(leaving.node_id, 0)
-        await wf.wait_transfer(Phase.DRAINING, r.remaining, target, down)
+        await wait_transfer(steps, Phase.DRAINING, r.remaining, target, down)
         # 4. it releases every region resource (REMOVE_PEER_COORDINATOR_FINISH)
-        finish = r.kill(K.REMOVE_PEER_COORDINATOR_FINISH)
-        released = await steps.wait_release(leaving, down, finish)
+        released = await steps.wait_release(leaving, down, kill(K.REMOVE_PEER_COORDINATOR_FINISH))
         # 5. its replica is deleted (BEFORE_DELETE, AFTER_DELETE on the node)
         deleted = await steps.delete_local_peer(leaving, down)
         skipped += [name for name, s in (("release", released), ("delete", deleted)) if s.skipped]
@@ -106,21 +85,6 @@ def _result(
     )
 
 
-def plan_removal(description: RegionDescription, req: RemovePeerInput) -> Removal:
-    """Validate the request against the region as its holders describe it."""
-    peers = region_peers(description)
-    leaving = next((p for p in peers if p.node_id == req.peer), None)
-    if leaving is None:
-        raise invalid(
-            f"node {req.peer} is not a peer of region {req.region} "
-            f"(peers: {[p.node_id for p in peers]})"
-        )
-    remaining = [p for p in peers if p.node_id != req.peer]
-    if not remaining:
-        raise invalid(f"node {req.peer} holds the last replica of region {req.region}")
-    return Removal(req.region, leaving, remaining, req.down_timeout_s)
-
-
 async def finish_even_if_cancelled(work: asyncio.Future[R]) -> tuple[R, bool]:
     """Finish `work` even when the workflow is cancelled meanwhile; say whether it was."""
     try:
@@ -130,19 +94,29 @@ async def finish_even_if_cancelled(work: asyncio.Future[R]) -> tuple[R, bool]:
 
 
 @workflow.defn
-class RemovePeerWorkflow(MembershipWorkflow):
+class RemovePeerWorkflow:
     kind = "remove-peer"
+
+    def __init__(self) -> None:
+        self.reporter = ChangeReporter(self.kind)
+
+    @workflow.query
+    def progress(self) -> Progress:
+        return self.reporter.progress
 
     @workflow.run
     async def run(self, req: RemovePeerInput) -> RemovePeerResult:
-        self.begin(req.region, [req.peer])
-        self.stall_after_s = req.stall_after_s
-        removal = plan_removal(await Steps(self, req.region).describe(), req)
+        self.reporter.begin(req.region, [req.peer], req.stall_after_s)
+        steps = Steps(self.reporter, req.region)
+        try:
+            removal = plan_removal(await steps.describe(), req)
+        except InvalidRequest as e:
+            raise refusal(e) from None
         # Once started, a removal is finished even if cancelled: half a removal helps no one.
         result, cancelled = await finish_even_if_cancelled(
-            asyncio.ensure_future(remove_peer_steps(self, removal))
+            asyncio.ensure_future(remove_peer_steps(steps, removal))
         )
         if cancelled:
             result.message += " (cancelled after the removal had started: it was finished)"
-        self.enter(Phase.DONE, result.message)
+        self.reporter.enter(Phase.DONE, result.message)
         return result

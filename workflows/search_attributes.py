@@ -1,4 +1,4 @@
-"""Our search attributes in a namespace: which are missing, and the command that adds them.
+"""Our search attributes: their keys, which a namespace lacks, and the command that adds them.
 
 A workflow that upserts an attribute its namespace lacks fails its task and retries it for
 ever; AirStalled is upserted only when a transfer stalls, so a missing one would wedge a
@@ -10,9 +10,27 @@ from __future__ import annotations
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.common import SEARCH_ATTRIBUTES
+REGION_KEY = SearchAttributeKey.for_int("AirRegion")
+PHASE_KEY = SearchAttributeKey.for_keyword("AirPhase")
+NODES_KEY = SearchAttributeKey.for_keyword_list("AirNodes")
+KIND_KEY = SearchAttributeKey.for_keyword("AirKind")
+# true while a transfer's lag has not shrunk for stall_after_s (on the drain: any of its moves)
+STALLED_KEY = SearchAttributeKey.for_bool("AirStalled")
+# a drain's moves finished, and those not finished (running or waiting)
+MOVES_DONE_KEY = SearchAttributeKey.for_int("AirMovesDone")
+MOVES_LEFT_KEY = SearchAttributeKey.for_int("AirMovesLeft")
+SEARCH_ATTRIBUTES = (
+    REGION_KEY,
+    PHASE_KEY,
+    NODES_KEY,
+    KIND_KEY,
+    STALLED_KEY,
+    MOVES_DONE_KEY,
+    MOVES_LEFT_KEY,
+)
 
 
 def type_name(indexed_type: int) -> str:

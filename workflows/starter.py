@@ -14,18 +14,13 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.add_peer import AddPeerWorkflow
-from workflows.common import (
-    KIND_KEY,
-    NODES_KEY,
-    REGION_KEY,
-    TASK_QUEUE,
-    WORKFLOW_TASK_TIMEOUT,
-    region_workflow_id,
-)
 from workflows.drain import DrainNodeWorkflow
+from workflows.ids import TASK_QUEUE, drain_workflow_id, region_workflow_id
 from workflows.migration import RegionMigrationWorkflow
 from workflows.models import AddPeerInput, DrainInput, MigrationInput, RemovePeerInput
+from workflows.options import WORKFLOW_TASK_TIMEOUT
 from workflows.remove_peer import RemovePeerWorkflow
+from workflows.search_attributes import KIND_KEY, NODES_KEY, REGION_KEY
 
 R = TypeVar("R")
 
@@ -85,10 +80,6 @@ async def _start_once(
             f"{busy}: {running.workflow_type} {workflow_id} (run {running.run_id}); "
             "wait for it or cancel it first"
         ) from e
-
-
-def drain_workflow_id(node: int) -> str:
-    return f"air-drain-node-{node}"
 
 
 async def start_drain(

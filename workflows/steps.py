@@ -1,29 +1,79 @@
 """The membership steps as workflow calls: one method per step of DESIGN.md section 5.
 
-Each builds its activity's input, names it for the UI (the activity summary), and runs it
-with the options of its kind. Workflows then read as the step list, one line a step.
+Each builds its activity's input, names it for the UI (the activity summary), and runs it with
+the options of its kind. Workflows then read as the step list, one line a step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
 from temporalio import workflow
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    is_cancelled_exception,
+)
 
-from workflows.common import DESCRIBE, MEMBERSHIP, MembershipWorkflow, Options, skippable
+from activities.membership import MembershipActivities as A
+from activities.models import (
+    CaptureTargetInput,
+    ChannelsInput,
+    CreateLocalPeerInput,
+    Peer,
+    RegionDescription,
+    ReleaseInput,
+    SetActiveInput,
+    StepInput,
+    StepResult,
+)
+from node.killpoints import KillPoint
+from workflows.errors import INVALID_REQUEST, NODE_REFUSED
+from workflows.models import Phase
+from workflows.options import (
+    DESCRIBE,
+    MEMBERSHIP,
+    QUICK_TRY,
+    ROLLBACK,
+    Options,
+    execute,
+    skippable,
+)
+from workflows.progress import ChangeReporter
 
-with workflow.unsafe.imports_passed_through():
-    from activities.membership import MembershipActivities as A
-    from activities.models import (
-        CaptureTargetInput,
-        ChannelsInput,
-        CreateLocalPeerInput,
-        Peer,
-        RegionDescription,
-        ReleaseInput,
-        SetActiveInput,
-        StepResult,
-    )
-    from node.killpoints import KillPoint
-    from workflows.models import Phase
+R = TypeVar("R")
+
+# Workflows started by the earlier worker replay without quick tries and as child workflows.
+LEAN_PATCH = "lean-workflows"
+
+
+class Runner:
+    """Runs a step's activity through Temporal; a benchmark's baseline runs it in process."""
+
+    def lean(self) -> bool:
+        return workflow.patched(LEAN_PATCH)
+
+    async def run(
+        self, activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
+    ) -> R:
+        """A step that may wait for a node first tries without waiting, as a local activity;
+        only if it had to wait does it run as a regular, heartbeating activity."""
+        if options.quick_first and isinstance(arg, StepInput) and self.lean():
+            try:
+                quick = arg.model_copy(update={"quick": True})
+                result: R = await execute(activity, quick, summary, QUICK_TRY)
+                return result
+            except FailureError as e:  # a local activity's own error comes unwrapped
+                if is_cancelled_exception(e) or _refused(e):
+                    raise
+        return await execute(activity, arg, summary, options)
+
+
+def _refused(error: FailureError) -> bool:
+    cause = error.cause if isinstance(error, ActivityError) else error
+    return isinstance(cause, ApplicationError) and cause.type in (NODE_REFUSED, INVALID_REQUEST)
 
 
 def _ids(peers: list[Peer]) -> list[int]:
@@ -31,12 +81,33 @@ def _ids(peers: list[Peer]) -> list[int]:
 
 
 class Steps:
-    def __init__(self, wf: MembershipWorkflow, region: int) -> None:
-        self.wf = wf
+    """The steps on one region, reported by `reporter`, run by `runner`."""
+
+    def __init__(self, reporter: ChangeReporter, region: int, runner: Runner | None = None) -> None:
+        self.reporter = reporter
         self.region = region
+        self.runner = runner or Runner()
+
+    def quick(self) -> bool:
+        """Whether quick tries come first (not in a workflow of the earlier worker)."""
+        return self.runner.lean()
+
+    async def step(
+        self,
+        phase: Phase,
+        activity: Callable[[Any, Any], Awaitable[R]],
+        arg: Any,
+        summary: str,
+        options: Options = MEMBERSHIP,
+    ) -> R:
+        """One step: enter its phase, run its activity (shown with `summary` in the UI)."""
+        self.reporter.enter(phase)
+        result = await self.runner.run(activity, arg, summary, options)
+        self.reporter.step_done(summary)
+        return result
 
     async def describe(self) -> RegionDescription:
-        return await self.wf.step(
+        return await self.step(
             Phase.VALIDATING,
             A.describe_region,
             self.region,
@@ -45,7 +116,7 @@ class Steps:
         )
 
     async def create_local_peer(self, node: Peer, peers: list[Peer]) -> StepResult:
-        return await self.wf.step(
+        return await self.step(
             Phase.CREATING_LOCAL_PEER,
             A.create_local_peer,
             CreateLocalPeerInput(region=self.region, node=node, peers=peers),
@@ -53,7 +124,7 @@ class Steps:
         )
 
     async def inactivate(self, node: Peer) -> StepResult:
-        return await self.wf.step(
+        return await self.step(
             Phase.INACTIVATING_NEW_PEER,
             A.inactivate_peer,
             SetActiveInput(region=self.region, node=node, active=False),
@@ -63,7 +134,7 @@ class Steps:
     async def create_channels(
         self, target: Peer, peers: list[Peer], coordinator: Peer, kill_after: KillPoint
     ) -> StepResult:
-        return await self.wf.step(
+        return await self.step(
             Phase.CREATING_CHANNELS,
             A.notify_peers_to_create_channels,
             ChannelsInput(
@@ -80,7 +151,7 @@ class Steps:
     async def capture_target(
         self, nodes: list[Peer], origins: list[int] | None = None, missing_ok: bool = False
     ) -> dict[int, int]:
-        return await self.wf.step(
+        return await self.step(
             Phase.CAPTURING_TARGET,
             A.capture_target,
             CaptureTargetInput(
@@ -91,7 +162,7 @@ class Steps:
         )
 
     async def activate(self, node: Peer, kill_after: KillPoint) -> StepResult:
-        return await self.wf.step(
+        return await self.step(
             Phase.ACTIVATING,
             A.activate_peer,
             SetActiveInput(region=self.region, node=node, active=True, kill_after=kill_after),
@@ -104,9 +175,9 @@ class Steps:
         peers: list[Peer],
         kill_before: KillPoint | None,
         kill_after: KillPoint | None,
-        options: Options = MEMBERSHIP,
+        rollback: bool = False,
     ) -> StepResult:
-        return await self.wf.step(
+        return await self.step(
             Phase.DROPPING_CHANNELS,
             A.notify_peers_to_drop_channels,
             ChannelsInput(
@@ -117,13 +188,13 @@ class Steps:
                 kill_after=kill_after,
             ),
             f"nodes {_ids(peers)} drop their channels to node {target.node_id}",
-            options,
+            ROLLBACK if rollback else MEMBERSHIP,
         )
 
     async def inactivate_for_deletion(
         self, node: Peer, down_timeout_s: float, kill_after: KillPoint | None
     ) -> StepResult:
-        return await self.wf.step(
+        return await self.step(
             Phase.INACTIVATING_LEAVING_PEER,
             A.inactivate_peer,
             SetActiveInput(
@@ -141,7 +212,7 @@ class Steps:
     async def wait_release(
         self, node: Peer, down_timeout_s: float, kill_after: KillPoint | None
     ) -> StepResult:
-        return await self.wf.step(
+        return await self.step(
             Phase.RELEASING,
             A.wait_release,
             ReleaseInput(
@@ -155,7 +226,7 @@ class Steps:
         )
 
     async def delete_local_peer(self, node: Peer, down_timeout_s: float) -> StepResult:
-        return await self.wf.step(
+        return await self.step(
             Phase.DELETING,
             A.delete_local_peer,
             ReleaseInput(region=self.region, node=node, skip_if_down_after_s=down_timeout_s),

@@ -18,7 +18,10 @@ from tests.support.stack import Stack
 from tests.support.temporal_container import TemporalContainer
 from tests.support.waiting import eventually
 from workflows import connection
-from workflows.models import DrainInput, DrainProgress, DrainResult, Phase, Progress
+from workflows.drain import DrainNodeWorkflow
+from workflows.ids import region_workflow_id
+from workflows.migration import RegionMigrationWorkflow
+from workflows.models import DrainInput, DrainResult, Phase
 
 pytestmark = pytest.mark.slow
 REGIONS = [571, 572, 573, 574]
@@ -41,12 +44,12 @@ async def mid_transfer(client: Client, drain: WorkflowHandle[Any, Any]) -> None:
     """Until a move of the drain is transferring its snapshot."""
 
     async def phases() -> list[Phase]:
-        state = await drain.query("drain_progress", result_type=DrainProgress)
+        state = await drain.query(DrainNodeWorkflow.drain_progress)
         found = []
         for region in state.running:
-            child = client.get_workflow_handle(f"air-region-{region}/add-peer")
+            move = client.get_workflow_handle(region_workflow_id(region))
             try:
-                found.append((await child.query("progress", result_type=Progress)).phase)
+                found.append((await move.query(RegionMigrationWorkflow.progress)).phase)
             except RPCError:  # not started yet
                 continue
         return found

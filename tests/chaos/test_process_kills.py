@@ -20,18 +20,16 @@ from temporalio.api.history.v1 import (
 )
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import WorkflowFailureError, WorkflowHandle
-from temporalio.service import RPCError
 
 from airctl.load import LoadWriter as Writer
-from protos import air_node_pb2 as pb
 from stack.processes import WorkerProcess
 from tests.support.chaos import restart
 from tests.support.checks import assert_gone
-from tests.support.cluster import Cluster
+from tests.support.cluster import HELD, Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-from workflows.common import root_cause
+from workflows.errors import root_cause
 from workflows.models import MigrationInput, MigrationResult, Phase
 
 pytestmark = pytest.mark.slow
@@ -57,9 +55,8 @@ async def setup(stack: Stack, nodes: int = 4, preload: int = 40_000) -> tuple[in
 
 
 async def transferring(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
-    child = stack.client.get_workflow_handle(f"{handle.id}/add-peer")
     await eventually(
-        lambda: stack.progress(child), lambda p: p.phase == Phase.TRANSFERRING, timeout=60
+        lambda: stack.progress(handle), lambda p: p.phase == Phase.TRANSFERRING, timeout=60
     )
 
 
@@ -104,17 +101,15 @@ async def test_destination_killed_mid_transfer_and_restarted(stack: Stack) -> No
 
 
 async def identities(stack: Stack, workflow_ids: list[str]) -> dict[str, set[str]]:
-    """Per workflow id (children included), the workers that ran its tasks, from its history."""
+    """Per workflow id, the workers that ran its tasks, from its history."""
     ran: dict[str, set[str]] = {}
     for workflow_id in workflow_ids:
-        for wid in (workflow_id, f"{workflow_id}/add-peer", f"{workflow_id}/remove-peer"):
-            with contextlib.suppress(RPCError):  # a child not started yet
-                history = await stack.client.get_workflow_handle(wid).fetch_history()
-                ran[wid] = {
-                    e.workflow_task_started_event_attributes.identity
-                    or e.activity_task_started_event_attributes.identity
-                    for e in history.events
-                } - {""}
+        history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
+        ran[workflow_id] = {
+            e.workflow_task_started_event_attributes.identity
+            or e.activity_task_started_event_attributes.identity
+            for e in history.events
+        } - {""}
     return ran
 
 
@@ -149,10 +144,6 @@ async def finished_attempt(
     ]
     assert len(started) == len(completed) == 1, (activity_id, started, completed)
     return started[0], completed[0]
-
-
-async def set_throttle(stack: Stack, node_id: int, bytes_per_s: float) -> None:
-    await stack.cluster.stub(node_id).SetThrottle(pb.ThrottleRequest(bytes_per_s=bytes_per_s))
 
 
 @contextlib.contextmanager
@@ -198,7 +189,7 @@ async def test_several_workers_share_many_regions_and_one_dies(stack: Stack) -> 
         stack.start_worker(name)
     # region's snapshot comes from node 2, held there (1 byte/s) until the worker is killed:
     # its transfer wait is running when the test looks, however fast this machine
-    await set_throttle(stack, 2, 1)
+    await stack.cluster.throttle([2], HELD)
     handles = [
         await stack.start(MigrationInput(region=region, from_node=1, to_node=4, coordinator=2))
     ]
@@ -214,10 +205,9 @@ async def test_several_workers_share_many_regions_and_one_dies(stack: Stack) -> 
         what="tasks run by at least two workers",
     )
     assert set().union(*ran.values()) <= set(names), ran
-    add_peer = f"{handles[0].id}/add-peer"
-    victim, wait = await kill_the_waiter(stack, add_peer)
+    victim, wait = await kill_the_waiter(stack, handles[0].id)
     assert victim in names, wait
-    await set_throttle(stack, 2, THROTTLE_BYTES_PER_S)
+    await stack.cluster.throttle([2], THROTTLE_BYTES_PER_S)
 
     for r, handle in zip((region, *others), handles, strict=True):
         await migrated(stack.cluster, handle, r)
@@ -226,7 +216,7 @@ async def test_several_workers_share_many_regions_and_one_dies(stack: Stack) -> 
     await all_acked_on(stack.cluster, region, load, [2, 3, 4])
     # the wait the victim was running when it died: another attempt, by a survivor, ended it
     survivors = set(names) - {victim}
-    started, completed = await finished_attempt(stack, add_peer, wait.activity_id)
+    started, completed = await finished_attempt(stack, handles[0].id, wait.activity_id)
     assert started.attempt > wait.attempt and started.identity in survivors, (victim, started)
     assert completed.identity == started.identity, (victim, completed)
 

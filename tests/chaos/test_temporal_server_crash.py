@@ -36,9 +36,8 @@ async def test_server_killed_mid_migration_and_restarted(
     load.acked[:0] = bulk.acked
 
     handle = await stack.start(MigrationInput(region=REGION, from_node=1, to_node=4))
-    child = client.get_workflow_handle(f"{handle.id}/add-peer")
     await eventually(
-        lambda: stack.progress(child), lambda p: p.phase == Phase.TRANSFERRING, timeout=60
+        lambda: stack.progress(handle), lambda p: p.phase == Phase.TRANSFERRING, timeout=60
     )
     server.kill()
     await load.wait_acked(len(load.acked) + 200)  # the nodes go on without Temporal

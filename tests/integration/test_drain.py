@@ -13,13 +13,14 @@ from temporalio.client import (
 )
 from temporalio.exceptions import is_cancelled_exception
 
-from protos import air_node_pb2 as pb
 from tests.support.chaos import restart
+from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
 from tests.support.node_logs import most_at_once, most_at_once_into, move_spans, replica_events
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-from workflows.common import region_workflow_id
+from workflows.drain import DrainNodeWorkflow
+from workflows.ids import region_workflow_id
 from workflows.models import DrainInput, DrainProgress, DrainResult, MigrationInput, Phase
 
 ON_123 = [501, 502, 503]
@@ -27,7 +28,7 @@ ON_124 = [504, 505, 506]
 
 
 async def drain_progress(handle: WorkflowHandle[Any, Any]) -> DrainProgress:
-    progress: DrainProgress = await handle.query("drain_progress", result_type=DrainProgress)
+    progress = await handle.query(DrainNodeWorkflow.drain_progress)
     return progress
 
 
@@ -44,7 +45,7 @@ async def test_drain_moves_every_region_off_the_node(stack: Stack) -> None:
     await load.wait_acked(200)
 
     handle = await stack.drain(DrainInput(node=1, max_concurrent=1))
-    paused = await handle.execute_update("pause", result_type=DrainProgress)
+    paused = await handle.execute_update(DrainNodeWorkflow.pause)
     assert paused.paused
     # a move that started before the pause goes on; once it is over, none starts
     still = await eventually(
@@ -60,14 +61,14 @@ async def test_drain_moves_every_region_off_the_node(stack: Stack) -> None:
     # still paused across more writes and a new bound (which re-checks every waiting move)
     await load.wait_acked(len(load.acked) + 500)
     later = await drain_progress(handle)
-    await handle.execute_update("set_max_concurrent", 2)
+    await handle.execute_update(DrainNodeWorkflow.set_max_concurrent, 2)
     bounded = await drain_progress(handle)
     for s in (later, bounded):
         assert (s.running, s.done, s.left) == ([], still.done, still.left), s
     created = [e for e in replica_events(cluster) if e.what == "created inactive"]
     assert len(created) == len(still.done), created  # nor did any node see one start
 
-    await handle.execute_update("resume", result_type=DrainProgress)
+    await handle.execute_update(DrainNodeWorkflow.resume)
     result = await stack.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
     assert not result.failed and len(result.moved) == 6, result
     spans = move_spans(cluster)
@@ -131,8 +132,8 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
         bulk = LoadWriter(cluster, region, [1], series="bulk", batch=5000)
         await bulk.run(count=counts[region])
         await cluster.converged(region, [1, 2, 3], count=counts[region])
-    for i in (1, 2, 3, 4):  # 50 kB/s: a region of 20,000 points takes over 8 s to move
-        await cluster.stub(i).SetThrottle(pb.ThrottleRequest(bytes_per_s=50_000))
+    # 50 kB/s: a region of 20,000 points takes over 8 s to move
+    await cluster.throttle([1, 2, 3, 4], 50_000)
     stack.start_worker()
 
     # the small region moves first, alone (a coordinator's throttle is shared: it would queue
@@ -142,9 +143,9 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
     await eventually(
         lambda: drain_progress(handle), lambda s: s.done == [small], what="the small one moved"
     )
-    for i in (1, 2, 3, 4):  # 1 byte/s: no large move can reach its activation before the cancel
-        await cluster.stub(i).SetThrottle(pb.ThrottleRequest(bytes_per_s=1))
-    await handle.execute_update("set_max_concurrent", 2)
+    # held: no large move can reach its activation before the cancel
+    await cluster.throttle([1, 2, 3, 4], HELD)
+    await handle.execute_update(DrainNodeWorkflow.set_max_concurrent, 2)
 
     async def progress_and_node_4() -> tuple[DrainProgress, set[int]]:
         return await drain_progress(handle), set(await cluster.regions_of(4))
@@ -167,11 +168,9 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
     in_flight = {region_workflow_id(r) for r in state.running}
     # their histories too, for the replay test (the stall relayed through a migration)
     stack.handles += [stack.client.get_workflow_handle(i) for i in sorted(in_flight)]
-    await eventually(  # the drain, a migration and its addition, all findable as stalled
+    await eventually(  # the drain and a migration, both findable as stalled
         lambda: stalled_ids(stack.client),
-        lambda ids: (
-            handle.id in ids and any(f"{i}/add-peer" in ids and i in ids for i in in_flight)
-        ),
+        lambda ids: handle.id in ids and bool(ids & in_flight),
         what="AirStalled in visibility",
     )
     # what the drain and node 4 say right before the cancel decides where each region ends
@@ -184,7 +183,7 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
     assert (await drain_progress(handle)).stalled == {}
     await eventually(  # each rolled back: none is stalled any more
         lambda: stalled_ids(stack.client),
-        lambda ids: not ids & {handle.id, *in_flight, *(f"{i}/add-peer" for i in in_flight)},
+        lambda ids: not ids & {handle.id, *in_flight},
         what="AirStalled cleared",
     )
 
@@ -252,10 +251,10 @@ async def test_a_busy_region_is_left_alone_and_the_drain_reports_bytes_moved(
         await LoadWriter(cluster, region, [1], batch=500).run(count=2000)
     stack.start_worker()
     # region 561's own migration, held in its transfer by a 1 byte/s coordinator
-    await cluster.stub(3).SetThrottle(pb.ThrottleRequest(bytes_per_s=1))
+    await cluster.throttle([3], HELD)
     own = await stack.start(MigrationInput(region=busy, from_node=1, to_node=5, coordinator=3))
     await eventually(
-        lambda: stack.progress(stack.client.get_workflow_handle(f"{own.id}/add-peer")),
+        lambda: stack.progress(own),
         lambda p: p.phase == Phase.TRANSFERRING,
         what="region 561's own migration transferring",
     )
@@ -275,6 +274,6 @@ async def test_a_busy_region_is_left_alone_and_the_drain_reports_bytes_moved(
 
     # the region's own migration was not disturbed: lifted, it finishes
     assert (await own.describe()).status == WorkflowExecutionStatus.RUNNING
-    await cluster.stub(3).SetThrottle(pb.ThrottleRequest(bytes_per_s=0))
+    await cluster.throttle([3], 0)
     finished = await own.result()
     assert finished.remove is not None and finished.remove.clean, finished

@@ -15,6 +15,9 @@ from stack.certs import CLIENT_NAME, Authority
 from stack.processes import NodeProcess
 from tests.support.waiting import eventually
 
+# A throttle that holds a transfer where it is until it is lifted: 1 byte/s.
+HELD = 1
+
 
 class Cluster:
     """With `authority`, nodes serve mutual TLS with certificates it issues, as do the clients."""
@@ -70,6 +73,11 @@ class Cluster:
             await self.stub(i).CreateLocalPeer(
                 pb.CreateLocalPeerRequest(region=region, peers=self.peers(ids), active=True)
             )
+
+    async def throttle(self, ids: list[int], bytes_per_s: float) -> None:
+        """Limit what the nodes send (0 lifts it; `HELD` holds their transfers)."""
+        for i in ids:
+            await self.stub(i).SetThrottle(pb.ThrottleRequest(bytes_per_s=bytes_per_s))
 
     async def digest(self, node_id: int, region: int) -> pb.DigestReply:
         reply: pb.DigestReply = await self.stub(node_id).Digest(pb.RegionRequest(region=region))

@@ -13,6 +13,7 @@ from temporalio.service import RPCError
 
 from stack.processes import WorkerProcess
 from tests.support.cluster import Cluster
+from workflows.migration import RegionMigrationWorkflow
 from workflows.models import AddPeerInput, DrainInput, MigrationInput, Progress, RemovePeerInput
 from workflows.starter import start_change, start_drain
 
@@ -61,15 +62,13 @@ class Stack:
         return handle
 
     async def progress(self, handle: WorkflowHandle[Any, Any]) -> Progress:
-        result: Progress = await handle.query("progress", result_type=Progress)
-        return result
+        """A membership change's progress (the three workflows answer the same query)."""
+        return await handle.query(RegionMigrationWorkflow.progress)
 
     async def record_histories(self, directory: Path, test_name: str) -> None:
         """Save each workflow's history (children too) for the replay test."""
         directory.mkdir(parents=True, exist_ok=True)
-        ids = {h.id for h in self.handles}
-        ids |= {f"{i}/{child}" for i in ids for child in ("add-peer", "remove-peer")}
-        for workflow_id in sorted(ids):
+        for workflow_id in sorted({h.id for h in self.handles}):
             with contextlib.suppress(RPCError):  # a child that never started
                 history = await self.client.get_workflow_handle(workflow_id).fetch_history()
                 name = f"{test_name}@{workflow_id.replace('/', '~')}.json"

@@ -16,6 +16,7 @@ from temporalio.client import WorkflowHandle
 from protos import air_node_pb2 as pb
 from stack.processes import TemporalServer
 from tests.integration.test_workflows import activity_summaries
+from tests.support.cluster import HELD
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.models import MigrationInput, Phase
@@ -55,8 +56,8 @@ async def page() -> AsyncIterator[Page]:
 async def test_a_migration_in_the_temporal_ui(
     stack: Stack, temporal_server: TemporalServer, page: Page
 ) -> None:
-    migration, add_peer = await migration_held_in_transfer(stack, REGION)
-    summaries = list(dict.fromkeys(await activity_summaries(add_peer)))  # each once
+    migration = await migration_held_in_transfer(stack, REGION)
+    summaries = list(dict.fromkeys(await activity_summaries(migration)))  # each once
     assert f"create region {REGION} on node 3, inactive, peers [1, 2, 3]" in summaries, summaries
     waiting = next(s for s in summaries if s.startswith("wait until nodes [3] applied"))
     search = urlencode({"query": f"AirRegion = {REGION}"})
@@ -65,25 +66,19 @@ async def test_a_migration_in_the_temporal_ui(
     await page.goto(workflows)
     # the list took the query: it shows it as its filter
     await expect(page.get_by_title(f"AirRegion = {REGION}")).to_be_visible(timeout=RENDERED_MS)
-    for handle in (migration, add_peer):
-        await expect(workflow_link(page, handle.id)).to_be_visible(timeout=RENDERED_MS)
+    await expect(workflow_link(page, migration.id)).to_be_visible(timeout=RENDERED_MS)
     await screenshot(page, "workflows")
 
     await workflow_link(page, migration.id).click()
-    await expect_current_details(page, "phase: ADDING")
-    await screenshot(page, "migration-details")
-
-    await page.goto(workflows)
-    await workflow_link(page, add_peer.id).click()
     await expect_current_details(page, "phase: TRANSFERRING")
-    await screenshot(page, "add-peer-details", height=620)  # below the details: blank
+    await screenshot(page, "migration-details", height=620)  # below the details: blank
 
     # The timeline labels an activity "type • summary"; local activities there carry no summary.
     await page.get_by_role("tab", name="Timeline").click()
     await expect(page.get_by_text(f"wait_transfer_complete • {waiting}").first).to_be_visible(
         timeout=RENDERED_MS
     )
-    await screenshot(page, "add-peer-timeline")
+    await screenshot(page, "migration-timeline")
 
     # The event history shows every summary, the local activities' (markers) too.
     await page.get_by_role("tab", name="Event History").click()
@@ -92,18 +87,16 @@ async def test_a_migration_in_the_temporal_ui(
     for row in rows:
         await expect(row).to_be_visible(timeout=RENDERED_MS)
     await page.set_viewport_size({"width": VIEWPORT_WIDTH, "height": 1400})  # the steps' rows
-    await screenshot(page, "add-peer-history")
+    await screenshot(page, "migration-history")
 
     await one_under_another(
-        page, ["add-peer-details", "add-peer-timeline"], "migration-in-the-temporal-ui"
+        page, ["migration-details", "migration-timeline"], "migration-in-the-temporal-ui"
     )
     # the migration stays held; the stack fixture terminates it
 
 
-async def migration_held_in_transfer(
-    stack: Stack, region: int
-) -> tuple[WorkflowHandle[Any, Any], WorkflowHandle[Any, Any]]:
-    """A migration 1 -> 3 in its transfer phase, which lasts: its senders move 1 byte/s."""
+async def migration_held_in_transfer(stack: Stack, region: int) -> WorkflowHandle[Any, Any]:
+    """A migration 1 -> 3 in its transfer phase, which lasts: its senders are held."""
     cluster = stack.cluster
     for i in (1, 2, 3):
         cluster.add_node(i)
@@ -111,23 +104,21 @@ async def migration_held_in_transfer(
     points = [pb.Point(series=f"s{t}", timestamp=t, value=t) for t in range(100)]
     await cluster.stub(1).Write(pb.WriteRequest(region=region, points=points))
     await cluster.converged(region, [1, 2], count=len(points))
-    for i in (1, 2):
-        await cluster.stub(i).SetThrottle(pb.ThrottleRequest(bytes_per_s=1))
+    await cluster.throttle([1, 2], HELD)
     stack.start_worker()
 
     migration = await stack.start(MigrationInput(region=region, from_node=1, to_node=3))
-    add_peer = stack.client.get_workflow_handle(f"{migration.id}/add-peer")
     await eventually(
-        lambda: stack.progress(add_peer),
+        lambda: stack.progress(migration),
         lambda p: p.phase == Phase.TRANSFERRING,
         what="the transfer phase",
     )
     await eventually(
         lambda: listed(stack, f"AirRegion = {region}"),
-        lambda ids: {migration.id, add_peer.id} <= ids,
-        what="both workflows in the visibility store the UI lists from",
+        lambda ids: migration.id in ids,
+        what="the migration in the visibility store the UI lists from",
     )
-    return migration, add_peer
+    return migration
 
 
 async def listed(stack: Stack, query: str) -> set[str]:

@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from worker import WORKFLOWS
+from worker import WORKFLOW_RUNNER, WORKFLOWS
 
 ROOT = Path(__file__).parent.parent / "histories"
 HISTORIES = sorted(ROOT.glob("**/*.json"))
@@ -35,5 +35,7 @@ def test_every_workflow_type_has_recorded_histories() -> None:
 async def test_history_replays(path: Path) -> None:
     workflow_id = path.stem.split("@", 1)[1].replace("~", "/")  # <test>@<workflow id>
     history = WorkflowHistory.from_json(workflow_id, path.read_text())
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=pydantic_data_converter
+    )
     await replayer.replay_workflow(history)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from activities.models import TransferProgress
-from workflows.common import waiting_for
+from workflows.progress import waiting_for
 
 
 def slice_(**fields: object) -> TransferProgress:

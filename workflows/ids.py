@@ -1,0 +1,19 @@
+"""Workflow ids and the task queue: every id a client or a workflow builds comes from here."""
+
+from __future__ import annotations
+
+TASK_QUEUE = "air-replication"
+
+
+def region_workflow_id(region: int) -> str:
+    """One membership change per region at a time: every kind of change uses this id."""
+    return f"air-region-{region}"
+
+
+def drain_workflow_id(node: int) -> str:
+    return f"air-drain-node-{node}"
+
+
+def child_workflow_id(parent_id: str, kind: str) -> str:
+    """A migration's add-peer or remove-peer child, as migrations of the earlier worker ran."""
+    return f"{parent_id}/{kind}"

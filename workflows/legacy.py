@@ -1,0 +1,87 @@
+"""How the earlier worker ran migrations and drains, kept so that those it started finish here.
+
+A migration it started runs its addition and its removal as child workflows; a drain it
+started plans by replica count, never continues as new, and shows its progress with every
+update. A workflow that began before `LEAN_PATCH` replays through these, command for command
+(tests/histories/2026-11-26 and 2026-12-01 hold such histories). Remove this module, and the
+branches that call it, once no workflow of the earlier worker runs (then `deprecate_patch`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ChildWorkflowError
+
+from activities.models import RegionDescription
+from workflows.add_peer import AddPeerWorkflow
+from workflows.errors import refusal
+from workflows.ids import child_workflow_id
+from workflows.models import (
+    AddPeerInput,
+    MigrationInput,
+    MigrationResult,
+    Phase,
+    RemovePeerInput,
+)
+from workflows.options import child
+from workflows.planning import InvalidRequest, migration_coordinator, validate_migration
+from workflows.progress import ChangeReporter
+from workflows.remove_peer import RemovePeerWorkflow, finish_even_if_cancelled
+
+
+async def migrate_with_children(
+    reporter: ChangeReporter, description: RegionDescription, req: MigrationInput
+) -> MigrationResult:
+    """The migration as the earlier worker ran it: AddPeer, then RemovePeer, as children."""
+    try:
+        validate_migration(description, req)
+        coordinator = migration_coordinator(description, req, workflow.random())
+    except InvalidRequest as e:
+        raise refusal(e) from None
+    me = workflow.info().workflow_id
+
+    reporter.enter(Phase.ADDING, f"adding node {req.to_node} (coordinator {coordinator.node_id})")
+    try:
+        add = await child(
+            AddPeerWorkflow.run,
+            AddPeerInput(
+                region=req.region,
+                new_peer=req.to_node,
+                coordinator=coordinator.node_id,
+                down_timeout_s=req.down_timeout_s,
+                stall_after_s=req.stall_after_s,
+            ),
+            child_workflow_id(me, AddPeerWorkflow.kind),
+        )
+    except ChildWorkflowError:
+        # the child rolled back; a cancelled child cancels this workflow, a failed one fails it
+        reporter.enter(Phase.ROLLED_BACK, f"the addition of node {req.to_node} was rolled back")
+        raise
+    reporter.enter(Phase.REMOVING, f"removing node {req.from_node}")
+    removal = child(
+        RemovePeerWorkflow.run,
+        RemovePeerInput(
+            region=req.region,
+            peer=req.from_node,
+            down_timeout_s=req.down_timeout_s,
+            stall_after_s=req.stall_after_s,
+        ),
+        child_workflow_id(me, RemovePeerWorkflow.kind),
+    )
+    remove, cancelled = await finish_even_if_cancelled(asyncio.ensure_future(removal))
+    message = f"region {req.region} moved from node {req.from_node} to node {req.to_node}"
+    if cancelled:
+        message += " (cancelled after the new peer was active: the removal was finished)"
+    reporter.enter(Phase.DONE, message)
+    await workflow.wait_condition(workflow.all_handlers_finished)  # a relayed stall report
+    return MigrationResult(
+        region=req.region,
+        from_node=req.from_node,
+        to_node=req.to_node,
+        add=add,
+        remove=remove,
+        cancelled=cancelled,
+        message=message,
+    )

@@ -1,0 +1,118 @@
+"""How a workflow runs its activities and children: timeouts, retries, local or regular."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+from workflows.errors import INVALID_REQUEST, NODE_REFUSED
+
+R = TypeVar("R")
+
+# A workflow task whose worker died is retried after this long (the server's default is 10 s);
+# quick steps run inside workflow tasks as local activities, so this bounds their recovery.
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
+# Activities that wait heartbeat; one whose worker died is retried after this long.
+HEARTBEAT = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Timeouts and retries for one kind of activity."""
+
+    start_to_close: timedelta
+    schedule_to_close: timedelta | None = None
+    heartbeat: timedelta | None = None
+    max_interval: timedelta = timedelta(seconds=5)
+    # Run inside the workflow task, without a round trip through the server: for quick steps.
+    local: bool = False
+    # Try it as a local activity that gives up rather than wait (`quick=True` in its input),
+    # and only if it must wait, run it as this regular, heartbeating activity.
+    quick_first: bool = False
+    maximum_attempts: int = 0  # 0: retried until a timeout ends it
+
+
+# A membership RPC: quick, so a local activity; retried while nodes are unreachable, for at
+# most ten minutes.
+MEMBERSHIP = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10), local=True)
+# Describing the region, which each workflow plans from: a regular activity, so the result is in
+# history before the first side effect. A local activity's result is recorded only when its
+# workflow task completes, and the quick steps after it run in that same task: a worker dying in
+# one of them made the retried task describe the region again, already changed by those steps,
+# and plan from that (the retried addition refused its own new peer as "already a peer").
+DESCRIBE = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10))
+# A wait slice: heartbeats, so a dead worker's slice is retried within seconds.
+WAIT = Options(timedelta(seconds=60), heartbeat=HEARTBEAT)
+# The first slice is a quick try, inside the workflow task: an empty or small region is done.
+FIRST_WAIT = Options(timedelta(seconds=60), heartbeat=HEARTBEAT, quick_first=True)
+# Cleanup after a failure: retried until done, however long a node stays away.
+ROLLBACK = Options(timedelta(seconds=60), heartbeat=HEARTBEAT, max_interval=timedelta(seconds=30))
+# How long a quick try waits for a node before it leaves the step to the regular activity.
+QUICK_TRY = Options(timedelta(seconds=10), local=True, maximum_attempts=1)
+
+
+def skippable(down_timeout_s: float) -> Options:
+    """A step on a node that may be down: it waits `down_timeout_s`, then skips it."""
+    return Options(timedelta(seconds=down_timeout_s + 60), heartbeat=HEARTBEAT, quick_first=True)
+
+
+async def execute(
+    activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
+) -> R:
+    """Run one step's activity (a local one for quick steps) with its kind's timeouts."""
+    retry = RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        maximum_interval=options.max_interval,
+        non_retryable_error_types=[NODE_REFUSED, INVALID_REQUEST],
+        maximum_attempts=options.maximum_attempts,
+    )
+    if options.local:
+        local: R = await workflow.execute_local_activity_method(
+            activity,
+            arg,
+            summary=summary,
+            start_to_close_timeout=options.start_to_close,
+            schedule_to_close_timeout=options.schedule_to_close,
+            retry_policy=retry,
+        )
+        return local
+    result: R = await workflow.execute_activity_method(
+        activity,
+        arg,
+        summary=summary,
+        start_to_close_timeout=options.start_to_close,
+        schedule_to_close_timeout=options.schedule_to_close,
+        heartbeat_timeout=options.heartbeat,
+        retry_policy=retry,
+    )
+    return result
+
+
+async def child(run: Callable[[Any, Any], Awaitable[R]], arg: Any, workflow_id: str) -> R:
+    """Run a child workflow (a drain's move; a migration's step, as the earlier worker ran it).
+
+    Closing the parent, even by termination, cancels the child instead of terminating it, so
+    a move is never left half made: it rolls back, or finishes once its removal has begun.
+    """
+    result: R = await workflow.execute_child_workflow(
+        run,
+        arg,
+        id=workflow_id,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
+        parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+    )
+    return result
+
+
+async def checkpoint(summary: str) -> None:
+    """End the workflow task here, so the local activities before it are in history.
+
+    A worker that dies later re-runs only the local activities after this point: none of those
+    before it sees a state that the later ones changed.
+    """
+    await workflow.sleep(timedelta(milliseconds=1), summary=summary)

@@ -1,0 +1,185 @@
+"""What a membership change will do, decided from the region as its holders describe it.
+
+Pure functions, no Temporal: a workflow plans once from the description in its history, so a
+retried workflow task plans exactly what the first try did; tests plan without a cluster.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from activities.models import ClusterDescription, Peer, RegionDescription
+from workflows.models import AddPeerInput, MigrationInput, Move, RemovePeerInput
+
+
+class InvalidRequest(Exception):
+    """The request cannot be right for this cluster: refused before anything changes."""
+
+
+@dataclass(frozen=True)
+class Addition:
+    region: int
+    new: Peer
+    peers: list[Peer]  # the region's peers before
+    coordinator: Peer  # sends the snapshot
+    down_timeout_s: float
+
+
+@dataclass(frozen=True)
+class Removal:
+    region: int
+    leaving: Peer
+    remaining: list[Peer]
+    down_timeout_s: float
+    rollback: bool = False  # undoing an addition: no kill points, retried until done
+
+
+@dataclass(frozen=True)
+class Migration:
+    addition: Addition
+    removal: Removal  # planned with the addition: the region is described once
+
+
+def region_peers(description: RegionDescription) -> list[Peer]:
+    """The region's peer list, as its holders know it (their union, by node id)."""
+    if not description.replicas:
+        unreachable = description.unreachable
+        hint = f" (unreachable nodes: {unreachable})" if unreachable else ""
+        raise InvalidRequest(f"region {description.region} does not exist on any known node{hint}")
+    peers: dict[int, Peer] = {}
+    for replica in description.replicas:
+        for p in replica.peers:
+            peers.setdefault(p.node_id, p)
+    return [peers[i] for i in sorted(peers)]
+
+
+def require_node(description: RegionDescription, node_id: int, role: str) -> Peer:
+    node = description.node(node_id)
+    if node is None:
+        known = ", ".join(str(n.node_id) for n in description.known_nodes) or "none"
+        raise InvalidRequest(f"{role} node {node_id} is not in the cluster (known nodes: {known})")
+    return node
+
+
+def choose_coordinator(
+    description: RegionDescription, wanted: int | None, rng: random.Random, exclude: int = 0
+) -> Peer:
+    """A live, active holder: the one asked for, or one at random (the source's choice)."""
+    live = [
+        r
+        for r in description.replicas
+        if r.active and r.node_id not in description.unreachable and r.node_id != exclude
+    ]
+    if wanted is not None:
+        if wanted not in {r.node_id for r in live}:
+            raise InvalidRequest(
+                f"coordinator node {wanted} is not a live, active holder of region "
+                f"{description.region} (live holders: {sorted(r.node_id for r in live)})"
+            )
+        return require_node(description, wanted, "coordinator")
+    if not live:
+        raise InvalidRequest(
+            f"region {description.region} has no live, active replica to copy from"
+        )
+    chosen = rng.choice(sorted(live, key=lambda r: r.node_id))
+    return Peer(node_id=chosen.node_id, address=chosen.address)
+
+
+def plan_addition(
+    description: RegionDescription, req: AddPeerInput, rng: random.Random, exclude: int = 0
+) -> Addition:
+    """Validate an addition; pick its coordinator (never `exclude` unless asked for)."""
+    peers = region_peers(description)
+    new = require_node(description, req.new_peer, "new peer")
+    if req.new_peer in {p.node_id for p in peers} or description.replica(req.new_peer):
+        raise InvalidRequest(f"node {req.new_peer} is already a peer of region {req.region}")
+    if req.new_peer in description.unreachable:
+        raise InvalidRequest(f"the new peer, node {req.new_peer}, cannot be reached")
+    coordinator = choose_coordinator(description, req.coordinator, rng, exclude)
+    return Addition(req.region, new, peers, coordinator, req.down_timeout_s)
+
+
+def plan_removal(description: RegionDescription, req: RemovePeerInput) -> Removal:
+    """Validate a removal."""
+    return _removal(req.region, region_peers(description), req.peer, req.down_timeout_s)
+
+
+def _removal(region: int, peers: list[Peer], peer: int, down_timeout_s: float) -> Removal:
+    leaving = next((p for p in peers if p.node_id == peer), None)
+    if leaving is None:
+        raise InvalidRequest(
+            f"node {peer} is not a peer of region {region} (peers: {[p.node_id for p in peers]})"
+        )
+    remaining = [p for p in peers if p.node_id != peer]
+    if not remaining:
+        raise InvalidRequest(f"node {peer} holds the last replica of region {region}")
+    return Removal(region, leaving, remaining, down_timeout_s)
+
+
+def validate_migration(description: RegionDescription, req: MigrationInput) -> None:
+    """Fail fast, changing nothing, on a migration that cannot be right."""
+    if req.from_node == req.to_node:
+        raise InvalidRequest(f"from and to are the same node ({req.from_node})")
+    require_node(description, req.from_node, "from")
+    require_node(description, req.to_node, "to")
+    peers = {p.node_id for p in region_peers(description)}
+    if req.from_node not in peers:
+        raise InvalidRequest(
+            f"node {req.from_node} is not a peer of region {req.region} (peers: {sorted(peers)})"
+        )
+    if req.to_node in peers:
+        raise InvalidRequest(f"node {req.to_node} is already a peer of region {req.region}")
+    if req.to_node in description.unreachable:
+        raise InvalidRequest(f"the destination, node {req.to_node}, cannot be reached")
+
+
+def migration_coordinator(
+    description: RegionDescription, req: MigrationInput, rng: random.Random
+) -> Peer:
+    """A live peer other than the leaving one, unless it is the only one (or one is given)."""
+    others = len(description.replicas) > 1
+    exclude = req.from_node if others and req.coordinator is None else 0
+    return choose_coordinator(description, req.coordinator, rng, exclude)
+
+
+def plan_migration(
+    description: RegionDescription, req: MigrationInput, rng: random.Random
+) -> Migration:
+    """The addition of `to_node`, then the removal of `from_node`, from one description."""
+    validate_migration(description, req)
+    coordinator = migration_coordinator(description, req, rng)
+    addition = plan_addition(
+        description,
+        AddPeerInput(
+            region=req.region,
+            new_peer=req.to_node,
+            coordinator=coordinator.node_id,
+            down_timeout_s=req.down_timeout_s,
+        ),
+        rng,
+    )
+    after = sorted([*addition.peers, addition.new], key=lambda p: p.node_id)
+    removal = _removal(req.region, after, req.from_node, req.down_timeout_s)
+    return Migration(addition, removal)
+
+
+def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:
+    """Each region of `node` to the least loaded node that does not hold it (ties: lowest id)."""
+    if node not in {n.node_id for n in cluster.nodes}:
+        raise InvalidRequest(f"node {node} is not in the cluster")
+    load = cluster.load()
+    moves = []
+    for region, holders in sorted(cluster.holders.items()):
+        if node not in holders:
+            continue
+        candidates = [n for n in sorted(load) if n not in holders and n not in cluster.unreachable]
+        if not candidates:
+            raise InvalidRequest(
+                f"region {region} has no node to move to (it is on every live node)"
+            )
+        target = min(candidates, key=lambda n: (load[n], n))
+        load[target] += 1
+        size = cluster.store_bytes.get(region, 0)
+        moves.append(Move(region=region, from_node=node, to_node=target, store_bytes=size))
+    return moves
