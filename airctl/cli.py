@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from temporalio.client import (
@@ -36,6 +36,7 @@ from airctl.operations import (
     cmd_plan_drain,
     cmd_throttle,
     migrate_many,
+    start,
 )
 from airctl.progress import follow, snapshot
 from protos import air_node_pb2 as pb
@@ -43,7 +44,7 @@ from workflows import connection
 from workflows.errors import root_cause
 from workflows.ids import region_workflow_id
 from workflows.models import AddPeerInput, MigrationInput, RemovePeerInput
-from workflows.starter import RegionBusy, start_change
+from workflows.starter import start_change
 
 # -- nodes and data -------------------------------------------------------------------------
 
@@ -195,20 +196,13 @@ async def start_and_maybe_wait(
     ctl: Ctl, request: MigrationInput | AddPeerInput | RemovePeerInput
 ) -> int:
     client = await ctl.temporal()
-    try:
-        handle = await start_change(client, request, ctl.config.task_queue)
-    except RegionBusy as e:
-        raise UserError(str(e)) from e
-    url = ctl.workflow_url(handle.id)
+    started = await start(start_change(client, request, ctl.config.task_queue))
     if not ctl.args.wait:
-        ctl.emit(
-            {"workflow_id": handle.id, "run_id": handle.result_run_id, "ui": url},
-            f"started {handle.id}\n{url}",
-        )
+        ctl.emit_started(started)
         return 0
     if not ctl.json:
-        print(f"started {handle.id}  {url}", file=sys.stderr)
-    return await wait_result(ctl, client, handle)
+        print(f"started {started.handle.id}: {ctl.plan_text(started)}", file=sys.stderr)
+    return await wait_result(ctl, client, started.handle)
 
 
 async def wait_result(ctl: Ctl, client: Client, handle: WorkflowHandle[Any, Any]) -> int:
@@ -358,7 +352,8 @@ async def run_demo(ctl: Ctl, stack: LocalStack) -> int:
     await writer.wait_acked(ctl.args.rate, timeout=60)
     say(f"region {region} on nodes 1,2,3 under load ({ctl.args.rate} points/s); migrating 1 -> 4")
     client = await ctl.temporal()
-    handle = await start_change(client, MigrationInput(region=region, from_node=1, to_node=4))
+    request = MigrationInput(region=region, from_node=1, to_node=4)
+    handle = (await start(start_change(client, request))).handle
     began = time.monotonic()
     if not ctl.json:
         await follow(client, handle)
@@ -405,15 +400,38 @@ def cmd_demo(ctl: Ctl) -> int:
 # -- argument parsing -----------------------------------------------------------------------
 
 
+def count(text: str) -> int:
+    """An argparse type: a count that must be positive."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def positive(text: str) -> float:
+    """An argparse type: a duration or rate that must be above zero."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad arguments are one line, like every other airctl error (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"airctl: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="airctl", description=__doc__)
+    p = Parser(prog="airctl", description=__doc__)
     p.add_argument("--cluster", type=Path, help="cluster file (default .air/cluster.json)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     connection.add_arguments(p)
     sub = p.add_subparsers(dest="command", required=True)
 
     def stack_options(c: argparse.ArgumentParser, data_dir: str) -> None:
-        c.add_argument("--nodes", type=int, default=4)
+        c.add_argument("--nodes", type=count, default=4)
         c.add_argument("--data-dir", type=Path, default=Path(data_dir))
         c.add_argument("--temporal-port", type=int, default=7233)
         c.add_argument("--ui-port", type=int, default=8233)
@@ -430,7 +448,7 @@ def parser() -> argparse.ArgumentParser:
     stack_options(sub.add_parser("up", help="run the local stack in the foreground"), ".air")
     demo = sub.add_parser("demo", help="stack, region, load, migration, verification")
     stack_options(demo, ".air/demo")
-    demo.add_argument("--rate", type=int, default=1000, help="points/s written during the demo")
+    demo.add_argument("--rate", type=count, default=1000, help="points/s written during the demo")
     demo.add_argument(
         "--no-keep",
         dest="keep",
@@ -447,14 +465,14 @@ def parser() -> argparse.ArgumentParser:
 
     write = sub.add_parser("write", help="write N unique points")
     write.add_argument("region", type=int)
-    write.add_argument("--count", type=int, required=True)
+    write.add_argument("--count", type=count, required=True)
     write.add_argument("--via", type=int, help="write through this node only")
     write.add_argument("--acked-log", type=Path)
-    write.add_argument("--timeout", type=float, default=120)
+    write.add_argument("--timeout", type=positive, default=120)
     load = sub.add_parser("load", help="write without pause for a while")
     load.add_argument("region", type=int)
-    load.add_argument("--seconds", type=float, required=True)
-    load.add_argument("--rate", type=float, help="points/s (default: as fast as acknowledged)")
+    load.add_argument("--seconds", type=positive, required=True)
+    load.add_argument("--rate", type=positive, help="points/s (default: as fast as acknowledged)")
     load.add_argument("--acked-log", type=Path, required=True)
     digest = sub.add_parser("digest", help="count and hash per replica")
     digest.add_argument("region", type=int)
@@ -497,7 +515,7 @@ def parser() -> argparse.ArgumentParser:
         "bound (a new --max-concurrent)",
     )
     drain.add_argument("--node", type=int, required=True)
-    drain.add_argument("--max-concurrent", type=int, help="migrations at once (default 2)")
+    drain.add_argument("--max-concurrent", type=count, help="migrations at once (default 2)")
     drain.add_argument("--wait", action="store_true", help="show progress until done")
     migrations = sub.add_parser("migrations", help="every membership change, newest first")
     migrations.add_argument("--running", action="store_true", help="only the running ones")

@@ -14,6 +14,7 @@ from node.client import NodeClients
 from node.tls import TlsError
 from protos import air_node_pb2_grpc as rpc
 from workflows import connection
+from workflows.starter import VALIDATE_WITHIN_S, Started
 
 
 class Ctl:
@@ -77,6 +78,22 @@ class Ctl:
 
     def emit(self, data: Any, text: str) -> None:
         print(json.dumps(data, indent=2) if self.json else text)
+
+    def emit_started(self, started: Started) -> None:
+        """A workflow started: its id, what it will do (or that no worker took it yet), link."""
+        workflow_id = started.handle.id
+        url = self.workflow_url(workflow_id)
+        data = {"workflow_id": workflow_id, "plan": started.plan, "ui": url}
+        self.emit(data, f"started {workflow_id}: {self.plan_text(started)}\n{url}")
+
+    @staticmethod
+    def plan_text(started: Started) -> str:
+        if started.plan is not None:
+            return started.plan
+        return (
+            f"not validated within {VALIDATE_WITHIN_S:.0f}s: no worker has taken it yet "
+            "(it runs once one does)"
+        )
 
     def workflow_url(self, workflow_id: str) -> str:
         namespace = self.temporal_settings["namespace"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from workflows.models import (
 from workflows.planning import InvalidRequest, plan_drain
 from workflows.remove_peer import RemovePeerWorkflow
 from workflows.search_attributes import NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY
-from workflows.starter import RegionBusy, start_change, start_drain
+from workflows.starter import RegionBusy, RequestRefused, Started, start_change, start_drain
 
 TYPES = [
     w.__name__
@@ -54,6 +55,14 @@ QUERY_TIMEOUT_S = 3.0
 NO_ANSWER = "unknown (no worker answers)"
 
 
+async def start(starting: Awaitable[Started]) -> Started:
+    """A started workflow, or the reason it was refused as the one-line error."""
+    try:
+        return await starting
+    except (RegionBusy, RequestRefused) as e:
+        raise UserError(str(e)) from e
+
+
 async def migrate_many(ctl: Ctl, regions: list[int], from_node: int, to_node: int) -> int:
     """Start a migration per region (a busy one is reported, the others go on); with --wait,
     wait for all and report each."""
@@ -63,9 +72,10 @@ async def migrate_many(ctl: Ctl, regions: list[int], from_node: int, to_node: in
     for region in regions:
         request = MigrationInput(region=region, from_node=from_node, to_node=to_node)
         try:
-            started[region] = await start_change(client, request, ctl.config.task_queue)
-            report[str(region)] = {"workflow_id": started[region].id, "started": True}
-        except RegionBusy as e:
+            change = await start(start_change(client, request, ctl.config.task_queue))
+            started[region] = change.handle
+            report[str(region)] = {"workflow_id": change.handle.id, "started": True}
+        except UserError as e:
             report[str(region)] = {"started": False, "error": str(e)}
     if ctl.args.wait:
         outcomes = await asyncio.gather(*(_outcome(h) for h in started.values()))
@@ -316,17 +326,11 @@ async def cmd_drain(ctl: Ctl) -> int:
     request = DrainInput(node=ctl.args.node)
     if ctl.args.max_concurrent is not None:
         request.max_concurrent = ctl.args.max_concurrent
-    try:
-        handle = await start_drain(client, request, ctl.config.task_queue)
-    except RegionBusy as e:
-        raise UserError(str(e)) from e
+    started = await start(start_drain(client, request, ctl.config.task_queue))
     if not ctl.args.wait:
-        ctl.emit(
-            {"workflow_id": handle.id, "ui": ctl.workflow_url(handle.id)},
-            f"started {handle.id}\n{ctl.workflow_url(handle.id)}",
-        )
+        ctl.emit_started(started)
         return 0
-    return await _follow_drain(ctl, client, handle)
+    return await _follow_drain(ctl, client, started.handle)
 
 
 async def steer_drain(ctl: Ctl) -> int:

@@ -52,14 +52,15 @@ class Bench:
     async def single(self, region: int) -> float:
         began = time.perf_counter()
         req = MigrationInput(region=region, from_node=1, to_node=4)
-        await (await start_change(self.client, req)).result()
+        await (await start_change(self.client, req)).handle.result()
         return time.perf_counter() - began
 
     async def drain(self, bound: int) -> float:
         began = time.perf_counter()
         req = DrainInput(node=1, max_concurrent=bound, max_per_node=bound)
-        handle = await start_drain(self.client, req)
-        result = await self.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
+        started = await start_drain(self.client, req)
+        handle = self.client.get_workflow_handle(started.handle.id, result_type=DrainResult)
+        result = await handle.result()
         assert not result.failed, result.failed
         return time.perf_counter() - began
 
@@ -67,7 +68,7 @@ class Bench:
         """Move regions 4 -> 1 again, so the next shape drains node 1 alone."""
         for region in regions:
             req = MigrationInput(region=region, from_node=4, to_node=1)
-            await (await start_change(self.client, req)).result()
+            await (await start_change(self.client, req)).handle.result()
 
 
 async def shape(

@@ -89,7 +89,7 @@ async def main(runs: int, regions: int) -> dict[str, object]:
                 req = MigrationInput(region=region, from_node=1, to_node=4)
                 began = time.perf_counter()
                 if path == "temporal":
-                    await (await start_change(client, req)).result()
+                    await (await start_change(client, req)).handle.result()
                 else:
                     await direct.migrate(req)
                 times.append(time.perf_counter() - began)
@@ -102,7 +102,7 @@ async def main(runs: int, regions: int) -> dict[str, object]:
             await start_change(client, MigrationInput(region=r, from_node=1, to_node=4))
             for r in range(first, first + regions)
         ]
-        await asyncio.gather(*(h.result() for h in handles))
+        await asyncio.gather(*(h.handle.result() for h in handles))
         wall = time.perf_counter() - began
     t, d = statistics.median(temporal_s), statistics.median(direct_s)
     return {

@@ -74,7 +74,7 @@ class Channel:
     async def _run(self) -> None:
         backoff = Backoff()
         while self.state.status == "RUNNING":
-            if self.replica.meta.leaving and self.replica.max_assigned() == 0:
+            if self.replica.done_writing() and self.replica.max_assigned() == 0:
                 self._finish_draining()  # it never took a user write: nothing to drain
                 return
             if not self.replica.installed:
@@ -117,11 +117,14 @@ class Channel:
         store = self.replica.store
         assert store is not None
         while self.state.status == "RUNNING":
+            # asked before the query: a write committing during it would be missed by it, and
+            # this channel stopped one write short (seen: a removal waiting for ever)
+            done_writing = self.replica.done_writing()
             batch = await asyncio.to_thread(
                 store.query, fetch_origin, self.replica.node_id, acked, self.batch_points
             )
             if batch.upto <= acked:
-                if self.replica.meta.leaving:
+                if done_writing:
                     self._finish_draining()
                     return
                 await self.replica.wait_changed(IDLE_WAIT_S)

@@ -135,6 +135,14 @@ class Replica:
             self._flush_task = asyncio.create_task(self._flush())
         return await future
 
+    def done_writing(self) -> bool:
+        """Leaving, and every user write it accepted has committed: its own writes are final.
+
+        A leaving replica takes no new user write, but one accepted just before it left may
+        still be committing; until it has, a channel that finds nothing to send is not drained.
+        """
+        return self.meta.leaving and not self._flushing
+
     async def quiesce(self) -> None:
         """Return once every write accepted so far has committed (or failed)."""
         while self._flush_task is not None and not self._flush_task.done():

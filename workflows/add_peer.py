@@ -8,13 +8,14 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 from node.killpoints import KillPoint as K
-from workflows.errors import refusal, root_cause
+from workflows.errors import root_cause
 from workflows.models import AddPeerInput, AddPeerResult, Phase, Progress
 from workflows.planning import Addition, InvalidRequest, Removal, plan_addition
 from workflows.progress import ChangeReporter
 from workflows.remove_peer import remove_peer_steps
 from workflows.steps import Steps
 from workflows.transfer import wait_transfer
+from workflows.verdict import Verdict
 
 
 async def add_peer_steps(steps: Steps, a: Addition) -> dict[int, int]:
@@ -66,10 +67,15 @@ class AddPeerWorkflow:
 
     def __init__(self) -> None:
         self.reporter = ChangeReporter(self.kind)
+        self.verdict = Verdict()
 
     @workflow.query
     def progress(self) -> Progress:
         return self.reporter.progress
+
+    @workflow.update
+    async def validated(self) -> str:
+        return await self.verdict.wait()
 
     @workflow.run
     async def run(self, req: AddPeerInput) -> AddPeerResult:
@@ -78,7 +84,11 @@ class AddPeerWorkflow:
         try:
             addition = plan_addition(await steps.describe(), req, workflow.random())
         except InvalidRequest as e:
-            raise refusal(e) from None
+            raise await self.verdict.refuse(e) from None
+        self.verdict.accept(
+            f"add node {req.new_peer} to region {req.region} "
+            f"(snapshot from node {addition.coordinator.node_id})"
+        )
         target = await add_or_roll_back(steps, addition)
         self.reporter.enter(
             Phase.DONE, f"node {req.new_peer} is an active replica of region {req.region}"

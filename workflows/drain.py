@@ -18,7 +18,6 @@ from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 from activities.membership import MembershipActivities as A
-from workflows.errors import refusal
 from workflows.ids import region_workflow_id
 from workflows.migration import RegionMigrationWorkflow
 from workflows.models import (
@@ -41,6 +40,7 @@ from workflows.search_attributes import (
     PHASE_KEY,
     STALLED_KEY,
 )
+from workflows.verdict import Verdict
 
 
 def validate_drain(req: DrainInput) -> None:
@@ -59,6 +59,11 @@ class DrainNodeWorkflow:
         self._state = DrainProgress(node=req.node, max_concurrent=req.max_concurrent)
         self._stalled_shown = False  # the AirStalled value last upserted
         self._started: datetime | None = None  # when the plan was made
+        self._verdict = Verdict()
+
+    @workflow.update
+    async def validated(self) -> str:
+        return await self._verdict.wait()
 
     @workflow.signal(name=STALL_SIGNAL)
     def transfer_stall(self, report: StallReport) -> None:
@@ -108,7 +113,8 @@ class DrainNodeWorkflow:
             cluster = await execute(A.describe_cluster, req.node, summary, DESCRIBE)
             self._state.planned = plan_drain(cluster, req.node)
         except InvalidRequest as e:
-            raise refusal(e) from None
+            raise await self._verdict.refuse(e) from None
+        self._verdict.accept(f"drain node {req.node}: {len(self._state.planned)} moves")
         self._started = workflow.now()
         self._show()
         moves = [asyncio.ensure_future(self._move(m, req)) for m in self._state.planned]

@@ -12,7 +12,6 @@ import asyncio
 from temporalio import workflow
 
 from workflows.add_peer import add_or_roll_back, addition_result
-from workflows.errors import refusal
 from workflows.legacy import migrate_with_children
 from workflows.models import (
     MigrationInput,
@@ -27,6 +26,7 @@ from workflows.planning import InvalidRequest, Removal, plan_migration
 from workflows.progress import STALL_SIGNAL, ChangeReporter
 from workflows.remove_peer import finish_even_if_cancelled, remove_peer_steps
 from workflows.steps import Steps
+from workflows.verdict import Verdict
 
 
 async def removal_after_addition(steps: Steps, removal: Removal) -> RemovePeerResult:
@@ -42,10 +42,15 @@ class RegionMigrationWorkflow:
 
     def __init__(self) -> None:
         self.reporter = ChangeReporter(self.kind)
+        self.verdict = Verdict()
 
     @workflow.query
     def progress(self) -> Progress:
         return self.reporter.progress
+
+    @workflow.update
+    async def validated(self) -> str:
+        return await self.verdict.wait()
 
     @workflow.signal(name=STALL_SIGNAL)
     async def transfer_stall(self, report: StallReport) -> None:
@@ -62,7 +67,12 @@ class RegionMigrationWorkflow:
         try:
             plan = plan_migration(description, req, workflow.random())
         except InvalidRequest as e:
-            raise refusal(e) from None
+            raise await self.verdict.refuse(e) from None
+        coordinator = plan.addition.coordinator.node_id
+        self.verdict.accept(
+            f"move region {req.region} from node {req.from_node} to node {req.to_node} "
+            f"(snapshot from node {coordinator})"
+        )
 
         # ADD_REGION_PEER, CHECK_ADD_REGION_PEER: a failure rolls back and stops here
         target = await add_or_roll_back(steps, plan.addition)

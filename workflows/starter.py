@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import asyncio
+from dataclasses import dataclass
+from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -15,6 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.add_peer import AddPeerWorkflow
 from workflows.drain import DrainNodeWorkflow
+from workflows.errors import root_cause
 from workflows.ids import TASK_QUEUE, drain_workflow_id, region_workflow_id
 from workflows.migration import RegionMigrationWorkflow
 from workflows.models import AddPeerInput, DrainInput, MigrationInput, RemovePeerInput
@@ -22,71 +30,116 @@ from workflows.options import WORKFLOW_TASK_TIMEOUT
 from workflows.remove_peer import RemovePeerWorkflow
 from workflows.search_attributes import KIND_KEY, NODES_KEY, REGION_KEY
 
-R = TypeVar("R")
+# How long a client waits for the workflow to pass validation before it leaves it running
+# unconfirmed (no worker may be running yet).
+VALIDATE_WITHIN_S = 30.0
 
 
 class RegionBusy(Exception):
     """A membership change of the region is already running."""
 
 
+class RequestRefused(Exception):
+    """The workflow refused the request as invalid; nothing changed."""
+
+
+@dataclass(frozen=True)
+class Started:
+    handle: WorkflowHandle[Any, Any]
+    # What the workflow will do, once it has validated the request; None when no worker took it
+    # within the wait (it runs once one does), or when not asked to wait.
+    plan: str | None
+
+
 async def start_change(
     client: Client,
     request: MigrationInput | AddPeerInput | RemovePeerInput,
     task_queue: str = TASK_QUEUE,
-) -> WorkflowHandle[Any, Any]:
-    """Start the workflow for `request`; refuse with `RegionBusy` if the region has one running."""
+    validate_within: float | None = VALIDATE_WITHIN_S,
+) -> Started:
+    """Start the workflow for `request` and wait until it validated it.
+
+    Refused with `RegionBusy` if the region has a change running, `RequestRefused` if the
+    workflow finds the request invalid. `validate_within=None` only starts it.
+    """
+    workflow: Any
     if isinstance(request, MigrationInput):
-        run: Any = RegionMigrationWorkflow.run
-        kind, nodes = RegionMigrationWorkflow.kind, [request.from_node, request.to_node]
+        workflow, nodes = RegionMigrationWorkflow, [request.from_node, request.to_node]
     elif isinstance(request, AddPeerInput):
-        run, kind, nodes = AddPeerWorkflow.run, AddPeerWorkflow.kind, [request.new_peer]
+        workflow, nodes = AddPeerWorkflow, [request.new_peer]
     else:
-        run, kind, nodes = RemovePeerWorkflow.run, RemovePeerWorkflow.kind, [request.peer]
+        workflow, nodes = RemovePeerWorkflow, [request.peer]
     attributes: list[SearchAttributePair[Any]] = [
         SearchAttributePair(REGION_KEY, request.region),
-        SearchAttributePair(KIND_KEY, kind),
+        SearchAttributePair(KIND_KEY, workflow.kind),
         SearchAttributePair(NODES_KEY, [str(n) for n in nodes]),
     ]
+    options = _options(region_workflow_id(request.region), task_queue, attributes)
     busy = f"region {request.region} already has a membership change running"
     return await _start_once(
-        client, run, request, region_workflow_id(request.region), task_queue, busy, attributes
+        client, workflow.run, request, workflow.validated, options, busy, validate_within
     )
+
+
+async def start_drain(
+    client: Client,
+    request: DrainInput,
+    task_queue: str = TASK_QUEUE,
+    validate_within: float | None = VALIDATE_WITHIN_S,
+) -> Started:
+    """Start draining a node and wait until it planned; `RegionBusy` if a drain of it runs."""
+    options = _options(drain_workflow_id(request.node), task_queue, [])
+    busy = f"node {request.node} is already being drained"
+    return await _start_once(
+        client, DrainNodeWorkflow.run, request, DrainNodeWorkflow.validated, options, busy,
+        validate_within,
+    )  # fmt: skip
+
+
+def _options(
+    workflow_id: str, task_queue: str, attributes: list[SearchAttributePair[Any]]
+) -> dict[str, Any]:
+    """One run of an id at a time (a finished one's id may be used again)."""
+    return {
+        "id": workflow_id,
+        "task_queue": task_queue,
+        "id_conflict_policy": WorkflowIDConflictPolicy.FAIL,
+        "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        "task_timeout": WORKFLOW_TASK_TIMEOUT,
+        "search_attributes": TypedSearchAttributes(attributes),
+    }
 
 
 async def _start_once(
     client: Client,
     run: Any,
     request: Any,
-    workflow_id: str,
-    task_queue: str,
+    validated: Any,
+    options: dict[str, Any],
     busy: str,
-    attributes: list[SearchAttributePair[Any]] | None = None,
-) -> WorkflowHandle[Any, Any]:
-    """Start `run` under `workflow_id` unless a run of that id is going; then `RegionBusy`."""
+    validate_within: float | None,
+) -> Started:
+    """Start `run` with its `validated` update (update-with-start), unless a run of its id is
+    going; wait at most `validate_within` for the update's answer."""
+    workflow_id: str = options["id"]
+    plan = None
     try:
-        return await client.start_workflow(
-            run,
-            request,
-            id=workflow_id,
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            task_timeout=WORKFLOW_TASK_TIMEOUT,
-            search_attributes=TypedSearchAttributes(attributes or []),
-        )
+        if validate_within is None:
+            await client.start_workflow(run, request, **options)
+        else:
+            start = WithStartWorkflowOperation(run, request, **options)
+            update = client.execute_update_with_start_workflow(
+                validated, start_workflow_operation=start
+            )
+            plan = await asyncio.wait_for(update, validate_within)
+    except TimeoutError:
+        pass  # started; it validates when a worker takes it
+    except WorkflowUpdateFailedError as e:
+        raise RequestRefused(root_cause(e)) from e
     except WorkflowAlreadyStartedError as e:
         running = await client.get_workflow_handle(workflow_id).describe()
         raise RegionBusy(
             f"{busy}: {running.workflow_type} {workflow_id} (run {running.run_id}); "
             "wait for it or cancel it first"
         ) from e
-
-
-async def start_drain(
-    client: Client, request: DrainInput, task_queue: str = TASK_QUEUE
-) -> WorkflowHandle[Any, Any]:
-    """Start draining a node; refuse with `RegionBusy` if a drain of it is running."""
-    busy = f"node {request.node} is already being drained"
-    return await _start_once(
-        client, DrainNodeWorkflow.run, request, drain_workflow_id(request.node), task_queue, busy
-    )
+    return Started(client.get_workflow_handle_for(run, workflow_id), plan)

@@ -142,6 +142,14 @@ ERRORS = {
     "unknown region": (["digest", "77"], "unknown region 77"),
     "bad peers": (["region", "create", "6", "--peers", "1,x"], "--peers are ids like"),
     "cancel idle region": (["cancel", "5"], "no membership change of region 5 is running"),
+    "bad count": (["write", "5", "--count", "-5"], "--count: must be at least 1, not -5"),
+    # refused by the workflow's validation, before airctl returns; nothing changes
+    "from equals to": (["migrate", "5", "--from", "1", "--to", "1"], "from and to are the same"),
+    "from not a holder": (["migrate", "5", "--from", "3", "--to", "4"], "node 3 is not a peer"),
+    "to a holder": (["migrate", "5", "--from", "1", "--to", "2"], "node 2 is already a peer"),
+    "no such region": (["migrate", "77", "--from", "1", "--to", "3"], "77 does not exist"),
+    "add a peer": (["add-peer", "5", "--node", "2"], "node 2 is already a peer"),
+    "remove a non-peer": (["remove-peer", "5", "--node", "3"], "node 3 is not a peer"),
     "unknown namespace": (["--namespace", "nope", "migrations"], "Temporal answered NOT_FOUND"),
 }
 
@@ -153,11 +161,13 @@ def test_errors_are_one_clear_line(airctl: Airctl) -> None:
 
     airctl.up("--transfer-rate-limit", "0.5")
     airctl("region", "create", "5", "--peers", "1,2")
+    before = airctl.json("regions")
     for case, (args, message) in ERRORS.items():
         done = airctl(*args, check=False)
         assert done.returncode == 2, (case, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr, (case, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1, (case, done.stderr)
+    assert airctl.json("regions") == before
 
     airctl("write", "5", "--count", "60000")
     airctl("migrate", "5", "--from", "1", "--to", "3")

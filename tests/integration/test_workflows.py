@@ -32,7 +32,7 @@ from workflows.models import (
     RemovePeerInput,
     RemovePeerResult,
 )
-from workflows.starter import RegionBusy
+from workflows.starter import RegionBusy, RequestRefused
 
 _regions = itertools.count(100)
 
@@ -156,10 +156,13 @@ async def test_bad_input_fails_fast_and_changes_nothing(stack: Stack, region: in
 
     for case, ((source, destination), message) in BAD_MIGRATIONS.items():
         target = region + 1000 if case == "unknown region" else region
-        handle = await stack.start(
-            MigrationInput(region=target, from_node=source, to_node=destination)
-        )
-        with pytest.raises(WorkflowFailureError) as failed:
+        request = MigrationInput(region=target, from_node=source, to_node=destination)
+        with pytest.raises(RequestRefused) as refused:  # to the starter's face
+            await stack.start(request)
+        assert message in str(refused.value), (case, refused.value)
+        handle = stack.client.get_workflow_handle(region_workflow_id(target))
+        stack.handles.append(handle)
+        with pytest.raises(WorkflowFailureError) as failed:  # and the workflow failed
             await handle.result()
         cause = failed.value.cause
         assert isinstance(cause, ApplicationError), case
@@ -175,8 +178,9 @@ async def test_second_change_of_a_busy_region_is_refused(stack: Stack, region: i
     for i in (1, 2, 3):
         cluster.add_node(i)
     await cluster.create_region(region, [1, 2])
-    # no worker yet: the first migration stays running
-    first = await stack.start(MigrationInput(region=region, from_node=1, to_node=3))
+    # no worker yet: the first migration stays running, unvalidated
+    request = MigrationInput(region=region, from_node=1, to_node=3)
+    first = await stack.start(request, validate_within=None)
     with pytest.raises(RegionBusy) as refused:
         await stack.start(RemovePeerInput(region=region, peer=2))
     assert f"region {region} already has a membership change running" in str(refused.value)

@@ -15,7 +15,7 @@ from stack.processes import WorkerProcess
 from tests.support.cluster import Cluster
 from workflows.migration import RegionMigrationWorkflow
 from workflows.models import AddPeerInput, DrainInput, MigrationInput, Progress, RemovePeerInput
-from workflows.starter import start_change, start_drain
+from workflows.starter import VALIDATE_WITHIN_S, start_change, start_drain
 
 
 class Stack:
@@ -50,16 +50,19 @@ class Stack:
         return worker.start()
 
     async def start(
-        self, request: MigrationInput | AddPeerInput | RemovePeerInput
+        self,
+        request: MigrationInput | AddPeerInput | RemovePeerInput,
+        validate_within: float | None = VALIDATE_WITHIN_S,
     ) -> WorkflowHandle[Any, Any]:
-        handle = await start_change(self.client, request, self.task_queue)
-        self.handles.append(handle)
-        return handle
+        """Start a change as airctl does: returns once the workflow has validated it."""
+        started = await start_change(self.client, request, self.task_queue, validate_within)
+        self.handles.append(started.handle)
+        return started.handle
 
     async def drain(self, request: DrainInput) -> WorkflowHandle[Any, Any]:
-        handle = await start_drain(self.client, request, self.task_queue)
-        self.handles.append(handle)
-        return handle
+        started = await start_drain(self.client, request, self.task_queue)
+        self.handles.append(started.handle)
+        return started.handle
 
     async def progress(self, handle: WorkflowHandle[Any, Any]) -> Progress:
         """A membership change's progress (the three workflows answer the same query)."""
