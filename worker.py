@@ -81,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--node-tls-cert", type=Path, help="certificate presented to the nodes")
     p.add_argument("--node-tls-key", type=Path, help="its private key")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--sandbox-reimport",
+        action="store_true",
+        help="(benchmarks) import the workflows' modules afresh for each run, as the SDK's "
+        "default sandbox does",
+    )
     args = p.parse_args(argv)
     try:
         args.nodes = {int(i): a for i, a in (n.split("=", 1) for n in args.node)}
@@ -141,7 +147,7 @@ async def run(args: argparse.Namespace) -> None:
         task_queue=args.task_queue,
         identity=args.identity,
         workflows=WORKFLOWS,
-        workflow_runner=WORKFLOW_RUNNER,
+        workflow_runner=SandboxedWorkflowRunner() if args.sandbox_reimport else WORKFLOW_RUNNER,
         activities=activities.all(),
         graceful_shutdown_timeout=timedelta(seconds=5),
         # a dead worker's workflows move to another worker after 2 s, not the default 10 s

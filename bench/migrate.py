@@ -1,10 +1,13 @@
 """How long a migration takes through Temporal, next to the same steps run directly.
 
-Prints JSON: (a) the end-to-end time of migrating an empty region (median of many runs)
+Prints JSON: `single`, the end-to-end time of migrating an empty region (median of many runs)
 through Temporal (a real dev server and worker process), beside a direct coordinator that
-calls the same activity functions in the same order in-process, without Temporal, in the
-same run; (b) 100 regions migrated at once by one worker: wall time and migrations/s.
-Run: `python bench/migrate.py [--runs N] [--regions N]`.
+calls the same activity functions in the same order in-process, without Temporal, in the same
+run; `concurrent`, 100 regions migrated at once by one worker: wall time, migrations/s, and the
+CPU of the worker, the server and the nodes together per migration (from /proc); `sandbox`,
+the worker's CPU per migration with our modules passed through the workflow sandbox beside a
+worker that re-imports them for every run (the SDK's default).
+Run: `python bench/migrate.py [--runs N] [--regions N] [--sandbox-regions N]`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -22,13 +26,18 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from activities.directory import NodeDirectory
 from activities.membership import MembershipActivities
+from airctl.local_stack import LocalStack
 from bench.common import bench_stack, create_region
+from node.client import NodeClients
 from node.killpoints import KillPoints
+from stack.processes import ManagedProcess, WorkerProcess
 from workflows.add_peer import add_peer_steps
+from workflows.ids import TASK_QUEUE
 from workflows.models import MigrationInput
 from workflows.options import Options
 from workflows.planning import plan_migration
@@ -73,7 +82,39 @@ class DirectCoordinator:
         await remove_peer_steps(steps, plan.removal)
 
 
-async def main(runs: int, regions: int) -> dict[str, object]:
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user and system) the processes used so far, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+async def migrate_at_once(
+    client: Client, clients: NodeClients, stack: LocalStack, regions: range, queue: str
+) -> float:
+    """Migrate `regions` (made here on nodes 1-3) from 1 to 4 all at once; the wall time."""
+    for region in regions:
+        await create_region(clients, stack.nodes[:3], region)
+    began = time.perf_counter()
+    started = await asyncio.gather(
+        *(
+            start_change(client, MigrationInput(region=r, from_node=1, to_node=4), queue, None)
+            for r in regions
+        )
+    )
+    await asyncio.gather(*(s.handle.result() for s in started))
+    return time.perf_counter() - began
+
+
+def pid(process: ManagedProcess) -> int:
+    assert process.proc is not None
+    return process.proc.pid
+
+
+async def main(runs: int, regions: int, sandbox_regions: int) -> dict[str, object]:
     async with bench_stack() as (stack, client, clients):
         nodes = stack.nodes
         directory = NodeDirectory(stack.cluster_file)
@@ -94,31 +135,69 @@ async def main(runs: int, regions: int) -> dict[str, object]:
                     await direct.migrate(req)
                 times.append(time.perf_counter() - began)
 
-        first = 10_000
-        for region in range(first, first + regions):
-            await create_region(clients, nodes[:3], region)
-        began = time.perf_counter()
-        handles = [
-            await start_change(client, MigrationInput(region=r, from_node=1, to_node=4))
-            for r in range(first, first + regions)
-        ]
-        await asyncio.gather(*(h.handle.result() for h in handles))
-        wall = time.perf_counter() - began
+        everything = [pid(p) for p in stack.processes()]
+        cpu_before = cpu_s(everything)
+        wall = await migrate_at_once(
+            client, clients, stack, range(10_000, 10_000 + regions), TASK_QUEUE
+        )
+        cpu = cpu_s(everything) - cpu_before
+
+        # the same work on a worker whose sandbox imports the modules afresh for every run
+        sandbox = await sandbox_cost(client, clients, stack, sandbox_regions)
     t, d = statistics.median(temporal_s), statistics.median(direct_s)
     return {
-        "empty_region_migration": {
+        "single": {
             "runs": runs,
             "temporal_median_s": round(t, 4),
             "direct_median_s": round(d, 4),
             "temporal_p90_s": round(sorted(temporal_s)[int(0.9 * (runs - 1))], 4),
             "direct_p90_s": round(sorted(direct_s)[int(0.9 * (runs - 1))], 4),
-            "ratio_temporal_vs_direct": round(t / d, 2),
+            "ratio": round(t / d, 2),
         },
-        "concurrent_migrations": {
-            "regions": regions,
+        "concurrent": {
+            "migrations": regions,
             "wall_s": round(wall, 2),
-            "migrations_per_s": round(regions / wall, 1),
+            "per_s": round(regions / wall, 2),
+            "cpu_s_per_migration": round(cpu / regions, 4),
         },
+        "sandbox": sandbox,
+    }
+
+
+async def sandbox_cost(
+    client: Client, clients: NodeClients, stack: LocalStack, regions: int
+) -> dict[str, float]:
+    """Worker CPU per migration, modules passed through the sandbox (ours) beside re-imported
+    for every run (the SDK's default), the same batch size each, in this run."""
+    reimporting = WorkerProcess(
+        "worker-reimport",
+        stack.data_dir / "worker-reimport.log",
+        stack.temporal.address,
+        stack.cluster_file,
+        stack.data_dir / "worker-reimport-state",
+        extra_args=["--task-queue", "reimport", "--sandbox-reimport"],
+    ).start()
+    try:
+        per_migration = {}
+        first = 20_000
+        for name, worker, queue in (
+            ("passthrough", stack.worker, TASK_QUEUE),
+            ("reimport", reimporting, "reimport"),
+        ):
+            before = cpu_s([pid(worker)])
+            batch = range(first, first + regions)
+            await migrate_at_once(client, clients, stack, batch, queue)
+            per_migration[name] = (cpu_s([pid(worker)]) - before) / regions
+            first += regions
+    finally:
+        reimporting.terminate()
+    return {
+        "migrations_each": regions,
+        "worker_cpu_s_per_migration_passthrough": round(per_migration["passthrough"], 4),
+        "worker_cpu_s_per_migration_reimport": round(per_migration["reimport"], 4),
+        "ratio_reimport_vs_passthrough": round(
+            per_migration["reimport"] / per_migration["passthrough"], 2
+        ),
     }
 
 
@@ -126,5 +205,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--regions", type=int, default=100)
+    parser.add_argument("--sandbox-regions", type=int, default=50)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.runs, args.regions)), indent=2))
+    print(json.dumps(asyncio.run(main(args.runs, args.regions, args.sandbox_regions)), indent=2))

@@ -12,7 +12,7 @@ import asyncio
 from temporalio import workflow
 
 from workflows.add_peer import add_or_roll_back, addition_result
-from workflows.legacy import migrate_with_children
+from workflows.legacy.migration import migrate_with_children
 from workflows.models import (
     MigrationInput,
     MigrationResult,

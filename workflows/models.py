@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
@@ -22,7 +23,6 @@ class AddPeerInput(BaseModel):
 class RemovePeerInput(BaseModel):
     region: int
     peer: int
-    coordinator: int | None = None  # informational: the steps run in the worker
     down_timeout_s: float = 30.0  # a leaving peer down this long is skipped, as the source
     stall_after_s: float = 60.0  # a transfer whose lag is flat this long is "stalled"
 
@@ -114,19 +114,14 @@ class MigrationResult(BaseModel):
     message: str = ""
 
 
-class DrainInput(BaseModel):
-    node: int
-    max_concurrent: int = 2  # migrations at once, cluster-wide
-    max_per_node: int = 2  # migrations at once into one destination node
-    down_timeout_s: float = 60.0
-    stall_after_s: float = 60.0  # a move whose lag is flat this long is "stalled"
-
-
 class Move(BaseModel):
     region: int
     from_node: int
     to_node: int
     store_bytes: int = 0  # the region's store when planned: what its snapshot moves
+    # The nodes the new replica may copy from (a drain picks the least busy when it starts);
+    # empty in a plan of the earlier worker.
+    sources: list[int] = Field(default_factory=list)
 
 
 class DrainProgress(BaseModel):
@@ -138,6 +133,8 @@ class DrainProgress(BaseModel):
     stalled: dict[int, str] = Field(default_factory=dict)  # running region -> what it waits for
     max_concurrent: int = 2
     paused: bool = False
+    began: datetime | None = None  # when the plan was made (workflow time)
+    runs: int = 1  # the workflow's runs so far: it continues as new to keep each one small
     elapsed_s: float = 0.0  # since the first move could start
     # bytes of the finished moves' stores, their rate over elapsed_s, and the time left at it
     bytes_total: int = 0
@@ -166,6 +163,16 @@ class DrainProgress(BaseModel):
                 "eta_s": eta,
             }
         )
+
+
+class DrainInput(BaseModel):
+    node: int
+    max_concurrent: int = 2  # migrations at once, cluster-wide
+    max_per_node: int = 2  # migrations at once into one destination node
+    down_timeout_s: float = 60.0
+    stall_after_s: float = 60.0  # a move whose lag is flat this long is "stalled"
+    # Set when the drain continues as new: its plan and how far it got. Left out to start one.
+    carried: DrainProgress | None = None
 
 
 class DrainResult(BaseModel):

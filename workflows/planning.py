@@ -12,9 +12,19 @@ from dataclasses import dataclass
 from activities.models import ClusterDescription, Peer, RegionDescription
 from workflows.models import AddPeerInput, MigrationInput, Move, RemovePeerInput
 
+# The most moves an operation runs at once: each running move adds events to the operation's
+# history as it ends, and a run must end within its budget (workflows/moves.py).
+MAX_CONCURRENT = 50
+
 
 class InvalidRequest(Exception):
     """The request cannot be right for this cluster: refused before anything changes."""
+
+
+def check_bound(name: str, value: int) -> None:
+    """A bound on moves at once: 1 to MAX_CONCURRENT."""
+    if not 1 <= value <= MAX_CONCURRENT:
+        raise InvalidRequest(f"{name} must be from 1 to {MAX_CONCURRENT}, not {value}")
 
 
 @dataclass(frozen=True)
@@ -165,21 +175,34 @@ def plan_migration(
 
 
 def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:
-    """Each region of `node` to the least loaded node that does not hold it (ties: lowest id)."""
+    """Each region of `node` to the live node that does not hold it with the fewest store
+    bytes (then the fewest replicas, then the lowest id), counting the moves planned so far.
+
+    Each move lists the nodes it may copy from: the region's other live holders (the drained
+    node itself only when it holds the last replica).
+    """
     if node not in {n.node_id for n in cluster.nodes}:
         raise InvalidRequest(f"node {node} is not in the cluster")
-    load = cluster.load()
+    live = [n.node_id for n in cluster.nodes if n.node_id not in cluster.unreachable]
+    load = {n: (0, 0) for n in live}  # node -> (store bytes, replicas)
+    for region, holders in cluster.holders.items():
+        for n in holders:
+            if n in load:
+                load[n] = (load[n][0] + cluster.store_bytes.get(region, 0), load[n][1] + 1)
     moves = []
     for region, holders in sorted(cluster.holders.items()):
         if node not in holders:
             continue
-        candidates = [n for n in sorted(load) if n not in holders and n not in cluster.unreachable]
+        candidates = [n for n in sorted(load) if n not in holders]
         if not candidates:
             raise InvalidRequest(
                 f"region {region} has no node to move to (it is on every live node)"
             )
-        target = min(candidates, key=lambda n: (load[n], n))
-        load[target] += 1
+        target = min(candidates, key=lambda n: (*load[n], n))
         size = cluster.store_bytes.get(region, 0)
-        moves.append(Move(region=region, from_node=node, to_node=target, store_bytes=size))
+        load[target] = (load[target][0] + size, load[target][1] + 1)
+        sources = [n for n in sorted(holders) if n != node and n in load] or [node]
+        moves.append(
+            Move(region=region, from_node=node, to_node=target, store_bytes=size, sources=sources)
+        )
     return moves

@@ -11,6 +11,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -132,7 +133,7 @@ async def _start_once(
                 validated, start_workflow_operation=start
             )
             plan = await asyncio.wait_for(update, validate_within)
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         pass  # started; it validates when a worker takes it
     except WorkflowUpdateFailedError as e:
         raise RequestRefused(root_cause(e)) from e

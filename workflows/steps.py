@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from temporalio import workflow
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -31,6 +30,7 @@ from activities.models import (
 )
 from node.killpoints import KillPoint
 from workflows.errors import INVALID_REQUEST, NODE_REFUSED
+from workflows.legacy import earlier_worker_started
 from workflows.models import Phase
 from workflows.options import (
     DESCRIBE,
@@ -45,15 +45,12 @@ from workflows.progress import ChangeReporter
 
 R = TypeVar("R")
 
-# Workflows started by the earlier worker replay without quick tries and as child workflows.
-LEAN_PATCH = "lean-workflows"
-
 
 class Runner:
     """Runs a step's activity through Temporal; a benchmark's baseline runs it in process."""
 
     def lean(self) -> bool:
-        return workflow.patched(LEAN_PATCH)
+        return not earlier_worker_started()
 
     async def run(
         self, activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options

@@ -32,6 +32,8 @@ async def eventually(
         except Exception as e:  # a node restarting answers with errors for a moment
             last = e
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+            seen = repr(last)
+            seen = seen if len(seen) < 2000 else seen[:2000] + "..."
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {seen}")
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)

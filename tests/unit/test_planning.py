@@ -1,0 +1,129 @@
+"""The plans, without a cluster: what a migration and a drain decide from a description."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from activities.models import ClusterDescription, Peer, RegionDescription, ReplicaState
+from workflows.models import MigrationInput
+from workflows.planning import InvalidRequest, plan_drain, plan_migration
+
+
+def peer(i: int) -> Peer:
+    return Peer(node_id=i, address=f"127.0.0.1:{i}")
+
+
+def region_on(holders: list[int], nodes: int = 4, region: int = 7) -> RegionDescription:
+    return RegionDescription(
+        region=region,
+        replicas=[
+            ReplicaState(
+                node_id=i,
+                address=peer(i).address,
+                peers=[peer(h) for h in holders],
+                active=True,
+                installed=True,
+                leaving=False,
+            )
+            for i in holders
+        ],
+        known_nodes=[peer(i) for i in range(1, nodes + 1)],
+    )
+
+
+def test_a_migration_adds_then_removes_from_one_description() -> None:
+    plan = plan_migration(
+        region_on([1, 2, 3]), MigrationInput(region=7, from_node=1, to_node=4), random.Random(0)
+    )
+    assert plan.addition.new == peer(4)
+    assert [p.node_id for p in plan.addition.peers] == [1, 2, 3]
+    assert plan.addition.coordinator.node_id in (2, 3)  # never the leaving node
+    assert plan.removal.leaving == peer(1)
+    assert [p.node_id for p in plan.removal.remaining] == [2, 3, 4]
+
+
+BAD = {
+    (1, 1): "same node",
+    (4, 3): "not a peer",
+    (1, 2): "already a peer",
+    (1, 9): "not in the cluster",
+}
+
+
+@pytest.mark.parametrize(("move", "message"), BAD.items(), ids=[str(m) for m in BAD])
+def test_a_bad_migration_is_refused(move: tuple[int, int], message: str) -> None:
+    request = MigrationInput(region=7, from_node=move[0], to_node=move[1])
+    with pytest.raises(InvalidRequest, match=message):
+        plan_migration(region_on([1, 2, 3]), request, random.Random(0))
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_a_retry_plans_what_the_first_try_planned(seed: int) -> None:
+    """The coordinator is drawn from the workflow's seeded random: the same seed, same plan."""
+    request = MigrationInput(region=7, from_node=1, to_node=4)
+    first = plan_migration(region_on([1, 2, 3]), request, random.Random(seed))
+    again = plan_migration(region_on([1, 2, 3]), request, random.Random(seed))
+    assert first == again
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> ClusterDescription:
+    """3 to 7 nodes, some down (never node 1), regions of 1 to 3 replicas, one always on 1."""
+    count = draw(st.integers(min_value=3, max_value=7))
+    nodes = list(range(1, count + 1))
+    down = draw(st.sets(st.sampled_from(nodes[2:]), max_size=count - 3))
+    holders: dict[int, list[int]] = {}
+    for region in range(draw(st.integers(min_value=0, max_value=30))):
+        width = draw(st.integers(min_value=1, max_value=3))
+        on = draw(st.lists(st.sampled_from(nodes), min_size=width, max_size=width, unique=True))
+        holders[region] = sorted(on)
+    sizes = {r: draw(st.integers(min_value=0, max_value=10**9)) for r in holders}
+    return ClusterDescription(
+        nodes=[peer(i) for i in nodes],
+        holders=holders,
+        unreachable=sorted(down),
+        store_bytes=sizes,
+    )
+
+
+@given(clusters())
+def test_a_drain_moves_every_region_off_the_node_and_never_doubles_a_replica(
+    cluster: ClusterDescription,
+) -> None:
+    try:
+        moves = plan_drain(cluster, 1)
+    except InvalidRequest as e:
+        assert "no node to move to" in str(e)
+        return
+    on_1 = sorted(r for r, h in cluster.holders.items() if 1 in h)
+    assert [m.region for m in moves] == on_1
+    for m in moves:
+        holders = cluster.holders[m.region]
+        assert m.to_node not in holders  # never two replicas of a region on one node
+        assert m.to_node not in cluster.unreachable and m.to_node != 1
+        assert m.sources and set(m.sources) <= {*holders} - set(cluster.unreachable)
+        assert m.store_bytes == cluster.store_bytes[m.region]
+
+
+def test_a_drain_fills_the_emptiest_node_by_bytes_and_count_breaks_ties() -> None:
+    cluster = ClusterDescription(
+        nodes=[peer(i) for i in (1, 2, 3, 4)],
+        holders={1: [1, 2], 2: [1, 2], 3: [3], 4: [4]},
+        store_bytes={1: 10, 2: 10, 3: 100, 4: 5},
+    )
+    moves = plan_drain(cluster, 1)
+    # node 4 holds 5 bytes, node 3 100: region 1 goes to 4 (then 15), region 2 too (then 25)
+    assert [(m.region, m.to_node) for m in moves] == [(1, 4), (2, 4)]
+    even = cluster.model_copy(update={"store_bytes": dict.fromkeys(range(1, 5), 0)})
+    # alike regions: by count, 3 and 4 hold one each; ties go to the lower id, then count
+    assert [(m.region, m.to_node) for m in plan_drain(even, 1)] == [(1, 3), (2, 4)]
+
+
+def test_draining_an_unknown_node_is_refused() -> None:
+    cluster = ClusterDescription(nodes=[peer(1), peer(2)])
+    with pytest.raises(InvalidRequest, match="node 9 is not in the cluster"):
+        plan_drain(cluster, 9)
