@@ -139,7 +139,7 @@ class MembershipActivities:
                 down_since = down_since or time.time()
                 if time.time() - down_since >= skip_if_down_after_s:
                     return None
-                activity.heartbeat({"down_since": down_since})
+                _heartbeat({"down_since": down_since})
                 await backoff.sleep()
 
     async def _membership(
@@ -320,7 +320,7 @@ class MembershipActivities:
             progress.elapsed_s = time.monotonic() - began
             if progress.elapsed_s > 0:
                 progress.rate = max(first_lag - progress.lag, 0) / progress.elapsed_s
-            activity.heartbeat(progress.model_dump(mode="json"))
+            _heartbeat(progress.model_dump(mode="json"))
             slice_s = min(step.slice_s, QUICK_PATIENCE_S) if step.quick else step.slice_s
             if progress.complete or progress.elapsed_s >= slice_s:
                 return progress
@@ -387,7 +387,7 @@ class MembershipActivities:
                     return StepResult(changed=reply.exists, message=reply.detail)
                 if step.quick and time.monotonic() - began >= QUICK_PATIENCE_S:
                     raise NotQuick(f"node {step.node.node_id}: {reply.detail}")
-                activity.heartbeat({"detail": reply.detail})
+                _heartbeat({"detail": reply.detail})
                 await backoff.sleep()
 
         return await self._step(step, effect())
@@ -432,6 +432,12 @@ def _rpc(
 
 def _deadline(step: StepInput) -> float:
     return QUICK_RPC_TIMEOUT_S if step.quick else RPC_TIMEOUT_S
+
+
+def _heartbeat(details: Any) -> None:
+    """Heartbeat a regular activity; a local one (a quick try) has no heartbeat to send."""
+    if not activity.info().is_local:
+        activity.heartbeat(details)
 
 
 def _heartbeat_detail(key: str) -> float | None:

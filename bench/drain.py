@@ -1,8 +1,9 @@
 """Draining a node: wall time under a concurrency bound, next to single migrations.
 
 Prints JSON for two shapes in one run: many small regions and a few large ones. For each,
-the drain's wall time at the bound, and next to it the single-migration times measured in
-the same run (all of them for the large shape; a sample, extrapolated, for the small one).
+the drain's wall time and regions/s at the bound, the history events of its largest run (it
+continues as new), and next to it the single-migration times measured in the same run (all of
+them for the large shape; a sample, extrapolated, for the small one).
 Run: `python bench/drain.py [--small 200] [--large 4] [--large-points 200000] [--bound 8]`.
 """
 
@@ -55,14 +56,24 @@ class Bench:
         await (await start_change(self.client, req)).handle.result()
         return time.perf_counter() - began
 
-    async def drain(self, bound: int) -> float:
+    async def drain(self, bound: int) -> tuple[float, int]:
+        """The drain's wall time, and the events of its largest run."""
         began = time.perf_counter()
         req = DrainInput(node=1, max_concurrent=bound, max_per_node=bound)
         started = await start_drain(self.client, req)
         handle = self.client.get_workflow_handle(started.handle.id, result_type=DrainResult)
         result = await handle.result()
+        wall = time.perf_counter() - began
         assert not result.failed, result.failed
-        return time.perf_counter() - began
+        return wall, await self.largest_run(handle.id)
+
+    async def largest_run(self, workflow_id: str) -> int:
+        """The most history events any run of the workflow holds (it continues as new)."""
+        largest = 0
+        async for run in self.client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+            handle = self.client.get_workflow_handle(workflow_id, run_id=run.run_id)
+            largest = max(largest, len((await handle.fetch_history()).events))
+        return largest
 
     async def back(self, regions: list[int]) -> None:
         """Move regions 4 -> 1 again, so the next shape drains node 1 alone."""
@@ -78,13 +89,15 @@ async def shape(
     singles = [await bench.single(r) for r in singles_regions]
     await bench.back(singles_regions)
     await bench.regions(count - len(singles_regions), points)
-    wall = await bench.drain(bound)
+    wall, largest_run = await bench.drain(bound)
     estimated_sum = statistics.mean(singles) * count
     return {
         "regions": count,
         "points_per_region": points,
         "bound": bound,
         "drain_wall_s": round(wall, 2),
+        "regions_per_s": round(count / wall, 2),
+        "max_history_events": largest_run,
         "single_migration_mean_s": round(statistics.mean(singles), 3),
         "singles_measured": len(singles),
         "sum_of_singles_s": round(estimated_sum, 2),

@@ -32,7 +32,9 @@ async def add_peer_steps(steps: Steps, a: Addition) -> dict[int, int]:
     await steps.create_channels(new, others, a.coordinator, K.COORDINATOR_ADD_PEER_TRANSITION)
     # 4. capture the target once, then wait until the new peer has applied it
     target = await steps.capture_target(a.peers)
-    await wait_transfer(steps, Phase.TRANSFERRING, [new], target, a.down_timeout_s)
+    await wait_transfer(
+        steps, Phase.TRANSFERRING, [new], target, a.down_timeout_s, cancellable=True
+    )
     # 5. activate it (DESTINATION_ADD_PEER_DONE on the node)
     await steps.activate(new, K.COORDINATOR_ADD_PEER_DONE)
     return target
@@ -89,6 +91,7 @@ class AddPeerWorkflow:
             f"add node {req.new_peer} to region {req.region} "
             f"(snapshot from node {addition.coordinator.node_id})"
         )
+        await steps.plan_recorded()
         target = await add_or_roll_back(steps, addition)
         self.reporter.enter(
             Phase.DONE, f"node {req.new_peer} is an active replica of region {req.region}"

@@ -12,6 +12,7 @@ import asyncio
 from temporalio import workflow
 
 from workflows.add_peer import add_or_roll_back, addition_result
+from workflows.legacy import earlier_worker_started
 from workflows.legacy.migration import migrate_with_children
 from workflows.models import (
     MigrationInput,
@@ -62,7 +63,7 @@ class RegionMigrationWorkflow:
         self.reporter.begin(req.region, [req.from_node, req.to_node], req.stall_after_s)
         steps = Steps(self.reporter, req.region)
         description = await steps.describe()
-        if not steps.quick():
+        if earlier_worker_started():
             return await migrate_with_children(self.reporter, description, req)
         try:
             plan = plan_migration(description, req, workflow.random())
@@ -73,6 +74,7 @@ class RegionMigrationWorkflow:
             f"move region {req.region} from node {req.from_node} to node {req.to_node} "
             f"(snapshot from node {coordinator})"
         )
+        await steps.plan_recorded()
 
         # ADD_REGION_PEER, CHECK_ADD_REGION_PEER: a failure rolls back and stops here
         target = await add_or_roll_back(steps, plan.addition)

@@ -148,10 +148,16 @@ class DrainProgress(BaseModel):
 
     def measured(self, elapsed_s: float) -> DrainProgress:
         """A copy with the byte counts, rate and ETA as of `elapsed_s`."""
+        return self.rated(elapsed_s, *self.byte_counts())
+
+    def byte_counts(self) -> tuple[int, int, int]:
+        """The plan's store bytes: in all, of the moves done, of those failed."""
         sizes = {m.region: m.store_bytes for m in self.planned}
-        total = sum(sizes.values())
         moved = sum(sizes[r] for r in self.done)
-        gone = sum(sizes[r] for r in self.failed)
+        return sum(sizes.values()), moved, sum(sizes[r] for r in self.failed)
+
+    def rated(self, elapsed_s: float, total: int, moved: int, gone: int) -> DrainProgress:
+        """A copy with these byte counts (`gone`: of failed moves), the rate and the ETA."""
         rate = moved / elapsed_s if elapsed_s > 0 else 0.0
         eta = (total - moved - gone) / rate if rate > 0 else None
         return self.model_copy(

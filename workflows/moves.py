@@ -34,6 +34,15 @@ from workflows.search_attributes import MOVES_DONE_KEY, MOVES_LEFT_KEY, PHASE_KE
 START_BEFORE = 1_500
 
 
+@dataclass
+class ByteCount:
+    """The plan's store bytes: in all, of the moves done, of those failed."""
+
+    total: int = 0
+    moved: int = 0
+    gone: int = 0
+
+
 @dataclass(frozen=True)
 class MoveSettings:
     """What every move of an operation is started with."""
@@ -49,6 +58,7 @@ class Mover:
         self.title = title  # "drain node 1"
         self.reporter = reporter or Reporter()
         self._waiting: list[Move] = []  # the moves not started yet, in plan order
+        self._bytes = ByteCount()  # of the plan, kept as moves end: progress costs no scan
         self._busy: Counter[int] = Counter()  # node -> running moves it sends or receives
 
     # -- steering: the workflow's updates and its stall signal --------------------------------
@@ -88,6 +98,7 @@ class Mover:
             s.began = workflow.now()
         ended = {*s.done, *s.failed, *s.running}
         self._waiting = [m for m in s.planned if m.region not in ended]
+        self._bytes = ByteCount(*s.byte_counts())
         self.show()
         started: list[asyncio.Task[None]] = []
         try:
@@ -97,7 +108,9 @@ class Mover:
                 started.append(asyncio.create_task(self._move(move, source, settings)))
             await asyncio.gather(*started)
         except asyncio.CancelledError:
-            await asyncio.gather(*started, return_exceptions=True)  # each rolls back or finishes
+            for task in started:  # each move is asked to cancel: it rolls back, or finishes
+                task.cancel()
+            await asyncio.gather(*started, return_exceptions=True)
             raise
         return not self._waiting
 
@@ -150,13 +163,16 @@ class Mover:
                 region_workflow_id(move.region),
             )
             s.done.append(move.region)
+            self._bytes.moved += move.store_bytes
         except ChildWorkflowError as e:
             s.failed[move.region] = root_cause(e)
+            self._bytes.gone += move.store_bytes
         except WorkflowAlreadyStartedError:  # the move must not fail the others
             s.failed[move.region] = (
                 f"another change of region {move.region} is running "
                 f"({region_workflow_id(move.region)}); the region was left where it is"
             )
+            self._bytes.gone += move.store_bytes
         finally:
             s.running.remove(move.region)
             s.stalled.pop(move.region, None)
@@ -169,9 +185,9 @@ class Mover:
 
     def measured(self) -> DrainProgress:
         """The state with bytes moved, rate and ETA as of now (workflow time)."""
-        began = self.state.began
+        began, b = self.state.began, self._bytes
         elapsed = (workflow.now() - began).total_seconds() if began else 0.0
-        return self.state.measured(elapsed)
+        return self.state.rated(elapsed, b.total, b.moved, b.gone)
 
     def show(self, phase: Phase | None = None) -> None:
         s = self.measured()

@@ -46,6 +46,9 @@ MEMBERSHIP = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=
 # one of them made the retried task describe the region again, already changed by those steps,
 # and plan from that (the retried addition refused its own new peer as "already a peer").
 DESCRIBE = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10))
+# ... or a local activity followed by a checkpoint once the plan is made: the same guarantee
+# for one workflow task less (workflows of this worker; the earlier one's use DESCRIBE).
+LOCAL_DESCRIBE = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10), local=True)
 # A wait slice: heartbeats, so a dead worker's slice is retried within seconds.
 WAIT = Options(timedelta(seconds=60), heartbeat=HEARTBEAT)
 # The first slice is a quick try, inside the workflow task: an empty or small region is done.

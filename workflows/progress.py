@@ -43,6 +43,9 @@ class Surface:
     def stalls_published(self) -> bool:
         return workflow.patched(STALL_PATCH)
 
+    def cancel_requested(self) -> bool:
+        return workflow.cancellation_reason() is not None
+
     async def tell_parent(self, report: StallReport) -> None:
         parent = workflow.info().parent
         if parent is None or not self.stalls_published():
@@ -68,6 +71,9 @@ class Offstage(Surface):
         pass
 
     def stalls_published(self) -> bool:
+        return False
+
+    def cancel_requested(self) -> bool:
         return False
 
     async def tell_parent(self, report: StallReport) -> None:

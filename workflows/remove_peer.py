@@ -118,6 +118,7 @@ class RemovePeerWorkflow:
         except InvalidRequest as e:
             raise await self.verdict.refuse(e) from None
         self.verdict.accept(f"remove node {req.peer} from region {req.region}")
+        await steps.plan_recorded()
         # Once started, a removal is finished even if cancelled: half a removal helps no one.
         result, cancelled = await finish_even_if_cancelled(
             asyncio.ensure_future(remove_peer_steps(steps, removal))

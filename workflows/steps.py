@@ -34,10 +34,12 @@ from workflows.legacy import earlier_worker_started
 from workflows.models import Phase
 from workflows.options import (
     DESCRIBE,
+    LOCAL_DESCRIBE,
     MEMBERSHIP,
     QUICK_TRY,
     ROLLBACK,
     Options,
+    checkpoint,
     execute,
     skippable,
 )
@@ -85,10 +87,6 @@ class Steps:
         self.region = region
         self.runner = runner or Runner()
 
-    def quick(self) -> bool:
-        """Whether quick tries come first (not in a workflow of the earlier worker)."""
-        return self.runner.lean()
-
     async def step(
         self,
         phase: Phase,
@@ -104,13 +102,22 @@ class Steps:
         return result
 
     async def describe(self) -> RegionDescription:
+        """The region as its holders describe it: what the workflow plans from. It must reach
+        history before the first side effect: see DESCRIBE and `plan_recorded`."""
         return await self.step(
             Phase.VALIDATING,
             A.describe_region,
             self.region,
             f"describe region {self.region}",
-            DESCRIBE,
+            LOCAL_DESCRIBE if self.runner.lean() else DESCRIBE,
         )
+
+    async def plan_recorded(self) -> None:
+        """Once planned: the description reaches history before any side effect, and a client
+        waiting for the verdict hears it now. A local describe needs a checkpoint for that;
+        the earlier worker's regular one is there already."""
+        if self.runner.lean():
+            await checkpoint("planned: the steps begin")
 
     async def create_local_peer(self, node: Peer, peers: list[Peer]) -> StepResult:
         return await self.step(

@@ -3,6 +3,7 @@ unreachable receiver as complete."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
@@ -15,12 +16,18 @@ from workflows.steps import Steps
 
 
 async def wait_transfer(
-    steps: Steps, phase: Phase, receivers: list[Peer], target: dict[int, int], down_timeout_s: float
+    steps: Steps,
+    phase: Phase,
+    receivers: list[Peer],
+    target: dict[int, int],
+    down_timeout_s: float,
+    cancellable: bool = False,
 ) -> None:
     """Wait until `receivers` have applied `target`, showing lag and rate as it goes.
 
     A receiver unreachable for `down_timeout_s` (workflow time, so it survives any crash)
-    fails the wait: an unreachable peer never counts as complete.
+    fails the wait: an unreachable peer never counts as complete. A `cancellable` wait ends
+    with CancelledError once the workflow is asked to cancel.
     """
     reporter = steps.reporter
     ids = [r.node_id for r in receivers]
@@ -42,6 +49,10 @@ async def wait_transfer(
             options,
         )
         options = WAIT
+        if cancellable and reporter.surface.cancel_requested():
+            # the cancel came while a slice was ending: the SDK let the slice's result through
+            # and consumed the cancellation, so the wait would go on for ever (seen in a drain)
+            raise asyncio.CancelledError("the workflow was asked to cancel")
         now = timedelta(seconds=reporter.surface.now())
         if best is None or slice_.lag < best[0]:
             best = (slice_.lag, now)

@@ -67,7 +67,7 @@ CASES = [
     Case(K.AFTER_DELETE, LEAVING),
 ]
 
-_regions = itertools.count(500)  # apart from the other tests' regions
+_regions = itertools.count(900)  # apart from the other tests' regions
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -178,7 +179,8 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
     activated = {e.region for e in replica_events(cluster) if e.what == "activated"}
     await handle.cancel()
     with pytest.raises(WorkflowFailureError) as failed:
-        await handle.result()
+        async with asyncio.timeout(120):  # the moves in flight roll back
+            await handle.result()
     assert is_cancelled_exception(failed.value.cause)
     assert (await drain_progress(handle)).stalled == {}
     await eventually(  # each rolled back: none is stalled any more

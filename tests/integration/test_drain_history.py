@@ -36,13 +36,18 @@ from workflows.starter import start_drain
 HISTORY_LIMIT = 2_000
 
 
+# Region ids no other test uses: workflow ids derive from them, and the server is shared.
+FIRST = 100_000
+
+
 def cluster_of(regions: int) -> ClusterDescription:
     """Nodes 1-4; every region on 1, 2 and 3, of 1 MB each."""
     nodes = [Peer(node_id=i, address=f"127.0.0.1:{i}") for i in (1, 2, 3, 4)]
+    ids = range(FIRST, FIRST + regions)
     return ClusterDescription(
         nodes=nodes,
-        holders={r: [1, 2, 3] for r in range(regions)},
-        store_bytes=dict.fromkeys(range(regions), 1_000_000),
+        holders={r: [1, 2, 3] for r in ids},
+        store_bytes=dict.fromkeys(ids, 1_000_000),
     )
 
 
@@ -116,7 +121,7 @@ async def test_a_drain_of_10000_moves_keeps_every_run_under_2000_events(client: 
         ).result()
 
     assert not result.failed and len(result.moved) == regions, result.message
-    assert sorted(m.region for m in result.moved) == list(range(regions))  # each once
+    assert sorted(m.region for m in result.moved) == list(range(FIRST, FIRST + regions))
     assert {m.to_node for m in result.moved} == {4}
     runs = await runs_of(client, handle.id)
     assert max(events for _, events in runs) < HISTORY_LIMIT, runs
