@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
-from workflows.migration import RegionMigrationWorkflow
+from workflows.change import MembershipChange
 from workflows.models import Phase, Progress
 
 # steps a change runs when all goes well, for the bar (describe counts once per workflow)
@@ -19,8 +19,7 @@ WIDTH = 24
 
 async def _query(client: Client, workflow_id: str) -> Progress | None:
     try:
-        # the three membership workflows answer the same query
-        return await client.get_workflow_handle(workflow_id).query(RegionMigrationWorkflow.progress)
+        return await client.get_workflow_handle(workflow_id).query(MembershipChange.progress)
     except RPCError:  # not started (a child), or gone
         return None
 

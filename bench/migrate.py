@@ -6,7 +6,7 @@ calls the same activity functions in the same order in-process, without Temporal
 run; `concurrent`, 100 regions migrated at once by one worker: wall time, migrations/s, and the
 CPU of the worker, the server and the nodes together per migration (from /proc); `sandbox`,
 the worker's CPU per migration with our modules passed through the workflow sandbox beside a
-worker that re-imports them for every run (the SDK's default).
+worker that re-imports the workflows and pydantic for every run (as the earlier worker did).
 Run: `python bench/migrate.py [--runs N] [--regions N] [--sandbox-regions N]`.
 """
 
@@ -168,7 +168,7 @@ async def sandbox_cost(
     client: Client, clients: NodeClients, stack: LocalStack, regions: int
 ) -> dict[str, float]:
     """Worker CPU per migration, modules passed through the sandbox (ours) beside re-imported
-    for every run (the SDK's default), the same batch size each, in this run."""
+    for every run (the earlier worker), the same batch size each, in this run."""
     reimporting = WorkerProcess(
         "worker-reimport",
         stack.data_dir / "worker-reimport.log",

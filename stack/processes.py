@@ -205,9 +205,11 @@ class TemporalServer(ManagedProcess):
         ui_port: int | None = None,
         *,
         binary: str | None = None,
+        in_memory: bool = False,
     ) -> None:
         super().__init__("temporal", db_file.with_suffix(".log"))
         self.db_file = db_file
+        self.in_memory = in_memory  # no database file: faster, and gone with the process
         ports = free_ports(4)
         self.port = port or ports[0]
         self.ui_port = ui_port or ports[1]
@@ -236,7 +238,7 @@ class TemporalServer(ManagedProcess):
             "--ui-port", str(self.ui_port),
             "--metrics-port", str(self._metrics_port),
             "--http-port", str(self._http_port),
-            "--db-filename", str(self.db_file),
+            *([] if self.in_memory else ["--db-filename", str(self.db_file)]),
             "--ui-disable-news-fetch",
             "--log-level", "warn",
             *attributes,

@@ -8,14 +8,13 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 from node.killpoints import KillPoint as K
+from workflows.change import MembershipChange
 from workflows.errors import root_cause
-from workflows.models import AddPeerInput, AddPeerResult, Phase, Progress
+from workflows.models import AddPeerInput, AddPeerResult, Phase
 from workflows.planning import Addition, InvalidRequest, Removal, plan_addition
-from workflows.progress import ChangeReporter
 from workflows.remove_peer import remove_peer_steps
 from workflows.steps import Steps
 from workflows.transfer import wait_transfer
-from workflows.verdict import Verdict
 
 
 async def add_peer_steps(steps: Steps, a: Addition) -> dict[int, int]:
@@ -64,20 +63,8 @@ def _reason(error: BaseException) -> str:
 
 
 @workflow.defn
-class AddPeerWorkflow:
+class AddPeerWorkflow(MembershipChange):
     kind = "add-peer"
-
-    def __init__(self) -> None:
-        self.reporter = ChangeReporter(self.kind)
-        self.verdict = Verdict()
-
-    @workflow.query
-    def progress(self) -> Progress:
-        return self.reporter.progress
-
-    @workflow.update
-    async def validated(self) -> str:
-        return await self.verdict.wait()
 
     @workflow.run
     async def run(self, req: AddPeerInput) -> AddPeerResult:
@@ -91,7 +78,6 @@ class AddPeerWorkflow:
             f"add node {req.new_peer} to region {req.region} "
             f"(snapshot from node {addition.coordinator.node_id})"
         )
-        await steps.plan_recorded()
         target = await add_or_roll_back(steps, addition)
         self.reporter.enter(
             Phase.DONE, f"node {req.new_peer} is an active replica of region {req.region}"

@@ -12,46 +12,24 @@ import asyncio
 from temporalio import workflow
 
 from workflows.add_peer import add_or_roll_back, addition_result
+from workflows.change import MembershipChange
 from workflows.legacy import earlier_worker_started
 from workflows.legacy.migration import migrate_with_children
 from workflows.models import (
     MigrationInput,
     MigrationResult,
     Phase,
-    Progress,
-    RemovePeerResult,
     StallReport,
 )
-from workflows.options import checkpoint
-from workflows.planning import InvalidRequest, Removal, plan_migration
-from workflows.progress import STALL_SIGNAL, ChangeReporter
+from workflows.planning import InvalidRequest, plan_migration
+from workflows.progress import STALL_SIGNAL
 from workflows.remove_peer import finish_even_if_cancelled, remove_peer_steps
 from workflows.steps import Steps
-from workflows.verdict import Verdict
-
-
-async def removal_after_addition(steps: Steps, removal: Removal) -> RemovePeerResult:
-    # the addition's quick steps reach history first: a worker dying in the removal re-runs
-    # only the removal's, never an addition step against a region the removal changed
-    await checkpoint("the new peer is active; the removal begins")
-    return await remove_peer_steps(steps, removal)
 
 
 @workflow.defn
-class RegionMigrationWorkflow:
+class RegionMigrationWorkflow(MembershipChange):
     kind = "migration"
-
-    def __init__(self) -> None:
-        self.reporter = ChangeReporter(self.kind)
-        self.verdict = Verdict()
-
-    @workflow.query
-    def progress(self) -> Progress:
-        return self.reporter.progress
-
-    @workflow.update
-    async def validated(self) -> str:
-        return await self.verdict.wait()
 
     @workflow.signal(name=STALL_SIGNAL)
     async def transfer_stall(self, report: StallReport) -> None:
@@ -74,12 +52,11 @@ class RegionMigrationWorkflow:
             f"move region {req.region} from node {req.from_node} to node {req.to_node} "
             f"(snapshot from node {coordinator})"
         )
-        await steps.plan_recorded()
 
         # ADD_REGION_PEER, CHECK_ADD_REGION_PEER: a failure rolls back and stops here
         target = await add_or_roll_back(steps, plan.addition)
         # REMOVE_REGION_PEER, CHECK_REMOVE_REGION_PEER: once started, finished even if cancelled
-        removal = asyncio.ensure_future(removal_after_addition(steps, plan.removal))
+        removal = asyncio.ensure_future(remove_peer_steps(steps, plan.removal))
         remove, cancelled = await finish_even_if_cancelled(removal)
         message = f"region {req.region} moved from node {req.from_node} to node {req.to_node}"
         if cancelled:

@@ -46,9 +46,15 @@ MEMBERSHIP = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=
 # one of them made the retried task describe the region again, already changed by those steps,
 # and plan from that (the retried addition refused its own new peer as "already a peer").
 DESCRIBE = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10))
-# ... or a local activity followed by a checkpoint once the plan is made: the same guarantee
-# for one workflow task less (workflows of this worker; the earlier one's use DESCRIBE).
+# ... or, in workflows of this worker, a local activity whose first side effect after it runs as
+# a regular activity (BOUNDARY): that cannot start before the task that described and planned
+# has completed, so the description is in history first, for one round trip less.
 LOCAL_DESCRIBE = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10), local=True)
+# A membership step that must start in a workflow task of its own: a regular activity starts
+# only once the task before it completed, with every local activity of that task in history.
+# A worker dying after it re-runs none of them against a region this step changed. (A timer
+# would do the same, but the dev server fires timers up to a second late.)
+BOUNDARY = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10))
 # A wait slice: heartbeats, so a dead worker's slice is retried within seconds.
 WAIT = Options(timedelta(seconds=60), heartbeat=HEARTBEAT)
 # The first slice is a quick try, inside the workflow task: an empty or small region is done.
@@ -110,12 +116,3 @@ async def child(run: Callable[[Any, Any], Awaitable[R]], arg: Any, workflow_id: 
         parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
     )
     return result
-
-
-async def checkpoint(summary: str) -> None:
-    """End the workflow task here, so the local activities before it are in history.
-
-    A worker that dies later re-runs only the local activities after this point: none of those
-    before it sees a state that the later ones changed.
-    """
-    await workflow.sleep(timedelta(milliseconds=1), summary=summary)

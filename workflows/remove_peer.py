@@ -8,12 +8,11 @@ from typing import TypeVar
 from temporalio import workflow
 
 from node.killpoints import KillPoint as K
-from workflows.models import Phase, Progress, RemovePeerInput, RemovePeerResult
+from workflows.change import MembershipChange
+from workflows.models import Phase, RemovePeerInput, RemovePeerResult
 from workflows.planning import InvalidRequest, Removal, plan_removal
-from workflows.progress import ChangeReporter
 from workflows.steps import Steps
 from workflows.transfer import wait_transfer
-from workflows.verdict import Verdict
 
 R = TypeVar("R")
 
@@ -94,20 +93,8 @@ async def finish_even_if_cancelled(work: asyncio.Future[R]) -> tuple[R, bool]:
 
 
 @workflow.defn
-class RemovePeerWorkflow:
+class RemovePeerWorkflow(MembershipChange):
     kind = "remove-peer"
-
-    def __init__(self) -> None:
-        self.reporter = ChangeReporter(self.kind)
-        self.verdict = Verdict()
-
-    @workflow.query
-    def progress(self) -> Progress:
-        return self.reporter.progress
-
-    @workflow.update
-    async def validated(self) -> str:
-        return await self.verdict.wait()
 
     @workflow.run
     async def run(self, req: RemovePeerInput) -> RemovePeerResult:
@@ -118,7 +105,6 @@ class RemovePeerWorkflow:
         except InvalidRequest as e:
             raise await self.verdict.refuse(e) from None
         self.verdict.accept(f"remove node {req.peer} from region {req.region}")
-        await steps.plan_recorded()
         # Once started, a removal is finished even if cancelled: half a removal helps no one.
         result, cancelled = await finish_even_if_cancelled(
             asyncio.ensure_future(remove_peer_steps(steps, removal))

@@ -33,13 +33,13 @@ from workflows.errors import INVALID_REQUEST, NODE_REFUSED
 from workflows.legacy import earlier_worker_started
 from workflows.models import Phase
 from workflows.options import (
+    BOUNDARY,
     DESCRIBE,
     LOCAL_DESCRIBE,
     MEMBERSHIP,
     QUICK_TRY,
     ROLLBACK,
     Options,
-    checkpoint,
     execute,
     skippable,
 )
@@ -103,7 +103,7 @@ class Steps:
 
     async def describe(self) -> RegionDescription:
         """The region as its holders describe it: what the workflow plans from. It must reach
-        history before the first side effect: see DESCRIBE and `plan_recorded`."""
+        history before the first side effect: see DESCRIBE, LOCAL_DESCRIBE and BOUNDARY."""
         return await self.step(
             Phase.VALIDATING,
             A.describe_region,
@@ -112,12 +112,10 @@ class Steps:
             LOCAL_DESCRIBE if self.runner.lean() else DESCRIBE,
         )
 
-    async def plan_recorded(self) -> None:
-        """Once planned: the description reaches history before any side effect, and a client
-        waiting for the verdict hears it now. A local describe needs a checkpoint for that;
-        the earlier worker's regular one is there already."""
-        if self.runner.lean():
-            await checkpoint("planned: the steps begin")
+    def _boundary(self) -> Options:
+        """A first step after the region was described or changed: BOUNDARY (a regular one),
+        but in workflows of the earlier worker, whose describe was a regular activity."""
+        return BOUNDARY if self.runner.lean() else MEMBERSHIP
 
     async def create_local_peer(self, node: Peer, peers: list[Peer]) -> StepResult:
         return await self.step(
@@ -125,6 +123,7 @@ class Steps:
             A.create_local_peer,
             CreateLocalPeerInput(region=self.region, node=node, peers=peers),
             f"create region {self.region} on node {node.node_id}, inactive, peers {_ids(peers)}",
+            self._boundary(),  # the first side effect: the plan is in history before it
         )
 
     async def inactivate(self, node: Peer) -> StepResult:
@@ -192,7 +191,8 @@ class Steps:
                 kill_after=kill_after,
             ),
             f"nodes {_ids(peers)} drop their channels to node {target.node_id}",
-            ROLLBACK if rollback else MEMBERSHIP,
+            # the removal's first step: a migration's addition is in history before it
+            ROLLBACK if rollback else self._boundary(),
         )
 
     async def inactivate_for_deletion(

@@ -13,7 +13,7 @@ from temporalio.service import RPCError
 
 from stack.processes import WorkerProcess
 from tests.support.cluster import Cluster
-from workflows.migration import RegionMigrationWorkflow
+from workflows.change import MembershipChange
 from workflows.models import AddPeerInput, DrainInput, MigrationInput, Progress, RemovePeerInput
 from workflows.starter import VALIDATE_WITHIN_S, start_change, start_drain
 
@@ -65,8 +65,8 @@ class Stack:
         return started.handle
 
     async def progress(self, handle: WorkflowHandle[Any, Any]) -> Progress:
-        """A membership change's progress (the three workflows answer the same query)."""
-        return await handle.query(RegionMigrationWorkflow.progress)
+        """A membership change's progress, whichever it is."""
+        return await handle.query(MembershipChange.progress)
 
     async def record_histories(self, directory: Path, test_name: str) -> None:
         """Save each workflow's history (children too) for the replay test."""
