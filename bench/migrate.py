@@ -135,12 +135,16 @@ async def main(runs: int, regions: int, sandbox_regions: int) -> dict[str, objec
                     await direct.migrate(req)
                 times.append(time.perf_counter() - began)
 
-        everything = [pid(p) for p in stack.processes()]
-        cpu_before = cpu_s(everything)
+        parts = {
+            "worker": [pid(stack.worker)],
+            "server": [pid(stack.temporal)],
+            "nodes": [pid(n) for n in stack.nodes],
+        }
+        before = {name: cpu_s(pids) for name, pids in parts.items()}
         wall = await migrate_at_once(
             client, clients, stack, range(10_000, 10_000 + regions), TASK_QUEUE
         )
-        cpu = cpu_s(everything) - cpu_before
+        cpu = {name: cpu_s(pids) - before[name] for name, pids in parts.items()}
 
         # the same work on a worker whose sandbox imports the modules afresh for every run
         sandbox = await sandbox_cost(client, clients, stack, sandbox_regions)
@@ -158,7 +162,8 @@ async def main(runs: int, regions: int, sandbox_regions: int) -> dict[str, objec
             "migrations": regions,
             "wall_s": round(wall, 2),
             "per_s": round(regions / wall, 2),
-            "cpu_s_per_migration": round(cpu / regions, 4),
+            "cpu_s_per_migration": round(sum(cpu.values()) / regions, 4),
+            "cpu_s_per_migration_by_process": {k: round(v / regions, 4) for k, v in cpu.items()},
         },
         "sandbox": sandbox,
     }

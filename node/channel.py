@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 TransferCall = grpc.aio.StreamStreamCall[pb.TransferRequest, pb.TransferReply]
 
 BATCH_POINTS = 20_000
-IDLE_WAIT_S = 1.0
+# An idle channel sleeps until its replica changes (a write, a flag, an installed snapshot all
+# notify); it also looks again after this long, as a safety net. Polling every second cost a
+# node holding hundreds of regions most of a core.
+IDLE_WAIT_S = 30.0
 
 
 class ReceiverNotReady(Exception):
@@ -119,6 +122,7 @@ class Channel:
         while self.state.status == "RUNNING":
             # asked before the query: a write committing during it would be missed by it, and
             # this channel stopped one write short (seen: a removal waiting for ever)
+            changed = self.replica.changes()
             done_writing = self.replica.done_writing()
             batch = await asyncio.to_thread(
                 store.query, fetch_origin, self.replica.node_id, acked, self.batch_points
@@ -127,7 +131,7 @@ class Channel:
                 if done_writing:
                     self._finish_draining()
                     return
-                await self.replica.wait_changed(IDLE_WAIT_S)
+                await self.replica.wait_changed(IDLE_WAIT_S, since=changed)
                 continue
             request = pb.TransferRequest(batch=_to_proto(batch))
             await self.throttle.acquire(request.ByteSize())

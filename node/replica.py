@@ -164,6 +164,7 @@ class Replica:
                 self.notify()
         finally:
             self._flushing = False
+            self.notify()  # a leaving replica's channels wait for this: done_writing()
 
     async def apply_remote(self, origin: int, batch: OriginBatch) -> int:
         return await self._run(self._store().apply_remote, origin, batch)
@@ -184,8 +185,15 @@ class Replica:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def wait_changed(self, timeout: float) -> None:
-        event = self._changed
+    def changes(self) -> asyncio.Event:
+        """The event the next change sets: taken before a look, it catches a change that
+        comes while the look runs."""
+        return self._changed
+
+    async def wait_changed(self, timeout: float, since: asyncio.Event | None = None) -> None:
+        """Return on the next change (or the first since `since` was taken), or after
+        `timeout`."""
+        event = since or self._changed
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
 
