@@ -167,8 +167,9 @@ async def run(args: argparse.Namespace) -> None:
     async with worker:
         log.info(READY.format(queue=args.task_queue))
         await stop.wait()
-        log.info("worker stopping")
+        log.info("worker stopping: running activities have 5 s, then go to another worker")
     await clients.close()
+    log.info("worker stopped")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -178,6 +179,11 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s worker %(levelname)s %(name)s: %(message)s",
     )
     asyncio.run(run(args))
+    # Exit without interpreter finalization: the SDK's native runtime and grpc's threads can
+    # abort a finalizing process ("Fatal Python error: PyGILState_Release"), after everything
+    # was done. Nothing is left to flush but the log.
+    logging.shutdown()
+    os._exit(0)
 
 
 if __name__ == "__main__":

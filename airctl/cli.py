@@ -423,12 +423,39 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"airctl: {message} (see {self.prog} --help)\n")
 
 
+def global_options(p: argparse.ArgumentParser, *, after_command: bool, temporal: bool) -> None:
+    """--cluster, --json and the Temporal connection flags: before the command, or after it
+    (there they override nothing they are not given)."""
+    unset: Any = argparse.SUPPRESS
+    p.add_argument(
+        "--cluster",
+        type=Path,
+        default=unset if after_command else None,
+        help="cluster file (default .air/cluster.json)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        default=unset if after_command else False,
+        help="machine-readable output",
+    )
+    if temporal:
+        connection.add_arguments(p, suppress_defaults=after_command)
+
+
+class CommandParser(Parser):
+    """A command's parser: it takes the global options too (`up` and `demo` have their own
+    --tls, for the stack, and reach Temporal by the stack's settings alone)."""
+
+    def __init__(self, *, temporal_flags: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        global_options(self, after_command=True, temporal=temporal_flags)
+
+
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="airctl", description=__doc__)
-    p.add_argument("--cluster", type=Path, help="cluster file (default .air/cluster.json)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    connection.add_arguments(p)
-    sub = p.add_subparsers(dest="command", required=True)
+    global_options(p, after_command=False, temporal=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=CommandParser)
 
     def stack_options(c: argparse.ArgumentParser, data_dir: str) -> None:
         c.add_argument("--nodes", type=count, default=4)
@@ -445,8 +472,11 @@ def parser() -> argparse.ArgumentParser:
             help="mutual TLS between nodes, worker and airctl (a throwaway CA in DATA_DIR/tls)",
         )
 
-    stack_options(sub.add_parser("up", help="run the local stack in the foreground"), ".air")
-    demo = sub.add_parser("demo", help="stack, region, load, migration, verification")
+    up = sub.add_parser("up", help="run the local stack in the foreground", temporal_flags=False)
+    stack_options(up, ".air")
+    demo = sub.add_parser(
+        "demo", help="stack, region, load, migration, verification", temporal_flags=False
+    )
     stack_options(demo, ".air/demo")
     demo.add_argument("--rate", type=count, default=1000, help="points/s written during the demo")
     demo.add_argument(

@@ -69,15 +69,26 @@ _FLAGS = [
 _PATHS = {"tls_ca", "tls_cert", "tls_key", "config_file"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The connection flags, the same on the worker and on airctl."""
+def add_arguments(parser: argparse.ArgumentParser, *, suppress_defaults: bool = False) -> None:
+    """The connection flags, the same on the worker and on airctl. `suppress_defaults`: a
+    flag not given sets nothing (a subcommand's copy, beside the main parser's)."""
     g = parser.add_argument_group(
         "Temporal connection (flags over the cluster file over TEMPORAL_* / temporal.toml)"
     )
+    unset: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress_defaults else {}
     for field, flag, metavar, text in _FLAGS:
         kind = Path if field in _PATHS else str
-        g.add_argument(flag, dest=f"temporal_{field}", type=kind, metavar=metavar, help=text)
-    g.add_argument("--tls", dest="temporal_tls", action="store_true", help="TLS, system roots")
+        g.add_argument(
+            flag, dest=f"temporal_{field}", type=kind, metavar=metavar, help=text, **unset
+        )
+    tls_default = argparse.SUPPRESS if suppress_defaults else False
+    g.add_argument(
+        "--tls",
+        dest="temporal_tls",
+        action="store_true",
+        default=tls_default,
+        help="TLS, system roots",
+    )
 
 
 def resolve(

@@ -161,6 +161,8 @@ class Mover:
                     stall_after_s=settings.stall_after_s,
                 ),
                 region_workflow_id(move.region),
+                f"migrate region {move.region}: node {move.from_node} -> node {move.to_node} "
+                f"({self.title})",
             )
             s.done.append(move.region)
             self._bytes.moved += move.store_bytes

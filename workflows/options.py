@@ -102,7 +102,9 @@ async def execute(
     return result
 
 
-async def child(run: Callable[[Any, Any], Awaitable[R]], arg: Any, workflow_id: str) -> R:
+async def child(
+    run: Callable[[Any, Any], Awaitable[R]], arg: Any, workflow_id: str, summary: str | None = None
+) -> R:
     """Run a child workflow (a drain's move; a migration's step, as the earlier worker ran it).
 
     Closing the parent, even by termination, cancels the child instead of terminating it, so
@@ -114,5 +116,6 @@ async def child(run: Callable[[Any, Any], Awaitable[R]], arg: Any, workflow_id: 
         id=workflow_id,
         task_timeout=WORKFLOW_TASK_TIMEOUT,
         parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+        static_summary=summary,
     )
     return result

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -75,7 +76,7 @@ async def start_change(
         SearchAttributePair(KIND_KEY, workflow.kind),
         SearchAttributePair(NODES_KEY, [str(n) for n in nodes]),
     ]
-    options = _options(region_workflow_id(request.region), task_queue, attributes)
+    options = _options(client, request, region_workflow_id(request.region), task_queue, attributes)
     busy = f"region {request.region} already has a membership change running"
     return await _start_once(
         client, workflow.run, request, workflow.validated, options, busy, validate_within
@@ -89,7 +90,7 @@ async def start_drain(
     validate_within: float | None = VALIDATE_WITHIN_S,
 ) -> Started:
     """Start draining a node and wait until it planned; `RegionBusy` if a drain of it runs."""
-    options = _options(drain_workflow_id(request.node), task_queue, [])
+    options = _options(client, request, drain_workflow_id(request.node), task_queue, [])
     busy = f"node {request.node} is already being drained"
     return await _start_once(
         client, DrainNodeWorkflow.run, request, DrainNodeWorkflow.validated, options, busy,
@@ -98,9 +99,14 @@ async def start_drain(
 
 
 def _options(
-    workflow_id: str, task_queue: str, attributes: list[SearchAttributePair[Any]]
+    client: Client,
+    request: BaseModel,
+    workflow_id: str,
+    task_queue: str,
+    attributes: list[SearchAttributePair[Any]],
 ) -> dict[str, Any]:
-    """One run of an id at a time (a finished one's id may be used again)."""
+    """One run of an id at a time (a finished one's id may be used again); what it is, for
+    the UI's Summary and Details."""
     return {
         "id": workflow_id,
         "task_queue": task_queue,
@@ -108,7 +114,26 @@ def _options(
         "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         "task_timeout": WORKFLOW_TASK_TIMEOUT,
         "search_attributes": TypedSearchAttributes(attributes),
+        "static_summary": summary(request),
+        "static_details": (
+            f"started by {client.identity}\n\ninput:\n\n"
+            f"```json\n{request.model_dump_json(indent=2, exclude_none=True)}\n```"
+        ),
     }
+
+
+def summary(request: BaseModel) -> str:
+    """What a workflow is, in a line: the UI's Summary."""
+    match request:
+        case MigrationInput(region=r, from_node=f, to_node=t):
+            return f"migrate region {r}: node {f} -> node {t}"
+        case AddPeerInput(region=r, new_peer=n):
+            return f"add node {n} to region {r}"
+        case RemovePeerInput(region=r, peer=n):
+            return f"remove node {n} from region {r}"
+        case DrainInput(node=n):
+            return f"drain node {n}"
+    raise TypeError(f"no summary for {type(request).__name__}")
 
 
 async def _start_once(

@@ -71,6 +71,9 @@ async def test_a_migration_in_the_temporal_ui(
 
     await workflow_link(page, migration.id).click()
     await expect_current_details(page, "phase: TRANSFERRING")
+    # the static summary and details the starter gave it: what it is, its input, who started it
+    await expect_user_metadata(page, "summary", f"migrate region {REGION}: node 1 -> node 3")
+    await expect_user_metadata(page, "details", "started by")
     await screenshot(page, "migration-details", height=620)  # below the details: blank
 
     # The timeline labels an activity "type • summary"; local activities there carry no summary.
@@ -130,10 +133,14 @@ def workflow_link(page: Page, workflow_id: str) -> Locator:
 
 
 async def expect_current_details(page: Page, text: str) -> None:
-    """The User Metadata tab renders the current details' Markdown in a frame of its own."""
     await page.get_by_role("tab", name="User Metadata").click()
-    details = page.frame_locator("#user-metadata-current-details").locator("body")
-    await expect(details).to_contain_text(text, timeout=RENDERED_MS)
+    await expect_user_metadata(page, "current-details", text)
+
+
+async def expect_user_metadata(page: Page, panel: str, text: str) -> None:
+    """The User Metadata tab renders each panel's Markdown in a frame of its own."""
+    frame = page.frame_locator(f"#user-metadata-{panel}").locator("body")
+    await expect(frame).to_contain_text(text, timeout=RENDERED_MS)
 
 
 async def screenshot(page: Page, name: str, height: int | None = None) -> None:

@@ -1,0 +1,47 @@
+"""airctl's arguments: the global options go before or after the command; bad ones are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airctl.cli import parser
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--json", "--cluster", "c.json", "--namespace", "ns", "status", "--region", "1"],
+        ["status", "--region", "1", "--json", "--cluster", "c.json", "--namespace", "ns"],
+        ["--json", "status", "--cluster", "c.json", "--region", "1", "--namespace", "ns"],
+    ],
+)
+def test_global_options_go_before_or_after_the_command(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
+    assert (args.json, args.cluster, args.temporal_namespace) == (True, Path("c.json"), "ns")
+    assert args.region == 1
+
+
+def test_unset_global_options_keep_their_defaults_after_the_command() -> None:
+    args = parser().parse_args(["region", "create", "5", "--peers", "1,2"])
+    assert (args.json, args.cluster, args.temporal_tls) == (False, None, False)
+    up = parser().parse_args(["up", "--tls"])  # the stack's TLS, not Temporal's
+    assert up.tls and not up.temporal_tls
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["write", "5", "--count", "-5"], "--count: must be at least 1, not -5"),
+        (["load", "5", "--seconds", "0", "--acked-log", "a"], "--seconds: must be above 0"),
+        (["drain", "--node", "1", "--max-concurrent", "0"], "must be at least 1, not 0"),
+    ],
+)
+def test_bad_numbers_are_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
