@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio.client import Client
@@ -43,6 +45,17 @@ class Ctl:
             except TlsError as e:
                 raise UserError(f"{e} (named in {self.path})") from e
         return self._clients
+
+    def run(self, command: Callable[[], Awaitable[int]]) -> int:
+        """Run an async command to its exit status, then close what it opened."""
+
+        async def go() -> int:
+            try:
+                return await command()
+            finally:
+                await self.close()
+
+        return asyncio.run(go())
 
     async def close(self) -> None:
         if self._clients is not None:

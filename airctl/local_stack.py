@@ -1,4 +1,9 @@
-"""`airctl up`: the Temporal dev server, the nodes and a worker, in the foreground."""
+"""`airctl up`: the Temporal dev server, the nodes and the workers, in the foreground, kept up.
+
+A worker or node that dies is started again (stack/supervisor.py); Ctrl-C, SIGTERM and SIGHUP
+(a closed terminal) stop everything; and since each process dies with the `airctl` that started
+it, not even a SIGKILL of `airctl up` leaves one behind holding its port.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from node.identity import node_name
 from node.tls import TlsFiles
 from stack.certs import CLIENT_NAME, issue_all, tls_paths
 from stack.processes import ManagedProcess, NodeProcess, TemporalServer, WorkerProcess
+from stack.supervisor import Supervisor
 from workflows.connection import DEFAULT_NAMESPACE
 
 
@@ -36,6 +42,7 @@ class LocalStack:
         cluster_file: Path | None = None,
         node_args: list[str] | None = None,
         tls: bool = False,
+        workers: int = 1,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.cluster_file = (cluster_file or data_dir / "cluster.json").resolve()
@@ -52,13 +59,22 @@ class LocalStack:
             )
             for i in range(1, nodes + 1)
         ]
-        self.worker = LocalWorker(
-            "worker",
-            self.data_dir / "worker.log",
-            self.temporal.address,
-            self.cluster_file,
-            self.data_dir / "worker-state",
-        )
+        self.workers = [
+            LocalWorker(
+                name,
+                self.data_dir / f"{name}.log",
+                self.temporal.address,
+                self.cluster_file,
+                self.data_dir / f"{name}-state",
+                extra_args=["--identity", name],
+            )
+            for name in (
+                ["worker"] if workers == 1 else [f"worker-{i}" for i in range(1, workers + 1)]
+            )
+        ]
+        for process in self.processes():
+            process.die_with_parent = True
+        self.supervisor = Supervisor(self.processes())
         self.config = ClusterConfig(
             temporal_address=self.temporal.address,
             namespace=DEFAULT_NAMESPACE,
@@ -71,8 +87,12 @@ class LocalStack:
     def _tls(self, name: str) -> TlsFiles | None:
         return tls_paths(self.tls_dir, name) if self.tls_dir is not None else None
 
+    @property
+    def worker(self) -> LocalWorker:
+        return self.workers[0]
+
     def processes(self) -> list[ManagedProcess]:
-        return [self.temporal, *self.nodes, self.worker]
+        return [self.temporal, *self.nodes, *self.workers]
 
     def start(self) -> None:
         """Start everything (stopping what started if anything fails), then the cluster file."""
@@ -84,7 +104,8 @@ class LocalStack:
             self.temporal.start()
             for node in self.nodes:
                 node.start()
-            self.worker.start()
+            for worker in self.workers:
+                worker.start()
         except (RuntimeError, TimeoutError) as e:
             self.stop()
             raise UserError(
@@ -97,11 +118,9 @@ class LocalStack:
         self.cluster_file.unlink(missing_ok=True)
 
     def run_until_signalled(self) -> None:
-        """Block until Ctrl-C or SIGTERM, or until a process dies."""
+        """Keep everything up until Ctrl-C, SIGTERM or SIGHUP."""
         stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: stop.set())
-        while not stop.wait(0.5):
-            dead = [p.name for p in self.processes() if not p.alive()]
-            if dead:
-                raise UserError(f"{', '.join(dead)} exited; see the logs in {self.data_dir}")
+        while not stop.wait(0.25):
+            self.supervisor.check()

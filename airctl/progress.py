@@ -6,11 +6,17 @@ import asyncio
 import sys
 from typing import Any, TextIO
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.service import RPCError
 
 from workflows.change import MembershipChange
-from workflows.models import Phase, Progress
+from workflows.drain import DrainNodeWorkflow
+from workflows.models import DrainProgress, Phase, Progress
 
 # steps a change runs when all goes well, for the bar (describe counts once per workflow)
 EXPECTED_STEPS = {"migration": 14, "add-peer": 7, "remove-peer": 8}
@@ -84,3 +90,53 @@ async def follow(
         await asyncio.sleep(interval)
     if live:
         out.write("\n")
+
+
+# a running workflow whose worker is away answers no query: its progress shows as unknown
+QUERY_TIMEOUT_S = 3.0
+
+NO_ANSWER = "unknown (no worker answers)"
+
+
+async def live_progress(client: Client, workflow_id: str, kind: str) -> tuple[str, bool | None]:
+    """A running workflow's progress in a few words, and whether it stalls (None: unknown)."""
+    handle = client.get_workflow_handle(workflow_id)
+    if kind == DrainNodeWorkflow.__name__:
+        state = await drain_state(handle)
+        if state is None:
+            return NO_ANSWER, None
+        return drain_text(state), bool(state.stalled)
+    try:
+        progress = await asyncio.wait_for(snapshot(client, handle), QUERY_TIMEOUT_S)
+    except (TimeoutError, RPCError, WorkflowQueryFailedError):
+        return NO_ANSWER, None
+    if progress is None:
+        return "starting", None
+    if progress.lag is None:
+        return f"{len(progress.steps_done)} steps done", progress.stalled
+    return transfer(progress), progress.stalled
+
+
+async def drain_state(handle: WorkflowHandle[Any, Any]) -> DrainProgress | None:
+    """The drain's `drain_progress` (a closed one's too), or None when no worker answers."""
+    try:
+        return await asyncio.wait_for(
+            handle.query(DrainNodeWorkflow.drain_progress), QUERY_TIMEOUT_S
+        )
+    except (TimeoutError, RPCError, WorkflowQueryFailedError):
+        return None
+
+
+def drain_text(s: DrainProgress) -> str:
+    """A drain's state in one line: moves done, running, left, failed, stalled; bytes, ETA."""
+    text = f"{len(s.done)}/{len(s.planned)} moved, running {sorted(s.running)}, {s.left} left"
+    text += f", {s.bytes_moved / 1e6:.1f}/{s.bytes_total / 1e6:.1f} MB"
+    if s.rate_bytes_per_s > 0:
+        text += f" at {s.rate_bytes_per_s / 1e6:.2f} MB/s"
+    if s.eta_s is not None and s.eta_s > 0:
+        text += f", ETA {s.eta_s:.0f} s"
+    if s.failed:
+        text += f", failed {sorted(s.failed)}"
+    if s.stalled:
+        text += f", stalled {sorted(s.stalled)}"
+    return text + f"; at most {s.max_concurrent} at once" + (", PAUSED" if s.paused else "")

@@ -5,6 +5,7 @@ Each is a child process whose output is appended to a log file; readiness is a l
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -56,6 +58,21 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_ports(1, host)[0]
 
 
+def _dies_with(parent: int) -> Callable[[], None]:
+    """Run in the child before it execs: ask the kernel for SIGKILL when the parent dies."""
+
+    def arm() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return arm
+
+
+PR_SET_PDEATHSIG = 1
+
+
 class ManagedProcess:
     """A child process, its output in `log_path`, ready once it prints `ready_line`."""
 
@@ -65,6 +82,9 @@ class ManagedProcess:
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
+        # SIGKILLed by the kernel when the thread that started it dies (Linux): a stack's
+        # processes never outlive `airctl up`, however it ends
+        self.die_with_parent = False
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -86,6 +106,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 env=self.environment(),
                 start_new_session=True,  # a Ctrl-C meant for the parent does not reach it
+                preexec_fn=_dies_with(os.getpid()) if self.die_with_parent else None,
             )
         if wait:
             self.wait_ready(timeout)

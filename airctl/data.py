@@ -1,0 +1,166 @@
+"""Commands on the nodes and their data: regions, writes, load, digests, verification, throttles."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from airctl.config import UserError, parse_ids
+from airctl.context import Ctl
+from airctl.load import AckedLog, LoadWriter, missing_points
+from protos import air_node_pb2 as pb
+
+
+async def region_holders(ctl: Ctl, region: int) -> dict[int, pb.RegionInfo]:
+    holders = {}
+    for node in ctl.config.nodes:
+        reply = await ctl.stub(node.id).ListRegions(pb.ListRegionsRequest(), timeout=5)
+        for info in reply.regions:
+            if info.region == region:
+                holders[node.id] = info
+    if not holders:
+        raise UserError(f"unknown region {region}: no node holds it")
+    return holders
+
+
+async def create_region(ctl: Ctl, region: int, ids: list[int]) -> list[pb.MembershipReply]:
+    """The region's replica on each of `ids`, active, with the full peer list."""
+    peers = [pb.Peer(node_id=i, address=ctl.config.node(i).address) for i in ids]
+    request = pb.CreateLocalPeerRequest(region=region, peers=peers, active=True)
+    return [await ctl.stub(i).CreateLocalPeer(request, timeout=10) for i in ids]
+
+
+async def cmd_region_create(ctl: Ctl) -> int:
+    ids = parse_ids(ctl.args.peers, "--peers")
+    replies = await create_region(ctl, ctl.args.region, ids)
+    ctl.emit(
+        {"region": ctl.args.region, "peers": ids, "created": [r.changed for r in replies]},
+        f"region {ctl.args.region} on nodes {ids}",
+    )
+    return 0
+
+
+async def cmd_regions(ctl: Ctl) -> int:
+    table: dict[int, dict[int, dict[str, bool]]] = {}
+    for node in ctl.config.nodes:
+        reply = await ctl.stub(node.id).ListRegions(pb.ListRegionsRequest(), timeout=5)
+        for r in reply.regions:
+            state = {"active": r.active, "installed": r.installed, "leaving": r.leaving}
+            table.setdefault(r.region, {})[node.id] = state
+    lines = [f"{'region':>8}  replicas (node: state)"]
+    for region, replicas in sorted(table.items()):
+        cells = [f"{n}:{_state(s)}" for n, s in sorted(replicas.items())]
+        lines.append(f"{region:>8}  {'  '.join(cells)}")
+    ctl.emit({str(k): v for k, v in table.items()}, "\n".join(lines))
+    return 0
+
+
+def _state(s: dict[str, bool]) -> str:
+    if s["leaving"]:
+        return "leaving"
+    if not s["installed"]:
+        return "awaiting-snapshot"
+    return "active" if s["active"] else "inactive"
+
+
+async def cmd_write(ctl: Ctl) -> int:
+    holders = await region_holders(ctl, ctl.args.region)
+    targets = [ctl.args.via] if ctl.args.via else sorted(holders)
+    if ctl.args.via:
+        ctl.config.node(ctl.args.via)
+    writer = LoadWriter(ctl.stub, ctl.args.region, targets, log=AckedLog(ctl.args.acked_log))
+    began = time.monotonic()
+    await asyncio.wait_for(writer.run(count=ctl.args.count), timeout=ctl.args.timeout)
+    elapsed = time.monotonic() - began
+    ctl.emit(
+        {"region": ctl.args.region, "acked": len(writer.acked), "series": writer.series},
+        f"{len(writer.acked)} points acknowledged in {elapsed:.1f}s (series {writer.series})",
+    )
+    return 0
+
+
+async def cmd_load(ctl: Ctl) -> int:
+    holders = await region_holders(ctl, ctl.args.region)
+    writer = LoadWriter(
+        ctl.stub, ctl.args.region, sorted(holders), log=AckedLog(ctl.args.acked_log)
+    )
+    writer.start(rate=ctl.args.rate)
+    await asyncio.sleep(ctl.args.seconds)
+    await writer.stop()
+    ctl.emit(
+        {"region": ctl.args.region, "acked": len(writer.acked), "refusals": writer.refusals},
+        f"{len(writer.acked)} points acknowledged in {ctl.args.seconds}s "
+        f"({writer.refusals} refusals failed over)",
+    )
+    return 0
+
+
+async def digests(ctl: Ctl, region: int) -> dict[int, pb.DigestReply]:
+    holders = await region_holders(ctl, region)
+    request = pb.RegionRequest(region=region)
+    return {i: await ctl.stub(i).Digest(request, timeout=30) for i in sorted(holders)}
+
+
+async def cmd_digest(ctl: Ctl) -> int:
+    found = await digests(ctl, ctl.args.region)
+    data = {
+        str(i): {"count": d.count, "hash": d.hash, "active": d.active} for i, d in found.items()
+    }
+    lines = [
+        f"node {i}: {d.count} points  {d.hash[:16]}  active={d.active}" for i, d in found.items()
+    ]
+    ctl.emit(data, "\n".join(lines))
+    return 0
+
+
+async def verify(ctl: Ctl, region: int, log: Path, timeout: float) -> tuple[bool, dict[str, Any]]:
+    """Equal digests on every replica (awaited) and every acknowledged point on each."""
+    acked = AckedLog.read(log)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await digests(ctl, region)
+        if len({(d.count, d.hash) for d in found.values()}) == 1 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    missing = {i: len(await missing_points(ctl.stub(i), region, acked)) for i in found}
+    equal = len({(d.count, d.hash) for d in found.values()}) == 1
+    ok = equal and not any(missing.values())
+    report = {
+        "region": region,
+        "ok": ok,
+        "acked": len(acked),
+        "replicas": {str(i): {"count": d.count, "hash": d.hash} for i, d in found.items()},
+        "missing": {str(i): m for i, m in missing.items()},
+        "equal": equal,
+    }
+    return ok, report
+
+
+async def cmd_verify(ctl: Ctl) -> int:
+    if not ctl.args.acked_log.exists():
+        raise UserError(f"no acked log at {ctl.args.acked_log}")
+    ok, report = await verify(ctl, ctl.args.region, ctl.args.acked_log, ctl.args.timeout)
+    replicas = ", ".join(f"node {n} {r['count']}" for n, r in report["replicas"].items())
+    verdict = "OK" if ok else "FAILED"
+    text = (
+        f"{verdict}: {report['acked']} acknowledged points; replicas {replicas}; "
+        f"digests {'equal' if report['equal'] else 'DIFFER'}; "
+        f"missing {sum(report['missing'].values())}"
+    )
+    ctl.emit(report, text)
+    return 0 if ok else 1
+
+
+async def cmd_throttle(ctl: Ctl) -> int:
+    ctl.config.node(ctl.args.node)
+    request = pb.ThrottleRequest(bytes_per_s=ctl.args.mbps * 1e6)
+    reply = await ctl.stub(ctl.args.node).SetThrottle(request, timeout=10)
+    limit = f"{ctl.args.mbps} MB/s" if ctl.args.mbps else "no limit"
+    ctl.emit(
+        {"node": ctl.args.node, "bytes_per_s": reply.bytes_per_s, "previous": reply.previous},
+        f"node {ctl.args.node}: transfer throttle {limit} (was "
+        f"{f'{reply.previous / 1e6:g} MB/s' if reply.previous else 'no limit'})",
+    )
+    return 0
