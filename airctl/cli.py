@@ -104,6 +104,7 @@ def parser() -> argparse.ArgumentParser:
 
     def stack_options(c: argparse.ArgumentParser, data_dir: str) -> None:
         c.add_argument("--nodes", type=count, default=4)
+        c.add_argument("--workers", type=count, default=1, help="worker processes")
         c.add_argument("--data-dir", type=Path, default=Path(data_dir))
         c.add_argument("--temporal-port", type=int, default=7233)
         c.add_argument("--ui-port", type=int, default=8233)
@@ -124,6 +125,17 @@ def parser() -> argparse.ArgumentParser:
     )
     stack_options(demo, ".air/demo")
     demo.add_argument("--rate", type=count, default=1000, help="points/s written during the demo")
+    demo.add_argument(
+        "--chaos",
+        action="store_true",
+        help="SIGKILL the worker at a random moment of the migration (the stack restarts it)",
+    )
+    demo.add_argument("--seed", type=int, help="--chaos: the seed of its random moments")
+    demo.add_argument(
+        "--kill-destination",
+        action="store_true",
+        help="--chaos: SIGKILL the destination node mid-transfer too",
+    )
     demo.add_argument(
         "--no-keep",
         dest="keep",

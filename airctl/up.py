@@ -4,10 +4,17 @@ under load on it, and with --chaos that it survives the worker and a node being 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import random
 import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import grpc
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from airctl.changes import start
 from airctl.context import Ctl
@@ -15,9 +22,9 @@ from airctl.data import create_region, verify
 from airctl.load import AckedLog, LoadWriter
 from airctl.local_stack import LocalStack
 from airctl.progress import follow
-from workflows.models import (
-    MigrationInput,
-)
+from protos import air_node_pb2 as pb
+from stack.processes import ManagedProcess
+from workflows.models import MigrationInput
 from workflows.starter import start_change
 
 
@@ -35,10 +42,12 @@ def stack_from(args: argparse.Namespace, data_dir: Path, cluster_file: Path) -> 
             else None
         ),
         tls=args.tls,
+        workers=args.workers,
     )
 
 
 def cmd_up(ctl: Ctl) -> int:
+    logging.basicConfig(format="%(asctime)s airctl up: %(message)s", level=logging.INFO)
     stack = stack_from(ctl.args, ctl.args.data_dir, ctl.path)
     stack.start()
     ctl.emit(
@@ -54,27 +63,42 @@ def cmd_up(ctl: Ctl) -> int:
     return 0
 
 
+# --chaos: the region holds this much before the migration, and the nodes send at this rate,
+# so the migration lasts seconds and a kill lands in the middle of it
+CHAOS_POINTS = 100_000
+CHAOS_BYTES_PER_S = 500_000
+
+
 async def run_demo(ctl: Ctl, stack: LocalStack) -> int:
     region, log = 1, stack.data_dir / "acked.log"
+    chaos = Chaos(ctl, stack) if ctl.args.chaos else None
+    keeping_up = asyncio.create_task(keep_up(stack))  # a killed process comes back
 
-    def say(text: str) -> None:
-        if not ctl.json:
-            print(text, file=sys.stderr)
-
-    say(f"stack up; Temporal UI: {stack.config.ui_url}")
+    say(ctl, f"stack up; Temporal UI: {stack.config.ui_url}")
     await create_region(ctl, region, [1, 2, 3])
+    bulk = LoadWriter(ctl.stub, region, [1], series="bulk", batch=5000, log=AckedLog(log))
+    if chaos is not None:
+        await bulk.run(count=CHAOS_POINTS)
+        await chaos.slow_down()
     writer = LoadWriter(ctl.stub, region, [1, 2, 3, 4], batch=50, log=AckedLog(log))
     writer.start(rate=ctl.args.rate)
     await writer.wait_acked(ctl.args.rate, timeout=60)
-    say(f"region {region} on nodes 1,2,3 under load ({ctl.args.rate} points/s); migrating 1 -> 4")
+    say(
+        ctl,
+        f"region {region} on nodes 1,2,3 under load ({ctl.args.rate} points/s); migrating 1 -> 4",
+    )
     client = await ctl.temporal()
     request = MigrationInput(region=region, from_node=1, to_node=4)
     handle = (await start(start_change(client, request))).handle
     began = time.monotonic()
+    havoc = asyncio.create_task(chaos.strike(handle, region, began)) if chaos else None
     if not ctl.json:
         await follow(client, handle)
     result = await handle.result()
     seconds = time.monotonic() - began
+    if havoc is not None:
+        await havoc
+    keeping_up.cancel()
     await writer.wait_acked(len(writer.acked) + ctl.args.rate // 2, timeout=60)
     await writer.stop()
     ok, report = await verify(ctl, region, log, timeout=60)
@@ -83,6 +107,7 @@ async def run_demo(ctl: Ctl, stack: LocalStack) -> int:
         "result": result.message,
         "verify": report,
         "ui": ctl.workflow_url(handle.id),
+        "chaos": chaos.report if chaos else None,
     }
     ctl.emit(
         summary,
@@ -93,6 +118,64 @@ async def run_demo(ctl: Ctl, stack: LocalStack) -> int:
         f"see it in the Temporal UI: {summary['ui']}",
     )
     return 0 if ok else 1
+
+
+def say(ctl: Ctl, text: str) -> None:
+    if not ctl.json:
+        print(text, file=sys.stderr)
+
+
+async def keep_up(stack: LocalStack) -> None:
+    """Restart what dies, from this thread (the one that started the stack)."""
+    while True:
+        stack.supervisor.check()
+        await asyncio.sleep(0.25)
+
+
+class Chaos:
+    """The demo's migration, with the worker SIGKILLed at a random moment (seeded) and, with
+    --kill-destination, the destination node SIGKILLed mid-transfer; the supervisor brings each
+    back."""
+
+    def __init__(self, ctl: Ctl, stack: LocalStack) -> None:
+        self.ctl = ctl
+        self.stack = stack
+        seed = ctl.args.seed if ctl.args.seed is not None else random.randrange(1 << 32)
+        self.rng = random.Random(seed)
+        self.report: dict[str, Any] = {"seed": seed, "killed": []}
+        say(ctl, f"chaos: seed {seed} (run again with --seed {seed} for the same moments)")
+
+    async def slow_down(self) -> None:
+        """Throttle the nodes, so that the transfer of the region lasts a few seconds."""
+        request = pb.ThrottleRequest(bytes_per_s=CHAOS_BYTES_PER_S)
+        for node in self.stack.nodes:
+            await self.ctl.stub(node.node_id).SetThrottle(request, timeout=10)
+
+    async def strike(self, handle: WorkflowHandle[Any, Any], region: int, began: float) -> None:
+        await asyncio.sleep(self.rng.uniform(0.2, 3.0))  # the random moment: the point of it
+        self._kill(self.stack.worker, began)
+        if self.ctl.args.kill_destination:
+            while not await self._receiving(region):
+                if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                    say(self.ctl, "chaos: the migration was over before node 4 could be killed")
+                    return
+                await asyncio.sleep(0.1)
+            self._kill(self.stack.nodes[3], began)
+
+    async def _receiving(self, region: int) -> bool:
+        """Whether node 4 holds the region and has not been activated: mid-transfer."""
+        try:
+            reply = await self.ctl.stub(4).ListRegions(pb.ListRegionsRequest(), timeout=5)
+        except grpc.aio.AioRpcError:
+            return False  # restarting
+        return any(r.region == region and not r.active for r in reply.regions)
+
+    def _kill(self, process: ManagedProcess, began: float) -> None:
+        pid = process.proc.pid if process.proc else None
+        process.kill()
+        at = time.monotonic() - began
+        self.report["killed"].append({"process": process.name, "pid": pid, "at_s": round(at, 2)})
+        say(self.ctl, f"chaos: SIGKILLed {process.name} (pid {pid}) {at:.1f}s into the migration")
 
 
 def cmd_demo(ctl: Ctl) -> int:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +305,81 @@ def test_up_with_tls_secures_airctl_the_worker_and_the_nodes(airctl: Airctl) -> 
     plaintext.write_text(json.dumps({**config, "tls": None}))
     refused = airctl("regions", cluster=plaintext, check=False)
     assert refused.returncode == 2 and "UNAVAILABLE" in refused.stderr, refused.stderr
+
+
+def test_chaos_demo_kills_the_worker_and_the_destination_and_verifies(airctl: Airctl) -> None:
+    done = airctl(
+        "--json", "demo", "--no-keep", "--rate", "500",
+        "--chaos", "--seed", "7", "--kill-destination",
+        "--data-dir", str(airctl.root / "demo"),
+        "--temporal-port", str(airctl.ports["temporal"]),
+        "--ui-port", str(airctl.ports["ui"]),
+        "--base-port", str(airctl.base_port),
+    )  # fmt: skip
+    summary = json.loads(done.stdout)
+    assert summary["verify"]["ok"], summary["verify"]
+    killed = [k["process"] for k in summary["chaos"]["killed"]]
+    assert summary["chaos"]["seed"] == 7 and killed[0] == "worker", summary["chaos"]
+    for name in killed:  # each came back: the stack's supervisor restarted it
+        assert f"{name} killed by SIGKILL" in done.stderr, done.stderr
+        assert f"{name} restarted at" in done.stderr, done.stderr
+
+
+def children(pid: int) -> dict[int, str]:
+    """The processes `pid` started, with their command lines."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            found[int(child)] = cmdline.decode()
+    return found
+
+
+def gone(pids: list[int]) -> bool:
+    return not any(Path(f"/proc/{p}").exists() for p in pids)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_up_restarts_a_killed_worker_and_node_mid_migration(airctl: Airctl) -> None:
+    airctl.up("--transfer-rate-limit", "0.5")
+    assert airctl.up_proc is not None
+    airctl("region", "create", "5", "--peers", "1,2")
+    log = airctl.root / "acked.log"
+    airctl("write", "5", "--count", "60000", "--acked-log", str(log))
+    airctl("migrate", "5", "--from", "1", "--to", "3")
+    wait_for(
+        lambda: airctl.json("status", "--region", "5")["progress"]["phase"] == "TRANSFERRING",
+        "the transfer",
+    )
+    stack = children(airctl.up_proc.pid)
+    worker = next(p for p, cmd in stack.items() if " -m worker " in cmd)
+    node3 = next(p for p, cmd in stack.items() if " -m node --id 3 " in cmd)
+    os.kill(worker, signal.SIGKILL)
+    os.kill(node3, signal.SIGKILL)
+
+    wait_for(lambda: airctl.json("status", "--region", "5")["status"] != "RUNNING", "the end", 180)
+    assert airctl.json("status", "--region", "5")["status"] == "COMPLETED"
+    verified = airctl.json("verify", "5", "--acked-log", str(log))
+    assert verified["ok"] and sorted(verified["replicas"]) == ["2", "3"], verified
+    assert airctl.up_proc.poll() is None  # airctl up went on throughout
+    output = (airctl.root / f"up-{airctl.ups}.log").read_text()
+    for name in ("worker", "node 3"):
+        assert f"{name} killed by SIGKILL" in output and f"{name} restarted at" in output, output
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGHUP], ids=["sigkill", "sighup"])
+def test_no_process_of_the_stack_outlives_airctl_up(airctl: Airctl, how: signal.Signals) -> None:
+    airctl.up("--nodes", "2")
+    assert airctl.up_proc is not None
+    stack = list(children(airctl.up_proc.pid))
+    assert len(stack) == 4, stack  # the server, two nodes, the worker
+    airctl.up_proc.send_signal(how)
+    airctl.up_proc.wait(30)
+    wait_for(lambda: gone(stack), f"the stack's processes to end after {how.name}")
+    airctl.up("--nodes", "2")  # the ports are free again
