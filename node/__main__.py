@@ -113,9 +113,8 @@ async def serve(args: argparse.Namespace) -> None:
         warn_if_handshakes_hidden(os.environ.get("GRPC_VERBOSITY"))
     await node.start()
     await server.start()
-    metrics = None
     if args.metrics_port is not None:
-        metrics = await serve_metrics(args.listen.rsplit(":", 1)[0], args.metrics_port)
+        serve_metrics(args.listen.rsplit(":", 1)[0], args.metrics_port, node.replica_states)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -123,8 +122,6 @@ async def serve(args: argparse.Namespace) -> None:
     log.info(READY.format(id=args.id, address=args.listen))
     await stop.wait()
     log.info("airnode %d stopping", args.id)
-    if metrics is not None:
-        metrics.close()
     await server.stop(grace=2)
     await node.stop()
 

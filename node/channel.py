@@ -135,14 +135,14 @@ class Channel:
                 continue
             request = pb.TransferRequest(batch=_to_proto(batch))
             await self.throttle.acquire(request.ByteSize())
-            METRICS.transfer_bytes.inc(request.ByteSize(), region=self.replica.region)
+            METRICS.transfer_bytes.labels(region=self.replica.region).inc(request.ByteSize())
             acked = self._acknowledge(await _exchange(call, request))
 
     def _acknowledge(self, reply: pb.TransferReply) -> int:
         acked = reply.applied.get(self.replica.node_id, 0)
         self.state.acked = acked
         lag = max(self.replica.max_assigned() - acked, 0)
-        METRICS.sync_lag.set(lag, region=self.replica.region, receiver=self.receiver_id)
+        METRICS.sync_lag.labels(region=self.replica.region, receiver=self.receiver_id).set(lag)
         return acked
 
     def _finish_draining(self) -> None:
@@ -165,7 +165,7 @@ class Channel:
     ) -> AsyncIterator[pb.SnapshotChunk]:
         async for chunk in chunks:
             await self.throttle.acquire(len(chunk.data))
-            METRICS.transfer_bytes.inc(len(chunk.data), region=self.replica.region)
+            METRICS.transfer_bytes.labels(region=self.replica.region).inc(len(chunk.data))
             yield chunk
 
 

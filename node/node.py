@@ -9,6 +9,7 @@ either the old state or the new one, and a retry finishes the job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
@@ -16,7 +17,7 @@ import re
 import shutil
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -164,7 +165,8 @@ class Node:
         for receiver_id in list(runners):
             if receiver_id not in replica.meta.channels:
                 await runners.pop(receiver_id).stop()
-                METRICS.sync_lag.remove(region=replica.region, receiver=receiver_id)
+                with contextlib.suppress(KeyError):  # it never reported a lag
+                    METRICS.sync_lag.remove(str(replica.region), str(receiver_id))
         for receiver_id in replica.meta.channels:
             runner = runners.setdefault(
                 receiver_id,
@@ -398,6 +400,14 @@ class Node:
 
     # -- progress -------------------------------------------------------------------------
 
+    def replica_states(self) -> Iterator[str]:
+        """Each replica's state, for the metrics: leaving, joining (inactive) or active."""
+        for replica in list(self.replicas.values()):
+            if replica.meta.leaving:
+                yield "leaving"
+            else:
+                yield "active" if replica.meta.active else "joining"
+
     def progress(self, region: int) -> Replica:
         return self._get(region)
 
@@ -453,9 +463,10 @@ class Node:
                 f"WRITE_PROCESS_REJECT: region {region} on node {self.node_id} is not active "
                 "and is not ready to receive user writes",
             )
-        seq = await replica.write(rows)
-        METRICS.writes.inc(region=region)
-        METRICS.written_points.inc(len(rows), region=region)
+        with METRICS.write_latency.time():
+            seq = await replica.write(rows)
+        METRICS.writes.labels(region=region).inc()
+        METRICS.written_points.labels(region=region).inc(len(rows))
         return seq
 
     async def read(self, region: int, series: str, start: int, end: int | None) -> list[Row]:
@@ -495,7 +506,8 @@ class Node:
         applied = await replica.apply_remote(sender, batch)
         # No notify(): channels send only this node's own writes, which a remote batch never
         # adds to, so waking every outgoing channel per received batch would be wasted queries.
-        METRICS.applied_points.inc(sum(1 for s in batch.seqs if s > before), region=replica.region)
+        applied = sum(1 for s in batch.seqs if s > before)
+        METRICS.applied_points.labels(region=replica.region).inc(applied)
         return applied
 
     # -- membership after a restart ------------------------------------------------------

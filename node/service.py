@@ -11,6 +11,7 @@ import grpc
 
 from node.channel import from_proto
 from node.identity import require_node
+from node.metrics import METRICS
 from node.node import Node, NodeError, Outcome
 from node.replica import PeerInfo, Replica, channel_name
 from node.snapshot import ChecksumMismatch, IncomingSnapshot
@@ -28,12 +29,15 @@ MAX_WRITE_BYTES = 16 * 1024 * 1024
 
 
 def _refusals(handler: Handler) -> Handler:
-    """Map a refused request to its status code with a clear message; the node keeps serving."""
+    """Map a refused request to its status code with a clear message; the node keeps serving.
+    The call's duration goes to air_rpc_duration_seconds."""
+    duration = METRICS.rpc_duration.labels(method=handler.__name__)
 
     @functools.wraps(handler)
     async def wrapper(self: AirNodeService, request: Any, context: grpc.aio.ServicerContext) -> Any:  # type: ignore[type-arg]
         try:
-            return await handler(self, request, context)
+            with duration.time():
+                return await handler(self, request, context)
         except NodeError as e:
             log.info("%s refused: %s", handler.__name__, e.message)
             await context.abort(e.code, e.message)

@@ -201,6 +201,10 @@ class Mover:
         ]
         self.reporter.attributes(updates)
         self.reporter.stalled(bool(s.stalled))
+        left = s.left + len(s.running)
+        self.reporter.surface.gauge(
+            "air_moves_left", "Moves of an operation not finished", left, {"operation": self.title}
+        )
         self.reporter.surface.details(details(self.title, s, phase))
 
 

@@ -36,8 +36,8 @@ class Surface:
     def now(self) -> float:
         return workflow.time()
 
-    def gauge(self, name: str, value: int, labels: dict[str, str]) -> None:
-        gauge = workflow.metric_meter().create_gauge(name, "1 while a transfer is stalled")
+    def gauge(self, name: str, description: str, value: int, labels: dict[str, str]) -> None:
+        gauge = workflow.metric_meter().create_gauge(name, description)
         gauge.set(value, labels)
 
     def stalls_published(self) -> bool:
@@ -67,7 +67,7 @@ class Offstage(Surface):
     def now(self) -> float:
         return time.monotonic()
 
-    def gauge(self, name: str, value: int, labels: dict[str, str]) -> None:
+    def gauge(self, name: str, description: str, value: int, labels: dict[str, str]) -> None:
         pass
 
     def stalls_published(self) -> bool:
@@ -193,7 +193,7 @@ class ChangeReporter(Reporter):
 
     def gauge(self, value: int) -> None:
         labels = {"region": str(self.progress.region), "kind": self.kind}
-        self.surface.gauge("air_transfer_stalled", value, labels)
+        self.surface.gauge("air_transfer_stalled", "1 while a transfer is stalled", value, labels)
 
     def show(self) -> None:
         """The UI's current details: phase, lag and rate, in Markdown."""

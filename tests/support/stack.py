@@ -34,7 +34,10 @@ class Stack:
         self.cluster_file.write_text(json.dumps({"nodes": nodes}))
 
     def start_worker(
-        self, name: str = "worker", env: dict[str, str] | None = None
+        self,
+        name: str = "worker",
+        env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> WorkerProcess:
         self.write_cluster_file()
         worker = WorkerProcess(
@@ -44,7 +47,7 @@ class Stack:
             self.cluster_file,
             self.cluster.root / f"{name}-state",
             env=env,
-            extra_args=["--task-queue", self.task_queue, "--identity", name],
+            extra_args=["--task-queue", self.task_queue, "--identity", name, *(extra_args or [])],
         )
         self.workers[name] = worker
         return worker.start()
