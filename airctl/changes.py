@@ -233,18 +233,39 @@ async def cmd_migrations(ctl: Ctl) -> int:
     ):
         row["progress"] = progress
         row["stalled"] = row["stalled"] if stalled is None else stalled
-    ctl.emit(rows, "\n".join(map(_migration_line, rows)) or "no membership changes")
+    columns = ["workflow", "type", "status", "region", "started", "phase", "nodes", "s", "progress"]
+    ctl.emit_table(
+        rows,
+        "\n".join(map(_migration_line, rows)) or "no membership changes",
+        "membership changes, newest first",
+        columns,
+        [_migration_cells(r) for r in rows],
+    )
     return 0
 
 
-def _migration_line(r: dict[str, Any]) -> str:
-    """One aligned line: id, type, status, region, start (local time), phase, nodes, time."""
+def _migration_cells(r: dict[str, Any]) -> list[str]:
+    """id, type, status, region, start (local time), phase, nodes, seconds, progress."""
     started = datetime.fromisoformat(r["started"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    region = "-" if r["region"] is None else str(r["region"])
+    return [
+        r["workflow_id"],
+        r["type"],
+        r["status"],
+        "-" if r["region"] is None else str(r["region"]),
+        started,
+        r["phase"] or "",
+        ",".join(r["nodes"]),
+        f"{r['duration_s']:.2f}",
+        ("STALLED " if r["stalled"] else "") + r["progress"],
+    ]
+
+
+def _migration_line(r: dict[str, Any]) -> str:
+    """One aligned line of the same."""
+    c = _migration_cells(r)
     return (
-        f"{r['workflow_id']:<22} {r['type']:<24} {r['status']:<10} region {region:<5} "
-        f"started {started}  {r['phase'] or '':<26} nodes {','.join(r['nodes']):<8} "
-        f"{r['duration_s']:>8.2f}s  {'STALLED ' if r['stalled'] else ''}{r['progress']}"
+        f"{c[0]:<22} {c[1]:<24} {c[2]:<10} region {c[3]:<5} started {c[4]}  {c[5]:<26} "
+        f"nodes {c[6]:<8} {c[7]:>8}s  {c[8]}"
     )
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.envconfig import ClientConnectConfig
 
 from airctl.config import ClusterConfig, UserError, cluster_path, load_cluster
+from airctl.display import on_terminal, print_table
 from node.client import NodeClients
 from node.tls import TlsError
 from protos import air_node_pb2_grpc as rpc
@@ -91,6 +93,20 @@ class Ctl:
 
     def emit(self, data: Any, text: str) -> None:
         print(json.dumps(data, indent=2) if self.json else text)
+
+    def emit_table(
+        self,
+        data: Any,
+        plain: str,
+        title: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[str]],
+    ) -> None:
+        """JSON with --json; a table on a terminal; the plain lines anywhere else."""
+        if self.json or not on_terminal(sys.stdout) or not rows:
+            self.emit(data, plain)
+        else:
+            print_table(title, columns, rows)
 
     def emit_started(self, started: Started) -> None:
         """A workflow started: its id, what it will do (or that no worker took it yet), link."""

@@ -50,10 +50,13 @@ async def cmd_regions(ctl: Ctl) -> int:
             state = {"active": r.active, "installed": r.installed, "leaving": r.leaving}
             table.setdefault(r.region, {})[node.id] = state
     lines = [f"{'region':>8}  replicas (node: state)"]
+    rows = []
     for region, replicas in sorted(table.items()):
         cells = [f"{n}:{_state(s)}" for n, s in sorted(replicas.items())]
         lines.append(f"{region:>8}  {'  '.join(cells)}")
-    ctl.emit({str(k): v for k, v in table.items()}, "\n".join(lines))
+        rows.append([str(region), "  ".join(cells)])
+    data = {str(k): v for k, v in table.items()}
+    ctl.emit_table(data, "\n".join(lines), "regions", ["region", "replicas (node: state)"], rows)
     return 0
 
 

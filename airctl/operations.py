@@ -3,8 +3,6 @@ bound) and follow it."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,8 @@ from activities.membership import MembershipActivities
 from airctl.changes import start
 from airctl.config import UserError
 from airctl.context import Ctl
-from airctl.progress import NO_ANSWER, drain_state, drain_text, live_progress
+from airctl.display import Bars
+from airctl.progress import NO_ANSWER, drain_state, drain_text, follow_operation
 from node.killpoints import KillPoints
 from protos import air_node_pb2 as pb
 from workflows.drain import DrainNodeWorkflow
@@ -62,7 +61,14 @@ async def cmd_plan_drain(ctl: Ctl) -> int:
         f"({r['points']:,} points, {r['store_bytes'] / 1e6:.1f} MB)"
         for r in rows
     ]
-    ctl.emit(rows, "\n".join(lines) or f"node {ctl.args.node} holds no region")
+    cells = [
+        [str(r["region"]), str(r["from_node"]), str(r["to_node"]), f"{r['points']:,}",
+         f"{r['store_bytes'] / 1e6:.1f}"]
+        for r in rows
+    ]  # fmt: skip
+    plain = "\n".join(lines) or f"node {ctl.args.node} holds no region"
+    columns = ["region", "from", "to", "points", "MB"]
+    ctl.emit_table(rows, plain, f"draining node {ctl.args.node}", columns, cells)
     return 0
 
 
@@ -116,14 +122,10 @@ async def steer_drain(ctl: Ctl) -> int:
 
 
 async def _follow_drain(ctl: Ctl, client: Client, handle: WorkflowHandle[Any, Any]) -> int:
-    """A line per change of the drain's state until it ends; then its result."""
-    last = ""
-    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-        line, _ = await live_progress(client, handle.id, DrainNodeWorkflow.__name__)
-        if line != last and not ctl.json:
-            print(line, file=sys.stderr)
-            last = line
-        await asyncio.sleep(0.5)
+    """The drain's progress until it ends (with --json, silence); then its result."""
+    if not ctl.json:
+        with Bars() as bars:
+            await follow_operation(client, handle, bars)
     try:
         result = await client.get_workflow_handle(handle.id, result_type=DrainResult).result()
     except WorkflowFailureError as e:

@@ -1,4 +1,4 @@
-"""A live progress line for a running membership workflow: phase, lag, rate, ETA."""
+"""Following a running change or drain: its progress, as bars on a terminal (display.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import sys
 from typing import Any, TextIO
 
+from rich.progress import TaskID
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -14,13 +15,11 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from airctl.display import Bars
 from workflows.change import MembershipChange
 from workflows.drain import DrainNodeWorkflow
+from workflows.ids import region_workflow_id
 from workflows.models import DrainProgress, Phase, Progress
-
-# steps a change runs when all goes well, for the bar (describe counts once per workflow)
-EXPECTED_STEPS = {"migration": 14, "add-peer": 7, "remove-peer": 8}
-WIDTH = 24
 
 
 async def _query(client: Client, workflow_id: str) -> Progress | None:
@@ -47,16 +46,6 @@ async def snapshot(client: Client, handle: WorkflowHandle[Any, Any]) -> Progress
     return progress
 
 
-def render(p: Progress) -> str:
-    total = EXPECTED_STEPS.get(p.kind, 10)
-    done = total if p.phase == Phase.DONE else min(len(p.steps_done), total)
-    bar = "#" * (done * WIDTH // total) + "." * (WIDTH - done * WIDTH // total)
-    line = f"[{bar}] {p.phase.value:<26}"
-    if p.lag is not None:
-        line += " " + transfer(p)
-    return line
-
-
 def transfer(p: Progress) -> str:
     """The transfer's lag, rate and ETA (a workflow past its wait: the last ones seen)."""
     text = f"lag {p.lag:,} seqs"
@@ -71,25 +60,50 @@ async def follow(
     out: TextIO = sys.stderr,
     interval: float = 0.2,
 ) -> None:
-    """Show progress until the workflow closes (a line per change when not on a terminal)."""
-    live = out.isatty()
-    last = ""
+    """Show a change's progress until it closes: its phase, and during a transfer the seqs
+    applied of those it waits for, the rate and the ETA."""
+    with Bars(out) as bars:
+        bar = bars.add(handle.id)
+        await _follow_change(client, handle, bars, bar, interval)
+
+
+async def _follow_change(
+    client: Client, handle: WorkflowHandle[Any, Any], bars: Bars, bar: TaskID, interval: float
+) -> None:
+    most = LagBar()
     while True:
         running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
         progress = await snapshot(client, handle)  # once more after it closed: the last phase
         if progress is not None:
-            line = render(progress)
-            if live:
-                out.write("\r" + line + "\033[K")
-                out.flush()
-            elif line.split(" lag")[0] != last.split(" lag")[0]:
-                out.write(line + "\n")
-            last = line
+            show_change(bars, bar, handle.id, progress, most)
         if not running:
-            break
+            return
         await asyncio.sleep(interval)
-    if live:
-        out.write("\n")
+
+
+class LagBar:
+    """A transfer's bar: the largest lag seen in the phase is its length."""
+
+    def __init__(self) -> None:
+        self.phase: Phase | None = None
+        self.total = 0
+
+    def measure(self, p: Progress) -> tuple[float | None, float | None]:
+        """(done, total) for the bar; (None, None) while there is nothing to measure."""
+        if p.phase == Phase.DONE:
+            return 1, 1
+        if p.phase != self.phase:
+            self.phase, self.total = p.phase, 0
+        if p.lag is None or p.phase not in (Phase.TRANSFERRING, Phase.DRAINING):
+            return None, None
+        self.total = max(self.total, p.lag)
+        return self.total - p.lag, self.total or 1
+
+
+def show_change(bars: Bars, bar: TaskID, name: str, p: Progress, lag: LagBar) -> None:
+    done, total = lag.measure(p)
+    detail = transfer(p) if p.lag is not None and total is not None else ""
+    bars.update(bar, f"{name} {p.phase.value}", done=done, total=total, detail=detail)
 
 
 # a running workflow whose worker is away answers no query: its progress shows as unknown
@@ -140,3 +154,39 @@ def drain_text(s: DrainProgress) -> str:
     if s.stalled:
         text += f", stalled {sorted(s.stalled)}"
     return text + f"; at most {s.max_concurrent} at once" + (", PAUSED" if s.paused else "")
+
+
+async def follow_operation(
+    client: Client, handle: WorkflowHandle[Any, Any], bars: Bars, interval: float = 0.5
+) -> None:
+    """Show a drain until it ends: the bytes moved of the total, and on a terminal a bar per
+    running move."""
+    overall = bars.add(handle.id)
+    moves: dict[int, tuple[TaskID, LagBar]] = {}
+    while True:
+        running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        state = await drain_state(handle)
+        if state is not None:
+            moved = f"{handle.id}: {len(state.done)}/{len(state.planned)} moved"
+            total = state.bytes_total or None
+            bars.update(
+                overall, moved, done=state.bytes_moved, total=total, detail=drain_text(state)
+            )
+            if bars.live:
+                await _show_moves(client, bars, moves, state.running)
+        if not running:
+            return
+        await asyncio.sleep(interval)
+
+
+async def _show_moves(
+    client: Client, bars: Bars, moves: dict[int, tuple[TaskID, LagBar]], running: list[int]
+) -> None:
+    for region in list(moves):
+        if region not in running:
+            bars.remove(moves.pop(region)[0])
+    for region in running:
+        bar, lag = moves.setdefault(region, (bars.add(f"  region {region}"), LagBar()))
+        progress = await _query(client, region_workflow_id(region))
+        if progress is not None:
+            show_change(bars, bar, f"  region {region}", progress, lag)

@@ -277,11 +277,16 @@ def test_plan_then_drain_a_node(airctl: Airctl) -> None:
 
     idle = airctl("drain", "pause", "--node", "1", check=False)
     assert idle.returncode == 2 and "no drain of node 1 is running" in idle.stderr, idle.stderr
+    for node in ("2", "3"):  # the sources send 1 byte/s: the first move lasts until lifted
+        airctl("throttle", "--node", node, "--mbps", "0.000001")
     airctl("drain", "--node", "1", "--max-concurrent", "1")
     paused = airctl.json("drain", "pause", "--node", "1")  # its updates, through airctl
     assert paused["paused"] and paused["max_concurrent"] == 1, paused
     rebound = airctl.json("drain", "bound", "--node", "1", "--max-concurrent", "2")
     assert rebound["paused"] and rebound["max_concurrent"] == 2, rebound
+    assert len(rebound["running"]) == 1 and rebound["done"] == [], rebound  # held, paused
+    for node in ("2", "3"):
+        airctl("throttle", "--node", node, "--mbps", "0")
     drained = airctl.json("drain", "resume", "--node", "1", "--wait")
     assert drained["failed"] == {} and len(drained["moved"]) == 3, drained
     regions = airctl.json("regions")
