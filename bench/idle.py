@@ -1,0 +1,131 @@
+"""What a node costs per region it holds: idle CPU, listing its regions, and write latency.
+
+Prints JSON: for each count of regions held (default 0, 100 and 1,000; `--regions`), three
+nodes each holding every region (all three replicas, active, no writes): each node's CPU as a
+fraction of a core over `--seconds` of idleness (from /proc), the time of a ListRegions, and
+the p50/p99 latency of one-point writes to one region. The nodes start afresh for each count,
+so each measure sits beside the others in the same run.
+Run: `python bench/idle.py [--regions 0,100,1000] [--seconds 10] [--writes 500]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from node.client import NodeClients
+from protos import air_node_pb2 as pb
+from stack.processes import NodeProcess
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def create_regions(clients: NodeClients, nodes: list[NodeProcess], count: int) -> None:
+    peers = [pb.Peer(node_id=n.node_id, address=n.address) for n in nodes]
+    sem = asyncio.Semaphore(16)
+
+    async def one(region: int, node: NodeProcess) -> None:
+        async with sem:
+            request = pb.CreateLocalPeerRequest(region=region, peers=peers, active=True)
+            await clients.stub(node.address).CreateLocalPeer(request, timeout=60)
+
+    await asyncio.gather(*(one(r, n) for r in range(1, count + 1) for n in nodes))
+
+
+async def idle_cpu(nodes: list[NodeProcess], seconds: float) -> list[float]:
+    """Each node's CPU, as a fraction of one core, over `seconds` of doing nothing."""
+    pids = [n.proc.pid for n in nodes if n.proc]
+    before, began = [cpu_s(p) for p in pids], time.monotonic()
+    await asyncio.sleep(seconds)  # the measured interval itself
+    elapsed = time.monotonic() - began
+    return [round((cpu_s(p) - b) / elapsed, 4) for p, b in zip(pids, before, strict=True)]
+
+
+async def list_time(clients: NodeClients, node: NodeProcess, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        await clients.stub(node.address).ListRegions(pb.ListRegionsRequest(), timeout=60)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+async def write_latencies(clients: NodeClients, node: NodeProcess, writes: int) -> list[float]:
+    stub = clients.stub(node.address)
+    times = []
+    for t in range(writes):
+        request = pb.WriteRequest(region=1, points=[pb.Point(series="w", timestamp=t, value=t)])
+        began = time.perf_counter()
+        await stub.Write(request, timeout=10)
+        times.append(time.perf_counter() - began)
+    return sorted(times)
+
+
+@dataclass
+class Measure:
+    regions: int
+    create_s: float
+    idle_cpu_per_node: list[float]
+    list_regions_ms: float
+    write_p50_ms: float
+    write_p99_ms: float
+
+
+async def measure(root: Path, count: int, seconds: float, writes: int) -> Measure:
+    clients = NodeClients()
+    nodes = [NodeProcess(i, root / f"n{count}-{i}") for i in (1, 2, 3)]
+    for node in nodes:
+        node.start()
+    try:
+        began = time.perf_counter()
+        await create_regions(clients, nodes, max(count, 1))  # region 1 for the writes
+        created = time.perf_counter() - began
+        cpu = await idle_cpu(nodes, seconds)
+        listed = await list_time(clients, nodes[0])
+        latencies = await write_latencies(clients, nodes[0], writes)
+        return Measure(
+            regions=count,
+            create_s=round(created, 2),
+            idle_cpu_per_node=cpu,
+            list_regions_ms=round(listed * 1000, 2),
+            write_p50_ms=round(latencies[len(latencies) // 2] * 1000, 3),
+            write_p99_ms=round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+        )
+    finally:
+        for node in nodes:
+            node.terminate()
+        await clients.close()
+
+
+async def main(counts: list[int], seconds: float, writes: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [await measure(Path(tmp), c, seconds, writes) for c in counts]
+    fewest, most = results[0], results[-1]
+    return {
+        "by_regions": [asdict(r) for r in results],
+        "write_p50_ratio_most_vs_fewest": round(most.write_p50_ms / fewest.write_p50_ms, 2),
+        "write_p99_ratio_most_vs_fewest": round(most.write_p99_ms / fewest.write_p99_ms, 2),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--regions", default="0,100,1000", help="counts, comma-separated")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--writes", type=int, default=500)
+    args = parser.parse_args()
+    counts = [int(c) for c in args.regions.split(",")]
+    print(json.dumps(asyncio.run(main(counts, args.seconds, args.writes)), indent=2))
