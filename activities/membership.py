@@ -53,6 +53,7 @@ REFUSALS = {
 UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 RPC_TIMEOUT_S = 10.0
 POLL = (0.05, 1.0)  # waits poll at once, then back off from 50 ms to 1 s
+LIST_PAGE = 500  # regions per ListRegions page
 # A quick try asks with a short deadline and waits this long at most before it gives up.
 QUICK_RPC_TIMEOUT_S = 2.0
 QUICK_PATIENCE_S = 1.0
@@ -157,41 +158,53 @@ class MembershipActivities:
 
     async def _regions_everywhere(
         self,
-    ) -> tuple[list[Peer], list[pb.ListRegionsReply | BaseException]]:
-        """Every known node and its ListRegions reply (or the error that stood for it)."""
+    ) -> tuple[list[Peer], list[list[pb.RegionInfo] | BaseException]]:
+        """Every known node and its regions (or the error that stood for them), page by page."""
         nodes = self.directory.all()
         replies = await asyncio.gather(
-            *(
-                self._stub(n).ListRegions(pb.ListRegionsRequest(), timeout=RPC_TIMEOUT_S)
-                for n in nodes
-            ),
-            return_exceptions=True,
+            *(self._all_regions(n) for n in nodes), return_exceptions=True
         )
         return nodes, list(replies)
+
+    async def _all_regions(self, node: Peer) -> list[pb.RegionInfo]:
+        regions: list[pb.RegionInfo] = []
+        after = 0
+        while True:
+            request = pb.ListRegionsRequest(after_region=after, limit=LIST_PAGE)
+            reply = await self._stub(node).ListRegions(request, timeout=RPC_TIMEOUT_S)
+            regions.extend(reply.regions)
+            if not (after := reply.next_after):
+                return regions
 
     # -- reading --------------------------------------------------------------------------
 
     @activity.defn
     async def describe_region(self, region: int) -> RegionDescription:
-        """Ask every known node which replicas of `region` it holds. Read-only: retry-safe."""
-        nodes, replies = await self._regions_everywhere()
+        """Ask every known node for its replica of `region` (that region alone, however many a
+        node holds). Read-only: retry-safe."""
+        nodes = self.directory.all()
+        request = pb.RegionRequest(region=region)
+        replies = await asyncio.gather(
+            *(self._stub(n).DescribeRegion(request, timeout=RPC_TIMEOUT_S) for n in nodes),
+            return_exceptions=True,
+        )
         description = RegionDescription(region=region, known_nodes=nodes)
-        for node, reply in zip(nodes, replies, strict=True):
-            if isinstance(reply, BaseException):
+        for node, info in zip(nodes, replies, strict=True):
+            if _not_found(info):
+                continue  # no replica there
+            if isinstance(info, BaseException):
                 description.unreachable.append(node.node_id)
                 continue
-            for info in reply.regions:
-                if info.region == region:
-                    description.replicas.append(
-                        ReplicaState(
-                            node_id=node.node_id,
-                            address=node.address,
-                            peers=[Peer(node_id=p.node_id, address=p.address) for p in info.peers],
-                            active=info.active,
-                            installed=info.installed,
-                            leaving=info.leaving,
-                        )
-                    )
+            description.replicas.append(
+                ReplicaState(
+                    node_id=node.node_id,
+                    address=node.address,
+                    peers=[Peer(node_id=p.node_id, address=p.address) for p in info.peers],
+                    active=info.active,
+                    installed=info.installed,
+                    leaving=info.leaving,
+                )
+            )
         return description
 
     @activity.defn
@@ -203,7 +216,7 @@ class MembershipActivities:
             if isinstance(reply, BaseException):
                 cluster.unreachable.append(peer.node_id)
                 continue
-            for info in reply.regions:
+            for info in reply:
                 cluster.holders.setdefault(info.region, []).append(peer.node_id)
                 size = max(cluster.store_bytes.get(info.region, 0), info.store_bytes)
                 cluster.store_bytes[info.region] = size

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from airctl.config import UserError, parse_ids
 from airctl.context import Ctl
 from airctl.load import AckedLog, LoadWriter, missing_points
@@ -14,12 +16,15 @@ from protos import air_node_pb2 as pb
 
 
 async def region_holders(ctl: Ctl, region: int) -> dict[int, pb.RegionInfo]:
+    """The nodes holding `region`."""
     holders = {}
+    request = pb.RegionRequest(region=region)
     for node in ctl.config.nodes:
-        reply = await ctl.stub(node.id).ListRegions(pb.ListRegionsRequest(), timeout=5)
-        for info in reply.regions:
-            if info.region == region:
-                holders[node.id] = info
+        try:
+            holders[node.id] = await ctl.stub(node.id).DescribeRegion(request, timeout=5)
+        except grpc.aio.AioRpcError as e:
+            if e.code() != grpc.StatusCode.NOT_FOUND:
+                raise
     if not holders:
         raise UserError(f"unknown region {region}: no node holds it")
     return holders

@@ -165,10 +165,10 @@ class Chaos:
     async def _receiving(self, region: int) -> bool:
         """Whether node 4 holds the region and has not been activated: mid-transfer."""
         try:
-            reply = await self.ctl.stub(4).ListRegions(pb.ListRegionsRequest(), timeout=5)
+            info = await self.ctl.stub(4).DescribeRegion(pb.RegionRequest(region=region))
         except grpc.aio.AioRpcError:
-            return False  # restarting
-        return any(r.region == region and not r.active for r in reply.regions)
+            return False  # not there yet, or restarting
+        return not info.active
 
     def _kill(self, process: ManagedProcess, began: float) -> None:
         pid = process.proc.pid if process.proc else None

@@ -71,6 +71,12 @@ class ReleaseStatus:
     detail: str
 
 
+@dataclass(frozen=True)
+class RegionPage:
+    replicas: list[Replica]
+    next_after: int  # 0: the last page
+
+
 class Node:
     def __init__(
         self,
@@ -399,6 +405,19 @@ class Node:
         return Outcome(True, f"peer list of region {region} reset to {_show(peers)}")
 
     # -- progress -------------------------------------------------------------------------
+
+    def replica(self, region: int) -> Replica:
+        """This node's replica of `region`; NOT_FOUND when it has none."""
+        return self._get(region)
+
+    def list_regions(self, after_region: int = 0, limit: int = 0) -> RegionPage:
+        """The replicas after `after_region`, in region order, at most `limit` (0: all)."""
+        regions = sorted(r for r in self.replicas if r > after_region)
+        if limit > 0 and len(regions) > limit:
+            regions, next_after = regions[:limit], regions[limit - 1]
+        else:
+            next_after = 0
+        return RegionPage([self.replicas[r] for r in regions], next_after)
 
     def replica_states(self) -> Iterator[str]:
         """Each replica's state, for the metrics: leaving, joining (inactive) or active."""

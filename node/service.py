@@ -53,6 +53,17 @@ def _proto_peer(p: PeerInfo) -> pb.Peer:
     return pb.Peer(node_id=p.node_id, address=p.address)
 
 
+def _region_info(r: Replica) -> pb.RegionInfo:
+    return pb.RegionInfo(
+        region=r.region,
+        peers=[_proto_peer(p) for p in r.meta.peers],
+        active=r.meta.active,
+        installed=r.installed,
+        leaving=r.meta.leaving,
+        store_bytes=r.store_bytes(),
+    )
+
+
 def _reply(outcome: Outcome) -> pb.MembershipReply:
     return pb.MembershipReply(changed=outcome.changed, message=outcome.message)
 
@@ -199,20 +210,16 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
     async def ListRegions(
         self, request: pb.ListRegionsRequest, context: Any
     ) -> pb.ListRegionsReply:
+        page = self.node.list_regions(request.after_region, request.limit)
         return pb.ListRegionsReply(
             node_id=self.node.node_id,
-            regions=[
-                pb.RegionInfo(
-                    region=r.region,
-                    peers=[_proto_peer(p) for p in r.meta.peers],
-                    active=r.meta.active,
-                    installed=r.installed,
-                    leaving=r.meta.leaving,
-                    store_bytes=r.store_bytes(),
-                )
-                for _, r in sorted(self.node.replicas.items())
-            ],
+            regions=[_region_info(r) for r in page.replicas],
+            next_after=page.next_after,
         )
+
+    @_refusals
+    async def DescribeRegion(self, request: pb.RegionRequest, context: Any) -> pb.RegionInfo:
+        return _region_info(self.node.replica(request.region))
 
     # -- operations -----------------------------------------------------------------------
 

@@ -258,16 +258,22 @@ class ThrottleReply(_message.Message):
     def __init__(self, bytes_per_s: _Optional[float] = ..., previous: _Optional[float] = ...) -> None: ...
 
 class ListRegionsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("after_region", "limit")
+    AFTER_REGION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after_region: int
+    limit: int
+    def __init__(self, after_region: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ListRegionsReply(_message.Message):
-    __slots__ = ("node_id", "regions")
+    __slots__ = ("node_id", "regions", "next_after")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     REGIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     regions: _containers.RepeatedCompositeFieldContainer[RegionInfo]
-    def __init__(self, node_id: _Optional[int] = ..., regions: _Optional[_Iterable[_Union[RegionInfo, _Mapping]]] = ...) -> None: ...
+    next_after: int
+    def __init__(self, node_id: _Optional[int] = ..., regions: _Optional[_Iterable[_Union[RegionInfo, _Mapping]]] = ..., next_after: _Optional[int] = ...) -> None: ...
 
 class TransferBatch(_message.Message):
     __slots__ = ("after", "upto", "seqs", "points")

@@ -99,6 +99,11 @@ class AirNodeStub:
                 request_serializer=protos_dot_air__node__pb2.ListRegionsRequest.SerializeToString,
                 response_deserializer=protos_dot_air__node__pb2.ListRegionsReply.FromString,
                 _registered_method=True)
+        self.DescribeRegion = channel.unary_unary(
+                '/air.v1.AirNode/DescribeRegion',
+                request_serializer=protos_dot_air__node__pb2.RegionRequest.SerializeToString,
+                response_deserializer=protos_dot_air__node__pb2.RegionInfo.FromString,
+                _registered_method=True)
         self.SetThrottle = channel.unary_unary(
                 '/air.v1.AirNode/SetThrottle',
                 request_serializer=protos_dot_air__node__pb2.ThrottleRequest.SerializeToString,
@@ -200,6 +205,13 @@ class AirNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DescribeRegion(self, request, context):
+        """one region's replica here, as ListRegions describes it; NOT_FOUND when there is none
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetThrottle(self, request, context):
         """operations
         """
@@ -287,6 +299,11 @@ def add_AirNodeServicer_to_server(servicer, server):
                     servicer.ListRegions,
                     request_deserializer=protos_dot_air__node__pb2.ListRegionsRequest.FromString,
                     response_serializer=protos_dot_air__node__pb2.ListRegionsReply.SerializeToString,
+            ),
+            'DescribeRegion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeRegion,
+                    request_deserializer=protos_dot_air__node__pb2.RegionRequest.FromString,
+                    response_serializer=protos_dot_air__node__pb2.RegionInfo.SerializeToString,
             ),
             'SetThrottle': grpc.unary_unary_rpc_method_handler(
                     servicer.SetThrottle,
@@ -655,6 +672,33 @@ class AirNode:
             '/air.v1.AirNode/ListRegions',
             protos_dot_air__node__pb2.ListRegionsRequest.SerializeToString,
             protos_dot_air__node__pb2.ListRegionsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeRegion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/air.v1.AirNode/DescribeRegion',
+            protos_dot_air__node__pb2.RegionRequest.SerializeToString,
+            protos_dot_air__node__pb2.RegionInfo.FromString,
             options,
             channel_credentials,
             insecure,
