@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 
-from node.node import NodeError
+from node.errors import NodeError
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,15 @@ from typing import Any, TypeVar
 import grpc
 
 from node.channel import from_proto
+from node.errors import NodeError
 from node.identity import require_node
+from node.inbound import Inbound
+from node.membership import Outcome
 from node.metrics import METRICS
-from node.node import Node, NodeError, Outcome
-from node.replica import PeerInfo, Replica, channel_name
-from node.snapshot import ChecksumMismatch, IncomingSnapshot
+from node.node import Node
+from node.replica import PeerInfo
+from node.reports import RegionSummary
+from node.snapshot import ChecksumMismatch
 from node.store import GapError
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
@@ -53,14 +57,14 @@ def _proto_peer(p: PeerInfo) -> pb.Peer:
     return pb.Peer(node_id=p.node_id, address=p.address)
 
 
-def _region_info(r: Replica) -> pb.RegionInfo:
+def _region_info(r: RegionSummary) -> pb.RegionInfo:
     return pb.RegionInfo(
         region=r.region,
-        peers=[_proto_peer(p) for p in r.meta.peers],
-        active=r.meta.active,
+        peers=[_proto_peer(p) for p in r.peers],
+        active=r.active,
         installed=r.installed,
-        leaving=r.meta.leaving,
-        store_bytes=r.store_bytes(),
+        leaving=r.leaving,
+        store_bytes=r.store_bytes,
     )
 
 
@@ -87,19 +91,21 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
     ) -> pb.MembershipReply:
         peers = [_peer(p) for p in request.peers]
         return _reply(
-            await self.node.create_local_peer(
+            await self.node.membership.create_local_peer(
                 request.region, peers, request.active, request.await_snapshot
             )
         )
 
     @_refusals
     async def DeleteLocalPeer(self, request: pb.RegionRequest, context: Any) -> pb.MembershipReply:
-        return _reply(await self.node.delete_local_peer(request.region))
+        return _reply(await self.node.membership.delete_local_peer(request.region))
 
     @_refusals
     async def SetActive(self, request: pb.SetActiveRequest, context: Any) -> pb.MembershipReply:
         return _reply(
-            await self.node.set_active(request.region, request.active, request.for_deletion)
+            await self.node.membership.set_active(
+                request.region, request.active, request.for_deletion
+            )
         )
 
     @_refusals
@@ -107,50 +113,48 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
         self, request: pb.CreateChannelRequest, context: Any
     ) -> pb.MembershipReply:
         return _reply(
-            await self.node.create_channel(
+            await self.node.membership.create_channel(
                 request.region, _peer(request.receiver), request.snapshot
             )
         )
 
     @_refusals
     async def DropChannel(self, request: pb.DropChannelRequest, context: Any) -> pb.MembershipReply:
-        return _reply(await self.node.drop_channel(request.region, request.receiver_id))
+        return _reply(await self.node.membership.drop_channel(request.region, request.receiver_id))
 
     @_refusals
     async def ResetPeerList(
         self, request: pb.ResetPeerListRequest, context: Any
     ) -> pb.MembershipReply:
         peers = [_peer(p) for p in request.peers]
-        return _reply(await self.node.reset_peer_list(request.region, peers))
+        return _reply(await self.node.membership.reset_peer_list(request.region, peers))
 
     # -- progress -------------------------------------------------------------------------
 
     @_refusals
     async def GetProgress(self, request: pb.RegionRequest, context: Any) -> pb.Progress:
-        replica = self.node.progress(request.region)
-        top = replica.max_assigned()
-        meta = replica.meta
+        report = self.node.progress(request.region)
         return pb.Progress(
-            region=replica.region,
-            applied=replica.applied(),
-            max_assigned=top,
+            region=report.region,
+            applied=report.applied,
+            max_assigned=report.max_assigned,
             channels=[
                 pb.ChannelProgress(
-                    name=channel_name(replica.region, self.node.node_id, rid),
-                    receiver=_proto_peer(state.receiver),
-                    snapshot=state.snapshot,
-                    status=state.status,
-                    acked=state.acked,
-                    lag=max(top - state.acked, 0),
+                    name=c.name,
+                    receiver=_proto_peer(c.receiver),
+                    snapshot=c.snapshot,
+                    status=c.status,
+                    acked=c.acked,
+                    lag=c.lag,
                 )
-                for rid, state in sorted(meta.channels.items())
+                for c in report.channels
             ],
-            active=meta.active,
-            installed=replica.installed,
-            leaving=meta.leaving,
-            peers=[_proto_peer(p) for p in meta.peers],
-            departed=meta.departed,
-            confirmed=replica.confirmed,
+            active=report.active,
+            installed=report.installed,
+            leaving=report.leaving,
+            peers=[_proto_peer(p) for p in report.peers],
+            departed=report.departed,
+            confirmed=report.confirmed,
         )
 
     @_refusals
@@ -197,13 +201,12 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
     @_refusals
     async def Digest(self, request: pb.RegionRequest, context: Any) -> pb.DigestReply:
         d = await self.node.digest(request.region)
-        replica = self.node.progress(request.region)
         return pb.DigestReply(
             region=request.region,
             count=d.count,
             hash=d.hash,
-            active=replica.meta.active,
-            installed=replica.installed,
+            active=d.active,
+            installed=d.installed,
         )
 
     @_refusals
@@ -213,24 +216,21 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
         page = self.node.list_regions(request.after_region, request.limit)
         return pb.ListRegionsReply(
             node_id=self.node.node_id,
-            regions=[_region_info(r) for r in page.replicas],
+            regions=[_region_info(r) for r in page.regions],
             next_after=page.next_after,
         )
 
     @_refusals
     async def DescribeRegion(self, request: pb.RegionRequest, context: Any) -> pb.RegionInfo:
-        return _region_info(self.node.replica(request.region))
+        return _region_info(self.node.describe(request.region))
 
     # -- operations -----------------------------------------------------------------------
 
     @_refusals
     async def SetThrottle(self, request: pb.ThrottleRequest, context: Any) -> pb.ThrottleReply:
         """Idempotent: setting the limit it has changes nothing."""
-        if request.bytes_per_s < 0:
-            raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "a throttle cannot be negative")
-        previous = self.node.throttle.set_rate(request.bytes_per_s)
-        log.info("transfer throttle %s -> %s bytes/s", previous, request.bytes_per_s or None)
-        return pb.ThrottleReply(bytes_per_s=request.bytes_per_s, previous=previous or 0)
+        change = self.node.set_throttle(request.bytes_per_s)
+        return pb.ThrottleReply(bytes_per_s=request.bytes_per_s, previous=change.previous or 0)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -240,39 +240,37 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
         context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
     ) -> AsyncIterator[pb.TransferReply]:
         """Receive a channel: a hello, then batches, each answered with the applied vector."""
-        replica: Replica | None = None
-        sender = 0
+        requests = aiter(request_iterator)
         try:
-            async for request in request_iterator:
-                if request.HasField("hello"):
-                    if replica is None:
-                        sender = request.hello.sender
-                        self._check_sender(context, sender, "transfer")
-                        replica = self.node.inbound_replica(request.hello.region, sender)
-                        replica.inbound += 1
-                    elif (request.hello.region, request.hello.sender) != (replica.region, sender):
+            first = await anext(requests, None)
+            if first is None or not first.HasField("hello"):
+                raise NodeError(
+                    grpc.StatusCode.INVALID_ARGUMENT, "a transfer must start with a hello"
+                )
+            hello = first.hello
+            self._check_sender(context, hello.sender, "transfer")
+            with self.node.receive(hello.region, hello.sender) as inbound:
+                yield _transfer_reply(inbound)
+                async for request in requests:
+                    if not request.HasField("hello"):
+                        await inbound.apply(from_proto(request.batch))
+                    elif (request.hello.region, request.hello.sender) != (
+                        hello.region,
+                        hello.sender,
+                    ):
                         raise NodeError(
                             grpc.StatusCode.INVALID_ARGUMENT,
-                            f"a transfer stream of region {replica.region} from node {sender} "
+                            f"a transfer stream of region {hello.region} from node {hello.sender} "
                             f"cannot switch to region {request.hello.region} from node "
                             f"{request.hello.sender}",
                         )
-                elif replica is None:
-                    raise NodeError(
-                        grpc.StatusCode.INVALID_ARGUMENT, "a transfer must start with a hello"
-                    )
-                else:
-                    await self.node.apply(replica, sender, from_proto(request.batch))
-                yield pb.TransferReply(installed=replica.installed, applied=replica.applied())
+                    yield _transfer_reply(inbound)
         except NodeError as e:
             await context.abort(e.code, e.message)
         except GapError as e:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         except ValueError as e:  # a batch whose seqs and points do not pair up
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed batch: {e}")
-        finally:
-            if replica is not None:
-                replica.inbound -= 1
 
     async def InstallSnapshot(
         self,
@@ -289,27 +287,39 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
     async def _install_snapshot(
         self, chunks: AsyncIterator[pb.SnapshotChunk], context: Any
     ) -> pb.SnapshotReply:
-        replica: Replica | None = None
-        incoming: IncomingSnapshot | None = None
-        try:
-            async for chunk in chunks:
-                if replica is None:
-                    self._check_sender(context, chunk.sender, "snapshot")
-                    replica = self.node.inbound_replica(chunk.region, chunk.sender)
-                    if replica.installed:
-                        return pb.SnapshotReply(installed=True, applied=replica.applied())
-                    incoming = IncomingSnapshot(replica.path / f"snapshot.in.{chunk.sender}")
-                assert incoming is not None
-                await incoming.add(chunk.data)
-                if chunk.last:
-                    try:
-                        path = await incoming.finish(chunk.sha256)
-                    except ChecksumMismatch as e:
-                        raise NodeError(grpc.StatusCode.DATA_LOSS, str(e)) from e
-                    size, incoming = incoming.size, None
-                    await replica.install(path)
-                    return pb.SnapshotReply(installed=True, bytes=size, applied=replica.applied())
+        chunks = aiter(chunks)
+        first = await anext(chunks, None)
+        if first is None:
+            raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "an empty snapshot stream")
+        self._check_sender(context, first.sender, "snapshot")
+        with self.node.receive(first.region, first.sender) as inbound:
+            if inbound.installed:
+                return pb.SnapshotReply(installed=True, applied=inbound.applied())
+            return await _receive_snapshot(inbound, first, chunks)
+
+
+def _transfer_reply(inbound: Inbound) -> pb.TransferReply:
+    return pb.TransferReply(installed=inbound.installed, applied=inbound.applied())
+
+
+async def _receive_snapshot(
+    inbound: Inbound, first: pb.SnapshotChunk, rest: AsyncIterator[pb.SnapshotChunk]
+) -> pb.SnapshotReply:
+    """Write the chunks to a side file; a stream cut short or a bad checksum leaves nothing."""
+    incoming = inbound.incoming_snapshot()
+    try:
+        chunk: pb.SnapshotChunk | None = first
+        while chunk is not None and not chunk.last:
+            await incoming.add(chunk.data)
+            chunk = await anext(rest, None)
+        if chunk is None:
             raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "snapshot stream ended early")
-        finally:
-            if incoming is not None:
-                await incoming.discard()
+        await incoming.add(chunk.data)
+        size = await inbound.install(incoming, chunk.sha256)
+    except ChecksumMismatch as e:
+        await incoming.discard()
+        raise NodeError(grpc.StatusCode.DATA_LOSS, str(e)) from e
+    except BaseException:
+        await incoming.discard()
+        raise
+    return pb.SnapshotReply(installed=True, bytes=size, applied=inbound.applied())

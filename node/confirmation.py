@@ -1,0 +1,85 @@
+"""After a restart: is each recovered replica still a member of its region?
+
+A node removed while it was down (the workflow skipped it, as the source does) learns it here
+and deletes its stale replica by itself, never serving writes for it. It waits until the peers
+that removed it hold all of its own writes, and until every peer has answered, so none is
+lost: its writes reach a peer only through its own channel to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from node.backoff import Backoff
+from node.client import NodeClients
+from node.replica import Replica
+from node.replicas import Replicas
+from protos import air_node_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+Delete = Callable[[int], Awaitable[object]]
+
+
+class Confirmation:
+    def __init__(
+        self, node_id: int, replicas: Replicas, clients: NodeClients, delete: Delete
+    ) -> None:
+        self.node_id = node_id
+        self.replicas = replicas
+        self.clients = clients
+        self.delete = delete
+
+    async def run(self) -> None:
+        """Ask until every recovered replica is confirmed or deleted."""
+        backoff = Backoff(0.05, 2.0)
+        while pending := [r for r in self.replicas if not r.confirmed]:
+            for replica in pending:
+                try:
+                    await self.confirm(replica)
+                except Exception:
+                    log.exception("confirming region %d failed", replica.region)
+            if any(not r.confirmed for r in self.replicas):
+                await backoff.sleep()
+
+    async def confirm(self, replica: Replica) -> None:
+        """One round of asking the peers. Idempotent: it only reads the peers, then marks the
+        replica confirmed (in memory) or deletes it (idempotent itself)."""
+        departed_by: list[int] = []
+        unanswered: list[int] = []
+        for peer in [p for p in replica.meta.peers if p.node_id != self.node_id]:
+            try:
+                progress = await self.clients.stub(peer.address).GetProgress(
+                    pb.RegionRequest(region=replica.region), timeout=2
+                )
+            except grpc.aio.AioRpcError as e:
+                if e.code() != grpc.StatusCode.NOT_FOUND:  # without the region, it needs none
+                    unanswered.append(peer.node_id)
+                continue
+            if self.node_id in {p.node_id for p in progress.peers}:
+                replica.confirmed = True
+                log.info("region %d: node %d confirms membership", replica.region, peer.node_id)
+                return
+            if self.node_id in progress.departed:
+                if progress.applied.get(self.node_id, 0) < replica.max_assigned():
+                    return  # its writes are still draining there: not yet
+                departed_by.append(peer.node_id)
+        if departed_by and unanswered:
+            log.info(
+                "region %d: removed by nodes %s; waiting for nodes %s to hold its writes too",
+                replica.region,
+                departed_by,
+                unanswered,
+            )
+            return
+        if departed_by:
+            log.warning(
+                "region %d: nodes %s removed this node while it was away; deleting the stale "
+                "replica (they hold all of its writes)",
+                replica.region,
+                departed_by,
+            )
+            await self.delete(replica.region)

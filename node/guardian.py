@@ -1,0 +1,74 @@
+"""The guardian: the source's checkAllAirReplication, kept cheap for a node of many regions.
+
+Every `interval` seconds each replica's channel list matches its peer list and each listed
+channel's task runs. A pass is spread over the interval in slices, and a replica in order costs
+a few dictionary lookups and no lock, so an idle node's cost stays near zero however many
+regions it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from node.channel_tasks import ChannelTasks
+from node.replica import ChannelState, PeerInfo, Replica
+from node.replicas import Replicas
+
+log = logging.getLogger(__name__)
+
+SLICE = 100  # replicas checked per wake-up
+
+
+class Guardian:
+    def __init__(self, node_id: int, replicas: Replicas, channels: ChannelTasks) -> None:
+        self.node_id = node_id
+        self.replicas = replicas
+        self.channels = channels
+
+    async def run(self, interval: float) -> None:
+        while True:
+            regions = self.replicas.regions()
+            slices = [regions[i : i + SLICE] for i in range(0, len(regions), SLICE)] or [[]]
+            for part in slices:
+                await asyncio.sleep(interval / len(slices))
+                for region in part:
+                    try:
+                        await self.check(region)
+                    except Exception:
+                        log.exception("guardian: reconciling region %d failed", region)
+
+    async def check(self, region: int) -> None:
+        """Repair the replica's channels if they drifted from its peer list.
+
+        Idempotent: a replica in order is left alone; a repair persists the fixed list with one
+        atomic write, then starts or stops the tasks, so a crash at any line leaves the old
+        list (repaired again next pass) or the new one."""
+        replica = self.replicas.find(region)
+        if replica is None or self._in_order(replica):
+            return
+        async with self.replicas.lock(region):
+            replica = self.replicas.find(region)
+            if replica is None:
+                return
+            meta = replica.meta
+            others = self._others(replica)
+            stale = [rid for rid in meta.channels if rid not in others]
+            missing = [] if meta.leaving else [rid for rid in others if rid not in meta.channels]
+            for rid in stale:
+                log.warning("guardian: region %d drops channel to non-peer %d", region, rid)
+                del meta.channels[rid]
+            for rid in missing:
+                log.warning("guardian: region %d recreates channel to %d", region, rid)
+                meta.channels[rid] = ChannelState(receiver=others[rid])
+            if stale or missing:
+                replica.persist()
+            await self.channels.sync(replica)
+
+    def _in_order(self, replica: Replica) -> bool:
+        listed, others = set(replica.meta.channels), set(self._others(replica))
+        lists_match = listed <= others if replica.meta.leaving else listed == others
+        return lists_match and self.channels.match(replica)
+
+    def _others(self, replica: Replica) -> dict[int, PeerInfo]:
+        return {p.node_id: p for p in replica.meta.peers if p.node_id != self.node_id}

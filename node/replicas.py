@@ -1,0 +1,105 @@
+"""The replicas a node holds: found on disk at start, looked up by region, one lock each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+
+from node.errors import NodeError
+from node.replica import Replica
+from node.store import SyncMode
+
+log = logging.getLogger(__name__)
+
+_REGION_DIR = re.compile(r"^region_(\d+)$")
+
+
+class Replicas:
+    def __init__(self, node_id: int, data_dir: Path, sync: SyncMode) -> None:
+        self.node_id = node_id
+        self.data_dir = data_dir
+        self.sync = sync
+        self._by_region: dict[int, Replica] = {}
+        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def recover(self) -> None:
+        """Load every region folder; drop what a crash left half made or half deleted.
+
+        Reads each replica's small `replica.json` and opens its store: nothing proportional
+        to the data it holds.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        leftovers = [
+            *self.data_dir.glob("region_*.creating"),
+            *self.data_dir.glob("region_*.deleting"),
+        ]
+        for leftover in leftovers:
+            log.warning("removing %s left by an interrupted create/delete", leftover.name)
+            shutil.rmtree(leftover)
+        for path in sorted(self.data_dir.iterdir()):
+            if not (match := _REGION_DIR.match(path.name)) or not path.is_dir():
+                continue
+            for partial in [*path.glob("snapshot.in.*"), *path.glob("snapshot.out.*")]:
+                partial.unlink()
+            replica = Replica.load(self.node_id, path, self.sync)
+            replica.confirmed = replica.meta.peer_ids() <= {self.node_id}
+            self._by_region[int(match.group(1))] = replica
+            log.debug(
+                "recovered region %d (active=%s, installed=%s)",
+                replica.region,
+                replica.meta.active,
+                replica.installed,
+            )
+        log.info("recovered %d regions", len(self._by_region))
+
+    def lock(self, region: int) -> asyncio.Lock:
+        """The lock every membership change of `region` holds."""
+        return self._locks[region]
+
+    def directory(self, region: int) -> Path:
+        return self.data_dir / f"region_{region}"
+
+    def find(self, region: int) -> Replica | None:
+        return self._by_region.get(region)
+
+    def get(self, region: int) -> Replica:
+        """This node's replica of `region`; NOT_FOUND when it has none."""
+        replica = self._by_region.get(region)
+        if replica is None:
+            raise NodeError(
+                grpc.StatusCode.NOT_FOUND, f"region {region} has no replica on node {self.node_id}"
+            )
+        return replica
+
+    def add(self, replica: Replica) -> None:
+        self._by_region[replica.region] = replica
+
+    def pop(self, region: int) -> Replica | None:
+        return self._by_region.pop(region, None)
+
+    def regions(self) -> list[int]:
+        """A copy: callers may await between regions while others come and go."""
+        return list(self._by_region)
+
+    def __iter__(self) -> Iterator[Replica]:
+        return iter(list(self._by_region.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_region)
+
+    def page(self, after_region: int = 0, limit: int = 0) -> tuple[list[Replica], int]:
+        """The replicas after `after_region`, in region order, at most `limit` (0: all), and
+        the region the next page starts after (0: this is the last page)."""
+        regions = sorted(r for r in self._by_region if r > after_region)
+        if limit > 0 and len(regions) > limit:
+            regions, next_after = regions[:limit], regions[limit - 1]
+        else:
+            next_after = 0
+        return [self._by_region[r] for r in regions], next_after

@@ -1,0 +1,83 @@
+"""The guardian repairs a replica whose channels drifted from its peer list, and leaves one in
+order untouched (no lock, no write): that is what keeps an idle node of many regions cheap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from node.guardian import Guardian
+from node.replica import ChannelState, PeerInfo, Replica, ReplicaMeta
+from node.replicas import Replicas
+
+PEERS = [PeerInfo(node_id=n, address=f"127.0.0.1:{n}") for n in (1, 2, 3)]
+
+
+class FakeChannelTasks:
+    """Records the replicas whose tasks were synced; `running` says whether tasks match."""
+
+    def __init__(self, running: bool = True) -> None:
+        self.running = running
+        self.synced: list[int] = []
+
+    async def sync(self, replica: Replica) -> None:
+        self.synced.append(replica.region)
+
+    def match(self, replica: Replica) -> bool:
+        return self.running
+
+
+def held(tmp_path: Path, channels_to: list[int], leaving: bool = False) -> Replicas:
+    replicas = Replicas(1, tmp_path, "normal")
+    meta = ReplicaMeta(
+        region=7,
+        peers=PEERS,
+        active=not leaving,
+        leaving=leaving,
+        channels={n: ChannelState(receiver=PEERS[n - 1]) for n in channels_to},
+    )
+    path = replicas.directory(7)
+    path.mkdir()
+    Replica(1, path, meta, "normal").persist()
+    replicas.recover()
+    return replicas
+
+
+def on_disk(replicas: Replicas) -> ReplicaMeta:
+    return ReplicaMeta.model_validate_json((replicas.directory(7) / Replica.META).read_bytes())
+
+
+async def test_a_missing_channel_is_recreated_and_persisted(tmp_path: Path) -> None:
+    replicas, tasks = held(tmp_path, [2]), FakeChannelTasks()
+    await Guardian(1, replicas, tasks).check(7)  # type: ignore[arg-type]
+    assert sorted(on_disk(replicas).channels) == [2, 3]
+    assert tasks.synced == [7]
+
+
+async def test_a_channel_to_a_non_peer_is_dropped(tmp_path: Path) -> None:
+    replicas, tasks = held(tmp_path, [2, 3]), FakeChannelTasks()
+    replicas.get(7).meta.peers = PEERS[:2]  # node 3 left the peer list, its channel stayed
+    await Guardian(1, replicas, tasks).check(7)  # type: ignore[arg-type]
+    assert sorted(on_disk(replicas).channels) == [2]
+
+
+async def test_a_replica_in_order_is_left_untouched(tmp_path: Path) -> None:
+    replicas, tasks = held(tmp_path, [2, 3]), FakeChannelTasks()
+    before = (replicas.directory(7) / Replica.META).stat().st_mtime_ns
+    await Guardian(1, replicas, tasks).check(7)  # type: ignore[arg-type]
+    assert tasks.synced == []
+    assert (replicas.directory(7) / Replica.META).stat().st_mtime_ns == before
+
+
+async def test_a_stopped_task_is_restarted_without_rewriting_the_list(tmp_path: Path) -> None:
+    replicas, tasks = held(tmp_path, [2, 3]), FakeChannelTasks(running=False)
+    before = (replicas.directory(7) / Replica.META).stat().st_mtime_ns
+    await Guardian(1, replicas, tasks).check(7)  # type: ignore[arg-type]
+    assert tasks.synced == [7]
+    assert (replicas.directory(7) / Replica.META).stat().st_mtime_ns == before
+
+
+async def test_a_leaving_replica_gets_no_channel_back(tmp_path: Path) -> None:
+    replicas, tasks = held(tmp_path, [2], leaving=True), FakeChannelTasks()
+    await Guardian(1, replicas, tasks).check(7)  # type: ignore[arg-type]
+    assert sorted(on_disk(replicas).channels) == [2]  # the drained channel to 3 stays gone
+    assert tasks.synced == []
