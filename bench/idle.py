@@ -3,7 +3,9 @@
 Prints JSON: for each count of regions held (default 0, 100 and 1,000; `--regions`), three
 nodes each holding every region (all three replicas, active, no writes): each node's CPU as a
 fraction of a core over `--seconds` of idleness (from /proc), the time of a ListRegions, and
-the p50/p99 latency of one-point writes to one region. The nodes start afresh for each count,
+the p50/p99 latency of one-point writes to one region; then node 1 is SIGKILLed and started
+again: the time until it serves, and until its peers have confirmed every region it holds
+(recovery at that count). The nodes start afresh for each count,
 so each measure sits beside the others in the same run.
 Run: `python bench/idle.py [--regions 0,100,1000] [--seconds 10] [--writes 500]`.
 """
@@ -74,6 +76,24 @@ async def write_latencies(clients: NodeClients, node: NodeProcess, writes: int) 
     return sorted(times)
 
 
+async def recovery(clients: NodeClients, node: NodeProcess, count: int) -> tuple[float, float]:
+    """SIGKILL the node and start it again: seconds until it serves (its ready line), and until
+    every region it holds is confirmed by its peers (each takes writes again)."""
+    node.kill()
+    began = time.perf_counter()
+    node.start()  # returns once the node has logged that it serves
+    serving = time.perf_counter() - began
+    stub = clients.stub(node.address)
+    region = 1
+    while region <= count:
+        progress = await stub.GetProgress(pb.RegionRequest(region=region), timeout=10)
+        if progress.confirmed:
+            region += 1
+        else:  # a poll: the node has no "confirmed" stream to wait on
+            await asyncio.sleep(0.01)
+    return serving, time.perf_counter() - began
+
+
 @dataclass
 class Measure:
     regions: int
@@ -82,6 +102,8 @@ class Measure:
     list_regions_ms: float
     write_p50_ms: float
     write_p99_ms: float
+    restart_serving_s: float
+    restart_confirmed_s: float
 
 
 async def measure(root: Path, count: int, seconds: float, writes: int) -> Measure:
@@ -96,6 +118,7 @@ async def measure(root: Path, count: int, seconds: float, writes: int) -> Measur
         cpu = await idle_cpu(nodes, seconds)
         listed = await list_time(clients, nodes[0])
         latencies = await write_latencies(clients, nodes[0], writes)
+        serving, confirmed = await recovery(clients, nodes[0], max(count, 1))
         return Measure(
             regions=count,
             create_s=round(created, 2),
@@ -103,6 +126,8 @@ async def measure(root: Path, count: int, seconds: float, writes: int) -> Measur
             list_regions_ms=round(listed * 1000, 2),
             write_p50_ms=round(latencies[len(latencies) // 2] * 1000, 3),
             write_p99_ms=round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+            restart_serving_s=round(serving, 3),
+            restart_confirmed_s=round(confirmed, 3),
         )
     finally:
         for node in nodes:
