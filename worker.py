@@ -29,11 +29,18 @@ from workflows.add_peer import AddPeerWorkflow
 from workflows.drain import DrainNodeWorkflow
 from workflows.ids import TASK_QUEUE
 from workflows.migration import RegionMigrationWorkflow
+from workflows.rebalance import RebalanceWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
 
 log = logging.getLogger("worker")
 
-WORKFLOWS = [AddPeerWorkflow, RemovePeerWorkflow, RegionMigrationWorkflow, DrainNodeWorkflow]
+WORKFLOWS = [
+    AddPeerWorkflow,
+    RemovePeerWorkflow,
+    RegionMigrationWorkflow,
+    DrainNodeWorkflow,
+    RebalanceWorkflow,
+]
 # The sandbox imports a workflow's modules afresh for every run, unless they are passed
 # through: ours hold no state and do nothing on import, so they and their dependencies are
 # imported once. The sandbox still refuses non-deterministic calls in them.

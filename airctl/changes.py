@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from airctl.config import UserError, parse_ids
 from airctl.context import Ctl
-from airctl.progress import NO_ANSWER, drain_state, follow, live_progress, snapshot
+from airctl.progress import NO_ANSWER, follow, live_progress, operation_state, snapshot
 from workflows.add_peer import AddPeerWorkflow
 from workflows.drain import DrainNodeWorkflow
 from workflows.errors import root_cause
@@ -332,7 +332,7 @@ def _ended(status: WorkflowExecutionStatus | None) -> str:
 
 async def _drain_tally(client: Client, handle: WorkflowHandle[Any, Any]) -> str:
     """A closed drain's moves: the finished ones stay moved; the cancelled ones rolled back."""
-    state = await drain_state(handle)
+    state = await operation_state(handle)
     if state is None:
         return f"its moves are {NO_ANSWER}"
     rolled_back = [r for r in state.failed if await _cancelled(client, region_workflow_id(r))]

@@ -21,7 +21,7 @@ from airctl.changes import start
 from airctl.config import UserError
 from airctl.context import Ctl
 from airctl.display import Bars
-from airctl.progress import NO_ANSWER, drain_state, drain_text, follow_operation
+from airctl.progress import NO_ANSWER, follow_operation, moves_text, operation_state
 from node.killpoints import KillPoints
 from protos import air_node_pb2 as pb
 from workflows.drain import DrainNodeWorkflow
@@ -102,7 +102,7 @@ async def steer_drain(ctl: Ctl) -> int:
             raise UserError(f"no drain of node {node} is running")
         if action == "bound":
             await handle.execute_update(DrainNodeWorkflow.set_max_concurrent, bound)
-            state = await drain_state(handle)
+            state = await operation_state(handle)
             if state is None:
                 raise UserError(f"the drain took the bound {bound}; its state is {NO_ANSWER}")
         elif action == "pause":
@@ -117,7 +117,7 @@ async def steer_drain(ctl: Ctl) -> int:
         raise UserError(f"the drain refused the {action}: {root_cause(e)}") from e
     if ctl.args.wait:
         return await _follow_drain(ctl, client, handle)
-    ctl.emit(state.model_dump(mode="json"), f"drain of node {node}: {drain_text(state)}")
+    ctl.emit(state.model_dump(mode="json"), f"drain of node {node}: {moves_text(state)}")
     return 0
 
 

@@ -19,7 +19,9 @@ from airctl.display import Bars
 from workflows.change import MembershipChange
 from workflows.drain import DrainNodeWorkflow
 from workflows.ids import region_workflow_id
-from workflows.models import DrainProgress, Phase, Progress
+from workflows.models import MovesProgress, Phase, Progress
+from workflows.operation import MovesWorkflow
+from workflows.rebalance import RebalanceWorkflow
 
 
 async def _query(client: Client, workflow_id: str) -> Progress | None:
@@ -110,16 +112,17 @@ def show_change(bars: Bars, bar: TaskID, name: str, p: Progress, lag: LagBar) ->
 QUERY_TIMEOUT_S = 3.0
 
 NO_ANSWER = "unknown (no worker answers)"
+OPERATIONS = {DrainNodeWorkflow.__name__, RebalanceWorkflow.__name__}
 
 
 async def live_progress(client: Client, workflow_id: str, kind: str) -> tuple[str, bool | None]:
     """A running workflow's progress in a few words, and whether it stalls (None: unknown)."""
     handle = client.get_workflow_handle(workflow_id)
-    if kind == DrainNodeWorkflow.__name__:
-        state = await drain_state(handle)
+    if kind in OPERATIONS:
+        state = await operation_state(handle)
         if state is None:
             return NO_ANSWER, None
-        return drain_text(state), bool(state.stalled)
+        return moves_text(state), bool(state.stalled)
     try:
         progress = await asyncio.wait_for(snapshot(client, handle), QUERY_TIMEOUT_S)
     except (TimeoutError, RPCError, WorkflowQueryFailedError):
@@ -131,19 +134,20 @@ async def live_progress(client: Client, workflow_id: str, kind: str) -> tuple[st
     return transfer(progress), progress.stalled
 
 
-async def drain_state(handle: WorkflowHandle[Any, Any]) -> DrainProgress | None:
-    """The drain's `drain_progress` (a closed one's too), or None when no worker answers."""
+async def operation_state(handle: WorkflowHandle[Any, Any]) -> MovesProgress | None:
+    """A drain's or a rebalance's progress (a closed one's too); None when no worker answers."""
     try:
-        return await asyncio.wait_for(
-            handle.query(DrainNodeWorkflow.drain_progress), QUERY_TIMEOUT_S
-        )
+        return await asyncio.wait_for(handle.query(MovesWorkflow.moves_progress), QUERY_TIMEOUT_S)
     except (TimeoutError, RPCError, WorkflowQueryFailedError):
         return None
 
 
-def drain_text(s: DrainProgress) -> str:
-    """A drain's state in one line: moves done, running, left, failed, stalled; bytes, ETA."""
-    text = f"{len(s.done)}/{len(s.planned)} moved, running {sorted(s.running)}, {s.left} left"
+def moves_text(s: MovesProgress) -> str:
+    """An operation's state in one line: moves done, running, left, failed, stalled; bytes,
+    ETA."""
+    text = f"{moved(s)}, running {sorted(s.running)}, {s.left} left"
+    if s.round > 1:
+        text = f"round {s.round}: " + text
     text += f", {s.bytes_moved / 1e6:.1f}/{s.bytes_total / 1e6:.1f} MB"
     if s.rate_bytes_per_s > 0:
         text += f" at {s.rate_bytes_per_s / 1e6:.2f} MB/s"
@@ -156,21 +160,26 @@ def drain_text(s: DrainProgress) -> str:
     return text + f"; at most {s.max_concurrent} at once" + (", PAUSED" if s.paused else "")
 
 
+def moved(s: MovesProgress) -> str:
+    """Moves done of those planned, in every round so far."""
+    return f"{len(s.earlier) + len(s.done)}/{len(s.earlier) + len(s.planned)} moved"
+
+
 async def follow_operation(
     client: Client, handle: WorkflowHandle[Any, Any], bars: Bars, interval: float = 0.5
 ) -> None:
-    """Show a drain until it ends: the bytes moved of the total, and on a terminal a bar per
-    running move."""
+    """Show a drain or a rebalance until it ends: the bytes moved of the total, and on a
+    terminal a bar per running move."""
     overall = bars.add(handle.id)
     moves: dict[int, tuple[TaskID, LagBar]] = {}
     while True:
         running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        state = await drain_state(handle)
+        state = await operation_state(handle)
         if state is not None:
-            moved = f"{handle.id}: {len(state.done)}/{len(state.planned)} moved"
+            title = f"{handle.id}: {moved(state)}"
             total = state.bytes_total or None
             bars.update(
-                overall, moved, done=state.bytes_moved, total=total, detail=drain_text(state)
+                overall, title, done=state.bytes_moved, total=total, detail=moves_text(state)
             )
             if bars.live:
                 await _show_moves(client, bars, moves, state.running)

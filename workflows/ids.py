@@ -17,3 +17,7 @@ def drain_workflow_id(node: int) -> str:
 def child_workflow_id(parent_id: str, kind: str) -> str:
     """A migration's add-peer or remove-peer child, as migrations of the earlier worker ran."""
     return f"{parent_id}/{kind}"
+
+
+# One rebalance of the cluster at a time.
+REBALANCE_WORKFLOW_ID = "air-rebalance"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Self
 
 from pydantic import BaseModel, Field
 
@@ -124,8 +125,9 @@ class Move(BaseModel):
     sources: list[int] = Field(default_factory=list)
 
 
-class DrainProgress(BaseModel):
-    node: int
+class MovesProgress(BaseModel):
+    """An operation of many moves (a drain, a rebalance): its plan and how far it got."""
+
     planned: list[Move] = Field(default_factory=list)
     done: list[int] = Field(default_factory=list)
     running: list[int] = Field(default_factory=list)
@@ -141,12 +143,16 @@ class DrainProgress(BaseModel):
     bytes_moved: int = 0
     rate_bytes_per_s: float = 0.0
     eta_s: float | None = None
+    # A rebalance plans again once a round of moves is done (a region moves once per round):
+    # the round it is in, and the moves done in the rounds before.
+    round: int = 1
+    earlier: list[Move] = Field(default_factory=list)
 
     @property
     def left(self) -> int:
         return len(self.planned) - len(self.done) - len(self.failed) - len(self.running)
 
-    def measured(self, elapsed_s: float) -> DrainProgress:
+    def measured(self, elapsed_s: float) -> Self:
         """A copy with the byte counts, rate and ETA as of `elapsed_s`."""
         return self.rated(elapsed_s, *self.byte_counts())
 
@@ -156,7 +162,7 @@ class DrainProgress(BaseModel):
         moved = sum(sizes[r] for r in self.done)
         return sum(sizes.values()), moved, sum(sizes[r] for r in self.failed)
 
-    def rated(self, elapsed_s: float, total: int, moved: int, gone: int) -> DrainProgress:
+    def rated(self, elapsed_s: float, total: int, moved: int, gone: int) -> Self:
         """A copy with these byte counts (`gone`: of failed moves), the rate and the ETA."""
         rate = moved / elapsed_s if elapsed_s > 0 else 0.0
         eta = (total - moved - gone) / rate if rate > 0 else None
@@ -169,6 +175,21 @@ class DrainProgress(BaseModel):
                 "eta_s": eta,
             }
         )
+
+    def next_round(self, planned: list[Move]) -> None:
+        """Start the next round with `planned`: this round's moves done join the earlier."""
+        done = set(self.done)
+        self.earlier += [m for m in self.planned if m.region in done]
+        self.planned, self.done, self.round = planned, [], self.round + 1
+
+    def moved(self) -> list[Move]:
+        """Every move done, in every round."""
+        done = set(self.done)
+        return [*self.earlier, *(m for m in self.planned if m.region in done)]
+
+
+class DrainProgress(MovesProgress):
+    node: int
 
 
 class DrainInput(BaseModel):
@@ -185,4 +206,20 @@ class DrainResult(BaseModel):
     node: int
     moved: list[Move]
     failed: dict[int, str]
+    message: str
+
+
+class RebalanceInput(BaseModel):
+    nodes: list[int] = Field(default_factory=list)  # the destinations; empty: every live node
+    max_concurrent: int = 2  # migrations at once, cluster-wide
+    max_per_node: int = 2  # migrations at once sending from or receiving into one node
+    down_timeout_s: float = 60.0
+    stall_after_s: float = 60.0  # a move whose lag is flat this long is "stalled"
+    carried: MovesProgress | None = None  # set when it continues as new
+
+
+class RebalanceResult(BaseModel):
+    moved: list[Move]
+    failed: dict[int, str]
+    rounds: int
     message: str

@@ -23,7 +23,7 @@ from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedErro
 from workflows.errors import root_cause
 from workflows.ids import region_workflow_id
 from workflows.migration import RegionMigrationWorkflow
-from workflows.models import DrainProgress, MigrationInput, Move, Phase, StallReport
+from workflows.models import MigrationInput, Move, MovesProgress, Phase, StallReport
 from workflows.options import child
 from workflows.progress import Reporter
 from workflows.search_attributes import MOVES_DONE_KEY, MOVES_LEFT_KEY, PHASE_KEY
@@ -53,7 +53,7 @@ class MoveSettings:
 
 
 class Mover:
-    def __init__(self, state: DrainProgress, title: str, reporter: Reporter | None = None) -> None:
+    def __init__(self, state: MovesProgress, title: str, reporter: Reporter | None = None) -> None:
         self.state = state
         self.title = title  # "drain node 1"
         self.reporter = reporter or Reporter()
@@ -63,12 +63,12 @@ class Mover:
 
     # -- steering: the workflow's updates and its stall signal --------------------------------
 
-    def pause(self) -> DrainProgress:
+    def pause(self) -> MovesProgress:
         self.state.paused = True
         self.show()
         return self.measured()
 
-    def resume(self) -> DrainProgress:
+    def resume(self) -> MovesProgress:
         self.state.paused = False
         self.show()
         return self.measured()
@@ -185,7 +185,7 @@ class Mover:
 
     # -- showing ------------------------------------------------------------------------------
 
-    def measured(self) -> DrainProgress:
+    def measured(self) -> MovesProgress:
         """The state with bytes moved, rate and ETA as of now (workflow time)."""
         began, b = self.state.began, self._bytes
         elapsed = (workflow.now() - began).total_seconds() if began else 0.0
@@ -196,7 +196,7 @@ class Mover:
         phase = phase or (Phase.PAUSED if s.paused else Phase.MOVING)
         updates: list[SearchAttributeUpdate[Any]] = [
             PHASE_KEY.value_set(phase.value),
-            MOVES_DONE_KEY.value_set(len(s.done)),
+            MOVES_DONE_KEY.value_set(len(s.earlier) + len(s.done)),
             MOVES_LEFT_KEY.value_set(s.left + len(s.running)),
         ]
         self.reporter.attributes(updates)
@@ -212,14 +212,16 @@ def _history_full() -> bool:
     return workflow.info().get_current_history_length() >= START_BEFORE
 
 
-def details(title: str, s: DrainProgress, phase: Phase) -> str:
+def details(title: str, s: MovesProgress, phase: Phase) -> str:
     """An operation's current details in the UI: its moves, bytes, rate, ETA and stalls."""
     stalled = "".join(f"\n\nregion {r}: {why}" for r, why in sorted(s.stalled.items()))
     eta = f"ETA {s.eta_s:.0f} s" if s.eta_s is not None else "ETA unknown yet"
+    earlier = f" (and {len(s.earlier)} in rounds before)" if s.earlier else ""
     return (
-        f"**{title}**: phase **{phase}**, run {s.runs}\n\n"
-        f"{len(s.done)} done, {len(s.running)} running {sorted(s.running)}, {s.left} left, "
-        f"{len(s.failed)} failed, {len(s.stalled)} stalled; at most {s.max_concurrent} at once"
+        f"**{title}**: phase **{phase}**, round {s.round}, run {s.runs}\n\n"
+        f"{len(s.done)} done{earlier}, {len(s.running)} running {sorted(s.running)}, "
+        f"{s.left} left, {len(s.failed)} failed, {len(s.stalled)} stalled; "
+        f"at most {s.max_concurrent} at once"
         f"\n\n{s.bytes_moved / 1e6:.1f} of {s.bytes_total / 1e6:.1f} MB moved, "
         f"{s.rate_bytes_per_s / 1e6:.2f} MB/s, {eta}" + stalled
     )

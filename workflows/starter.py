@@ -25,10 +25,22 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from workflows.add_peer import AddPeerWorkflow
 from workflows.drain import DrainNodeWorkflow
 from workflows.errors import root_cause
-from workflows.ids import TASK_QUEUE, drain_workflow_id, region_workflow_id
+from workflows.ids import (
+    REBALANCE_WORKFLOW_ID,
+    TASK_QUEUE,
+    drain_workflow_id,
+    region_workflow_id,
+)
 from workflows.migration import RegionMigrationWorkflow
-from workflows.models import AddPeerInput, DrainInput, MigrationInput, RemovePeerInput
+from workflows.models import (
+    AddPeerInput,
+    DrainInput,
+    MigrationInput,
+    RebalanceInput,
+    RemovePeerInput,
+)
 from workflows.options import WORKFLOW_TASK_TIMEOUT
+from workflows.rebalance import RebalanceWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
 from workflows.search_attributes import KIND_KEY, NODES_KEY, REGION_KEY
 
@@ -98,6 +110,22 @@ async def start_drain(
     )  # fmt: skip
 
 
+async def start_rebalance(
+    client: Client,
+    request: RebalanceInput,
+    task_queue: str = TASK_QUEUE,
+    validate_within: float | None = VALIDATE_WITHIN_S,
+) -> Started:
+    """Start rebalancing the cluster and wait until it planned; `RegionBusy` if one runs."""
+    attributes = [SearchAttributePair(NODES_KEY, [str(n) for n in request.nodes])]
+    options = _options(client, request, REBALANCE_WORKFLOW_ID, task_queue, attributes)
+    busy = "a rebalance is already running"
+    return await _start_once(
+        client, RebalanceWorkflow.run, request, RebalanceWorkflow.validated, options, busy,
+        validate_within,
+    )  # fmt: skip
+
+
 def _options(
     client: Client,
     request: BaseModel,
@@ -133,6 +161,10 @@ def summary(request: BaseModel) -> str:
             return f"remove node {n} from region {r}"
         case DrainInput(node=n):
             return f"drain node {n}"
+        case RebalanceInput(nodes=[]):
+            return "rebalance the cluster"
+        case RebalanceInput(nodes=nodes):
+            return f"rebalance the cluster onto nodes {', '.join(map(str, nodes))}"
     raise TypeError(f"no summary for {type(request).__name__}")
 
 

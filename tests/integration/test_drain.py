@@ -22,13 +22,13 @@ from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.drain import DrainNodeWorkflow
 from workflows.ids import region_workflow_id
-from workflows.models import DrainInput, DrainProgress, DrainResult, MigrationInput, Phase
+from workflows.models import DrainInput, DrainResult, MigrationInput, MovesProgress, Phase
 
 ON_123 = [501, 502, 503]
 ON_124 = [504, 505, 506]
 
 
-async def drain_progress(handle: WorkflowHandle[Any, Any]) -> DrainProgress:
+async def drain_progress(handle: WorkflowHandle[Any, Any]) -> MovesProgress:
     progress = await handle.query(DrainNodeWorkflow.drain_progress)
     return progress
 
@@ -148,10 +148,10 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
     await cluster.throttle([1, 2, 3, 4], HELD)
     await handle.execute_update(DrainNodeWorkflow.set_max_concurrent, 2)
 
-    async def progress_and_node_4() -> tuple[DrainProgress, set[int]]:
+    async def progress_and_node_4() -> tuple[MovesProgress, set[int]]:
         return await drain_progress(handle), set(await cluster.regions_of(4))
 
-    def ready(seen: tuple[DrainProgress, set[int]]) -> bool:
+    def ready(seen: tuple[MovesProgress, set[int]]) -> bool:
         s, on_4 = seen
         return (
             s.done == [small] and len(s.running) == 2 and set(s.running) <= on_4 and bool(s.stalled)

@@ -26,10 +26,10 @@ from workflows.drain import DrainNodeWorkflow
 from workflows.models import (
     AddPeerResult,
     DrainInput,
-    DrainProgress,
     DrainResult,
     MigrationInput,
     MigrationResult,
+    MovesProgress,
 )
 from workflows.starter import start_drain
 
@@ -154,7 +154,7 @@ async def test_updates_and_the_query_work_across_continue_as_new(client: Client)
             timeout=120,
             what="the drain's second run",
         )
-        paused: DrainProgress = await handle.execute_update(DrainNodeWorkflow.pause)
+        paused: MovesProgress = await handle.execute_update(DrainNodeWorkflow.pause)
         assert paused.paused and paused.runs >= 2 and len(paused.done) >= len(second_run.done)
         still = await eventually(
             lambda: handle.query(DrainNodeWorkflow.drain_progress),

@@ -10,9 +10,9 @@ from typing import NamedTuple
 
 from tests.support.cluster import Cluster
 
-# node/node.py's lines for a replica created, activated and deleted
+# node/membership.py's lines for a replica created, activated and deleted
 _LINE = re.compile(
-    r"^(?P<at>\S+ \S+) node(?P<node>\d+) INFO node\.node: (?:"
+    r"^(?P<at>\S+ \S+) node(?P<node>\d+) INFO node\.membership: (?:"
     r"created region (?P<created>\d+), peers .*, active=(?P<active>True|False)"
     r"|region (?P<activated>\d+) is now active"
     r"|deleted region (?P<deleted>\d+))$"

@@ -14,8 +14,15 @@ from temporalio.service import RPCError
 from stack.processes import WorkerProcess
 from tests.support.cluster import Cluster
 from workflows.change import MembershipChange
-from workflows.models import AddPeerInput, DrainInput, MigrationInput, Progress, RemovePeerInput
-from workflows.starter import VALIDATE_WITHIN_S, start_change, start_drain
+from workflows.models import (
+    AddPeerInput,
+    DrainInput,
+    MigrationInput,
+    Progress,
+    RebalanceInput,
+    RemovePeerInput,
+)
+from workflows.starter import VALIDATE_WITHIN_S, start_change, start_drain, start_rebalance
 
 
 class Stack:
@@ -64,6 +71,11 @@ class Stack:
 
     async def drain(self, request: DrainInput) -> WorkflowHandle[Any, Any]:
         started = await start_drain(self.client, request, self.task_queue)
+        self.handles.append(started.handle)
+        return started.handle
+
+    async def rebalance(self, request: RebalanceInput) -> WorkflowHandle[Any, Any]:
+        started = await start_rebalance(self.client, request, self.task_queue)
         self.handles.append(started.handle)
         return started.handle
 

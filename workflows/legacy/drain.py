@@ -97,6 +97,21 @@ class DrainByCount:
         workflow.set_current_details(message)
         return DrainResult(node=req.node, moved=moved, failed=state.failed, message=message)
 
+    def pause(self) -> DrainProgress:
+        self.state.paused = True
+        self.show()
+        return self.measured()
+
+    def resume(self) -> DrainProgress:
+        self.state.paused = False
+        self.show()
+        return self.measured()
+
+    def bound(self, max_concurrent: int) -> int:
+        self.state.max_concurrent = max_concurrent
+        self.show()
+        return max_concurrent
+
     def stall(self, report: StallReport) -> None:
         s = self.state
         if report.stalled and report.region in s.running:

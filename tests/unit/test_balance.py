@@ -1,0 +1,129 @@
+"""The rebalance planner, without a cluster: properties that hold for any cluster."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from activities.models import ClusterDescription, Peer
+from workflows.balance import MAX_ROUNDS, TOLERANCE, after, plan_rebalance, plan_rounds, spread
+from workflows.models import Move
+from workflows.planning import InvalidRequest
+
+
+def cluster_of(
+    holders: dict[int, list[int]], sizes: dict[int, int], nodes: int
+) -> ClusterDescription:
+    return ClusterDescription(
+        nodes=[Peer(node_id=i, address=f"127.0.0.1:{i}") for i in range(1, nodes + 1)],
+        holders=holders,
+        store_bytes=sizes,
+    )
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> ClusterDescription:
+    """2-7 nodes, up to 40 regions of 1-3 replicas each, sizes from empty to 10 MB."""
+    nodes = draw(st.integers(2, 7))
+    count = draw(st.integers(0, 40))
+    holders, sizes = {}, {}
+    for region in range(1, count + 1):
+        factor = draw(st.integers(1, min(3, nodes)))
+        holders[region] = sorted(draw(st.permutations(range(1, nodes + 1)))[:factor])
+        sizes[region] = draw(st.integers(0, 10_000_000))
+    return cluster_of(holders, sizes, nodes)
+
+
+def alike(nodes: int, empty: int, regions: int, size: int = 1000) -> ClusterDescription:
+    """`regions` regions of one size, each on `nodes` full nodes, with `empty` nodes added."""
+    holders = {r: list(range(1, nodes + 1)) for r in range(1, regions + 1)}
+    return cluster_of(holders, dict.fromkeys(holders, size), nodes + empty)
+
+
+def replay(cluster: ClusterDescription, moves: list[Move]) -> dict[int, set[int]]:
+    """Each region's holders after the moves, asserting each move was legal when made."""
+    holders = {r: set(h) for r, h in cluster.holders.items()}
+    sizes = cluster.store_bytes
+    by_node = {n.node_id: 0 for n in cluster.nodes}
+    for region, on in holders.items():
+        for n in on:
+            by_node[n] += sizes[region]
+    for move in moves:
+        assert move.from_node in holders[move.region]
+        assert move.to_node not in holders[move.region]  # never two replicas on one node
+        size = sizes[move.region]
+        assert by_node[move.from_node] - size >= by_node[move.to_node] + size  # no oscillation
+        assert move.sources and move.to_node not in move.sources
+        holders[move.region] = (holders[move.region] - {move.from_node}) | {move.to_node}
+        by_node[move.from_node] -= size
+        by_node[move.to_node] += size
+    return holders
+
+
+def squared_deviation(values: dict[int, int]) -> float:
+    mean = sum(values.values()) / len(values)
+    return sum((v - mean) ** 2 for v in values.values())
+
+
+@settings(max_examples=300, deadline=None)
+@given(clusters())
+def test_every_move_is_legal_and_the_spread_only_narrows(cluster: ClusterDescription) -> None:
+    moves = plan_rebalance(cluster)
+    replay(cluster, moves)
+    assert len({m.region for m in moves}) == len(moves)  # a region moves at most once
+    before, after = spread(cluster), spread(cluster, moves)
+    assert squared_deviation(after.bytes) <= squared_deviation(before.bytes)
+    assert sum(after.counts.values()) == sum(before.counts.values())
+
+
+@settings(max_examples=100, deadline=None)
+@given(clusters(), st.data())
+def test_replicas_go_only_to_the_nodes_asked_for(
+    cluster: ClusterDescription, data: st.DataObject
+) -> None:
+    ids = [n.node_id for n in cluster.nodes]
+    wanted = data.draw(st.lists(st.sampled_from(ids), min_size=1, unique=True))
+    assert {m.to_node for m in plan_rebalance(cluster, wanted)} <= set(wanted)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 60))
+def test_alike_regions_end_within_one_replica_and_the_tolerance(empty: int, regions: int) -> None:
+    cluster = alike(3, empty, regions)
+    rounds = plan_rounds(cluster)
+    assert len(rounds) < MAX_ROUNDS  # the last round left nothing to plan
+    final = spread(cluster, [m for moves in rounds for m in moves])
+    assert final.count_range <= 1
+    mean = sum(final.bytes.values()) / len(final.bytes)
+    assert all(abs(b - mean) <= max(TOLERANCE * mean, 1000) for b in final.bytes.values())
+
+
+def test_a_balanced_cluster_plans_nothing() -> None:
+    assert plan_rebalance(alike(3, 0, 10)) == []
+    cluster = alike(3, 2, 10)
+    rounds = plan_rounds(cluster)
+    assert [len(moves) for moves in rounds] == [10, 2]  # 12 of the 30 replicas move
+    done = cluster
+    for moves in rounds:
+        replay(done, moves)
+        done = after(done, moves)
+    assert plan_rebalance(done) == []
+
+
+def test_large_regions_move_first_and_fill_the_empty_node_by_bytes() -> None:
+    sizes = {1: 4_000, 2: 1_000, 3: 1_000, 4: 1_000, 5: 1_000}
+    cluster = cluster_of({r: [1, 2] for r in sizes}, sizes, 3)
+    moves = plan_rebalance(cluster)
+    assert moves[0].region == 1 and moves[0].to_node == 3
+
+
+def test_a_node_that_does_not_answer_refuses_the_rebalance() -> None:
+    cluster = alike(3, 2, 10).model_copy(update={"unreachable": [2]})
+    with pytest.raises(InvalidRequest, match=r"node\(s\) \[2\] do not answer"):
+        plan_rebalance(cluster)
+
+
+def test_an_unknown_destination_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match=r"destination node\(s\) \[9\]"):
+        plan_rebalance(alike(3, 2, 10), [4, 9])

@@ -1,0 +1,125 @@
+"""What every operation of many moves shares: its handlers, its planning, its run of moves.
+
+A drain and a rebalance (and, later, a repair) differ only in how they plan. Each is a
+workflow class deriving from `MovesWorkflow`: it plans from the cluster's description and
+hands the moves to the bounded mover (workflows/moves.py), which continues as new before the
+run's history grows large. The handlers here steer it: the `validated` update, the progress
+query, the bound, pause and resume updates, and the stall signal of its moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from temporalio import workflow
+
+from activities.membership import MembershipActivities as A
+from activities.models import ClusterDescription
+from workflows.models import Move, MovesProgress, Phase, StallReport
+from workflows.moves import Mover, MoveSettings
+from workflows.options import DESCRIBE, execute
+from workflows.planning import InvalidRequest, check_bound
+from workflows.progress import STALL_SIGNAL
+from workflows.verdict import Verdict
+
+
+class Steering(Protocol):
+    """What the handlers steer: the mover, or a drain of the earlier worker."""
+
+    def pause(self) -> MovesProgress: ...
+    def resume(self) -> MovesProgress: ...
+    def bound(self, max_concurrent: int) -> int: ...
+    def stall(self, report: StallReport) -> None: ...
+    def measured(self) -> MovesProgress: ...
+
+
+class OperationInput(Protocol):
+    max_concurrent: int
+    max_per_node: int
+    down_timeout_s: float
+    stall_after_s: float
+
+
+class MovesWorkflow:
+    def __init__(self, state: MovesProgress, title: str) -> None:
+        # set before any handler runs: an update may arrive before the run method starts
+        self._state = state
+        self._mover = Mover(state, title)
+        self._verdict = Verdict()
+
+    def _steering(self) -> Steering:
+        return self._mover
+
+    @workflow.update
+    async def validated(self) -> str:
+        return await self._verdict.wait()
+
+    @workflow.signal(name=STALL_SIGNAL)
+    def transfer_stall(self, report: StallReport) -> None:
+        """A move's transfer stalled or moves again."""
+        self._steering().stall(report)
+
+    @workflow.query
+    def moves_progress(self) -> MovesProgress:
+        return self._steering().measured()
+
+    @workflow.update
+    def set_max_concurrent(self, bound: int) -> int:
+        return self._steering().bound(bound)
+
+    @set_max_concurrent.validator
+    def _valid_bound(self, bound: int) -> None:
+        try:
+            check_bound("the bound", bound)
+        except InvalidRequest as e:
+            raise ValueError(str(e)) from None
+
+    @workflow.update
+    def pause(self) -> MovesProgress:
+        return self._steering().pause()
+
+    @workflow.update
+    def resume(self) -> MovesProgress:
+        return self._steering().resume()
+
+    # -- for the run methods ------------------------------------------------------------------
+
+    async def _plan_or_refuse(
+        self,
+        req: OperationInput,
+        what: str,
+        plan: Callable[[ClusterDescription], list[Move]],
+        asking: int = 0,
+    ) -> list[Move]:
+        """Check the bounds, describe the cluster and plan: a refusal fails the workflow and
+        answers the `validated` update with the reason, before anything changed. (`asking`:
+        the node a drain names in its describe call, as the earlier worker did.)"""
+        try:
+            check_bound("max_concurrent", req.max_concurrent)
+            check_bound("max_per_node", req.max_per_node)
+            return await self._plan(what, plan, asking)
+        except InvalidRequest as e:
+            raise await self._verdict.refuse(e) from None
+
+    async def _plan(
+        self, what: str, plan: Callable[[ClusterDescription], list[Move]], asking: int = 0
+    ) -> list[Move]:
+        """Plan from the cluster as it is now; `InvalidRequest` when the plan cannot be made."""
+        summary = f"describe the cluster to {what}"
+        return plan(await execute(A.describe_cluster, asking, summary, DESCRIBE))
+
+    async def _move_or_continue(self, req: Any, settings: MoveSettings) -> None:
+        """Run the moves of the plan; continue as new, carrying the state, if the run's
+        history fills before they all ended."""
+        if not await self._mover.run(settings):
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            carried = self._state.model_copy(update={"runs": self._state.runs + 1})
+            workflow.continue_as_new(req.model_copy(update={"carried": carried}))
+
+    def _done(self) -> None:
+        self._mover.show(Phase.DONE)
+
+
+def settings_of(req: OperationInput) -> MoveSettings:
+    return MoveSettings(req.max_per_node, req.down_timeout_s, req.stall_after_s)
