@@ -38,7 +38,7 @@ from airctl.data import (
     cmd_verify,
     cmd_write,
 )
-from airctl.operations import cmd_drain, cmd_plan_drain
+from airctl.operations import cmd_drain, cmd_plan, cmd_rebalance
 from airctl.up import cmd_demo, cmd_up
 from workflows import connection
 
@@ -187,28 +187,44 @@ def parser() -> argparse.ArgumentParser:
     cancel.add_argument(
         "--timeout", type=float, default=120, help="seconds --all waits for each to end"
     )
-    plan = sub.add_parser("plan", help="what a change would do, changing nothing")
+    plan = sub.add_parser("plan", help="what an operation would do, changing nothing")
     plans = plan.add_subparsers(dest="plan", required=True)
     plans.add_parser("drain", help="the moves that drain a node").add_argument(
         "--node", type=int, required=True
     )
-    drain = sub.add_parser("drain", help="move every replica off a node, or steer that drain")
-    drain.add_argument(
-        "action",
-        nargs="?",
-        default="start",
-        choices=["start", "pause", "resume", "bound"],
-        help="start (the default); or, on the running drain: pause, resume, "
-        "bound (a new --max-concurrent)",
+    plans.add_parser("rebalance", help="the moves that even out the nodes").add_argument(
+        "--nodes", help="move replicas only onto these nodes, e.g. 4,5"
     )
+    drain = operation(sub, "drain", "move every replica off a node, or steer that drain")
     drain.add_argument("--node", type=int, required=True)
-    drain.add_argument("--max-concurrent", type=count, help="migrations at once (default 2)")
-    drain.add_argument("--wait", action="store_true", help="show progress until done")
+    rebalance = operation(
+        sub, "rebalance", "move replicas from the fullest nodes to the emptiest, or steer that"
+    )
+    rebalance.add_argument("--nodes", help="move replicas only onto these nodes, e.g. 4,5")
     migrations = sub.add_parser("migrations", help="every membership change, newest first")
     migrations.add_argument("--running", action="store_true", help="only the running ones")
     throttle = sub.add_parser("throttle", help="a node's transfer throttle, at run time")
     throttle.add_argument("--node", type=int, required=True)
     throttle.add_argument("--mbps", type=float, required=True, help="MB/s; 0 lifts the limit")
+    return p
+
+
+def operation(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    """A command that starts an operation of many moves, or steers the running one."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    p.add_argument(
+        "action",
+        nargs="?",
+        default="start",
+        choices=["start", "pause", "resume", "bound"],
+        help=f"start (the default); or, on the running {name}: pause, resume, "
+        "bound (a new --max-concurrent)",
+    )
+    p.add_argument("--max-concurrent", type=count, help="migrations at once (default 2)")
+    p.add_argument(
+        "--max-per-node", type=count, help="migrations at once from or into a node (default 2)"
+    )
+    p.add_argument("--wait", action="store_true", help="show progress until done")
     return p
 
 
@@ -225,8 +241,9 @@ ASYNC: dict[str, Callable[[Ctl], Awaitable[int]]] = {
     "cancel": cmd_cancel,
     "migrations": cmd_migrations,
     "throttle": cmd_throttle,
-    "plan": cmd_plan_drain,
+    "plan": cmd_plan,
     "drain": cmd_drain,
+    "rebalance": cmd_rebalance,
 }
 
 

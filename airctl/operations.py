@@ -1,11 +1,12 @@
-"""Commands on operations of many moves: plan a drain, drain a node, steer it (pause, resume,
-bound) and follow it."""
+"""Commands on operations of many moves: plan a drain or a rebalance, start one, steer the
+running one (pause, resume, bound) and follow it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -17,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.directory import NodeDirectory
 from activities.membership import MembershipActivities
+from activities.models import ClusterDescription
 from airctl.changes import start
 from airctl.config import UserError
 from airctl.context import Ctl
@@ -24,29 +26,55 @@ from airctl.display import Bars
 from airctl.progress import NO_ANSWER, follow_operation, moves_text, operation_state
 from node.killpoints import KillPoints
 from protos import air_node_pb2 as pb
-from workflows.drain import DrainNodeWorkflow
+from workflows.balance import plan_rounds, spread
 from workflows.errors import root_cause
-from workflows.ids import drain_workflow_id
-from workflows.models import (
-    DrainInput,
-    DrainResult,
-    Move,
-)
+from workflows.ids import REBALANCE_WORKFLOW_ID, drain_workflow_id
+from workflows.models import DrainInput, DrainResult, Move, RebalanceInput, RebalanceResult
+from workflows.operation import MovesWorkflow
 from workflows.planning import InvalidRequest, plan_drain
-from workflows.starter import start_drain
+from workflows.starter import start_drain, start_rebalance
+
+# -- planning -------------------------------------------------------------------------------
+
+
+async def describe_cluster(ctl: Ctl) -> ClusterDescription:
+    """Which nodes hold which regions, read exactly as the workflows read it."""
+    directory = NodeDirectory(nodes={n.id: n.address for n in ctl.config.nodes})
+    activities = MembershipActivities(directory, ctl.clients, KillPoints(set(), Path(".")))
+    return await activities.describe_cluster(0)
 
 
 async def cluster_plan(ctl: Ctl, node: int) -> list[Move]:
     """The drain's plan, computed here exactly as the workflow will (it changes nothing)."""
     ctl.config.node(node)
-    directory = NodeDirectory(nodes={n.id: n.address for n in ctl.config.nodes})
-    describe = MembershipActivities(
-        directory, ctl.clients, KillPoints(set(), Path("."))
-    ).describe_cluster
     try:
-        return plan_drain(await describe(node), node)
+        return plan_drain(await describe_cluster(ctl), node)
     except InvalidRequest as e:
         raise UserError(str(e)) from e
+
+
+async def rebalance_plan(ctl: Ctl) -> tuple[ClusterDescription, list[list[Move]]]:
+    """The rebalance's rounds, as the workflow will plan them if nothing else changes."""
+    cluster = await describe_cluster(ctl)
+    try:
+        return cluster, plan_rounds(cluster, destinations(ctl))
+    except InvalidRequest as e:
+        raise UserError(str(e)) from e
+
+
+def destinations(ctl: Ctl) -> list[int]:
+    if not ctl.args.nodes:
+        return []
+    try:
+        return [int(n) for n in ctl.args.nodes.split(",")]
+    except ValueError:
+        raise UserError(f"--nodes takes node ids, e.g. 4,5; not {ctl.args.nodes!r}") from None
+
+
+async def cmd_plan(ctl: Ctl) -> int:
+    if ctl.args.plan == "rebalance":
+        return await cmd_plan_rebalance(ctl)
+    return await cmd_plan_drain(ctl)
 
 
 async def cmd_plan_drain(ctl: Ctl) -> int:
@@ -72,63 +100,141 @@ async def cmd_plan_drain(ctl: Ctl) -> int:
     return 0
 
 
+async def cmd_plan_rebalance(ctl: Ctl) -> int:
+    """The rounds of moves, then each node's replicas and bytes now and after."""
+    cluster, rounds = await rebalance_plan(ctl)
+    moves = [m for moves in rounds for m in moves]
+    now, after = spread(cluster), spread(cluster, moves)
+    nodes = [
+        {"node": n, "replicas": now.counts[n], "bytes": now.bytes[n],
+         "replicas_after": after.counts[n], "bytes_after": after.bytes[n]}
+        for n in now.counts
+    ]  # fmt: skip
+    data = {
+        "rounds": [[m.model_dump() for m in moves] for moves in rounds],
+        "nodes": nodes,
+        "max_over_min_bytes": {"now": now.max_over_min_bytes, "after": after.max_over_min_bytes},
+    }
+    if not moves:
+        ctl.emit(data, "the cluster is balanced: nothing to move")
+        return 0
+    lines = [
+        f"round {i}: region {m.region}: node {m.from_node} -> {m.to_node} "
+        f"({m.store_bytes / 1e6:.1f} MB)"
+        for i, moves in enumerate(rounds, 1)
+        for m in moves
+    ]
+    lines += [
+        f"node {n['node']}: {n['replicas']} -> {n['replicas_after']} replicas, "
+        f"{n['bytes'] / 1e6:.1f} -> {n['bytes_after'] / 1e6:.1f} MB"
+        for n in nodes
+    ]
+    cells = [
+        [str(i), str(m.region), str(m.from_node), str(m.to_node), f"{m.store_bytes / 1e6:.1f}"]
+        for i, moves in enumerate(rounds, 1)
+        for m in moves
+    ]
+    ctl.emit_table(
+        data, "\n".join(lines), "rebalancing", ["round", "region", "from", "to", "MB"], cells
+    )
+    if not ctl.json:
+        print("\n".join(lines[len(cells) :]))
+    return 0
+
+
+# -- starting and steering ------------------------------------------------------------------
+
+
 async def cmd_drain(ctl: Ctl) -> int:
     """Start a drain, or steer the running one (pause, resume, bound); with --wait, follow it."""
+    node = ctl.args.node
     if ctl.args.action != "start":
-        return await steer_drain(ctl)
-    await cluster_plan(ctl, ctl.args.node)  # fail fast, before anything starts
+        client = await ctl.temporal()
+        handle = client.get_workflow_handle(drain_workflow_id(node))
+        return await steer(ctl, client, handle, f"drain of node {node}", DrainResult)
+    await cluster_plan(ctl, node)  # fail fast, before anything starts
     client = await ctl.temporal()
-    request = DrainInput(node=ctl.args.node)
-    if ctl.args.max_concurrent is not None:
-        request.max_concurrent = ctl.args.max_concurrent
+    request = DrainInput.model_validate({"node": node, **bounds(ctl)})
     started = await start(start_drain(client, request, ctl.config.task_queue))
     if not ctl.args.wait:
         ctl.emit_started(started)
         return 0
-    return await _follow_drain(ctl, client, started.handle)
+    return await follow(ctl, client, started.handle, "the drain", DrainResult)
 
 
-async def steer_drain(ctl: Ctl) -> int:
-    """Call the running drain's update for the action; print the state it answers with."""
-    action, node, bound = ctl.args.action, ctl.args.node, ctl.args.max_concurrent
-    if action == "bound" and bound is None:
-        raise UserError("drain bound needs --max-concurrent K")
-    if action != "bound" and bound is not None:
-        raise UserError(f"--max-concurrent goes with `drain` or `drain bound`, not {action}")
+async def cmd_rebalance(ctl: Ctl) -> int:
+    """Start a rebalance, or steer the running one; with --wait, follow it."""
     client = await ctl.temporal()
-    handle = client.get_workflow_handle(drain_workflow_id(node))
+    if ctl.args.action != "start":
+        handle = client.get_workflow_handle(REBALANCE_WORKFLOW_ID)
+        return await steer(ctl, client, handle, "rebalance", RebalanceResult)
+    request = RebalanceInput.model_validate({"nodes": destinations(ctl), **bounds(ctl)})
+    started = await start(start_rebalance(client, request, ctl.config.task_queue))
+    if not ctl.args.wait:
+        ctl.emit_started(started)
+        return 0
+    return await follow(ctl, client, started.handle, "the rebalance", RebalanceResult)
+
+
+def bounds(ctl: Ctl) -> dict[str, int]:
+    """The bounds given on the command line (the workflow's defaults for the others)."""
+    given = {"max_concurrent": ctl.args.max_concurrent, "max_per_node": ctl.args.max_per_node}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+async def steer(
+    ctl: Ctl, client: Client, handle: WorkflowHandle[Any, Any], what: str, result: type[Any]
+) -> int:
+    """Call the running operation's update for the action; print the state it answers with."""
+    action, bound = ctl.args.action, ctl.args.max_concurrent
+    if action == "bound" and bound is None:
+        raise UserError(f"{ctl.args.command} bound needs --max-concurrent K")
+    if action != "bound" and bound is not None:
+        raise UserError(
+            f"--max-concurrent goes with `{ctl.args.command}` or `{ctl.args.command} bound`, "
+            f"not {action}"
+        )
     try:
         if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-            raise UserError(f"no drain of node {node} is running")
+            raise UserError(f"no {what} is running")
         if action == "bound":
-            await handle.execute_update(DrainNodeWorkflow.set_max_concurrent, bound)
+            await handle.execute_update(MovesWorkflow.set_max_concurrent, bound)
             state = await operation_state(handle)
             if state is None:
-                raise UserError(f"the drain took the bound {bound}; its state is {NO_ANSWER}")
+                raise UserError(f"the {what} took the bound {bound}; its state is {NO_ANSWER}")
         elif action == "pause":
-            state = await handle.execute_update(DrainNodeWorkflow.pause)
+            state = await handle.execute_update(MovesWorkflow.pause)
         else:
-            state = await handle.execute_update(DrainNodeWorkflow.resume)
+            state = await handle.execute_update(MovesWorkflow.resume)
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
-            raise UserError(f"no drain of node {node} is running") from e
+            raise UserError(f"no {what} is running") from e
         raise UserError(f"Temporal refused the {action}: {e.message}") from e
     except WorkflowUpdateFailedError as e:
-        raise UserError(f"the drain refused the {action}: {root_cause(e)}") from e
+        raise UserError(f"the {what} refused the {action}: {root_cause(e)}") from e
     if ctl.args.wait:
-        return await _follow_drain(ctl, client, handle)
-    ctl.emit(state.model_dump(mode="json"), f"drain of node {node}: {moves_text(state)}")
+        return await follow(ctl, client, handle, f"the {what}", result)
+    ctl.emit(state.model_dump(mode="json"), f"{what}: {moves_text(state)}")
     return 0
 
 
-async def _follow_drain(ctl: Ctl, client: Client, handle: WorkflowHandle[Any, Any]) -> int:
-    """The drain's progress until it ends (with --json, silence); then its result."""
+async def follow(
+    ctl: Ctl,
+    client: Client,
+    handle: WorkflowHandle[Any, Any],
+    what: str,
+    result_type: type[DrainResult] | type[RebalanceResult],
+) -> int:
+    """The operation's progress until it ends (with --json, silence); then its result."""
     if not ctl.json:
         with Bars() as bars:
             await follow_operation(client, handle, bars)
     try:
-        result = await client.get_workflow_handle(handle.id, result_type=DrainResult).result()
+        result: BaseModel = await client.get_workflow_handle(
+            handle.id, result_type=result_type
+        ).result()
     except WorkflowFailureError as e:
-        raise UserError(f"the drain failed: {e.cause or e}") from e
+        raise UserError(f"{what} failed: {e.cause or e}") from e
+    assert isinstance(result, DrainResult | RebalanceResult)
     ctl.emit(result.model_dump(mode="json"), result.message)
     return 0 if not result.failed else 1

@@ -295,6 +295,31 @@ def test_plan_then_drain_a_node(airctl: Airctl) -> None:
     assert bad.returncode == 2 and "unknown node 9" in bad.stderr
 
 
+def test_plan_then_rebalance_onto_an_empty_node(airctl: Airctl) -> None:
+    airctl.up("--nodes", "4")
+    regions = [str(r) for r in range(31, 35)]
+    for region in regions:
+        airctl("region", "create", region, "--peers", "1,2,3")
+    plan = airctl.json("plan", "rebalance")
+    moves = [m for moves in plan["rounds"] for m in moves]
+    assert len(moves) == 3 and {m["to_node"] for m in moves} == {4}, plan  # 12 replicas: 3 each
+    assert {n["node"]: n["replicas_after"] for n in plan["nodes"]} == {1: 3, 2: 3, 3: 3, 4: 3}
+    assert "4" not in {n for r in airctl.json("regions").values() for n in r}  # nothing moved
+    bad = airctl("plan", "rebalance", "--nodes", "9", check=False)
+    assert bad.returncode == 2 and "destination node(s) [9] are not live" in bad.stderr
+    idle = airctl("rebalance", "pause", check=False)
+    assert idle.returncode == 2 and "no rebalance is running" in idle.stderr, idle.stderr
+
+    done = airctl.json("rebalance", "--max-concurrent", "2", "--wait")
+    assert done["failed"] == {} and len(done["moved"]) == 3, done
+    held = {n: 0 for n in ("1", "2", "3", "4")}
+    for replicas in airctl.json("regions").values():
+        for n in replicas:
+            held[n] += 1
+    assert held == {"1": 3, "2": 3, "3": 3, "4": 3}, held
+    assert airctl("plan", "rebalance").stdout.strip() == "the cluster is balanced: nothing to move"
+
+
 def test_up_with_tls_secures_airctl_the_worker_and_the_nodes(airctl: Airctl) -> None:
     airctl.up("--tls")
     config = json.loads(airctl.cluster.read_text())

@@ -36,6 +36,7 @@ def test_unset_global_options_keep_their_defaults_after_the_command() -> None:
         (["write", "5", "--count", "-5"], "--count: must be at least 1, not -5"),
         (["load", "5", "--seconds", "0", "--acked-log", "a"], "--seconds: must be above 0"),
         (["drain", "--node", "1", "--max-concurrent", "0"], "must be at least 1, not 0"),
+        (["rebalance", "--max-per-node", "0"], "--max-per-node: must be at least 1, not 0"),
     ],
 )
 def test_bad_numbers_are_one_line_and_exit_2(
