@@ -31,6 +31,7 @@ from workflows.ids import TASK_QUEUE
 from workflows.migration import RegionMigrationWorkflow
 from workflows.rebalance import RebalanceWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
+from workflows.repair import RepairNodeWorkflow
 
 log = logging.getLogger("worker")
 
@@ -40,6 +41,7 @@ WORKFLOWS = [
     RegionMigrationWorkflow,
     DrainNodeWorkflow,
     RebalanceWorkflow,
+    RepairNodeWorkflow,
 ]
 # The sandbox imports a workflow's modules afresh for every run, unless they are passed
 # through: ours hold no state and do nothing on import, so they and their dependencies are

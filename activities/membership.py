@@ -220,6 +220,8 @@ class MembershipActivities:
                 cluster.holders.setdefault(info.region, []).append(peer.node_id)
                 size = max(cluster.store_bytes.get(info.region, 0), info.store_bytes)
                 cluster.store_bytes[info.region] = size
+                listed = {*cluster.peers.get(info.region, []), *(p.node_id for p in info.peers)}
+                cluster.peers[info.region] = sorted(listed)
         return cluster
 
     @activity.defn

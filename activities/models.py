@@ -116,6 +116,9 @@ class ClusterDescription(BaseModel):
     holders: dict[int, list[int]] = Field(default_factory=dict)  # region -> node ids
     unreachable: list[int] = Field(default_factory=list)
     store_bytes: dict[int, int] = Field(default_factory=dict)  # region -> its largest replica
+    # region -> its peers, as the reachable holders list them: a node that does not answer
+    # shows here, not among the holders
+    peers: dict[int, list[int]] = Field(default_factory=dict)
 
     def load(self) -> dict[int, int]:
         """Replicas per node (every known node, zero included)."""

@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from airctl.config import UserError, parse_ids
 from airctl.context import Ctl
-from airctl.progress import NO_ANSWER, follow, live_progress, operation_state, snapshot
+from airctl.progress import NO_ANSWER, OPERATIONS, follow, live_progress, operation_state, snapshot
 from workflows.add_peer import AddPeerWorkflow
 from workflows.drain import DrainNodeWorkflow
 from workflows.errors import root_cause
@@ -33,13 +33,22 @@ from workflows.models import (
     Phase,
     RemovePeerInput,
 )
+from workflows.rebalance import RebalanceWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
+from workflows.repair import RepairNodeWorkflow
 from workflows.search_attributes import NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY
 from workflows.starter import RegionBusy, RequestRefused, Started, start_change
 
 TYPES = [
     w.__name__
-    for w in (RegionMigrationWorkflow, AddPeerWorkflow, RemovePeerWorkflow, DrainNodeWorkflow)
+    for w in (
+        RegionMigrationWorkflow,
+        AddPeerWorkflow,
+        RemovePeerWorkflow,
+        DrainNodeWorkflow,
+        RebalanceWorkflow,
+        RepairNodeWorkflow,
+    )
 ]
 
 MEMBERSHIP_QUERY = "WorkflowType IN (" + ", ".join(f"'{t}'" for t in TYPES) + ")"
@@ -303,7 +312,7 @@ async def _cancel(client: Client, change: WorkflowExecution, timeout: float) -> 
         status, result = await asyncio.wait_for(_closed(handle), timeout)
     except TimeoutError:
         return f"cancel requested; still running after {timeout:g}s"
-    if change.workflow_type == DrainNodeWorkflow.__name__:
+    if change.workflow_type in OPERATIONS:
         return f"{_ended(status)}: {await _drain_tally(client, handle)}"
     if status == WorkflowExecutionStatus.CANCELED:
         return "cancelled: rolled back to the cluster as it was"
@@ -331,7 +340,8 @@ def _ended(status: WorkflowExecutionStatus | None) -> str:
 
 
 async def _drain_tally(client: Client, handle: WorkflowHandle[Any, Any]) -> str:
-    """A closed drain's moves: the finished ones stay moved; the cancelled ones rolled back."""
+    """A closed operation's moves: the finished ones stay moved; the cancelled ones rolled
+    back."""
     state = await operation_state(handle)
     if state is None:
         return f"its moves are {NO_ANSWER}"

@@ -38,7 +38,7 @@ from airctl.data import (
     cmd_verify,
     cmd_write,
 )
-from airctl.operations import cmd_drain, cmd_plan, cmd_rebalance
+from airctl.operations import cmd_drain, cmd_plan, cmd_rebalance, cmd_repair
 from airctl.up import cmd_demo, cmd_up
 from workflows import connection
 
@@ -201,6 +201,10 @@ def parser() -> argparse.ArgumentParser:
         sub, "rebalance", "move replicas from the fullest nodes to the emptiest, or steer that"
     )
     rebalance.add_argument("--nodes", help="move replicas only onto these nodes, e.g. 4,5")
+    repair = operation(
+        sub, "repair", "a new replica elsewhere for each region of a node that is gone"
+    )
+    repair.add_argument("--node", type=int, required=True)
     migrations = sub.add_parser("migrations", help="every membership change, newest first")
     migrations.add_argument("--running", action="store_true", help="only the running ones")
     throttle = sub.add_parser("throttle", help="a node's transfer throttle, at run time")
@@ -244,6 +248,7 @@ ASYNC: dict[str, Callable[[Ctl], Awaitable[int]]] = {
     "plan": cmd_plan,
     "drain": cmd_drain,
     "rebalance": cmd_rebalance,
+    "repair": cmd_repair,
 }
 
 

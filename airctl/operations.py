@@ -28,11 +28,19 @@ from node.killpoints import KillPoints
 from protos import air_node_pb2 as pb
 from workflows.balance import plan_rounds, spread
 from workflows.errors import root_cause
-from workflows.ids import REBALANCE_WORKFLOW_ID, drain_workflow_id
-from workflows.models import DrainInput, DrainResult, Move, RebalanceInput, RebalanceResult
+from workflows.ids import REBALANCE_WORKFLOW_ID, drain_workflow_id, repair_workflow_id
+from workflows.models import (
+    DrainInput,
+    DrainResult,
+    Move,
+    RebalanceInput,
+    RebalanceResult,
+    RepairInput,
+    RepairResult,
+)
 from workflows.operation import MovesWorkflow
 from workflows.planning import InvalidRequest, plan_drain
-from workflows.starter import start_drain, start_rebalance
+from workflows.starter import start_drain, start_rebalance, start_repair
 
 # -- planning -------------------------------------------------------------------------------
 
@@ -176,6 +184,22 @@ async def cmd_rebalance(ctl: Ctl) -> int:
     return await follow(ctl, client, started.handle, "the rebalance", RebalanceResult)
 
 
+async def cmd_repair(ctl: Ctl) -> int:
+    """Start repairing a dead node, or steer the running repair; with --wait, follow it."""
+    node = ctl.args.node
+    ctl.config.node(node)
+    client = await ctl.temporal()
+    if ctl.args.action != "start":
+        handle = client.get_workflow_handle(repair_workflow_id(node))
+        return await steer(ctl, client, handle, f"repair of node {node}", RepairResult)
+    request = RepairInput.model_validate({"node": node, **bounds(ctl)})
+    started = await start(start_repair(client, request, ctl.config.task_queue))
+    if not ctl.args.wait:
+        ctl.emit_started(started)
+        return 0
+    return await follow(ctl, client, started.handle, "the repair", RepairResult)
+
+
 def bounds(ctl: Ctl) -> dict[str, int]:
     """The bounds given on the command line (the workflow's defaults for the others)."""
     given = {"max_concurrent": ctl.args.max_concurrent, "max_per_node": ctl.args.max_per_node}
@@ -223,7 +247,7 @@ async def follow(
     client: Client,
     handle: WorkflowHandle[Any, Any],
     what: str,
-    result_type: type[DrainResult] | type[RebalanceResult],
+    result_type: type[DrainResult] | type[RebalanceResult] | type[RepairResult],
 ) -> int:
     """The operation's progress until it ends (with --json, silence); then its result."""
     if not ctl.json:
@@ -235,6 +259,12 @@ async def follow(
         ).result()
     except WorkflowFailureError as e:
         raise UserError(f"{what} failed: {e.cause or e}") from e
-    assert isinstance(result, DrainResult | RebalanceResult)
-    ctl.emit(result.model_dump(mode="json"), result.message)
+    assert isinstance(result, DrainResult | RebalanceResult | RepairResult)
+    text = result.message
+    if isinstance(result, RepairResult):  # what the survivors hold of the dead node's writes
+        text += "".join(
+            f"\nregion {r.region} -> node {r.to_node}: {r.account}" for r in result.repaired
+        )
+    text += "".join(f"\nregion {r}: {why}" for r, why in sorted(result.failed.items()))
+    ctl.emit(result.model_dump(mode="json"), text)
     return 0 if not result.failed else 1

@@ -22,6 +22,7 @@ from workflows.ids import region_workflow_id
 from workflows.models import MovesProgress, Phase, Progress
 from workflows.operation import MovesWorkflow
 from workflows.rebalance import RebalanceWorkflow
+from workflows.repair import RepairNodeWorkflow
 
 
 async def _query(client: Client, workflow_id: str) -> Progress | None:
@@ -112,7 +113,11 @@ def show_change(bars: Bars, bar: TaskID, name: str, p: Progress, lag: LagBar) ->
 QUERY_TIMEOUT_S = 3.0
 
 NO_ANSWER = "unknown (no worker answers)"
-OPERATIONS = {DrainNodeWorkflow.__name__, RebalanceWorkflow.__name__}
+OPERATIONS = {
+    DrainNodeWorkflow.__name__,
+    RebalanceWorkflow.__name__,
+    RepairNodeWorkflow.__name__,
+}
 
 
 async def live_progress(client: Client, workflow_id: str, kind: str) -> tuple[str, bool | None]:

@@ -20,7 +20,7 @@ from workflows.transfer import wait_transfer
 async def add_peer_steps(steps: Steps, a: Addition) -> dict[int, int]:
     """The addition, step by step, as DESIGN.md section 5 lists it; returns the target."""
     new = a.new
-    others = [p for p in a.peers if p != a.coordinator]
+    others = [p for p in a.live_peers() if p != a.coordinator]
 
     # 1. the new replica, inactive from the start (DESTINATION_CREATE_LOCAL_PEER on the node)
     await steps.create_local_peer(new, [*a.peers, new])
@@ -30,7 +30,7 @@ async def add_peer_steps(steps: Steps, a: Addition) -> dict[int, int]:
     #    channel sends a snapshot first
     await steps.create_channels(new, others, a.coordinator, K.COORDINATOR_ADD_PEER_TRANSITION)
     # 4. capture the target once, then wait until the new peer has applied it
-    target = await steps.capture_target(a.peers)
+    target = await steps.capture_target(a.live_peers())
     await wait_transfer(
         steps, Phase.TRANSFERRING, [new], target, a.down_timeout_s, cancellable=True
     )

@@ -14,6 +14,10 @@ def drain_workflow_id(node: int) -> str:
     return f"air-drain-node-{node}"
 
 
+def repair_workflow_id(node: int) -> str:
+    return f"air-repair-node-{node}"
+
+
 def child_workflow_id(parent_id: str, kind: str) -> str:
     """A migration's add-peer or remove-peer child, as migrations of the earlier worker ran."""
     return f"{parent_id}/{kind}"

@@ -35,6 +35,9 @@ class MigrationInput(BaseModel):
     coordinator: int | None = None
     down_timeout_s: float = 60.0
     stall_after_s: float = 60.0  # a transfer whose lag is flat this long is "stalled"
+    # How long the removal waits for a leaving node that does not answer before it skips its
+    # steps (default: down_timeout_s). A repair sets it short: the node is known dead.
+    leaving_down_timeout_s: float | None = None
 
 
 class Phase(enum.StrEnum):
@@ -147,6 +150,8 @@ class MovesProgress(BaseModel):
     # the round it is in, and the moves done in the rounds before.
     round: int = 1
     earlier: list[Move] = Field(default_factory=list)
+    # region -> what its move's migration said it did (a repair keeps them for its result)
+    outcomes: dict[int, str] = Field(default_factory=dict)
 
     @property
     def left(self) -> int:
@@ -206,6 +211,34 @@ class DrainResult(BaseModel):
     node: int
     moved: list[Move]
     failed: dict[int, str]
+    message: str
+
+
+class RepairProgress(MovesProgress):
+    node: int
+    unrepairable: dict[int, str] = Field(default_factory=dict)  # region -> why not
+
+
+class RepairInput(BaseModel):
+    node: int  # the node that does not answer: its regions get a new replica elsewhere
+    max_concurrent: int = 2  # migrations at once, cluster-wide
+    max_per_node: int = 2  # migrations at once sending from or receiving into one node
+    down_timeout_s: float = 60.0  # a new replica's node unreachable this long fails its move
+    dead_wait_s: float = 2.0  # how long each move waits for the dead node before skipping it
+    stall_after_s: float = 60.0
+    carried: RepairProgress | None = None  # set when it continues as new
+
+
+class RegionRepair(BaseModel):
+    region: int
+    to_node: int
+    account: str  # what the survivors hold of the dead node's writes
+
+
+class RepairResult(BaseModel):
+    node: int
+    repaired: list[RegionRepair]
+    failed: dict[int, str]  # region -> why it was not repaired
     message: str
 
 

@@ -50,6 +50,8 @@ class MoveSettings:
     max_per_node: int
     down_timeout_s: float
     stall_after_s: float
+    leaving_down_timeout_s: float | None = None  # see MigrationInput
+    keep_outcomes: bool = False  # each move's account in the state (a repair reports them)
 
 
 class Mover:
@@ -150,7 +152,7 @@ class Mover:
     async def _move(self, move: Move, source: int | None, settings: MoveSettings) -> None:
         s = self.state
         try:
-            await child(
+            result = await child(
                 RegionMigrationWorkflow.run,
                 MigrationInput(
                     region=move.region,
@@ -159,6 +161,7 @@ class Mover:
                     coordinator=source,
                     down_timeout_s=settings.down_timeout_s,
                     stall_after_s=settings.stall_after_s,
+                    leaving_down_timeout_s=settings.leaving_down_timeout_s,
                 ),
                 region_workflow_id(move.region),
                 f"migrate region {move.region}: node {move.from_node} -> node {move.to_node} "
@@ -166,6 +169,8 @@ class Mover:
             )
             s.done.append(move.region)
             self._bytes.moved += move.store_bytes
+            if settings.keep_outcomes:
+                s.outcomes[move.region] = result.remove.message if result.remove else ""
         except ChildWorkflowError as e:
             s.failed[move.region] = root_cause(e)
             self._bytes.gone += move.store_bytes

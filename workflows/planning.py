@@ -7,7 +7,7 @@ retried workflow task plans exactly what the first try did; tests plan without a
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from activities.models import ClusterDescription, Peer, RegionDescription
 from workflows.models import AddPeerInput, MigrationInput, Move, RemovePeerInput
@@ -34,6 +34,13 @@ class Addition:
     peers: list[Peer]  # the region's peers before
     coordinator: Peer  # sends the snapshot
     down_timeout_s: float
+    # Peers that do not answer and are leaving (a repair's dead node): no channel from them
+    # is asked for and their progress is not in the target. Whatever they acknowledged and
+    # never replicated cannot be accounted for; the removal reports how much the others hold.
+    absent: tuple[int, ...] = ()
+
+    def live_peers(self) -> list[Peer]:
+        return [p for p in self.peers if p.node_id not in self.absent]
 
 
 @dataclass(frozen=True)
@@ -169,8 +176,11 @@ def plan_migration(
         ),
         rng,
     )
+    if req.from_node in description.unreachable:  # a repair: the leaving node is dead
+        addition = replace(addition, absent=(req.from_node,))
     after = sorted([*addition.peers, addition.new], key=lambda p: p.node_id)
-    removal = _removal(req.region, after, req.from_node, req.down_timeout_s)
+    leaving_down = req.leaving_down_timeout_s or req.down_timeout_s
+    removal = _removal(req.region, after, req.from_node, leaving_down)
     return Migration(addition, removal)
 
 
@@ -181,14 +191,8 @@ def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:
     Each move lists the nodes it may copy from: the region's other live holders (the drained
     node itself only when it holds the last replica).
     """
-    if node not in {n.node_id for n in cluster.nodes}:
-        raise InvalidRequest(f"node {node} is not in the cluster")
-    live = [n.node_id for n in cluster.nodes if n.node_id not in cluster.unreachable]
-    load = {n: (0, 0) for n in live}  # node -> (store bytes, replicas)
-    for region, holders in cluster.holders.items():
-        for n in holders:
-            if n in load:
-                load[n] = (load[n][0] + cluster.store_bytes.get(region, 0), load[n][1] + 1)
+    _require_known(cluster, node)
+    load = _live_load(cluster)
     moves = []
     for region, holders in sorted(cluster.holders.items()):
         if node not in holders:
@@ -198,11 +202,66 @@ def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:
             raise InvalidRequest(
                 f"region {region} has no node to move to (it is on every live node)"
             )
-        target = min(candidates, key=lambda n: (*load[n], n))
         size = cluster.store_bytes.get(region, 0)
-        load[target] = (load[target][0] + size, load[target][1] + 1)
+        target = _least_loaded(load, candidates, size)
         sources = [n for n in sorted(holders) if n != node and n in load] or [node]
         moves.append(
             Move(region=region, from_node=node, to_node=target, store_bytes=size, sources=sources)
         )
     return moves
+
+
+def plan_repair(cluster: ClusterDescription, node: int) -> tuple[list[Move], dict[int, str]]:
+    """For each region `node` (which does not answer) is a peer of: a new replica on the live
+    node with the fewest store bytes that is not a peer, copied from a live holder; then
+    `node` removed. Also the regions that cannot be repaired, with why.
+    """
+    _require_known(cluster, node)
+    if node not in cluster.unreachable:
+        raise InvalidRequest(
+            f"node {node} answers: a repair is for a node that is gone; to move its replicas "
+            f"off, drain it (airctl drain --node {node})"
+        )
+    load = _live_load(cluster)
+    moves, unrepairable = [], {}
+    for region, peers in sorted(cluster.peers.items()):
+        if node not in peers:
+            continue
+        holders = [n for n in cluster.holders.get(region, []) if n in load]
+        candidates = [n for n in sorted(load) if n not in peers and n not in holders]
+        if not holders:
+            unrepairable[region] = f"no live replica of region {region} to copy from"
+        elif not candidates:
+            unrepairable[region] = f"every live node already holds region {region}"
+        else:
+            size = cluster.store_bytes.get(region, 0)
+            target = _least_loaded(load, candidates, size)
+            moves.append(
+                Move(region=region, from_node=node, to_node=target, store_bytes=size,
+                     sources=sorted(holders))
+            )  # fmt: skip
+    return moves, unrepairable
+
+
+def _require_known(cluster: ClusterDescription, node: int) -> None:
+    if node not in {n.node_id for n in cluster.nodes}:
+        raise InvalidRequest(f"node {node} is not in the cluster")
+
+
+def _live_load(cluster: ClusterDescription) -> dict[int, tuple[int, int]]:
+    """Each live node's (store bytes, replicas)."""
+    live = [n.node_id for n in cluster.nodes if n.node_id not in cluster.unreachable]
+    load = dict.fromkeys(live, (0, 0))
+    for region, holders in cluster.holders.items():
+        for n in holders:
+            if n in load:
+                load[n] = (load[n][0] + cluster.store_bytes.get(region, 0), load[n][1] + 1)
+    return load
+
+
+def _least_loaded(load: dict[int, tuple[int, int]], candidates: list[int], size: int) -> int:
+    """The candidate with the fewest bytes (then replicas, then the lowest id), charged with
+    the region it takes so the next choice counts it."""
+    target = min(candidates, key=lambda n: (*load[n], n))
+    load[target] = (load[target][0] + size, load[target][1] + 1)
+    return target

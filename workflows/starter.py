@@ -30,6 +30,7 @@ from workflows.ids import (
     TASK_QUEUE,
     drain_workflow_id,
     region_workflow_id,
+    repair_workflow_id,
 )
 from workflows.migration import RegionMigrationWorkflow
 from workflows.models import (
@@ -38,10 +39,12 @@ from workflows.models import (
     MigrationInput,
     RebalanceInput,
     RemovePeerInput,
+    RepairInput,
 )
 from workflows.options import WORKFLOW_TASK_TIMEOUT
 from workflows.rebalance import RebalanceWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
+from workflows.repair import RepairNodeWorkflow
 from workflows.search_attributes import KIND_KEY, NODES_KEY, REGION_KEY
 
 # How long a client waits for the workflow to pass validation before it leaves it running
@@ -110,6 +113,23 @@ async def start_drain(
     )  # fmt: skip
 
 
+async def start_repair(
+    client: Client,
+    request: RepairInput,
+    task_queue: str = TASK_QUEUE,
+    validate_within: float | None = VALIDATE_WITHIN_S,
+) -> Started:
+    """Start repairing a dead node's regions and wait until it planned; `RegionBusy` if a
+    repair of it runs."""
+    attributes = [SearchAttributePair(NODES_KEY, [str(request.node)])]
+    options = _options(client, request, repair_workflow_id(request.node), task_queue, attributes)
+    busy = f"node {request.node} is already being repaired"
+    return await _start_once(
+        client, RepairNodeWorkflow.run, request, RepairNodeWorkflow.validated, options, busy,
+        validate_within,
+    )  # fmt: skip
+
+
 async def start_rebalance(
     client: Client,
     request: RebalanceInput,
@@ -161,6 +181,8 @@ def summary(request: BaseModel) -> str:
             return f"remove node {n} from region {r}"
         case DrainInput(node=n):
             return f"drain node {n}"
+        case RepairInput(node=n):
+            return f"repair node {n}: a new replica for each of its regions"
         case RebalanceInput(nodes=[]):
             return "rebalance the cluster"
         case RebalanceInput(nodes=nodes):

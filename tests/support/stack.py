@@ -21,8 +21,15 @@ from workflows.models import (
     Progress,
     RebalanceInput,
     RemovePeerInput,
+    RepairInput,
 )
-from workflows.starter import VALIDATE_WITHIN_S, start_change, start_drain, start_rebalance
+from workflows.starter import (
+    VALIDATE_WITHIN_S,
+    start_change,
+    start_drain,
+    start_rebalance,
+    start_repair,
+)
 
 
 class Stack:
@@ -76,6 +83,11 @@ class Stack:
 
     async def rebalance(self, request: RebalanceInput) -> WorkflowHandle[Any, Any]:
         started = await start_rebalance(self.client, request, self.task_queue)
+        self.handles.append(started.handle)
+        return started.handle
+
+    async def repair(self, request: RepairInput) -> WorkflowHandle[Any, Any]:
+        started = await start_repair(self.client, request, self.task_queue)
         self.handles.append(started.handle)
         return started.handle
 

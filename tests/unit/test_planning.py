@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from activities.models import ClusterDescription, Peer, RegionDescription, ReplicaState
 from workflows.models import MigrationInput
-from workflows.planning import InvalidRequest, plan_drain, plan_migration
+from workflows.planning import InvalidRequest, plan_drain, plan_migration, plan_repair
 
 
 def peer(i: int) -> Peer:
@@ -127,3 +127,35 @@ def test_draining_an_unknown_node_is_refused() -> None:
     cluster = ClusterDescription(nodes=[peer(1), peer(2)])
     with pytest.raises(InvalidRequest, match="node 9 is not in the cluster"):
         plan_drain(cluster, 9)
+
+
+def dead_node_cluster() -> ClusterDescription:
+    """Node 3 does not answer: its regions show in the survivors' peer lists only."""
+    return ClusterDescription(
+        nodes=[peer(i) for i in (1, 2, 3, 4, 5)],
+        holders={7: [1, 2], 8: [1, 4], 9: [1, 2, 5]},
+        peers={7: [1, 2, 3], 8: [1, 3, 4], 9: [1, 2, 5]},
+        unreachable=[3],
+        store_bytes={7: 100, 8: 100, 9: 100},
+    )
+
+
+def test_a_repair_gives_each_region_of_the_dead_node_a_new_replica() -> None:
+    moves, unrepairable = plan_repair(dead_node_cluster(), 3)
+    assert unrepairable == {}
+    assert [(m.region, m.from_node, m.to_node, m.sources) for m in moves] == [
+        (7, 3, 4, [1, 2]),  # nodes 4 and 5 hold the least of those not holding 7: the lower id
+        (8, 3, 5, [1, 4]),  # node 4 holds 8 already; node 5 (100 bytes) is lighter than 2 (200)
+    ]
+
+
+def test_a_repair_says_which_regions_it_cannot_repair() -> None:
+    cluster = dead_node_cluster().model_copy(update={"holders": {7: [], 8: [1, 4], 9: [1, 2, 5]}})
+    moves, unrepairable = plan_repair(cluster, 3)
+    assert [m.region for m in moves] == [8]
+    assert unrepairable == {7: "no live replica of region 7 to copy from"}
+
+
+def test_a_repair_of_a_node_that_answers_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match=r"node 2 answers.*drain it"):
+        plan_repair(dead_node_cluster(), 2)

@@ -1,0 +1,66 @@
+"""Repairing a dead node: each of its regions gets a new replica elsewhere, the dead peer goes."""
+
+from __future__ import annotations
+
+import pytest
+
+from protos import air_node_pb2 as pb
+from tests.support.chaos import restart
+from tests.support.load import LoadWriter, missing_points
+from tests.support.stack import Stack
+from tests.support.waiting import eventually
+from workflows.models import RepairInput, RepairResult
+from workflows.repair import RepairNodeWorkflow
+from workflows.starter import RequestRefused
+
+REGIONS = list(range(731, 735))
+LOADED = REGIONS[0]
+OWN_WRITES = 5  # writes node 3 takes itself, replicated before it dies
+
+
+async def test_a_dead_nodes_regions_get_a_new_replica_despite_a_worker_kill(
+    stack: Stack,
+) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3, 4):
+        cluster.add_node(i)
+    for region in REGIONS:
+        await cluster.create_region(region, [1, 2, 3])
+    stack.start_worker()
+    with pytest.raises(RequestRefused, match="node 3 answers: a repair is for a node that is gone"):
+        await stack.repair(RepairInput(node=3))
+
+    for t in range(OWN_WRITES):
+        point = pb.Point(series="own", timestamp=t, value=t)
+        await cluster.stub(3).Write(pb.WriteRequest(region=LOADED, points=[point]))
+    await cluster.converged(LOADED, [1, 2, 3], count=OWN_WRITES)
+    load = LoadWriter(cluster, LOADED, [1, 2]).start()  # through the survivors only
+    await load.wait_acked(100)
+    cluster.nodes[3].kill()  # for good
+
+    handle = await stack.repair(RepairInput(node=3))
+    await eventually(
+        lambda: handle.query(RepairNodeWorkflow.moves_progress),
+        lambda s: len(s.done) >= 1,
+        timeout=90,
+        what="a first region repaired",
+    )
+    stack.workers["worker"].kill()
+    await restart(stack.workers["worker"])
+    await load.wait_acked(len(load.acked) + 100)
+    acked = await load.stop()
+
+    result: RepairResult = await stack.client.get_workflow_handle(
+        handle.id, result_type=RepairResult
+    ).result()
+    assert result.failed == {}, result
+    assert sorted((r.region, r.to_node) for r in result.repaired) == [(r, 4) for r in REGIONS]
+    account = next(r.account for r in result.repaired if r.region == LOADED)
+    assert f"hold its writes up to seq {OWN_WRITES}" in account, account
+    held = await cluster.regions_of(4)
+    for region in REGIONS:
+        peers = sorted(p.node_id for p in held[region].peers)
+        assert peers == [1, 2, 4], (region, peers)  # the replication factor is back, without 3
+    await cluster.converged(LOADED, [1, 2, 4], count=OWN_WRITES + len(acked))
+    for i in (1, 2, 4):
+        assert await missing_points(cluster, i, LOADED, acked) == [], i

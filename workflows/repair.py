@@ -1,0 +1,68 @@
+"""RepairNodeWorkflow: restore the replication factor of every region of a node that is gone.
+
+For each region the dead node was a peer of, a new replica on the live node with the fewest
+store bytes, copied from a live holder, then the dead peer removed (its steps skipped after a
+short wait: it does not answer). Each move is the region's migration from the dead node, on the
+drain's engine (workflows/operation.py). The result says, per region, how far the survivors
+hold the dead node's own writes: those it acknowledged and never replicated are lost with it
+(DESIGN.md section 5, removal of a dead peer). A node that answers is refused: that is a drain.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from activities.models import ClusterDescription
+from workflows.models import Move, RegionRepair, RepairInput, RepairProgress, RepairResult
+from workflows.moves import MoveSettings
+from workflows.operation import MovesWorkflow
+from workflows.planning import plan_repair
+from workflows.search_attributes import KIND_KEY, NODES_KEY
+
+
+@workflow.defn
+class RepairNodeWorkflow(MovesWorkflow):
+    kind = "repair"
+
+    @workflow.init
+    def __init__(self, req: RepairInput) -> None:
+        state = req.carried or RepairProgress(node=req.node, max_concurrent=req.max_concurrent)
+        super().__init__(state, f"repair node {req.node}")
+        self._repair = state
+
+    @workflow.run
+    async def run(self, req: RepairInput) -> RepairResult:
+        workflow.upsert_search_attributes(
+            [KIND_KEY.value_set(self.kind), NODES_KEY.value_set([str(req.node)])]
+        )
+        state, what = self._repair, f"repair node {req.node}"
+        if req.carried is None:
+
+            def plan(cluster: ClusterDescription) -> list[Move]:
+                moves, state.unrepairable = plan_repair(cluster, req.node)
+                return moves
+
+            state.planned = await self._plan_or_refuse(req, what, plan, asking=req.node)
+        self._verdict.accept(f"{what}: {len(state.planned)} region(s) get a new replica")
+
+        settings = MoveSettings(
+            req.max_per_node,
+            req.down_timeout_s,
+            req.stall_after_s,
+            leaving_down_timeout_s=req.dead_wait_s,
+            keep_outcomes=True,
+        )
+        await self._move_or_continue(req, settings)
+        repaired = [
+            RegionRepair(
+                region=m.region, to_node=m.to_node, account=state.outcomes.get(m.region, "")
+            )
+            for m in state.moved()
+        ]
+        failed = {**state.unrepairable, **state.failed}
+        message = (
+            f"node {req.node}: {len(repaired)} region(s) back to full replication, "
+            f"{len(failed)} not repaired"
+        )
+        self._done()
+        return RepairResult(node=req.node, repaired=repaired, failed=failed, message=message)
