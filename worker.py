@@ -21,11 +21,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.directory import NodeDirectory
 from activities.membership import MembershipActivities
+from activities.operations import OperationActivities
 from node.client import NodeClients
 from node.killpoints import KillPoints
 from node.tls import TlsError, tls_from_flags
 from workflows import connection, search_attributes
 from workflows.add_peer import AddPeerWorkflow
+from workflows.autopilot import AutopilotWorkflow
 from workflows.drain import DrainNodeWorkflow
 from workflows.ids import TASK_QUEUE
 from workflows.migration import RegionMigrationWorkflow
@@ -42,6 +44,7 @@ WORKFLOWS = [
     DrainNodeWorkflow,
     RebalanceWorkflow,
     RepairNodeWorkflow,
+    AutopilotWorkflow,
 ]
 # The sandbox imports a workflow's modules afresh for every run, unless they are passed
 # through: ours hold no state and do nothing on import, so they and their dependencies are
@@ -153,18 +156,16 @@ async def run(args: argparse.Namespace) -> None:
     client = await connection.connect(args.temporal, runtime)
     await check_search_attributes(client)
     clients = node_clients(args)
-    activities = MembershipActivities(
-        NodeDirectory(args.cluster, args.nodes),
-        clients,
-        KillPoints.from_env(args.state_dir),
-    )
+    directory = NodeDirectory(args.cluster, args.nodes)
+    activities = MembershipActivities(directory, clients, KillPoints.from_env(args.state_dir))
+    operations = OperationActivities(directory, clients, client, args.task_queue)
     worker = Worker(
         client,
         task_queue=args.task_queue,
         identity=args.identity,
         workflows=WORKFLOWS,
         workflow_runner=REIMPORTING_RUNNER if args.sandbox_reimport else WORKFLOW_RUNNER,
-        activities=activities.all(),
+        activities=[*activities.all(), *operations.all()],
         graceful_shutdown_timeout=timedelta(seconds=5),
         # a dead worker's workflows move to another worker after 2 s, not the default 10 s
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),

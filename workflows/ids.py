@@ -23,5 +23,6 @@ def child_workflow_id(parent_id: str, kind: str) -> str:
     return f"{parent_id}/{kind}"
 
 
-# One rebalance of the cluster at a time.
+# One rebalance of the cluster at a time; one autopilot per cluster.
 REBALANCE_WORKFLOW_ID = "air-rebalance"
+AUTOPILOT_WORKFLOW_ID = "air-autopilot"

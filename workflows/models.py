@@ -256,3 +256,27 @@ class RebalanceResult(BaseModel):
     failed: dict[int, str]
     rounds: int
     message: str
+
+
+class Decision(BaseModel):
+    at: datetime  # workflow time
+    what: str
+
+
+class AutopilotState(BaseModel):
+    """What the autopilot knows between probes (and carries when it continues as new)."""
+
+    dead_after_s: float = 300.0  # a node unreachable this long is declared dead and repaired
+    probe_every_s: float = 10.0
+    down_since: dict[int, datetime] = Field(default_factory=dict)  # node -> first probe down
+    repairing: list[int] = Field(default_factory=list)  # repairs started, not ended
+    repaired: list[int] = Field(default_factory=list)  # repaired and still down
+    paused: str = ""  # why repairs are paused (more than one node down), if they are
+    decisions: list[Decision] = Field(default_factory=list)  # the latest, newest last
+    probes: int = 0
+
+
+class AutopilotInput(BaseModel):
+    dead_after_s: float = 300.0
+    probe_every_s: float = 10.0
+    carried: AutopilotState | None = None  # set when it continues as new

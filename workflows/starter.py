@@ -23,9 +23,11 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.add_peer import AddPeerWorkflow
+from workflows.autopilot import AutopilotWorkflow
 from workflows.drain import DrainNodeWorkflow
 from workflows.errors import root_cause
 from workflows.ids import (
+    AUTOPILOT_WORKFLOW_ID,
     REBALANCE_WORKFLOW_ID,
     TASK_QUEUE,
     drain_workflow_id,
@@ -35,6 +37,7 @@ from workflows.ids import (
 from workflows.migration import RegionMigrationWorkflow
 from workflows.models import (
     AddPeerInput,
+    AutopilotInput,
     DrainInput,
     MigrationInput,
     RebalanceInput,
@@ -146,6 +149,19 @@ async def start_rebalance(
     )  # fmt: skip
 
 
+async def start_autopilot(
+    client: Client, request: AutopilotInput, task_queue: str = TASK_QUEUE
+) -> WorkflowHandle[Any, Any]:
+    """Turn the autopilot on; if it is on already, give it this dead_after."""
+    options = _options(client, request, AUTOPILOT_WORKFLOW_ID, task_queue, [])
+    try:
+        return await client.start_workflow(AutopilotWorkflow.run, request, **options)
+    except WorkflowAlreadyStartedError:
+        handle = client.get_workflow_handle_for(AutopilotWorkflow.run, AUTOPILOT_WORKFLOW_ID)
+        await handle.execute_update(AutopilotWorkflow.set_dead_after, request.dead_after_s)
+        return handle
+
+
 def _options(
     client: Client,
     request: BaseModel,
@@ -183,6 +199,8 @@ def summary(request: BaseModel) -> str:
             return f"drain node {n}"
         case RepairInput(node=n):
             return f"repair node {n}: a new replica for each of its regions"
+        case AutopilotInput(dead_after_s=dead):
+            return f"autopilot: repair a node gone for {dead:g} s"
         case RebalanceInput(nodes=[]):
             return "rebalance the cluster"
         case RebalanceInput(nodes=nodes):

@@ -16,6 +16,7 @@ from tests.support.cluster import Cluster
 from workflows.change import MembershipChange
 from workflows.models import (
     AddPeerInput,
+    AutopilotInput,
     DrainInput,
     MigrationInput,
     Progress,
@@ -25,6 +26,7 @@ from workflows.models import (
 )
 from workflows.starter import (
     VALIDATE_WITHIN_S,
+    start_autopilot,
     start_change,
     start_drain,
     start_rebalance,
@@ -90,6 +92,11 @@ class Stack:
         started = await start_repair(self.client, request, self.task_queue)
         self.handles.append(started.handle)
         return started.handle
+
+    async def autopilot(self, request: AutopilotInput) -> WorkflowHandle[Any, Any]:
+        handle = await start_autopilot(self.client, request, self.task_queue)
+        self.handles.append(handle)
+        return handle
 
     async def progress(self, handle: WorkflowHandle[Any, Any]) -> Progress:
         """A membership change's progress, whichever it is."""

@@ -1,0 +1,94 @@
+"""Activities of the autopilot: probe the nodes, see which are drained or repaired, start a
+repair. Each is a read, or a start that a retry cannot double (one run per workflow id)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import grpc
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.directory import NodeDirectory
+from activities.models import Peer
+from node.client import NodeClients
+from protos import air_node_pb2 as pb
+from workflows.ids import drain_workflow_id, repair_workflow_id
+from workflows.models import RepairInput
+
+PROBE_TIMEOUT_S = 2.0
+
+
+class OperationActivities:
+    def __init__(
+        self, directory: NodeDirectory, clients: NodeClients, client: Client, task_queue: str
+    ) -> None:
+        self.directory = directory
+        self.clients = clients
+        self.client = client
+        self.task_queue = task_queue
+
+    @activity.defn
+    async def probe_nodes(self) -> dict[int, bool]:
+        """Whether each known node answers (a one-region ListRegions). Read-only."""
+        nodes = self.directory.all()
+        answers = await asyncio.gather(*(self._answers(n) for n in nodes))
+        return {n.node_id: up for n, up in zip(nodes, answers, strict=True)}
+
+    async def _answers(self, node: Peer) -> bool:
+        try:
+            stub = self.clients.stub(node.address)
+            await stub.ListRegions(pb.ListRegionsRequest(limit=1), timeout=PROBE_TIMEOUT_S)
+        except grpc.aio.AioRpcError:
+            return False
+        return True
+
+    @activity.defn
+    async def draining(self, nodes: list[int]) -> list[int]:
+        """Those of `nodes` a drain is running for. Read-only."""
+        running = await asyncio.gather(*(self._running(drain_workflow_id(n)) for n in nodes))
+        return [n for n, r in zip(nodes, running, strict=True) if r]
+
+    @activity.defn
+    async def start_repair(self, node: int) -> str:
+        """Start repairing `node`; its workflow id. A retry finds the repair running and
+        leaves it be (one run per id); one that already ended plans nothing left to do."""
+        workflow_id = repair_workflow_id(node)
+        await self.client.start_workflow(
+            "RepairNodeWorkflow",
+            RepairInput(node=node),
+            id=workflow_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"repair node {node}: a new replica for each of its regions",
+            static_details="started by the autopilot",
+        )
+        return workflow_id
+
+    @activity.defn
+    async def repair_outcome(self, node: int) -> str | None:
+        """None while the repair of `node` runs; how it ended once it has. Read-only."""
+        handle = self.client.get_workflow_handle(repair_workflow_id(node))
+        if await self._running(handle.id):
+            return None
+        try:
+            result = await handle.result(follow_runs=True)
+        except WorkflowFailureError as e:
+            return f"failed: {e.cause or e}"
+        message = result.get("message", "") if isinstance(result, dict) else ""
+        return str(message) or "ended"
+
+    async def _running(self, workflow_id: str) -> bool:
+        try:
+            described = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return described.status == WorkflowExecutionStatus.RUNNING
+
+    def all(self) -> list[Callable[..., Awaitable[object]]]:
+        return [self.probe_nodes, self.draining, self.start_repair, self.repair_outcome]

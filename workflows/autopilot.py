@@ -1,0 +1,106 @@
+"""AutopilotWorkflow (air-autopilot): probe every node; repair the ones that stay gone.
+
+One per cluster, running until turned off. Every `probe_every_s` it probes the nodes and feeds
+the probe to its judgement (workflows/watch.py), which names the nodes dead for `dead_after_s`:
+their repairs start (RepairNodeWorkflow, a workflow of its own, so turning the autopilot off
+leaves a running repair to finish). Each decision is in its history (a memo upsert, with the
+time it was taken) and in its current details. It continues as new before its history grows
+large, carrying what it knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+from activities.operations import OperationActivities as O
+from workflows.models import AutopilotInput, AutopilotState, Decision
+from workflows.watch import Watch
+
+R = TypeVar("R")
+
+CONTINUE_AFTER = 1_000  # history events: a probe costs about ten
+SHOWN = 10  # decisions in the current details
+
+
+@workflow.defn
+class AutopilotWorkflow:
+    @workflow.init
+    def __init__(self, req: AutopilotInput) -> None:
+        self._state = req.carried or AutopilotState(
+            dead_after_s=req.dead_after_s, probe_every_s=req.probe_every_s
+        )
+        self._watch = Watch(self._state)
+
+    @workflow.query
+    def status(self) -> AutopilotState:
+        return self._state
+
+    @workflow.update
+    def set_dead_after(self, seconds: float) -> AutopilotState:
+        self._state.dead_after_s = seconds
+        return self._state
+
+    @set_dead_after.validator
+    def _valid_dead_after(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError(f"dead_after must be above 0 seconds, not {seconds}")
+
+    @workflow.run
+    async def run(self, req: AutopilotInput) -> None:
+        if req.dead_after_s <= 0 or req.probe_every_s <= 0:
+            raise ValueError("dead_after_s and probe_every_s must be above 0")
+        self._show()
+        while workflow.info().get_current_history_length() < CONTINUE_AFTER:
+            await self._probe()
+            await workflow.sleep(self._state.probe_every_s)
+        workflow.continue_as_new(req.model_copy(update={"carried": self._state}))
+
+    async def _probe(self) -> None:
+        answering = await _local(O.probe_nodes)
+        down = [n for n, up in answering.items() if not up]
+        draining = set(await _local(O.draining, down)) if down else set()
+        for node in self._watch.observe(answering, draining, workflow.now()):
+            await _local(O.start_repair, node)
+        decided = list(self._watch.new)
+        for node in list(self._state.repairing):
+            outcome = await _local(O.repair_outcome, node)
+            if outcome is not None:
+                self._watch.repair_ended(node, outcome, workflow.now())
+                decided += self._watch.new
+        if decided:
+            self._record(decided)
+
+    def _record(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            workflow.logger.info("autopilot: %s", d.what)
+        workflow.upsert_memo({"decisions": [d.what for d in decisions]})
+        self._show()
+
+    def _show(self) -> None:
+        s = self._state
+        down = ", ".join(f"node {n} since {t:%H:%M:%S}" for n, t in sorted(s.down_since.items()))
+        lines = [
+            f"**autopilot**: dead after {s.dead_after_s:g} s down, probing every "
+            f"{s.probe_every_s:g} s",
+            f"down: {down or 'none'}; repairing {s.repairing or 'none'}",
+        ]
+        if s.paused:
+            lines.append(f"PAUSED: {s.paused}")
+        lines += [f"{d.at:%H:%M:%S} {d.what}" for d in s.decisions[-SHOWN:]]
+        workflow.set_current_details("\n\n".join(lines))
+
+
+async def _local(activity: Callable[..., Awaitable[R]], *args: Any) -> R:
+    """A quick call (a probe, a look at a workflow), in the workflow task."""
+    result: R = await workflow.execute_local_activity_method(
+        activity,
+        args=args,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
+    )
+    return result
