@@ -38,7 +38,13 @@ from airctl.data import (
     cmd_verify,
     cmd_write,
 )
-from airctl.operations import cmd_drain, cmd_plan, cmd_rebalance, cmd_repair
+from airctl.operations import (
+    cmd_autopilot,
+    cmd_drain,
+    cmd_plan,
+    cmd_rebalance,
+    cmd_repair,
+)
 from airctl.up import cmd_demo, cmd_up
 from workflows import connection
 
@@ -205,6 +211,14 @@ def parser() -> argparse.ArgumentParser:
         sub, "repair", "a new replica elsewhere for each region of a node that is gone"
     )
     repair.add_argument("--node", type=int, required=True)
+    autopilot = sub.add_parser("autopilot", help="repair a node gone for good, by itself")
+    autopilot.add_argument("switch", choices=["on", "off", "status"])
+    autopilot.add_argument(
+        "--dead-after",
+        type=positive,
+        default=300.0,
+        help="seconds a node must stay unreachable to be declared dead (default 300)",
+    )
     migrations = sub.add_parser("migrations", help="every membership change, newest first")
     migrations.add_argument("--running", action="store_true", help="only the running ones")
     throttle = sub.add_parser("throttle", help="a node's transfer throttle, at run time")
@@ -249,6 +263,7 @@ ASYNC: dict[str, Callable[[Ctl], Awaitable[int]]] = {
     "drain": cmd_drain,
     "rebalance": cmd_rebalance,
     "repair": cmd_repair,
+    "autopilot": cmd_autopilot,
 }
 
 

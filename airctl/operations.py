@@ -26,10 +26,18 @@ from airctl.display import Bars
 from airctl.progress import NO_ANSWER, follow_operation, moves_text, operation_state
 from node.killpoints import KillPoints
 from protos import air_node_pb2 as pb
+from workflows.autopilot import AutopilotWorkflow
 from workflows.balance import plan_rounds, spread
 from workflows.errors import root_cause
-from workflows.ids import REBALANCE_WORKFLOW_ID, drain_workflow_id, repair_workflow_id
+from workflows.ids import (
+    AUTOPILOT_WORKFLOW_ID,
+    REBALANCE_WORKFLOW_ID,
+    drain_workflow_id,
+    repair_workflow_id,
+)
 from workflows.models import (
+    AutopilotInput,
+    AutopilotState,
     DrainInput,
     DrainResult,
     Move,
@@ -40,7 +48,7 @@ from workflows.models import (
 )
 from workflows.operation import MovesWorkflow
 from workflows.planning import InvalidRequest, plan_drain
-from workflows.starter import start_drain, start_rebalance, start_repair
+from workflows.starter import start_autopilot, start_drain, start_rebalance, start_repair
 
 # -- planning -------------------------------------------------------------------------------
 
@@ -268,3 +276,50 @@ async def follow(
     text += "".join(f"\nregion {r}: {why}" for r, why in sorted(result.failed.items()))
     ctl.emit(result.model_dump(mode="json"), text)
     return 0 if not result.failed else 1
+
+
+# -- the autopilot --------------------------------------------------------------------------
+
+
+async def cmd_autopilot(ctl: Ctl) -> int:
+    """Turn the autopilot on (or give the running one a new --dead-after), off, or show it."""
+    client = await ctl.temporal()
+    handle = client.get_workflow_handle_for(AutopilotWorkflow.run, AUTOPILOT_WORKFLOW_ID)
+    if ctl.args.switch == "on":
+        request = AutopilotInput(dead_after_s=ctl.args.dead_after)
+        await start_autopilot(client, request, ctl.config.task_queue)
+        url = ctl.workflow_url(AUTOPILOT_WORKFLOW_ID)
+        text = f"autopilot on: a node gone for {ctl.args.dead_after:g} s is repaired\n{url}"
+        ctl.emit({"on": True, "dead_after_s": ctl.args.dead_after, "ui": url}, text)
+        return 0
+    if not await _running(handle):
+        ctl.emit({"on": False}, "autopilot off")
+        return 0
+    if ctl.args.switch == "off":
+        await handle.cancel()  # a repair it started is a workflow of its own: it finishes
+        ctl.emit({"on": False}, "autopilot turned off (a repair it started goes on)")
+        return 0
+    state = await handle.query(AutopilotWorkflow.status)
+    ctl.emit({"on": True, **state.model_dump(mode="json")}, autopilot_text(state))
+    return 0
+
+
+def autopilot_text(s: AutopilotState) -> str:
+    down = ", ".join(f"node {n} since {t:%H:%M:%S}" for n, t in sorted(s.down_since.items()))
+    lines = [
+        f"autopilot on: dead after {s.dead_after_s:g} s down, probing every {s.probe_every_s:g} s",
+        f"down: {down or 'none'}; repairing: {s.repairing or 'none'}",
+    ]
+    if s.paused:
+        lines.append(f"paused: {s.paused}")
+    lines += [f"{d.at:%Y-%m-%d %H:%M:%S} {d.what}" for d in s.decisions]
+    return "\n".join(lines)
+
+
+async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        return (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise

@@ -319,6 +319,16 @@ def test_plan_then_rebalance_onto_an_empty_node(airctl: Airctl) -> None:
     assert held == {"1": 3, "2": 3, "3": 3, "4": 3}, held
     assert airctl("plan", "rebalance").stdout.strip() == "the cluster is balanced: nothing to move"
 
+    assert airctl.json("autopilot", "status") == {"on": False}  # `up` leaves it off
+    airctl("autopilot", "on", "--dead-after", "60")
+    airctl("autopilot", "on", "--dead-after", "30")  # the running one takes the new value
+    deadline = time.monotonic() + 60
+    while (status := airctl.json("autopilot", "status"))["probes"] < 1:
+        assert time.monotonic() < deadline, status
+    assert status["dead_after_s"] == 30 and status["down_since"] == {}, status
+    airctl("autopilot", "off")
+    assert airctl.json("autopilot", "status") == {"on": False}
+
 
 def test_up_with_tls_secures_airctl_the_worker_and_the_nodes(airctl: Airctl) -> None:
     airctl.up("--tls")
