@@ -154,7 +154,10 @@ def parser() -> argparse.ArgumentParser:
     create = region.add_parser("create", help="create a region on some nodes")
     create.add_argument("region", type=int)
     create.add_argument("--peers", required=True, help="node ids, e.g. 1,2,3")
-    sub.add_parser("regions", help="regions, their replicas and states")
+    regions = sub.add_parser("regions", help="regions, their replicas' states and sizes; nodes")
+    regions.add_argument(
+        "--by-node", action="store_true", help="only each node's replicas and bytes"
+    )
 
     write = sub.add_parser("write", help="write N unique points")
     write.add_argument("region", type=int)

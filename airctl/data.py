@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from activities.membership import LIST_PAGE
 from airctl.config import UserError, parse_ids
 from airctl.context import Ctl
 from airctl.load import AckedLog, LoadWriter, missing_points
@@ -48,29 +49,100 @@ async def cmd_region_create(ctl: Ctl) -> int:
 
 
 async def cmd_regions(ctl: Ctl) -> int:
-    table: dict[int, dict[int, dict[str, bool]]] = {}
-    for node in ctl.config.nodes:
-        reply = await ctl.stub(node.id).ListRegions(pb.ListRegionsRequest(), timeout=5)
-        for r in reply.regions:
-            state = {"active": r.active, "installed": r.installed, "leaving": r.leaving}
-            table.setdefault(r.region, {})[node.id] = state
-    lines = [f"{'region':>8}  replicas (node: state)"]
-    rows = []
-    for region, replicas in sorted(table.items()):
-        cells = [f"{n}:{_state(s)}" for n, s in sorted(replicas.items())]
-        lines.append(f"{region:>8}  {'  '.join(cells)}")
-        rows.append([str(region), "  ".join(cells)])
-    data = {str(k): v for k, v in table.items()}
-    ctl.emit_table(data, "\n".join(lines), "regions", ["region", "replicas (node: state)"], rows)
+    """Each region's replicas, their states and store sizes; then each node's replicas and
+    bytes (`--by-node`: that alone). A node that does not answer is shown down, with the
+    regions its peers list it in."""
+    table, down = await _replicas(ctl)
+    nodes = _node_summary(ctl, table, down)
+    if ctl.args.by_node:
+        data: Any = {str(n): s for n, s in nodes.items()}
+    else:
+        data = {str(r): {str(n): s for n, s in sorted(held.items())} for r, held in table.items()}
+    if ctl.json:
+        ctl.emit(data, "")
+        return 0
+    if not ctl.args.by_node:
+        rows = [
+            [str(region), "  ".join(f"{n}:{_cell(s)}" for n, s in sorted(held.items()))]
+            for region, held in sorted(table.items())
+        ]
+        plain = "\n".join(f"{region:>8}  {cells}" for region, cells in rows)
+        ctl.emit_table(data, plain, "regions", ["region", "replicas (node: state, size)"], rows)
+    rows = [
+        [str(n), "down" if s["down"] else "up", str(s["replicas"]), f"{s['bytes'] / 1e6:.1f}"]
+        for n, s in nodes.items()
+    ]
+    plain = "\n".join(f"node {r[0]}: {r[1]}, {r[2]} replicas, {r[3]} MB" for r in rows)
+    ctl.emit_table(data, plain, "nodes", ["node", "state", "replicas", "MB"], rows)
     return 0
 
 
-def _state(s: dict[str, bool]) -> str:
-    if s["leaving"]:
-        return "leaving"
-    if not s["installed"]:
+async def _replicas(ctl: Ctl) -> tuple[dict[int, dict[int, dict[str, Any]]], list[int]]:
+    """Region -> node -> its replica's state, and the nodes that did not answer."""
+    nodes = ctl.config.nodes
+    answers = await asyncio.gather(
+        *(_all_regions(ctl, n.id) for n in nodes), return_exceptions=True
+    )
+    table: dict[int, dict[int, dict[str, Any]]] = {}
+    listed: dict[int, set[int]] = {}
+    down = []
+    for node, answer in zip(nodes, answers, strict=True):
+        if isinstance(answer, grpc.aio.AioRpcError):
+            down.append(node.id)
+            continue
+        if isinstance(answer, BaseException):
+            raise answer
+        for r in answer:
+            table.setdefault(r.region, {})[node.id] = {
+                "state": _state(r),
+                "active": r.active,
+                "installed": r.installed,
+                "leaving": r.leaving,
+                "store_bytes": r.store_bytes,
+            }
+            listed.setdefault(r.region, set()).update(p.node_id for p in r.peers)
+    for region, peers in listed.items():
+        for node_id in peers & set(down):
+            table[region][node_id] = {"state": "down"}
+    return table, down
+
+
+async def _all_regions(ctl: Ctl, node_id: int) -> list[pb.RegionInfo]:
+    regions: list[pb.RegionInfo] = []
+    after = 0
+    while True:
+        request = pb.ListRegionsRequest(after_region=after, limit=LIST_PAGE)
+        reply = await ctl.stub(node_id).ListRegions(request, timeout=5)
+        regions.extend(reply.regions)
+        if not (after := reply.next_after):
+            return regions
+
+
+def _node_summary(
+    ctl: Ctl, table: dict[int, dict[int, dict[str, Any]]], down: list[int]
+) -> dict[int, dict[str, Any]]:
+    """Per node: whether it answered, its replicas and their store bytes."""
+    nodes = {n.id: {"down": n.id in down, "replicas": 0, "bytes": 0} for n in ctl.config.nodes}
+    for held in table.values():
+        for node_id, replica in held.items():
+            if node_id in nodes and replica["state"] != "down":
+                nodes[node_id]["replicas"] += 1
+                nodes[node_id]["bytes"] += replica["store_bytes"]
+    return nodes
+
+
+def _state(r: pb.RegionInfo) -> str:
+    if r.leaving:
+        return "removing"
+    if not r.installed:
         return "awaiting-snapshot"
-    return "active" if s["active"] else "inactive"
+    return "active" if r.active else "adding"
+
+
+def _cell(replica: dict[str, Any]) -> str:
+    if replica["state"] == "down":
+        return "DOWN"
+    return f"{replica['state']} {replica['store_bytes'] / 1e6:.1f}MB"
 
 
 async def cmd_write(ctl: Ctl) -> int:

@@ -329,6 +329,19 @@ def test_plan_then_rebalance_onto_an_empty_node(airctl: Airctl) -> None:
     airctl("autopilot", "off")
     assert airctl.json("autopilot", "status") == {"on": False}
 
+    # a node that does not answer shows as down, with the regions its peers list it in
+    config = json.loads(airctl.cluster.read_text())
+    gone = {"id": 9, "address": f"127.0.0.1:{airctl.base_port + 99}"}
+    with_gone = airctl.root / "with-node-9.json"
+    with_gone.write_text(json.dumps({**config, "nodes": [*config["nodes"], gone]}))
+    half = airctl("region", "create", "35", "--peers", "1,2,9", cluster=with_gone, check=False)
+    assert half.returncode == 2, half.stderr  # made on 1 and 2; node 9 does not answer
+    shown = json.loads(airctl("--json", "regions", cluster=with_gone).stdout)
+    assert shown["35"]["9"] == {"state": "down"} and shown["35"]["1"]["state"] == "active"
+    by_node = json.loads(airctl("--json", "regions", "--by-node", cluster=with_gone).stdout)
+    assert by_node["9"] == {"down": True, "replicas": 0, "bytes": 0}, by_node
+    assert by_node["4"]["replicas"] == 3 and by_node["4"]["bytes"] > 0, by_node
+
 
 def test_up_with_tls_secures_airctl_the_worker_and_the_nodes(airctl: Airctl) -> None:
     airctl.up("--tls")
