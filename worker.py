@@ -32,6 +32,7 @@ from workflows.drain import DrainNodeWorkflow
 from workflows.ids import TASK_QUEUE
 from workflows.migration import RegionMigrationWorkflow
 from workflows.rebalance import RebalanceWorkflow
+from workflows.reconstruct import ReconstructRegionWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
 from workflows.repair import RepairNodeWorkflow
 
@@ -45,6 +46,7 @@ WORKFLOWS = [
     RebalanceWorkflow,
     RepairNodeWorkflow,
     AutopilotWorkflow,
+    ReconstructRegionWorkflow,
 ]
 # The sandbox imports a workflow's modules afresh for every run, unless they are passed
 # through: ours hold no state and do nothing on import, so they and their dependencies are

@@ -31,9 +31,11 @@ from workflows.models import (
     AddPeerInput,
     MigrationInput,
     Phase,
+    ReconstructInput,
     RemovePeerInput,
 )
 from workflows.rebalance import RebalanceWorkflow
+from workflows.reconstruct import ReconstructRegionWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
 from workflows.repair import RepairNodeWorkflow
 from workflows.search_attributes import NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY
@@ -48,6 +50,7 @@ TYPES = [
         DrainNodeWorkflow,
         RebalanceWorkflow,
         RepairNodeWorkflow,
+        ReconstructRegionWorkflow,
     )
 ]
 
@@ -63,7 +66,7 @@ async def start(starting: Awaitable[Started]) -> Started:
 
 
 async def start_and_maybe_wait(
-    ctl: Ctl, request: MigrationInput | AddPeerInput | RemovePeerInput
+    ctl: Ctl, request: MigrationInput | AddPeerInput | RemovePeerInput | ReconstructInput
 ) -> int:
     client = await ctl.temporal()
     started = await start(start_change(client, request, ctl.config.task_queue))
@@ -119,6 +122,13 @@ async def cmd_remove_peer(ctl: Ctl) -> int:
     ctl.config.node(ctl.args.node)
     return await start_and_maybe_wait(
         ctl, RemovePeerInput(region=ctl.args.region, peer=ctl.args.node)
+    )
+
+
+async def cmd_reconstruct(ctl: Ctl) -> int:
+    ctl.config.node(ctl.args.node)
+    return await start_and_maybe_wait(
+        ctl, ReconstructInput(region=ctl.args.region, node=ctl.args.node)
     )
 
 

@@ -24,6 +24,7 @@ from airctl.changes import (
     cmd_cancel,
     cmd_migrate,
     cmd_migrations,
+    cmd_reconstruct,
     cmd_remove_peer,
     cmd_status,
 )
@@ -182,8 +183,13 @@ def parser() -> argparse.ArgumentParser:
     migrate.add_argument("--from", dest="from_node", type=int, required=True)
     migrate.add_argument("--to", dest="to_node", type=int, required=True)
     migrate.add_argument("--wait", action="store_true", help="show progress until done")
-    for name in ("add-peer", "remove-peer"):
-        c = sub.add_parser(name, help=f"{name.replace('-', ' ')} of a region")
+    helps = {
+        "add-peer": "add a peer to a region",
+        "remove-peer": "remove a peer from a region",
+        "reconstruct": "rebuild a node's replica of a region from the other replicas",
+    }
+    for name, help in helps.items():
+        c = sub.add_parser(name, help=help)
         c.add_argument("region", type=int)
         c.add_argument("--node", type=int, required=True)
         c.add_argument("--wait", action="store_true", help="show progress until done")
@@ -258,6 +264,7 @@ ASYNC: dict[str, Callable[[Ctl], Awaitable[int]]] = {
     "migrate": cmd_migrate,
     "add-peer": cmd_add_peer,
     "remove-peer": cmd_remove_peer,
+    "reconstruct": cmd_reconstruct,
     "status": cmd_status,
     "cancel": cmd_cancel,
     "migrations": cmd_migrations,

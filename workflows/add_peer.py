@@ -23,9 +23,9 @@ async def add_peer_steps(steps: Steps, a: Addition) -> dict[int, int]:
     others = [p for p in a.live_peers() if p != a.coordinator]
 
     # 1. the new replica, inactive from the start (DESTINATION_CREATE_LOCAL_PEER on the node)
-    await steps.create_local_peer(new, [*a.peers, new])
+    await steps.create_local_peer(new, [*a.peers, new], a.down_timeout_s)
     # 2. inactivate it: a confirmation, kept as the source's step
-    await steps.inactivate(new)
+    await steps.inactivate(new, a.down_timeout_s)
     # 3. the others create channels to it (ORIGINAL_ADD_PEER_DONE on each); the coordinator's
     #    channel sends a snapshot first
     await steps.create_channels(new, others, a.coordinator, K.COORDINATOR_ADD_PEER_TRANSITION)
@@ -35,7 +35,7 @@ async def add_peer_steps(steps: Steps, a: Addition) -> dict[int, int]:
         steps, Phase.TRANSFERRING, [new], target, a.down_timeout_s, cancellable=True
     )
     # 5. activate it (DESTINATION_ADD_PEER_DONE on the node)
-    await steps.activate(new, K.COORDINATOR_ADD_PEER_DONE)
+    await steps.activate(new, K.COORDINATOR_ADD_PEER_DONE, a.down_timeout_s)
     return target
 
 

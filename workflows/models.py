@@ -40,6 +40,13 @@ class MigrationInput(BaseModel):
     leaving_down_timeout_s: float | None = None
 
 
+class ReconstructInput(BaseModel):
+    region: int
+    node: int  # the replica rebuilt from the others
+    down_timeout_s: float = 60.0  # the node unable to take it back this long: elsewhere
+    stall_after_s: float = 60.0
+
+
 class Phase(enum.StrEnum):
     VALIDATING = "VALIDATING"
     CREATING_LOCAL_PEER = "CREATING_LOCAL_PEER"
@@ -106,6 +113,15 @@ class RemovePeerResult(BaseModel):
     leaving_max_assigned: int | None = None
     applied_from_leaving: int = 0
     message: str = ""
+
+
+class ReconstructResult(BaseModel):
+    region: int
+    node: int
+    rebuilt_on: int  # the node, or another live node when it could not take it back
+    remove: RemovePeerResult
+    add: AddPeerResult
+    message: str
 
 
 class MigrationResult(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -63,6 +63,15 @@ FIRST_WAIT = Options(timedelta(seconds=60), heartbeat=HEARTBEAT, quick_first=Tru
 ROLLBACK = Options(timedelta(seconds=60), heartbeat=HEARTBEAT, max_interval=timedelta(seconds=30))
 # How long a quick try waits for a node before it leaves the step to the regular activity.
 QUICK_TRY = Options(timedelta(seconds=10), local=True, maximum_attempts=1)
+
+
+def within(options: Options, seconds: float) -> Options:
+    """`options`, given up after `seconds` however often retried: a step on a new peer that
+    stays unreachable that long fails, and its addition rolls back."""
+    limit = timedelta(seconds=seconds)
+    return replace(
+        options, schedule_to_close=limit, start_to_close=min(options.start_to_close, limit)
+    )
 
 
 def skippable(down_timeout_s: float) -> Options:

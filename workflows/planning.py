@@ -10,7 +10,13 @@ import random
 from dataclasses import dataclass, replace
 
 from activities.models import ClusterDescription, Peer, RegionDescription
-from workflows.models import AddPeerInput, MigrationInput, Move, RemovePeerInput
+from workflows.models import (
+    AddPeerInput,
+    MigrationInput,
+    Move,
+    ReconstructInput,
+    RemovePeerInput,
+)
 
 # The most moves an operation runs at once: each running move adds events to the operation's
 # history as it ends, and a run must end within its budget (workflows/moves.py).
@@ -182,6 +188,33 @@ def plan_migration(
     leaving_down = req.leaving_down_timeout_s or req.down_timeout_s
     removal = _removal(req.region, after, req.from_node, leaving_down)
     return Migration(addition, removal)
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    removal: Removal  # the replica to rebuild leaves first
+    addition: Addition  # then comes back, by snapshot from a live holder
+    elsewhere: list[Peer]  # live non-peers, in order, should it not come back
+
+
+def plan_reconstruct(
+    description: RegionDescription, req: ReconstructInput, rng: random.Random
+) -> Reconstruction:
+    """Rebuild `req.node`'s replica from the others: removed, then added back by snapshot."""
+    peers = region_peers(description)
+    node = require_node(description, req.node, "the")
+    removal = _removal(req.region, peers, req.node, req.down_timeout_s)
+    try:
+        coordinator = choose_coordinator(description, None, rng, exclude=req.node)
+    except InvalidRequest:
+        raise InvalidRequest(
+            f"region {req.region} has no live, active replica but node {req.node}'s: "
+            "there is nothing to rebuild it from"
+        ) from None
+    addition = Addition(req.region, node, removal.remaining, coordinator, req.down_timeout_s)
+    taken = {p.node_id for p in peers} | set(description.unreachable)
+    elsewhere = [n for n in description.known_nodes if n.node_id not in taken]
+    return Reconstruction(removal, addition, elsewhere)
 
 
 def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:

@@ -41,11 +41,13 @@ from workflows.models import (
     DrainInput,
     MigrationInput,
     RebalanceInput,
+    ReconstructInput,
     RemovePeerInput,
     RepairInput,
 )
 from workflows.options import WORKFLOW_TASK_TIMEOUT
 from workflows.rebalance import RebalanceWorkflow
+from workflows.reconstruct import ReconstructRegionWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
 from workflows.repair import RepairNodeWorkflow
 from workflows.search_attributes import KIND_KEY, NODES_KEY, REGION_KEY
@@ -73,7 +75,7 @@ class Started:
 
 async def start_change(
     client: Client,
-    request: MigrationInput | AddPeerInput | RemovePeerInput,
+    request: MigrationInput | AddPeerInput | RemovePeerInput | ReconstructInput,
     task_queue: str = TASK_QUEUE,
     validate_within: float | None = VALIDATE_WITHIN_S,
 ) -> Started:
@@ -87,6 +89,8 @@ async def start_change(
         workflow, nodes = RegionMigrationWorkflow, [request.from_node, request.to_node]
     elif isinstance(request, AddPeerInput):
         workflow, nodes = AddPeerWorkflow, [request.new_peer]
+    elif isinstance(request, ReconstructInput):
+        workflow, nodes = ReconstructRegionWorkflow, [request.node]
     else:
         workflow, nodes = RemovePeerWorkflow, [request.peer]
     attributes: list[SearchAttributePair[Any]] = [
@@ -195,6 +199,8 @@ def summary(request: BaseModel) -> str:
             return f"add node {n} to region {r}"
         case RemovePeerInput(region=r, peer=n):
             return f"remove node {n} from region {r}"
+        case ReconstructInput(region=r, node=n):
+            return f"reconstruct region {r} on node {n}: rebuilt from the other replicas"
         case DrainInput(node=n):
             return f"drain node {n}"
         case RepairInput(node=n):

@@ -42,6 +42,7 @@ from workflows.options import (
     Options,
     execute,
     skippable,
+    within,
 )
 from workflows.progress import ChangeReporter
 
@@ -117,21 +118,25 @@ class Steps:
         but in workflows of the earlier worker, whose describe was a regular activity."""
         return BOUNDARY if self.runner.lean() else MEMBERSHIP
 
-    async def create_local_peer(self, node: Peer, peers: list[Peer]) -> StepResult:
+    async def create_local_peer(
+        self, node: Peer, peers: list[Peer], down_timeout_s: float
+    ) -> StepResult:
         return await self.step(
             Phase.CREATING_LOCAL_PEER,
             A.create_local_peer,
             CreateLocalPeerInput(region=self.region, node=node, peers=peers),
             f"create region {self.region} on node {node.node_id}, inactive, peers {_ids(peers)}",
-            self._boundary(),  # the first side effect: the plan is in history before it
+            # the first side effect: the plan is in history before it
+            within(self._boundary(), down_timeout_s),
         )
 
-    async def inactivate(self, node: Peer) -> StepResult:
+    async def inactivate(self, node: Peer, down_timeout_s: float) -> StepResult:
         return await self.step(
             Phase.INACTIVATING_NEW_PEER,
             A.inactivate_peer,
             SetActiveInput(region=self.region, node=node, active=False),
             f"inactivate node {node.node_id}",
+            within(MEMBERSHIP, down_timeout_s),
         )
 
     async def create_channels(
@@ -164,12 +169,15 @@ class Steps:
             + (f", origins {origins}" if origins else ""),
         )
 
-    async def activate(self, node: Peer, kill_after: KillPoint) -> StepResult:
+    async def activate(
+        self, node: Peer, kill_after: KillPoint, down_timeout_s: float
+    ) -> StepResult:
         return await self.step(
             Phase.ACTIVATING,
             A.activate_peer,
             SetActiveInput(region=self.region, node=node, active=True, kill_after=kill_after),
             f"activate node {node.node_id}",
+            within(MEMBERSHIP, down_timeout_s),
         )
 
     async def drop_channels(

@@ -42,3 +42,10 @@ async def died_at(
 async def restart(process: ManagedProcess) -> None:
     """Start `process` again with the same environment, the event loop running meanwhile."""
     await asyncio.to_thread(process.start)
+
+
+async def rearm(process: ManagedProcess, env: dict[str, str]) -> None:
+    """Restart `process` with `env` (kill points armed only now, past the test's setup)."""
+    await asyncio.to_thread(process.terminate)
+    process.env = {**process.env, **env}
+    await restart(process)

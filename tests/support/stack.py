@@ -21,6 +21,7 @@ from workflows.models import (
     MigrationInput,
     Progress,
     RebalanceInput,
+    ReconstructInput,
     RemovePeerInput,
     RepairInput,
 )
@@ -70,7 +71,7 @@ class Stack:
 
     async def start(
         self,
-        request: MigrationInput | AddPeerInput | RemovePeerInput,
+        request: MigrationInput | AddPeerInput | RemovePeerInput | ReconstructInput,
         validate_within: float | None = VALIDATE_WITHIN_S,
     ) -> WorkflowHandle[Any, Any]:
         """Start a change as airctl does: returns once the workflow has validated it."""

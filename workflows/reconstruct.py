@@ -1,0 +1,86 @@
+"""ReconstructRegionWorkflow: rebuild one replica from the others, as IoTDB's RECONSTRUCT REGION.
+
+The replica's node leaves the region (the removal: the others first apply every write it
+acknowledged), then joins again empty and takes a snapshot from a live holder (the addition).
+Should it not take the replica back within `down_timeout_s`, the replica goes to another live
+node instead; should that fail too, the workflow fails saying how many replicas the region has
+left. Once the removal has begun it is carried through even if cancelled: the region is never
+left a replica short without saying so. It runs under the region's workflow id, so never beside
+another change of the region.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+from workflows.add_peer import add_or_roll_back, addition_result
+from workflows.change import MembershipChange
+from workflows.errors import root_cause
+from workflows.models import Phase, ReconstructInput, ReconstructResult
+from workflows.planning import InvalidRequest, Reconstruction, plan_reconstruct
+from workflows.remove_peer import finish_even_if_cancelled, remove_peer_steps
+from workflows.steps import Steps
+
+
+async def reconstruct(steps: Steps, plan: Reconstruction) -> ReconstructResult:
+    """The removal, then the addition back; elsewhere if the node cannot take it back."""
+    r, a = plan.removal, plan.addition
+    removed = await remove_peer_steps(steps, r)
+    failures = []
+    for new in [a.new, *plan.elsewhere]:
+        addition = (
+            a if new == a.new else type(a)(a.region, new, a.peers, a.coordinator, a.down_timeout_s)
+        )
+        try:
+            target = await add_or_roll_back(steps, addition)
+        except ApplicationError as e:
+            failures.append(f"node {new.node_id}: {root_cause(e)}")
+            continue
+        where = "" if new == a.new else f" (node {a.new.node_id} could not take it back)"
+        message = (
+            f"region {r.region}: node {r.leaving.node_id}'s replica rebuilt on node "
+            f"{new.node_id} from node {a.coordinator.node_id}'s{where}"
+        )
+        return ReconstructResult(
+            region=r.region,
+            node=r.leaving.node_id,
+            rebuilt_on=new.node_id,
+            remove=removed,
+            add=addition_result(addition, target),
+            message=message,
+        )
+    raise ApplicationError(
+        f"region {r.region} has {len(r.remaining)} replica(s), one fewer than before: node "
+        f"{r.leaving.node_id}'s was removed and could not be rebuilt ({'; '.join(failures)}). "
+        f"Add one with airctl add-peer {r.region} --node N",
+        type="ReconstructFailed",
+        non_retryable=True,
+    )
+
+
+@workflow.defn
+class ReconstructRegionWorkflow(MembershipChange):
+    kind = "reconstruct"
+
+    @workflow.run
+    async def run(self, req: ReconstructInput) -> ReconstructResult:
+        self.reporter.begin(req.region, [req.node], req.stall_after_s)
+        steps = Steps(self.reporter, req.region)
+        try:
+            plan = plan_reconstruct(await steps.describe(), req, workflow.random())
+        except InvalidRequest as e:
+            raise await self.verdict.refuse(e) from None
+        self.verdict.accept(
+            f"rebuild node {req.node}'s replica of region {req.region} from node "
+            f"{plan.addition.coordinator.node_id}'s"
+        )
+        result, cancelled = await finish_even_if_cancelled(
+            asyncio.ensure_future(reconstruct(steps, plan))
+        )
+        if cancelled:
+            result.message += " (cancelled once it had begun: it was carried through)"
+        self.reporter.enter(Phase.DONE, result.message)
+        return result
