@@ -1,10 +1,13 @@
 """Draining a node: wall time under a concurrency bound, next to single migrations.
 
-Prints JSON for two shapes in one run: many small regions and a few large ones. For each,
+Prints JSON for three cases in one run. A crowded node: single migrations on an empty cluster,
+then a node holding `--crowded` regions drained one move at a time, its time per move beside
+them. Then two shapes, many small regions and a few large ones. For each,
 the drain's wall time and regions/s at the bound, the history events of its largest run (it
 continues as new), and next to it the single-migration times measured in the same run (all of
 them for the large shape; a sample, extrapolated, for the small one).
-Run: `python bench/drain.py [--small 200] [--large 4] [--large-points 200000] [--bound 8]`.
+Run: `python bench/drain.py [--crowded 300] [--small 200] [--large 4] [--large-points 200000]
+[--bound 8]`.
 """
 
 from __future__ import annotations
@@ -108,12 +111,36 @@ async def shape(
     }
 
 
+async def crowded(bench: Bench, count: int) -> dict[str, object]:
+    """Single migrations on an empty cluster, then a drain one move at a time of a node
+    holding `count` regions: the time per move beside the time of one migration alone."""
+    alone = await bench.regions(3, 10)
+    singles = [await bench.single(r) for r in alone]
+    await bench.back(alone)
+    await bench.regions(count, 10)
+    wall, largest_run = await bench.drain(1)
+    per_move = wall / (count + len(alone))
+    return {
+        "regions_held": count + len(alone),
+        "bound": 1,
+        "single_on_empty_cluster_s": round(statistics.mean(singles), 3),
+        "drain_per_move_s": round(per_move, 3),
+        "per_move_vs_single": round(per_move / statistics.mean(singles), 2),
+        "max_history_events": largest_run,
+    }
+
+
 async def main(args: argparse.Namespace) -> dict[str, object]:
     async with bench_stack() as (stack, client, clients):
         bench = Bench(client, clients, stack.nodes)
-        small = await shape(bench, args.small, 10, args.bound, sample=10)
-        large = await shape(bench, args.large, args.large_points, 2, sample=args.large)
-    return {"small_regions": small, "large_regions": large}
+        results: dict[str, object] = {}
+        if args.crowded:  # first, while the cluster is empty
+            results["crowded_node"] = await crowded(bench, args.crowded)
+        results["small_regions"] = await shape(bench, args.small, 10, args.bound, sample=10)
+        results["large_regions"] = await shape(
+            bench, args.large, args.large_points, 2, sample=args.large
+        )
+    return results
 
 
 if __name__ == "__main__":
@@ -122,5 +149,8 @@ if __name__ == "__main__":
     parser.add_argument("--large", type=int, default=4)
     parser.add_argument("--large-points", type=int, default=200_000)
     parser.add_argument("--bound", type=int, default=8)
+    parser.add_argument(
+        "--crowded", type=int, default=300, help="regions on the node drained one by one (0: skip)"
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main(args)), indent=2))
