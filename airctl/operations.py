@@ -31,9 +31,6 @@ from workflows.balance import plan_rounds, spread
 from workflows.errors import root_cause
 from workflows.ids import (
     AUTOPILOT_WORKFLOW_ID,
-    REBALANCE_WORKFLOW_ID,
-    drain_workflow_id,
-    repair_workflow_id,
 )
 from workflows.models import (
     AutopilotInput,
@@ -48,7 +45,7 @@ from workflows.models import (
 )
 from workflows.operation import MovesWorkflow
 from workflows.planning import InvalidRequest, plan_drain
-from workflows.starter import start_autopilot, start_drain, start_rebalance, start_repair
+from workflows.starter import OperationInput, operation_id, start_autopilot, start_operation
 
 # -- planning -------------------------------------------------------------------------------
 
@@ -158,54 +155,46 @@ async def cmd_plan_rebalance(ctl: Ctl) -> int:
     return 0
 
 
+OperationResult = DrainResult | RebalanceResult | RepairResult
+
 # -- starting and steering ------------------------------------------------------------------
 
 
 async def cmd_drain(ctl: Ctl) -> int:
     """Start a drain, or steer the running one (pause, resume, bound); with --wait, follow it."""
     node = ctl.args.node
-    if ctl.args.action != "start":
-        client = await ctl.temporal()
-        handle = client.get_workflow_handle(drain_workflow_id(node))
-        return await steer(ctl, client, handle, f"drain of node {node}", DrainResult)
-    await cluster_plan(ctl, node)  # fail fast, before anything starts
-    client = await ctl.temporal()
+    if ctl.args.action == "start":
+        await cluster_plan(ctl, node)  # fail fast, before anything starts
     request = DrainInput.model_validate({"node": node, **bounds(ctl)})
-    started = await start(start_drain(client, request, ctl.config.task_queue))
-    if not ctl.args.wait:
-        ctl.emit_started(started)
-        return 0
-    return await follow(ctl, client, started.handle, "the drain", DrainResult)
+    return await operate(ctl, request, f"drain of node {node}", DrainResult)
 
 
 async def cmd_rebalance(ctl: Ctl) -> int:
     """Start a rebalance, or steer the running one; with --wait, follow it."""
-    client = await ctl.temporal()
-    if ctl.args.action != "start":
-        handle = client.get_workflow_handle(REBALANCE_WORKFLOW_ID)
-        return await steer(ctl, client, handle, "rebalance", RebalanceResult)
     request = RebalanceInput.model_validate({"nodes": destinations(ctl), **bounds(ctl)})
-    started = await start(start_rebalance(client, request, ctl.config.task_queue))
-    if not ctl.args.wait:
-        ctl.emit_started(started)
-        return 0
-    return await follow(ctl, client, started.handle, "the rebalance", RebalanceResult)
+    return await operate(ctl, request, "rebalance", RebalanceResult)
 
 
 async def cmd_repair(ctl: Ctl) -> int:
     """Start repairing a dead node, or steer the running repair; with --wait, follow it."""
-    node = ctl.args.node
-    ctl.config.node(node)
+    ctl.config.node(ctl.args.node)
+    request = RepairInput.model_validate({"node": ctl.args.node, **bounds(ctl)})
+    return await operate(ctl, request, f"repair of node {ctl.args.node}", RepairResult)
+
+
+async def operate(
+    ctl: Ctl, request: OperationInput, what: str, result_type: type[OperationResult]
+) -> int:
+    """Start the operation, or steer the running one of its id; with --wait, follow it."""
     client = await ctl.temporal()
     if ctl.args.action != "start":
-        handle = client.get_workflow_handle(repair_workflow_id(node))
-        return await steer(ctl, client, handle, f"repair of node {node}", RepairResult)
-    request = RepairInput.model_validate({"node": node, **bounds(ctl)})
-    started = await start(start_repair(client, request, ctl.config.task_queue))
+        handle = client.get_workflow_handle(operation_id(request))
+        return await steer(ctl, client, handle, what, result_type)
+    started = await start(start_operation(client, request, ctl.config.task_queue))
     if not ctl.args.wait:
         ctl.emit_started(started)
         return 0
-    return await follow(ctl, client, started.handle, "the repair", RepairResult)
+    return await follow(ctl, client, started.handle, f"the {what}", result_type)
 
 
 def bounds(ctl: Ctl) -> dict[str, int]:
@@ -255,7 +244,7 @@ async def follow(
     client: Client,
     handle: WorkflowHandle[Any, Any],
     what: str,
-    result_type: type[DrainResult] | type[RebalanceResult] | type[RepairResult],
+    result_type: type[OperationResult],
 ) -> int:
     """The operation's progress until it ends (with --json, silence); then its result."""
     if not ctl.json:

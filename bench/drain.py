@@ -30,7 +30,7 @@ from node.client import NodeClients
 from protos import air_node_pb2 as pb
 from stack.processes import NodeProcess
 from workflows.models import DrainInput, DrainResult, MigrationInput
-from workflows.starter import start_change, start_drain
+from workflows.starter import start_change, start_operation
 
 
 class Bench:
@@ -64,7 +64,7 @@ class Bench:
         """The drain's wall time, and the events of its largest run."""
         began, since = time.perf_counter(), datetime.now(UTC)
         req = DrainInput(node=1, max_concurrent=bound, max_per_node=bound)
-        started = await start_drain(self.client, req)
+        started = await start_operation(self.client, req)
         handle = self.client.get_workflow_handle(started.handle.id, result_type=DrainResult)
         result = await handle.result()
         wall = time.perf_counter() - began

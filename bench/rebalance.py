@@ -31,7 +31,7 @@ from protos import air_node_pb2 as pb
 from stack.processes import NodeProcess
 from workflows.balance import plan_rounds, spread
 from workflows.models import MigrationInput, Move, RebalanceInput, RebalanceResult
-from workflows.starter import start_change, start_rebalance
+from workflows.starter import start_change, start_operation
 
 
 async def describe(clients: NodeClients, nodes: list[NodeProcess]) -> ClusterDescription:
@@ -81,7 +81,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
         began = time.perf_counter()
         request = RebalanceInput(max_concurrent=args.bound, max_per_node=args.bound)
-        started = await start_rebalance(client, request)
+        started = await start_operation(client, request)
         handle = client.get_workflow_handle(started.handle.id, result_type=RebalanceResult)
         result = await handle.result()
         wall = time.perf_counter() - began

@@ -54,16 +54,18 @@ class MoveSettings:
     keep_outcomes: bool = False  # each move's account in the state (a repair reports them)
 
 
-class Mover:
-    def __init__(self, state: MovesProgress, title: str, reporter: Reporter | None = None) -> None:
-        self.state = state
-        self.title = title  # "drain node 1"
-        self.reporter = reporter or Reporter()
-        self._waiting: list[Move] = []  # the moves not started yet, in plan order
-        self._bytes = ByteCount()  # of the plan, kept as moves end: progress costs no scan
-        self._busy: Counter[int] = Counter()  # node -> running moves it sends or receives
+class Steered:
+    """The steering an operation's updates and its moves' stall signal do: on any runner of
+    moves with a `state`, a `show()` and a `measured()` (the mover; a drain of the earlier
+    worker)."""
 
-    # -- steering: the workflow's updates and its stall signal --------------------------------
+    state: MovesProgress
+
+    def show(self) -> None:
+        raise NotImplementedError
+
+    def measured(self) -> MovesProgress:
+        raise NotImplementedError
 
     def pause(self) -> MovesProgress:
         self.state.paused = True
@@ -87,6 +89,16 @@ class Mover:
         else:
             self.state.stalled.pop(report.region, None)
         self.show()
+
+
+class Mover(Steered):
+    def __init__(self, state: MovesProgress, title: str, reporter: Reporter | None = None) -> None:
+        self.state = state
+        self.title = title  # "drain node 1"
+        self.reporter = reporter or Reporter()
+        self._waiting: list[Move] = []  # the moves not started yet, in plan order
+        self._bytes = ByteCount()  # of the plan, kept as moves end: progress costs no scan
+        self._busy: Counter[int] = Counter()  # node -> running moves it sends or receives
 
     # -- running ------------------------------------------------------------------------------
 

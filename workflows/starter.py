@@ -105,52 +105,41 @@ async def start_change(
     )
 
 
-async def start_drain(
+OperationInput = DrainInput | RepairInput | RebalanceInput
+
+
+def operation_id(request: OperationInput) -> str:
+    """The workflow id of an operation: one drain or repair of a node, one rebalance."""
+    match request:
+        case DrainInput(node=n):
+            return drain_workflow_id(n)
+        case RepairInput(node=n):
+            return repair_workflow_id(n)
+        case RebalanceInput():
+            return REBALANCE_WORKFLOW_ID
+
+
+async def start_operation(
     client: Client,
-    request: DrainInput,
+    request: OperationInput,
     task_queue: str = TASK_QUEUE,
     validate_within: float | None = VALIDATE_WITHIN_S,
 ) -> Started:
-    """Start draining a node and wait until it planned; `RegionBusy` if a drain of it runs."""
-    options = _options(client, request, drain_workflow_id(request.node), task_queue, [])
-    busy = f"node {request.node} is already being drained"
+    """Start a drain, a repair or a rebalance and wait until it planned; `RegionBusy` if one
+    of that id (of that node, or the cluster's rebalance) runs."""
+    workflow: Any
+    match request:
+        case DrainInput(node=n):
+            workflow, nodes, busy = DrainNodeWorkflow, [n], f"node {n} is already being drained"
+        case RepairInput(node=n):
+            workflow, nodes, busy = RepairNodeWorkflow, [n], f"node {n} is already being repaired"
+        case RebalanceInput(nodes=nodes):
+            workflow, busy = RebalanceWorkflow, "a rebalance is already running"
+    attributes = [SearchAttributePair(NODES_KEY, [str(n) for n in nodes])]
+    options = _options(client, request, operation_id(request), task_queue, attributes)
     return await _start_once(
-        client, DrainNodeWorkflow.run, request, DrainNodeWorkflow.validated, options, busy,
-        validate_within,
-    )  # fmt: skip
-
-
-async def start_repair(
-    client: Client,
-    request: RepairInput,
-    task_queue: str = TASK_QUEUE,
-    validate_within: float | None = VALIDATE_WITHIN_S,
-) -> Started:
-    """Start repairing a dead node's regions and wait until it planned; `RegionBusy` if a
-    repair of it runs."""
-    attributes = [SearchAttributePair(NODES_KEY, [str(request.node)])]
-    options = _options(client, request, repair_workflow_id(request.node), task_queue, attributes)
-    busy = f"node {request.node} is already being repaired"
-    return await _start_once(
-        client, RepairNodeWorkflow.run, request, RepairNodeWorkflow.validated, options, busy,
-        validate_within,
-    )  # fmt: skip
-
-
-async def start_rebalance(
-    client: Client,
-    request: RebalanceInput,
-    task_queue: str = TASK_QUEUE,
-    validate_within: float | None = VALIDATE_WITHIN_S,
-) -> Started:
-    """Start rebalancing the cluster and wait until it planned; `RegionBusy` if one runs."""
-    attributes = [SearchAttributePair(NODES_KEY, [str(n) for n in request.nodes])]
-    options = _options(client, request, REBALANCE_WORKFLOW_ID, task_queue, attributes)
-    busy = "a rebalance is already running"
-    return await _start_once(
-        client, RebalanceWorkflow.run, request, RebalanceWorkflow.validated, options, busy,
-        validate_within,
-    )  # fmt: skip
+        client, workflow.run, request, workflow.validated, options, busy, validate_within
+    )
 
 
 async def start_autopilot(

@@ -71,7 +71,7 @@ async def all_moved(cluster: Cluster, result: DrainResult, load: Writer) -> None
 async def test_destination_killed_mid_drain_and_restarted(stack: Stack) -> None:
     load = await regions_under_load(stack.cluster)
     stack.start_worker()
-    drain = await stack.drain(DrainInput(node=1, max_concurrent=2))
+    drain = await stack.operation(DrainInput(node=1, max_concurrent=2))
     await mid_transfer(stack.client, drain)
     stack.cluster.nodes[4].kill()
     await restart(stack.cluster.nodes[4])
@@ -87,7 +87,7 @@ async def test_temporal_killed_mid_drain_and_restarted(
     stack = Stack(cluster, client, server.address)
     stack.start_worker()
     try:
-        drain = await stack.drain(DrainInput(node=1, max_concurrent=2))
+        drain = await stack.operation(DrainInput(node=1, max_concurrent=2))
         await mid_transfer(client, drain)
         server.kill()
         await load.wait_acked(len(load.acked) + 100)  # the nodes go on without Temporal

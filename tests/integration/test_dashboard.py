@@ -46,7 +46,7 @@ async def test_every_metric_the_dashboard_queries_is_exported(stack: Stack) -> N
         await cluster.create_region(region, [1, 2, 3])
         await LoadWriter(cluster, region, [1, 2], series="bulk", batch=100).run(count=500)
 
-    drain = await stack.drain(DrainInput(node=1))  # moves, transfers, stall gauges, moves left
+    drain = await stack.operation(DrainInput(node=1))  # moves, transfers, stall gauges, moves left
     result = await stack.client.get_workflow_handle(drain.id, result_type=DrainResult).result()
     assert len(result.moved) == 2, result
 

@@ -45,7 +45,7 @@ async def test_drain_moves_every_region_off_the_node(stack: Stack) -> None:
     load = LoadWriter(cluster, ON_123[0], [1, 2, 3, 4]).start()
     await load.wait_acked(200)
 
-    handle = await stack.drain(DrainInput(node=1, max_concurrent=1))
+    handle = await stack.operation(DrainInput(node=1, max_concurrent=1))
     paused = await handle.execute_update(DrainNodeWorkflow.pause)
     assert paused.paused
     # a move that started before the pause goes on; once it is over, none starts
@@ -97,7 +97,7 @@ async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: S
         await cluster.create_region(region, [1, 2, 3])
     stack.start_worker()
 
-    handle = await stack.drain(DrainInput(node=1, max_concurrent=2, max_per_node=1))
+    handle = await stack.operation(DrainInput(node=1, max_concurrent=2, max_per_node=1))
     await eventually(
         lambda: drain_progress(handle),
         lambda s: len(s.done) >= 2,
@@ -140,7 +140,7 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
     # the small region moves first, alone (a coordinator's throttle is shared: it would queue
     # behind a large snapshot), then two large ones at once; a snapshot's lag does not shrink
     # until it is installed: stalled after a second
-    handle = await stack.drain(DrainInput(node=1, max_concurrent=1, stall_after_s=1))
+    handle = await stack.operation(DrainInput(node=1, max_concurrent=1, stall_after_s=1))
     await eventually(
         lambda: drain_progress(handle), lambda s: s.done == [small], what="the small one moved"
     )
@@ -221,7 +221,7 @@ async def test_a_node_holding_20_regions_drains_under_write_load(stack: Stack) -
     for load in loads:
         await load.wait_acked(50)
 
-    handle = await stack.drain(DrainInput(node=1, max_concurrent=4, max_per_node=2))
+    handle = await stack.operation(DrainInput(node=1, max_concurrent=4, max_per_node=2))
     result = await stack.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
     assert not result.failed and sorted(m.region for m in result.moved) == regions, result
 
@@ -261,7 +261,7 @@ async def test_a_busy_region_is_left_alone_and_the_drain_reports_bytes_moved(
         what="region 561's own migration transferring",
     )
 
-    handle = await stack.drain(DrainInput(node=1, max_concurrent=3))
+    handle = await stack.operation(DrainInput(node=1, max_concurrent=3))
     result = await stack.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
     assert sorted(m.region for m in result.moved) == others, result
     assert "another change of region 561 is running" in result.failed[busy], result

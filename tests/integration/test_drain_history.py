@@ -31,7 +31,7 @@ from workflows.models import (
     MigrationResult,
     MovesProgress,
 )
-from workflows.starter import start_drain
+from workflows.starter import start_operation
 
 HISTORY_LIMIT = 2_000
 
@@ -105,7 +105,7 @@ def worker_with_stubs(client: Client, regions: int) -> Worker:
 
 
 async def drain(client: Client, worker: Worker, request: DrainInput) -> WorkflowHandle[Any, Any]:
-    started = await start_drain(client, request, worker.task_queue)
+    started = await start_operation(client, request, worker.task_queue)
     assert started.plan is not None and started.plan.startswith("drain node 1: "), started
     return started.handle
 

@@ -28,7 +28,7 @@ async def test_a_dead_nodes_regions_get_a_new_replica_despite_a_worker_kill(
         await cluster.create_region(region, [1, 2, 3])
     stack.start_worker()
     with pytest.raises(RequestRefused, match="node 3 answers: a repair is for a node that is gone"):
-        await stack.repair(RepairInput(node=3))
+        await stack.operation(RepairInput(node=3))
 
     for t in range(OWN_WRITES):
         point = pb.Point(series="own", timestamp=t, value=t)
@@ -38,7 +38,7 @@ async def test_a_dead_nodes_regions_get_a_new_replica_despite_a_worker_kill(
     await load.wait_acked(100)
     cluster.nodes[3].kill()  # for good
 
-    handle = await stack.repair(RepairInput(node=3))
+    handle = await stack.operation(RepairInput(node=3))
     await eventually(
         lambda: handle.query(RepairNodeWorkflow.moves_progress),
         lambda s: len(s.done) >= 1,

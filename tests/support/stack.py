@@ -17,21 +17,17 @@ from workflows.change import MembershipChange
 from workflows.models import (
     AddPeerInput,
     AutopilotInput,
-    DrainInput,
     MigrationInput,
     Progress,
-    RebalanceInput,
     ReconstructInput,
     RemovePeerInput,
-    RepairInput,
 )
 from workflows.starter import (
     VALIDATE_WITHIN_S,
+    OperationInput,
     start_autopilot,
     start_change,
-    start_drain,
-    start_rebalance,
-    start_repair,
+    start_operation,
 )
 
 
@@ -79,18 +75,9 @@ class Stack:
         self.handles.append(started.handle)
         return started.handle
 
-    async def drain(self, request: DrainInput) -> WorkflowHandle[Any, Any]:
-        started = await start_drain(self.client, request, self.task_queue)
-        self.handles.append(started.handle)
-        return started.handle
-
-    async def rebalance(self, request: RebalanceInput) -> WorkflowHandle[Any, Any]:
-        started = await start_rebalance(self.client, request, self.task_queue)
-        self.handles.append(started.handle)
-        return started.handle
-
-    async def repair(self, request: RepairInput) -> WorkflowHandle[Any, Any]:
-        started = await start_repair(self.client, request, self.task_queue)
+    async def operation(self, request: OperationInput) -> WorkflowHandle[Any, Any]:
+        """Start a drain, a repair or a rebalance, once it planned (refusals raise)."""
+        started = await start_operation(self.client, request, self.task_queue)
         self.handles.append(started.handle)
         return started.handle
 

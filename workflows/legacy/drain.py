@@ -22,9 +22,8 @@ from workflows.models import (
     MigrationInput,
     Move,
     Phase,
-    StallReport,
 )
-from workflows.moves import details
+from workflows.moves import Steered, details
 from workflows.options import DESCRIBE, child, execute
 from workflows.planning import InvalidRequest
 from workflows.search_attributes import (
@@ -58,8 +57,10 @@ def plan_drain_by_count(cluster: ClusterDescription, node: int) -> list[Move]:
     return moves
 
 
-class DrainByCount:
+class DrainByCount(Steered):
     """A drain as the earlier worker ran it: all its moves as waiting coroutines, one run."""
+
+    state: DrainProgress
 
     def __init__(self, state: DrainProgress) -> None:
         self.state = state
@@ -96,29 +97,6 @@ class DrainByCount:
         workflow.upsert_search_attributes([PHASE_KEY.value_set(Phase.DONE.value)])
         workflow.set_current_details(message)
         return DrainResult(node=req.node, moved=moved, failed=state.failed, message=message)
-
-    def pause(self) -> DrainProgress:
-        self.state.paused = True
-        self.show()
-        return self.measured()
-
-    def resume(self) -> DrainProgress:
-        self.state.paused = False
-        self.show()
-        return self.measured()
-
-    def bound(self, max_concurrent: int) -> int:
-        self.state.max_concurrent = max_concurrent
-        self.show()
-        return max_concurrent
-
-    def stall(self, report: StallReport) -> None:
-        s = self.state
-        if report.stalled and report.region in s.running:
-            s.stalled[report.region] = report.detail
-        else:
-            s.stalled.pop(report.region, None)
-        self.show()
 
     async def _move(self, move: Move, req: DrainInput, migrate: Any) -> None:
         state = self.state
