@@ -366,12 +366,15 @@ class MembershipActivities:
 
     @activity.defn
     async def notify_peers_to_drop_channels(self, step: ChannelsInput) -> StepResult:
-        """Every peer drops its channel to the target. Retry-safe: dropping what is gone."""
+        """Every peer drops its channel to the target (and with `write_off`, refuses what the
+        target never replicated). Retry-safe: dropping what is gone, writing off what is."""
 
         async def effect() -> StepResult:
             changed = False
             for peer in step.peers:
-                request = pb.DropChannelRequest(region=step.region, receiver_id=step.target.node_id)
+                request = pb.DropChannelRequest(
+                    region=step.region, receiver_id=step.target.node_id, write_off=step.write_off
+                )
                 result = await self._membership(peer, _rpc("DropChannel", request))
                 changed |= result.changed
             return StepResult(changed=changed, message=f"{len(step.peers)} peer(s) dropped")

@@ -48,6 +48,7 @@ class ChannelsInput(StepInput):
     target: Peer
     peers: list[Peer]
     coordinator: Peer | None = None  # creates a snapshot channel, after the others
+    write_off: bool = False  # dropping: the target was removed while down (DropChannelRequest)
 
 
 class CaptureTargetInput(StepInput):

@@ -69,6 +69,15 @@ class Confirmation:
                 if e.code() != grpc.StatusCode.NOT_FOUND:  # without the region, it needs none
                     unanswered.append(peer.node_id)
                 continue
+            if self.node_id in progress.written_off:
+                log.warning(
+                    "region %d: node %d removed this node while it was down and declared its "
+                    "writes not replicated lost; deleting the stale replica",
+                    replica.region,
+                    peer.node_id,
+                )
+                await self.delete(replica.region)
+                return
             if self.node_id in {p.node_id for p in progress.peers}:
                 replica.confirmed = True
                 log.info("region %d: node %d confirms membership", replica.region, peer.node_id)

@@ -186,6 +186,7 @@ class Membership:
                 if listed is None:
                     meta.peers.append(receiver)
                 meta.departed = [d for d in meta.departed if d != receiver.node_id]
+                meta.written_off = [d for d in meta.written_off if d != receiver.node_id]
                 meta.channels[receiver.node_id] = ChannelState(receiver=receiver, snapshot=snapshot)
                 replica.persist()
                 outcome = Outcome(True, f"created channel to node {receiver.node_id}")
@@ -193,26 +194,34 @@ class Membership:
         self.killpoints.reach(KillPoint.ORIGINAL_ADD_PEER_DONE)
         return outcome
 
-    async def drop_channel(self, region: int, receiver_id: int) -> Outcome:
+    async def drop_channel(self, region: int, receiver_id: int, write_off: bool = False) -> Outcome:
         """Drop the channel to `receiver_id` and unlist it as a peer.
 
         Idempotent: dropping what is gone is reported unchanged. The former peer stays allowed
-        to send here, so a leaving replica can still drain its own writes to this one.
+        to send here, so a leaving replica can still drain its own writes to this one; unless
+        `write_off`: it was removed while down, and what it never replicated is declared lost.
         """
         async with self.replicas.lock(region):
             replica = self.replicas.get(region)
             meta = replica.meta
-            listed = receiver_id in meta.peer_ids()
             if receiver_id == self.node_id:
                 raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "a node has no channel to itself")
-            if receiver_id not in meta.channels and not listed:
-                return Outcome(False, f"no channel to node {receiver_id}")
+            was_peer = receiver_id in meta.channels or receiver_id in meta.peer_ids()
+            before = meta.model_copy(deep=True)
             meta.channels.pop(receiver_id, None)
             meta.peers = [p for p in meta.peers if p.node_id != receiver_id]
-            if receiver_id not in meta.departed:
+            if write_off:
+                meta.departed = [d for d in meta.departed if d != receiver_id]
+                if receiver_id not in meta.written_off:
+                    meta.written_off.append(receiver_id)
+            elif was_peer and receiver_id not in meta.departed:
                 meta.departed.append(receiver_id)
+            if meta == before:
+                return Outcome(False, f"no channel to node {receiver_id}")
             replica.persist()
             await self.channels.sync(replica)
+        if write_off:
+            return Outcome(True, f"wrote off node {receiver_id}")
         return Outcome(True, f"dropped channel to node {receiver_id}")
 
     async def reset_peer_list(self, region: int, peers: list[PeerInfo]) -> Outcome:
@@ -232,6 +241,7 @@ class Membership:
             wanted = {p.node_id: p for p in peers if p.node_id != self.node_id}
             meta.departed = [d for d in {*meta.departed, *meta.peer_ids()} if d not in wanted]
             meta.departed = [d for d in meta.departed if d != self.node_id]
+            meta.written_off = [d for d in meta.written_off if d not in wanted]
             meta.peers = list(peers)
             meta.channels = {
                 nid: meta.channels.get(nid) or ChannelState(receiver=p) for nid, p in wanted.items()

@@ -51,6 +51,9 @@ class ReplicaMeta(BaseModel):
     leaving: bool = False
     # Former peers whose channels to here may still drain (they left by DropChannel).
     departed: list[int] = []
+    # Former peers removed while down: their writes not replicated were declared lost; they
+    # may not drain here, and delete their replica once they learn it (confirmation.py).
+    written_off: list[int] = []
     channels: dict[int, ChannelState] = {}
 
     def peer_ids(self) -> set[int]:

@@ -56,6 +56,7 @@ class ProgressReport:
     leaving: bool
     peers: list[PeerInfo]
     departed: list[int]
+    written_off: list[int]
     confirmed: bool
 
     @classmethod
@@ -82,6 +83,7 @@ class ProgressReport:
             leaving=meta.leaving,
             peers=list(meta.peers),
             departed=list(meta.departed),
+            written_off=list(meta.written_off),
             confirmed=replica.confirmed,
         )
 

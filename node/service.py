@@ -120,7 +120,10 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
 
     @_refusals
     async def DropChannel(self, request: pb.DropChannelRequest, context: Any) -> pb.MembershipReply:
-        return _reply(await self.node.membership.drop_channel(request.region, request.receiver_id))
+        membership = self.node.membership
+        return _reply(
+            await membership.drop_channel(request.region, request.receiver_id, request.write_off)
+        )
 
     @_refusals
     async def ResetPeerList(
@@ -154,6 +157,7 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
             leaving=report.leaving,
             peers=[_proto_peer(p) for p in report.peers],
             departed=report.departed,
+            written_off=report.written_off,
             confirmed=report.confirmed,
         )
 

@@ -71,12 +71,14 @@ class CreateChannelRequest(_message.Message):
     def __init__(self, region: _Optional[int] = ..., receiver: _Optional[_Union[Peer, _Mapping]] = ..., snapshot: _Optional[bool] = ...) -> None: ...
 
 class DropChannelRequest(_message.Message):
-    __slots__ = ("region", "receiver_id")
+    __slots__ = ("region", "receiver_id", "write_off")
     REGION_FIELD_NUMBER: _ClassVar[int]
     RECEIVER_ID_FIELD_NUMBER: _ClassVar[int]
+    WRITE_OFF_FIELD_NUMBER: _ClassVar[int]
     region: int
     receiver_id: int
-    def __init__(self, region: _Optional[int] = ..., receiver_id: _Optional[int] = ...) -> None: ...
+    write_off: bool
+    def __init__(self, region: _Optional[int] = ..., receiver_id: _Optional[int] = ..., write_off: _Optional[bool] = ...) -> None: ...
 
 class ResetPeerListRequest(_message.Message):
     __slots__ = ("region", "peers")
@@ -103,7 +105,7 @@ class ChannelProgress(_message.Message):
     def __init__(self, name: _Optional[str] = ..., receiver: _Optional[_Union[Peer, _Mapping]] = ..., snapshot: _Optional[bool] = ..., status: _Optional[str] = ..., acked: _Optional[int] = ..., lag: _Optional[int] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("region", "applied", "max_assigned", "channels", "active", "installed", "leaving", "peers", "departed", "confirmed")
+    __slots__ = ("region", "applied", "max_assigned", "channels", "active", "installed", "leaving", "peers", "departed", "confirmed", "written_off")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +123,7 @@ class Progress(_message.Message):
     PEERS_FIELD_NUMBER: _ClassVar[int]
     DEPARTED_FIELD_NUMBER: _ClassVar[int]
     CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_OFF_FIELD_NUMBER: _ClassVar[int]
     region: int
     applied: _containers.ScalarMap[int, int]
     max_assigned: int
@@ -131,7 +134,8 @@ class Progress(_message.Message):
     peers: _containers.RepeatedCompositeFieldContainer[Peer]
     departed: _containers.RepeatedScalarFieldContainer[int]
     confirmed: bool
-    def __init__(self, region: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ..., max_assigned: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelProgress, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., departed: _Optional[_Iterable[int]] = ..., confirmed: _Optional[bool] = ...) -> None: ...
+    written_off: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, region: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ..., max_assigned: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelProgress, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., departed: _Optional[_Iterable[int]] = ..., confirmed: _Optional[bool] = ..., written_off: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CheckTransferCompleteRequest(_message.Message):
     __slots__ = ("region", "target")

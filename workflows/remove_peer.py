@@ -16,6 +16,8 @@ from workflows.transfer import wait_transfer
 
 R = TypeVar("R")
 
+WRITE_OFF_PATCH = "write-off-dead-peer"
+
 
 async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
     """The removal, step by step, as DESIGN.md section 5 lists it."""
@@ -41,6 +43,10 @@ async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
     inactive = await steps.inactivate_for_deletion(leaving, down, kill(K.AFTER_INACTIVE_PEER))
     if inactive.skipped:
         skipped += ["inactivate", "drain", "release", "delete"]
+        # what it never replicated is lost: back, it may not drain it into some of the
+        # remaining replicas (not a replica added meanwhile); it deletes its replica instead
+        if workflow.patched(WRITE_OFF_PATCH):
+            await steps.write_off(leaving, r.remaining)
     else:
         # 3. its channels drain: the others apply every write it acknowledged. A leaving node
         #    that restarted may have deleted its replica by itself already, once the others

@@ -203,6 +203,15 @@ class Steps:
             ROLLBACK if rollback else self._boundary(),
         )
 
+    async def write_off(self, target: Peer, peers: list[Peer]) -> StepResult:
+        return await self.step(
+            Phase.DROPPING_CHANNELS,
+            A.notify_peers_to_drop_channels,
+            ChannelsInput(region=self.region, target=target, peers=peers, write_off=True),
+            f"nodes {_ids(peers)} write off node {target.node_id}'s writes not replicated",
+            ROLLBACK,  # retried until done: the region must not take them back later
+        )
+
     async def inactivate_for_deletion(
         self, node: Peer, down_timeout_s: float, kill_after: KillPoint | None
     ) -> StepResult:

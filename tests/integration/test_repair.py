@@ -6,6 +6,7 @@ import pytest
 
 from protos import air_node_pb2 as pb
 from tests.support.chaos import restart
+from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
@@ -16,6 +17,7 @@ from workflows.starter import RequestRefused
 REGIONS = list(range(731, 735))
 LOADED = REGIONS[0]
 OWN_WRITES = 5  # writes node 3 takes itself, replicated before it dies
+UNREPLICATED = 3  # and writes it takes but never replicates: lost with it
 
 
 async def test_a_dead_nodes_regions_get_a_new_replica_despite_a_worker_kill(
@@ -34,9 +36,13 @@ async def test_a_dead_nodes_regions_get_a_new_replica_despite_a_worker_kill(
         point = pb.Point(series="own", timestamp=t, value=t)
         await cluster.stub(3).Write(pb.WriteRequest(region=LOADED, points=[point]))
     await cluster.converged(LOADED, [1, 2, 3], count=OWN_WRITES)
+    await cluster.throttle([3], HELD)  # what node 3 takes from now on, it never replicates
+    for t in range(OWN_WRITES, OWN_WRITES + UNREPLICATED):
+        point = pb.Point(series="own", timestamp=t, value=t)
+        await cluster.stub(3).Write(pb.WriteRequest(region=LOADED, points=[point]))
     load = LoadWriter(cluster, LOADED, [1, 2]).start()  # through the survivors only
     await load.wait_acked(100)
-    cluster.nodes[3].kill()  # for good
+    cluster.nodes[3].kill()  # for now
 
     handle = await stack.operation(RepairInput(node=3))
     await eventually(
@@ -64,3 +70,11 @@ async def test_a_dead_nodes_regions_get_a_new_replica_despite_a_worker_kill(
     await cluster.converged(LOADED, [1, 2, 4], count=OWN_WRITES + len(acked))
     for i in (1, 2, 4):
         assert await missing_points(cluster, i, LOADED, acked) == [], i
+
+    # back, node 3 may not drain the writes it never replicated into nodes 1 and 2 (node 4
+    # would never get them): written off, it deletes its stale replicas instead
+    await restart(cluster.nodes[3])
+    await eventually(
+        lambda: cluster.regions_of(3), lambda held: held == {}, what="node 3's replicas gone"
+    )
+    await cluster.converged(LOADED, [1, 2, 4], count=OWN_WRITES + len(acked))

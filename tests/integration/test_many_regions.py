@@ -1,0 +1,47 @@
+"""A node of a real cluster holds thousands of regions: migrations among 1,000 of them, on three
+nodes, under write load, lose no acknowledged write. (Speed is the benchmarks' to measure.)"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support.load import LoadWriter, missing_points
+from tests.support.stack import Stack
+from workflows.models import MigrationInput, MigrationResult
+
+pytestmark = pytest.mark.slow
+
+FIRST, COUNT = 10_001, 1_000  # apart from every other test's regions
+MOVED = [FIRST, FIRST + 499, FIRST + COUNT - 1]  # the first, one in the middle, the last
+LOADED = MOVED[1]
+
+
+async def test_migrations_among_a_thousand_regions_lose_no_write(stack: Stack) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3, 4):
+        cluster.add_node(i)
+    creating = asyncio.Semaphore(16)
+
+    async def create(region: int) -> None:
+        async with creating:
+            await cluster.create_region(region, [1, 2, 3])
+
+    await asyncio.gather(*(create(r) for r in range(FIRST, FIRST + COUNT)))
+    stack.start_worker()
+    load = LoadWriter(cluster, LOADED, [1, 2, 3, 4]).start()
+    await load.wait_acked(200)
+
+    handles = [await stack.start(MigrationInput(region=r, from_node=1, to_node=4)) for r in MOVED]
+    results: list[MigrationResult] = await asyncio.gather(*(h.result() for h in handles))
+    assert all(r.remove is not None and r.remove.clean for r in results), results
+    await load.wait_acked(len(load.acked) + 200)  # the moved region still takes writes
+    acked = await load.stop()
+
+    held = {i: await cluster.regions_of(i) for i in (1, 2, 3, 4)}
+    assert sorted(held[4]) == MOVED and len(held[1]) == COUNT - len(MOVED)
+    assert len(held[2]) == len(held[3]) == COUNT
+    await cluster.converged(LOADED, [2, 3, 4], count=len(acked))
+    for i in (2, 3, 4):
+        assert await missing_points(cluster, i, LOADED, acked) == [], i
