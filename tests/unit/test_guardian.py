@@ -8,22 +8,9 @@ from pathlib import Path
 from node.guardian import Guardian
 from node.replica import ChannelState, PeerInfo, Replica, ReplicaMeta
 from node.replicas import Replicas
+from tests.support.fakes import FakeChannelTasks
 
 PEERS = [PeerInfo(node_id=n, address=f"127.0.0.1:{n}") for n in (1, 2, 3)]
-
-
-class FakeChannelTasks:
-    """Records the replicas whose tasks were synced; `running` says whether tasks match."""
-
-    def __init__(self, running: bool = True) -> None:
-        self.running = running
-        self.synced: list[int] = []
-
-    async def sync(self, replica: Replica) -> None:
-        self.synced.append(replica.region)
-
-    def match(self, replica: Replica) -> bool:
-        return self.running
 
 
 def held(tmp_path: Path, channels_to: list[int], leaving: bool = False) -> Replicas:

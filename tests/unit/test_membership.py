@@ -1,0 +1,46 @@
+"""Dropping a channel, plain or writing its receiver off: idempotent, and what each allows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from node.killpoints import KillPoints
+from node.membership import Membership
+from node.replica import PeerInfo, Replica
+from node.replicas import Replicas
+from tests.support.fakes import FakeChannelTasks
+
+PEERS = [PeerInfo(node_id=n, address=f"127.0.0.1:{n}") for n in (1, 2, 3)]
+
+
+async def membership(tmp_path: Path) -> Membership:
+    replicas = Replicas(1, tmp_path, "normal")
+    m = Membership(1, PEERS[0].address, replicas, FakeChannelTasks(), KillPoints(set(), tmp_path))  # type: ignore[arg-type]
+    await m.create_local_peer(7, PEERS, active=True, await_snapshot=False)
+    return m
+
+
+def replica(m: Membership) -> Replica:
+    return m.replicas.get(7)
+
+
+async def test_a_plain_drop_lets_the_former_peer_drain_here(tmp_path: Path) -> None:
+    m = await membership(tmp_path)
+    assert (await m.drop_channel(7, 3)).changed
+    assert not (await m.drop_channel(7, 3)).changed  # again: nothing to do
+    meta = replica(m).meta
+    assert (sorted(meta.channels), meta.departed, meta.written_off) == ([2], [3], [])
+    await replica(m).close()
+
+
+async def test_a_write_off_refuses_what_it_never_replicated(tmp_path: Path) -> None:
+    m = await membership(tmp_path)
+    await m.drop_channel(7, 3)  # the removal's first step, before it knew node 3 was down
+    assert (await m.drop_channel(7, 3, write_off=True)).changed
+    assert not (await m.drop_channel(7, 3, write_off=True)).changed  # a retry
+    assert not (await m.drop_channel(7, 3)).changed  # a plain drop does not undo it
+    meta = replica(m).meta
+    assert (meta.departed, meta.written_off) == ([], [3])
+    await m.create_channel(7, PEERS[2], snapshot=True)  # added back later: a peer again
+    assert replica(m).meta.written_off == []
+    await replica(m).close()
