@@ -17,7 +17,8 @@ from temporalio import workflow
 from workflows.legacy import earlier_worker_started
 from workflows.legacy.drain import DrainByCount
 from workflows.models import DrainInput, DrainProgress, DrainResult, MovesProgress
-from workflows.operation import MovesWorkflow, Steering, settings_of
+from workflows.moves import Steered
+from workflows.operation import MovesWorkflow, settings_of
 from workflows.planning import plan_drain
 from workflows.search_attributes import KIND_KEY, NODES_KEY
 
@@ -33,7 +34,7 @@ class DrainNodeWorkflow(MovesWorkflow):
         self._drain = state
         self._legacy: DrainByCount | None = None  # a drain the earlier worker started
 
-    def _steering(self) -> Steering:
+    def _steering(self) -> Steered:
         return self._legacy or self._mover
 
     @workflow.query

@@ -1,6 +1,6 @@
 """What every operation of many moves shares: its handlers, its planning, its run of moves.
 
-A drain and a rebalance (and, later, a repair) differ only in how they plan. Each is a
+A drain, a rebalance and a repair differ only in how they plan. Each is a
 workflow class deriving from `MovesWorkflow`: it plans from the cluster's description and
 hands the moves to the bounded mover (workflows/moves.py), which continues as new before the
 run's history grows large. The handlers here steer it: the `validated` update, the progress
@@ -17,24 +17,14 @@ from temporalio import workflow
 from activities.membership import MembershipActivities as A
 from activities.models import ClusterDescription
 from workflows.models import Move, MovesProgress, Phase, StallReport
-from workflows.moves import Mover, MoveSettings
+from workflows.moves import Mover, MoveSettings, Steered
 from workflows.options import DESCRIBE, execute
 from workflows.planning import InvalidRequest, check_bound
 from workflows.progress import STALL_SIGNAL
 from workflows.verdict import Verdict
 
 
-class Steering(Protocol):
-    """What the handlers steer: the mover, or a drain of the earlier worker."""
-
-    def pause(self) -> MovesProgress: ...
-    def resume(self) -> MovesProgress: ...
-    def bound(self, max_concurrent: int) -> int: ...
-    def stall(self, report: StallReport) -> None: ...
-    def measured(self) -> MovesProgress: ...
-
-
-class OperationInput(Protocol):
+class BoundedInput(Protocol):
     max_concurrent: int
     max_per_node: int
     down_timeout_s: float
@@ -48,7 +38,7 @@ class MovesWorkflow:
         self._mover = Mover(state, title)
         self._verdict = Verdict()
 
-    def _steering(self) -> Steering:
+    def _steering(self) -> Steered:
         return self._mover
 
     @workflow.update
@@ -87,7 +77,7 @@ class MovesWorkflow:
 
     async def _plan_or_refuse(
         self,
-        req: OperationInput,
+        req: BoundedInput,
         what: str,
         plan: Callable[[ClusterDescription], list[Move]],
         asking: int = 0,
@@ -121,5 +111,5 @@ class MovesWorkflow:
         self._mover.show(Phase.DONE)
 
 
-def settings_of(req: OperationInput) -> MoveSettings:
+def settings_of(req: BoundedInput) -> MoveSettings:
     return MoveSettings(req.max_per_node, req.down_timeout_s, req.stall_after_s)
