@@ -83,6 +83,9 @@ async def _replicas(ctl: Ctl) -> tuple[dict[int, dict[int, dict[str, Any]]], lis
     answers = await asyncio.gather(
         *(_all_regions(ctl, n.id) for n in nodes), return_exceptions=True
     )
+    failed = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
+    if failed and len(failed) == len(answers):
+        raise failed[0]  # not a node down: none answers (no stack, wrong TLS settings...)
     table: dict[int, dict[int, dict[str, Any]]] = {}
     listed: dict[int, set[int]] = {}
     down = []
