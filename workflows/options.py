@@ -54,7 +54,9 @@ LOCAL_DESCRIBE = Options(timedelta(seconds=30), schedule_to_close=timedelta(minu
 # only once the task before it completed, with every local activity of that task in history.
 # A worker dying after it re-runs none of them against a region this step changed. (A timer
 # would do the same, but the dev server fires timers up to a second late.)
-BOUNDARY = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10))
+# Its attempt lives at most 15 s (an RPC's deadline is 10 s): a regular activity whose worker
+# died is retried only once its attempt has timed out, and 30 s was a worker crash's cost.
+BOUNDARY = Options(timedelta(seconds=15), schedule_to_close=timedelta(minutes=10))
 # A wait slice: heartbeats, so a dead worker's slice is retried within seconds.
 WAIT = Options(timedelta(seconds=60), heartbeat=HEARTBEAT)
 # The first slice is a quick try, inside the workflow task: an empty or small region is done.

@@ -53,8 +53,8 @@ async def test_the_autopilot_repairs_a_dead_node_and_only_that(stack: Stack) -> 
     await stack.autopilot(AutopilotInput(dead_after_s=1, probe_every_s=0.5))  # now: dead at 1 s
     later = await eventually(
         lambda: autopilot.query(AutopilotWorkflow.status),
-        lambda s: s.probes >= paused.probes + 4,
-        what="four more probes with both down",
+        lambda s: s.probes >= paused.probes + 2,
+        what="two more probes with both down",
     )
     assert later.dead_after_s == 1 and later.repairing == [] and later.paused, later
 
