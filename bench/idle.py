@@ -2,12 +2,13 @@
 
 Prints JSON: for each count of regions held (default 0, 100 and 1,000; `--regions`), three
 nodes each holding every region (all three replicas, active, no writes): each node's CPU as a
-fraction of a core over `--seconds` of idleness (from /proc), the time of a ListRegions, and
+fraction of a core over `--seconds` of idleness (from /proc, `--settle` seconds after the
+regions were made), the time of a ListRegions, and
 the p50/p99 latency of one-point writes to one region; then node 1 is SIGKILLed and started
 again: the time until it serves, and until its peers have confirmed every region it holds
 (recovery at that count). The nodes start afresh for each count,
 so each measure sits beside the others in the same run.
-Run: `python bench/idle.py [--regions 0,100,1000] [--seconds 10] [--writes 500]`.
+Run: `python bench/idle.py [--regions 0,100,1000] [--seconds 10] [--settle 10] [--writes 500]`.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class Measure:
     restart_confirmed_s: float
 
 
-async def measure(root: Path, count: int, seconds: float, writes: int) -> Measure:
+async def measure(root: Path, count: int, seconds: float, writes: int, settle: float) -> Measure:
     clients = NodeClients()
     nodes = [NodeProcess(i, root / f"n{count}-{i}") for i in (1, 2, 3)]
     for node in nodes:
@@ -115,6 +116,7 @@ async def measure(root: Path, count: int, seconds: float, writes: int) -> Measur
         began = time.perf_counter()
         await create_regions(clients, nodes, max(count, 1))  # region 1 for the writes
         created = time.perf_counter() - began
+        await asyncio.sleep(settle)  # the steady state: what creating them set off is over
         cpu = await idle_cpu(nodes, seconds)
         listed = await list_time(clients, nodes[0])
         latencies = await write_latencies(clients, nodes[0], writes)
@@ -135,9 +137,9 @@ async def measure(root: Path, count: int, seconds: float, writes: int) -> Measur
         await clients.close()
 
 
-async def main(counts: list[int], seconds: float, writes: int) -> dict[str, object]:
+async def main(counts: list[int], seconds: float, writes: int, settle: float) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
-        results = [await measure(Path(tmp), c, seconds, writes) for c in counts]
+        results = [await measure(Path(tmp), c, seconds, writes, settle) for c in counts]
     fewest, most = results[0], results[-1]
     return {
         "by_regions": [asdict(r) for r in results],
@@ -151,6 +153,7 @@ if __name__ == "__main__":
     parser.add_argument("--regions", default="0,100,1000", help="counts, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--writes", type=int, default=500)
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds before measuring")
     args = parser.parse_args()
     counts = [int(c) for c in args.regions.split(",")]
-    print(json.dumps(asyncio.run(main(counts, args.seconds, args.writes)), indent=2))
+    print(json.dumps(asyncio.run(main(counts, args.seconds, args.writes, args.settle)), indent=2))

@@ -77,7 +77,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "detection_s": round(detected - died, 2),
         "repair_s": round(repaired - detected, 2),
         "death_to_full_replication_s": round(repaired - died, 2),
-        "repair_per_region_s": round((repaired - detected) / args.regions, 2),
+        "regions_repaired": len(result["repaired"]),
+        "repair_per_region_s": round((repaired - detected) / len(result["repaired"]), 2),
         "single_migration_s": round(one, 3),
         "repair_message": result["message"],
     }
