@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -167,14 +168,7 @@ class MembershipActivities:
         return nodes, list(replies)
 
     async def _all_regions(self, node: Peer) -> list[pb.RegionInfo]:
-        regions: list[pb.RegionInfo] = []
-        after = 0
-        while True:
-            request = pb.ListRegionsRequest(after_region=after, limit=LIST_PAGE)
-            reply = await self._stub(node).ListRegions(request, timeout=RPC_TIMEOUT_S)
-            regions.extend(reply.regions)
-            if not (after := reply.next_after):
-                return regions
+        return await all_regions(self._stub(node))
 
     # -- reading --------------------------------------------------------------------------
 
@@ -439,6 +433,27 @@ class MembershipActivities:
             self.wait_release,
             self.delete_local_peer,
         ]
+
+
+async def all_regions(stub: rpc.AirNodeStub) -> list[pb.RegionInfo]:
+    """Every region a node holds, page by page (LIST_PAGE at a time)."""
+    regions: list[pb.RegionInfo] = []
+    after = 0
+    while True:
+        request = pb.ListRegionsRequest(after_region=after, limit=LIST_PAGE)
+        reply = await stub.ListRegions(request, timeout=RPC_TIMEOUT_S)
+        regions.extend(reply.regions)
+        if not (after := reply.next_after):
+            return regions
+
+
+async def describe_cluster(nodes: dict[int, str], clients: NodeClients) -> ClusterDescription:
+    """The cluster as the workflows' `describe_cluster` reads it, for a client (airctl, a test,
+    a benchmark) planning as they will. Read-only."""
+    directory = NodeDirectory(nodes=nodes)
+    return await MembershipActivities(
+        directory, clients, KillPoints(set(), Path("."))
+    ).describe_cluster(0)
 
 
 def _rpc(

@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 
-from activities.membership import LIST_PAGE
+from activities.membership import all_regions
 from airctl.config import UserError, parse_ids
 from airctl.context import Ctl
 from airctl.load import AckedLog, LoadWriter, missing_points
@@ -81,7 +81,7 @@ async def _replicas(ctl: Ctl) -> tuple[dict[int, dict[int, dict[str, Any]]], lis
     """Region -> node -> its replica's state, and the nodes that did not answer."""
     nodes = ctl.config.nodes
     answers = await asyncio.gather(
-        *(_all_regions(ctl, n.id) for n in nodes), return_exceptions=True
+        *(all_regions(ctl.stub(n.id)) for n in nodes), return_exceptions=True
     )
     failed = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
     if failed and len(failed) == len(answers):
@@ -108,17 +108,6 @@ async def _replicas(ctl: Ctl) -> tuple[dict[int, dict[int, dict[str, Any]]], lis
         for node_id in peers & set(down):
             table[region][node_id] = {"state": "down"}
     return table, down
-
-
-async def _all_regions(ctl: Ctl, node_id: int) -> list[pb.RegionInfo]:
-    regions: list[pb.RegionInfo] = []
-    after = 0
-    while True:
-        request = pb.ListRegionsRequest(after_region=after, limit=LIST_PAGE)
-        reply = await ctl.stub(node_id).ListRegions(request, timeout=5)
-        regions.extend(reply.regions)
-        if not (after := reply.next_after):
-            return regions
 
 
 def _node_summary(

@@ -3,7 +3,6 @@ running one (pause, resume, bound) and follow it."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,15 +15,13 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.directory import NodeDirectory
-from activities.membership import MembershipActivities
+from activities.membership import describe_cluster
 from activities.models import ClusterDescription
 from airctl.changes import start
 from airctl.config import UserError
 from airctl.context import Ctl
 from airctl.display import Bars
 from airctl.progress import NO_ANSWER, follow_operation, moves_text, operation_state
-from node.killpoints import KillPoints
 from protos import air_node_pb2 as pb
 from workflows.autopilot import AutopilotWorkflow
 from workflows.balance import plan_rounds, spread
@@ -50,25 +47,23 @@ from workflows.starter import OperationInput, operation_id, start_autopilot, sta
 # -- planning -------------------------------------------------------------------------------
 
 
-async def describe_cluster(ctl: Ctl) -> ClusterDescription:
+async def describe(ctl: Ctl) -> ClusterDescription:
     """Which nodes hold which regions, read exactly as the workflows read it."""
-    directory = NodeDirectory(nodes={n.id: n.address for n in ctl.config.nodes})
-    activities = MembershipActivities(directory, ctl.clients, KillPoints(set(), Path(".")))
-    return await activities.describe_cluster(0)
+    return await describe_cluster({n.id: n.address for n in ctl.config.nodes}, ctl.clients)
 
 
 async def cluster_plan(ctl: Ctl, node: int) -> list[Move]:
     """The drain's plan, computed here exactly as the workflow will (it changes nothing)."""
     ctl.config.node(node)
     try:
-        return plan_drain(await describe_cluster(ctl), node)
+        return plan_drain(await describe(ctl), node)
     except InvalidRequest as e:
         raise UserError(str(e)) from e
 
 
 async def rebalance_plan(ctl: Ctl) -> tuple[ClusterDescription, list[list[Move]]]:
     """The rebalance's rounds, as the workflow will plan them if nothing else changes."""
-    cluster = await describe_cluster(ctl)
+    cluster = await describe(ctl)
     try:
         return cluster, plan_rounds(cluster, destinations(ctl))
     except InvalidRequest as e:

@@ -21,12 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio.client import Client
 
-from activities.directory import NodeDirectory
-from activities.membership import MembershipActivities
+from activities.membership import describe_cluster
 from activities.models import ClusterDescription
 from bench.common import bench_stack, create_region
 from node.client import NodeClients
-from node.killpoints import KillPoints
 from protos import air_node_pb2 as pb
 from stack.processes import NodeProcess
 from workflows.balance import plan_rounds, spread
@@ -35,9 +33,7 @@ from workflows.starter import start_change, start_operation
 
 
 async def describe(clients: NodeClients, nodes: list[NodeProcess]) -> ClusterDescription:
-    directory = NodeDirectory(nodes={n.node_id: n.address for n in nodes})
-    activities = MembershipActivities(directory, clients, KillPoints(set(), Path(".")))
-    return await activities.describe_cluster(0)
+    return await describe_cluster({n.node_id: n.address for n in nodes}, clients)
 
 
 async def fill(clients: NodeClients, nodes: list[NodeProcess], regions: int, points: int) -> None:

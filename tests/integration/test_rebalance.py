@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from activities.directory import NodeDirectory
-from activities.membership import MembershipActivities
-from node.killpoints import KillPoints
+from activities.membership import describe_cluster
 from tests.support.chaos import restart
 from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
@@ -32,9 +28,8 @@ async def result_of(stack: Stack) -> RebalanceResult:
 
 async def planned(cluster: Cluster) -> list[Move]:
     """What a rebalance would move now, planned as the workflow plans (changing nothing)."""
-    directory = NodeDirectory(nodes={i: n.address for i, n in cluster.nodes.items()})
-    activities = MembershipActivities(directory, cluster.clients, KillPoints(set(), Path(".")))
-    return plan_rebalance(await activities.describe_cluster(0))
+    nodes = {i: n.address for i, n in cluster.nodes.items()}
+    return plan_rebalance(await describe_cluster(nodes, cluster.clients))
 
 
 async def test_a_rebalance_onto_two_empty_nodes_survives_worker_and_destination_kills(
