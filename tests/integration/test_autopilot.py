@@ -8,6 +8,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from tests.support.chaos import restart
+from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
@@ -47,6 +48,7 @@ async def test_the_autopilot_repairs_a_dead_node_and_only_that(stack: Stack) -> 
     await decided(autopilot, "node 2 answers again after")
     assert "nothing to do" in (await autopilot.query(AutopilotWorkflow.status)).decisions[-1].what
 
+    await cluster.throttle([1, 2], HELD)  # the repair's copies wait until the worker is killed
     node2.send_signal(signal.SIGSTOP)
     node3.send_signal(signal.SIGSTOP)
     paused = await decided(autopilot, "nodes [2, 3] do not answer at once")
@@ -60,9 +62,11 @@ async def test_the_autopilot_repairs_a_dead_node_and_only_that(stack: Stack) -> 
 
     node3.kill()  # for good (a stopped process dies of SIGKILL too)
     node2.send_signal(signal.SIGCONT)
-    await decided(autopilot, "node 3 declared dead after")
-    stack.workers["worker"].kill()  # mid-repair
+    repairing = await decided(autopilot, "node 3 declared dead after")
+    assert repairing.repairing == [3], repairing
+    stack.workers["worker"].kill()  # mid-repair: no copy can have finished
     await restart(stack.workers["worker"])
+    await cluster.throttle([1, 2], 0)
     ended = await eventually(
         lambda: autopilot.query(AutopilotWorkflow.status),
         lambda s: any("the repair of node 3 ended" in d.what for d in s.decisions),
