@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from activities.directory import NodeDirectory
 from activities.models import (
     CaptureTargetInput,
+    CatchUpInput,
     ChannelsInput,
     ClusterDescription,
     CreateLocalPeerInput,
@@ -356,6 +357,84 @@ class MembershipActivities:
                 progress.behind[origin] = progress.behind.get(origin, 0) + seqs
         return progress
 
+    # -- remove a peer that is down -------------------------------------------------------
+
+    @activity.defn
+    async def catch_up_dead_origin(self, step: CatchUpInput) -> StepResult:
+        """Bring every survivor to the longest prefix of the dead origin's writes any holds.
+
+        The survivor holding the most forwards to each other survivor what it lacks
+        (ForwardOrigin). Retry-safe: each attempt reads the survivors' applied vectors afresh
+        and forwards only what a receiver lacks, which applies each seq at most once. A
+        survivor down for `down_timeout_s` (counted across retries) fails the step.
+        """
+        down_since = _heartbeat_detail("down_since")
+        backoff = Backoff(*POLL)
+        while True:
+            try:
+                return await self._catch_up(step)
+            except grpc.aio.AioRpcError as e:
+                if not _unreachable(e):
+                    raise
+                if step.quick:
+                    raise NotQuick(f"a survivor does not answer: {e.details()}") from e
+                down_since = down_since or time.time()
+                if time.time() - down_since >= step.down_timeout_s:
+                    raise ApplicationError(
+                        f"region {step.region}: the survivors of node {step.origin} could not "
+                        f"be brought to the same prefix of its writes: {e.details()}",
+                        type="CatchUpFailed",
+                        non_retryable=True,
+                    ) from e
+                _heartbeat({"down_since": down_since})
+                await backoff.sleep()
+
+    async def _catch_up(self, step: CatchUpInput) -> StepResult:
+        request = pb.RegionRequest(region=step.region)
+        replies = await asyncio.gather(
+            *(self._stub(p).GetProgress(request, timeout=_deadline(step)) for p in step.survivors),
+            return_exceptions=True,
+        )
+        held: dict[Peer, int] = {}
+        for survivor, reply in zip(step.survivors, replies, strict=True):
+            if _not_found(reply):
+                continue  # no replica there: not a survivor of this region
+            if isinstance(reply, BaseException):
+                raise reply
+            if reply.installed:  # one awaiting its snapshot gets it from a caught-up peer
+                held[survivor] = reply.applied.get(step.origin, 0)
+        if not held:
+            return StepResult(message=f"no survivor holds region {step.region}")
+        top = max(held.values())
+        source = min((p for p, seq in held.items() if seq == top), key=lambda p: p.node_id)
+        behind = sorted((p for p, seq in held.items() if seq < top), key=lambda p: p.node_id)
+        origin = f"node {step.origin}'s writes"
+        if not behind:
+            return StepResult(message=f"every survivor holds {origin} up to seq {top}")
+        if step.quick:
+            raise NotQuick(f"nodes {[p.node_id for p in behind]} lack some of {origin}")
+        for receiver in behind:
+            await self._forward(step, source, receiver, top)
+        return StepResult(
+            changed=True,
+            message=f"nodes {[p.node_id for p in behind]} brought to seq {top} of {origin}, "
+            f"from node {source.node_id}",
+        )
+
+    async def _forward(self, step: CatchUpInput, source: Peer, receiver: Peer, upto: int) -> None:
+        """Ask `source` to forward to `receiver` until it holds `upto`, heartbeating."""
+        request = pb.ForwardOriginRequest(
+            region=step.region,
+            origin=step.origin,
+            receiver=pb.Peer(node_id=receiver.node_id, address=receiver.address),
+            upto=upto,
+        )
+        while True:
+            reply = await self._call(source, _rpc("ForwardOrigin", request))
+            _heartbeat({"receiver": receiver.node_id, "applied": reply.applied, "upto": upto})
+            if reply.applied >= upto:
+                return
+
     # -- remove peer ----------------------------------------------------------------------
 
     @activity.defn
@@ -430,6 +509,7 @@ class MembershipActivities:
             self.notify_peers_to_create_channels,
             self.wait_transfer_complete,
             self.notify_peers_to_drop_channels,
+            self.catch_up_dead_origin,
             self.wait_release,
             self.delete_local_peer,
         ]

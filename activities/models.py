@@ -65,6 +65,14 @@ class WaitTransferInput(StepInput):
     slice_s: float = 5.0  # return after this long so the workflow can show progress
 
 
+class CatchUpInput(StepInput):
+    """Bring `survivors` to the longest prefix of `origin`'s writes that any of them holds."""
+
+    origin: int  # a peer that is down
+    survivors: list[Peer]
+    down_timeout_s: float = 60.0  # a survivor that does not answer this long fails the step
+
+
 class ReplicaState(BaseModel):
     node_id: int
     address: str

@@ -107,12 +107,12 @@ class Channel:
         hello = pb.TransferRequest(
             hello=pb.TransferHello(region=self.replica.region, sender=self.replica.node_id)
         )
-        reply = await _exchange(call, hello)
+        reply = await exchange(call, hello)
         if not reply.installed:
             if not self.state.snapshot:
                 raise ReceiverNotReady(f"node {self.receiver_id} awaits a snapshot")
             await self._send_snapshot(stub)
-            reply = await _exchange(call, hello)
+            reply = await exchange(call, hello)
             if not reply.installed:
                 raise ReceiverNotReady(f"node {self.receiver_id} did not install the snapshot")
         return self._acknowledge(reply)
@@ -134,10 +134,10 @@ class Channel:
                     return
                 await self.replica.wait_changed(IDLE_WAIT_S, since=changed)
                 continue
-            request = pb.TransferRequest(batch=_to_proto(batch))
+            request = pb.TransferRequest(batch=to_proto(batch))
             await self.throttle.acquire(request.ByteSize())
             METRICS.transfer_bytes.labels(region=self.replica.region).inc(request.ByteSize())
-            acked = self._acknowledge(await _exchange(call, request))
+            acked = self._acknowledge(await exchange(call, request))
 
     def _acknowledge(self, reply: pb.TransferReply) -> int:
         acked = reply.applied.get(self.replica.node_id, 0)
@@ -170,10 +170,8 @@ class Channel:
             yield chunk
 
 
-async def _exchange(
-    call: TransferCall,
-    request: pb.TransferRequest,
-) -> pb.TransferReply:
+async def exchange(call: TransferCall, request: pb.TransferRequest) -> pb.TransferReply:
+    """Send one request of a transfer stream and read its answer."""
     await call.write(request)
     reply = await call.read()
     if reply is grpc.aio.EOF:  # type: ignore[attr-defined]
@@ -182,7 +180,7 @@ async def _exchange(
     return reply
 
 
-def _to_proto(batch: OriginBatch) -> pb.TransferBatch:
+def to_proto(batch: OriginBatch) -> pb.TransferBatch:
     return pb.TransferBatch(
         after=batch.after,
         upto=batch.upto,

@@ -13,9 +13,13 @@ from node.store import OriginBatch
 
 
 class Inbound:
-    def __init__(self, replica: Replica, sender: int) -> None:
+    """`origin`: whose writes the batches carry, the sender's own unless it forwards a dead
+    node's (node/forward.py)."""
+
+    def __init__(self, replica: Replica, sender: int, origin: int | None = None) -> None:
         self.replica = replica
         self.sender = sender
+        self.origin = origin or sender
 
     @property
     def region(self) -> int:
@@ -29,14 +33,14 @@ class Inbound:
         return self.replica.applied()
 
     async def apply(self, batch: OriginBatch) -> int:
-        """Apply a batch of the sender's writes; returns how many were new.
+        """Apply a batch of the origin's writes; returns how many were new.
 
         Idempotent: the store applies only seqs above what it holds from the sender, so a batch
         resent after a crash of either side adds nothing twice."""
         if not self.replica.installed:
             return 0
-        before = self.replica.applied().get(self.sender, 0)
-        await self.replica.apply_remote(self.sender, batch)
+        before = self.replica.applied().get(self.origin, 0)
+        await self.replica.apply_remote(self.origin, batch)
         # No notify(): channels send only this node's own writes, which a remote batch never
         # adds to, so waking every outgoing channel per received batch would be wasted queries.
         applied = sum(1 for s in batch.seqs if s > before)

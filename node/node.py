@@ -25,11 +25,13 @@ from node.channel_tasks import ChannelTasks
 from node.client import NodeClients
 from node.confirmation import Confirmation
 from node.errors import NodeError
+from node.forward import Forwarded, forward_origin
 from node.guardian import Guardian
 from node.inbound import Inbound
 from node.killpoints import KillPoints
 from node.membership import Membership
 from node.metrics import METRICS
+from node.replica import PeerInfo
 from node.replicas import Replicas
 from node.reports import (
     DigestReport,
@@ -70,6 +72,7 @@ class Node:
         self.clients = NodeClients(tls)  # with TLS, it presents its own cert to its peers
         self._throttle = Throttle(transfer_rate_limit)
         self.replicas = Replicas(node_id, data_dir, sync)
+        self._batch_points = transfer_batch_points
         self.channels = ChannelTasks(self.clients, transfer_batch_points, self._throttle)
         killpoints = killpoints or KillPoints(set(), data_dir / ".killpoints")
         self.membership = Membership(node_id, address, self.replicas, self.channels, killpoints)
@@ -178,14 +181,15 @@ class Node:
     # -- streams from peers ---------------------------------------------------------------
 
     @contextlib.contextmanager
-    def receive(self, region: int, sender: int) -> Iterator[Inbound]:
-        """An open stream into `region` from `sender`; refused unless `sender` is or was a
-        peer."""
+    def receive(self, region: int, sender: int, origin: int = 0) -> Iterator[Inbound]:
+        """An open stream into `region` from `sender` (of `origin`'s writes, when it forwards
+        another node's); refused unless `sender` is or was a peer."""
         replica = self.replicas.get(region)
-        if sender == self.node_id:
+        if self.node_id in (sender, origin):
             raise NodeError(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"node {sender} cannot transfer region {region} to itself",
+                f"node {self.node_id} cannot be sent its own writes of region {region} "
+                f"(sender {sender}, origin {origin or sender})",
             )
         if sender not in replica.meta.peer_ids() and sender not in replica.meta.departed:
             raise NodeError(
@@ -195,9 +199,18 @@ class Node:
             )
         replica.inbound += 1
         try:
-            yield Inbound(replica, sender)
+            yield Inbound(replica, sender, origin)
         finally:
             replica.inbound -= 1
+
+    async def forward_origin(
+        self, region: int, origin: int, receiver: PeerInfo, upto: int
+    ) -> Forwarded:
+        """Send `receiver` the writes of `origin` it lacks, up to `upto` (see node/forward.py)."""
+        replica = self.replicas.get(region)
+        return await forward_origin(
+            replica, origin, receiver, upto, self.clients, self._throttle, self._batch_points
+        )
 
     # -- operations -----------------------------------------------------------------------
 

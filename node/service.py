@@ -253,14 +253,15 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
                 )
             hello = first.hello
             self._check_sender(context, hello.sender, "transfer")
-            with self.node.receive(hello.region, hello.sender) as inbound:
+            with self.node.receive(hello.region, hello.sender, hello.origin) as inbound:
                 yield _transfer_reply(inbound)
                 async for request in requests:
                     if not request.HasField("hello"):
                         await inbound.apply(from_proto(request.batch))
-                    elif (request.hello.region, request.hello.sender) != (
+                    elif (request.hello.region, request.hello.sender, request.hello.origin) != (
                         hello.region,
                         hello.sender,
+                        hello.origin,
                     ):
                         raise NodeError(
                             grpc.StatusCode.INVALID_ARGUMENT,
@@ -275,6 +276,16 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         except ValueError as e:  # a batch whose seqs and points do not pair up
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed batch: {e}")
+
+    @_refusals
+    async def ForwardOrigin(
+        self, request: pb.ForwardOriginRequest, context: Any
+    ) -> pb.ForwardOriginReply:
+        """Idempotent: it sends the receiver only the seqs it lacks (node/forward.py)."""
+        forwarded = await self.node.forward_origin(
+            request.region, request.origin, _peer(request.receiver), request.upto
+        )
+        return pb.ForwardOriginReply(applied=forwarded.applied, points=forwarded.points)
 
     async def InstallSnapshot(
         self,

@@ -292,12 +292,14 @@ class TransferBatch(_message.Message):
     def __init__(self, after: _Optional[int] = ..., upto: _Optional[int] = ..., seqs: _Optional[_Iterable[int]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
 
 class TransferHello(_message.Message):
-    __slots__ = ("region", "sender")
+    __slots__ = ("region", "sender", "origin")
     REGION_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     region: int
     sender: int
-    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ...) -> None: ...
+    origin: int
+    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ..., origin: _Optional[int] = ...) -> None: ...
 
 class TransferRequest(_message.Message):
     __slots__ = ("hello", "batch")
@@ -335,6 +337,26 @@ class SnapshotChunk(_message.Message):
     last: bool
     sha256: str
     def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class ForwardOriginRequest(_message.Message):
+    __slots__ = ("region", "origin", "receiver", "upto")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    UPTO_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    origin: int
+    receiver: Peer
+    upto: int
+    def __init__(self, region: _Optional[int] = ..., origin: _Optional[int] = ..., receiver: _Optional[_Union[Peer, _Mapping]] = ..., upto: _Optional[int] = ...) -> None: ...
+
+class ForwardOriginReply(_message.Message):
+    __slots__ = ("applied", "points")
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    applied: int
+    points: int
+    def __init__(self, applied: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
 
 class SnapshotReply(_message.Message):
     __slots__ = ("installed", "bytes", "applied")

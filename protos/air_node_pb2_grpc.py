@@ -119,6 +119,11 @@ class AirNodeStub:
                 request_serializer=protos_dot_air__node__pb2.SnapshotChunk.SerializeToString,
                 response_deserializer=protos_dot_air__node__pb2.SnapshotReply.FromString,
                 _registered_method=True)
+        self.ForwardOrigin = channel.unary_unary(
+                '/air.v1.AirNode/ForwardOrigin',
+                request_serializer=protos_dot_air__node__pb2.ForwardOriginRequest.SerializeToString,
+                response_deserializer=protos_dot_air__node__pb2.ForwardOriginReply.FromString,
+                _registered_method=True)
 
 
 class AirNodeServicer:
@@ -232,6 +237,13 @@ class AirNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForwardOrigin(self, request, context):
+        """catch-up before a dead peer is removed: forward its writes this replica holds to a peer
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AirNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -319,6 +331,11 @@ def add_AirNodeServicer_to_server(servicer, server):
                     servicer.InstallSnapshot,
                     request_deserializer=protos_dot_air__node__pb2.SnapshotChunk.FromString,
                     response_serializer=protos_dot_air__node__pb2.SnapshotReply.SerializeToString,
+            ),
+            'ForwardOrigin': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForwardOrigin,
+                    request_deserializer=protos_dot_air__node__pb2.ForwardOriginRequest.FromString,
+                    response_serializer=protos_dot_air__node__pb2.ForwardOriginReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -780,6 +797,33 @@ class AirNode:
             '/air.v1.AirNode/InstallSnapshot',
             protos_dot_air__node__pb2.SnapshotChunk.SerializeToString,
             protos_dot_air__node__pb2.SnapshotReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForwardOrigin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/air.v1.AirNode/ForwardOrigin',
+            protos_dot_air__node__pb2.ForwardOriginRequest.SerializeToString,
+            protos_dot_air__node__pb2.ForwardOriginReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,10 @@ BOUNDARY = Options(timedelta(seconds=15), schedule_to_close=timedelta(minutes=10
 WAIT = Options(timedelta(seconds=60), heartbeat=HEARTBEAT)
 # The first slice is a quick try, inside the workflow task: an empty or small region is done.
 FIRST_WAIT = Options(timedelta(seconds=60), heartbeat=HEARTBEAT, quick_first=True)
+# Survivors taking a dead peer's writes from each other: nothing to do in the common case (a
+# quick try); else a heartbeating activity as long as the nodes answer (it gives up by itself
+# on a node down for the step's down_timeout_s).
+CATCH_UP = Options(timedelta(minutes=60), heartbeat=HEARTBEAT, quick_first=True)
 # Cleanup after a failure: retried until done, however long a node stays away.
 ROLLBACK = Options(timedelta(seconds=60), heartbeat=HEARTBEAT, max_interval=timedelta(seconds=30))
 # How long a quick try waits for a node before it leaves the step to the regular activity.

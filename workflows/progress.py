@@ -12,14 +12,13 @@ from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 
 from activities.models import TransferProgress
+from workflows import patches
 from workflows.models import Phase, Progress, StallReport
 from workflows.search_attributes import KIND_KEY, NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY
 
 # A workflow tells its parent when its transfer stalls or moves again (a workflow cannot query
 # another): a migration tells its drain.
 STALL_SIGNAL = "transfer_stall"
-# Workflows started by a worker that did not publish stalls replay without those commands.
-STALL_PATCH = "publish-stalls"
 # phases after which no transfer of the workflow is waited on
 SETTLED = {Phase.DONE, Phase.ROLLING_BACK, Phase.ROLLED_BACK}
 
@@ -41,7 +40,7 @@ class Surface:
         gauge.set(value, labels)
 
     def stalls_published(self) -> bool:
-        return workflow.patched(STALL_PATCH)
+        return workflow.patched(patches.STALLS)
 
     def cancel_requested(self) -> bool:
         return workflow.cancellation_reason() is not None

@@ -8,6 +8,7 @@ from typing import TypeVar
 from temporalio import workflow
 
 from node.killpoints import KillPoint as K
+from workflows import patches
 from workflows.change import MembershipChange
 from workflows.models import Phase, RemovePeerInput, RemovePeerResult
 from workflows.planning import InvalidRequest, Removal, plan_removal
@@ -16,7 +17,9 @@ from workflows.transfer import wait_transfer
 
 R = TypeVar("R")
 
-WRITE_OFF_PATCH = "write-off-dead-peer"
+# The remaining peers of a removal answer; one that stays down this long (a restart takes
+# seconds) fails the catch-up of a leaving peer that is down.
+SURVIVORS_DOWN_S = 60.0
 
 
 async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
@@ -43,9 +46,13 @@ async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
     inactive = await steps.inactivate_for_deletion(leaving, down, kill(K.AFTER_INACTIVE_PEER))
     if inactive.skipped:
         skipped += ["inactivate", "drain", "release", "delete"]
+        # a channel carries only its sender's writes: the remaining peers first hold the same
+        # prefix of the leaving peer's, the longest any of them holds (CATCHING_UP)
+        if workflow.patched(patches.CATCH_UP):
+            await steps.catch_up(leaving, r.remaining, SURVIVORS_DOWN_S)
         # what it never replicated is lost: back, it may not drain it into some of the
         # remaining replicas (not a replica added meanwhile); it deletes its replica instead
-        if workflow.patched(WRITE_OFF_PATCH):
+        if workflow.patched(patches.WRITE_OFF):
             await steps.write_off(leaving, r.remaining)
     else:
         # 3. its channels drain: the others apply every write it acknowledged. A leaving node

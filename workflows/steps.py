@@ -19,6 +19,7 @@ from temporalio.exceptions import (
 from activities.membership import MembershipActivities as A
 from activities.models import (
     CaptureTargetInput,
+    CatchUpInput,
     ChannelsInput,
     CreateLocalPeerInput,
     Peer,
@@ -34,6 +35,7 @@ from workflows.legacy import earlier_worker_started
 from workflows.models import Phase
 from workflows.options import (
     BOUNDARY,
+    CATCH_UP,
     DESCRIBE,
     LOCAL_DESCRIBE,
     MEMBERSHIP,
@@ -210,6 +212,23 @@ class Steps:
             ChannelsInput(region=self.region, target=target, peers=peers, write_off=True),
             f"nodes {_ids(peers)} write off node {target.node_id}'s writes not replicated",
             ROLLBACK,  # retried until done: the region must not take them back later
+        )
+
+    async def catch_up(
+        self, dead: Peer, survivors: list[Peer], down_timeout_s: float
+    ) -> StepResult:
+        return await self.step(
+            Phase.CATCHING_UP,
+            A.catch_up_dead_origin,
+            CatchUpInput(
+                region=self.region,
+                origin=dead.node_id,
+                survivors=survivors,
+                down_timeout_s=down_timeout_s,
+            ),
+            f"nodes {_ids(survivors)} take node {dead.node_id}'s writes from each other, "
+            "up to the most any of them holds",
+            CATCH_UP,
         )
 
     async def inactivate_for_deletion(

@@ -97,7 +97,28 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
     "transfer from the node itself": (
         lambda s, c: transfer(s, _hello(1)),
         grpc.StatusCode.INVALID_ARGUMENT,
-        "cannot transfer region 5 to itself",
+        "node 1 cannot be sent its own writes of region 5",
+    ),
+    "its own writes forwarded to the node": (
+        lambda s, c: transfer(
+            s, pb.TransferRequest(hello=pb.TransferHello(region=REGION, sender=2, origin=1))
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "node 1 cannot be sent its own writes of region 5",
+    ),
+    "forward the node's own writes": (
+        lambda s, c: s.ForwardOrigin(
+            pb.ForwardOriginRequest(region=REGION, origin=1, receiver=c.peer(2))
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "its own go by its channels",
+    ),
+    "forward more of an origin than the node holds": (
+        lambda s, c: s.ForwardOrigin(
+            pb.ForwardOriginRequest(region=REGION, origin=3, receiver=c.peer(2), upto=10)
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "holds node 3's writes of region 5 up to seq 0, not 10",
     ),
     "transfer batch before a hello": (
         lambda s, c: transfer(s, batch(0, 1, [1])),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from protos import air_node_pb2 as pb
@@ -10,7 +12,8 @@ from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-from workflows.models import RepairInput, RepairResult
+from workflows.ids import region_workflow_id
+from workflows.models import Phase, RepairInput, RepairResult
 from workflows.repair import RepairNodeWorkflow
 from workflows.starter import RequestRefused
 
@@ -78,3 +81,57 @@ async def test_a_dead_nodes_regions_get_a_new_replica_despite_a_worker_kill(
         lambda: cluster.regions_of(3), lambda held: held == {}, what="node 3's replicas gone"
     )
     await cluster.converged(LOADED, [1, 2, 4], count=OWN_WRITES + len(acked))
+
+
+DIVERGED = 736
+
+
+async def test_survivors_that_applied_different_prefixes_of_the_dead_nodes_writes_end_equal(
+    stack: Stack,
+) -> None:
+    """Node 2 frozen while node 3's writes reach node 1 only; node 3 dies for good. The repair
+    first brings node 2 to node 1's prefix of node 3's writes (a channel carries only its
+    sender's own), with the worker killed while that catch-up is held; then every final
+    replica holds every point node 3 acknowledged, node 4's copy included."""
+    cluster = stack.cluster
+    for i in (1, 2, 3, 4):
+        cluster.add_node(i)
+    await cluster.create_region(DIVERGED, [1, 2, 3])
+    await LoadWriter(cluster, DIVERGED, [1], series="before").run(count=500)
+    await cluster.converged(DIVERGED, [1, 2, 3], count=500)
+
+    cluster.nodes[2].send_signal(signal.SIGSTOP)
+    through_3 = LoadWriter(cluster, DIVERGED, [3], series="through-3", batch=100)
+    await through_3.run(count=2_000)
+    await eventually(
+        lambda: cluster.progress(1, DIVERGED),
+        lambda p: p.applied[3] == len(through_3.acked) // 100,
+        what="node 1 holding every write node 3 took",
+    )
+    cluster.nodes[3].kill()  # for good
+    await cluster.throttle([1], HELD)  # the catch-up from node 1 waits for the worker's kill
+    cluster.nodes[2].send_signal(signal.SIGCONT)
+    assert (await cluster.progress(2, DIVERGED)).applied[3] < len(through_3.acked) // 100
+
+    stack.start_worker()
+    handle = await stack.operation(RepairInput(node=3))
+    move = stack.client.get_workflow_handle(region_workflow_id(DIVERGED))
+    await eventually(
+        lambda: stack.progress(move),
+        lambda p: p.phase == Phase.CATCHING_UP,
+        what="the move catching up",
+    )
+    behind = (await cluster.progress(2, DIVERGED)).applied[3]
+    assert behind < (await cluster.progress(1, DIVERGED)).applied[3], "caught up before the kill"
+    stack.workers["worker"].kill()
+    await restart(stack.workers["worker"])
+    await cluster.throttle([1], 0)
+
+    result: RepairResult = await stack.client.get_workflow_handle(
+        handle.id, result_type=RepairResult
+    ).result()
+    assert result.failed == {}, result
+    assert [(r.region, r.to_node) for r in result.repaired] == [(DIVERGED, 4)]
+    await cluster.converged(DIVERGED, [1, 2, 4], count=500 + len(through_3.acked))
+    for i in (1, 2, 4):
+        assert await missing_points(cluster, i, DIVERGED, through_3.acked) == [], i

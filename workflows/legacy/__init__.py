@@ -2,7 +2,7 @@
 
 A migration it started runs its addition and its removal as child workflows; a drain it
 started plans by replica count, never continues as new, and shows its progress with every
-update. A workflow that began before `LEAN_PATCH` replays through these, command for command
+update. A workflow that began before `patches.LEAN` replays through these, command for command
 (tests/histories/2026-11-26 and 2026-12-01 hold such histories). Remove this package, and the
 branches that call it, once no workflow of the earlier worker runs (then `deprecate_patch`).
 """
@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-# Recorded by every workflow of this worker; a workflow without it began under the earlier one.
-LEAN_PATCH = "lean-workflows"
+from workflows import patches
 
 
 def earlier_worker_started() -> bool:
     """Whether the earlier worker started this workflow: then it runs as that worker ran it."""
-    return not workflow.patched(LEAN_PATCH)
+    return not workflow.patched(patches.LEAN)

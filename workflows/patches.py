@@ -1,0 +1,21 @@
+"""Every `workflow.patched` id, in one place: what each guards and when it can retire.
+
+A workflow started before a patch existed replays without it, command for command; one started
+after records its marker. A patch retires (`workflow.deprecate_patch`, then deletion) once no
+workflow without its marker runs, and the dated histories in tests/histories/ that lack it go
+with it.
+
+- `LEAN`: workflows of the earlier worker (no marker) run as it ran them (workflows/legacy/).
+  Sites: workflows/legacy/__init__.py `earlier_worker_started`, and its callers.
+- `STALLS`: stall reports to the parent and the AirStalled attribute (workflows/progress.py).
+- `WRITE_OFF`: a peer removed while down is written off (workflows/remove_peer.py).
+- `CATCH_UP`: before a peer that is down is removed, every survivor is brought to the longest
+  prefix of its writes that any survivor holds (workflows/migration.py, remove_peer.py).
+"""
+
+from __future__ import annotations
+
+LEAN = "lean-workflows"
+STALLS = "publish-stalls"
+WRITE_OFF = "write-off-dead-peer"
+CATCH_UP = "catch-up-dead-origin"
