@@ -162,6 +162,10 @@ def moves_text(s: MovesProgress) -> str:
         text += f", failed {sorted(s.failed)}"
     if s.stalled:
         text += f", stalled {sorted(s.stalled)}"
+    for region, why in sorted(s.waiting.items()):  # "waiting for node 4: <the refusal>"
+        text += f", region {region} {why.split(':', 1)[0]}"
+    if s.rerouted:
+        text += f", rerouted {sorted(s.rerouted)}"
     return text + f"; at most {s.max_concurrent} at once" + (", PAUSED" if s.paused else "")
 
 

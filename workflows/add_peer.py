@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 from node.killpoints import KillPoint as K
 from workflows.change import MembershipChange
-from workflows.errors import root_cause
+from workflows.errors import ADD_PEER_FAILED, root_cause
 from workflows.models import AddPeerInput, AddPeerResult, Phase
 from workflows.planning import Addition, InvalidRequest, Removal, plan_addition
 from workflows.remove_peer import remove_peer_steps
@@ -53,7 +53,7 @@ async def add_or_roll_back(steps: Steps, a: Addition) -> dict[int, int]:
         raise ApplicationError(
             f"adding node {a.new.node_id} to region {a.region} failed and was rolled "
             f"back: {_reason(e)}",
-            type="AddPeerFailed",
+            type=ADD_PEER_FAILED,
             non_retryable=True,
         ) from e
 

@@ -17,7 +17,7 @@ from temporalio import workflow
 from workflows.legacy import earlier_worker_started
 from workflows.legacy.drain import DrainByCount
 from workflows.models import DrainInput, DrainProgress, DrainResult, MovesProgress
-from workflows.moves import Steered
+from workflows.moves import Reroute, Steered
 from workflows.operation import MovesWorkflow, settings_of
 from workflows.planning import plan_drain
 from workflows.search_attributes import KIND_KEY, NODES_KEY
@@ -56,7 +56,8 @@ class DrainNodeWorkflow(MovesWorkflow):
             self._state.planned = await self._plan_or_refuse(req, what, plan, asking=req.node)
         self._verdict.accept(f"{what}: {len(self._state.planned)} moves")
 
-        await self._move_or_continue(req, settings_of(req))
+        # a move whose destination does not come back goes to another node
+        await self._move_or_continue(req, settings_of(req, Reroute.REPLAN))
         moved, failed = self._state.moved(), self._state.failed
         message = f"node {req.node}: {len(moved)} region(s) moved, {len(failed)} failed"
         self._done()

@@ -11,7 +11,6 @@ import asyncio
 
 from temporalio import workflow
 
-from workflows import patches
 from workflows.add_peer import add_or_roll_back, addition_result
 from workflows.change import MembershipChange
 from workflows.legacy import earlier_worker_started
@@ -57,7 +56,7 @@ class RegionMigrationWorkflow(MembershipChange):
         # a dead leaving peer (a repair): every survivor first holds the longest prefix of its
         # writes that any of them holds, so the new replica has them whoever it copies from
         a = plan.addition
-        if a.absent and workflow.patched(patches.CATCH_UP):
+        if a.absent and req.from_node_gone:
             await steps.catch_up(plan.removal.leaving, a.live_peers(), req.down_timeout_s)
         # ADD_REGION_PEER, CHECK_ADD_REGION_PEER: a failure rolls back and stops here
         target = await add_or_roll_back(steps, plan.addition)

@@ -38,6 +38,15 @@ class MigrationInput(BaseModel):
     # How long the removal waits for a leaving node that does not answer before it skips its
     # steps (default: down_timeout_s). A repair sets it short: the node is known dead.
     leaving_down_timeout_s: float | None = None
+    # The leaving node is gone (a repair's move): it may not answer, and the survivors first
+    # take its writes from each other. Otherwise a migration off a node that does not answer
+    # is refused: it may be restarting, and its writes must follow.
+    from_node_gone: bool = False
+
+    def leaving_gone(self) -> bool:
+        """Whether the leaving node is known gone. (A repair's move of an earlier build said so
+        only by setting `leaving_down_timeout_s`.)"""
+        return self.from_node_gone or self.leaving_down_timeout_s is not None
 
 
 class ReconstructInput(BaseModel):
@@ -153,6 +162,11 @@ class MovesProgress(BaseModel):
     running: list[int] = Field(default_factory=list)
     failed: dict[int, str] = Field(default_factory=dict)
     stalled: dict[int, str] = Field(default_factory=dict)  # running region -> what it waits for
+    # running region -> the node it waits for, which refused it for not answering
+    waiting: dict[int, str] = Field(default_factory=dict)
+    # regions whose destination did not take them, and where they went instead
+    rerouted: dict[int, str] = Field(default_factory=dict)
+    set_aside: list[int] = Field(default_factory=list)  # retried after the others (rebalance)
     max_concurrent: int = 2
     paused: bool = False
     began: datetime | None = None  # when the plan was made (workflow time)

@@ -12,7 +12,9 @@ the state. A drain, a rebalance and a repair differ only in their plan.
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +22,18 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
-from workflows.errors import root_cause
+from workflows import patches
+from workflows.errors import rolled_back, root_cause, unreachable_node
 from workflows.ids import region_workflow_id
 from workflows.migration import RegionMigrationWorkflow
-from workflows.models import MigrationInput, Move, MovesProgress, Phase, StallReport
+from workflows.models import (
+    MigrationInput,
+    MigrationResult,
+    Move,
+    MovesProgress,
+    Phase,
+    StallReport,
+)
 from workflows.options import child
 from workflows.progress import Reporter
 from workflows.search_attributes import MOVES_DONE_KEY, MOVES_LEFT_KEY, PHASE_KEY
@@ -43,6 +53,21 @@ class ByteCount:
     gone: int = 0
 
 
+class Reroute(enum.Enum):
+    """What becomes of a move whose node did not answer for `down_timeout_s`, or whose
+    addition failed (and was rolled back)."""
+
+    FAIL = "fail"
+    REPLAN = "replan"  # to another destination, as its operation's planner would (drain, repair)
+    SET_ASIDE = "set-aside"  # retried once after the others (rebalance)
+
+
+# A move refused for a node that does not answer tries again after this long, doubling.
+RETRY_FIRST_S, RETRY_MAX_S = 1.0, 10.0
+# A move goes elsewhere at most this many times before it is counted failed.
+MAX_REPLANS = 3
+
+
 @dataclass(frozen=True)
 class MoveSettings:
     """What every move of an operation is started with."""
@@ -52,6 +77,12 @@ class MoveSettings:
     stall_after_s: float
     leaving_down_timeout_s: float | None = None  # see MigrationInput
     keep_outcomes: bool = False  # each move's account in the state (a repair reports them)
+    from_node_gone: bool = False  # see MigrationInput: a repair's moves
+    reroute: Reroute = Reroute.FAIL
+
+
+class MoveFailed(Exception):
+    """A move ended without moving its region: the reason."""
 
 
 class Steered:
@@ -91,14 +122,27 @@ class Steered:
         self.show()
 
 
+# Plans a move again, to none of the nodes given: an operation's planner (drain, repair).
+Replanner = Callable[[Move, set[int]], Awaitable[Move | None]]
+
+
 class Mover(Steered):
-    def __init__(self, state: MovesProgress, title: str, reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        state: MovesProgress,
+        title: str,
+        reporter: Reporter | None = None,
+        replan: Replanner | None = None,
+    ) -> None:
         self.state = state
         self.title = title  # "drain node 1"
         self.reporter = reporter or Reporter()
+        self.replan = replan
         self._waiting: list[Move] = []  # the moves not started yet, in plan order
         self._bytes = ByteCount()  # of the plan, kept as moves end: progress costs no scan
         self._busy: Counter[int] = Counter()  # node -> running moves it sends or receives
+        self._sources: dict[int, int | None] = {}  # running region -> the node it copies from
+        self._failed_destinations: dict[int, set[int]] = {}  # region -> nodes that failed it
 
     # -- running ------------------------------------------------------------------------------
 
@@ -111,7 +155,10 @@ class Mover(Steered):
         if s.began is None:
             s.began = workflow.now()
         ended = {*s.done, *s.failed, *s.running}
-        self._waiting = [m for m in s.planned if m.region not in ended]
+        aside = set(s.set_aside)  # moves set aside go after the others
+        self._waiting = sorted(
+            (m for m in s.planned if m.region not in ended), key=lambda m: m.region in aside
+        )
         self._bytes = ByteCount(*s.byte_counts())
         self.show()
         started: list[asyncio.Task[None]] = []
@@ -130,13 +177,16 @@ class Mover(Steered):
 
     async def _next(self, settings: MoveSettings) -> tuple[Move, int | None] | None:
         """The next move to start and the node it copies from; None once no move will start
-        in this run (none waits, or the history is full)."""
-        while self._waiting and not _history_full():
+        in this run (none waits and none runs, which could set one aside; or the history is
+        full)."""
+
+        def over() -> bool:
+            return _history_full() or not (self._waiting or self.state.running)
+
+        while not over():
             if (chosen := self._startable(settings)) is not None:
                 return chosen
-            await workflow.wait_condition(
-                lambda: _history_full() or self._startable(settings) is not None
-            )
+            await workflow.wait_condition(lambda: over() or self._startable(settings) is not None)
         return None
 
     def _startable(self, settings: MoveSettings) -> tuple[Move, int | None] | None:
@@ -164,7 +214,67 @@ class Mover(Steered):
     async def _move(self, move: Move, source: int | None, settings: MoveSettings) -> None:
         s = self.state
         try:
-            result = await child(
+            result = await self._ride_through(move, source, settings)
+            s.done.append(move.region)
+            self._bytes.moved += move.store_bytes
+            if settings.keep_outcomes:
+                s.outcomes[move.region] = result.remove.message if result.remove else ""
+        except _SetAside:
+            self._waiting.append(self._planned(move.region))
+        except MoveFailed as e:
+            s.failed[move.region] = str(e)
+            self._bytes.gone += move.store_bytes
+        finally:
+            s.running.remove(move.region)
+            s.stalled.pop(move.region, None)
+            s.waiting.pop(move.region, None)
+            self._release(self._planned(move.region), self._sources.pop(move.region, source))
+            self.show()
+
+    async def _ride_through(
+        self, move: Move, source: int | None, settings: MoveSettings
+    ) -> MigrationResult:
+        """The move's migration; refused for a node that does not answer, tried again for up to
+        `down_timeout_s`; then, or once its addition failed, rerouted as `settings` say."""
+        region, replans = move.region, 0
+        self._sources[region] = source
+        waited_since: float | None = None
+        delay = RETRY_FIRST_S
+        while True:
+            move = self._planned(region)
+            try:
+                return await self._migrate(move, self._sources[region], settings)
+            except ChildWorkflowError as e:
+                node, reason = unreachable_node(e), root_cause(e)
+                if (node is None and not rolled_back(e)) or not self._rides_through():
+                    raise MoveFailed(reason) from e
+            now = workflow.time()
+            waited_since = waited_since or now
+            if node is not None and now - waited_since < settings.down_timeout_s:
+                self.state.waiting[region] = f"waiting for node {node}: {reason}"
+                self.show()
+                await workflow.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            self.state.waiting.pop(region, None)
+            if settings.reroute is Reroute.SET_ASIDE and region not in self.state.set_aside:
+                self.state.set_aside.append(region)
+                raise _SetAside
+            if settings.reroute is not Reroute.REPLAN or self.replan is None:
+                raise MoveFailed(reason)
+            if replans >= MAX_REPLANS or (elsewhere := await self._elsewhere(move)) is None:
+                raise MoveFailed(f"{reason}; and no other node could take region {region}")
+            replans, waited_since, delay = replans + 1, None, RETRY_FIRST_S
+            self._reroute(move, elsewhere)
+
+    def _rides_through(self) -> bool:
+        return workflow.patched(patches.MOVES_RIDE_THROUGH)
+
+    async def _migrate(
+        self, move: Move, source: int | None, settings: MoveSettings
+    ) -> MigrationResult:
+        try:
+            return await child(
                 RegionMigrationWorkflow.run,
                 MigrationInput(
                     region=move.region,
@@ -174,31 +284,46 @@ class Mover(Steered):
                     down_timeout_s=settings.down_timeout_s,
                     stall_after_s=settings.stall_after_s,
                     leaving_down_timeout_s=settings.leaving_down_timeout_s,
+                    from_node_gone=settings.from_node_gone,
                 ),
                 region_workflow_id(move.region),
                 f"migrate region {move.region}: node {move.from_node} -> node {move.to_node} "
                 f"({self.title})",
             )
-            s.done.append(move.region)
-            self._bytes.moved += move.store_bytes
-            if settings.keep_outcomes:
-                s.outcomes[move.region] = result.remove.message if result.remove else ""
-        except ChildWorkflowError as e:
-            s.failed[move.region] = root_cause(e)
-            self._bytes.gone += move.store_bytes
         except WorkflowAlreadyStartedError:  # the move must not fail the others
-            s.failed[move.region] = (
+            raise MoveFailed(
                 f"another change of region {move.region} is running "
                 f"({region_workflow_id(move.region)}); the region was left where it is"
-            )
-            self._bytes.gone += move.store_bytes
-        finally:
-            s.running.remove(move.region)
-            s.stalled.pop(move.region, None)
-            self._busy[move.to_node] -= 1
-            if source is not None:
-                self._busy[source] -= 1
-            self.show()
+            ) from None
+
+    async def _elsewhere(self, move: Move) -> Move | None:
+        """The move planned again to a node that has not failed it."""
+        assert self.replan is not None
+        avoid = {move.to_node, *self._failed_destinations.setdefault(move.region, set())}
+        self._failed_destinations[move.region] = avoid
+        return await self.replan(move, avoid)
+
+    def _reroute(self, move: Move, elsewhere: Move) -> None:
+        """Replace `move` by `elsewhere` in the plan, its bounds counted anew."""
+        s = self.state
+        self._release(move, self._sources[move.region])
+        s.planned = [elsewhere if m.region == move.region else m for m in s.planned]
+        source = min(elsewhere.sources, key=lambda n: (self._busy[n], n))
+        self._sources[move.region] = source
+        self._busy[elsewhere.to_node] += 1
+        self._busy[source] += 1
+        s.rerouted[move.region] = (
+            f"node {move.to_node} did not take it: to node {elsewhere.to_node} instead"
+        )
+        self.show()
+
+    def _planned(self, region: int) -> Move:
+        return next(m for m in self.state.planned if m.region == region)
+
+    def _release(self, move: Move, source: int | None) -> None:
+        self._busy[move.to_node] -= 1
+        if source is not None:
+            self._busy[source] -= 1
 
     # -- showing ------------------------------------------------------------------------------
 
@@ -217,12 +342,16 @@ class Mover(Steered):
             MOVES_LEFT_KEY.value_set(s.left + len(s.running)),
         ]
         self.reporter.attributes(updates)
-        self.reporter.stalled(bool(s.stalled))
+        self.reporter.stalled(bool(s.stalled))  # a wait for a node is bounded: not a stall
         left = s.left + len(s.running)
         self.reporter.surface.gauge(
             "air_moves_left", "Moves of an operation not finished", left, {"operation": self.title}
         )
         self.reporter.surface.details(details(self.title, s, phase))
+
+
+class _SetAside(Exception):
+    """The move waits until the others have had their turn (Reroute.SET_ASIDE)."""
 
 
 def _history_full() -> bool:
@@ -231,13 +360,16 @@ def _history_full() -> bool:
 
 def details(title: str, s: MovesProgress, phase: Phase) -> str:
     """An operation's current details in the UI: its moves, bytes, rate, ETA and stalls."""
-    stalled = "".join(f"\n\nregion {r}: {why}" for r, why in sorted(s.stalled.items()))
+    stalled = "".join(
+        f"\n\nregion {r}: {why}" for r, why in sorted({**s.stalled, **s.waiting}.items())
+    )
     eta = f"ETA {s.eta_s:.0f} s" if s.eta_s is not None else "ETA unknown yet"
     earlier = f" (and {len(s.earlier)} in rounds before)" if s.earlier else ""
     return (
         f"**{title}**: phase **{phase}**, round {s.round}, run {s.runs}\n\n"
         f"{len(s.done)} done{earlier}, {len(s.running)} running {sorted(s.running)}, "
-        f"{s.left} left, {len(s.failed)} failed, {len(s.stalled)} stalled; "
+        f"{s.left} left, {len(s.failed)} failed, {len(s.stalled)} stalled, "
+        f"{len(s.waiting)} waiting for a node; "
         f"at most {s.max_concurrent} at once"
         f"\n\n{s.bytes_moved / 1e6:.1f} of {s.bytes_total / 1e6:.1f} MB moved, "
         f"{s.rate_bytes_per_s / 1e6:.2f} MB/s, {eta}" + stalled

@@ -17,9 +17,9 @@ from temporalio import workflow
 from activities.membership import MembershipActivities as A
 from activities.models import ClusterDescription
 from workflows.models import Move, MovesProgress, Phase, StallReport
-from workflows.moves import Mover, MoveSettings, Steered
+from workflows.moves import Mover, MoveSettings, Reroute, Steered
 from workflows.options import DESCRIBE, execute
-from workflows.planning import InvalidRequest, check_bound
+from workflows.planning import InvalidRequest, check_bound, replan_move
 from workflows.progress import STALL_SIGNAL
 from workflows.verdict import Verdict
 
@@ -35,7 +35,7 @@ class MovesWorkflow:
     def __init__(self, state: MovesProgress, title: str) -> None:
         # set before any handler runs: an update may arrive before the run method starts
         self._state = state
-        self._mover = Mover(state, title)
+        self._mover = Mover(state, title, replan=self._replan)
         self._verdict = Verdict()
 
     def _steering(self) -> Steered:
@@ -99,6 +99,13 @@ class MovesWorkflow:
         summary = f"describe the cluster to {what}"
         return plan(await execute(A.describe_cluster, asking, summary, DESCRIBE))
 
+    async def _replan(self, move: Move, avoid: set[int]) -> Move | None:
+        """`move` to another destination, none of `avoid`, from the cluster as it is now."""
+        cluster = await execute(
+            A.describe_cluster, 0, f"describe the cluster to move region {move.region}", DESCRIBE
+        )
+        return replan_move(cluster, move, avoid)
+
     async def _move_or_continue(self, req: Any, settings: MoveSettings) -> None:
         """Run the moves of the plan; continue as new, carrying the state, if the run's
         history fills before they all ended."""
@@ -111,5 +118,5 @@ class MovesWorkflow:
         self._mover.show(Phase.DONE)
 
 
-def settings_of(req: BoundedInput) -> MoveSettings:
-    return MoveSettings(req.max_per_node, req.down_timeout_s, req.stall_after_s)
+def settings_of(req: BoundedInput, reroute: Reroute) -> MoveSettings:
+    return MoveSettings(req.max_per_node, req.down_timeout_s, req.stall_after_s, reroute=reroute)

@@ -10,7 +10,16 @@ with it.
 - `STALLS`: stall reports to the parent and the AirStalled attribute (workflows/progress.py).
 - `WRITE_OFF`: a peer removed while down is written off (workflows/remove_peer.py).
 - `CATCH_UP`: before a peer that is down is removed, every survivor is brought to the longest
-  prefix of its writes that any survivor holds (workflows/migration.py, remove_peer.py).
+  prefix of its writes that any survivor holds (workflows/remove_peer.py; a migration off a
+  node that is gone does it first too, told so by its input, `from_node_gone`).
+
+A patch is asked where the workflow resumes from a regular activity or a child, never right
+after a local activity: a workflow task can end with a local activity's marker (when the
+activity outlasts the task's heartbeat), and on replay a patch asked right after it is answered
+"not patched" before its marker is reached (seen: a repair's migration failing replay after a
+worker restart with "patch marker encountered ... but there is no corresponding change command").
+- `MOVES_RIDE_THROUGH`: an operation's move refused for a node that does not answer waits
+  for it, then goes elsewhere or is set aside (workflows/moves.py).
 """
 
 from __future__ import annotations
@@ -19,3 +28,4 @@ LEAN = "lean-workflows"
 STALLS = "publish-stalls"
 WRITE_OFF = "write-off-dead-peer"
 CATCH_UP = "catch-up-dead-origin"
+MOVES_RIDE_THROUGH = "moves-ride-through"

@@ -27,6 +27,15 @@ class InvalidRequest(Exception):
     """The request cannot be right for this cluster: refused before anything changes."""
 
 
+class NodeUnreachable(InvalidRequest):
+    """A node the request needs does not answer: refused now, perhaps fine in a moment (an
+    operation's move waits for it)."""
+
+    def __init__(self, message: str, node: int) -> None:
+        super().__init__(message)
+        self.node = node
+
+
 def check_bound(name: str, value: int) -> None:
     """A bound on moves at once: 1 to MAX_CONCURRENT."""
     if not 1 <= value <= MAX_CONCURRENT:
@@ -95,6 +104,8 @@ def choose_coordinator(
         if r.active and r.node_id not in description.unreachable and r.node_id != exclude
     ]
     if wanted is not None:
+        if wanted in description.unreachable:
+            raise NodeUnreachable(f"the coordinator, node {wanted}, cannot be reached", wanted)
         if wanted not in {r.node_id for r in live}:
             raise InvalidRequest(
                 f"coordinator node {wanted} is not a live, active holder of region "
@@ -118,7 +129,7 @@ def plan_addition(
     if req.new_peer in {p.node_id for p in peers} or description.replica(req.new_peer):
         raise InvalidRequest(f"node {req.new_peer} is already a peer of region {req.region}")
     if req.new_peer in description.unreachable:
-        raise InvalidRequest(f"the new peer, node {req.new_peer}, cannot be reached")
+        raise NodeUnreachable(f"the new peer, node {req.new_peer}, cannot be reached", req.new_peer)
     coordinator = choose_coordinator(description, req.coordinator, rng, exclude)
     return Addition(req.region, new, peers, coordinator, req.down_timeout_s)
 
@@ -154,7 +165,15 @@ def validate_migration(description: RegionDescription, req: MigrationInput) -> N
     if req.to_node in peers:
         raise InvalidRequest(f"node {req.to_node} is already a peer of region {req.region}")
     if req.to_node in description.unreachable:
-        raise InvalidRequest(f"the destination, node {req.to_node}, cannot be reached")
+        raise NodeUnreachable(
+            f"the destination, node {req.to_node}, cannot be reached", req.to_node
+        )
+    if req.from_node in description.unreachable and not req.leaving_gone():
+        raise NodeUnreachable(
+            f"the source, node {req.from_node}, cannot be reached; to replace a node that is "
+            f"gone, repair it (airctl repair --node {req.from_node})",
+            req.from_node,
+        )
 
 
 def migration_coordinator(
@@ -274,6 +293,21 @@ def plan_repair(cluster: ClusterDescription, node: int) -> tuple[list[Move], dic
                      sources=sorted(holders))
             )  # fmt: skip
     return moves, unrepairable
+
+
+def replan_move(cluster: ClusterDescription, move: Move, avoid: set[int]) -> Move | None:
+    """The same move to another destination, none of `avoid` (they failed it): the live
+    non-holder with the fewest store bytes, as the drain and the repair choose; None when no
+    live node is left to take the region."""
+    load = _live_load(cluster)
+    holders = set(cluster.holders.get(move.region, []))
+    taken = holders | set(cluster.peers.get(move.region, [])) | avoid
+    candidates = [n for n in sorted(load) if n not in taken]
+    if move.from_node not in holders | set(cluster.peers.get(move.region, [])) or not candidates:
+        return None  # it moved meanwhile, or nowhere is left
+    target = _least_loaded(load, candidates, move.store_bytes)
+    sources = sorted(n for n in holders if n != move.from_node and n in load)
+    return move.model_copy(update={"to_node": target, "sources": sources or [move.from_node]})
 
 
 def _require_known(cluster: ClusterDescription, node: int) -> None:

@@ -15,6 +15,7 @@ from temporalio import workflow
 
 from workflows.balance import MAX_ROUNDS, plan_rebalance
 from workflows.models import MovesProgress, RebalanceInput, RebalanceResult
+from workflows.moves import Reroute
 from workflows.operation import MovesWorkflow, settings_of
 from workflows.planning import InvalidRequest
 from workflows.search_attributes import KIND_KEY, NODES_KEY
@@ -42,7 +43,8 @@ class RebalanceWorkflow(MovesWorkflow):
 
         stopped = ""
         while state.planned:
-            await self._move_or_continue(req, settings_of(req))
+            # a move whose node does not come back waits for the others, then tries once more
+            await self._move_or_continue(req, settings_of(req, Reroute.SET_ASIDE))
             if state.failed or state.round >= MAX_ROUNDS:
                 break
             try:  # the next round, planned from the cluster as the last one left it

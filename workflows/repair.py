@@ -14,7 +14,7 @@ from temporalio import workflow
 
 from activities.models import ClusterDescription
 from workflows.models import Move, RegionRepair, RepairInput, RepairProgress, RepairResult
-from workflows.moves import MoveSettings
+from workflows.moves import MoveSettings, Reroute
 from workflows.operation import MovesWorkflow
 from workflows.planning import plan_repair
 from workflows.search_attributes import KIND_KEY, NODES_KEY
@@ -51,6 +51,8 @@ class RepairNodeWorkflow(MovesWorkflow):
             req.stall_after_s,
             leaving_down_timeout_s=req.dead_wait_s,
             keep_outcomes=True,
+            from_node_gone=True,
+            reroute=Reroute.REPLAN,  # a new replica's node that does not come back: another
         )
         await self._move_or_continue(req, settings)
         repaired = [
