@@ -33,6 +33,7 @@ from airctl.context import Ctl
 from airctl.data import (
     cmd_digest,
     cmd_load,
+    cmd_node_forget,
     cmd_region_create,
     cmd_regions,
     cmd_throttle,
@@ -160,6 +161,13 @@ def parser() -> argparse.ArgumentParser:
         "--by-node", action="store_true", help="only each node's replicas and bytes"
     )
 
+    nodes = sub.add_parser("node", help="node commands")
+    node = nodes.add_subparsers(dest="action", required=True)
+    forget = node.add_parser(
+        "forget", help="take a node that holds no replica out of the cluster's directory"
+    )
+    forget.add_argument("node", type=int)
+
     write = sub.add_parser("write", help="write N unique points")
     write.add_argument("region", type=int)
     write.add_argument("--count", type=count, required=True)
@@ -171,6 +179,13 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--seconds", type=positive, required=True)
     load.add_argument("--rate", type=positive, help="points/s (default: as fast as acknowledged)")
     load.add_argument("--acked-log", type=Path, required=True)
+    for c in (write, load):
+        c.add_argument(
+            "--acks",
+            choices=["one", "quorum", "all"],
+            default="one",
+            help="replicas that must apply each write before it is acknowledged (default one)",
+        )
     digest = sub.add_parser("digest", help="count and hash per replica")
     digest.add_argument("region", type=int)
     ver = sub.add_parser("verify", help="equal replicas holding every acknowledged point")
@@ -285,6 +300,8 @@ def dispatch(ctl: Ctl) -> int:
         return cmd_demo(ctl)
     if command == "region":
         return ctl.run(lambda: cmd_region_create(ctl))
+    if command == "node":
+        return ctl.run(lambda: cmd_node_forget(ctl))
     return ctl.run(lambda: ASYNC[command](ctl))
 
 

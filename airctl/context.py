@@ -94,6 +94,10 @@ class Ctl:
     def emit(self, data: Any, text: str) -> None:
         print(json.dumps(data, indent=2) if self.json else text)
 
+    def warn(self, text: str) -> None:
+        """A note beside the answer, on stderr: the answer on stdout stays parseable."""
+        print(f"note: {text}", file=sys.stderr)
+
     def emit_table(
         self,
         data: Any,

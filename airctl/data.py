@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +16,65 @@ from airctl.context import Ctl
 from airctl.load import AckedLog, LoadWriter, missing_points
 from protos import air_node_pb2 as pb
 
+# A node that has not answered in this long is shown down.
+ASK_TIMEOUT_S = 5.0
 
-async def region_holders(ctl: Ctl, region: int) -> dict[int, pb.RegionInfo]:
-    """The nodes holding `region`."""
-    holders = {}
+
+@dataclass(frozen=True)
+class Holders:
+    """A region's replicas on the nodes that answered, and the nodes that did not."""
+
+    region: int
+    live: dict[int, pb.RegionInfo]
+    down: list[int]
+
+    def listed_down(self) -> list[int]:
+        """Nodes that do not answer and that a live replica still lists as a peer."""
+        listed = {p.node_id for info in self.live.values() for p in info.peers}
+        return sorted(listed & set(self.down))
+
+    def note(self) -> str:
+        """What a reader of the live replicas' answers should know of the others."""
+        if listed := self.listed_down():
+            return (
+                f"node(s) {listed} do not answer and are still replicas of region "
+                f"{self.region}: the answer is from nodes {sorted(self.live)} only"
+            )
+        return ""
+
+
+async def region_holders(ctl: Ctl, region: int) -> Holders:
+    """The nodes holding `region`, all asked at once; a node that does not answer is down."""
     request = pb.RegionRequest(region=region)
-    for node in ctl.config.nodes:
-        try:
-            holders[node.id] = await ctl.stub(node.id).DescribeRegion(request, timeout=5)
-        except grpc.aio.AioRpcError as e:
-            if e.code() != grpc.StatusCode.NOT_FOUND:
-                raise
-    if not holders:
-        raise UserError(f"unknown region {region}: no node holds it")
-    return holders
+    nodes = [n.id for n in ctl.config.nodes]
+    answers = await asyncio.gather(
+        *(ctl.stub(i).DescribeRegion(request, timeout=ASK_TIMEOUT_S) for i in nodes),
+        return_exceptions=True,
+    )
+    live, down = {}, []
+    for node_id, answer in zip(nodes, answers, strict=True):
+        if isinstance(answer, pb.RegionInfo):
+            live[node_id] = answer
+        elif not isinstance(answer, grpc.aio.AioRpcError):
+            raise answer
+        elif answer.code() != grpc.StatusCode.NOT_FOUND:
+            down.append(node_id)
+    if not live:
+        if down and len(down) == len(nodes):
+            raise UserError(f"no node answers (nodes {down}): is the stack up?")
+        hint = f" (nodes {down} do not answer)" if down else ""
+        raise UserError(f"unknown region {region}: no node holds it{hint}")
+    return Holders(region, live, down)
+
+
+def _acks(ctl: Ctl) -> pb.Acks:
+    """--acks one|quorum|all: the acknowledgement level of every write."""
+    return pb.Acks(pb.Acks.Value(f"ACKS_{ctl.args.acks.upper()}"))
+
+
+def _warn_down(ctl: Ctl, holders: Holders) -> None:
+    if note := holders.note():
+        ctl.warn(note)
 
 
 async def create_region(ctl: Ctl, region: int, ids: list[int]) -> list[pb.MembershipReply]:
@@ -139,10 +185,15 @@ def _cell(replica: dict[str, Any]) -> str:
 
 async def cmd_write(ctl: Ctl) -> int:
     holders = await region_holders(ctl, ctl.args.region)
-    targets = [ctl.args.via] if ctl.args.via else sorted(holders)
+    _warn_down(ctl, holders)
+    targets = [ctl.args.via] if ctl.args.via else sorted(holders.live)
     if ctl.args.via:
         ctl.config.node(ctl.args.via)
-    writer = LoadWriter(ctl.stub, ctl.args.region, targets, log=AckedLog(ctl.args.acked_log))
+        if ctl.args.via in holders.down:
+            raise UserError(f"node {ctl.args.via} does not answer; write through another")
+    writer = LoadWriter(
+        ctl.stub, ctl.args.region, targets, log=AckedLog(ctl.args.acked_log), acks=_acks(ctl)
+    )
     began = time.monotonic()
     await asyncio.wait_for(writer.run(count=ctl.args.count), timeout=ctl.args.timeout)
     elapsed = time.monotonic() - began
@@ -155,8 +206,13 @@ async def cmd_write(ctl: Ctl) -> int:
 
 async def cmd_load(ctl: Ctl) -> int:
     holders = await region_holders(ctl, ctl.args.region)
+    _warn_down(ctl, holders)
     writer = LoadWriter(
-        ctl.stub, ctl.args.region, sorted(holders), log=AckedLog(ctl.args.acked_log)
+        ctl.stub,
+        ctl.args.region,
+        sorted(holders.live),
+        log=AckedLog(ctl.args.acked_log),
+        acks=_acks(ctl),
     )
     writer.start(rate=ctl.args.rate)
     await asyncio.sleep(ctl.args.seconds)
@@ -169,20 +225,26 @@ async def cmd_load(ctl: Ctl) -> int:
     return 0
 
 
-async def digests(ctl: Ctl, region: int) -> dict[int, pb.DigestReply]:
-    holders = await region_holders(ctl, region)
-    request = pb.RegionRequest(region=region)
-    return {i: await ctl.stub(i).Digest(request, timeout=30) for i in sorted(holders)}
+async def digests(ctl: Ctl, holders: Holders) -> dict[int, pb.DigestReply]:
+    """The live replicas' digests, asked at once."""
+    request = pb.RegionRequest(region=holders.region)
+    nodes = sorted(holders.live)
+    replies = await asyncio.gather(*(ctl.stub(i).Digest(request, timeout=30) for i in nodes))
+    return dict(zip(nodes, replies, strict=True))
 
 
 async def cmd_digest(ctl: Ctl) -> int:
-    found = await digests(ctl, ctl.args.region)
-    data = {
+    holders = await region_holders(ctl, ctl.args.region)
+    found = await digests(ctl, holders)
+    data: dict[str, Any] = {
         str(i): {"count": d.count, "hash": d.hash, "active": d.active} for i, d in found.items()
     }
     lines = [
         f"node {i}: {d.count} points  {d.hash[:16]}  active={d.active}" for i, d in found.items()
     ]
+    for i in holders.listed_down():
+        data[str(i)] = {"down": True}
+        lines.append(f"node {i}: DOWN (still a replica of region {ctl.args.region})")
     ctl.emit(data, "\n".join(lines))
     return 0
 
@@ -190,9 +252,11 @@ async def cmd_digest(ctl: Ctl) -> int:
 async def verify(ctl: Ctl, region: int, log: Path, timeout: float) -> tuple[bool, dict[str, Any]]:
     """Equal digests on every replica (awaited) and every acknowledged point on each."""
     acked = AckedLog.read(log)
+    holders = await region_holders(ctl, region)
+    _warn_down(ctl, holders)
     deadline = time.monotonic() + timeout
     while True:
-        found = await digests(ctl, region)
+        found = await digests(ctl, holders)
         if len({(d.count, d.hash) for d in found.values()}) == 1 or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
@@ -206,6 +270,7 @@ async def verify(ctl: Ctl, region: int, log: Path, timeout: float) -> tuple[bool
         "replicas": {str(i): {"count": d.count, "hash": d.hash} for i, d in found.items()},
         "missing": {str(i): m for i, m in missing.items()},
         "equal": equal,
+        "down": holders.listed_down(),  # replicas that could not be checked
     }
     return ok, report
 
@@ -234,5 +299,34 @@ async def cmd_throttle(ctl: Ctl) -> int:
         {"node": ctl.args.node, "bytes_per_s": reply.bytes_per_s, "previous": reply.previous},
         f"node {ctl.args.node}: transfer throttle {limit} (was "
         f"{f'{reply.previous / 1e6:g} MB/s' if reply.previous else 'no limit'})",
+    )
+    return 0
+
+
+async def cmd_node_forget(ctl: Ctl) -> int:
+    """Take a node out of the cluster file, which the worker, the autopilot and airctl read:
+    refused, changing nothing, while it holds a replica or any region lists it as a peer."""
+    node_id = ctl.args.node
+    ctl.config.node(node_id)
+    table, down = await _replicas(ctl)
+    listed = sorted(region for region, held in table.items() if node_id in held)
+    if listed and node_id not in down:
+        raise UserError(
+            f"node {node_id} answers and holds region(s) {listed}: move them off first "
+            f"(airctl drain --node {node_id})"
+        )
+    if listed:
+        raise UserError(
+            f"region(s) {listed} still list node {node_id} as a replica: repair it first "
+            f"(airctl repair --node {node_id})"
+        )
+    if others := [n for n in down if n != node_id]:
+        ctl.warn(f"nodes {others} do not answer: whether they list node {node_id} is unknown")
+    config = ctl.config
+    config.nodes = [n for n in config.nodes if n.id != node_id]
+    config.save(ctl.path)
+    ctl.emit(
+        {"node": node_id, "forgotten": True, "nodes": [n.id for n in config.nodes]},
+        f"node {node_id} forgotten: the worker, the autopilot and airctl no longer ask it",
     )
     return 0

@@ -56,6 +56,7 @@ class LoadWriter:
         batch: int = 20,
         log: AckedLog | None = None,
         series: str | None = None,
+        acks: pb.Acks = pb.ACKS_ONE,
     ) -> None:
         self.stub_for = stub_for
         self.region = region
@@ -63,6 +64,7 @@ class LoadWriter:
         self.batch = batch
         self.log = log or AckedLog(None)
         self.series = series or f"load-{uuid.uuid4().hex[:8]}"
+        self.acks = acks
         self.acked: list[Row] = []
         self.refusals = 0
         self._next_ts = 0
@@ -106,6 +108,7 @@ class LoadWriter:
         request = pb.WriteRequest(
             region=self.region,
             points=[pb.Point(series=s, timestamp=t, value=v) for s, t, v in rows],
+            acks=self.acks,
         )
         targets, turn = list(self.targets), next(self._turn)
         for i in range(len(targets)):

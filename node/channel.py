@@ -142,6 +142,7 @@ class Channel:
     def _acknowledge(self, reply: pb.TransferReply) -> int:
         acked = reply.applied.get(self.replica.node_id, 0)
         self.state.acked = acked
+        self.replica.acks.record(self.receiver_id, acked, reply.active)
         lag = max(self.replica.max_assigned() - acked, 0)
         METRICS.sync_lag.labels(region=self.replica.region, receiver=self.receiver_id).set(lag)
         return acked

@@ -32,6 +32,10 @@ class Inbound:
     def applied(self) -> dict[int, int]:
         return self.replica.applied()
 
+    @property
+    def active(self) -> bool:
+        return self.replica.takes_writes
+
     async def apply(self, batch: OriginBatch) -> int:
         """Apply a batch of the origin's writes; returns how many were new.
 

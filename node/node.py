@@ -15,11 +15,13 @@ import logging
 import math
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import grpc
 
+from node.acks import Level, LevelNotMet
 from node.channel import BATCH_POINTS
 from node.channel_tasks import ChannelTasks
 from node.client import NodeClients
@@ -50,6 +52,12 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 _EMPTY_HASH = hashlib.sha256().hexdigest()
+
+
+@dataclass(frozen=True)
+class Written:
+    seq: int
+    applied_by: int  # replicas that had applied it when acknowledged
 
 
 class Node:
@@ -133,9 +141,12 @@ class Node:
 
     # -- data -----------------------------------------------------------------------------
 
-    async def write(self, region: int, rows: list[Row]) -> int:
-        """Commit a user write; returns its seq. Not idempotent, as in the source: a client
-        that retries a write whose reply it lost writes it twice."""
+    async def write(
+        self, region: int, rows: list[Row], level: Level = Level.ONE, patience: float = 10.0
+    ) -> Written:
+        """Commit a user write and wait until `level` replicas applied it (`patience` seconds
+        at most). Not idempotent, as in the source: a client that retries a write whose reply
+        it lost writes it again, under a new seq; its points are the same, so the data is."""
         replica = self.replicas.get(region)
         if not rows:
             raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "a write needs at least one point")
@@ -160,9 +171,22 @@ class Node:
             )
         with METRICS.write_latency.time():
             seq = await replica.write(rows)
-        METRICS.writes.labels(region=region).inc()
-        METRICS.written_points.labels(region=region).inc(len(rows))
-        return seq
+            METRICS.writes.labels(region=region).inc()
+            METRICS.written_points.labels(region=region).inc(len(rows))
+            if level is Level.ONE:
+                return Written(seq, 1)
+            try:
+                count = await replica.acks.wait(seq, level, replica.receivers, patience)
+            except LevelNotMet as e:
+                holders = sorted([self.node_id, *e.count.holders])
+                raise NodeError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"write {seq} of region {region} was applied by {e.count.applied} of the "
+                    f"{e.needed} replicas {level.name.lower()} needs (nodes {holders}) within "
+                    f"{patience:.1f}s; its points stay there and replicate; writing them again "
+                    "is harmless",
+                ) from None
+        return Written(seq, count.applied)
 
     async def read(self, region: int, series: str, start: int, end: int | None) -> list[Row]:
         return await self._query(region, lambda conn: read_range(conn, series, start, end), [])

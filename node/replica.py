@@ -13,6 +13,7 @@ from typing import Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel
 
+from node.acks import Acknowledgements
 from node.files import atomic_write, fsync_dir
 from node.store import OriginBatch, Row, Store, SyncMode
 
@@ -85,6 +86,7 @@ class Replica:
         self._flushing = False
         self._flush_task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self.acks = Acknowledgements()  # what its channels' receivers hold of its own writes
         self._persisted = b""
         if (path / Store.FILE).exists():
             self.store = Store(path / Store.FILE, sync)
@@ -123,6 +125,15 @@ class Replica:
 
     def applied(self) -> dict[int, int]:
         return self.store.applied if self.store else {}
+
+    @property
+    def takes_writes(self) -> bool:
+        """Active, installed and not leaving: a replica that counts toward acknowledgements."""
+        return self.meta.active and self.installed and not self.meta.leaving
+
+    def receivers(self) -> list[int]:
+        """The peers its running channels send to."""
+        return [r for r, c in self.meta.channels.items() if c.status == "RUNNING"]
 
     def max_assigned(self) -> int:
         return self.store.applied_of(self.node_id) if self.store else 0

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from node.acks import Level
 from node.channel import from_proto
 from node.errors import NodeError
 from node.identity import require_node
@@ -30,6 +31,8 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 # A write is stored as one seq and travels whole in one transfer batch, which adds a seq per
 # point: capped well below the 64 MiB message limit, that batch always fits in a message.
 MAX_WRITE_BYTES = 16 * 1024 * 1024
+# How long a write waits for its acknowledgement level when its call has no deadline.
+DEFAULT_ACK_WAIT_S = 10.0
 
 
 def _refusals(handler: Handler) -> Handler:
@@ -192,8 +195,16 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
                 f"a write of {size} bytes is over the {MAX_WRITE_BYTES} byte limit: split it",
             )
         rows = [(p.series, p.timestamp, p.value) for p in request.points]
-        seq = await self.node.write(request.region, rows)
-        return pb.WriteReply(origin=self.node.node_id, seq=seq, count=len(rows))
+        remaining = context.time_remaining()
+        # answer a little before the caller's deadline, so it reads why rather than a timeout
+        patience = DEFAULT_ACK_WAIT_S if remaining is None else max(remaining * 0.9 - 0.05, 0)
+        written = await self.node.write(request.region, rows, _level(request.acks), patience)
+        return pb.WriteReply(
+            origin=self.node.node_id,
+            seq=written.seq,
+            count=len(rows),
+            applied_by=written.applied_by,
+        )
 
     @_refusals
     async def Read(self, request: pb.ReadRequest, context: Any) -> pb.ReadReply:
@@ -313,8 +324,20 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
             return await _receive_snapshot(inbound, first, chunks)
 
 
+def _level(acks: int) -> Level:
+    try:
+        return Level(acks)
+    except ValueError:
+        known = ", ".join(f"{level.value} ({level.name})" for level in Level)
+        raise NodeError(
+            grpc.StatusCode.INVALID_ARGUMENT, f"acks {acks} is not a level: one of {known}"
+        ) from None
+
+
 def _transfer_reply(inbound: Inbound) -> pb.TransferReply:
-    return pb.TransferReply(installed=inbound.installed, applied=inbound.applied())
+    return pb.TransferReply(
+        installed=inbound.installed, applied=inbound.applied(), active=inbound.active
+    )
 
 
 async def _receive_snapshot(

@@ -1,10 +1,20 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class Acks(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACKS_ONE: _ClassVar[Acks]
+    ACKS_QUORUM: _ClassVar[Acks]
+    ACKS_ALL: _ClassVar[Acks]
+ACKS_ONE: Acks
+ACKS_QUORUM: Acks
+ACKS_ALL: Acks
 
 class Peer(_message.Message):
     __slots__ = ("node_id", "address")
@@ -182,22 +192,26 @@ class ReleaseStatusReply(_message.Message):
     def __init__(self, released: _Optional[bool] = ..., exists: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class WriteRequest(_message.Message):
-    __slots__ = ("region", "points")
+    __slots__ = ("region", "points", "acks")
     REGION_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
+    ACKS_FIELD_NUMBER: _ClassVar[int]
     region: int
     points: _containers.RepeatedCompositeFieldContainer[Point]
-    def __init__(self, region: _Optional[int] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+    acks: Acks
+    def __init__(self, region: _Optional[int] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., acks: _Optional[_Union[Acks, str]] = ...) -> None: ...
 
 class WriteReply(_message.Message):
-    __slots__ = ("origin", "seq", "count")
+    __slots__ = ("origin", "seq", "count", "applied_by")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_BY_FIELD_NUMBER: _ClassVar[int]
     origin: int
     seq: int
     count: int
-    def __init__(self, origin: _Optional[int] = ..., seq: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+    applied_by: int
+    def __init__(self, origin: _Optional[int] = ..., seq: _Optional[int] = ..., count: _Optional[int] = ..., applied_by: _Optional[int] = ...) -> None: ...
 
 class ReadRequest(_message.Message):
     __slots__ = ("region", "series", "start", "end")
@@ -310,7 +324,7 @@ class TransferRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[TransferHello, _Mapping]] = ..., batch: _Optional[_Union[TransferBatch, _Mapping]] = ...) -> None: ...
 
 class TransferReply(_message.Message):
-    __slots__ = ("installed", "applied")
+    __slots__ = ("installed", "applied", "active")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -320,9 +334,11 @@ class TransferReply(_message.Message):
         def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     INSTALLED_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
     installed: bool
     applied: _containers.ScalarMap[int, int]
-    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ...) -> None: ...
+    active: bool
+    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
     __slots__ = ("region", "sender", "data", "last", "sha256")

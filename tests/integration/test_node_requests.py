@@ -79,6 +79,13 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
         grpc.StatusCode.INVALID_ARGUMENT,
         "malformed point",
     ),
+    "write at an unknown acknowledgement level": (
+        lambda s, c: s.Write(
+            pb.WriteRequest(region=REGION, points=[pb.Point(series="a")], acks=7)  # type: ignore[arg-type]
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "acks 7 is not a level",
+    ),
     "empty write": (
         lambda s, c: s.Write(pb.WriteRequest(region=REGION)),
         grpc.StatusCode.INVALID_ARGUMENT,

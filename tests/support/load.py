@@ -5,13 +5,19 @@ from __future__ import annotations
 from airctl.load import LoadWriter as _LoadWriter
 from airctl.load import Row
 from airctl.load import missing_points as _missing_points
+from protos import air_node_pb2 as pb
 from tests.support.cluster import Cluster
 
 
 def LoadWriter(
-    cluster: Cluster, region: int, targets: list[int], series: str = "load", batch: int = 20
+    cluster: Cluster,
+    region: int,
+    targets: list[int],
+    series: str = "load",
+    batch: int = 20,
+    acks: pb.Acks = pb.ACKS_ONE,
 ) -> _LoadWriter:
-    return _LoadWriter(cluster.stub, region, targets, series=series, batch=batch)
+    return _LoadWriter(cluster.stub, region, targets, series=series, batch=batch, acks=acks)
 
 
 async def missing_points(
