@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ from activities.models import (
     ChannelsInput,
     ClusterDescription,
     CreateLocalPeerInput,
+    Disk,
     Peer,
     RegionDescription,
     ReleaseInput,
@@ -160,7 +162,7 @@ class MembershipActivities:
 
     async def _regions_everywhere(
         self,
-    ) -> tuple[list[Peer], list[list[pb.RegionInfo] | BaseException]]:
+    ) -> tuple[list[Peer], list[NodeListing | BaseException]]:
         """Every known node and its regions (or the error that stood for them), page by page."""
         nodes = self.directory.all()
         replies = await asyncio.gather(
@@ -168,8 +170,8 @@ class MembershipActivities:
         )
         return nodes, list(replies)
 
-    async def _all_regions(self, node: Peer) -> list[pb.RegionInfo]:
-        return await all_regions(self._stub(node))
+    async def _all_regions(self, node: Peer) -> NodeListing:
+        return await node_listing(self._stub(node))
 
     # -- reading --------------------------------------------------------------------------
 
@@ -211,7 +213,9 @@ class MembershipActivities:
             if isinstance(reply, BaseException):
                 cluster.unreachable.append(peer.node_id)
                 continue
-            for info in reply:
+            if reply.disk.capacity:
+                cluster.disks[peer.node_id] = reply.disk
+            for info in reply.regions:
                 cluster.holders.setdefault(info.region, []).append(peer.node_id)
                 size = max(cluster.store_bytes.get(info.region, 0), info.store_bytes)
                 cluster.store_bytes[info.region] = size
@@ -515,8 +519,14 @@ class MembershipActivities:
         ]
 
 
-async def all_regions(stub: rpc.AirNodeStub) -> list[pb.RegionInfo]:
-    """Every region a node holds, page by page (LIST_PAGE at a time)."""
+@dataclass(frozen=True)
+class NodeListing:
+    regions: list[pb.RegionInfo]
+    disk: Disk
+
+
+async def node_listing(stub: rpc.AirNodeStub) -> NodeListing:
+    """Every region a node holds, page by page (LIST_PAGE at a time), and its disk."""
     regions: list[pb.RegionInfo] = []
     after = 0
     while True:
@@ -524,7 +534,12 @@ async def all_regions(stub: rpc.AirNodeStub) -> list[pb.RegionInfo]:
         reply = await stub.ListRegions(request, timeout=RPC_TIMEOUT_S)
         regions.extend(reply.regions)
         if not (after := reply.next_after):
-            return regions
+            return NodeListing(regions, Disk(capacity=reply.disk_capacity, used=reply.disk_used))
+
+
+async def all_regions(stub: rpc.AirNodeStub) -> list[pb.RegionInfo]:
+    """Every region a node holds."""
+    return (await node_listing(stub)).regions
 
 
 async def describe_cluster(nodes: dict[int, str], clients: NodeClients) -> ClusterDescription:

@@ -118,6 +118,13 @@ class ReleaseInput(NodeStep):
     skip_if_down_after_s: float | None = None
 
 
+class Disk(BaseModel):
+    """A node's data disk, as it reports it: bytes in all and bytes used."""
+
+    capacity: int
+    used: int
+
+
 class ClusterDescription(BaseModel):
     """Which nodes hold which regions, as the reachable nodes say."""
 
@@ -128,6 +135,7 @@ class ClusterDescription(BaseModel):
     # region -> its peers, as the reachable holders list them: a node that does not answer
     # shows here, not among the holders
     peers: dict[int, list[int]] = Field(default_factory=dict)
+    disks: dict[int, Disk] = Field(default_factory=dict)  # reachable node -> its data disk
 
     def load(self) -> dict[int, int]:
         """Replicas per node (every known node, zero included)."""

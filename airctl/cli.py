@@ -49,6 +49,7 @@ from airctl.operations import (
 )
 from airctl.up import cmd_demo, cmd_up
 from workflows import connection
+from workflows.models import HIGH_WATERMARK
 
 # -- argument parsing -----------------------------------------------------------------------
 
@@ -66,6 +67,16 @@ def positive(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
+    return value
+
+
+def percent(text: str) -> float:
+    """An argparse type: a percentage above 0, at most 100."""
+    value = float(text)
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(
+            f"must be a percentage above 0 and at most 100, not {text}"
+        )
     return value
 
 
@@ -219,12 +230,12 @@ def parser() -> argparse.ArgumentParser:
     )
     plan = sub.add_parser("plan", help="what an operation would do, changing nothing")
     plans = plan.add_subparsers(dest="plan", required=True)
-    plans.add_parser("drain", help="the moves that drain a node").add_argument(
-        "--node", type=int, required=True
-    )
-    plans.add_parser("rebalance", help="the moves that even out the nodes").add_argument(
-        "--nodes", help="move replicas only onto these nodes, e.g. 4,5"
-    )
+    plan_drain = plans.add_parser("drain", help="the moves that drain a node")
+    plan_drain.add_argument("--node", type=int, required=True)
+    plan_rebalance = plans.add_parser("rebalance", help="the moves that even out the nodes")
+    plan_rebalance.add_argument("--nodes", help="move replicas only onto these nodes, e.g. 4,5")
+    for c in (plan_drain, plan_rebalance):
+        high_watermark(c)
     drain = operation(sub, "drain", "move every replica off a node, or steer that drain")
     drain.add_argument("--node", type=int, required=True)
     rebalance = operation(
@@ -267,7 +278,18 @@ def operation(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
         "--max-per-node", type=count, help="migrations at once from or into a node (default 2)"
     )
     p.add_argument("--wait", action="store_true", help="show progress until done")
+    high_watermark(p)
     return p
+
+
+def high_watermark(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--high-watermark",
+        type=percent,
+        default=HIGH_WATERMARK * 100,
+        metavar="PERCENT",
+        help=f"no move takes a node's disk past this (default {HIGH_WATERMARK:.0%})",
+    )
 
 
 ASYNC: dict[str, Callable[[Ctl], Awaitable[int]]] = {

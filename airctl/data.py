@@ -10,7 +10,8 @@ from typing import Any
 
 import grpc
 
-from activities.membership import all_regions
+from activities.membership import node_listing
+from activities.models import Disk
 from airctl.config import UserError, parse_ids
 from airctl.context import Ctl
 from airctl.load import AckedLog, LoadWriter, missing_points
@@ -98,8 +99,8 @@ async def cmd_regions(ctl: Ctl) -> int:
     """Each region's replicas, their states and store sizes; then each node's replicas and
     bytes (`--by-node`: that alone). A node that does not answer is shown down, with the
     regions its peers list it in."""
-    table, down = await _replicas(ctl)
-    nodes = _node_summary(ctl, table, down)
+    table, down, disks = await _replicas(ctl)
+    nodes = _node_summary(ctl, table, down, disks)
     if ctl.args.by_node:
         data: Any = {str(n): s for n, s in nodes.items()}
     else:
@@ -115,33 +116,45 @@ async def cmd_regions(ctl: Ctl) -> int:
         plain = "\n".join(f"{region:>8}  {cells}" for region, cells in rows)
         ctl.emit_table(data, plain, "regions", ["region", "replicas (node: state, size)"], rows)
     rows = [
-        [str(n), "down" if s["down"] else "up", str(s["replicas"]), f"{s['bytes'] / 1e6:.1f}"]
+        [
+            str(n),
+            "down" if s["down"] else "up",
+            str(s["replicas"]),
+            f"{s['bytes'] / 1e6:.1f}",
+            _disk_cell(s),
+        ]
         for n, s in nodes.items()
     ]
-    plain = "\n".join(f"node {r[0]}: {r[1]}, {r[2]} replicas, {r[3]} MB" for r in rows)
-    ctl.emit_table(data, plain, "nodes", ["node", "state", "replicas", "MB"], rows)
+    plain = "\n".join(f"node {r[0]}: {r[1]}, {r[2]} replicas, {r[3]} MB, disk {r[4]}" for r in rows)
+    columns = ["node", "state", "replicas", "MB", "disk used"]
+    ctl.emit_table(data, plain, "nodes", columns, rows)
     return 0
 
 
-async def _replicas(ctl: Ctl) -> tuple[dict[int, dict[int, dict[str, Any]]], list[int]]:
-    """Region -> node -> its replica's state, and the nodes that did not answer."""
+Table = dict[int, dict[int, dict[str, Any]]]
+
+
+async def _replicas(ctl: Ctl) -> tuple[Table, list[int], dict[int, Disk]]:
+    """Region -> node -> its replica's state; the nodes that did not answer; the others'
+    disks."""
     nodes = ctl.config.nodes
     answers = await asyncio.gather(
-        *(all_regions(ctl.stub(n.id)) for n in nodes), return_exceptions=True
+        *(node_listing(ctl.stub(n.id)) for n in nodes), return_exceptions=True
     )
     failed = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
     if failed and len(failed) == len(answers):
         raise failed[0]  # not a node down: none answers (no stack, wrong TLS settings...)
-    table: dict[int, dict[int, dict[str, Any]]] = {}
+    table: Table = {}
     listed: dict[int, set[int]] = {}
-    down = []
+    down, disks = [], {}
     for node, answer in zip(nodes, answers, strict=True):
         if isinstance(answer, grpc.aio.AioRpcError):
             down.append(node.id)
             continue
         if isinstance(answer, BaseException):
             raise answer
-        for r in answer:
+        disks[node.id] = answer.disk
+        for r in answer.regions:
             table.setdefault(r.region, {})[node.id] = {
                 "state": _state(r),
                 "active": r.active,
@@ -153,20 +166,31 @@ async def _replicas(ctl: Ctl) -> tuple[dict[int, dict[int, dict[str, Any]]], lis
     for region, peers in listed.items():
         for node_id in peers & set(down):
             table[region][node_id] = {"state": "down"}
-    return table, down
+    return table, down, disks
 
 
 def _node_summary(
-    ctl: Ctl, table: dict[int, dict[int, dict[str, Any]]], down: list[int]
+    ctl: Ctl, table: Table, down: list[int], disks: dict[int, Disk]
 ) -> dict[int, dict[str, Any]]:
-    """Per node: whether it answered, its replicas and their store bytes."""
-    nodes = {n.id: {"down": n.id in down, "replicas": 0, "bytes": 0} for n in ctl.config.nodes}
+    """Per node: whether it answered, its replicas and their store bytes, its disk."""
+    nodes: dict[int, dict[str, Any]] = {
+        n.id: {"down": n.id in down, "replicas": 0, "bytes": 0} for n in ctl.config.nodes
+    }
+    for node_id, disk in disks.items():
+        nodes[node_id] |= {"disk_capacity": disk.capacity, "disk_used": disk.used}
     for held in table.values():
         for node_id, replica in held.items():
             if node_id in nodes and replica["state"] != "down":
                 nodes[node_id]["replicas"] += 1
                 nodes[node_id]["bytes"] += replica["store_bytes"]
     return nodes
+
+
+def _disk_cell(summary: dict[str, Any]) -> str:
+    if not summary.get("disk_capacity"):
+        return "-"
+    used, capacity = summary["disk_used"], summary["disk_capacity"]
+    return f"{used / capacity:.0%} of {capacity / 1e9:.1f} GB"
 
 
 def _state(r: pb.RegionInfo) -> str:
@@ -308,7 +332,7 @@ async def cmd_node_forget(ctl: Ctl) -> int:
     refused, changing nothing, while it holds a replica or any region lists it as a peer."""
     node_id = ctl.args.node
     ctl.config.node(node_id)
-    table, down = await _replicas(ctl)
+    table, down, _ = await _replicas(ctl)
     listed = sorted(region for region, held in table.items() if node_id in held)
     if listed and node_id not in down:
         raise UserError(

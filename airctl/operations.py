@@ -56,7 +56,7 @@ async def cluster_plan(ctl: Ctl, node: int) -> list[Move]:
     """The drain's plan, computed here exactly as the workflow will (it changes nothing)."""
     ctl.config.node(node)
     try:
-        return plan_drain(await describe(ctl), node)
+        return plan_drain(await describe(ctl), node, watermark(ctl))
     except InvalidRequest as e:
         raise UserError(str(e)) from e
 
@@ -65,9 +65,14 @@ async def rebalance_plan(ctl: Ctl) -> tuple[ClusterDescription, list[list[Move]]
     """The rebalance's rounds, as the workflow will plan them if nothing else changes."""
     cluster = await describe(ctl)
     try:
-        return cluster, plan_rounds(cluster, destinations(ctl))
+        return cluster, plan_rounds(cluster, destinations(ctl), watermark(ctl))
     except InvalidRequest as e:
         raise UserError(str(e)) from e
+
+
+def watermark(ctl: Ctl) -> float:
+    """--high-watermark PERCENT, as the fraction the planners take."""
+    return float(ctl.args.high_watermark) / 100
 
 
 def destinations(ctl: Ctl) -> list[int]:
@@ -192,10 +197,11 @@ async def operate(
     return await follow(ctl, client, started.handle, f"the {what}", result_type)
 
 
-def bounds(ctl: Ctl) -> dict[str, int]:
+def bounds(ctl: Ctl) -> dict[str, float]:
     """The bounds given on the command line (the workflow's defaults for the others)."""
     given = {"max_concurrent": ctl.args.max_concurrent, "max_per_node": ctl.args.max_per_node}
-    return {name: value for name, value in given.items() if value is not None}
+    bounds: dict[str, float] = {name: value for name, value in given.items() if value is not None}
+    return bounds | {"high_watermark": watermark(ctl)}
 
 
 async def steer(

@@ -14,6 +14,7 @@ import grpc
 
 from node.channel import BATCH_POINTS
 from node.client import CHANNEL_OPTIONS
+from node.disk import FLOOD_WATERMARK
 from node.handshake_log import relay_core_stderr, verbosity_hides_handshakes
 from node.killpoints import KillPoints
 from node.metrics import serve_metrics
@@ -51,6 +52,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         metavar="MB_PER_S",
         help="cap on the bytes all outgoing channels send per second (default: none)",
+    )
+    p.add_argument(
+        "--disk-capacity",
+        type=int,
+        metavar="BYTES",
+        help="count this as the node's disk, its data directory's bytes as used "
+        "(default: the filesystem's size and use)",
+    )
+    p.add_argument(
+        "--flood-watermark",
+        type=float,
+        default=FLOOD_WATERMARK,
+        help=f"refuse new replicas past this fraction of the disk (default {FLOOD_WATERMARK})",
     )
     p.add_argument("--tls-ca", type=Path, help="CA certificate: serve mTLS, admit what it signed")
     p.add_argument("--tls-cert", type=Path, help="this node's certificate (served and presented)")
@@ -103,6 +117,8 @@ async def serve(args: argparse.Namespace) -> None:
         transfer_rate_limit=args.transfer_rate_limit * 1e6 if args.transfer_rate_limit else None,
         killpoints=killpoints,
         tls=args.tls,
+        disk_capacity=args.disk_capacity,
+        flood_watermark=args.flood_watermark,
     )
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
     service = AirNodeService(node, certified_senders=args.tls is not None)
@@ -114,7 +130,9 @@ async def serve(args: argparse.Namespace) -> None:
     await node.start()
     await server.start()
     if args.metrics_port is not None:
-        serve_metrics(args.listen.rsplit(":", 1)[0], args.metrics_port, node.replica_states)
+        serve_metrics(
+            args.listen.rsplit(":", 1)[0], args.metrics_port, node.replica_states, node.disk.usage
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import grpc
 
 from node.channel_tasks import ChannelTasks
+from node.disk import Disk
 from node.errors import NodeError
 from node.files import atomic_publish_dir, atomic_remove_dir
 from node.killpoints import KillPoint, KillPoints
@@ -39,12 +40,14 @@ class Membership:
         replicas: Replicas,
         channels: ChannelTasks,
         killpoints: KillPoints,
+        disk: Disk,
     ) -> None:
         self.node_id = node_id
         self.address = address
         self.replicas = replicas
         self.channels = channels
         self.killpoints = killpoints
+        self.disk = disk
 
     async def create_local_peer(
         self, region: int, peers: list[PeerInfo], active: bool, await_snapshot: bool
@@ -65,6 +68,7 @@ class Membership:
                         f"{_show(existing.meta.peers)}, not {_show(peers)}",
                     )
                 return Outcome(False, f"region {region} already exists with the same peers")
+            self.disk.check_room(self.node_id)
             final = self.replicas.directory(region)
             staging = final.with_name(final.name + ".creating")
             shutil.rmtree(staging, ignore_errors=True)

@@ -9,6 +9,8 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
+from node.disk import DiskUsage
+
 # Write latencies on this machine run from ~1 ms (one point) to ~100 ms (a large batch).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -62,7 +64,13 @@ class ReplicaStates(Collector):
         yield family
 
 
-def serve_metrics(host: str, port: int, states: Callable[[], Iterator[str]]) -> None:
+def serve_metrics(
+    host: str, port: int, states: Callable[[], Iterator[str]], disk: Callable[[], DiskUsage]
+) -> None:
     """Serve every metric, the process collectors' too, on http://host:port/metrics."""
     REGISTRY.register(ReplicaStates(states))
+    capacity = Gauge("air_disk_capacity_bytes", "This node's data disk (or --disk-capacity)")
+    capacity.set_function(lambda: disk().capacity)
+    used = Gauge("air_disk_used_bytes", "Bytes used on this node's data disk")
+    used.set_function(lambda: disk().used)
     start_http_server(port, addr=host)

@@ -26,6 +26,7 @@ from node.channel import BATCH_POINTS
 from node.channel_tasks import ChannelTasks
 from node.client import NodeClients
 from node.confirmation import Confirmation
+from node.disk import FLOOD_WATERMARK, Disk
 from node.errors import NodeError
 from node.forward import Forwarded, forward_origin
 from node.guardian import Guardian
@@ -73,17 +74,22 @@ class Node:
         transfer_rate_limit: float | None = None,
         killpoints: KillPoints | None = None,
         tls: TlsFiles | None = None,
+        disk_capacity: int | None = None,
+        flood_watermark: float = FLOOD_WATERMARK,
     ) -> None:
         self.node_id = node_id
         self.address = address
         self.guardian_interval = guardian_interval
         self.clients = NodeClients(tls)  # with TLS, it presents its own cert to its peers
         self._throttle = Throttle(transfer_rate_limit)
+        self.disk = Disk(data_dir, disk_capacity, flood_watermark)
         self.replicas = Replicas(node_id, data_dir, sync)
         self._batch_points = transfer_batch_points
         self.channels = ChannelTasks(self.clients, transfer_batch_points, self._throttle)
         killpoints = killpoints or KillPoints(set(), data_dir / ".killpoints")
-        self.membership = Membership(node_id, address, self.replicas, self.channels, killpoints)
+        self.membership = Membership(
+            node_id, address, self.replicas, self.channels, killpoints, self.disk
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -120,7 +126,7 @@ class Node:
     def list_regions(self, after_region: int = 0, limit: int = 0) -> RegionPage:
         """The regions after `after_region`, in order, at most `limit` (0: all)."""
         replicas, next_after = self.replicas.page(after_region, limit)
-        return RegionPage([RegionSummary.of(r) for r in replicas], next_after)
+        return RegionPage([RegionSummary.of(r) for r in replicas], next_after, self.disk.usage())
 
     def progress(self, region: int) -> ProgressReport:
         return ProgressReport.of(self.replicas.get(region))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from node.disk import DiskUsage
 from node.replica import ChannelStatus, PeerInfo, Replica, channel_name
 
 
@@ -33,6 +34,7 @@ class RegionSummary:
 class RegionPage:
     regions: list[RegionSummary]
     next_after: int  # 0: the last page
+    disk: DiskUsage
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,8 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
             node_id=self.node.node_id,
             regions=[_region_info(r) for r in page.regions],
             next_after=page.next_after,
+            disk_capacity=page.disk.capacity,
+            disk_used=page.disk.used,
         )
 
     @_refusals

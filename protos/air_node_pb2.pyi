@@ -284,14 +284,18 @@ class ListRegionsRequest(_message.Message):
     def __init__(self, after_region: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ListRegionsReply(_message.Message):
-    __slots__ = ("node_id", "regions", "next_after")
+    __slots__ = ("node_id", "regions", "next_after", "disk_capacity", "disk_used")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     REGIONS_FIELD_NUMBER: _ClassVar[int]
     NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    DISK_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    DISK_USED_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     regions: _containers.RepeatedCompositeFieldContainer[RegionInfo]
     next_after: int
-    def __init__(self, node_id: _Optional[int] = ..., regions: _Optional[_Iterable[_Union[RegionInfo, _Mapping]]] = ..., next_after: _Optional[int] = ...) -> None: ...
+    disk_capacity: int
+    disk_used: int
+    def __init__(self, node_id: _Optional[int] = ..., regions: _Optional[_Iterable[_Union[RegionInfo, _Mapping]]] = ..., next_after: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., disk_used: _Optional[int] = ...) -> None: ...
 
 class TransferBatch(_message.Message):
     __slots__ = ("after", "upto", "seqs", "points")

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from activities.models import ClusterDescription
-from workflows.models import Move
-from workflows.planning import InvalidRequest
+from workflows.models import HIGH_WATERMARK, Move
+from workflows.planning import InvalidRequest, Room
 
 TOLERANCE = 0.10  # of the mean store bytes per node
 # A region moves at most once per round, so a cluster may need a few (three full nodes of
@@ -81,26 +81,35 @@ def spread(cluster: ClusterDescription, moves: list[Move] | None = None) -> Spre
 def after(cluster: ClusterDescription, moves: list[Move]) -> ClusterDescription:
     """The cluster as it will be once `moves` are done (sizes as they were)."""
     holders = {r: list(h) for r, h in cluster.holders.items()}
+    disks = {n: d.model_copy() for n, d in cluster.disks.items()}
     for move in moves:
         holders[move.region] = sorted({*holders[move.region], move.to_node} - {move.from_node})
-    return cluster.model_copy(update={"holders": holders})
+        for node, change in ((move.to_node, move.store_bytes), (move.from_node, -move.store_bytes)):
+            if node in disks:
+                disks[node].used += change
+    return cluster.model_copy(update={"holders": holders, "disks": disks})
 
 
 def plan_rounds(
-    cluster: ClusterDescription, destinations: list[int] | None = None
+    cluster: ClusterDescription,
+    destinations: list[int] | None = None,
+    watermark: float = HIGH_WATERMARK,
 ) -> list[list[Move]]:
     """Every round a rebalance will run, each planned on the cluster the last one leaves."""
     rounds: list[list[Move]] = []
-    while len(rounds) < MAX_ROUNDS and (moves := plan_rebalance(cluster, destinations)):
+    while len(rounds) < MAX_ROUNDS and (moves := plan_rebalance(cluster, destinations, watermark)):
         rounds.append(moves)
         cluster = after(cluster, moves)
     return rounds
 
 
 def plan_rebalance(
-    cluster: ClusterDescription, destinations: list[int] | None = None
+    cluster: ClusterDescription,
+    destinations: list[int] | None = None,
+    watermark: float = HIGH_WATERMARK,
 ) -> list[Move]:
-    """One round of moves towards every live node within tolerance; none when balanced.
+    """One round of moves towards every live node within tolerance; none when balanced. No
+    move takes a node past the high `watermark`.
 
     `destinations` limits where replicas may go (IoTDB's `LOAD BALANCE TO DATANODES`); they
     come from any live node. Refused while a node does not answer: its regions are a repair's
@@ -111,7 +120,7 @@ def plan_rebalance(
             f"node(s) {sorted(cluster.unreachable)} do not answer: bring them back, or repair "
             "them (airctl repair), before rebalancing"
         )
-    by_node = loads(cluster)
+    by_node, room = loads(cluster), Room(cluster, watermark)
     targets = _destinations(by_node, destinations)
     sizes = cluster.store_bytes
     total = sum(load.bytes for load in by_node.values())
@@ -119,10 +128,12 @@ def plan_rebalance(
     tolerance = max(TOLERANCE * mean, max(sizes.values(), default=0))
     moved: set[int] = set()
     moves: list[Move] = []
-    while (move := _next_move(by_node, targets, sizes, mean, tolerance, moved)) is not None:
+    while (move := _next_move(by_node, targets, sizes, mean, tolerance, moved, room)) is not None:
         source = sorted(n for n in cluster.holders[move.region] if n != move.from_node)
         moves.append(move.model_copy(update={"sources": source or [move.from_node]}))
         moved.add(move.region)
+        room.take(move.to_node, move.store_bytes)
+        room.give(move.from_node, move.store_bytes)
         _shift(by_node[move.from_node], by_node[move.to_node], move.region, move.store_bytes)
     return moves
 
@@ -146,6 +157,7 @@ def _next_move(
     mean: float,
     tolerance: float,
     moved: set[int],
+    room: Room,
 ) -> Move | None:
     """The best next move: bytes first (the largest region that fits between the fullest
     node and the emptiest), then counts (the smallest region, so bytes stay balanced)."""
@@ -162,6 +174,7 @@ def _next_move(
                     for r in src.regions - dst.regions - moved
                     if 2 * sizes.get(r, 0) <= src.bytes - dst.bytes
                     and (sizes.get(r, 0) > 0 or not by_bytes)
+                    and room.fits(dst.node, sizes.get(r, 0))
                 ]
                 if fits:
                     if by_bytes:

@@ -30,7 +30,7 @@ class DrainNodeWorkflow(MovesWorkflow):
     @workflow.init
     def __init__(self, req: DrainInput) -> None:
         state = req.carried or DrainProgress(node=req.node, max_concurrent=req.max_concurrent)
-        super().__init__(state, f"drain node {req.node}")
+        super().__init__(state, f"drain node {req.node}", req.high_watermark)
         self._drain = state
         self._legacy: DrainByCount | None = None  # a drain the earlier worker started
 
@@ -52,7 +52,7 @@ class DrainNodeWorkflow(MovesWorkflow):
         )
         what = f"drain node {req.node}"
         if req.carried is None:
-            plan = partial(plan_drain, node=req.node)
+            plan = partial(plan_drain, node=req.node, watermark=req.high_watermark)
             self._state.planned = await self._plan_or_refuse(req, what, plan, asking=req.node)
         self._verdict.accept(f"{what}: {len(self._state.planned)} moves")
 

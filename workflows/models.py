@@ -12,6 +12,10 @@ from typing import Self
 
 from pydantic import BaseModel, Field
 
+# No move may take a node's disk past this fraction (Elasticsearch's high watermark is 90%,
+# CockroachDB rebalances onto no store past 92.5%); a node past 95% refuses replicas itself.
+HIGH_WATERMARK = 0.90
+
 
 class AddPeerInput(BaseModel):
     region: int
@@ -234,6 +238,7 @@ class DrainInput(BaseModel):
     max_per_node: int = 2  # migrations at once into one destination node
     down_timeout_s: float = 60.0
     stall_after_s: float = 60.0  # a move whose lag is flat this long is "stalled"
+    high_watermark: float = HIGH_WATERMARK  # no move takes a node's disk past this fraction
     # Set when the drain continues as new: its plan and how far it got. Left out to start one.
     carried: DrainProgress | None = None
 
@@ -257,6 +262,7 @@ class RepairInput(BaseModel):
     down_timeout_s: float = 60.0  # a new replica's node unreachable this long fails its move
     dead_wait_s: float = 2.0  # how long each move waits for the dead node before skipping it
     stall_after_s: float = 60.0
+    high_watermark: float = HIGH_WATERMARK  # no new replica takes a node's disk past this
     carried: RepairProgress | None = None  # set when it continues as new
 
 
@@ -279,6 +285,7 @@ class RebalanceInput(BaseModel):
     max_per_node: int = 2  # migrations at once sending from or receiving into one node
     down_timeout_s: float = 60.0
     stall_after_s: float = 60.0  # a move whose lag is flat this long is "stalled"
+    high_watermark: float = HIGH_WATERMARK  # no move takes a node's disk past this fraction
     carried: MovesProgress | None = None  # set when it continues as new
 
 

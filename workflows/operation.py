@@ -29,12 +29,14 @@ class BoundedInput(Protocol):
     max_per_node: int
     down_timeout_s: float
     stall_after_s: float
+    high_watermark: float
 
 
 class MovesWorkflow:
-    def __init__(self, state: MovesProgress, title: str) -> None:
+    def __init__(self, state: MovesProgress, title: str, watermark: float) -> None:
         # set before any handler runs: an update may arrive before the run method starts
         self._state = state
+        self._watermark = watermark  # a move planned again keeps the operation's
         self._mover = Mover(state, title, replan=self._replan)
         self._verdict = Verdict()
 
@@ -104,7 +106,7 @@ class MovesWorkflow:
         cluster = await execute(
             A.describe_cluster, 0, f"describe the cluster to move region {move.region}", DESCRIBE
         )
-        return replan_move(cluster, move, avoid)
+        return replan_move(cluster, move, avoid, self._watermark)
 
     async def _move_or_continue(self, req: Any, settings: MoveSettings) -> None:
         """Run the moves of the plan; continue as new, carrying the state, if the run's

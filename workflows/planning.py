@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from activities.models import ClusterDescription, Peer, RegionDescription
 from workflows.models import (
+    HIGH_WATERMARK,
     AddPeerInput,
     MigrationInput,
     Move,
@@ -40,6 +41,43 @@ def check_bound(name: str, value: int) -> None:
     """A bound on moves at once: 1 to MAX_CONCURRENT."""
     if not 1 <= value <= MAX_CONCURRENT:
         raise InvalidRequest(f"{name} must be from 1 to {MAX_CONCURRENT}, not {value}")
+
+
+class Room:
+    """What each live node's disk can still take under the high watermark, charged as moves
+    are planned. A node that reported no disk has room for anything (as before disks were
+    known: an older node, or a description recorded before)."""
+
+    def __init__(self, cluster: ClusterDescription, watermark: float = HIGH_WATERMARK) -> None:
+        if not 0 < watermark <= 1:
+            raise InvalidRequest(f"the high watermark is a fraction from 0 to 1, not {watermark}")
+        self.watermark = watermark
+        self.disks = {n: d for n, d in cluster.disks.items() if d.capacity > 0}
+        self._taken: dict[int, int] = {}
+
+    def used_after(self, node: int, size: int) -> float:
+        """The fraction of `node`'s disk used once it takes `size` more bytes."""
+        disk = self.disks[node]
+        return (disk.used + self._taken.get(node, 0) + size) / disk.capacity
+
+    def fits(self, node: int, size: int) -> bool:
+        return node not in self.disks or self.used_after(node, size) <= self.watermark
+
+    def take(self, node: int, size: int) -> None:
+        self._taken[node] = self._taken.get(node, 0) + size
+
+    def give(self, node: int, size: int) -> None:
+        self._taken[node] = self._taken.get(node, 0) - size
+
+    def nowhere(self, region: int, size: int, candidates: list[int]) -> str:
+        """Why a region fits on none of `candidates`."""
+        full = "; ".join(
+            f"node {n} would be {self.used_after(n, size):.0%} full" for n in candidates
+        )
+        return (
+            f"region {region} ({size / 1e6:.1f} MB) fits on no live node under the "
+            f"{self.watermark:.0%} high watermark: {full}"
+        )
 
 
 @dataclass(frozen=True)
@@ -236,15 +274,18 @@ def plan_reconstruct(
     return Reconstruction(removal, addition, elsewhere)
 
 
-def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:
+def plan_drain(
+    cluster: ClusterDescription, node: int, watermark: float = HIGH_WATERMARK
+) -> list[Move]:
     """Each region of `node` to the live node that does not hold it with the fewest store
-    bytes (then the fewest replicas, then the lowest id), counting the moves planned so far.
+    bytes (then the fewest replicas, then the lowest id) and that stays under the high
+    `watermark` with it, counting the moves planned so far.
 
     Each move lists the nodes it may copy from: the region's other live holders (the drained
     node itself only when it holds the last replica).
     """
     _require_known(cluster, node)
-    load = _live_load(cluster)
+    load, room = _live_load(cluster), Room(cluster, watermark)
     moves = []
     for region, holders in sorted(cluster.holders.items()):
         if node not in holders:
@@ -255,7 +296,10 @@ def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:
                 f"region {region} has no node to move to (it is on every live node)"
             )
         size = cluster.store_bytes.get(region, 0)
-        target = _least_loaded(load, candidates, size)
+        if not (fitting := [n for n in candidates if room.fits(n, size)]):
+            raise InvalidRequest(room.nowhere(region, size, candidates))
+        target = _least_loaded(load, fitting, size)
+        room.take(target, size)
         sources = [n for n in sorted(holders) if n != node and n in load] or [node]
         moves.append(
             Move(region=region, from_node=node, to_node=target, store_bytes=size, sources=sources)
@@ -263,7 +307,9 @@ def plan_drain(cluster: ClusterDescription, node: int) -> list[Move]:
     return moves
 
 
-def plan_repair(cluster: ClusterDescription, node: int) -> tuple[list[Move], dict[int, str]]:
+def plan_repair(
+    cluster: ClusterDescription, node: int, watermark: float = HIGH_WATERMARK
+) -> tuple[list[Move], dict[int, str]]:
     """For each region `node` (which does not answer) is a peer of: a new replica on the live
     node with the fewest store bytes that is not a peer, copied from a live holder; then
     `node` removed. Also the regions that cannot be repaired, with why.
@@ -274,20 +320,24 @@ def plan_repair(cluster: ClusterDescription, node: int) -> tuple[list[Move], dic
             f"node {node} answers: a repair is for a node that is gone; to move its replicas "
             f"off, drain it (airctl drain --node {node})"
         )
-    load = _live_load(cluster)
+    load, room = _live_load(cluster), Room(cluster, watermark)
     moves, unrepairable = [], {}
     for region, peers in sorted(cluster.peers.items()):
         if node not in peers:
             continue
         holders = [n for n in cluster.holders.get(region, []) if n in load]
         candidates = [n for n in sorted(load) if n not in peers and n not in holders]
+        size = cluster.store_bytes.get(region, 0)
+        fitting = [n for n in candidates if room.fits(n, size)]
         if not holders:
             unrepairable[region] = f"no live replica of region {region} to copy from"
         elif not candidates:
             unrepairable[region] = f"every live node already holds region {region}"
+        elif not fitting:
+            unrepairable[region] = room.nowhere(region, size, candidates)
         else:
-            size = cluster.store_bytes.get(region, 0)
-            target = _least_loaded(load, candidates, size)
+            target = _least_loaded(load, fitting, size)
+            room.take(target, size)
             moves.append(
                 Move(region=region, from_node=node, to_node=target, store_bytes=size,
                      sources=sorted(holders))
@@ -295,14 +345,16 @@ def plan_repair(cluster: ClusterDescription, node: int) -> tuple[list[Move], dic
     return moves, unrepairable
 
 
-def replan_move(cluster: ClusterDescription, move: Move, avoid: set[int]) -> Move | None:
+def replan_move(
+    cluster: ClusterDescription, move: Move, avoid: set[int], watermark: float = HIGH_WATERMARK
+) -> Move | None:
     """The same move to another destination, none of `avoid` (they failed it): the live
-    non-holder with the fewest store bytes, as the drain and the repair choose; None when no
-    live node is left to take the region."""
-    load = _live_load(cluster)
+    non-holder with the fewest store bytes that it fits on, as the drain and the repair
+    choose; None when no live node is left to take the region."""
+    load, room = _live_load(cluster), Room(cluster, watermark)
     holders = set(cluster.holders.get(move.region, []))
     taken = holders | set(cluster.peers.get(move.region, [])) | avoid
-    candidates = [n for n in sorted(load) if n not in taken]
+    candidates = [n for n in sorted(load) if n not in taken and room.fits(n, move.store_bytes)]
     if move.from_node not in holders | set(cluster.peers.get(move.region, [])) or not candidates:
         return None  # it moved meanwhile, or nowhere is left
     target = _least_loaded(load, candidates, move.store_bytes)

@@ -28,14 +28,14 @@ class RebalanceWorkflow(MovesWorkflow):
     @workflow.init
     def __init__(self, req: RebalanceInput) -> None:
         state = req.carried or MovesProgress(max_concurrent=req.max_concurrent)
-        super().__init__(state, "rebalance")
+        super().__init__(state, "rebalance", req.high_watermark)
 
     @workflow.run
     async def run(self, req: RebalanceInput) -> RebalanceResult:
         workflow.upsert_search_attributes(
             [KIND_KEY.value_set(self.kind), NODES_KEY.value_set([str(n) for n in req.nodes])]
         )
-        plan = partial(plan_rebalance, destinations=req.nodes or None)
+        plan = partial(plan_rebalance, destinations=req.nodes or None, watermark=req.high_watermark)
         state = self._state
         if req.carried is None:
             state.planned = await self._plan_or_refuse(req, "rebalance", plan)

@@ -27,7 +27,7 @@ class RepairNodeWorkflow(MovesWorkflow):
     @workflow.init
     def __init__(self, req: RepairInput) -> None:
         state = req.carried or RepairProgress(node=req.node, max_concurrent=req.max_concurrent)
-        super().__init__(state, f"repair node {req.node}")
+        super().__init__(state, f"repair node {req.node}", req.high_watermark)
         self._repair = state
 
     @workflow.run
@@ -39,7 +39,7 @@ class RepairNodeWorkflow(MovesWorkflow):
         if req.carried is None:
 
             def plan(cluster: ClusterDescription) -> list[Move]:
-                moves, state.unrepairable = plan_repair(cluster, req.node)
+                moves, state.unrepairable = plan_repair(cluster, req.node, req.high_watermark)
                 return moves
 
             state.planned = await self._plan_or_refuse(req, what, plan, asking=req.node)

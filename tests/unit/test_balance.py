@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities.models import ClusterDescription, Peer
+from activities.models import ClusterDescription, Disk, Peer
 from workflows.balance import MAX_ROUNDS, TOLERANCE, after, plan_rebalance, plan_rounds, spread
-from workflows.models import Move
+from workflows.models import HIGH_WATERMARK, Move
 from workflows.planning import InvalidRequest
 
 
@@ -75,6 +75,28 @@ def test_every_move_is_legal_and_the_spread_only_narrows(cluster: ClusterDescrip
     before, after = spread(cluster), spread(cluster, moves)
     assert squared_deviation(after.bytes) <= squared_deviation(before.bytes)
     assert sum(after.counts.values()) == sum(before.counts.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(clusters(), st.data())
+def test_no_round_takes_a_disk_past_the_watermark(
+    cluster: ClusterDescription, data: st.DataObject
+) -> None:
+    """Disks sized around what each node holds: every round, each node that reports one ends
+    under the watermark, or no worse than it began (a move only ever leaves such a node)."""
+    held = spread(cluster).bytes
+    disks = {}
+    for n, used in held.items():
+        if data.draw(st.booleans()):
+            capacity = data.draw(st.integers(max(used, 1), max(used, 1) * 3))
+            disks[n] = Disk(capacity=capacity, used=used)
+    cluster = cluster.model_copy(update={"disks": disks})
+    for moves in plan_rounds(cluster):
+        later = after(cluster, moves)
+        for n, disk in disks.items():
+            now = later.disks[n].used
+            assert now <= HIGH_WATERMARK * disk.capacity or now <= disk.used, (n, disk, now)
+        cluster = later
 
 
 @settings(max_examples=100, deadline=None)

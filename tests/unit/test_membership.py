@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
+import pytest
+
+from node.disk import Disk
+from node.errors import NodeError
 from node.killpoints import KillPoints
 from node.membership import Membership
 from node.replica import PeerInfo, Replica
@@ -13,9 +18,11 @@ from tests.support.fakes import FakeChannelTasks
 PEERS = [PeerInfo(node_id=n, address=f"127.0.0.1:{n}") for n in (1, 2, 3)]
 
 
-async def membership(tmp_path: Path) -> Membership:
+async def membership(tmp_path: Path, disk: Disk | None = None) -> Membership:
     replicas = Replicas(1, tmp_path, "normal")
-    m = Membership(1, PEERS[0].address, replicas, FakeChannelTasks(), KillPoints(set(), tmp_path))  # type: ignore[arg-type]
+    tasks = FakeChannelTasks()
+    killpoints = KillPoints(set(), tmp_path)
+    m = Membership(1, PEERS[0].address, replicas, tasks, killpoints, disk or Disk(tmp_path))  # type: ignore[arg-type]
     await m.create_local_peer(7, PEERS, active=True, await_snapshot=False)
     return m
 
@@ -44,3 +51,14 @@ async def test_a_write_off_refuses_what_it_never_replicated(tmp_path: Path) -> N
     await m.create_channel(7, PEERS[2], snapshot=True)  # added back later: a peer again
     assert replica(m).meta.written_off == []
     await replica(m).close()
+
+
+async def test_a_disk_past_its_flood_watermark_takes_no_new_replica(tmp_path: Path) -> None:
+    m = await membership(tmp_path, Disk(tmp_path, capacity=1))  # region 7 alone fills it
+    with pytest.raises(NodeError) as refused:
+        await m.create_local_peer(8, PEERS, active=False, await_snapshot=True)
+    assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "past its flood watermark (95%): it takes no new replica" in refused.value.message
+    assert m.replicas.find(8) is None
+    again = await m.create_local_peer(7, PEERS, active=True, await_snapshot=False)
+    assert not again.changed  # what it holds, it keeps

@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities.models import ClusterDescription, Peer, RegionDescription, ReplicaState
-from workflows.models import MigrationInput
+from activities.models import ClusterDescription, Disk, Peer, RegionDescription, ReplicaState
+from workflows.models import HIGH_WATERMARK, MigrationInput, Move
 from workflows.planning import InvalidRequest, plan_drain, plan_migration, plan_repair
 
 
@@ -87,9 +87,28 @@ def clusters(draw: st.DrawFn) -> ClusterDescription:
         holders=holders,
         unreachable=sorted(down),
         store_bytes=sizes,
+        disks={n: draw(disks()) for n in nodes if n not in down and draw(st.booleans())},
     )
 
 
+@st.composite
+def disks(draw: st.DrawFn) -> Disk:
+    """A disk of 1 to 40 GB, from empty to full (a node reporting none has room for all)."""
+    capacity = draw(st.integers(min_value=10**9, max_value=4 * 10**10))
+    return Disk(capacity=capacity, used=draw(st.integers(min_value=0, max_value=capacity)))
+
+
+def within_watermark(cluster: ClusterDescription, moves: list[Move]) -> None:
+    """No node the moves go to ends past the high watermark."""
+    taken: dict[int, int] = {}
+    for m in moves:
+        taken[m.to_node] = taken.get(m.to_node, 0) + m.store_bytes
+    for node, size in taken.items():
+        if (disk := cluster.disks.get(node)) is not None:
+            assert disk.used + size <= HIGH_WATERMARK * disk.capacity, (node, disk, size)
+
+
+@settings(deadline=None)
 @given(clusters())
 def test_a_drain_moves_every_region_off_the_node_and_never_doubles_a_replica(
     cluster: ClusterDescription,
@@ -97,8 +116,9 @@ def test_a_drain_moves_every_region_off_the_node_and_never_doubles_a_replica(
     try:
         moves = plan_drain(cluster, 1)
     except InvalidRequest as e:
-        assert "no node to move to" in str(e)
+        assert "no node to move to" in str(e) or "fits on no live node" in str(e)
         return
+    within_watermark(cluster, moves)
     on_1 = sorted(r for r, h in cluster.holders.items() if 1 in h)
     assert [m.region for m in moves] == on_1
     for m in moves:
@@ -159,3 +179,45 @@ def test_a_repair_says_which_regions_it_cannot_repair() -> None:
 def test_a_repair_of_a_node_that_answers_is_refused() -> None:
     with pytest.raises(InvalidRequest, match=r"node 2 answers.*drain it"):
         plan_repair(dead_node_cluster(), 2)
+
+
+@settings(deadline=None)
+@given(clusters(), st.data())
+def test_a_repair_never_doubles_a_replica_nor_fills_a_disk(
+    cluster: ClusterDescription, data: st.DataObject
+) -> None:
+    """Any node taken as dead: each of its regions is repaired onto a live non-peer that
+    stays under the watermark, or said unrepairable with why."""
+    dead = data.draw(st.sampled_from([n.node_id for n in cluster.nodes]))
+    cluster = cluster.model_copy(
+        update={
+            "unreachable": sorted({*cluster.unreachable, dead}),
+            "peers": {r: list(h) for r, h in cluster.holders.items()},
+            "holders": {r: [n for n in h if n != dead] for r, h in cluster.holders.items()},
+        }
+    )
+    moves, unrepairable = plan_repair(cluster, dead)
+    listed = sorted(r for r, peers in cluster.peers.items() if dead in peers)
+    assert sorted([m.region for m in moves] + list(unrepairable)) == listed
+    for m in moves:
+        assert m.to_node not in cluster.peers[m.region]
+        assert m.to_node not in cluster.unreachable
+        assert m.sources and set(m.sources) <= set(cluster.holders[m.region])
+    within_watermark(cluster, moves)
+
+
+def test_a_region_that_fits_nowhere_is_named_with_how_full_each_node_would_be() -> None:
+    cluster = ClusterDescription(
+        nodes=[peer(i) for i in (1, 2, 3, 4)],
+        holders={7: [1, 2, 3]},
+        store_bytes={7: 2 * 10**9},
+        disks={4: Disk(capacity=10 * 10**9, used=75 * 10**8)},
+    )
+    with pytest.raises(InvalidRequest) as refused:
+        plan_drain(cluster, 1)
+    assert str(refused.value) == (
+        "region 7 (2000.0 MB) fits on no live node under the 90% high watermark: "
+        "node 4 would be 95% full"
+    )
+    roomy = cluster.model_copy(update={"disks": {4: Disk(capacity=10 * 10**9, used=7 * 10**9)}})
+    assert [m.to_node for m in plan_drain(roomy, 1)] == [4]  # 90% exactly: it fits
