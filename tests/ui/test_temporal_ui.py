@@ -17,6 +17,7 @@ from protos import air_node_pb2 as pb
 from stack.processes import TemporalServer
 from tests.integration.test_workflows import activity_summaries
 from tests.support.cluster import HELD
+from tests.support.requirements import require
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.models import MigrationInput, Phase
@@ -38,13 +39,10 @@ REGION = 700  # no other test's: the UI lists every workflow of the session's se
 VIEWPORT_WIDTH = 1600  # the event history's summaries fit
 RENDERED_MS = 15_000  # how long the UI may take to load and render what a check looks for
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"no {CHROMIUM}: apt-get install chromium (.ci/run does)"
-)
-
 
 @pytest.fixture
 async def page() -> AsyncIterator[Page]:
+    require(None if CHROMIUM.exists() else f"no {CHROMIUM}: apt-get install chromium")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
