@@ -141,6 +141,7 @@ class Mover(Steered):
         self._waiting: list[Move] = []  # the moves not started yet, in plan order
         self._bytes = ByteCount()  # of the plan, kept as moves end: progress costs no scan
         self._busy: Counter[int] = Counter()  # node -> running moves it sends or receives
+        self._current: dict[int, Move] = {}  # running region -> its move (rerouted, maybe)
         self._sources: dict[int, int | None] = {}  # running region -> the node it copies from
         self._failed_destinations: dict[int, set[int]] = {}  # region -> nodes that failed it
 
@@ -166,7 +167,7 @@ class Mover(Steered):
             while (chosen := await self._next(settings)) is not None:
                 move, source = chosen
                 self._take(move, source)  # before the next choice: the bounds hold
-                started.append(asyncio.create_task(self._move(move, source, settings)))
+                started.append(asyncio.create_task(self._move(move, settings)))
             await asyncio.gather(*started)
         except asyncio.CancelledError:
             for task in started:  # each move is asked to cancel: it rolls back, or finishes
@@ -207,20 +208,22 @@ class Mover(Steered):
     def _take(self, move: Move, source: int | None) -> None:
         self._waiting.remove(move)
         self.state.running.append(move.region)
+        self._current[move.region] = move
+        self._sources[move.region] = source
         self._busy[move.to_node] += 1
         if source is not None:
             self._busy[source] += 1
 
-    async def _move(self, move: Move, source: int | None, settings: MoveSettings) -> None:
+    async def _move(self, move: Move, settings: MoveSettings) -> None:
         s = self.state
         try:
-            result = await self._ride_through(move, source, settings)
+            result = await self._ride_through(move.region, settings)
             s.done.append(move.region)
             self._bytes.moved += move.store_bytes
             if settings.keep_outcomes:
                 s.outcomes[move.region] = result.remove.message if result.remove else ""
         except _SetAside:
-            self._waiting.append(self._planned(move.region))
+            self._waiting.append(self._current[move.region])
         except MoveFailed as e:
             s.failed[move.region] = str(e)
             self._bytes.gone += move.store_bytes
@@ -228,20 +231,17 @@ class Mover(Steered):
             s.running.remove(move.region)
             s.stalled.pop(move.region, None)
             s.waiting.pop(move.region, None)
-            self._release(self._planned(move.region), self._sources.pop(move.region, source))
+            self._release(self._current.pop(move.region), self._sources.pop(move.region))
             self.show()
 
-    async def _ride_through(
-        self, move: Move, source: int | None, settings: MoveSettings
-    ) -> MigrationResult:
-        """The move's migration; refused for a node that does not answer, tried again for up to
+    async def _ride_through(self, region: int, settings: MoveSettings) -> MigrationResult:
+        """The region's move; refused for a node that does not answer, tried again for up to
         `down_timeout_s`; then, or once its addition failed, rerouted as `settings` say."""
-        region, replans = move.region, 0
-        self._sources[region] = source
+        replans = 0
         waited_since: float | None = None
         delay = RETRY_FIRST_S
         while True:
-            move = self._planned(region)
+            move = self._current[region]
             try:
                 return await self._migrate(move, self._sources[region], settings)
             except ChildWorkflowError as e:
@@ -308,6 +308,7 @@ class Mover(Steered):
         s = self.state
         self._release(move, self._sources[move.region])
         s.planned = [elsewhere if m.region == move.region else m for m in s.planned]
+        self._current[move.region] = elsewhere
         source = min(elsewhere.sources, key=lambda n: (self._busy[n], n))
         self._sources[move.region] = source
         self._busy[elsewhere.to_node] += 1
@@ -316,9 +317,6 @@ class Mover(Steered):
             f"node {move.to_node} did not take it: to node {elsewhere.to_node} instead"
         )
         self.show()
-
-    def _planned(self, region: int) -> Move:
-        return next(m for m in self.state.planned if m.region == region)
 
     def _release(self, move: Move, source: int | None) -> None:
         self._busy[move.to_node] -= 1
