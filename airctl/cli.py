@@ -31,6 +31,7 @@ from airctl.changes import (
 from airctl.config import UserError
 from airctl.context import Ctl
 from airctl.data import (
+    ACKS,
     cmd_digest,
     cmd_load,
     cmd_node_forget,
@@ -193,7 +194,7 @@ def parser() -> argparse.ArgumentParser:
     for c in (write, load):
         c.add_argument(
             "--acks",
-            choices=["one", "quorum", "all"],
+            choices=list(ACKS),
             default="one",
             help="replicas that must apply each write before it is acknowledged (default one)",
         )

@@ -68,9 +68,12 @@ async def region_holders(ctl: Ctl, region: int) -> Holders:
     return Holders(region, live, down)
 
 
+ACKS = {"one": pb.ACKS_ONE, "quorum": pb.ACKS_QUORUM, "all": pb.ACKS_ALL}
+
+
 def _acks(ctl: Ctl) -> pb.Acks:
     """--acks one|quorum|all: the acknowledgement level of every write."""
-    return pb.Acks(pb.Acks.Value(f"ACKS_{ctl.args.acks.upper()}"))
+    return ACKS[ctl.args.acks]
 
 
 def _warn_down(ctl: Ctl, holders: Holders) -> None:

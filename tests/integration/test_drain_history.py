@@ -121,9 +121,12 @@ async def runs_of(client: Client, workflow_id: str) -> list[tuple[WorkflowExecut
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)
-async def test_a_drain_of_10000_moves_keeps_every_run_under_2000_events(client: Client) -> None:
-    regions = 10_000
+@pytest.mark.timeout(600)
+async def test_a_drain_of_2500_moves_keeps_every_run_under_2000_events(client: Client) -> None:
+    """About 150 moves a run at most 50 at once: it continues as new a dozen times or more.
+    (10,000 moves took four times as long and proved nothing more: no run grows with the
+    number of moves; bench/drain.py drains more.)"""
+    regions = 2_500
     request = DrainInput(node=1, max_concurrent=50, max_per_node=50)
     async with worker_with_stubs(client, regions) as worker:
         handle = await drain(client, worker, request)
@@ -136,7 +139,7 @@ async def test_a_drain_of_10000_moves_keeps_every_run_under_2000_events(client: 
     assert {m.to_node for m in result.moved} == {4}
     runs = await runs_of(client, handle.id)
     assert max(events for _, events in runs) < HISTORY_LIMIT, runs
-    assert len(runs) > regions // 1_000, runs  # it did continue as new, many times
+    assert len(runs) >= 10, runs  # it did continue as new, many times
     moves = await client.count_workflows(
         f"WorkflowType = 'RegionMigrationWorkflow' AND TaskQueue = '{worker.task_queue}'"
     )

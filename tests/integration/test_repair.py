@@ -116,6 +116,7 @@ async def test_survivors_that_applied_different_prefixes_of_the_dead_nodes_write
     stack.start_worker()
     handle = await stack.operation(RepairInput(node=3))
     move = stack.client.get_workflow_handle(region_workflow_id(DIVERGED))
+    stack.handles.append(move)  # its history, with the catch-up, for the replay test
     await eventually(
         lambda: stack.progress(move),
         lambda p: p.phase == Phase.CATCHING_UP,
