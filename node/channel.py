@@ -155,11 +155,12 @@ class Channel:
         self.replica.notify()
 
     async def _send_snapshot(self, stub: rpc.AirNodeStub) -> None:
-        store = self.replica.store
-        assert store is not None
-        path = self.replica.path / f"snapshot.out.{self.receiver_id}"
-        chunks = snapshot_chunks(store, path, self.replica.region, self.replica.node_id)
-        reply = await stub.InstallSnapshot(self._counted(chunks))
+        view = await self.replica.hold_view()
+        try:
+            chunks = snapshot_chunks(view, self.replica.region, self.replica.node_id)
+            reply = await stub.InstallSnapshot(self._counted(chunks))
+        finally:
+            view.release()
         log.info("%s: snapshot of %d bytes, installed=%s", self.name, reply.bytes, reply.installed)
 
     async def _counted(

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from node.acks import Acknowledgements
 from node.files import atomic_write, fsync_dir
-from node.store import OriginBatch, Row, Store, SyncMode
+from node.store import HeldView, OriginBatch, Row, Store, SyncMode
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -179,6 +179,11 @@ class Replica:
         finally:
             self._flushing = False
             self.notify()  # a leaving replica's channels wait for this: done_writing()
+
+    async def hold_view(self) -> HeldView:
+        """The store's main file held as a consistent copy (`Store.hold_view`), taken on the
+        writer's thread so that no write commits while it is made."""
+        return await self._run(self._store().hold_view)
 
     async def apply_remote(self, origin: int, batch: OriginBatch) -> int:
         return await self._run(self._store().apply_remote, origin, batch)

@@ -1,10 +1,15 @@
 """Snapshots: a consistent copy of a region's store, shipped whole in large chunks.
 
 The source ships history as whole data files and streams only recent writes; this is the
-analogue. The sender copies its store with SQLite's backup API (readers never block the
-writer, and the copy carries the applied vector it is consistent with). The receiver writes
-the chunks to a side file, checks the sha256, makes it durable, and installs the file with one
-rename: a crash mid-install leaves no half store, and the sender sends it again.
+analogue. The sender sends its store's main file as it reads it, with no copy on its own disk:
+the file is held as a consistent state while it is read (`Store.hold_view`: every write
+checkpointed into it, then a read transaction that keeps later checkpoints out of it), and it
+carries the applied vector it is consistent with. Writes go on meanwhile, into the log. (An
+earlier version first copied the store with SQLite's backup API, then sent the copy: every
+byte was written twice on the sender's disk, and nothing was sent until the copy was whole.)
+The receiver writes the chunks to a side file, checks the sha256, makes it durable, and
+installs the file with one rename: a crash mid-install leaves no half store, and the sender
+sends it again.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from node.files import fsync_dir
-from node.store import Store
+from node.store import HeldView
 from protos import air_node_pb2 as pb
 
 CHUNK_BYTES = 1024 * 1024
@@ -27,30 +32,29 @@ class ChecksumMismatch(Exception):
 
 
 async def snapshot_chunks(
-    store: Store, path: Path, region: int, sender: int
+    view: HeldView, region: int, sender: int
 ) -> AsyncIterator[pb.SnapshotChunk]:
-    """Copy `store` to `path` and yield it in chunks, the sha256 on the last one."""
-    await asyncio.to_thread(store.backup_to, path)
+    """The held file in chunks, as it is read, the sha256 of the whole on the last one."""
     digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:  # noqa: ASYNC230 (opening is instant; reads are threaded)
-            data = await asyncio.to_thread(f.read, CHUNK_BYTES)
-            while True:
-                following = await asyncio.to_thread(f.read, CHUNK_BYTES)
-                digest.update(data)
-                last = not following
-                yield pb.SnapshotChunk(
-                    region=region,
-                    sender=sender,
-                    data=data,
-                    last=last,
-                    sha256=digest.hexdigest() if last else "",
-                )
-                if last:
-                    return
-                data = following
-    finally:
-        path.unlink(missing_ok=True)  # noqa: ASYNC240 (an unlink does not wait on the disk)
+    left = view.size
+    with open(view.path, "rb") as f:  # noqa: ASYNC230 (opening is instant; reads are threaded)
+        data = await asyncio.to_thread(f.read, min(CHUNK_BYTES, left))
+        left -= len(data)
+        while True:
+            following = await asyncio.to_thread(f.read, min(CHUNK_BYTES, left)) if left else b""
+            left -= len(following)
+            digest.update(data)
+            last = not following
+            yield pb.SnapshotChunk(
+                region=region,
+                sender=sender,
+                data=data,
+                last=last,
+                sha256=digest.hexdigest() if last else "",
+            )
+            if last:
+                return
+            data = following
 
 
 class IncomingSnapshot:

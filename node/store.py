@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,23 @@ _SET_APPLIED = """
 INSERT INTO applied (origin, seq) VALUES (?, ?)
 ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq
 """
+
+
+# A checkpoint for a snapshot waits out readers of an older state this many times (10 ms each).
+_CHECKPOINT_TRIES = 500
+
+
+@dataclass
+class HeldView:
+    """A store's main file held as a consistent copy: read `size` bytes of `path`, then
+    `release()`."""
+
+    conn: sqlite3.Connection
+    path: Path
+    size: int
+
+    def release(self) -> None:
+        self.conn.close()  # the read ends; checkpoints go on
 
 
 class GapError(Exception):
@@ -166,15 +184,27 @@ class Store:
         self._applied[origin] = batch.upto
         return batch.upto
 
-    def backup_to(self, target: Path) -> None:
-        """Write a consistent copy of the store to `target` (readers do not block the writer)."""
-        src = self.reader()
-        dst = sqlite3.connect(target)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
+    def hold_view(self) -> HeldView:
+        """The main file made a consistent copy of the store, and kept so while the view is
+        held. Call it from the writer's thread: no write may commit in between.
+
+        Every committed write is first checkpointed into the main file (the write-ahead log
+        emptied), then a read transaction begins on that state. While it stays open, a
+        checkpoint copies into the main file no frame newer than it, so the file stays exactly
+        that state, and its bytes can be sent as they are read: no second copy on disk. New
+        writes go on into the log meanwhile.
+        """
+        for _ in range(_CHECKPOINT_TRIES):
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                break
+            time.sleep(0.01)  # a reader holds an older state: it ends within milliseconds
+        else:
+            raise RuntimeError(f"{self.path}: the log could not be checkpointed for a snapshot")
+        conn = self.reader()
+        conn.execute("BEGIN")
+        conn.execute("SELECT count(*) FROM applied").fetchone()  # the read begins here
+        return HeldView(conn, self.path, self.path.stat().st_size)
 
 
 def fetch_origin(conn: sqlite3.Connection, origin: int, after: int, limit: int) -> OriginBatch:

@@ -67,12 +67,22 @@ def test_a_seq_larger_than_the_limit_is_sent_whole(store: Store) -> None:
     assert (batch.upto, len(batch.rows)) == (1, 5)
 
 
-def test_backup_is_consistent_with_its_applied_vector(store: Store, tmp_path: Path) -> None:
+def test_a_held_view_stays_the_state_it_was_taken_at(store: Store, tmp_path: Path) -> None:
+    """The main file, read while the view is held, is the store as of the view, with its
+    applied vector; writes after it, checkpointed or not, stay out of it until it is released."""
     store.write_local(1, [[("a", 1, 1.0)], [("a", 2, 2.0)]])
-    store.backup_to(tmp_path / "copy.db")
+    expected = digest(store.reader())
+    view = store.hold_view()
+    for t in range(3, 3000):  # enough to trigger automatic checkpoints
+        store.write_local(1, [[("a", t, float(t))]])
+    store._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    (tmp_path / "copy.db").write_bytes(view.path.read_bytes()[: view.size])
+    view.release()
     copy = sqlite3.connect(tmp_path / "copy.db")
     assert applied_vector(copy) == {1: 2}
-    assert digest(copy) == digest(store.reader())
+    assert digest(copy) == expected
+    store.hold_view().release()  # released, later checkpoints reach the file again
+    assert applied_vector(store.reader()) == {1: 2999}
 
 
 def test_reopened_store_resumes_its_seqs(tmp_path: Path) -> None:
