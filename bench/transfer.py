@@ -1,9 +1,10 @@
-"""How fast a new replica of a 1,000,000-point region becomes complete.
+"""How fast a new replica of a region (1,000,000 points by default) becomes complete.
 
 Prints JSON: the snapshot transfer (the coordinator's channel to a new peer) as points/s and
-store bytes/s, beside, in the same run, the same region streamed point by point (a plain
-channel), the node's own batched ingest rate, and this machine's sequential disk write rate.
-Run: `python bench/transfer.py [--points N]`.
+store bytes/s, beside, in the same run, the physical floor (`cp` of the store's files and an
+fsync, `copy_floor_s`), the same region streamed point by point (a plain channel), the node's
+own batched ingest rate, and this machine's sequential disk write rate.
+Run: `python bench/transfer.py [--points N]` (24,000,000 points make a store of about 1 GB).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +43,18 @@ def disk_write_rate(directory: Path, total: int = 512 * 1024 * 1024) -> float:
     elapsed = time.perf_counter() - start
     path.unlink()
     return total / elapsed
+
+
+def copy_floor(files: list[Path], directory: Path) -> float:
+    """Seconds to `cp` the files into `directory` and fsync them there: the physical floor of
+    making a replica of them on this disk."""
+    directory.mkdir()
+    began = time.perf_counter()
+    subprocess.run(["cp", *map(str, files), str(directory)], check=True)
+    subprocess.run(["sync", *(str(directory / f.name) for f in files)], check=True)
+    elapsed = time.perf_counter() - began
+    shutil.rmtree(directory)
+    return elapsed
 
 
 async def ingest(clients: NodeClients, node: NodeProcess, points: int) -> float:
@@ -95,9 +110,9 @@ async def main(points: int) -> dict[str, object]:
                 )
             )
             ingest_rate = await ingest(clients, source, points)
-            store_bytes = sum(
-                f.stat().st_size for f in (root / "n1" / "region_1").glob("store.db*")
-            )
+            files = sorted((root / "n1" / "region_1").glob("store.db*"))
+            store_bytes = sum(f.stat().st_size for f in files)
+            floor = copy_floor(files, root / "floor")
             results = {}
             for node_id, mode, snapshot in ((2, "snapshot", True), (3, "streamed", False)):
                 new = NodeProcess(node_id, root / f"n{node_id}").start()
@@ -117,11 +132,14 @@ async def main(points: int) -> dict[str, object]:
     return {
         "points": points,
         "store_bytes": store_bytes,
+        "copy_floor_s": round(floor, 3),
         "new_replica_snapshot": snap,
         "new_replica_streamed": results["streamed"],
         "local_ingest_points_per_s": round(ingest_rate),
         "disk_seq_write_mb_per_s": round(disk / 1e6, 1),
         "ratios": {
+            "snapshot_vs_copy_floor": round(snap["seconds"] / floor, 2),
+            "streamed_vs_local_ingest": round(results["streamed"]["points_per_s"] / ingest_rate, 2),
             "snapshot_vs_streamed": round(results["streamed"]["seconds"] / snap["seconds"], 2),
             "snapshot_points_vs_local_ingest": round(snap["points_per_s"] / ingest_rate, 2),
             "snapshot_store_bytes_vs_disk_write": round(snap["store_mb_per_s"] * 1e6 / disk, 2),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from workflows.models import AutopilotState
 from workflows.watch import Watch
 
@@ -60,3 +63,46 @@ def test_a_node_being_drained_is_left_to_its_drain() -> None:
     w.observe(down(3), {3}, at(0))
     assert w.observe(down(3), {3}, at(600)) == []
     assert w.observe(down(3), set(), at(601)) == [3]  # its drain ended: now it is repaired
+
+
+@st.composite
+def probe_runs(draw: st.DrawFn) -> list[tuple[float, dict[int, bool], set[int]]]:
+    """Probes a second to a minute apart over 1 to 4 nodes, each up or down at each probe
+    (one node, all down, flapping: all reachable), some nodes being drained."""
+    nodes = list(range(1, draw(st.integers(1, 4)) + 1))
+    now, runs = 0.0, []
+    for _ in range(draw(st.integers(1, 30))):
+        now += draw(st.floats(1, 60))
+        up = {n: draw(st.booleans()) for n in nodes}
+        draining = set(draw(st.lists(st.sampled_from(nodes), max_size=len(nodes))))
+        runs.append((now, up, draining))
+    return runs
+
+
+@settings(deadline=None, max_examples=300)
+@given(probe_runs())
+def test_only_a_lone_node_down_for_dead_after_and_not_draining_is_repaired_once_a_spell(
+    runs: list[tuple[float, dict[int, bool], set[int]]],
+) -> None:
+    w = watch()
+    repaired: list[int] = []  # in their current spell down
+    since: dict[int, float] = {}  # node -> when it was first seen down, this spell
+    for now, up, draining in runs:
+        for n, answers in up.items():
+            if answers:
+                since.pop(n, None)
+                repaired = [r for r in repaired if r != n]  # back: a later death is a new one
+            else:
+                since.setdefault(n, now)
+        started = w.observe(up, draining, at(now))
+        for node in started:
+            assert len(since) == 1, (since, started)  # never while more than one is down
+            assert now - since[node] >= w.state.dead_after_s
+            assert node not in draining and node not in repaired
+        repaired += started
+        if len(since) == 1:  # a lone node down long enough, not drained: it is repaired
+            ((node, down_at),) = since.items()
+            if now - down_at >= w.state.dead_after_s and node not in draining:
+                assert node in repaired, (node, now, w.state)
+        for node in started:  # each repair ends at once, the node still down
+            w.repair_ended(node, "done", at(now))
