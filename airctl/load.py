@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 
+from node.columns import to_columns
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
 
@@ -105,11 +106,7 @@ class LoadWriter:
     async def write_batch(self, size: int) -> bool:
         first = self._next_ts
         rows = [(self.series, t, value_of(t)) for t in range(first, first + size)]
-        request = pb.WriteRequest(
-            region=self.region,
-            points=[pb.Point(series=s, timestamp=t, value=v) for s, t, v in rows],
-            acks=self.acks,
-        )
+        request = pb.WriteRequest(region=self.region, columns=to_columns(rows), acks=self.acks)
         targets, turn = list(self.targets), next(self._turn)
         for i in range(len(targets)):
             try:

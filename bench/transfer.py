@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from node.client import NodeClients
+from node.columns import to_columns
 from protos import air_node_pb2 as pb
 from stack.processes import NodeProcess
 
@@ -64,11 +65,8 @@ async def ingest(clients: NodeClients, node: NodeProcess, points: int) -> float:
 
     async def one(start: int) -> None:
         async with sem:
-            rows = [
-                pb.Point(series=f"s{t % 100}", timestamp=t, value=float(t))
-                for t in range(start, min(start + BATCH, points))
-            ]
-            await stub.Write(pb.WriteRequest(region=REGION, points=rows))
+            rows = [(f"s{t % 100}", t, float(t)) for t in range(start, min(start + BATCH, points))]
+            await stub.Write(pb.WriteRequest(region=REGION, columns=to_columns(rows)))
 
     began = time.perf_counter()
     await asyncio.gather(*(one(s) for s in range(0, points, BATCH)))

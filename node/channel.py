@@ -17,6 +17,7 @@ import grpc
 
 from node.backoff import Backoff
 from node.client import NodeClients
+from node.columns import from_columns, to_columns
 from node.metrics import METRICS
 from node.replica import ChannelState, Replica, channel_name
 from node.snapshot import snapshot_chunks
@@ -56,6 +57,7 @@ class Channel:
         self.throttle = throttle or Throttle()
         self.name = channel_name(replica.region, replica.node_id, receiver_id)
         self._task: asyncio.Task[None] | None = None
+        self._columnar = False  # the receiver takes columns: it says so on every reply
 
     @property
     def state(self) -> ChannelState:
@@ -134,7 +136,7 @@ class Channel:
                     return
                 await self.replica.wait_changed(IDLE_WAIT_S, since=changed)
                 continue
-            request = pb.TransferRequest(batch=to_proto(batch))
+            request = pb.TransferRequest(batch=to_proto(batch, self._columnar))
             await self.throttle.acquire(request.ByteSize())
             METRICS.transfer_bytes.labels(region=self.replica.region).inc(request.ByteSize())
             acked = self._acknowledge(await exchange(call, request))
@@ -142,6 +144,7 @@ class Channel:
     def _acknowledge(self, reply: pb.TransferReply) -> int:
         acked = reply.applied.get(self.replica.node_id, 0)
         self.state.acked = acked
+        self._columnar = reply.columnar
         self.replica.acks.record(self.receiver_id, acked, reply.active)
         lag = max(self.replica.max_assigned() - acked, 0)
         METRICS.sync_lag.labels(region=self.replica.region, receiver=self.receiver_id).set(lag)
@@ -182,7 +185,14 @@ async def exchange(call: TransferCall, request: pb.TransferRequest) -> pb.Transf
     return reply
 
 
-def to_proto(batch: OriginBatch) -> pb.TransferBatch:
+def to_proto(batch: OriginBatch, columnar: bool) -> pb.TransferBatch:
+    """The batch as columns, or as one Point a point for a receiver that takes no columns
+    (a node of an earlier build)."""
+    if columnar:
+        columns = to_columns(batch.rows)
+        return pb.TransferBatch(
+            after=batch.after, upto=batch.upto, seqs=batch.seqs, columns=columns
+        )
     return pb.TransferBatch(
         after=batch.after,
         upto=batch.upto,
@@ -194,20 +204,16 @@ def to_proto(batch: OriginBatch) -> pb.TransferBatch:
 def from_proto(batch: pb.TransferBatch) -> OriginBatch:
     """The batch a sender sent; `ValueError` unless its seqs run, in order, in (after, upto]."""
     seqs = list(batch.seqs)
-    if len(seqs) != len(batch.points):
-        raise ValueError(f"{len(seqs)} seqs for {len(batch.points)} points")
+    rows = from_columns(batch.columns) + [(p.series, p.timestamp, p.value) for p in batch.points]
+    if len(seqs) != len(rows):
+        raise ValueError(f"{len(seqs)} seqs for {len(rows)} points")
     if batch.upto < batch.after:
         raise ValueError(f"it ends at seq {batch.upto}, before it starts after {batch.after}")
     if seqs and not (batch.after < seqs[0] and seqs[-1] <= batch.upto):
         raise ValueError(f"seqs {seqs[0]}..{seqs[-1]} outside ({batch.after}, {batch.upto}]")
     if seqs != sorted(seqs):
         raise ValueError("seqs out of order")
-    return OriginBatch(
-        after=batch.after,
-        upto=batch.upto,
-        seqs=seqs,
-        rows=[(p.series, p.timestamp, p.value) for p in batch.points],
-    )
+    return OriginBatch(after=batch.after, upto=batch.upto, seqs=seqs, rows=rows)
 
 
 def _describe(e: Exception) -> str:

@@ -84,11 +84,11 @@ async def forward_origin(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"node {receiver.node_id} awaits a snapshot of region {replica.region}",
             )
-        acked = reply.applied.get(origin, 0)
+        acked, columnar = reply.applied.get(origin, 0), reply.columnar
         ends = time.monotonic() + SLICE_S
         while acked < upto and time.monotonic() < ends:
             batch = await asyncio.to_thread(store.query, fetch_origin, origin, acked, batch_points)
-            request = pb.TransferRequest(batch=to_proto(batch))
+            request = pb.TransferRequest(batch=to_proto(batch, columnar))
             await throttle.acquire(request.ByteSize())
             acked = (await exchange(call, request)).applied.get(origin, 0)
             sent += len(batch.seqs)

@@ -11,6 +11,7 @@ import grpc
 
 from node.acks import Level
 from node.channel import from_proto
+from node.columns import from_columns
 from node.errors import NodeError
 from node.identity import require_node
 from node.inbound import Inbound
@@ -194,7 +195,11 @@ class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"a write of {size} bytes is over the {MAX_WRITE_BYTES} byte limit: split it",
             )
-        rows = [(p.series, p.timestamp, p.value) for p in request.points]
+        try:
+            columns = from_columns(request.columns)
+        except ValueError as e:
+            raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, f"malformed columns: {e}") from e
+        rows = [(p.series, p.timestamp, p.value) for p in request.points] + columns
         remaining = context.time_remaining()
         # answer a little before the caller's deadline, so it reads why rather than a timeout
         patience = DEFAULT_ACK_WAIT_S if remaining is None else max(remaining * 0.9 - 0.05, 0)
@@ -338,7 +343,10 @@ def _level(acks: int) -> Level:
 
 def _transfer_reply(inbound: Inbound) -> pb.TransferReply:
     return pb.TransferReply(
-        installed=inbound.installed, applied=inbound.applied(), active=inbound.active
+        installed=inbound.installed,
+        applied=inbound.applied(),
+        active=inbound.active,
+        columnar=True,
     )
 
 

@@ -34,6 +34,18 @@ class Point(_message.Message):
     value: float
     def __init__(self, series: _Optional[str] = ..., timestamp: _Optional[int] = ..., value: _Optional[float] = ...) -> None: ...
 
+class Columns(_message.Message):
+    __slots__ = ("series", "series_index", "timestamps", "values")
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    SERIES_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    series: _containers.RepeatedScalarFieldContainer[str]
+    series_index: _containers.RepeatedScalarFieldContainer[int]
+    timestamps: _containers.RepeatedScalarFieldContainer[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, series: _Optional[_Iterable[str]] = ..., series_index: _Optional[_Iterable[int]] = ..., timestamps: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class MembershipReply(_message.Message):
     __slots__ = ("changed", "message")
     CHANGED_FIELD_NUMBER: _ClassVar[int]
@@ -192,14 +204,16 @@ class ReleaseStatusReply(_message.Message):
     def __init__(self, released: _Optional[bool] = ..., exists: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class WriteRequest(_message.Message):
-    __slots__ = ("region", "points", "acks")
+    __slots__ = ("region", "points", "acks", "columns")
     REGION_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     ACKS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     region: int
     points: _containers.RepeatedCompositeFieldContainer[Point]
     acks: Acks
-    def __init__(self, region: _Optional[int] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., acks: _Optional[_Union[Acks, str]] = ...) -> None: ...
+    columns: Columns
+    def __init__(self, region: _Optional[int] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., acks: _Optional[_Union[Acks, str]] = ..., columns: _Optional[_Union[Columns, _Mapping]] = ...) -> None: ...
 
 class WriteReply(_message.Message):
     __slots__ = ("origin", "seq", "count", "applied_by")
@@ -298,16 +312,18 @@ class ListRegionsReply(_message.Message):
     def __init__(self, node_id: _Optional[int] = ..., regions: _Optional[_Iterable[_Union[RegionInfo, _Mapping]]] = ..., next_after: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., disk_used: _Optional[int] = ...) -> None: ...
 
 class TransferBatch(_message.Message):
-    __slots__ = ("after", "upto", "seqs", "points")
+    __slots__ = ("after", "upto", "seqs", "points", "columns")
     AFTER_FIELD_NUMBER: _ClassVar[int]
     UPTO_FIELD_NUMBER: _ClassVar[int]
     SEQS_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     after: int
     upto: int
     seqs: _containers.RepeatedScalarFieldContainer[int]
     points: _containers.RepeatedCompositeFieldContainer[Point]
-    def __init__(self, after: _Optional[int] = ..., upto: _Optional[int] = ..., seqs: _Optional[_Iterable[int]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+    columns: Columns
+    def __init__(self, after: _Optional[int] = ..., upto: _Optional[int] = ..., seqs: _Optional[_Iterable[int]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., columns: _Optional[_Union[Columns, _Mapping]] = ...) -> None: ...
 
 class TransferHello(_message.Message):
     __slots__ = ("region", "sender", "origin")
@@ -328,7 +344,7 @@ class TransferRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[TransferHello, _Mapping]] = ..., batch: _Optional[_Union[TransferBatch, _Mapping]] = ...) -> None: ...
 
 class TransferReply(_message.Message):
-    __slots__ = ("installed", "applied", "active")
+    __slots__ = ("installed", "applied", "active", "columnar")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -339,10 +355,12 @@ class TransferReply(_message.Message):
     INSTALLED_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    COLUMNAR_FIELD_NUMBER: _ClassVar[int]
     installed: bool
     applied: _containers.ScalarMap[int, int]
     active: bool
-    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ...) -> None: ...
+    columnar: bool
+    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ..., columnar: _Optional[bool] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
     __slots__ = ("region", "sender", "data", "last", "sha256")

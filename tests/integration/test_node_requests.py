@@ -86,6 +86,25 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
         grpc.StatusCode.INVALID_ARGUMENT,
         "acks 7 is not a level",
     ),
+    "write with columns that do not pair up": (
+        lambda s, c: s.Write(
+            pb.WriteRequest(
+                region=REGION, columns=pb.Columns(series=["a"], series_index=[0], timestamps=[1])
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "malformed columns: columns of 1 series indexes, 1 timestamps and 0 values",
+    ),
+    "write with a column naming no series": (
+        lambda s, c: s.Write(
+            pb.WriteRequest(
+                region=REGION,
+                columns=pb.Columns(series=["a"], series_index=[1], timestamps=[1], values=[1.0]),
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "a series index past the 1 series named",
+    ),
     "empty write": (
         lambda s, c: s.Write(pb.WriteRequest(region=REGION)),
         grpc.StatusCode.INVALID_ARGUMENT,
