@@ -18,7 +18,9 @@ async def eventually(
     what: str = "condition",
     max_delay: float = 0.2,
 ) -> T:
-    """Poll `probe` (20 ms, backing off to `max_delay`) until `check` holds; else fail."""
+    """Poll `probe` (20 ms, backing off to `max_delay`) until `check` holds; else fail, with
+    what the probe last returned or raised. A probe that raises a programming error (a wrong
+    name or type) fails at once: that is a broken probe, not "not yet"."""
     deadline = time.monotonic() + timeout
     delay = 0.02
     last: object = None
@@ -27,7 +29,7 @@ async def eventually(
             last = await probe()
             if check(last):
                 return last
-        except AssertionError:  # a failed assertion is a verdict, not "not yet"
+        except (AssertionError, TypeError, AttributeError, NameError):  # verdicts and bugs
             raise
         except Exception as e:  # a node restarting answers with errors for a moment
             last = e
