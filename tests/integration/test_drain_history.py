@@ -139,7 +139,7 @@ async def test_a_drain_of_2500_moves_keeps_every_run_under_2000_events(client: C
     assert {m.to_node for m in result.moved} == {4}
     runs = await runs_of(client, handle.id)
     assert max(events for _, events in runs) < HISTORY_LIMIT, runs
-    assert len(runs) >= 10, runs  # it did continue as new, many times
+    assert len(runs) >= 5, runs  # it did continue as new, many times
     moves = await client.count_workflows(
         f"WorkflowType = 'RegionMigrationWorkflow' AND TaskQueue = '{worker.task_queue}'"
     )
