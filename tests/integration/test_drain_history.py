@@ -123,7 +123,7 @@ async def runs_of(client: Client, workflow_id: str) -> list[tuple[WorkflowExecut
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_a_drain_of_2500_moves_keeps_every_run_under_2000_events(client: Client) -> None:
-    """About 150 moves a run at most 50 at once: it continues as new a dozen times or more.
+    """About 300 moves a run, 50 at once: it continues as new several times.
     (10,000 moves took four times as long and proved nothing more: no run grows with the
     number of moves; bench/drain.py drains more.)"""
     regions = 2_500
