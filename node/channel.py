@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 TransferCall = grpc.aio.StreamStreamCall[pb.TransferRequest, pb.TransferReply]
 
 BATCH_POINTS = 20_000
+# Batches sent and not yet answered: one overlaps the sender's read with the receiver's apply.
+WINDOW = 2
 # An idle channel sleeps until its replica changes (a write, a flag, an installed snapshot all
 # notify); it also looks again after this long, as a safety net. Polling every second cost a
 # node holding hundreds of regions most of a core; every 30 s, 6% of one at 1,000 regions
@@ -120,26 +122,38 @@ class Channel:
         return self._acknowledge(reply)
 
     async def _stream(self, call: TransferCall, acked: int) -> None:
+        """Send batches after `acked`, up to WINDOW unanswered: the next is read and sent while
+        the receiver applies the last. A batch follows the one sent before it, so the receiver
+        applies them in order; after any failure the next session starts from its answer."""
         store = self.replica.store
         assert store is not None
+        sent, in_flight = acked, 0
         while self.state.status == "RUNNING":
             # asked before the query: a write committing during it would be missed by it, and
             # this channel stopped one write short (seen: a removal waiting for ever)
             changed = self.replica.changes()
             done_writing = self.replica.done_writing()
-            batch = await asyncio.to_thread(
-                store.query, fetch_origin, self.replica.node_id, acked, self.batch_points
-            )
-            if batch.upto <= acked:
-                if done_writing:
-                    self._finish_draining()
-                    return
-                await self.replica.wait_changed(IDLE_WAIT_S, since=changed)
+            if in_flight < WINDOW:
+                batch = await asyncio.to_thread(
+                    store.query, fetch_origin, self.replica.node_id, sent, self.batch_points
+                )
+                if batch.upto > sent:
+                    request = pb.TransferRequest(batch=to_proto(batch, self._columnar))
+                    await self.throttle.acquire(request.ByteSize())
+                    METRICS.transfer_bytes.labels(region=self.replica.region).inc(
+                        request.ByteSize()
+                    )
+                    await call.write(request)
+                    sent, in_flight = batch.upto, in_flight + 1
+                    continue
+            if in_flight:
+                self._acknowledge(await read_reply(call))
+                in_flight -= 1
                 continue
-            request = pb.TransferRequest(batch=to_proto(batch, self._columnar))
-            await self.throttle.acquire(request.ByteSize())
-            METRICS.transfer_bytes.labels(region=self.replica.region).inc(request.ByteSize())
-            acked = self._acknowledge(await exchange(call, request))
+            if done_writing:  # nothing new, nothing unanswered
+                self._finish_draining()
+                return
+            await self.replica.wait_changed(IDLE_WAIT_S, since=changed)
 
     def _acknowledge(self, reply: pb.TransferReply) -> int:
         acked = reply.applied.get(self.replica.node_id, 0)
@@ -178,6 +192,11 @@ class Channel:
 async def exchange(call: TransferCall, request: pb.TransferRequest) -> pb.TransferReply:
     """Send one request of a transfer stream and read its answer."""
     await call.write(request)
+    return await read_reply(call)
+
+
+async def read_reply(call: TransferCall) -> pb.TransferReply:
+    """The receiver's answer to the oldest request not yet answered."""
     reply = await call.read()
     if reply is grpc.aio.EOF:  # type: ignore[attr-defined]
         raise ConnectionError("receiver closed the transfer stream")
