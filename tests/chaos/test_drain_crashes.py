@@ -13,7 +13,7 @@ from temporalio.service import RPCError
 
 from airctl.load import LoadWriter as Writer
 from tests.support.chaos import restart
-from tests.support.cluster import Cluster
+from tests.support.cluster import HELD, Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.temporal_container import TemporalContainer
@@ -26,16 +26,16 @@ from workflows.models import DrainInput, DrainResult, MovesProgress, Phase
 
 pytestmark = pytest.mark.slow
 REGIONS = [571, 572, 573, 574]
-PRELOAD = 20_000  # a few MB each: at 0.5 MB/s a move's snapshot takes seconds
+PRELOAD = 20_000  # points in each region
+SENDERS = [1, 2, 3]  # the regions' holders: every snapshot and channel of a move starts here
 
 
 async def regions_under_load(
     cluster: Cluster, nodes: int = 4, regions: list[int] = REGIONS
 ) -> Writer:
-    """Nodes 1-4 (or more; throttled), the regions on 1-3 preloaded, and a writer on the
-    first."""
+    """Nodes 1-4 (or more), the regions on 1-3 preloaded, and a writer on the first."""
     for i in range(1, nodes + 1):
-        cluster.add_node(i, extra_args=["--transfer-rate-limit", "0.5"])
+        cluster.add_node(i)
     for region in regions:
         await cluster.create_region(region, [1, 2, 3])
         await LoadWriter(cluster, region, [1], series="bulk", batch=5000).run(count=PRELOAD)
@@ -44,10 +44,13 @@ async def regions_under_load(
     return load
 
 
-async def mid_transfer(
-    client: Client, drain: WorkflowHandle[Any, Any], to_node: int | None = None
+async def held_mid_transfer(
+    cluster: Cluster, client: Client, drain: WorkflowHandle[Any, Any], to_node: int | None = None
 ) -> None:
-    """Until a move of the drain (to `to_node`, if given) is transferring its snapshot."""
+    """Until a move of the drain (to `to_node`, if given) is transferring its snapshot, where
+    it stays: the senders' transfers are held (lift them with `cluster.throttle(SENDERS, 0)`).
+    A kill then lands mid-transfer every time, however fast or busy the machine."""
+    await cluster.throttle(SENDERS, HELD)
 
     async def phases() -> list[Phase]:
         state = await drain.query(DrainNodeWorkflow.drain_progress)
@@ -64,6 +67,8 @@ async def mid_transfer(
         return found
 
     await eventually(phases, lambda p: Phase.TRANSFERRING in p, timeout=60, what="a transfer")
+    new = (await cluster.regions_of(to_node or 4)).values()
+    assert any(not r.installed for r in new), "no new replica awaits its snapshot: not mid-transfer"
 
 
 async def all_moved(
@@ -88,9 +93,10 @@ async def test_destination_killed_mid_drain_and_restarted(stack: Stack) -> None:
     load = await regions_under_load(stack.cluster)
     stack.start_worker()
     drain = await stack.operation(DrainInput(node=1, max_concurrent=2))
-    await mid_transfer(stack.client, drain)
+    await held_mid_transfer(stack.cluster, stack.client, drain)
     stack.cluster.nodes[4].kill()
     await restart(stack.cluster.nodes[4])
+    await stack.cluster.throttle(SENDERS, 0)
     result = await stack.client.get_workflow_handle(drain.id, result_type=DrainResult).result()
     await all_moved(stack.cluster, result, load)
 
@@ -104,9 +110,10 @@ async def test_temporal_killed_mid_drain_and_restarted(
     stack.start_worker()
     try:
         drain = await stack.operation(DrainInput(node=1, max_concurrent=2))
-        await mid_transfer(client, drain)
+        await held_mid_transfer(cluster, client, drain)
         server.kill()
         await load.wait_acked(len(load.acked) + 100)  # the nodes go on without Temporal
+        await cluster.throttle(SENDERS, 0)
         server.start()
         client = await connection.connect(connection.local(server.address))
         result = await client.get_workflow_handle(drain.id, result_type=DrainResult).result()
@@ -158,8 +165,9 @@ async def test_a_destination_killed_for_good_mid_drain_gets_no_region(stack: Sta
     drain = await stack.operation(DrainInput(node=1, max_concurrent=2, down_timeout_s=5))
     planned = (await drain.query(DrainNodeWorkflow.drain_progress)).planned
     assert {m.to_node for m in planned} == {4, 5}, planned
-    await mid_transfer(stack.client, drain, to_node=4)
+    await held_mid_transfer(stack.cluster, stack.client, drain, to_node=4)
     stack.cluster.nodes[4].kill()  # for good
+    await stack.cluster.throttle(SENDERS, 0)
 
     result = await stack.client.get_workflow_handle(drain.id, result_type=DrainResult).result()
     assert {m.to_node for m in result.moved} == {5}, result
