@@ -95,7 +95,9 @@ async def test_a_throttled_stream_runs_at_the_limit(cluster: Cluster) -> None:
     cluster.add_node(1, extra_args=["--metrics-port", str(port), *throttled])
     cluster.add_node(2)
     await cluster.create_region(REGION, [1, 2])
-    for start in range(0, 90_000, 1000):  # ~1.8 MB, written faster than the limit: a backlog
+    # ~2 MB as a channel sends it (columns, about 13 bytes a point), written faster than the
+    # limit: a backlog
+    for start in range(0, 150_000, 1000):
         points = [
             pb.Point(series=f"s{t % 10}", timestamp=t, value=t) for t in range(start, start + 1000)
         ]
