@@ -27,11 +27,7 @@ async def refused_write(cluster: Cluster, node: int, acks: pb.Acks) -> grpc.aio.
 
 
 async def test_quorum_writes_survive_the_loss_of_the_node_that_took_them(stack: Stack) -> None:
-    cluster = stack.cluster
-    for i in (1, 2, 3, 4):
-        cluster.add_node(i)
-    await cluster.create_region(REGION, [1, 2, 3])
-    stack.start_worker()
+    cluster = await stack.four_nodes(REGION)
     quorum = LoadWriter(cluster, REGION, [3], series="quorum", acks=pb.ACKS_QUORUM)
     await quorum.run(count=200)
     cluster.nodes[2].send_signal(signal.SIGSTOP)

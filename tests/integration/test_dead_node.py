@@ -30,11 +30,7 @@ def airctl_json(stack: Stack, *args: str) -> Any:
 
 
 async def test_a_node_gone_for_good_then_repaired_and_forgotten(stack: Stack) -> None:
-    cluster = stack.cluster
-    for i in (1, 2, 3, 4):
-        cluster.add_node(i)
-    await cluster.create_region(REGION, [1, 2, 3])
-    stack.start_worker()
+    cluster = await stack.four_nodes(REGION)
     nodes = [{"id": i, "address": n.address} for i, n in sorted(cluster.nodes.items())]
     stack.cluster_file.write_text(
         json.dumps(

@@ -65,6 +65,15 @@ class Stack:
         self.workers[name] = worker
         return worker.start()
 
+    async def four_nodes(self, *regions: int) -> Cluster:
+        """Nodes 1-4, each region on nodes 1-3, and a worker: most tests' cluster."""
+        for i in (1, 2, 3, 4):
+            self.cluster.add_node(i)
+        for region in regions:
+            await self.cluster.create_region(region, [1, 2, 3])
+        self.start_worker()
+        return self.cluster
+
     async def start(
         self,
         request: MigrationInput | AddPeerInput | RemovePeerInput | ReconstructInput,
