@@ -44,6 +44,8 @@ async def test_a_node_gone_for_good_then_repaired_and_forgotten(stack: Stack) ->
     )
     log = cluster.root / "acked.log"
     airctl(stack, "write", str(REGION), "--count", "100", "--acked-log", str(log))
+    # replicated everywhere first: what node 3 took and never replicated would be lost (`one`)
+    await cluster.converged(REGION, [1, 2, 3], count=100)
 
     cluster.nodes[3].kill()  # for good
     down = airctl(stack, "--json", "digest", str(REGION))
