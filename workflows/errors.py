@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from temporalio.exceptions import ApplicationError
 
 from workflows.planning import InvalidRequest, NodeUnreachable
@@ -20,27 +22,33 @@ def refusal(error: InvalidRequest) -> ApplicationError:
     return ApplicationError(str(error), *details, type=INVALID_REQUEST, non_retryable=True)
 
 
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error, then each cause under it (a child's failure, its activity's, ...)."""
+    current: BaseException | None = error
+    while current is not None:
+        yield current
+        current = getattr(current, "cause", None) or current.__cause__
+
+
+def _application_errors(error: BaseException) -> Iterator[ApplicationError]:
+    return (e for e in causes(error) if isinstance(e, ApplicationError))
+
+
 def unreachable_node(error: BaseException) -> int | None:
     """The node a failure was refused for because it does not answer, if it was."""
-    while error is not None and not isinstance(error, ApplicationError):
-        error = getattr(error, "cause", None) or error.__cause__  # type: ignore[assignment]
-    if isinstance(error, ApplicationError) and error.type == INVALID_REQUEST and error.details:
-        node = error.details[0]
+    first = next(_application_errors(error), None)
+    if first is not None and first.type == INVALID_REQUEST and first.details:
+        node = first.details[0]
         return node if isinstance(node, int) else None
     return None
 
 
 def rolled_back(error: BaseException) -> bool:
     """Whether a migration failed in its addition, which was rolled back."""
-    while error is not None:
-        if isinstance(error, ApplicationError) and error.type == ADD_PEER_FAILED:
-            return True
-        error = getattr(error, "cause", None) or error.__cause__  # type: ignore[assignment]
-    return False
+    return any(e.type == ADD_PEER_FAILED for e in _application_errors(error))
 
 
 def root_cause(error: BaseException) -> str:
     """The innermost cause's message: what went wrong, under the layers that carried it."""
-    while (inner := getattr(error, "cause", None) or error.__cause__) is not None:
-        error = inner
+    *_, error = causes(error)
     return getattr(error, "message", None) or str(error) or type(error).__name__
