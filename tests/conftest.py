@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,31 @@ from tests.support.stack import Stack
 from workflows import connection
 
 HISTORIES = Path(__file__).parent / "histories"
+TAIL = 3000  # characters of a dead process's output shown with a failure
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    """A failed test shows which of its processes had died, and their last words: a node that
+    refuses connections is otherwise only a port number in a traceback."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    funcargs = getattr(item, "funcargs", {})
+    stack, cluster = funcargs.get("stack"), funcargs.get("cluster")
+    processes = [
+        *(cluster.nodes.values() if isinstance(cluster, Cluster) else []),
+        *(stack.workers.values() if isinstance(stack, Stack) else []),
+    ]
+    for process in processes:
+        if process.proc is not None and not process.alive():
+            code = process.proc.returncode
+            report.sections.append(
+                (f"{process.name} had exited ({code})", process.output()[-TAIL:])
+            )
 
 
 @pytest.fixture
