@@ -18,6 +18,12 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
+def down_for(since: float, now: float) -> float:
+    """Seconds down as the watch counts them: between datetimes (to the microsecond), so a
+    float difference of 59.99999999999998 is not taken for less than a minute."""
+    return (at(now) - at(since)).total_seconds()
+
+
 def down(*nodes: int) -> dict[int, bool]:
     return {n: n not in nodes for n in ALL_UP}
 
@@ -97,12 +103,12 @@ def test_only_a_lone_node_down_for_dead_after_and_not_draining_is_repaired_once_
         started = w.observe(up, draining, at(now))
         for node in started:
             assert len(since) == 1, (since, started)  # never while more than one is down
-            assert now - since[node] >= w.state.dead_after_s
+            assert down_for(since[node], now) >= w.state.dead_after_s
             assert node not in draining and node not in repaired
         repaired += started
         if len(since) == 1:  # a lone node down long enough, not drained: it is repaired
             ((node, down_at),) = since.items()
-            if now - down_at >= w.state.dead_after_s and node not in draining:
+            if down_for(down_at, now) >= w.state.dead_after_s and node not in draining:
                 assert node in repaired, (node, now, w.state)
         for node in started:  # each repair ends at once, the node still down
             w.repair_ended(node, "done", at(now))
