@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.directory import NodeDirectory
-from activities.membership import MembershipActivities
+from activities.membership import membership_activities
 from activities.operations import OperationActivities
 from node.client import NodeClients
 from node.killpoints import KillPoints
@@ -159,7 +159,7 @@ async def run(args: argparse.Namespace) -> None:
     await check_search_attributes(client)
     clients = node_clients(args)
     directory = NodeDirectory(args.cluster, args.nodes)
-    activities = MembershipActivities(directory, clients, KillPoints.from_env(args.state_dir))
+    membership = membership_activities(directory, clients, KillPoints.from_env(args.state_dir))
     operations = OperationActivities(directory, clients, client, args.task_queue)
     worker = Worker(
         client,
@@ -167,7 +167,7 @@ async def run(args: argparse.Namespace) -> None:
         identity=args.identity,
         workflows=WORKFLOWS,
         workflow_runner=REIMPORTING_RUNNER if args.sandbox_reimport else WORKFLOW_RUNNER,
-        activities=[*activities.all(), *operations.all()],
+        activities=[*membership, *operations.all()],
         graceful_shutdown_timeout=timedelta(seconds=5),
         # a dead worker's workflows move to another worker after 2 s, not the default 10 s
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),

@@ -14,9 +14,8 @@ from temporalio.envconfig import ClientConnectConfig
 
 from airctl.config import ClusterConfig, UserError, cluster_path, load_cluster
 from airctl.display import on_terminal, print_table
-from node.client import NodeClients
+from node.client import NodeClients, NodeStub
 from node.tls import TlsError
-from protos import air_node_pb2_grpc as rpc
 from workflows import connection
 from workflows.starter import VALIDATE_WITHIN_S, Started
 
@@ -63,7 +62,7 @@ class Ctl:
         if self._clients is not None:
             await self._clients.close()
 
-    def stub(self, node_id: int) -> rpc.AirNodeStub:
+    def stub(self, node_id: int) -> NodeStub:
         return self.clients.stub(self.config.node(node_id).address)
 
     @property

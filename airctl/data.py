@@ -10,8 +10,8 @@ from typing import Any
 
 import grpc
 
-from activities.membership import node_listing
 from activities.models import Disk
+from activities.reading import node_listing
 from airctl.config import UserError, parse_ids
 from airctl.context import Ctl
 from airctl.load import AckedLog, LoadWriter, missing_points

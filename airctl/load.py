@@ -12,12 +12,12 @@ from pathlib import Path
 
 import grpc
 
+from node.client import NodeStub
 from node.columns import to_columns
 from protos import air_node_pb2 as pb
-from protos import air_node_pb2_grpc as rpc
 
 Row = tuple[str, int, float]
-StubFor = Callable[[int], rpc.AirNodeStub]
+StubFor = Callable[[int], NodeStub]
 
 
 def value_of(ts: int) -> float:
@@ -122,7 +122,7 @@ class LoadWriter:
         return False
 
 
-async def missing_points(stub: rpc.AirNodeStub, region: int, acked: list[Row]) -> list[Row]:
+async def missing_points(stub: NodeStub, region: int, acked: list[Row]) -> list[Row]:
     """Acknowledged points the replica behind `stub` does not hold."""
     present: set[Row] = set()
     for series in sorted({s for s, _, _ in acked}):

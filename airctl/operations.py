@@ -15,8 +15,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.membership import describe_cluster
-from activities.models import ClusterDescription
+from activities.models import ClusterDescription, Peer
+from activities.reading import describe_cluster
 from airctl.changes import start
 from airctl.config import UserError
 from airctl.context import Ctl
@@ -49,7 +49,9 @@ from workflows.starter import OperationInput, operation_id, start_autopilot, sta
 
 async def describe(ctl: Ctl) -> ClusterDescription:
     """Which nodes hold which regions, read exactly as the workflows read it."""
-    return await describe_cluster({n.id: n.address for n in ctl.config.nodes}, ctl.clients)
+    return await describe_cluster(
+        [Peer(node_id=n.id, address=n.address) for n in ctl.config.nodes], ctl.clients
+    )
 
 
 async def cluster_plan(ctl: Ctl, node: int) -> list[Move]:

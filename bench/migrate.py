@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,7 +30,7 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from activities.directory import NodeDirectory
-from activities.membership import MembershipActivities
+from activities.membership import membership_activities
 from airctl.local_stack import LocalStack
 from bench.common import bench_stack, create_region
 from node.client import NodeClients
@@ -52,8 +52,8 @@ R = TypeVar("R")
 class InProcess(Runner):
     """Each step's activity called in this process, as a coordinator without Temporal would."""
 
-    def __init__(self, activities: MembershipActivities) -> None:
-        self.activities = activities
+    def __init__(self, activities: list[Callable[..., Awaitable[object]]]) -> None:
+        self.activities = {a.__name__: a for a in activities}
         self.env = ActivityEnvironment()
 
     def lean(self) -> bool:
@@ -62,7 +62,7 @@ class InProcess(Runner):
     async def run(
         self, activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
     ) -> R:
-        bound = getattr(self.activities, activity.__name__)
+        bound = cast(Callable[[Any], Awaitable[R]], self.activities[activity.__name__])
         result: R = await self.env.run(bound, arg)
         return result
 
@@ -70,7 +70,7 @@ class InProcess(Runner):
 class DirectCoordinator:
     """The migration's steps in the workflow's order, each activity called in-process."""
 
-    def __init__(self, activities: MembershipActivities) -> None:
+    def __init__(self, activities: list[Callable[..., Awaitable[object]]]) -> None:
         self.runner = InProcess(activities)
 
     async def migrate(self, req: MigrationInput) -> None:
@@ -119,7 +119,7 @@ async def main(runs: int, regions: int, sandbox_regions: int) -> dict[str, objec
         nodes = stack.nodes
         directory = NodeDirectory(stack.cluster_file)
         direct = DirectCoordinator(
-            MembershipActivities(directory, clients, KillPoints(set(), stack.data_dir))
+            membership_activities(directory, clients, KillPoints(set(), stack.data_dir))
         )
         temporal_s: list[float] = []
         direct_s: list[float] = []

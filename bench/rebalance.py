@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio.client import Client
 
-from activities.membership import describe_cluster
-from activities.models import ClusterDescription
+from activities.models import ClusterDescription, Peer
+from activities.reading import describe_cluster
 from bench.common import bench_stack, create_region
 from node.client import NodeClients
 from protos import air_node_pb2 as pb
@@ -33,7 +33,9 @@ from workflows.starter import start_change, start_operation
 
 
 async def describe(clients: NodeClients, nodes: list[NodeProcess]) -> ClusterDescription:
-    return await describe_cluster({n.node_id: n.address for n in nodes}, clients)
+    return await describe_cluster(
+        [Peer(node_id=n.node_id, address=n.address) for n in nodes], clients
+    )
 
 
 async def fill(clients: NodeClients, nodes: list[NodeProcess], regions: int, points: int) -> None:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from node.backoff import Backoff
-from node.client import NodeClients
+from node.client import NodeClients, NodeStub
 from node.columns import from_columns, to_columns
 from node.metrics import METRICS
 from node.replica import ChannelState, Replica, channel_name
@@ -24,7 +24,6 @@ from node.snapshot import snapshot_chunks
 from node.store import OriginBatch, fetch_origin
 from node.throttle import Throttle
 from protos import air_node_pb2 as pb
-from protos import air_node_pb2_grpc as rpc
 
 log = logging.getLogger(__name__)
 TransferCall = grpc.aio.StreamStreamCall[pb.TransferRequest, pb.TransferReply]
@@ -99,7 +98,7 @@ class Channel:
 
     async def _session(self, backoff: Backoff) -> None:
         stub = self.clients.stub(self.state.receiver.address)
-        call = stub.Transfer()
+        call = stub.Transfer(None)  # None: requests go by call.write()
         try:
             acked = await self._handshake(stub, call)
             backoff.reset()
@@ -107,7 +106,7 @@ class Channel:
         finally:
             call.cancel()
 
-    async def _handshake(self, stub: rpc.AirNodeStub, call: TransferCall) -> int:
+    async def _handshake(self, stub: NodeStub, call: TransferCall) -> int:
         hello = pb.TransferRequest(
             hello=pb.TransferHello(region=self.replica.region, sender=self.replica.node_id)
         )
@@ -171,7 +170,7 @@ class Channel:
         self.replica.persist()
         self.replica.notify()
 
-    async def _send_snapshot(self, stub: rpc.AirNodeStub) -> None:
+    async def _send_snapshot(self, stub: NodeStub) -> None:
         view = await self.replica.hold_view()
         try:
             chunks = snapshot_chunks(view, self.replica.region, self.replica.node_id)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 
 from node.tls import TlsFiles
 from protos import air_node_pb2_grpc as rpc
+
+if TYPE_CHECKING:
+    # mypy-protobuf's type of a stub over an aio channel: every call typed, every reply awaited
+    from protos.air_node_pb2_grpc import AirNodeAsyncStub as NodeStub
+else:
+    from protos.air_node_pb2_grpc import AirNodeStub as NodeStub
+
+__all__ = ["CHANNEL_OPTIONS", "MAX_MESSAGE_BYTES", "NodeClients", "NodeStub"]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
@@ -29,7 +39,7 @@ class NodeClients:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._credentials = tls.channel_credentials() if tls is not None else None
 
-    def stub(self, address: str) -> rpc.AirNodeStub:
+    def stub(self, address: str) -> NodeStub:
         channel = self._channels.get(address)
         if channel is None:
             channel = self._open(address)

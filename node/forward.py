@@ -75,7 +75,7 @@ async def forward_origin(
             f"up to seq {held}, not {upto}",
         )
     hello = pb.TransferHello(region=replica.region, sender=replica.node_id, origin=origin)
-    call = clients.stub(receiver.address).Transfer()
+    call = clients.stub(receiver.address).Transfer(None)  # requests go by call.write()
     sent = 0
     try:
         reply = await exchange(call, pb.TransferRequest(hello=hello))

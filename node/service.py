@@ -76,7 +76,7 @@ def _reply(outcome: Outcome) -> pb.MembershipReply:
     return pb.MembershipReply(changed=outcome.changed, message=outcome.message)
 
 
-class AirNodeService(rpc.AirNodeServicer):  # type: ignore[misc]
+class AirNodeService(rpc.AirNodeServicer):
     """With `certified_senders` (TLS on), only node N's certificate may send as node N."""
 
     def __init__(self, node: Node, *, certified_senders: bool = False) -> None:

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from temporalio import workflow
 
-from activities.membership import MembershipActivities as A
 from activities.models import ClusterDescription
+from activities.reading import ReadingActivities as Read
 from workflows.models import Move, MovesProgress, Phase, StallReport
 from workflows.moves import Mover, MoveSettings, Reroute, Steered
 from workflows.options import DESCRIBE, execute
@@ -99,12 +99,12 @@ class MovesWorkflow:
     ) -> list[Move]:
         """Plan from the cluster as it is now; `InvalidRequest` when the plan cannot be made."""
         summary = f"describe the cluster to {what}"
-        return plan(await execute(A.describe_cluster, asking, summary, DESCRIBE))
+        return plan(await execute(Read.describe_cluster, asking, summary, DESCRIBE))
 
     async def _replan(self, move: Move, avoid: set[int]) -> Move | None:
         """`move` to another destination, none of `avoid`, from the cluster as it is now."""
         cluster = await execute(
-            A.describe_cluster, 0, f"describe the cluster to move region {move.region}", DESCRIBE
+            Read.describe_cluster, 0, f"describe the cluster to move region {move.region}", DESCRIBE
         )
         return replan_move(cluster, move, avoid, self._watermark)
 

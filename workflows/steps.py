@@ -16,7 +16,7 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
-from activities.membership import MembershipActivities as A
+from activities.add_peer import AddPeerActivities as Add
 from activities.models import (
     CaptureTargetInput,
     CatchUpInput,
@@ -29,6 +29,8 @@ from activities.models import (
     StepInput,
     StepResult,
 )
+from activities.reading import ReadingActivities as Read
+from activities.remove_peer import RemovePeerActivities as Remove
 from node.killpoints import KillPoint
 from workflows.errors import INVALID_REQUEST, NODE_REFUSED
 from workflows.legacy import earlier_worker_started
@@ -109,7 +111,7 @@ class Steps:
         history before the first side effect: see DESCRIBE, LOCAL_DESCRIBE and BOUNDARY."""
         return await self.step(
             Phase.VALIDATING,
-            A.describe_region,
+            Read.describe_region,
             self.region,
             f"describe region {self.region}",
             LOCAL_DESCRIBE if self.runner.lean() else DESCRIBE,
@@ -125,7 +127,7 @@ class Steps:
     ) -> StepResult:
         return await self.step(
             Phase.CREATING_LOCAL_PEER,
-            A.create_local_peer,
+            Add.create_local_peer,
             CreateLocalPeerInput(region=self.region, node=node, peers=peers),
             f"create region {self.region} on node {node.node_id}, inactive, peers {_ids(peers)}",
             # the first side effect: the plan is in history before it
@@ -135,7 +137,7 @@ class Steps:
     async def inactivate(self, node: Peer, down_timeout_s: float) -> StepResult:
         return await self.step(
             Phase.INACTIVATING_NEW_PEER,
-            A.inactivate_peer,
+            Remove.inactivate_peer,
             SetActiveInput(region=self.region, node=node, active=False),
             f"inactivate node {node.node_id}",
             within(MEMBERSHIP, down_timeout_s),
@@ -146,7 +148,7 @@ class Steps:
     ) -> StepResult:
         return await self.step(
             Phase.CREATING_CHANNELS,
-            A.notify_peers_to_create_channels,
+            Add.notify_peers_to_create_channels,
             ChannelsInput(
                 region=self.region,
                 target=target,
@@ -163,7 +165,7 @@ class Steps:
     ) -> dict[int, int]:
         return await self.step(
             Phase.CAPTURING_TARGET,
-            A.capture_target,
+            Read.capture_target,
             CaptureTargetInput(
                 region=self.region, nodes=nodes, origins=origins, missing_ok=missing_ok
             ),
@@ -176,7 +178,7 @@ class Steps:
     ) -> StepResult:
         return await self.step(
             Phase.ACTIVATING,
-            A.activate_peer,
+            Add.activate_peer,
             SetActiveInput(region=self.region, node=node, active=True, kill_after=kill_after),
             f"activate node {node.node_id}",
             within(MEMBERSHIP, down_timeout_s),
@@ -192,7 +194,7 @@ class Steps:
     ) -> StepResult:
         return await self.step(
             Phase.DROPPING_CHANNELS,
-            A.notify_peers_to_drop_channels,
+            Remove.notify_peers_to_drop_channels,
             ChannelsInput(
                 region=self.region,
                 target=target,
@@ -208,7 +210,7 @@ class Steps:
     async def write_off(self, target: Peer, peers: list[Peer]) -> StepResult:
         return await self.step(
             Phase.DROPPING_CHANNELS,
-            A.notify_peers_to_drop_channels,
+            Remove.notify_peers_to_drop_channels,
             ChannelsInput(region=self.region, target=target, peers=peers, write_off=True),
             f"nodes {_ids(peers)} write off node {target.node_id}'s writes not replicated",
             ROLLBACK,  # retried until done: the region must not take them back later
@@ -219,7 +221,7 @@ class Steps:
     ) -> StepResult:
         return await self.step(
             Phase.CATCHING_UP,
-            A.catch_up_dead_origin,
+            Remove.catch_up_dead_origin,
             CatchUpInput(
                 region=self.region,
                 origin=dead.node_id,
@@ -236,7 +238,7 @@ class Steps:
     ) -> StepResult:
         return await self.step(
             Phase.INACTIVATING_LEAVING_PEER,
-            A.inactivate_peer,
+            Remove.inactivate_peer,
             SetActiveInput(
                 region=self.region,
                 node=node,
@@ -254,7 +256,7 @@ class Steps:
     ) -> StepResult:
         return await self.step(
             Phase.RELEASING,
-            A.wait_release,
+            Remove.wait_release,
             ReleaseInput(
                 region=self.region,
                 node=node,
@@ -268,7 +270,7 @@ class Steps:
     async def delete_local_peer(self, node: Peer, down_timeout_s: float) -> StepResult:
         return await self.step(
             Phase.DELETING,
-            A.delete_local_peer,
+            Remove.delete_local_peer,
             ReleaseInput(region=self.region, node=node, skip_if_down_after_s=down_timeout_s),
             f"delete region {self.region} on node {node.node_id}",
             skippable(down_timeout_s),

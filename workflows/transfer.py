@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
-from activities.membership import MembershipActivities as A
+from activities.add_peer import AddPeerActivities as Add
 from activities.models import Peer, WaitTransferInput
 from workflows.models import Phase
 from workflows.options import FIRST_WAIT, WAIT
@@ -38,7 +38,7 @@ async def wait_transfer(
     while True:
         slice_ = await steps.step(
             phase,
-            A.wait_transfer_complete,
+            Add.wait_transfer_complete,
             WaitTransferInput(
                 region=steps.region,
                 receivers=receivers,

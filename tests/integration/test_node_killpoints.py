@@ -19,7 +19,7 @@ Step = Callable[[Cluster], Awaitable[pb.MembershipReply]]
 def _create(active: bool = True) -> Step:
     def step(c: Cluster) -> Awaitable[pb.MembershipReply]:
         request = pb.CreateLocalPeerRequest(region=REGION, peers=c.peers([1]), active=active)
-        return c.stub(1).CreateLocalPeer(request)  # type: ignore[no-any-return]
+        return c.stub(1).CreateLocalPeer(request)
 
     return step
 
@@ -27,20 +27,18 @@ def _create(active: bool = True) -> Step:
 def _set_active(active: bool, for_deletion: bool = False) -> Step:
     def step(c: Cluster) -> Awaitable[pb.MembershipReply]:
         request = pb.SetActiveRequest(region=REGION, active=active, for_deletion=for_deletion)
-        return c.stub(1).SetActive(request)  # type: ignore[no-any-return]
+        return c.stub(1).SetActive(request)
 
     return step
 
 
 def _create_channel(c: Cluster) -> Awaitable[pb.MembershipReply]:
     receiver = pb.Peer(node_id=9, address="127.0.0.1:9")  # need not be up
-    return c.stub(1).CreateChannel(  # type: ignore[no-any-return]
-        pb.CreateChannelRequest(region=REGION, receiver=receiver)
-    )
+    return c.stub(1).CreateChannel(pb.CreateChannelRequest(region=REGION, receiver=receiver))
 
 
 def _delete(c: Cluster) -> Awaitable[pb.MembershipReply]:
-    return c.stub(1).DeleteLocalPeer(pb.RegionRequest(region=REGION))  # type: ignore[no-any-return]
+    return c.stub(1).DeleteLocalPeer(pb.RegionRequest(region=REGION))
 
 
 @dataclass

@@ -8,14 +8,14 @@ from collections.abc import Awaitable, Callable
 import grpc
 import pytest
 
+from node.client import NodeStub
 from node.service import MAX_WRITE_BYTES
 from protos import air_node_pb2 as pb
-from protos import air_node_pb2_grpc as rpc
 from tests.support.cluster import Cluster, status_of
 from tests.support.streams import batch, hello, transfer
 
 REGION = 5  # on node 1, its peers nodes 1 and 2 (node 2 never runs)
-Call = Callable[[rpc.AirNodeStub, Cluster], Awaitable[object]]
+Call = Callable[[NodeStub, Cluster], Awaitable[object]]
 
 
 def _hello(sender: int, region: int = REGION) -> pb.TransferRequest:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from activities.membership import describe_cluster
+from activities.models import Peer
+from activities.reading import describe_cluster
 from tests.support.chaos import restart
 from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
@@ -28,8 +29,11 @@ async def result_of(stack: Stack) -> RebalanceResult:
 
 async def planned(cluster: Cluster) -> list[Move]:
     """What a rebalance would move now, planned as the workflow plans (changing nothing)."""
-    nodes = {i: n.address for i, n in cluster.nodes.items()}
-    return plan_rebalance(await describe_cluster(nodes, cluster.clients))
+    return plan_rebalance(
+        await describe_cluster(
+            [Peer(node_id=i, address=n.address) for i, n in cluster.nodes.items()], cluster.clients
+        )
+    )
 
 
 async def test_a_rebalance_onto_two_empty_nodes_survives_worker_and_destination_kills(

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import grpc
 
-from node.client import NodeClients
+from node.client import NodeClients, NodeStub
 from node.identity import node_name
 from node.tls import TlsFiles
 from protos import air_node_pb2 as pb
-from protos import air_node_pb2_grpc as rpc
 from stack.certs import CLIENT_NAME, Authority
 from stack.processes import NodeProcess
 from tests.support.waiting import eventually
@@ -56,7 +55,7 @@ class Cluster:
         self.nodes[node_id] = node
         return node.start() if start else node
 
-    def stub(self, node_id: int) -> rpc.AirNodeStub:
+    def stub(self, node_id: int) -> NodeStub:
         return self.clients.stub(self.nodes[node_id].address)
 
     def peer(self, node_id: int) -> pb.Peer:

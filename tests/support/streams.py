@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from node.client import NodeStub
 from protos import air_node_pb2 as pb
-from protos import air_node_pb2_grpc as rpc
 
 
 def hello(sender: int, region: int) -> pb.TransferRequest:
@@ -19,7 +19,7 @@ def batch(after: int, upto: int, seqs: list[int]) -> pb.TransferRequest:
     )
 
 
-async def transfer(stub: rpc.AirNodeStub, *messages: pb.TransferRequest) -> None:
+async def transfer(stub: NodeStub, *messages: pb.TransferRequest) -> None:
     """Send `messages` on one Transfer stream and read every reply."""
 
     async def requests() -> AsyncIterator[pb.TransferRequest]:

@@ -10,8 +10,8 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
-from activities.membership import MembershipActivities as A
 from activities.models import ClusterDescription
+from activities.reading import ReadingActivities as Read
 from workflows.errors import refusal
 from workflows.ids import region_workflow_id
 from workflows.migration import RegionMigrationWorkflow
@@ -76,7 +76,7 @@ class DrainByCount(Steered):
                 if getattr(req, name) < 1:
                     raise InvalidRequest(f"{name} must be at least 1, not {getattr(req, name)}")
             summary = f"describe the cluster to drain node {req.node}"
-            cluster = await execute(A.describe_cluster, req.node, summary, DESCRIBE)
+            cluster = await execute(Read.describe_cluster, req.node, summary, DESCRIBE)
             self.state.planned = plan_drain_by_count(cluster, req.node)
         except InvalidRequest as e:
             raise refusal(e) from None

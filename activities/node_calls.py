@@ -1,0 +1,167 @@
+"""How activities call nodes: typed RPCs, a refusal told from an outage, waits that survive
+a retry.
+
+Every RPC is a typed call of the generated async stub (`lambda stub: stub.SetActive(...)`),
+so a reply is its message type, never `Any`. A node that refuses a request (bad argument, no
+such region) fails the activity for good (`NodeRefused`); a node that does not answer is
+retried, or skipped after a bound the workflow chose, counted across retries by heartbeat.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.directory import NodeDirectory
+from activities.models import Peer, StepInput, StepResult
+from node.backoff import Backoff
+from node.client import NodeClients, NodeStub
+from node.killpoints import KillPoints
+from protos import air_node_pb2 as pb
+
+T = TypeVar("T")
+Rpc = Callable[[NodeStub], Awaitable[T]]
+
+# A node that answers with these refuses the request itself: retrying cannot help.
+REFUSALS = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.NOT_FOUND,
+}
+UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+RPC_TIMEOUT_S = 10.0
+POLL = (0.05, 1.0)  # waits poll at once, then back off from 50 ms to 1 s
+# A quick try asks with a short deadline and waits this long at most before it gives up.
+QUICK_RPC_TIMEOUT_S = 2.0
+QUICK_PATIENCE_S = 1.0
+
+
+class NodeRefused(ApplicationError):
+    """A node refused a request as invalid: non-retryable, the message says why."""
+
+    def __init__(self, node: Peer, error: grpc.aio.AioRpcError) -> None:
+        super().__init__(
+            f"node {node.node_id} refused: {error.details()}",
+            type="NodeRefused",
+            non_retryable=True,
+        )
+
+
+class NotQuick(ApplicationError):
+    """A quick try would have to wait: the workflow runs the step as a regular activity."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why, type="NotQuick", non_retryable=True)
+
+
+class NodeCalls:
+    """The nodes as the activities reach them: by id through the directory, over `clients`,
+    with the worker's kill points around each step's side effect."""
+
+    def __init__(
+        self, directory: NodeDirectory, clients: NodeClients, killpoints: KillPoints
+    ) -> None:
+        self.directory = directory
+        self.clients = clients
+        self.killpoints = killpoints
+
+    def stub(self, node: Peer) -> NodeStub:
+        return self.clients.stub(node.address)
+
+    async def call(self, node: Peer, rpc_call: Rpc[T]) -> T:
+        """One RPC; a refusal becomes a non-retryable error, anything else a retryable one."""
+        try:
+            return await rpc_call(self.stub(node))
+        except grpc.aio.AioRpcError as e:
+            if e.code() in REFUSALS:
+                raise NodeRefused(node, e) from e
+            raise
+
+    async def step(self, step: StepInput, effect: Awaitable[T]) -> T:
+        """Run the step's side effect between its kill points (armed ones kill this worker)."""
+        if step.kill_before is not None:
+            self.killpoints.reach(step.kill_before)
+        result = await effect
+        if step.kill_after is not None:
+            self.killpoints.reach(step.kill_after)
+        return result
+
+    async def reachable(
+        self,
+        node: Peer,
+        rpc_call: Rpc[T],
+        skip_if_down_after_s: float | None,
+        quick: bool = False,
+    ) -> T | None:
+        """Call until the node answers. None: it stayed unreachable for `skip_if_down_after_s`.
+
+        How long it has been down is heartbeated, so a retry (or another worker) goes on
+        counting from the first failure instead of starting over. A quick try does not wait:
+        it raises `NotQuick`.
+        """
+        backoff = Backoff(*POLL)
+        down_since = heartbeat_detail("down_since")  # from an earlier attempt, if any
+        while True:
+            try:
+                return await self.call(node, rpc_call)
+            except grpc.aio.AioRpcError as e:
+                if not unreachable(e) or skip_if_down_after_s is None:
+                    raise
+                if quick:
+                    raise NotQuick(f"node {node.node_id} does not answer") from e
+                down_since = down_since or time.time()
+                if time.time() - down_since >= skip_if_down_after_s:
+                    return None
+                heartbeat({"down_since": down_since})
+                await backoff.sleep()
+
+    async def membership(
+        self,
+        node: Peer,
+        rpc_call: Rpc[pb.MembershipReply],
+        skip_if_down_after_s: float | None = None,
+        quick: bool = False,
+    ) -> StepResult:
+        """A membership RPC; with `skip_if_down_after_s`, a node down that long is skipped."""
+        reply = await self.reachable(node, rpc_call, skip_if_down_after_s, quick)
+        if reply is None:
+            return skipped(node, skip_if_down_after_s)
+        return StepResult(changed=reply.changed, message=reply.message)
+
+
+def unreachable(error: object) -> bool:
+    return isinstance(error, grpc.aio.AioRpcError) and error.code() in UNREACHABLE
+
+
+def not_found(error: object) -> bool:
+    return isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.NOT_FOUND
+
+
+def deadline(step: StepInput) -> float:
+    return QUICK_RPC_TIMEOUT_S if step.quick else RPC_TIMEOUT_S
+
+
+def heartbeat(details: Any) -> None:
+    """Heartbeat a regular activity; a local one (a quick try) has no heartbeat to send."""
+    if not activity.info().is_local:
+        activity.heartbeat(details)
+
+
+def heartbeat_detail(key: str) -> float | None:
+    """A value the previous attempt of this activity heartbeated (before a crash), if any."""
+    details = activity.info().heartbeat_details
+    if details and isinstance(details[-1], dict) and key in details[-1]:
+        return float(details[-1][key])
+    return None
+
+
+def skipped(node: Peer, after_s: float | None) -> StepResult:
+    return StepResult(
+        skipped=True, message=f"node {node.node_id} unreachable for {after_s:.0f}s: skipped"
+    )
