@@ -19,17 +19,18 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.directory import NodeDirectory
 from activities.membership import membership_activities
 from activities.operations import OperationActivities
-from node.client import NodeClients
-from node.killpoints import KillPoints
-from node.tls import TlsError, tls_from_flags
-from workflows import connection, search_attributes
+from client import connection
+from contracts import search_attributes
+from contracts.ids import TASK_QUEUE
+from runtime.clients import NodeClients
+from runtime.directory import NodeDirectory
+from runtime.killswitch import KillPoints
+from runtime.tls import TlsError, tls_from_flags
 from workflows.add_peer import AddPeerWorkflow
 from workflows.autopilot import AutopilotWorkflow
 from workflows.drain import DrainNodeWorkflow
-from workflows.ids import TASK_QUEUE
 from workflows.migration import RegionMigrationWorkflow
 from workflows.rebalance import RebalanceWorkflow
 from workflows.reconstruct import ReconstructRegionWorkflow

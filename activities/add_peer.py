@@ -16,7 +16,15 @@ from collections.abc import Awaitable, Callable
 import grpc
 from temporalio import activity
 
-from activities.models import (
+from activities.node_calls import (
+    POLL,
+    QUICK_PATIENCE_S,
+    NodeCalls,
+    deadline,
+    heartbeat,
+    unreachable,
+)
+from contracts.activity_models import (
     ChannelsInput,
     CreateLocalPeerInput,
     Peer,
@@ -25,17 +33,9 @@ from activities.models import (
     TransferProgress,
     WaitTransferInput,
 )
-from activities.node_calls import (
-    POLL,
-    QUICK_PATIENCE_S,
-    RPC_TIMEOUT_S,
-    NodeCalls,
-    deadline,
-    heartbeat,
-    unreachable,
-)
-from node.backoff import Backoff
 from protos import air_node_pb2 as pb
+from runtime.backoff import Backoff
+from runtime.clients import RPC_TIMEOUT_S
 
 
 class AddPeerActivities:

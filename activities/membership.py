@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from activities.add_peer import AddPeerActivities
-from activities.directory import NodeDirectory
 from activities.node_calls import NodeCalls
 from activities.reading import ReadingActivities
 from activities.remove_peer import RemovePeerActivities
-from node.client import NodeClients
-from node.killpoints import KillPoints
+from runtime.clients import NodeClients
+from runtime.directory import NodeDirectory
+from runtime.killswitch import KillPoints
 
 
 def membership_activities(

@@ -17,12 +17,12 @@ import grpc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.directory import NodeDirectory
-from activities.models import Peer, StepInput, StepResult
-from node.backoff import Backoff
-from node.client import NodeClients, NodeStub
-from node.killpoints import KillPoints
+from contracts.activity_models import Peer, StepInput, StepResult
 from protos import air_node_pb2 as pb
+from runtime.backoff import Backoff
+from runtime.clients import RPC_TIMEOUT_S, NodeClients, NodeStub
+from runtime.directory import NodeDirectory
+from runtime.killswitch import KillPoints
 
 T = TypeVar("T")
 Rpc = Callable[[NodeStub], Awaitable[T]]
@@ -35,7 +35,6 @@ REFUSALS = {
     grpc.StatusCode.NOT_FOUND,
 }
 UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-RPC_TIMEOUT_S = 10.0
 POLL = (0.05, 1.0)  # waits poll at once, then back off from 50 ms to 1 s
 # A quick try asks with a short deadline and waits this long at most before it gives up.
 QUICK_RPC_TIMEOUT_S = 2.0
@@ -137,10 +136,6 @@ class NodeCalls:
 
 def unreachable(error: object) -> bool:
     return isinstance(error, grpc.aio.AioRpcError) and error.code() in UNREACHABLE
-
-
-def not_found(error: object) -> bool:
-    return isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.NOT_FOUND
 
 
 def deadline(step: StepInput) -> float:

@@ -12,12 +12,12 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.directory import NodeDirectory
-from activities.models import Peer
-from node.client import NodeClients
+from contracts.activity_models import Peer
+from contracts.ids import drain_workflow_id, repair_workflow_id
+from contracts.models import RepairInput
 from protos import air_node_pb2 as pb
-from workflows.ids import drain_workflow_id, repair_workflow_id
-from workflows.models import RepairInput
+from runtime.clients import NodeClients
+from runtime.directory import NodeDirectory
 
 PROBE_TIMEOUT_S = 2.0
 

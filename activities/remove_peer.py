@@ -20,7 +20,18 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.add_peer import set_active
-from activities.models import (
+from activities.node_calls import (
+    POLL,
+    QUICK_PATIENCE_S,
+    NodeCalls,
+    NotQuick,
+    deadline,
+    heartbeat,
+    heartbeat_detail,
+    skipped,
+    unreachable,
+)
+from contracts.activity_models import (
     CatchUpInput,
     ChannelsInput,
     Peer,
@@ -28,21 +39,9 @@ from activities.models import (
     SetActiveInput,
     StepResult,
 )
-from activities.node_calls import (
-    POLL,
-    QUICK_PATIENCE_S,
-    RPC_TIMEOUT_S,
-    NodeCalls,
-    NotQuick,
-    deadline,
-    heartbeat,
-    heartbeat_detail,
-    not_found,
-    skipped,
-    unreachable,
-)
-from node.backoff import Backoff
 from protos import air_node_pb2 as pb
+from runtime.backoff import Backoff
+from runtime.clients import RPC_TIMEOUT_S, not_found
 
 
 class RemovePeerActivities:

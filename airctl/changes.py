@@ -19,27 +19,28 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from airctl.config import UserError, parse_ids
+from airctl.config import parse_ids
 from airctl.context import Ctl
 from airctl.progress import NO_ANSWER, OPERATIONS, follow, live_progress, operation_state, snapshot
-from workflows.add_peer import AddPeerWorkflow
-from workflows.drain import DrainNodeWorkflow
-from workflows.errors import root_cause
-from workflows.ids import region_workflow_id
-from workflows.migration import RegionMigrationWorkflow
-from workflows.models import (
+from client.starter import RegionBusy, RequestRefused, Started, start_change
+from contracts.errors import UserError
+from contracts.ids import region_workflow_id
+from contracts.models import (
     AddPeerInput,
     MigrationInput,
     Phase,
     ReconstructInput,
     RemovePeerInput,
 )
+from contracts.search_attributes import NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY
+from workflows.add_peer import AddPeerWorkflow
+from workflows.drain import DrainNodeWorkflow
+from workflows.machinery.failures import root_cause
+from workflows.migration import RegionMigrationWorkflow
 from workflows.rebalance import RebalanceWorkflow
 from workflows.reconstruct import ReconstructRegionWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
 from workflows.repair import RepairNodeWorkflow
-from workflows.search_attributes import NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY
-from workflows.starter import RegionBusy, RequestRefused, Started, start_change
 
 TYPES = [
     w.__name__

@@ -28,7 +28,6 @@ from airctl.changes import (
     cmd_remove_peer,
     cmd_status,
 )
-from airctl.config import UserError
 from airctl.context import Ctl
 from airctl.data import (
     ACKS,
@@ -49,8 +48,9 @@ from airctl.operations import (
     cmd_repair,
 )
 from airctl.up import cmd_demo, cmd_up
-from workflows import connection
-from workflows.models import HIGH_WATERMARK
+from client import connection
+from contracts.errors import UserError
+from contracts.models import HIGH_WATERMARK
 
 # -- argument parsing -----------------------------------------------------------------------
 

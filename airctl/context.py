@@ -12,12 +12,14 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.envconfig import ClientConnectConfig
 
-from airctl.config import ClusterConfig, UserError, cluster_path, load_cluster
+from airctl.config import cluster_path
 from airctl.display import on_terminal, print_table
-from node.client import NodeClients, NodeStub
-from node.tls import TlsError
-from workflows import connection
-from workflows.starter import VALIDATE_WITHIN_S, Started
+from client import connection
+from client.starter import VALIDATE_WITHIN_S, Started
+from contracts.errors import UserError
+from runtime.clients import NodeClients, NodeStub
+from runtime.cluster_file import ClusterFile, load_cluster
+from runtime.tls import TlsError
 
 
 class Ctl:
@@ -27,12 +29,12 @@ class Ctl:
         self.args = args
         self.json = bool(args.json)
         self.path = cluster_path(args.cluster)
-        self._config: ClusterConfig | None = None
+        self._config: ClusterFile | None = None
         self._clients: NodeClients | None = None
         self._settings: ClientConnectConfig | None = None
 
     @property
-    def config(self) -> ClusterConfig:
+    def config(self) -> ClusterFile:
         if self._config is None:
             self._config = load_cluster(self.path)
         return self._config

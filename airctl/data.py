@@ -10,12 +10,13 @@ from typing import Any
 
 import grpc
 
-from activities.models import Disk
-from activities.reading import node_listing
-from airctl.config import UserError, parse_ids
+from airctl.config import parse_ids
 from airctl.context import Ctl
 from airctl.load import AckedLog, LoadWriter, missing_points
+from contracts.activity_models import Disk
+from contracts.errors import UserError
 from protos import air_node_pb2 as pb
+from runtime.reading import node_listing
 
 # A node that has not answered in this long is shown down.
 ASK_TIMEOUT_S = 5.0

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import grpc
 
-from node.client import NodeStub
 from node.columns import to_columns
 from protos import air_node_pb2 as pb
+from runtime.clients import NodeStub
 
 Row = tuple[str, int, float]
 StubFor = Callable[[int], NodeStub]

@@ -15,21 +15,17 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.models import ClusterDescription, Peer
-from activities.reading import describe_cluster
 from airctl.changes import start
-from airctl.config import UserError
 from airctl.context import Ctl
 from airctl.display import Bars
 from airctl.progress import NO_ANSWER, follow_operation, moves_text, operation_state
-from protos import air_node_pb2 as pb
-from workflows.autopilot import AutopilotWorkflow
-from workflows.balance import plan_rounds, spread
-from workflows.errors import root_cause
-from workflows.ids import (
+from client.starter import OperationInput, operation_id, start_autopilot, start_operation
+from contracts.activity_models import ClusterDescription, Peer
+from contracts.errors import InvalidRequest, UserError
+from contracts.ids import (
     AUTOPILOT_WORKFLOW_ID,
 )
-from workflows.models import (
+from contracts.models import (
     AutopilotInput,
     AutopilotState,
     DrainInput,
@@ -40,9 +36,13 @@ from workflows.models import (
     RepairInput,
     RepairResult,
 )
-from workflows.operation import MovesWorkflow
-from workflows.planning import InvalidRequest, plan_drain
-from workflows.starter import OperationInput, operation_id, start_autopilot, start_operation
+from planning.balance import plan_rounds, spread
+from planning.placement import plan_drain
+from protos import air_node_pb2 as pb
+from runtime.reading import describe_cluster
+from workflows.autopilot import AutopilotWorkflow
+from workflows.machinery.failures import root_cause
+from workflows.machinery.operation import MovesWorkflow
 
 # -- planning -------------------------------------------------------------------------------
 

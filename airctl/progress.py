@@ -16,11 +16,11 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from airctl.display import Bars
-from workflows.change import MembershipChange
+from contracts.ids import region_workflow_id
+from contracts.models import MovesProgress, Phase, Progress
 from workflows.drain import DrainNodeWorkflow
-from workflows.ids import region_workflow_id
-from workflows.models import MovesProgress, Phase, Progress
-from workflows.operation import MovesWorkflow
+from workflows.machinery.change import MembershipChange
+from workflows.machinery.operation import MovesWorkflow
 from workflows.rebalance import RebalanceWorkflow
 from workflows.repair import RepairNodeWorkflow
 

@@ -20,12 +20,12 @@ from airctl.changes import start
 from airctl.context import Ctl
 from airctl.data import create_region, verify
 from airctl.load import AckedLog, LoadWriter
-from airctl.local_stack import LocalStack
 from airctl.progress import follow
+from client.starter import start_change
+from contracts.models import MigrationInput
 from protos import air_node_pb2 as pb
+from stack.local import LocalStack
 from stack.processes import ManagedProcess
-from workflows.models import MigrationInput
-from workflows.starter import start_change
 
 
 def stack_from(args: argparse.Namespace, data_dir: Path, cluster_file: Path) -> LocalStack:

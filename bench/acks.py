@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import create_region
-from node.client import NodeClients
 from protos import air_node_pb2 as pb
+from runtime.clients import NodeClients
 from stack.processes import NodeProcess
 
 LEVELS = {"one": pb.ACKS_ONE, "quorum": pb.ACKS_QUORUM, "all": pb.ACKS_ALL}

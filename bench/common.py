@@ -12,11 +12,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio.client import Client
 
-from airctl.local_stack import LocalStack
-from node.client import NodeClients
+from client import connection
 from protos import air_node_pb2 as pb
+from runtime.clients import NodeClients
+from stack.local import LocalStack
 from stack.processes import NodeProcess, free_ports
-from workflows import connection
 
 
 @contextlib.asynccontextmanager

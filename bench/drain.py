@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from temporalio.client import Client
 
 from bench.common import bench_stack, create_region
-from node.client import NodeClients
+from client.starter import start_change, start_operation
+from contracts.models import DrainInput, DrainResult, MigrationInput
 from protos import air_node_pb2 as pb
+from runtime.clients import NodeClients
 from stack.processes import NodeProcess
-from workflows.models import DrainInput, DrainResult, MigrationInput
-from workflows.starter import start_change, start_operation
 
 
 class Bench:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from node.client import NodeClients
 from protos import air_node_pb2 as pb
+from runtime.clients import NodeClients
 from stack.processes import NodeProcess
 
 

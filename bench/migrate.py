@@ -29,22 +29,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
-from activities.directory import NodeDirectory
 from activities.membership import membership_activities
-from airctl.local_stack import LocalStack
 from bench.common import bench_stack, create_region
-from node.client import NodeClients
-from node.killpoints import KillPoints
+from client.starter import start_change
+from contracts.ids import TASK_QUEUE
+from contracts.models import MigrationInput
+from planning.placement import plan_migration
+from runtime.clients import NodeClients
+from runtime.directory import NodeDirectory
+from runtime.killswitch import KillPoints
+from stack.local import LocalStack
 from stack.processes import ManagedProcess, WorkerProcess
 from workflows.add_peer import add_peer_steps
-from workflows.ids import TASK_QUEUE
-from workflows.models import MigrationInput
-from workflows.options import Options
-from workflows.planning import plan_migration
-from workflows.progress import ChangeReporter, Offstage
+from workflows.machinery.options import Options
+from workflows.machinery.progress import ChangeReporter, Offstage
+from workflows.machinery.steps import Runner, Steps
 from workflows.remove_peer import remove_peer_steps
-from workflows.starter import start_change
-from workflows.steps import Runner, Steps
 
 R = TypeVar("R")
 

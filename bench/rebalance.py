@@ -21,15 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio.client import Client
 
-from activities.models import ClusterDescription, Peer
-from activities.reading import describe_cluster
 from bench.common import bench_stack, create_region
-from node.client import NodeClients
+from client.starter import start_change, start_operation
+from contracts.activity_models import ClusterDescription, Peer
+from contracts.models import MigrationInput, Move, RebalanceInput, RebalanceResult
+from planning.balance import plan_rounds, spread
 from protos import air_node_pb2 as pb
+from runtime.clients import NodeClients
+from runtime.reading import describe_cluster
 from stack.processes import NodeProcess
-from workflows.balance import plan_rounds, spread
-from workflows.models import MigrationInput, Move, RebalanceInput, RebalanceResult
-from workflows.starter import start_change, start_operation
 
 
 async def describe(clients: NodeClients, nodes: list[NodeProcess]) -> ClusterDescription:

@@ -25,10 +25,10 @@ from temporalio.client import Client, WorkflowHandle
 
 from bench.common import bench_stack
 from bench.rebalance import fill
+from client.starter import start_autopilot, start_change
+from contracts.ids import repair_workflow_id
+from contracts.models import AutopilotInput, AutopilotState, MigrationInput
 from workflows.autopilot import AutopilotWorkflow
-from workflows.ids import repair_workflow_id
-from workflows.models import AutopilotInput, AutopilotState, MigrationInput
-from workflows.starter import start_autopilot, start_change
 
 PROBE_S = 1.0
 

@@ -21,10 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.transfer import REGION, bring_up, ingest
-from node.client import NodeClients
-from node.identity import node_name
-from node.tls import TlsFiles
 from protos import air_node_pb2 as pb
+from runtime.clients import NodeClients
+from runtime.identity import node_name
+from runtime.tls import TlsFiles
 from stack.certs import CLIENT_NAME, Authority
 from stack.processes import NodeProcess
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import grpc
 
 from node.channel import BATCH_POINTS
-from node.client import CHANNEL_OPTIONS
 from node.disk import FLOOD_WATERMARK
 from node.handshake_log import relay_core_stderr, verbosity_hides_handshakes
-from node.killpoints import KillPoints
 from node.metrics import serve_metrics
 from node.node import Node
 from node.service import AirNodeService
-from node.tls import TlsError, TlsFiles, tls_from_flags
 from protos import air_node_pb2_grpc as rpc
+from runtime.clients import CHANNEL_OPTIONS
+from runtime.killswitch import KillPoints
+from runtime.tls import TlsError, TlsFiles, tls_from_flags
 
 log = logging.getLogger("airnode")
 

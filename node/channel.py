@@ -15,8 +15,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from node.backoff import Backoff
-from node.client import NodeClients, NodeStub
 from node.columns import from_columns, to_columns
 from node.metrics import METRICS
 from node.replica import ChannelState, Replica, channel_name
@@ -24,6 +22,8 @@ from node.snapshot import snapshot_chunks
 from node.store import OriginBatch, fetch_origin
 from node.throttle import Throttle
 from protos import air_node_pb2 as pb
+from runtime.backoff import Backoff
+from runtime.clients import NodeClients, NodeStub
 
 log = logging.getLogger(__name__)
 TransferCall = grpc.aio.StreamStreamCall[pb.TransferRequest, pb.TransferReply]

@@ -6,10 +6,10 @@ import contextlib
 from collections import defaultdict
 
 from node.channel import Channel
-from node.client import NodeClients
 from node.metrics import METRICS
 from node.replica import Replica
 from node.throttle import Throttle
+from runtime.clients import NodeClients
 
 
 class ChannelTasks:

@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from node.backoff import Backoff
-from node.client import NodeClients
 from node.replica import Replica
 from node.replicas import Replicas
 from protos import air_node_pb2 as pb
+from runtime.backoff import Backoff
+from runtime.clients import NodeClients
 
 log = logging.getLogger(__name__)
 

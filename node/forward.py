@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import grpc
 
 from node.channel import exchange, to_proto
-from node.client import NodeClients
 from node.errors import NodeError
 from node.replica import PeerInfo, Replica
 from node.store import fetch_origin
 from node.throttle import Throttle
 from protos import air_node_pb2 as pb
+from runtime.clients import NodeClients
 
 # The receiver's refusals, passed on as they are; any other failure: it cannot be reached.
 _REFUSALS = {

@@ -14,13 +14,9 @@ from typing import Any
 import grpc
 
 from node.errors import NodeError
+from runtime.identity import node_name
 
 log = logging.getLogger(__name__)
-
-
-def node_name(node_id: int) -> str:
-    """The common name of node `node_id`'s certificate."""
-    return f"node{node_id}"
 
 
 def common_names(context: grpc.aio.ServicerContext[Any, Any]) -> list[str]:

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 
 import grpc
 
+from contracts.killpoints import KillPoint
 from node.channel_tasks import ChannelTasks
 from node.disk import Disk
 from node.errors import NodeError
-from node.files import atomic_publish_dir, atomic_remove_dir
-from node.killpoints import KillPoint, KillPoints
 from node.replica import ChannelState, PeerInfo, Replica, ReplicaMeta
 from node.replicas import Replicas
 from node.store import Store
+from runtime.files import atomic_publish_dir, atomic_remove_dir
+from runtime.killswitch import KillPoints
 
 log = logging.getLogger(__name__)
 

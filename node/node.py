@@ -24,14 +24,12 @@ import grpc
 from node.acks import Level, LevelNotMet
 from node.channel import BATCH_POINTS
 from node.channel_tasks import ChannelTasks
-from node.client import NodeClients
 from node.confirmation import Confirmation
 from node.disk import FLOOD_WATERMARK, Disk
 from node.errors import NodeError
 from node.forward import Forwarded, forward_origin
 from node.guardian import Guardian
 from node.inbound import Inbound
-from node.killpoints import KillPoints
 from node.membership import Membership
 from node.metrics import METRICS
 from node.replica import PeerInfo
@@ -47,7 +45,9 @@ from node.reports import (
 )
 from node.store import Digest, Row, SyncMode, digest, read_range
 from node.throttle import Throttle
-from node.tls import TlsFiles
+from runtime.clients import NodeClients
+from runtime.killswitch import KillPoints
+from runtime.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

@@ -14,8 +14,8 @@ from typing import Literal, ParamSpec, TypeVar
 from pydantic import BaseModel
 
 from node.acks import Acknowledgements
-from node.files import atomic_write, fsync_dir
 from node.store import HeldView, OriginBatch, Row, Store, SyncMode
+from runtime.files import atomic_write, fsync_dir
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

@@ -20,9 +20,9 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from node.files import fsync_dir
 from node.store import HeldView
 from protos import air_node_pb2 as pb
+from runtime.files import fsync_dir
 
 CHUNK_BYTES = 1024 * 1024
 

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from node.identity import node_name
-from node.tls import TlsFiles
+from runtime.identity import node_name
+from runtime.tls import TlsFiles
 
 VALIDITY = timedelta(days=30)
 CLIENT_NAME = "client"  # airctl's and the worker's certificate

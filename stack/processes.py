@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
+from contracts.search_attributes import declared
 from node.__main__ import READY as NODE_READY
-from node.tls import TlsFiles
-from workflows.search_attributes import declared
+from runtime.tls import TlsFiles
 
 # Ports for our servers come from below the kernel's ephemeral range (32768 and up), which
 # the OS hands out for outgoing connections and port-0 binds: a port picked there can be

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from client import connection
 from stack.processes import TemporalServer
 from tests.support.cluster import Cluster
 from tests.support.stack import Stack
-from workflows import connection
 
 HISTORIES = Path(__file__).parent / "histories"
 TAIL = 3000  # characters of a dead process's output shown with a failure

@@ -7,14 +7,15 @@ import asyncio
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
-from node.killpoints import KillPoint as K
-from workflows.change import MembershipChange
-from workflows.errors import ADD_PEER_FAILED, root_cause
-from workflows.models import AddPeerInput, AddPeerResult, Phase
-from workflows.planning import Addition, InvalidRequest, Removal, plan_addition
+from contracts.errors import InvalidRequest
+from contracts.killpoints import KillPoint as K
+from contracts.models import AddPeerInput, AddPeerResult, Phase
+from planning.placement import Addition, Removal, plan_addition
+from workflows.machinery.change import MembershipChange
+from workflows.machinery.failures import ADD_PEER_FAILED, root_cause
+from workflows.machinery.steps import Steps
+from workflows.machinery.transfer import wait_transfer
 from workflows.remove_peer import remove_peer_steps
-from workflows.steps import Steps
-from workflows.transfer import wait_transfer
 
 
 async def add_peer_steps(steps: Steps, a: Addition) -> dict[int, int]:

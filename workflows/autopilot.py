@@ -1,7 +1,7 @@
 """AutopilotWorkflow (air-autopilot): probe every node; repair the ones that stay gone.
 
 One per cluster, running until turned off. Every `probe_every_s` it probes the nodes and feeds
-the probe to its judgement (workflows/watch.py), which names the nodes dead for `dead_after_s`:
+the probe to its judgement (planning/watch.py), which names the nodes dead for `dead_after_s`:
 their repairs start (RepairNodeWorkflow, a workflow of its own, so turning the autopilot off
 leaves a running repair to finish). Each decision is in its history (a memo upsert, with the
 time it was taken) and in its current details. It continues as new before its history grows
@@ -18,8 +18,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from activities.operations import OperationActivities as O
-from workflows.models import AutopilotInput, AutopilotState, Decision
-from workflows.watch import Watch
+from contracts.models import AutopilotInput, AutopilotState, Decision
+from planning.watch import Watch
 
 R = TypeVar("R")
 

@@ -5,7 +5,7 @@ never runs beside another change of the same region. The bound can change while 
 the drain can pause and resume (Temporal updates). Cancelling it starts no new move and
 cancels the running ones: each rolls back, or finishes when its removal had begun. A move whose
 transfer stalls says so by a signal, so the drain shows which stall. It continues as new before
-its history grows large, carrying its plan and progress (workflows/moves.py).
+its history grows large, carrying its plan and progress (workflows/machinery/moves.py).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from functools import partial
 
 from temporalio import workflow
 
-from workflows.legacy import earlier_worker_started
+from contracts.models import DrainInput, DrainProgress, DrainResult, MovesProgress
+from contracts.search_attributes import KIND_KEY, NODES_KEY
+from planning.placement import plan_drain
 from workflows.legacy.drain import DrainByCount
-from workflows.models import DrainInput, DrainProgress, DrainResult, MovesProgress
-from workflows.moves import Reroute, Steered
-from workflows.operation import MovesWorkflow, settings_of
-from workflows.planning import plan_drain
-from workflows.search_attributes import KIND_KEY, NODES_KEY
+from workflows.machinery.moves import Reroute, Steered
+from workflows.machinery.operation import MovesWorkflow, settings_of
+from workflows.machinery.patches import earlier_worker_started
+from workflows.migration import RegionMigrationWorkflow
 
 
 @workflow.defn
@@ -30,7 +31,9 @@ class DrainNodeWorkflow(MovesWorkflow):
     @workflow.init
     def __init__(self, req: DrainInput) -> None:
         state = req.carried or DrainProgress(node=req.node, max_concurrent=req.max_concurrent)
-        super().__init__(state, f"drain node {req.node}", req.high_watermark)
+        super().__init__(
+            state, f"drain node {req.node}", req.high_watermark, RegionMigrationWorkflow.run
+        )
         self._drain = state
         self._legacy: DrainByCount | None = None  # a drain the earlier worker started
 

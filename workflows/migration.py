@@ -11,20 +11,21 @@ import asyncio
 
 from temporalio import workflow
 
-from workflows.add_peer import add_or_roll_back, addition_result
-from workflows.change import MembershipChange
-from workflows.legacy import earlier_worker_started
-from workflows.legacy.migration import migrate_with_children
-from workflows.models import (
+from contracts.errors import InvalidRequest
+from contracts.models import (
     MigrationInput,
     MigrationResult,
     Phase,
     StallReport,
 )
-from workflows.planning import InvalidRequest, plan_migration
-from workflows.progress import STALL_SIGNAL
+from planning.placement import plan_migration
+from workflows.add_peer import add_or_roll_back, addition_result
+from workflows.legacy.migration import migrate_with_children
+from workflows.machinery.change import MembershipChange
+from workflows.machinery.patches import earlier_worker_started
+from workflows.machinery.progress import STALL_SIGNAL
+from workflows.machinery.steps import Steps
 from workflows.remove_peer import finish_even_if_cancelled, remove_peer_steps
-from workflows.steps import Steps
 
 
 @workflow.defn

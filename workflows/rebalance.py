@@ -1,10 +1,10 @@
 """RebalanceWorkflow: move replicas from the fullest live nodes to the emptiest until every
-live node is within tolerance (workflows/balance.py), a bounded number of migrations at once.
+live node is within tolerance (planning/balance.py), a bounded number of migrations at once.
 
 It runs in rounds: a region moves at most once per round, and each round after the first
 plans again from the cluster as it then is. It ends when a round plans nothing, a move fails,
 or after MAX_ROUNDS. Bounds, pause, resume, stall reports, cancellation and continue-as-new are
-the drain's (workflows/operation.py).
+the drain's (workflows/machinery/operation.py).
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from functools import partial
 
 from temporalio import workflow
 
-from workflows.balance import MAX_ROUNDS, plan_rebalance
-from workflows.models import MovesProgress, RebalanceInput, RebalanceResult
-from workflows.moves import Reroute
-from workflows.operation import MovesWorkflow, settings_of
-from workflows.planning import InvalidRequest
-from workflows.search_attributes import KIND_KEY, NODES_KEY
+from contracts.errors import InvalidRequest
+from contracts.models import MovesProgress, RebalanceInput, RebalanceResult
+from contracts.search_attributes import KIND_KEY, NODES_KEY
+from planning.balance import MAX_ROUNDS, plan_rebalance
+from workflows.machinery.moves import Reroute
+from workflows.machinery.operation import MovesWorkflow, settings_of
+from workflows.migration import RegionMigrationWorkflow
 
 
 @workflow.defn
@@ -28,7 +29,7 @@ class RebalanceWorkflow(MovesWorkflow):
     @workflow.init
     def __init__(self, req: RebalanceInput) -> None:
         state = req.carried or MovesProgress(max_concurrent=req.max_concurrent)
-        super().__init__(state, "rebalance", req.high_watermark)
+        super().__init__(state, "rebalance", req.high_watermark, RegionMigrationWorkflow.run)
 
     @workflow.run
     async def run(self, req: RebalanceInput) -> RebalanceResult:

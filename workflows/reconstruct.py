@@ -16,13 +16,14 @@ import asyncio
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from contracts.errors import InvalidRequest
+from contracts.models import Phase, ReconstructInput, ReconstructResult
+from planning.placement import Reconstruction, plan_reconstruct
 from workflows.add_peer import add_or_roll_back, addition_result
-from workflows.change import MembershipChange
-from workflows.errors import root_cause
-from workflows.models import Phase, ReconstructInput, ReconstructResult
-from workflows.planning import InvalidRequest, Reconstruction, plan_reconstruct
+from workflows.machinery.change import MembershipChange
+from workflows.machinery.failures import root_cause
+from workflows.machinery.steps import Steps
 from workflows.remove_peer import finish_even_if_cancelled, remove_peer_steps
-from workflows.steps import Steps
 
 
 async def reconstruct(steps: Steps, plan: Reconstruction) -> ReconstructResult:

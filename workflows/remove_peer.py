@@ -7,13 +7,14 @@ from typing import TypeVar
 
 from temporalio import workflow
 
-from node.killpoints import KillPoint as K
-from workflows import patches
-from workflows.change import MembershipChange
-from workflows.models import Phase, RemovePeerInput, RemovePeerResult
-from workflows.planning import InvalidRequest, Removal, plan_removal
-from workflows.steps import Steps
-from workflows.transfer import wait_transfer
+from contracts.errors import InvalidRequest
+from contracts.killpoints import KillPoint as K
+from contracts.models import Phase, RemovePeerInput, RemovePeerResult
+from planning.placement import Removal, plan_removal
+from workflows.machinery import patches
+from workflows.machinery.change import MembershipChange
+from workflows.machinery.steps import Steps
+from workflows.machinery.transfer import wait_transfer
 
 R = TypeVar("R")
 

@@ -3,7 +3,7 @@
 For each region the dead node was a peer of, a new replica on the live node with the fewest
 store bytes, copied from a live holder, then the dead peer removed (its steps skipped after a
 short wait: it does not answer). Each move is the region's migration from the dead node, on the
-drain's engine (workflows/operation.py). The result says, per region, how far the survivors
+drain's engine (`machinery/operation.py`). The result says, per region, how far the survivors
 hold the dead node's own writes: those it acknowledged and never replicated are lost with it
 (DESIGN.md section 5, removal of a dead peer). A node that answers is refused: that is a drain.
 """
@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from activities.models import ClusterDescription
-from workflows.models import Move, RegionRepair, RepairInput, RepairProgress, RepairResult
-from workflows.moves import MoveSettings, Reroute
-from workflows.operation import MovesWorkflow
-from workflows.planning import plan_repair
-from workflows.search_attributes import KIND_KEY, NODES_KEY
+from contracts.activity_models import ClusterDescription
+from contracts.models import Move, RegionRepair, RepairInput, RepairProgress, RepairResult
+from contracts.search_attributes import KIND_KEY, NODES_KEY
+from planning.placement import plan_repair
+from workflows.machinery.moves import MoveSettings, Reroute
+from workflows.machinery.operation import MovesWorkflow
+from workflows.migration import RegionMigrationWorkflow
 
 
 @workflow.defn
@@ -27,7 +28,9 @@ class RepairNodeWorkflow(MovesWorkflow):
     @workflow.init
     def __init__(self, req: RepairInput) -> None:
         state = req.carried or RepairProgress(node=req.node, max_concurrent=req.max_concurrent)
-        super().__init__(state, f"repair node {req.node}", req.high_watermark)
+        super().__init__(
+            state, f"repair node {req.node}", req.high_watermark, RegionMigrationWorkflow.run
+        )
         self._repair = state
 
     @workflow.run

@@ -12,17 +12,17 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from airctl.load import LoadWriter as Writer
+from client import connection
+from contracts.ids import region_workflow_id
+from contracts.models import DrainInput, DrainResult, MovesProgress, Phase
 from tests.support.chaos import restart
 from tests.support.cluster import HELD, Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.temporal_container import TemporalContainer
 from tests.support.waiting import eventually
-from workflows import connection
 from workflows.drain import DrainNodeWorkflow
-from workflows.ids import region_workflow_id
 from workflows.migration import RegionMigrationWorkflow
-from workflows.models import DrainInput, DrainResult, MovesProgress, Phase
 
 pytestmark = pytest.mark.slow
 REGIONS = [571, 572, 573, 574]

@@ -20,14 +20,14 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from airctl.load import LoadWriter as Writer
-from node.killpoints import ENV_POINTS, NODE_POINTS, WORKER_POINTS, KillPoint
+from contracts.killpoints import ENV_POINTS, NODE_POINTS, WORKER_POINTS, KillPoint
+from contracts.models import MigrationInput, MigrationResult
 from stack.processes import ManagedProcess
 from tests.support.chaos import died_at, restart
 from tests.support.checks import assert_gone
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-from workflows.models import MigrationInput, MigrationResult
 
 pytestmark = pytest.mark.slow
 

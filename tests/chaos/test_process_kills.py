@@ -22,6 +22,7 @@ from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from airctl.load import LoadWriter as Writer
+from contracts.models import MigrationInput, MigrationResult, Phase
 from stack.processes import WorkerProcess
 from tests.support.chaos import restart
 from tests.support.checks import assert_gone
@@ -29,8 +30,7 @@ from tests.support.cluster import HELD, Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-from workflows.errors import root_cause
-from workflows.models import MigrationInput, MigrationResult, Phase
+from workflows.machinery.failures import root_cause
 
 pytestmark = pytest.mark.slow
 _regions = itertools.count(300)

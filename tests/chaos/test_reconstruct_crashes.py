@@ -14,13 +14,13 @@ import asyncio
 
 import pytest
 
-from node.killpoints import ENV_POINTS, EXIT_CODE, NODE_POINTS, WORKER_POINTS
-from node.killpoints import KillPoint as K
+from contracts.killpoints import ENV_POINTS, EXIT_CODE, NODE_POINTS, WORKER_POINTS
+from contracts.killpoints import KillPoint as K
+from contracts.models import ReconstructInput, ReconstructResult
 from stack.processes import ManagedProcess
 from tests.support.chaos import rearm, restart
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
-from workflows.models import ReconstructInput, ReconstructResult
 
 pytestmark = pytest.mark.slow
 

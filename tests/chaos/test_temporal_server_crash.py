@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from client import connection
+from contracts.models import MigrationInput, MigrationResult, Phase
 from tests.support.checks import assert_gone
 from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
@@ -12,8 +14,6 @@ from tests.support.temporal_container import (
     TemporalContainer,
 )
 from tests.support.waiting import eventually
-from workflows import connection
-from workflows.models import MigrationInput, MigrationResult, Phase
 
 pytestmark = pytest.mark.slow
 REGION = 31

@@ -8,11 +8,11 @@ import signal
 import grpc
 import pytest
 
+from contracts.models import RepairInput, RepairResult
 from protos import air_node_pb2 as pb
 from tests.support.cluster import HELD, Cluster, status_of
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
-from workflows.models import RepairInput, RepairResult
 
 REGION = 771
 

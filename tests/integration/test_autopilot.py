@@ -7,13 +7,13 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
+from contracts.models import AutopilotInput, AutopilotState
 from tests.support.chaos import restart
 from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.autopilot import AutopilotWorkflow
-from workflows.models import AutopilotInput, AutopilotState
 
 REGIONS = list(range(741, 744))
 LOADED = REGIONS[0]

@@ -7,10 +7,10 @@ import json
 import re
 from pathlib import Path
 
+from contracts.models import DrainInput, DrainResult
 from stack.processes import free_port
 from tests.support.load import LoadWriter
 from tests.support.stack import Stack
-from workflows.models import DrainInput, DrainResult
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana-dashboard.json"
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
+from runtime.cluster_file import ClusterFile, NodeEntry
 from tests.support.stack import Stack
 
 REGION = 761
@@ -31,17 +32,12 @@ def airctl_json(stack: Stack, *args: str) -> Any:
 
 async def test_a_node_gone_for_good_then_repaired_and_forgotten(stack: Stack) -> None:
     cluster = await stack.four_nodes(REGION)
-    nodes = [{"id": i, "address": n.address} for i, n in sorted(cluster.nodes.items())]
-    stack.cluster_file.write_text(
-        json.dumps(
-            {
-                "temporal_address": stack.temporal_address,
-                "local": True,
-                "task_queue": stack.task_queue,
-                "nodes": nodes,
-            }
-        )
-    )
+    ClusterFile(
+        temporal_address=stack.temporal_address,
+        local=True,
+        task_queue=stack.task_queue,
+        nodes=[NodeEntry(id=i, address=n.address) for i, n in sorted(cluster.nodes.items())],
+    ).save(stack.cluster_file)
     log = cluster.root / "acked.log"
     airctl(stack, "write", str(REGION), "--count", "100", "--acked-log", str(log))
     # replicated everywhere first: what node 3 took and never replicated would be lost (`one`)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from client.starter import RequestRefused
+from contracts.models import DrainInput
 from protos import air_node_pb2 as pb
 from tests.support.cluster import status_of
 from tests.support.load import LoadWriter
 from tests.support.stack import Stack
-from workflows.models import DrainInput
-from workflows.starter import RequestRefused
 
 REGION = 781
 SMALL = 2_000_000  # bytes: node 4's disk, as it counts it

@@ -14,6 +14,8 @@ from temporalio.client import (
 )
 from temporalio.exceptions import is_cancelled_exception
 
+from contracts.ids import region_workflow_id
+from contracts.models import DrainInput, DrainResult, MigrationInput, MovesProgress, Phase
 from tests.support.chaos import restart
 from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
@@ -21,8 +23,6 @@ from tests.support.node_logs import most_at_once, most_at_once_into, move_spans,
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.drain import DrainNodeWorkflow
-from workflows.ids import region_workflow_id
-from workflows.models import DrainInput, DrainResult, MigrationInput, MovesProgress, Phase
 
 ON_123 = [501, 502, 503]
 ON_124 = [504, 505, 506]

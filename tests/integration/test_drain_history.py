@@ -17,13 +17,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from activities.models import ClusterDescription, Peer
-from stack.processes import TemporalServer
-from tests.support.waiting import eventually
-from worker import WORKFLOW_RUNNER
-from workflows import connection
-from workflows.drain import DrainNodeWorkflow
-from workflows.models import (
+from client import connection
+from client.starter import start_operation
+from contracts.activity_models import ClusterDescription, Peer
+from contracts.models import (
     AddPeerResult,
     DrainInput,
     DrainResult,
@@ -31,7 +28,10 @@ from workflows.models import (
     MigrationResult,
     MovesProgress,
 )
-from workflows.starter import start_operation
+from stack.processes import TemporalServer
+from tests.support.waiting import eventually
+from worker import WORKFLOW_RUNNER
+from workflows.drain import DrainNodeWorkflow
 
 HISTORY_LIMIT = 2_000
 

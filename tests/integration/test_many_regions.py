@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
+from contracts.models import MigrationInput, MigrationResult
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
-from workflows.models import MigrationInput, MigrationResult
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from node.killpoints import EXIT_CODE, NODE_POINTS, KillPoint
+from contracts.killpoints import EXIT_CODE, NODE_POINTS, KillPoint
 from protos import air_node_pb2 as pb
 from tests.support.cluster import Cluster
 

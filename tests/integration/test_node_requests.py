@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 import grpc
 import pytest
 
-from node.client import NodeStub
 from node.service import MAX_WRITE_BYTES
 from protos import air_node_pb2 as pb
+from runtime.clients import NodeStub
 from tests.support.cluster import Cluster, status_of
 from tests.support.streams import batch, hello, transfer
 

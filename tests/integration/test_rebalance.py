@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from activities.models import Peer
-from activities.reading import describe_cluster
+from client.starter import RequestRefused
+from contracts.activity_models import Peer
+from contracts.ids import REBALANCE_WORKFLOW_ID
+from contracts.models import Move, RebalanceInput, RebalanceResult
+from planning.balance import plan_rebalance
+from runtime.reading import describe_cluster
 from tests.support.chaos import restart
 from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-from workflows.balance import plan_rebalance
-from workflows.ids import REBALANCE_WORKFLOW_ID
-from workflows.models import Move, RebalanceInput, RebalanceResult
 from workflows.rebalance import RebalanceWorkflow
-from workflows.starter import RequestRefused
 
 REGIONS = list(range(711, 717))  # six regions on nodes 1-3; nodes 4 and 5 join empty
 LOADED = REGIONS[0]

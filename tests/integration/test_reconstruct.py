@@ -6,14 +6,14 @@ import asyncio
 
 import pytest
 
-from node.killpoints import ENV_POINTS, KillPoint
+from client.starter import RequestRefused
+from contracts.killpoints import ENV_POINTS, KillPoint
+from contracts.models import ReconstructInput, ReconstructResult
 from tests.support.chaos import died_at, rearm, restart
 from tests.support.load import LoadWriter, missing_points
 from tests.support.node_logs import replica_events
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-from workflows.models import ReconstructInput, ReconstructResult
-from workflows.starter import RequestRefused
 
 
 async def test_a_replica_is_rebuilt_from_the_others_under_load(stack: Stack) -> None:

@@ -6,16 +6,16 @@ import signal
 
 import pytest
 
+from client.starter import RequestRefused
+from contracts.ids import region_workflow_id
+from contracts.models import Phase, RepairInput, RepairResult
 from protos import air_node_pb2 as pb
 from tests.support.chaos import restart
 from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-from workflows.ids import region_workflow_id
-from workflows.models import Phase, RepairInput, RepairResult
 from workflows.repair import RepairNodeWorkflow
-from workflows.starter import RequestRefused
 
 REGIONS = list(range(731, 735))
 LOADED = REGIONS[0]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from client import connection
+from contracts.models import MigrationInput, MigrationResult
 from stack.certs import Authority
 from stack.processes import WorkerProcess
 from tests.support.stack import Stack
 from tests.support.tls_proxy import TlsProxy
-from workflows import connection
-from workflows.models import MigrationInput, MigrationResult
 
 REGION = 61
 

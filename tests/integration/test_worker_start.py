@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from contracts.models import MigrationInput, Phase
 from protos import air_node_pb2 as pb
 from stack.processes import TemporalServer, WorkerProcess, temporal_binary
 from tests.support.cluster import HELD
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-from workflows.models import MigrationInput, Phase
 
 REGION = 41
 

@@ -14,15 +14,9 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
-from protos import air_node_pb2 as pb
-from stack.processes import temporal_binary
-from tests.support.checks import assert_gone
-from tests.support.cluster import HELD, Cluster, status_of
-from tests.support.load import LoadWriter, missing_points
-from tests.support.stack import Stack
-from tests.support.waiting import eventually
-from workflows.ids import region_workflow_id
-from workflows.models import (
+from client.starter import RegionBusy, RequestRefused
+from contracts.ids import region_workflow_id
+from contracts.models import (
     AddPeerInput,
     AddPeerResult,
     MigrationInput,
@@ -32,7 +26,13 @@ from workflows.models import (
     RemovePeerInput,
     RemovePeerResult,
 )
-from workflows.starter import RegionBusy, RequestRefused
+from protos import air_node_pb2 as pb
+from stack.processes import temporal_binary
+from tests.support.checks import assert_gone
+from tests.support.cluster import HELD, Cluster, status_of
+from tests.support.load import LoadWriter, missing_points
+from tests.support.stack import Stack
+from tests.support.waiting import eventually
 
 _regions = itertools.count(100)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from node.killpoints import EXIT_CODE, KillPoint
+from contracts.killpoints import EXIT_CODE, KillPoint
 from stack.processes import ManagedProcess
 from tests.support.waiting import eventually
 

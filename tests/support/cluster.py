@@ -6,10 +6,10 @@ from pathlib import Path
 
 import grpc
 
-from node.client import NodeClients, NodeStub
-from node.identity import node_name
-from node.tls import TlsFiles
 from protos import air_node_pb2 as pb
+from runtime.clients import NodeClients, NodeStub
+from runtime.identity import node_name
+from runtime.tls import TlsFiles
 from stack.certs import CLIENT_NAME, Authority
 from stack.processes import NodeProcess
 from tests.support.waiting import eventually

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,14 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
-from stack.processes import WorkerProcess
-from tests.support.cluster import Cluster
-from workflows.change import MembershipChange
-from workflows.models import (
+from client.starter import (
+    VALIDATE_WITHIN_S,
+    OperationInput,
+    start_autopilot,
+    start_change,
+    start_operation,
+)
+from contracts.models import (
     AddPeerInput,
     AutopilotInput,
     MigrationInput,
@@ -22,13 +25,10 @@ from workflows.models import (
     ReconstructInput,
     RemovePeerInput,
 )
-from workflows.starter import (
-    VALIDATE_WITHIN_S,
-    OperationInput,
-    start_autopilot,
-    start_change,
-    start_operation,
-)
+from runtime.cluster_file import ClusterFile, NodeEntry
+from stack.processes import WorkerProcess
+from tests.support.cluster import Cluster
+from workflows.machinery.change import MembershipChange
 
 
 class Stack:
@@ -43,8 +43,8 @@ class Stack:
         self.handles: list[WorkflowHandle[Any, Any]] = []
 
     def write_cluster_file(self) -> None:
-        nodes = [{"id": i, "address": n.address} for i, n in sorted(self.cluster.nodes.items())]
-        self.cluster_file.write_text(json.dumps({"nodes": nodes}))
+        nodes = [NodeEntry(id=i, address=n.address) for i, n in sorted(self.cluster.nodes.items())]
+        ClusterFile(nodes=nodes).save(self.cluster_file)
 
     def start_worker(
         self,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from node.client import NodeStub
 from protos import air_node_pb2 as pb
+from runtime.clients import NodeStub
 
 
 def hello(sender: int, region: int) -> pb.TransferRequest:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import ssl
 
-from node.tls import TlsFiles
+from runtime.tls import TlsFiles
 
 
 class TlsProxy:

@@ -13,6 +13,7 @@ import pytest
 from playwright.async_api import FloatRect, Locator, Page, async_playwright, expect
 from temporalio.client import WorkflowHandle
 
+from contracts.models import MigrationInput, Phase
 from protos import air_node_pb2 as pb
 from stack.processes import TemporalServer
 from tests.integration.test_workflows import activity_summaries
@@ -20,7 +21,6 @@ from tests.support.cluster import HELD
 from tests.support.requirements import require
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-from workflows.models import MigrationInput, Phase
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, and none of Chromium's own traffic: the page's loopback requests are the only ones.

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities.models import ClusterDescription, Disk, Peer
-from workflows.balance import MAX_ROUNDS, TOLERANCE, after, plan_rebalance, plan_rounds, spread
-from workflows.models import HIGH_WATERMARK, Move
-from workflows.planning import InvalidRequest
+from contracts.activity_models import ClusterDescription, Disk, Peer
+from contracts.errors import InvalidRequest
+from contracts.models import HIGH_WATERMARK, Move
+from planning.balance import MAX_ROUNDS, TOLERANCE, after, plan_rebalance, plan_rounds, spread
 
 
 def cluster_of(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from temporalio.service import TLSConfig
 
-from workflows.connection import BadConnectionSettings, TemporalFlags, describe, resolve
+from client.connection import BadConnectionSettings, TemporalFlags, describe, resolve
 
 NO_ENV: dict[str, str] = {}
 

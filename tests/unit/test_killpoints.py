@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from node.killpoints import EXIT_CODE, NODE_POINTS, WORKER_POINTS, KillPoint, KillPoints
+from contracts.killpoints import EXIT_CODE, NODE_POINTS, WORKER_POINTS, KillPoint
+from runtime.killswitch import KillPoints
 
 REACH = (
-    "from pathlib import Path; from node.killpoints import *; "
+    "from pathlib import Path; from runtime.killswitch import KillPoints; "
+    "from contracts.killpoints import KillPoint; "
     "KillPoints.from_env(Path('{d}')).reach(KillPoint.AFTER_DELETE); print('went on')"
 )
 

@@ -9,10 +9,10 @@ import pytest
 
 from node.disk import Disk
 from node.errors import NodeError
-from node.killpoints import KillPoints
 from node.membership import Membership
 from node.replica import PeerInfo, Replica
 from node.replicas import Replicas
+from runtime.killswitch import KillPoints
 from tests.support.fakes import FakeChannelTasks
 
 PEERS = [PeerInfo(node_id=n, address=f"127.0.0.1:{n}") for n in (1, 2, 3)]

@@ -8,9 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities.models import ClusterDescription, Disk, Peer, RegionDescription, ReplicaState
-from workflows.models import HIGH_WATERMARK, MigrationInput, Move
-from workflows.planning import InvalidRequest, plan_drain, plan_migration, plan_repair
+from contracts.activity_models import (
+    ClusterDescription,
+    Disk,
+    Peer,
+    RegionDescription,
+    ReplicaState,
+)
+from contracts.errors import InvalidRequest
+from contracts.models import HIGH_WATERMARK, MigrationInput, Move
+from planning.placement import plan_drain, plan_migration, plan_repair
 
 
 def peer(i: int) -> Peer:

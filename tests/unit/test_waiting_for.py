@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from activities.models import TransferProgress
-from workflows.progress import waiting_for
+from contracts.activity_models import TransferProgress
+from workflows.machinery.progress import waiting_for
 
 
 def slice_(**fields: object) -> TransferProgress:

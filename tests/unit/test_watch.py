@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflows.models import AutopilotState
-from workflows.watch import Watch
+from contracts.models import AutopilotState
+from planning.watch import Watch
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 ALL_UP = {1: True, 2: True, 3: True, 4: True}

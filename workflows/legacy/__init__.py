@@ -6,14 +6,3 @@ update. A workflow that began before `patches.LEAN` replays through these, comma
 (tests/histories/2026-11-26 and 2026-12-01 hold such histories). Remove this package, and the
 branches that call it, once no workflow of the earlier worker runs (then `deprecate_patch`).
 """
-
-from __future__ import annotations
-
-from temporalio import workflow
-
-from workflows import patches
-
-
-def earlier_worker_started() -> bool:
-    """Whether the earlier worker started this workflow: then it runs as that worker ran it."""
-    return not workflow.patched(patches.LEAN)

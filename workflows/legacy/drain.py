@@ -10,12 +10,11 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
-from activities.models import ClusterDescription
 from activities.reading import ReadingActivities as Read
-from workflows.errors import refusal
-from workflows.ids import region_workflow_id
-from workflows.migration import RegionMigrationWorkflow
-from workflows.models import (
+from contracts.activity_models import ClusterDescription
+from contracts.errors import InvalidRequest
+from contracts.ids import region_workflow_id
+from contracts.models import (
     DrainInput,
     DrainProgress,
     DrainResult,
@@ -23,10 +22,7 @@ from workflows.models import (
     Move,
     Phase,
 )
-from workflows.moves import Steered, details
-from workflows.options import DESCRIBE, child, execute
-from workflows.planning import InvalidRequest
-from workflows.search_attributes import (
+from contracts.search_attributes import (
     KIND_KEY,
     MOVES_DONE_KEY,
     MOVES_LEFT_KEY,
@@ -34,6 +30,10 @@ from workflows.search_attributes import (
     PHASE_KEY,
     STALLED_KEY,
 )
+from workflows.machinery.failures import refusal
+from workflows.machinery.moves import Steered, details
+from workflows.machinery.options import DESCRIBE, child, execute
+from workflows.migration import RegionMigrationWorkflow
 
 
 def plan_drain_by_count(cluster: ClusterDescription, node: int) -> list[Move]:

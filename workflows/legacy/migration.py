@@ -7,20 +7,21 @@ import asyncio
 from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
 
-from activities.models import RegionDescription
-from workflows.add_peer import AddPeerWorkflow
-from workflows.errors import refusal
-from workflows.ids import child_workflow_id
-from workflows.models import (
+from contracts.activity_models import RegionDescription
+from contracts.errors import InvalidRequest
+from contracts.ids import child_workflow_id
+from contracts.models import (
     AddPeerInput,
     MigrationInput,
     MigrationResult,
     Phase,
     RemovePeerInput,
 )
-from workflows.options import child
-from workflows.planning import InvalidRequest, migration_coordinator, validate_migration
-from workflows.progress import ChangeReporter
+from planning.placement import migration_coordinator, validate_migration
+from workflows.add_peer import AddPeerWorkflow
+from workflows.machinery.failures import refusal
+from workflows.machinery.options import child
+from workflows.machinery.progress import ChangeReporter
 from workflows.remove_peer import RemovePeerWorkflow, finish_even_if_cancelled
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows.models import AutopilotState, Decision
+from contracts.models import AutopilotState, Decision
 
 KEEP_DECISIONS = 50  # in the state; every one is in the history too
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-from activities.models import ClusterDescription, Peer, RegionDescription
-from workflows.models import (
+from contracts.activity_models import ClusterDescription, Peer, RegionDescription
+from contracts.errors import InvalidRequest, NodeUnreachable
+from contracts.models import (
     HIGH_WATERMARK,
     AddPeerInput,
     MigrationInput,
@@ -20,21 +21,8 @@ from workflows.models import (
 )
 
 # The most moves an operation runs at once: each running move adds events to the operation's
-# history as it ends, and a run must end within its budget (workflows/moves.py).
+# history as it ends, and a run must end within its budget (workflows/machinery/moves.py).
 MAX_CONCURRENT = 50
-
-
-class InvalidRequest(Exception):
-    """The request cannot be right for this cluster: refused before anything changes."""
-
-
-class NodeUnreachable(InvalidRequest):
-    """A node the request needs does not answer: refused now, perhaps fine in a moment (an
-    operation's move waits for it)."""
-
-    def __init__(self, message: str, node: int) -> None:
-        super().__init__(message)
-        self.node = node
 
 
 def check_bound(name: str, value: int) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from temporalio.exceptions import ApplicationError
 
-from workflows.planning import InvalidRequest, NodeUnreachable
+from contracts.errors import InvalidRequest, NodeUnreachable
 
 # Failure types no retry can mend: the activities' retry policies never retry them.
 INVALID_REQUEST = "InvalidRequest"

@@ -17,7 +17,9 @@ from temporalio.exceptions import (
 )
 
 from activities.add_peer import AddPeerActivities as Add
-from activities.models import (
+from activities.reading import ReadingActivities as Read
+from activities.remove_peer import RemovePeerActivities as Remove
+from contracts.activity_models import (
     CaptureTargetInput,
     CatchUpInput,
     ChannelsInput,
@@ -29,13 +31,10 @@ from activities.models import (
     StepInput,
     StepResult,
 )
-from activities.reading import ReadingActivities as Read
-from activities.remove_peer import RemovePeerActivities as Remove
-from node.killpoints import KillPoint
-from workflows.errors import INVALID_REQUEST, NODE_REFUSED
-from workflows.legacy import earlier_worker_started
-from workflows.models import Phase
-from workflows.options import (
+from contracts.killpoints import KillPoint
+from contracts.models import Phase
+from workflows.machinery.failures import INVALID_REQUEST, NODE_REFUSED
+from workflows.machinery.options import (
     BOUNDARY,
     CATCH_UP,
     DESCRIBE,
@@ -48,7 +47,8 @@ from workflows.options import (
     skippable,
     within,
 )
-from workflows.progress import ChangeReporter
+from workflows.machinery.patches import earlier_worker_started
+from workflows.machinery.progress import ChangeReporter
 
 R = TypeVar("R")
 

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from node.tls import TlsFiles
 from protos import air_node_pb2_grpc as rpc
+from runtime.tls import TlsFiles
 
 if TYPE_CHECKING:
     # mypy-protobuf's type of a stub over an aio channel: every call typed, every reply awaited
@@ -15,9 +15,17 @@ if TYPE_CHECKING:
 else:
     from protos.air_node_pb2_grpc import AirNodeStub as NodeStub
 
-__all__ = ["CHANNEL_OPTIONS", "MAX_MESSAGE_BYTES", "NodeClients", "NodeStub"]
+__all__ = [
+    "CHANNEL_OPTIONS",
+    "MAX_MESSAGE_BYTES",
+    "RPC_TIMEOUT_S",
+    "NodeClients",
+    "NodeStub",
+    "not_found",
+]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+RPC_TIMEOUT_S = 10.0  # the deadline of a call that does not say otherwise
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -55,3 +63,8 @@ class NodeClients:
         channels, self._channels = self._channels, {}
         for channel in channels.values():
             await channel.close(grace=None)
+
+
+def not_found(error: object) -> bool:
+    """Whether a call failed because the node has no such region (or replica)."""
+    return isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.NOT_FOUND

@@ -1,4 +1,4 @@
-"""The bounded mover: runs a plan of moves, each a RegionMigrationWorkflow child.
+"""The bounded mover: runs a plan of moves, each a region migration workflow's child.
 
 At most `max_concurrent` moves run at once in the cluster and `max_per_node` on any one node,
 sending (the snapshot's source) or receiving. Pause, resume and a new bound take effect at once.
@@ -22,11 +22,8 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
-from workflows import patches
-from workflows.errors import rolled_back, root_cause, unreachable_node
-from workflows.ids import region_workflow_id
-from workflows.migration import RegionMigrationWorkflow
-from workflows.models import (
+from contracts.ids import region_workflow_id
+from contracts.models import (
     MigrationInput,
     MigrationResult,
     Move,
@@ -34,9 +31,11 @@ from workflows.models import (
     Phase,
     StallReport,
 )
-from workflows.options import child
-from workflows.progress import Reporter
-from workflows.search_attributes import MOVES_DONE_KEY, MOVES_LEFT_KEY, PHASE_KEY
+from contracts.search_attributes import MOVES_DONE_KEY, MOVES_LEFT_KEY, PHASE_KEY
+from workflows.machinery import patches
+from workflows.machinery.failures import rolled_back, root_cause, unreachable_node
+from workflows.machinery.options import child
+from workflows.machinery.progress import Reporter
 
 # No move starts in a run whose history holds this many events. A move costs about 10 events,
 # 4 of them as it ends; with at most MAX_CONCURRENT (planning.py) running, no run of an
@@ -124,6 +123,9 @@ class Steered:
 
 # Plans a move again, to none of the nodes given: an operation's planner (drain, repair).
 Replanner = Callable[[Move, set[int]], Awaitable[Move | None]]
+# The migration workflow's run method, each move's child (handed down by the definitions, so
+# this machinery imports none of them).
+MigrationRun = Callable[[Any, MigrationInput], Awaitable[MigrationResult]]
 
 
 class Mover(Steered):
@@ -131,11 +133,13 @@ class Mover(Steered):
         self,
         state: MovesProgress,
         title: str,
+        migrate: MigrationRun,
         reporter: Reporter | None = None,
         replan: Replanner | None = None,
     ) -> None:
         self.state = state
         self.title = title  # "drain node 1"
+        self.migrate = migrate
         self.reporter = reporter or Reporter()
         self.replan = replan
         self._waiting: list[Move] = []  # the moves not started yet, in plan order
@@ -275,7 +279,7 @@ class Mover(Steered):
     ) -> MigrationResult:
         try:
             return await child(
-                RegionMigrationWorkflow.run,
+                self.migrate,
                 MigrationInput(
                     region=move.region,
                     from_node=move.from_node,

@@ -22,11 +22,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from workflows.add_peer import AddPeerWorkflow
-from workflows.autopilot import AutopilotWorkflow
-from workflows.drain import DrainNodeWorkflow
-from workflows.errors import root_cause
-from workflows.ids import (
+from contracts.ids import (
     AUTOPILOT_WORKFLOW_ID,
     REBALANCE_WORKFLOW_ID,
     TASK_QUEUE,
@@ -34,8 +30,7 @@ from workflows.ids import (
     region_workflow_id,
     repair_workflow_id,
 )
-from workflows.migration import RegionMigrationWorkflow
-from workflows.models import (
+from contracts.models import (
     AddPeerInput,
     AutopilotInput,
     DrainInput,
@@ -45,12 +40,17 @@ from workflows.models import (
     RemovePeerInput,
     RepairInput,
 )
-from workflows.options import WORKFLOW_TASK_TIMEOUT
+from contracts.search_attributes import KIND_KEY, NODES_KEY, REGION_KEY
+from workflows.add_peer import AddPeerWorkflow
+from workflows.autopilot import AutopilotWorkflow
+from workflows.drain import DrainNodeWorkflow
+from workflows.machinery.failures import root_cause
+from workflows.machinery.options import WORKFLOW_TASK_TIMEOUT
+from workflows.migration import RegionMigrationWorkflow
 from workflows.rebalance import RebalanceWorkflow
 from workflows.reconstruct import ReconstructRegionWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
 from workflows.repair import RepairNodeWorkflow
-from workflows.search_attributes import KIND_KEY, NODES_KEY, REGION_KEY
 
 # How long a client waits for the workflow to pass validation before it leaves it running
 # unconfirmed (no worker may be running yet).

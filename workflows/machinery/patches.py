@@ -6,8 +6,8 @@ workflow without its marker runs, and the dated histories in tests/histories/ th
 with it.
 
 - `LEAN`: workflows of the earlier worker (no marker) run as it ran them (workflows/legacy/).
-  Sites: workflows/legacy/__init__.py `earlier_worker_started`, and its callers.
-- `STALLS`: stall reports to the parent and the AirStalled attribute (workflows/progress.py).
+  Sites: `earlier_worker_started` below, and its callers.
+- `STALLS`: stall reports to the parent and the AirStalled attribute (`progress.py`).
 - `WRITE_OFF`: a peer removed while down is written off (workflows/remove_peer.py).
 - `CATCH_UP`: before a peer that is down is removed, every survivor is brought to the longest
   prefix of its writes that any survivor holds (workflows/remove_peer.py; a migration off a
@@ -19,13 +19,20 @@ activity outlasts the task's heartbeat), and on replay a patch asked right after
 "not patched" before its marker is reached (seen: a repair's migration failing replay after a
 worker restart with "patch marker encountered ... but there is no corresponding change command").
 - `MOVES_RIDE_THROUGH`: an operation's move refused for a node that does not answer waits
-  for it, then goes elsewhere or is set aside (workflows/moves.py).
+  for it, then goes elsewhere or is set aside (workflows/machinery/moves.py).
 """
 
 from __future__ import annotations
+
+from temporalio import workflow
 
 LEAN = "lean-workflows"
 STALLS = "publish-stalls"
 WRITE_OFF = "write-off-dead-peer"
 CATCH_UP = "catch-up-dead-origin"
 MOVES_RIDE_THROUGH = "moves-ride-through"
+
+
+def earlier_worker_started() -> bool:
+    """Whether the earlier worker started this workflow: then it runs as that worker ran it."""
+    return not workflow.patched(LEAN)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.errors import refusal
-from workflows.planning import InvalidRequest
+from contracts.errors import InvalidRequest
+from workflows.machinery.failures import refusal
 
 
 class Verdict:

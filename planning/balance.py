@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from activities.models import ClusterDescription
-from workflows.models import HIGH_WATERMARK, Move
-from workflows.planning import InvalidRequest, Room
+from contracts.activity_models import ClusterDescription
+from contracts.errors import InvalidRequest
+from contracts.models import HIGH_WATERMARK, Move
+from planning.placement import Room
 
 TOLERANCE = 0.10  # of the mean store bytes per node
 # A region moves at most once per round, so a cluster may need a few (three full nodes of

@@ -2,8 +2,8 @@
 
 A drain, a rebalance and a repair differ only in how they plan. Each is a
 workflow class deriving from `MovesWorkflow`: it plans from the cluster's description and
-hands the moves to the bounded mover (workflows/moves.py), which continues as new before the
-run's history grows large. The handlers here steer it: the `validated` update, the progress
+hands the moves to the bounded mover (`moves.py`), which continues as new before the run's
+history grows large. The handlers here steer it: the `validated` update, the progress
 query, the bound, pause and resume updates, and the stall signal of its moves.
 """
 
@@ -14,14 +14,15 @@ from typing import Any, Protocol
 
 from temporalio import workflow
 
-from activities.models import ClusterDescription
 from activities.reading import ReadingActivities as Read
-from workflows.models import Move, MovesProgress, Phase, StallReport
-from workflows.moves import Mover, MoveSettings, Reroute, Steered
-from workflows.options import DESCRIBE, execute
-from workflows.planning import InvalidRequest, check_bound, replan_move
-from workflows.progress import STALL_SIGNAL
-from workflows.verdict import Verdict
+from contracts.activity_models import ClusterDescription
+from contracts.errors import InvalidRequest
+from contracts.models import Move, MovesProgress, Phase, StallReport
+from planning.placement import check_bound, replan_move
+from workflows.machinery.moves import MigrationRun, Mover, MoveSettings, Reroute, Steered
+from workflows.machinery.options import DESCRIBE, execute
+from workflows.machinery.progress import STALL_SIGNAL
+from workflows.machinery.verdict import Verdict
 
 
 class BoundedInput(Protocol):
@@ -33,11 +34,13 @@ class BoundedInput(Protocol):
 
 
 class MovesWorkflow:
-    def __init__(self, state: MovesProgress, title: str, watermark: float) -> None:
+    def __init__(
+        self, state: MovesProgress, title: str, watermark: float, migrate: MigrationRun
+    ) -> None:
         # set before any handler runs: an update may arrive before the run method starts
         self._state = state
         self._watermark = watermark  # a move planned again keeps the operation's
-        self._mover = Mover(state, title, replan=self._replan)
+        self._mover = Mover(state, title, migrate, replan=self._replan)
         self._verdict = Verdict()
 
     def _steering(self) -> Steered:

@@ -11,10 +11,10 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 
-from activities.models import TransferProgress
-from workflows import patches
-from workflows.models import Phase, Progress, StallReport
-from workflows.search_attributes import KIND_KEY, NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY
+from contracts.activity_models import TransferProgress
+from contracts.models import Phase, Progress, StallReport
+from contracts.search_attributes import KIND_KEY, NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY
+from workflows.machinery import patches
 
 # A workflow tells its parent when its transfer stalls or moves again (a workflow cannot query
 # another): a migration tells its drain.

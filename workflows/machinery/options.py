@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.errors import INVALID_REQUEST, NODE_REFUSED
+from workflows.machinery.failures import INVALID_REQUEST, NODE_REFUSED
 
 R = TypeVar("R")
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 from temporalio.exceptions import ApplicationError
 
 from activities.add_peer import AddPeerActivities as Add
-from activities.models import Peer, WaitTransferInput
-from workflows.models import Phase
-from workflows.options import FIRST_WAIT, WAIT
-from workflows.steps import Steps
+from contracts.activity_models import Peer, WaitTransferInput
+from contracts.models import Phase
+from workflows.machinery.options import FIRST_WAIT, WAIT
+from workflows.machinery.steps import Steps
 
 
 async def wait_transfer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from node.killpoints import KillPoint
+from contracts.killpoints import KillPoint
 
 
 class Peer(BaseModel, frozen=True):

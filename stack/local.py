@@ -11,13 +11,14 @@ import signal
 import threading
 from pathlib import Path
 
-from airctl.config import ClusterConfig, NodeEntry, UserError
-from node.identity import node_name
-from node.tls import TlsFiles
+from client.connection import DEFAULT_NAMESPACE
+from contracts.errors import UserError
+from runtime.cluster_file import ClusterFile, NodeEntry
+from runtime.identity import node_name
+from runtime.tls import TlsFiles
 from stack.certs import CLIENT_NAME, issue_all, tls_paths
 from stack.processes import ManagedProcess, NodeProcess, TemporalServer, WorkerProcess
 from stack.supervisor import Supervisor
-from workflows.connection import DEFAULT_NAMESPACE
 
 
 class LocalWorker(WorkerProcess):
@@ -75,7 +76,7 @@ class LocalStack:
         for process in self.processes():
             process.die_with_parent = True
         self.supervisor = Supervisor(self.processes())
-        self.config = ClusterConfig(
+        self.config = ClusterFile(
             temporal_address=self.temporal.address,
             namespace=DEFAULT_NAMESPACE,
             local=True,

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from temporalio import workflow
 
-from workflows.models import Progress
-from workflows.progress import ChangeReporter
-from workflows.verdict import Verdict
+from contracts.models import Progress
+from workflows.machinery.progress import ChangeReporter
+from workflows.machinery.verdict import Verdict
 
 
 class MembershipChange:
