@@ -30,6 +30,7 @@ from runtime.killswitch import KillPoints
 from runtime.tls import TlsError, tls_from_flags
 from workflows.add_peer import AddPeerWorkflow
 from workflows.autopilot import AutopilotWorkflow
+from workflows.check import CheckReplicasWorkflow
 from workflows.drain import DrainNodeWorkflow
 from workflows.migration import RegionMigrationWorkflow
 from workflows.rebalance import RebalanceWorkflow
@@ -48,13 +49,16 @@ WORKFLOWS = [
     RepairNodeWorkflow,
     AutopilotWorkflow,
     ReconstructRegionWorkflow,
+    CheckReplicasWorkflow,
 ]
 # The sandbox imports a workflow's modules afresh for every run, unless they are passed
 # through: ours hold no state and do nothing on import, so they and their dependencies are
 # imported once. The sandbox still refuses non-deterministic calls in them.
 PASSED_THROUGH = (
+    "contracts",
+    "runtime",
+    "planning",
     "activities",
-    "node",
     "protos",
     "workflows",
     "pydantic",
@@ -71,7 +75,7 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 # passed through by hand; the workflows and pydantic imported afresh for each run.
 REIMPORTING_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "activities", "node", "protos", "google.protobuf"
+        "contracts", "runtime", "activities", "protos", "google.protobuf"
     )
 )
 READY = "worker ready on task queue {queue}"

@@ -1,11 +1,13 @@
-"""Every membership activity of the worker, over one set of node calls: reading the cluster
-(`reading`), the add-peer steps (`add_peer`) and the remove-peer steps (`remove_peer`)."""
+"""Every activity of the worker that calls nodes, over one set of node calls: reading the
+cluster (`reading`), the add-peer steps (`add_peer`), the remove-peer steps (`remove_peer`)
+and the consistency check (`check`)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
 from activities.add_peer import AddPeerActivities
+from activities.check import CheckActivities
 from activities.node_calls import NodeCalls
 from activities.reading import ReadingActivities
 from activities.remove_peer import RemovePeerActivities
@@ -22,4 +24,5 @@ def membership_activities(
         *ReadingActivities(nodes).all(),
         *AddPeerActivities(nodes).all(),
         *RemovePeerActivities(nodes).all(),
+        *CheckActivities(nodes).all(),
     ]

@@ -22,6 +22,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from contracts.check import CheckInput, CheckProgress
 from contracts.ids import (
     AUTOPILOT_WORKFLOW_ID,
     REBALANCE_WORKFLOW_ID,
@@ -43,6 +44,7 @@ from contracts.models import (
 from contracts.search_attributes import KIND_KEY, NODES_KEY, REGION_KEY
 from workflows.add_peer import AddPeerWorkflow
 from workflows.autopilot import AutopilotWorkflow
+from workflows.check import CheckReplicasWorkflow
 from workflows.drain import DrainNodeWorkflow
 from workflows.machinery.failures import root_cause
 from workflows.machinery.options import WORKFLOW_TASK_TIMEOUT
@@ -142,6 +144,14 @@ async def start_operation(
     )
 
 
+async def start_check(
+    client: Client, request: CheckInput, workflow_id: str, task_queue: str = TASK_QUEUE
+) -> WorkflowHandle[CheckReplicasWorkflow, CheckProgress]:
+    """Start a consistency check (read-only: any number may run beside the changes)."""
+    options = _options(client, request, workflow_id, task_queue, [])
+    return await client.start_workflow(CheckReplicasWorkflow.run, request, **options)
+
+
 async def start_autopilot(
     client: Client, request: AutopilotInput, task_queue: str = TASK_QUEUE
 ) -> WorkflowHandle[Any, Any]:
@@ -200,6 +210,9 @@ def summary(request: BaseModel) -> str:
             return "rebalance the cluster"
         case RebalanceInput(nodes=nodes):
             return f"rebalance the cluster onto nodes {', '.join(map(str, nodes))}"
+        case CheckInput(regions=regions, repair=repair):
+            which = f"regions {', '.join(map(str, regions))}" if regions else "every region"
+            return f"check the replicas of {which}" + (", repairing a minority" if repair else "")
     raise TypeError(f"no summary for {type(request).__name__}")
 
 

@@ -26,3 +26,12 @@ def child_workflow_id(parent_id: str, kind: str) -> str:
 # One rebalance of the cluster at a time; one autopilot per cluster.
 REBALANCE_WORKFLOW_ID = "air-rebalance"
 AUTOPILOT_WORKFLOW_ID = "air-autopilot"
+
+
+# The consistency check's schedule; its runs' ids are this and the time they were due.
+CHECK_SCHEDULE_ID = "air-check"
+
+
+def check_workflow_id(token: str) -> str:
+    """A check started by hand (`token`: what makes it unique, e.g. a random hex)."""
+    return f"air-check-{token}"

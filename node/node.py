@@ -24,6 +24,7 @@ import grpc
 from node.acks import Level, LevelNotMet
 from node.channel import BATCH_POINTS
 from node.channel_tasks import ChannelTasks
+from node.check import RangeReport, RangeRequest, check_range
 from node.confirmation import Confirmation
 from node.disk import FLOOD_WATERMARK, Disk
 from node.errors import NodeError
@@ -201,6 +202,18 @@ class Node:
         replica = self.replicas.get(region)
         d = await self._query(region, digest, Digest(0, _EMPTY_HASH))
         return DigestReport(d.count, d.hash, replica.meta.active, replica.installed)
+
+    async def check_range(self, region: int, request: RangeRequest) -> RangeReport:
+        """One range of the replica's keys for the consistency check (read-only)."""
+        replica = self.replicas.get(region)
+        if not replica.installed:
+            raise NodeError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"region {region} on node {self.node_id} awaits its snapshot: nothing to check",
+            )
+        replica.check_reads += 1
+        empty = RangeReport(_EMPTY_HASH, 0, 0, False, None, 0, {})
+        return await self._query(region, lambda conn: check_range(conn, request), empty)
 
     async def _query(self, region: int, fn: Callable[[sqlite3.Connection], R], empty: R) -> R:
         replica = self.replicas.get(region)

@@ -77,6 +77,7 @@ class Replica:
         self.sync = sync
         self.store: Store | None = None
         self.inbound = 0  # open Transfer streams into this replica
+        self.check_reads = 0  # ranges the consistency check read here since the node started
         # Recovered replicas serve no user write until a peer confirms this node is a member.
         self.confirmed = True
         self._executor = concurrent.futures.ThreadPoolExecutor(

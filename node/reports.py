@@ -16,6 +16,7 @@ class RegionSummary:
     installed: bool
     leaving: bool
     store_bytes: int
+    check_reads: int
 
     @classmethod
     def of(cls, replica: Replica) -> RegionSummary:
@@ -27,6 +28,7 @@ class RegionSummary:
             installed=replica.installed,
             leaving=meta.leaving,
             store_bytes=replica.store_bytes(),
+            check_reads=replica.check_reads,
         )
 
 

@@ -11,6 +11,7 @@ import grpc
 
 from node.acks import Level
 from node.channel import from_proto
+from node.check import RangeRequest
 from node.columns import from_columns
 from node.errors import NodeError
 from node.identity import require_node
@@ -69,6 +70,7 @@ def _region_info(r: RegionSummary) -> pb.RegionInfo:
         installed=r.installed,
         leaving=r.leaving,
         store_bytes=r.store_bytes,
+        check_reads=r.check_reads,
     )
 
 
@@ -245,6 +247,35 @@ class AirNodeService(rpc.AirNodeServicer):
     @_refusals
     async def DescribeRegion(self, request: pb.RegionRequest, context: Any) -> pb.RegionInfo:
         return _region_info(self.node.describe(request.region))
+
+    @_refusals
+    async def CheckRange(self, request: pb.CheckRangeRequest, context: Any) -> pb.CheckRangeReply:
+        """Read-only: a retry reads the range again."""
+        report = await self.node.check_range(
+            request.region,
+            RangeRequest(
+                settled=dict(request.settled),
+                after=None if request.from_start else (request.after_series, request.after_ts),
+                until=None if request.to_end else (request.until_series, request.until_ts),
+                limit=request.limit,
+                list_points=request.list_points,
+            ),
+        )
+        last = report.last or ("", 0)
+        return pb.CheckRangeReply(
+            hash=report.hash,
+            settled=report.settled,
+            unsettled=report.unsettled,
+            more=report.more,
+            last_series=last[0],
+            last_ts=last[1],
+            bytes_read=report.bytes_read,
+            applied=report.applied,
+            points=[
+                pb.CheckedPoint(series=s, timestamp=t, value=v, origin=o, seq=q)
+                for s, t, v, o, q in report.points
+            ],
+        )
 
     # -- operations -----------------------------------------------------------------------
 

@@ -260,20 +260,22 @@ class DigestReply(_message.Message):
     def __init__(self, region: _Optional[int] = ..., count: _Optional[int] = ..., hash: _Optional[str] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ...) -> None: ...
 
 class RegionInfo(_message.Message):
-    __slots__ = ("region", "peers", "active", "installed", "leaving", "store_bytes")
+    __slots__ = ("region", "peers", "active", "installed", "leaving", "store_bytes", "check_reads")
     REGION_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     INSTALLED_FIELD_NUMBER: _ClassVar[int]
     LEAVING_FIELD_NUMBER: _ClassVar[int]
     STORE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CHECK_READS_FIELD_NUMBER: _ClassVar[int]
     region: int
     peers: _containers.RepeatedCompositeFieldContainer[Peer]
     active: bool
     installed: bool
     leaving: bool
     store_bytes: int
-    def __init__(self, region: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ..., store_bytes: _Optional[int] = ...) -> None: ...
+    check_reads: int
+    def __init__(self, region: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ..., store_bytes: _Optional[int] = ..., check_reads: _Optional[int] = ...) -> None: ...
 
 class ThrottleRequest(_message.Message):
     __slots__ = ("bytes_per_s",)
@@ -395,6 +397,80 @@ class ForwardOriginReply(_message.Message):
     applied: int
     points: int
     def __init__(self, applied: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
+
+class CheckRangeRequest(_message.Message):
+    __slots__ = ("region", "settled", "from_start", "after_series", "after_ts", "to_end", "until_series", "until_ts", "limit", "list_points")
+    class SettledEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_FIELD_NUMBER: _ClassVar[int]
+    FROM_START_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SERIES_FIELD_NUMBER: _ClassVar[int]
+    AFTER_TS_FIELD_NUMBER: _ClassVar[int]
+    TO_END_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_SERIES_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_TS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    LIST_POINTS_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    settled: _containers.ScalarMap[int, int]
+    from_start: bool
+    after_series: str
+    after_ts: int
+    to_end: bool
+    until_series: str
+    until_ts: int
+    limit: int
+    list_points: bool
+    def __init__(self, region: _Optional[int] = ..., settled: _Optional[_Mapping[int, int]] = ..., from_start: _Optional[bool] = ..., after_series: _Optional[str] = ..., after_ts: _Optional[int] = ..., to_end: _Optional[bool] = ..., until_series: _Optional[str] = ..., until_ts: _Optional[int] = ..., limit: _Optional[int] = ..., list_points: _Optional[bool] = ...) -> None: ...
+
+class CheckedPoint(_message.Message):
+    __slots__ = ("series", "timestamp", "value", "origin", "seq")
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    series: str
+    timestamp: int
+    value: float
+    origin: int
+    seq: int
+    def __init__(self, series: _Optional[str] = ..., timestamp: _Optional[int] = ..., value: _Optional[float] = ..., origin: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class CheckRangeReply(_message.Message):
+    __slots__ = ("hash", "settled", "unsettled", "more", "last_series", "last_ts", "bytes_read", "applied", "points")
+    class AppliedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_FIELD_NUMBER: _ClassVar[int]
+    UNSETTLED_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    LAST_SERIES_FIELD_NUMBER: _ClassVar[int]
+    LAST_TS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_READ_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    hash: str
+    settled: int
+    unsettled: int
+    more: bool
+    last_series: str
+    last_ts: int
+    bytes_read: int
+    applied: _containers.ScalarMap[int, int]
+    points: _containers.RepeatedCompositeFieldContainer[CheckedPoint]
+    def __init__(self, hash: _Optional[str] = ..., settled: _Optional[int] = ..., unsettled: _Optional[int] = ..., more: _Optional[bool] = ..., last_series: _Optional[str] = ..., last_ts: _Optional[int] = ..., bytes_read: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ..., points: _Optional[_Iterable[_Union[CheckedPoint, _Mapping]]] = ...) -> None: ...
 
 class SnapshotReply(_message.Message):
     __slots__ = ("installed", "bytes", "applied")

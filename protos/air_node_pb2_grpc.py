@@ -104,6 +104,11 @@ class AirNodeStub:
                 request_serializer=protos_dot_air__node__pb2.RegionRequest.SerializeToString,
                 response_deserializer=protos_dot_air__node__pb2.RegionInfo.FromString,
                 _registered_method=True)
+        self.CheckRange = channel.unary_unary(
+                '/air.v1.AirNode/CheckRange',
+                request_serializer=protos_dot_air__node__pb2.CheckRangeRequest.SerializeToString,
+                response_deserializer=protos_dot_air__node__pb2.CheckRangeReply.FromString,
+                _registered_method=True)
         self.SetThrottle = channel.unary_unary(
                 '/air.v1.AirNode/SetThrottle',
                 request_serializer=protos_dot_air__node__pb2.ThrottleRequest.SerializeToString,
@@ -217,6 +222,13 @@ class AirNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckRange(self, request, context):
+        """the consistency check: one range of a replica's keys, hashed (read-only)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetThrottle(self, request, context):
         """operations
         """
@@ -316,6 +328,11 @@ def add_AirNodeServicer_to_server(servicer, server):
                     servicer.DescribeRegion,
                     request_deserializer=protos_dot_air__node__pb2.RegionRequest.FromString,
                     response_serializer=protos_dot_air__node__pb2.RegionInfo.SerializeToString,
+            ),
+            'CheckRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckRange,
+                    request_deserializer=protos_dot_air__node__pb2.CheckRangeRequest.FromString,
+                    response_serializer=protos_dot_air__node__pb2.CheckRangeReply.SerializeToString,
             ),
             'SetThrottle': grpc.unary_unary_rpc_method_handler(
                     servicer.SetThrottle,
@@ -716,6 +733,33 @@ class AirNode:
             '/air.v1.AirNode/DescribeRegion',
             protos_dot_air__node__pb2.RegionRequest.SerializeToString,
             protos_dot_air__node__pb2.RegionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/air.v1.AirNode/CheckRange',
+            protos_dot_air__node__pb2.CheckRangeRequest.SerializeToString,
+            protos_dot_air__node__pb2.CheckRangeReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,8 @@ class AirNodeStub:
     ListRegions: _grpc.UnaryUnaryMultiCallable[_air_node_pb2.ListRegionsRequest, _air_node_pb2.ListRegionsReply]
     DescribeRegion: _grpc.UnaryUnaryMultiCallable[_air_node_pb2.RegionRequest, _air_node_pb2.RegionInfo]
     """one region's replica here, as ListRegions describes it; NOT_FOUND when there is none"""
+    CheckRange: _grpc.UnaryUnaryMultiCallable[_air_node_pb2.CheckRangeRequest, _air_node_pb2.CheckRangeReply]
+    """the consistency check: one range of a replica's keys, hashed (read-only)"""
     SetThrottle: _grpc.UnaryUnaryMultiCallable[_air_node_pb2.ThrottleRequest, _air_node_pb2.ThrottleReply]
     """operations"""
     Transfer: _grpc.StreamStreamMultiCallable[_air_node_pb2.TransferRequest, _air_node_pb2.TransferReply]
@@ -81,6 +83,8 @@ class AirNodeAsyncStub(AirNodeStub):
     ListRegions: _aio.UnaryUnaryMultiCallable[_air_node_pb2.ListRegionsRequest, _air_node_pb2.ListRegionsReply]  # type: ignore[assignment]
     DescribeRegion: _aio.UnaryUnaryMultiCallable[_air_node_pb2.RegionRequest, _air_node_pb2.RegionInfo]  # type: ignore[assignment]
     """one region's replica here, as ListRegions describes it; NOT_FOUND when there is none"""
+    CheckRange: _aio.UnaryUnaryMultiCallable[_air_node_pb2.CheckRangeRequest, _air_node_pb2.CheckRangeReply]  # type: ignore[assignment]
+    """the consistency check: one range of a replica's keys, hashed (read-only)"""
     SetThrottle: _aio.UnaryUnaryMultiCallable[_air_node_pb2.ThrottleRequest, _air_node_pb2.ThrottleReply]  # type: ignore[assignment]
     """operations"""
     Transfer: _aio.StreamStreamMultiCallable[_air_node_pb2.TransferRequest, _air_node_pb2.TransferReply]  # type: ignore[assignment]
@@ -191,6 +195,14 @@ class AirNodeServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_air_node_pb2.RegionInfo, _abc.Awaitable[_air_node_pb2.RegionInfo]]:
         """one region's replica here, as ListRegions describes it; NOT_FOUND when there is none"""
+
+    @_abc_1.abstractmethod
+    def CheckRange(
+        self,
+        request: _air_node_pb2.CheckRangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_air_node_pb2.CheckRangeReply, _abc.Awaitable[_air_node_pb2.CheckRangeReply]]:
+        """the consistency check: one range of a replica's keys, hashed (read-only)"""
 
     @_abc_1.abstractmethod
     def SetThrottle(

@@ -1,0 +1,125 @@
+"""CheckReplicasWorkflow: compare every replica of the given regions (or of all), one region
+at a time, at a bounded rate; with `repair`, rebuild a clear minority replica.
+
+Each region is one activity (activities/check.py: the replicas hashed range by range at the
+vector all of them have applied, so writes in flight raise no false alarm). A region's result
+is in history once checked: a worker killed at region k of n goes on at k, and the regions
+before it are not read again. The run continues as new before its history grows large,
+carrying what it found. The rate can be changed while it runs (`set_rate`); the next region
+reads at it.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlreadyStartedError
+
+from activities.check import CheckActivities as C
+from activities.reading import ReadingActivities as Read
+from contracts.check import CheckInput, CheckProgress, CheckRegionInput, RegionCheck, Verdict
+from contracts.ids import region_workflow_id
+from contracts.models import ReconstructInput
+from workflows.machinery.failures import root_cause
+from workflows.machinery.options import CHECK, DESCRIBE, child, execute
+from workflows.reconstruct import ReconstructRegionWorkflow
+
+CONTINUE_AFTER = 2_000  # history events: a region costs about six (ten with a repair)
+SHOWN = 10  # findings in the current details
+
+
+@workflow.defn
+class CheckReplicasWorkflow:
+    @workflow.init
+    def __init__(self, req: CheckInput) -> None:
+        self._progress = req.carried or CheckProgress(rate_mb_s=req.rate_mb_s)
+
+    @workflow.query
+    def progress(self) -> CheckProgress:
+        return self._progress
+
+    @workflow.update
+    def set_rate(self, mb_s: float) -> CheckProgress:
+        self._progress.rate_mb_s = mb_s
+        self._show()
+        return self._progress
+
+    @set_rate.validator
+    def _valid_rate(self, mb_s: float) -> None:
+        if mb_s <= 0:
+            raise ValueError(f"the rate must be above 0 MB/s, not {mb_s:g}")
+
+    @workflow.run
+    async def run(self, req: CheckInput) -> CheckProgress:
+        p = self._progress
+        if req.rate_mb_s <= 0:
+            raise ValueError(f"the rate must be above 0 MB/s, not {req.rate_mb_s:g}")
+        if req.carried is None:
+            p.remaining = sorted(set(req.regions)) or await self._every_region()
+            p.total = len(p.remaining)
+        while p.remaining:
+            if workflow.info().get_current_history_length() >= CONTINUE_AFTER:
+                workflow.continue_as_new(req.model_copy(update={"carried": p}))
+            region = p.remaining[0]
+            p.current = region
+            self._show()
+            found = await self._check(region)
+            if req.repair and found.verdict == Verdict.DIVERGED:
+                found.repair = await self._repair(found)
+            self._record(found)
+            p.remaining.pop(0)
+        p.current = None
+        self._show()
+        return p
+
+    async def _every_region(self) -> list[int]:
+        cluster = await execute(Read.describe_cluster, 0, "list every region", DESCRIBE)
+        return sorted(cluster.holders)
+
+    async def _check(self, region: int) -> RegionCheck:
+        request = CheckRegionInput(region=region, rate_mb_s=self._progress.rate_mb_s)
+        try:
+            return await execute(C.check_region, request, f"check region {region}", CHECK)
+        except ActivityError as e:  # a node refused (the region moved away meanwhile, ...)
+            return RegionCheck(region=region, verdict=Verdict.UNCHECKED, why=root_cause(e))
+
+    async def _repair(self, found: RegionCheck) -> str:
+        """Rebuild the minority replica from the others; never when no majority agrees."""
+        if found.minority is None:
+            return "not repaired: no majority of the replicas agrees, so none is known good"
+        node = found.minority
+        try:
+            await child(
+                ReconstructRegionWorkflow.run,
+                ReconstructInput(region=found.region, node=node),
+                region_workflow_id(found.region),
+                f"reconstruct region {found.region} on node {node}: it diverged",
+            )
+        except ChildWorkflowError as e:
+            return f"the reconstruct of node {node}'s replica failed: {root_cause(e)}"
+        except WorkflowAlreadyStartedError:
+            return f"not repaired: another change of region {found.region} is running"
+        return f"node {node}'s replica reconstructed from the others"
+
+    def _record(self, found: RegionCheck) -> None:
+        p = self._progress
+        p.checked += 1
+        p.bytes_read += found.bytes_read
+        if found.verdict == Verdict.EQUAL:
+            p.equal += 1
+        elif found.verdict == Verdict.DIVERGED:
+            p.diverged.append(found)
+            workflow.logger.warning("check: %s", found.line())
+        else:
+            p.unchecked.append(found)
+
+    def _show(self) -> None:
+        p = self._progress
+        lines = [
+            f"**check**: {p.checked} of {p.total} regions checked at {p.rate_mb_s:g} MB/s "
+            f"per node: {p.equal} equal, {len(p.diverged)} diverged, "
+            f"{len(p.unchecked)} not checked",
+        ]
+        if p.current is not None:
+            lines.append(f"now: region {p.current}")
+        lines += [f.line() for f in [*p.diverged, *p.unchecked][-SHOWN:]]
+        workflow.set_current_details("\n\n".join(lines))
