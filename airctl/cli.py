@@ -1,6 +1,7 @@
 """airctl: one front door to the local stack and to membership changes: the arguments, and
 which module runs each command (up.py: the local stack; data.py: nodes and data; changes.py:
-membership changes; operations.py: operations of many moves).
+membership changes; operations.py: operations of many moves; check.py: the consistency check,
+which registers its own arguments).
 
 Every command takes --cluster (default .air/cluster.json, or AIR_CLUSTER), --json and the
 Temporal connection flags, before or after the command.
@@ -19,6 +20,7 @@ import grpc
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from airctl import check
 from airctl.changes import (
     cmd_add_peer,
     cmd_cancel,
@@ -260,6 +262,7 @@ def parser() -> argparse.ArgumentParser:
     throttle = sub.add_parser("throttle", help="a node's transfer throttle, at run time")
     throttle.add_argument("--node", type=int, required=True)
     throttle.add_argument("--mbps", type=float, required=True, help="MB/s; 0 lifts the limit")
+    check.register(sub)  # a command module that registers its own arguments and handler
     return p
 
 
@@ -325,7 +328,8 @@ def dispatch(ctl: Ctl) -> int:
         return ctl.run(lambda: cmd_region_create(ctl))
     if command == "node":
         return ctl.run(lambda: cmd_node_forget(ctl))
-    return ctl.run(lambda: ASYNC[command](ctl))
+    handler: Callable[[Ctl], Awaitable[int]] = getattr(ctl.args, "handler", None) or ASYNC[command]
+    return ctl.run(lambda: handler(ctl))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,16 +6,18 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stack.processes import free_ports
+from stack.processes import free_ports, temporal_binary
 
 
 class Airctl:
@@ -81,6 +83,18 @@ class Airctl:
             self.up_proc.wait(60)
 
 
+def schedules(address: str) -> str:
+    """`temporal schedule list` of the stock CLI."""
+    listed = subprocess.run(
+        [temporal_binary(), "schedule", "list", "--address", address],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return listed.stdout
+
+
 @pytest.fixture
 def airctl(tmp_path: Path) -> Iterator[Airctl]:
     ctl = Airctl(tmp_path)
@@ -117,6 +131,23 @@ def test_create_load_migrate_verify_status(airctl: Airctl) -> None:
     assert status["status"] == "COMPLETED" and status["progress"]["phase"] == "DONE"
     digest = airctl.json("digest", "5")
     assert len({d["hash"] for d in digest.values()}) == 1
+
+    # the consistency check: equal (exit 0); a point changed on node 3's disk: found (exit 1)
+    checked = airctl.json("check", "5", "--wait")
+    assert checked["equal"] == 1 and checked["diverged"] == [], checked
+    store = airctl.root / "data" / "node3" / "region_5" / "store.db"
+    with closing(sqlite3.connect(store, timeout=30, isolation_level=None)) as conn:
+        first = "SELECT series, ts FROM points ORDER BY series, ts LIMIT 1"
+        conn.execute(f"UPDATE points SET value = -1 WHERE (series, ts) = ({first})")
+    diverged = airctl("check", "5", "--wait", check=False)
+    assert diverged.returncode == 1, diverged.stderr
+    assert "region 5: DIVERGED, node 3 differs from the others" in diverged.stdout
+    # on a schedule, as the stock CLI lists it; given again, changed; off, removed
+    assert "created" in airctl("check", "--all", "--every", "24h").stdout
+    assert "changed" in airctl("check", "--all", "--every", "12h").stdout
+    assert "air-check" in schedules(config["temporal_address"])
+    assert "removed" in airctl("check", "--every", "off").stdout
+    assert "air-check" not in schedules(config["temporal_address"])
 
     # the local stack's file marks it local: a prod environment does not reach its dev server
     assert config["local"] and config["namespace"] == "default"
