@@ -214,8 +214,9 @@ class _Comparison:
         if self.req.rate_mb_s <= 0:
             return
         due = read / (self.req.rate_mb_s * 1e6)
-        if (wait := due - (time.monotonic() - began)) > 0:
-            await asyncio.sleep(wait)
+        while (wait := due - (time.monotonic() - began)) > 0:
+            await asyncio.sleep(min(wait, 1.0))
+            heartbeat(self.state.model_dump(mode="json"))  # alive while it waits
 
     def _conclude(self) -> None:
         diverged = [d for d in self.diffs.values() if d.missing or d.extra or d.different]

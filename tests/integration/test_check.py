@@ -21,6 +21,7 @@ from activities.node_calls import NodeCalls
 from client.starter import start_check
 from contracts.check import CheckInput, CheckProgress, CheckRegionInput, Verdict
 from contracts.ids import check_workflow_id
+from node.columns import to_columns
 from protos import air_node_pb2 as pb
 from runtime.directory import NodeDirectory
 from runtime.killswitch import KillPoints
@@ -28,6 +29,7 @@ from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.check import CheckReplicasWorkflow
 
 REGION = 61
 HOT_KEYS = 40  # keys two origins overwrite again and again
@@ -138,3 +140,53 @@ async def test_writes_overwriting_each_other_from_two_origins_raise_no_false_ala
     # the checks compared settled points and met writes in flight: the case that matters
     assert any(settled for _, settled, _ in verdicts), verdicts
     assert any(unsettled for _, _, unsettled in verdicts), verdicts
+
+
+async def test_a_check_killed_at_region_k_does_not_read_the_regions_before_it_again(
+    stack: Stack,
+) -> None:
+    regions = [71, 72, 73, 74, 75]
+    slow = 74  # many points: at a low rate, its check lasts seconds
+    cluster = await stack.four_nodes(*regions)
+    for region in regions:
+        points = 8_000 if region == slow else 50
+        rows = [("k", t, float(t)) for t in range(points)]
+        await cluster.stub(1).Write(
+            pb.WriteRequest(region=region, columns=to_columns(rows)), timeout=30
+        )
+        await cluster.converged(region, [1, 2, 3], count=points)
+
+    handle = await start_check(
+        stack.client,
+        CheckInput(regions=regions, rate_mb_s=0.05),
+        check_workflow_id(uuid.uuid4().hex[:8]),
+        stack.task_queue,
+    )
+    stack.handles.append(handle)
+    # the check is reading region 74 (its replicas have served ranges) when the worker dies
+    await eventually(
+        lambda: check_reads(cluster, slow),
+        lambda reads: all(reads.values()),
+        what=f"the check to be reading region {slow}",
+    )
+    before = {r: await check_reads(cluster, r) for r in regions}
+    assert (await handle.query(CheckReplicasWorkflow.progress)).current == slow
+    stack.workers["worker"].kill()
+    await asyncio.to_thread(stack.workers["worker"].start)
+
+    result = await handle.result()
+    assert result.equal == len(regions) and result.checked == len(regions), result
+    after = {r: await check_reads(cluster, r) for r in regions}
+    for region in regions[: regions.index(slow)]:
+        assert after[region] == before[region], f"region {region} was read again"
+    assert after[slow] != before[slow]  # resumed there: read on after the restart
+    assert all(after[r] for r in regions[regions.index(slow) :]), after
+
+
+async def check_reads(cluster: Cluster, region: int) -> dict[int, int]:
+    """Ranges each replica of `region` served to the check (nodes 1-3)."""
+    reads = {}
+    for node in (1, 2, 3):
+        info = (await cluster.regions_of(node))[region]
+        reads[node] = info.check_reads
+    return reads

@@ -69,9 +69,7 @@ CATCH_UP = Options(timedelta(minutes=60), heartbeat=HEARTBEAT, quick_first=True)
 ROLLBACK = Options(timedelta(seconds=60), heartbeat=HEARTBEAT, max_interval=timedelta(seconds=30))
 # A region's consistency check: reads at a bounded rate, heartbeating each range; a retry goes
 # on from the last range heartbeated, and one that finds a node down reports it unchecked.
-CHECK = Options(
-    timedelta(hours=1), schedule_to_close=timedelta(hours=3), heartbeat=timedelta(seconds=30)
-)
+CHECK = Options(timedelta(hours=1), schedule_to_close=timedelta(hours=3), heartbeat=HEARTBEAT)
 # How long a quick try waits for a node before it leaves the step to the regular activity.
 QUICK_TRY = Options(timedelta(seconds=10), local=True, maximum_attempts=1)
 
