@@ -15,13 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.membership import membership_activities
 from activities.operations import OperationActivities
-from client import connection
+from client import connection, versions
 from contracts import search_attributes
 from contracts.ids import TASK_QUEUE
 from runtime.clients import NodeClients
@@ -103,6 +104,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--state-dir", type=Path, default=Path(".air/worker"), help="kill point state")
     p.add_argument("--metrics-port", type=int, help="serve the SDK's Prometheus metrics here")
+    p.add_argument(
+        "--deployment",
+        default=versions.DEPLOYMENT,
+        help=f"the Worker Deployment this worker is a version of (default {versions.DEPLOYMENT})",
+    )
+    p.add_argument(
+        "--build-id",
+        default=versions.BUILD_ID,
+        help=f"this worker's version (default: the package version, {versions.BUILD_ID})",
+    )
+    p.add_argument(
+        "--make-current",
+        action="store_true",
+        help="make this build the deployment's current version (the first build always is)",
+    )
+    p.add_argument(
+        "--unversioned",
+        action="store_true",
+        help="run without Worker Versioning (a server without it; the test harness)",
+    )
     p.add_argument("--node-tls-ca", type=Path, help="CA of the nodes' mutual TLS")
     p.add_argument("--node-tls-cert", type=Path, help="certificate presented to the nodes")
     p.add_argument("--node-tls-key", type=Path, help="its private key")
@@ -154,6 +175,35 @@ async def check_search_attributes(client: Client) -> None:
         )
 
 
+def deployment_config(args: argparse.Namespace) -> WorkerDeploymentConfig | None:
+    """This worker as a version of the deployment; each workflow says if it is pinned."""
+    if args.unversioned:
+        return None
+    version = WorkerDeploymentVersion(deployment_name=args.deployment, build_id=args.build_id)
+    return WorkerDeploymentConfig(version=version, use_worker_versioning=True)
+
+
+async def become_current_if_first(client: Client, args: argparse.Namespace) -> None:
+    """With --make-current, or when the deployment has no current version yet (its first
+    build), make this build current; otherwise it serves what is pinned to it, and what the
+    operator routes to it."""
+    current = await versions.current_build(client, args.deployment)
+    if args.make_current or current is None:
+        await versions.make_current(client, args.deployment, args.build_id)
+        log.info("build %s is the current version of deployment %s", args.build_id, args.deployment)
+    elif current != args.build_id:
+        log.info(
+            "build %s of deployment %s is running beside the current build %s: make it "
+            "current with `temporal worker deployment set-current-version --deployment-name "
+            "%s --build-id %s`",
+            args.build_id,
+            args.deployment,
+            current,
+            args.deployment,
+            args.build_id,
+        )
+
+
 async def run(args: argparse.Namespace) -> None:
     runtime = None
     if args.metrics_port is not None:
@@ -168,6 +218,7 @@ async def run(args: argparse.Namespace) -> None:
     operations = OperationActivities(directory, clients, client, args.task_queue)
     worker = Worker(
         client,
+        deployment_config=deployment_config(args),
         task_queue=args.task_queue,
         identity=args.identity,
         workflows=WORKFLOWS,
@@ -182,6 +233,8 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with worker:
+        if not args.unversioned:
+            await become_current_if_first(client, args)
         log.info(READY.format(queue=args.task_queue))
         await stop.wait()
         log.info("worker stopping: running activities have 5 s, then go to another worker")

@@ -50,9 +50,12 @@ def cmd_up(ctl: Ctl) -> int:
     logging.basicConfig(format="%(asctime)s airctl up: %(message)s", level=logging.INFO)
     stack = stack_from(ctl.args, ctl.args.data_dir, ctl.path)
     stack.start()
+    metrics = {name: f"http://127.0.0.1:{port}/metrics" for name, port in stack.metrics.items()}
     ctl.emit(
-        stack.config.model_dump(),
+        {**stack.config.model_dump(), "metrics": metrics, "targets": str(stack.targets_file)},
         f"stack up: Temporal UI {stack.config.ui_url}\n"
+        f"metrics: {', '.join(f'{n} {u}' for n, u in metrics.items())}\n"
+        f"Prometheus: --config.file deploy/prometheus-local.yml (targets {stack.targets_file})\n"
         f"cluster file {ctl.path}; Ctrl-C stops everything",
     )
     sys.stdout.flush()

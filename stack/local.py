@@ -7,6 +7,7 @@ it, not even a SIGKILL of `airctl up` leaves one behind holding its port.
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from pathlib import Path
@@ -17,7 +18,13 @@ from runtime.cluster_file import ClusterFile, NodeEntry
 from runtime.identity import node_name
 from runtime.tls import TlsFiles
 from stack.certs import CLIENT_NAME, issue_all, tls_paths
-from stack.processes import ManagedProcess, NodeProcess, TemporalServer, WorkerProcess
+from stack.processes import (
+    ManagedProcess,
+    NodeProcess,
+    TemporalServer,
+    WorkerProcess,
+    free_ports,
+)
 from stack.supervisor import Supervisor
 
 
@@ -50,12 +57,18 @@ class LocalStack:
         # throwaway certificates, made anew by each start: every process starts with them
         self.tls_dir = self.data_dir / "tls" if tls else None
         self.temporal = TemporalServer(self.data_dir / "temporal.db", temporal_port, ui_port)
+        # every node and worker serves Prometheus metrics, on ports free now (a file-based
+        # discovery file lists them, so Prometheus follows whichever they are)
+        names = [f"node{i}" for i in range(1, nodes + 1)] + (
+            ["worker"] if workers == 1 else [f"worker-{i}" for i in range(1, workers + 1)]
+        )
+        self.metrics = dict(zip(names, free_ports(len(names)), strict=True))
         self.nodes = [
             NodeProcess(
                 i,
                 self.data_dir / f"node{i}",
                 base_port + i - 1,
-                extra_args=node_args,
+                extra_args=[*(node_args or []), *self._metrics_args(f"node{i}")],
                 tls=self._tls(node_name(i)),
             )
             for i in range(1, nodes + 1)
@@ -67,11 +80,9 @@ class LocalStack:
                 self.temporal.address,
                 self.cluster_file,
                 self.data_dir / f"{name}-state",
-                extra_args=["--identity", name],
+                extra_args=["--identity", name, "--make-current", *self._metrics_args(name)],
             )
-            for name in (
-                ["worker"] if workers == 1 else [f"worker-{i}" for i in range(1, workers + 1)]
-            )
+            for name in names[nodes:]
         ]
         for process in self.processes():
             process.die_with_parent = True
@@ -84,6 +95,29 @@ class LocalStack:
             nodes=[NodeEntry(id=n.node_id, address=n.address) for n in self.nodes],
             tls=self._tls(CLIENT_NAME),  # for airctl and the worker
         )
+
+    def _metrics_args(self, name: str) -> list[str]:
+        return ["--metrics-port", str(self.metrics[name])]
+
+    @property
+    def targets_file(self) -> Path:
+        """Prometheus file-based discovery of the stack's metrics, beside the cluster file."""
+        return self.cluster_file.with_name("prometheus-targets.json")
+
+    def write_targets(self) -> None:
+        groups = [
+            {
+                "targets": [f"127.0.0.1:{port}"],
+                "labels": {
+                    "job": "airnode" if name.startswith("node") else "air-worker",
+                    "instance": name,
+                },
+            }
+            for name, port in self.metrics.items()
+        ]
+        tmp = self.targets_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(groups, indent=2) + "\n")
+        tmp.replace(self.targets_file)
 
     def _tls(self, name: str) -> TlsFiles | None:
         return tls_paths(self.tls_dir, name) if self.tls_dir is not None else None
@@ -101,6 +135,7 @@ class LocalStack:
         if self.tls_dir is not None:
             issue_all(self.tls_dir, [n.node_id for n in self.nodes])
         self.config.save(self.cluster_file)  # the worker reads it for node addresses
+        self.write_targets()
         try:
             self.temporal.start()
             for node in self.nodes:
@@ -117,6 +152,7 @@ class LocalStack:
         for process in reversed(self.processes()):
             process.terminate()
         self.cluster_file.unlink(missing_ok=True)
+        self.targets_file.unlink(missing_ok=True)
 
     def run_until_signalled(self) -> None:
         """Keep everything up until Ctrl-C, SIGTERM or SIGHUP."""

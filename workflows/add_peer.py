@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 from contracts.errors import InvalidRequest
@@ -63,7 +64,8 @@ def _reason(error: BaseException) -> str:
     return "cancelled" if is_cancelled_exception(error) else root_cause(error)
 
 
-@workflow.defn
+# a membership change finishes on the build that started it
+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
 class AddPeerWorkflow(MembershipChange):
     kind = "add-peer"
 

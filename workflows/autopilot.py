@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 
 from activities.operations import OperationActivities as O
 from contracts.models import AutopilotInput, AutopilotState, Decision
@@ -27,7 +27,8 @@ CONTINUE_AFTER = 1_000  # history events: a probe costs about ten
 SHOWN = 10  # decisions in the current details
 
 
-@workflow.defn
+# a long operation moves to the current build at its next task (patches guard changes)
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class AutopilotWorkflow:
     @workflow.init
     def __init__(self, req: AutopilotInput) -> None:

@@ -12,6 +12,7 @@ reads at it.
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 from activities.check import CheckActivities as C
@@ -27,7 +28,8 @@ CONTINUE_AFTER = 2_000  # history events: a region costs about six (ten with a r
 SHOWN = 10  # findings in the current details
 
 
-@workflow.defn
+# a long operation moves to the current build at its next task (patches guard changes)
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class CheckReplicasWorkflow:
     @workflow.init
     def __init__(self, req: CheckInput) -> None:
@@ -101,6 +103,13 @@ class CheckReplicasWorkflow:
         return f"node {node}'s replica reconstructed from the others"
 
     def _record(self, found: RegionCheck) -> None:
+        meter = workflow.metric_meter()  # not emitted again on replay
+        meter.create_counter("air_check_regions", "Regions checked, by verdict").add(
+            1, {"verdict": found.verdict.value}
+        )
+        meter.create_gauge("air_check_last_checked_seconds", "When a region was last checked").set(
+            int(workflow.time()), {"region": str(found.region)}
+        )
         p = self._progress
         p.checked += 1
         p.bytes_read += found.bytes_read

@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import partial
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 from contracts.models import DrainInput, DrainProgress, DrainResult, MovesProgress
 from contracts.search_attributes import KIND_KEY, NODES_KEY
@@ -24,7 +25,8 @@ from workflows.machinery.patches import earlier_worker_started
 from workflows.migration import RegionMigrationWorkflow
 
 
-@workflow.defn
+# a long operation moves to the current build at its next task (patches guard changes)
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class DrainNodeWorkflow(MovesWorkflow):
     kind = "drain"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 from contracts.errors import InvalidRequest
 from contracts.models import (
@@ -28,7 +29,8 @@ from workflows.machinery.steps import Steps
 from workflows.remove_peer import finish_even_if_cancelled, remove_peer_steps
 
 
-@workflow.defn
+# a membership change finishes on the build that started it
+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
 class RegionMigrationWorkflow(MembershipChange):
     kind = "migration"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 from contracts.errors import InvalidRequest
 from contracts.models import MovesProgress, RebalanceInput, RebalanceResult
@@ -22,7 +23,8 @@ from workflows.machinery.operation import MovesWorkflow, settings_of
 from workflows.migration import RegionMigrationWorkflow
 
 
-@workflow.defn
+# a long operation moves to the current build at its next task (patches guard changes)
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class RebalanceWorkflow(MovesWorkflow):
     kind = "rebalance"
 

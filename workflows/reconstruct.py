@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 from contracts.errors import InvalidRequest
@@ -62,7 +63,8 @@ async def reconstruct(steps: Steps, plan: Reconstruction) -> ReconstructResult:
     )
 
 
-@workflow.defn
+# a membership change finishes on the build that started it
+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
 class ReconstructRegionWorkflow(MembershipChange):
     kind = "reconstruct"
 

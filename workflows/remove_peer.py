@@ -6,6 +6,7 @@ import asyncio
 from typing import TypeVar
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 from contracts.errors import InvalidRequest
 from contracts.killpoints import KillPoint as K
@@ -106,7 +107,8 @@ async def finish_even_if_cancelled(work: asyncio.Future[R]) -> tuple[R, bool]:
         return await work, True
 
 
-@workflow.defn
+# a membership change finishes on the build that started it
+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
 class RemovePeerWorkflow(MembershipChange):
     kind = "remove-peer"
 

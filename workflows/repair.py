@@ -11,6 +11,7 @@ hold the dead node's own writes: those it acknowledged and never replicated are 
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 from contracts.activity_models import ClusterDescription
 from contracts.models import Move, RegionRepair, RepairInput, RepairProgress, RepairResult
@@ -21,7 +22,8 @@ from workflows.machinery.operation import MovesWorkflow
 from workflows.migration import RegionMigrationWorkflow
 
 
-@workflow.defn
+# a long operation moves to the current build at its next task (patches guard changes)
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class RepairNodeWorkflow(MovesWorkflow):
     kind = "repair"
 

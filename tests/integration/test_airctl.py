@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -112,6 +113,14 @@ def test_create_load_migrate_verify_status(airctl: Airctl) -> None:
     airctl.up(env=PROD)  # its worker too
     config = json.loads(airctl.cluster.read_text())
     assert len(config["nodes"]) == 4 and config["ui_url"].startswith("http://127.0.0.1:")
+    # every node and the worker serve metrics, each a target of the discovery file
+    groups = json.loads(airctl.cluster.with_name("prometheus-targets.json").read_text())
+    instances = {g["labels"]["instance"]: g["targets"][0] for g in groups}
+    assert sorted(instances) == ["node1", "node2", "node3", "node4", "worker"], instances
+    for name, target in instances.items():
+        with urllib.request.urlopen(f"http://{target}/metrics", timeout=10) as page:
+            text = page.read().decode()
+        assert ("air_" if name.startswith("node") else "temporal_") in text, (name, text[:300])
 
     airctl("region", "create", "5", "--peers", "1,2,3")
     regions = airctl.json("regions")

@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+from client.starter import start_check
+from contracts.check import CheckInput
 from contracts.models import DrainInput, DrainResult
 from stack.processes import free_port
 from tests.support.load import LoadWriter
@@ -49,6 +51,8 @@ async def test_every_metric_the_dashboard_queries_is_exported(stack: Stack) -> N
     drain = await stack.operation(DrainInput(node=1))  # moves, transfers, stall gauges, moves left
     result = await stack.client.get_workflow_handle(drain.id, result_type=DrainResult).result()
     assert len(result.moved) == 2, result
+    check = await start_check(stack.client, CheckInput(), "air-check-dashboard", stack.task_queue)
+    assert (await check.result()).equal == 2  # the check's counters and last-checked gauges
 
     found = set().union(*[exported(await scrape(p)) for p in [*ports.values(), worker_port]])
     assert queried(), "the dashboard queries nothing"

@@ -1,0 +1,169 @@
+"""What the consistency check costs: its speed beside reading the same stores, its CPU, and what
+it does to the writes beside it.
+
+Three nodes hold `--regions` regions of `--points` points each. In one run:
+- the floor: every store file of node 1 read once (`cat` to /dev/null, as `cp` would);
+- a check of every region at an unlimited rate: its wall time, the ratio to the floor, and the
+  CPU seconds of each node and of the worker;
+- one-point writes to node 2, timed while idle and then during a check of `--paced-regions`
+  regions at the default rate (8 MB/s per node): p50 and p99, and the ratio of the two p99s.
+Run: `python bench/check.py [--regions 100] [--points 100000]`; prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import bench_stack, create_region
+from bench.migrate import cpu_s, pid
+from client.starter import start_check
+from contracts.check import DEFAULT_RATE_MB_S, CheckInput
+from contracts.ids import check_workflow_id
+from node.columns import to_columns
+from protos import air_node_pb2 as pb
+from runtime.clients import NodeClients, NodeStub
+from stack.processes import NodeProcess
+
+UNLIMITED_MB_S = 1e6
+BATCH = 50_000  # points per load write
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
+
+
+async def load(clients: NodeClients, nodes: list[NodeProcess], regions: int, points: int) -> None:
+    """Every region on the three nodes, `points` points written to node 1, replicated."""
+    stub = clients.stub(nodes[0].address)
+    for region in range(1, regions + 1):
+        await create_region(clients, nodes, region)
+        for start in range(0, points, BATCH):
+            rows = [(f"s{t % 100}", t, float(t)) for t in range(start, min(start + BATCH, points))]
+            request = pb.WriteRequest(region=region, columns=to_columns(rows))
+            await stub.Write(request, timeout=120)
+    for node in nodes:  # replicated everywhere before anything is timed
+        for region in range(1, regions + 1):
+            await replicated(clients.stub(node.address), region, points)
+
+
+async def replicated(stub: NodeStub, region: int, points: int) -> None:
+    """Until the replica holds `points` points (a remote node: no event to wait on)."""
+    request = pb.RegionRequest(region=region)
+    while (await stub.Digest(request, timeout=30)).count < points:  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
+
+
+def read_stores(node: NodeProcess) -> tuple[float, int]:
+    """`cat` every store file of a node to /dev/null: seconds, bytes."""
+    files = sorted(str(p) for p in node.data_dir.glob("region_*/store.db*"))
+    began = time.perf_counter()
+    subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - began, sum(Path(f).stat().st_size for f in files)
+
+
+async def write_latencies(stub: NodeStub, stop: asyncio.Event, region: int) -> list[float]:
+    """One-point writes to node 2, one after another, until `stop`."""
+    latencies, t = [], 0
+    while not stop.is_set():
+        t += 1
+        request = pb.WriteRequest(
+            region=region, points=[pb.Point(series="fg", timestamp=t, value=1.0)]
+        )
+        began = time.perf_counter()
+        await stub.Write(request, timeout=10)
+        latencies.append(time.perf_counter() - began)
+        await asyncio.sleep(0.01)
+    return latencies
+
+
+def ms(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(values) * 1000, 3),
+        "p99_ms": round(percentile(values, 0.99) * 1000, 3),
+        "writes": len(values),
+    }
+
+
+async def main(regions: int, points: int, paced_regions: int) -> dict[str, object]:
+    async with bench_stack(nodes=3) as (stack, client, clients):
+        nodes = stack.nodes
+        await load(clients, nodes, regions, points)
+        cp_s, store_bytes = read_stores(nodes[0])
+
+        pids = {f"node{n.node_id}": pid(n) for n in nodes} | {"worker": pid(stack.worker)}
+        cpu_before = {name: cpu_s([p]) for name, p in pids.items()}
+        began = time.perf_counter()
+        check = await start_check(
+            client,
+            CheckInput(rate_mb_s=UNLIMITED_MB_S),
+            check_workflow_id(uuid.uuid4().hex[:8]),
+            stack.config.task_queue,
+        )
+        found = await check.result()
+        check_s = time.perf_counter() - began
+        cpu = {name: round(cpu_s([p]) - cpu_before[name], 2) for name, p in pids.items()}
+        assert found.equal == regions, found
+
+        fg_region = regions + 1
+        await create_region(clients, nodes, fg_region)
+        stub = clients.stub(nodes[1].address)
+        stop = asyncio.Event()
+        idle = asyncio.create_task(write_latencies(stub, stop, fg_region))
+        await asyncio.sleep(10)
+        stop.set()
+        idle_ms = await idle
+        stop = asyncio.Event()
+        during = asyncio.create_task(write_latencies(stub, stop, fg_region))
+        began = time.perf_counter()
+        paced = await start_check(
+            client,
+            CheckInput(regions=list(range(1, paced_regions + 1)), rate_mb_s=DEFAULT_RATE_MB_S),
+            check_workflow_id(uuid.uuid4().hex[:8]),
+            stack.config.task_queue,
+        )
+        paced_found = await paced.result()
+        paced_s = time.perf_counter() - began
+        stop.set()
+        during_ms = await during
+    idle_lat, during_lat = ms(idle_ms), ms(during_ms)
+    return {
+        "regions": regions,
+        "points_per_region": points,
+        "store_bytes_per_node": store_bytes,
+        "floor_read_stores_s": round(cp_s, 3),
+        "check_unlimited_s": round(check_s, 3),
+        "ratios": {
+            "check_vs_read_floor": round(check_s / cp_s, 1),
+            "foreground_p99_during_vs_idle": round(during_lat["p99_ms"] / idle_lat["p99_ms"], 2),
+        },
+        "check_mb_s_per_node": round(store_bytes / check_s / 1e6, 1),
+        "cpu_s_during_unlimited_check": cpu,
+        "paced_check": {
+            "regions": paced_regions,
+            "rate_mb_s": DEFAULT_RATE_MB_S,
+            "seconds": round(paced_s, 2),
+            "bytes_read_per_node": paced_found.bytes_read,
+            "read_mb_s_per_node": round(paced_found.bytes_read / paced_s / 1e6, 2),
+        },
+        "foreground": {"idle": idle_lat, "during_paced_check": during_lat},
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--regions", type=int, default=100)
+    parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument("--paced-regions", type=int, default=10)
+    a = parser.parse_args()
+    print(json.dumps(asyncio.run(main(a.regions, a.points, a.paced_regions)), indent=2))

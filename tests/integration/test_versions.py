@@ -1,0 +1,89 @@
+"""An upgrade by Worker Versioning: two builds side by side, each workflow on the build its
+behaviour says, read from its own description (its versioning info), never from timing.
+
+A migration (PINNED) started on build 1 finishes there after build 2 is made current; a
+migration started after that runs on build 2; a check (AUTO_UPGRADE) started on build 1 moves
+to build 2 at its next workflow task.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from temporalio.api.enums.v1 import VersioningBehavior
+from temporalio.client import WorkflowHandle
+
+from client.starter import start_check
+from client.versions import make_current
+from contracts.check import CheckInput
+from contracts.ids import check_workflow_id
+from contracts.models import MigrationInput, MigrationResult
+from node.columns import to_columns
+from protos import air_node_pb2 as pb
+from tests.support.cluster import HELD
+from tests.support.stack import Stack
+from tests.support.waiting import eventually
+
+FIRST, SECOND, CHECKED = 81, 82, (83, 84)
+
+
+async def versioning(handle: WorkflowHandle[Any, Any]) -> tuple[int, str]:
+    """The workflow's behaviour and the build its last workflow task completed on."""
+    info = (await handle.describe()).raw_description.workflow_execution_info.versioning_info
+    return info.behavior, info.deployment_version.build_id
+
+
+async def test_a_pinned_migration_finishes_on_its_build_while_new_work_takes_the_next(
+    stack: Stack,
+) -> None:
+    cluster = stack.cluster
+    for i in (1, 2, 3, 4):
+        cluster.add_node(i)
+    for region in (FIRST, SECOND, *CHECKED):
+        await cluster.create_region(region, [1, 2, 3])
+        rows = [("v", t, float(t)) for t in range(3_000)]
+        await cluster.stub(1).Write(pb.WriteRequest(region=region, columns=to_columns(rows)))
+        await cluster.converged(region, [1, 2, 3], count=3_000)
+    deployment = f"air-test-{uuid.uuid4().hex[:8]}"  # its own: other tests' build stays current
+    stack.start_worker("v1", extra_args=["--deployment", deployment, "--build-id", "1"])
+
+    await cluster.throttle([1, 2, 3], HELD)  # the first migration's snapshot waits, held
+    first = await stack.start(MigrationInput(region=FIRST, from_node=1, to_node=4))
+    check = await start_check(
+        stack.client,
+        CheckInput(regions=list(CHECKED), rate_mb_s=0.02),  # a region lasts seconds
+        check_workflow_id(uuid.uuid4().hex[:8]),
+        stack.task_queue,
+    )
+    stack.handles.append(check)
+    assert await versioning(first) == (VersioningBehavior.VERSIONING_BEHAVIOR_PINNED, "1")
+    await eventually(  # once its first workflow task completed
+        lambda: versioning(check),
+        lambda v: v == (VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE, "1"),
+        what="the check to run on build 1",
+    )
+
+    stack.start_worker("v2", extra_args=["--deployment", deployment, "--build-id", "2"])
+    await make_current(stack.client, deployment, "2")
+    second = await stack.start(MigrationInput(region=SECOND, from_node=1, to_node=4))
+    assert await versioning(second) == (VersioningBehavior.VERSIONING_BEHAVIOR_PINNED, "2")
+    # the first is still held mid-transfer, pinned to build 1
+    new_replica = (await cluster.regions_of(4)).get(FIRST)
+    assert new_replica is None or not new_replica.installed, new_replica
+    assert await versioning(first) == (VersioningBehavior.VERSIONING_BEHAVIOR_PINNED, "1")
+
+    await cluster.throttle([1, 2, 3], 0)
+    for handle in (first, second):
+        result = await handle.result()
+        assert isinstance(result, MigrationResult) and result.remove is not None, result
+    assert await versioning(first) == (VersioningBehavior.VERSIONING_BEHAVIOR_PINNED, "1")
+    assert await versioning(second) == (VersioningBehavior.VERSIONING_BEHAVIOR_PINNED, "2")
+    found = await check.result()
+    assert found.equal == len(CHECKED), found
+    # the check moved to the current build at its next workflow task
+    await eventually(
+        lambda: versioning(check),
+        lambda v: v == (VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE, "2"),
+        what="the check to have moved to build 2",
+    )
