@@ -15,25 +15,13 @@ from dataclasses import dataclass
 from contracts.activity_models import ClusterDescription
 from contracts.errors import InvalidRequest
 from contracts.models import HIGH_WATERMARK, Move
+from planning.load import Load, loads
 from planning.placement import Room
 
 TOLERANCE = 0.10  # of the mean store bytes per node
 # A region moves at most once per round, so a cluster may need a few (three full nodes of
 # alike regions and two empty ones take two). Each round re-describes the cluster.
 MAX_ROUNDS = 5
-
-
-@dataclass
-class Load:
-    """What one node holds: its replicas and their store bytes."""
-
-    node: int
-    regions: set[int]
-    bytes: int = 0
-
-    @property
-    def count(self) -> int:
-        return len(self.regions)
 
 
 @dataclass(frozen=True)
@@ -52,19 +40,6 @@ class Spread:
     @property
     def count_range(self) -> int:
         return max(self.counts.values(), default=0) - min(self.counts.values(), default=0)
-
-
-def loads(cluster: ClusterDescription) -> dict[int, Load]:
-    """Every live node's load (unreachable ones left out)."""
-    live = {n.node_id: Load(n.node_id, set()) for n in cluster.nodes}
-    for node in cluster.unreachable:
-        live.pop(node, None)
-    for region, holders in cluster.holders.items():
-        for node in holders:
-            if node in live:
-                live[node].regions.add(region)
-                live[node].bytes += cluster.store_bytes.get(region, 0)
-    return live
 
 
 def spread(cluster: ClusterDescription, moves: list[Move] | None = None) -> Spread:
@@ -199,7 +174,5 @@ def _worth(src: Load, dst: Load, mean: float, tolerance: float, by_bytes: bool) 
 
 
 def _shift(src: Load, dst: Load, region: int, size: int) -> None:
-    src.regions.discard(region)
-    src.bytes -= size
-    dst.regions.add(region)
-    dst.bytes += size
+    src.give(region, size)
+    dst.take(region, size)

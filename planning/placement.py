@@ -19,6 +19,7 @@ from contracts.models import (
     ReconstructInput,
     RemovePeerInput,
 )
+from planning.load import least_loaded, loads
 
 # The most moves an operation runs at once: each running move adds events to the operation's
 # history as it ends, and a run must end within its budget (workflows/machinery/moves.py).
@@ -273,7 +274,7 @@ def plan_drain(
     node itself only when it holds the last replica).
     """
     _require_known(cluster, node)
-    load, room = _live_load(cluster), Room(cluster, watermark)
+    load, room = loads(cluster), Room(cluster, watermark)
     moves = []
     for region, holders in sorted(cluster.holders.items()):
         if node not in holders:
@@ -286,7 +287,7 @@ def plan_drain(
         size = cluster.store_bytes.get(region, 0)
         if not (fitting := [n for n in candidates if room.fits(n, size)]):
             raise InvalidRequest(room.nowhere(region, size, candidates))
-        target = _least_loaded(load, fitting, size)
+        target = least_loaded(load, fitting, region, size)
         room.take(target, size)
         sources = [n for n in sorted(holders) if n != node and n in load] or [node]
         moves.append(
@@ -308,7 +309,7 @@ def plan_repair(
             f"node {node} answers: a repair is for a node that is gone; to move its replicas "
             f"off, drain it (airctl drain --node {node})"
         )
-    load, room = _live_load(cluster), Room(cluster, watermark)
+    load, room = loads(cluster), Room(cluster, watermark)
     moves, unrepairable = [], {}
     for region, peers in sorted(cluster.peers.items()):
         if node not in peers:
@@ -324,7 +325,7 @@ def plan_repair(
         elif not fitting:
             unrepairable[region] = room.nowhere(region, size, candidates)
         else:
-            target = _least_loaded(load, fitting, size)
+            target = least_loaded(load, fitting, region, size)
             room.take(target, size)
             moves.append(
                 Move(region=region, from_node=node, to_node=target, store_bytes=size,
@@ -339,13 +340,13 @@ def replan_move(
     """The same move to another destination, none of `avoid` (they failed it): the live
     non-holder with the fewest store bytes that it fits on, as the drain and the repair
     choose; None when no live node is left to take the region."""
-    load, room = _live_load(cluster), Room(cluster, watermark)
+    load, room = loads(cluster), Room(cluster, watermark)
     holders = set(cluster.holders.get(move.region, []))
     taken = holders | set(cluster.peers.get(move.region, [])) | avoid
     candidates = [n for n in sorted(load) if n not in taken and room.fits(n, move.store_bytes)]
     if move.from_node not in holders | set(cluster.peers.get(move.region, [])) or not candidates:
         return None  # it moved meanwhile, or nowhere is left
-    target = _least_loaded(load, candidates, move.store_bytes)
+    target = least_loaded(load, candidates, move.region, move.store_bytes)
     sources = sorted(n for n in holders if n != move.from_node and n in load)
     return move.model_copy(update={"to_node": target, "sources": sources or [move.from_node]})
 
@@ -353,22 +354,3 @@ def replan_move(
 def _require_known(cluster: ClusterDescription, node: int) -> None:
     if node not in {n.node_id for n in cluster.nodes}:
         raise InvalidRequest(f"node {node} is not in the cluster")
-
-
-def _live_load(cluster: ClusterDescription) -> dict[int, tuple[int, int]]:
-    """Each live node's (store bytes, replicas)."""
-    live = [n.node_id for n in cluster.nodes if n.node_id not in cluster.unreachable]
-    load = dict.fromkeys(live, (0, 0))
-    for region, holders in cluster.holders.items():
-        for n in holders:
-            if n in load:
-                load[n] = (load[n][0] + cluster.store_bytes.get(region, 0), load[n][1] + 1)
-    return load
-
-
-def _least_loaded(load: dict[int, tuple[int, int]], candidates: list[int], size: int) -> int:
-    """The candidate with the fewest bytes (then replicas, then the lowest id), charged with
-    the region it takes so the next choice counts it."""
-    target = min(candidates, key=lambda n: (*load[n], n))
-    load[target] = (load[target][0] + size, load[target][1] + 1)
-    return target
