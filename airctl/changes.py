@@ -19,6 +19,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from airctl.args import Commands
 from airctl.config import parse_ids
 from airctl.context import Ctl
 from airctl.progress import NO_ANSWER, OPERATIONS, follow, live_progress, operation_state, snapshot
@@ -371,3 +372,44 @@ async def _cancelled(client: Client, workflow_id: str) -> bool:
     except RPCError:
         return False
     return described.status == WorkflowExecutionStatus.CANCELED
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+def register(sub: Commands) -> None:
+    """Membership changes of one region: start, follow, cancel, list."""
+    migrate = sub.add_parser("migrate", help="move a replica from one node to another")
+    migrate.add_argument("regions", help="a region id, or several: 1,2,3")
+    migrate.add_argument("--from", dest="from_node", type=int, required=True)
+    migrate.add_argument("--to", dest="to_node", type=int, required=True)
+    migrate.add_argument("--wait", action="store_true", help="show progress until done")
+    migrate.set_defaults(handler=cmd_migrate)
+    one_node = {
+        "add-peer": ("add a peer to a region", cmd_add_peer),
+        "remove-peer": ("remove a peer from a region", cmd_remove_peer),
+        "reconstruct": (
+            "rebuild a node's replica of a region from the other replicas",
+            cmd_reconstruct,
+        ),
+    }
+    for name, (help, handler) in one_node.items():
+        c = sub.add_parser(name, help=help)
+        c.add_argument("region", type=int)
+        c.add_argument("--node", type=int, required=True)
+        c.add_argument("--wait", action="store_true", help="show progress until done")
+        c.set_defaults(handler=handler)
+    status = sub.add_parser("status", help="a membership change's state")
+    status.add_argument("workflow_id", nargs="?")
+    status.add_argument("--region", type=int)
+    status.set_defaults(handler=cmd_status)
+    cancel = sub.add_parser("cancel", help="cancel the running change of a region, or all")
+    cancel.add_argument("region", type=int, nargs="?")
+    cancel.add_argument("--all", action="store_true", help="every running membership change")
+    cancel.add_argument(
+        "--timeout", type=float, default=120, help="seconds --all waits for each to end"
+    )
+    cancel.set_defaults(handler=cmd_cancel)
+    migrations = sub.add_parser("migrations", help="every membership change, newest first")
+    migrations.add_argument("--running", action="store_true", help="only the running ones")
+    migrations.set_defaults(handler=cmd_migrations)

@@ -13,7 +13,6 @@ import re
 import sys
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from temporalio.client import (
     Client,
@@ -30,6 +29,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from airctl.args import Commands
 from airctl.config import parse_ids
 from airctl.context import Ctl
 from client.starter import start_check
@@ -43,7 +43,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     """The command's arguments, beside its handler."""
     p: argparse.ArgumentParser = sub.add_parser(
         "check", help="compare the replicas of regions: equal, or which one differs"

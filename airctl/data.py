@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 
+from airctl.args import Commands, count, positive
 from airctl.config import parse_ids
 from airctl.context import Ctl
 from airctl.load import AckedLog, LoadWriter, missing_points
@@ -358,3 +359,62 @@ async def cmd_node_forget(ctl: Ctl) -> int:
         f"node {node_id} forgotten: the worker, the autopilot and airctl no longer ask it",
     )
     return 0
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+def register(sub: Commands) -> None:
+    """Regions, nodes and data: create, list, forget, write, load, digest, verify, throttle."""
+    regions = sub.add_parser("region", help="region commands")
+    region = regions.add_subparsers(dest="action", required=True)
+    create = region.add_parser("create", help="create a region on some nodes")
+    create.add_argument("region", type=int)
+    create.add_argument("--peers", required=True, help="node ids, e.g. 1,2,3")
+    create.set_defaults(handler=cmd_region_create)
+    listing = sub.add_parser("regions", help="regions, their replicas' states and sizes; nodes")
+    listing.add_argument(
+        "--by-node", action="store_true", help="only each node's replicas and bytes"
+    )
+    listing.set_defaults(handler=cmd_regions)
+
+    nodes = sub.add_parser("node", help="node commands")
+    node = nodes.add_subparsers(dest="action", required=True)
+    forget = node.add_parser(
+        "forget", help="take a node that holds no replica out of the cluster's directory"
+    )
+    forget.add_argument("node", type=int)
+    forget.set_defaults(handler=cmd_node_forget)
+
+    write = sub.add_parser("write", help="write N unique points")
+    write.add_argument("region", type=int)
+    write.add_argument("--count", type=count, required=True)
+    write.add_argument("--via", type=int, help="write through this node only")
+    write.add_argument("--acked-log", type=Path)
+    write.add_argument("--timeout", type=positive, default=120)
+    write.set_defaults(handler=cmd_write)
+    load = sub.add_parser("load", help="write without pause for a while")
+    load.add_argument("region", type=int)
+    load.add_argument("--seconds", type=positive, required=True)
+    load.add_argument("--rate", type=positive, help="points/s (default: as fast as acknowledged)")
+    load.add_argument("--acked-log", type=Path, required=True)
+    load.set_defaults(handler=cmd_load)
+    for c in (write, load):
+        c.add_argument(
+            "--acks",
+            choices=list(ACKS),
+            default="one",
+            help="replicas that must apply each write before it is acknowledged (default one)",
+        )
+    digest = sub.add_parser("digest", help="count and hash per replica")
+    digest.add_argument("region", type=int)
+    digest.set_defaults(handler=cmd_digest)
+    ver = sub.add_parser("verify", help="equal replicas holding every acknowledged point")
+    ver.add_argument("region", type=int)
+    ver.add_argument("--acked-log", type=Path, required=True)
+    ver.add_argument("--timeout", type=float, default=30, help="seconds to await convergence")
+    ver.set_defaults(handler=cmd_verify)
+    throttle = sub.add_parser("throttle", help="a node's transfer throttle, at run time")
+    throttle.add_argument("--node", type=int, required=True)
+    throttle.add_argument("--mbps", type=float, required=True, help="MB/s; 0 lifts the limit")
+    throttle.set_defaults(handler=cmd_throttle)

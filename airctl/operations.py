@@ -3,6 +3,7 @@ running one (pause, resume, bound) and follow it."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from pydantic import BaseModel
@@ -15,6 +16,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from airctl.args import Commands, count, high_watermark, positive
 from airctl.changes import start
 from airctl.context import Ctl
 from airctl.display import Bars
@@ -315,3 +317,61 @@ async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
         if e.status == RPCStatusCode.NOT_FOUND:
             return False
         raise
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+def register(sub: Commands) -> None:
+    """Operations of many moves: plan, drain, rebalance, repair; the autopilot."""
+    plan = sub.add_parser("plan", help="what an operation would do, changing nothing")
+    plans = plan.add_subparsers(dest="plan", required=True)
+    plan_drain = plans.add_parser("drain", help="the moves that drain a node")
+    plan_drain.add_argument("--node", type=int, required=True)
+    plan_rebalance = plans.add_parser("rebalance", help="the moves that even out the nodes")
+    plan_rebalance.add_argument("--nodes", help="move replicas only onto these nodes, e.g. 4,5")
+    for c in (plan_drain, plan_rebalance):
+        high_watermark(c)
+        c.set_defaults(handler=cmd_plan)
+    drain = _operation(sub, "drain", "move every replica off a node, or steer that drain")
+    drain.add_argument("--node", type=int, required=True)
+    drain.set_defaults(handler=cmd_drain)
+    rebalance = _operation(
+        sub, "rebalance", "move replicas from the fullest nodes to the emptiest, or steer that"
+    )
+    rebalance.add_argument("--nodes", help="move replicas only onto these nodes, e.g. 4,5")
+    rebalance.set_defaults(handler=cmd_rebalance)
+    repair = _operation(
+        sub, "repair", "a new replica elsewhere for each region of a node that is gone"
+    )
+    repair.add_argument("--node", type=int, required=True)
+    repair.set_defaults(handler=cmd_repair)
+    autopilot = sub.add_parser("autopilot", help="repair a node gone for good, by itself")
+    autopilot.add_argument("switch", choices=["on", "off", "status"])
+    autopilot.add_argument(
+        "--dead-after",
+        type=positive,
+        default=300.0,
+        help="seconds a node must stay unreachable to be declared dead (default 300)",
+    )
+    autopilot.set_defaults(handler=cmd_autopilot)
+
+
+def _operation(sub: Commands, name: str, help: str) -> argparse.ArgumentParser:
+    """A command that starts an operation of many moves, or steers the running one."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    p.add_argument(
+        "action",
+        nargs="?",
+        default="start",
+        choices=["start", "pause", "resume", "bound"],
+        help=f"start (the default); or, on the running {name}: pause, resume, "
+        "bound (a new --max-concurrent)",
+    )
+    p.add_argument("--max-concurrent", type=count, help="migrations at once (default 2)")
+    p.add_argument(
+        "--max-per-node", type=count, help="migrations at once from or into a node (default 2)"
+    )
+    p.add_argument("--wait", action="store_true", help="show progress until done")
+    high_watermark(p)
+    return p

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
+from airctl.args import Commands, count
 from airctl.changes import start
 from airctl.context import Ctl
 from airctl.data import create_region, verify
@@ -197,3 +198,53 @@ def cmd_demo(ctl: Ctl) -> int:
         return status
     finally:
         stack.stop()
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+def register(sub: Commands) -> None:
+    """`up` and `demo`: they reach Temporal by the stack's own settings, not the flags."""
+    up = sub.add_parser("up", help="run the local stack in the foreground", temporal_flags=False)
+    _stack_options(up, ".air")
+    up.set_defaults(handler=cmd_up)
+    demo = sub.add_parser(
+        "demo", help="stack, region, load, migration, verification", temporal_flags=False
+    )
+    _stack_options(demo, ".air/demo")
+    demo.add_argument("--rate", type=count, default=1000, help="points/s written during the demo")
+    demo.add_argument(
+        "--chaos",
+        action="store_true",
+        help="SIGKILL the worker at a random moment of the migration (the stack restarts it)",
+    )
+    demo.add_argument("--seed", type=int, help="--chaos: the seed of its random moments")
+    demo.add_argument(
+        "--kill-destination",
+        action="store_true",
+        help="--chaos: SIGKILL the destination node mid-transfer too",
+    )
+    demo.add_argument(
+        "--no-keep",
+        dest="keep",
+        action="store_false",
+        help="exit with the verification's status instead of keeping the stack",
+    )
+    demo.set_defaults(handler=cmd_demo)
+
+
+def _stack_options(c: argparse.ArgumentParser, data_dir: str) -> None:
+    c.add_argument("--nodes", type=count, default=4)
+    c.add_argument("--workers", type=count, default=1, help="worker processes")
+    c.add_argument("--data-dir", type=Path, default=Path(data_dir))
+    c.add_argument("--temporal-port", type=int, default=7233)
+    c.add_argument("--ui-port", type=int, default=8233)
+    c.add_argument("--base-port", type=int, default=50051)
+    c.add_argument(
+        "--transfer-rate-limit", type=float, metavar="MB_PER_S", help="node migration throttle"
+    )
+    c.add_argument(
+        "--tls",
+        action="store_true",
+        help="mutual TLS between nodes, worker and airctl (a throwaway CA in DATA_DIR/tls)",
+    )
