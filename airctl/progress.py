@@ -97,7 +97,7 @@ class LagBar:
             return 1, 1
         if p.phase != self.phase:
             self.phase, self.total = p.phase, 0
-        if p.lag is None or p.phase not in (Phase.TRANSFERRING, Phase.DRAINING):
+        if p.lag is None or p.phase not in (Phase.TRANSFERRING, Phase.HANDING_OFF):
             return None, None
         self.total = max(self.total, p.lag)
         return self.total - p.lag, self.total or 1

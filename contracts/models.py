@@ -70,7 +70,9 @@ class Phase(enum.StrEnum):
     ACTIVATING = "ACTIVATING"
     DROPPING_CHANNELS = "DROPPING_CHANNELS"
     INACTIVATING_LEAVING_PEER = "INACTIVATING_LEAVING_PEER"
-    DRAINING = "DRAINING"
+    # the leaving replica hands its last writes to the others (its channels catch up); was
+    # DRAINING, a word that is the node operation's
+    HANDING_OFF = "HANDING_OFF"
     CATCHING_UP = "CATCHING_UP"  # survivors take a dead peer's writes from each other
     RELEASING = "RELEASING"
     DELETING = "DELETING"
@@ -81,6 +83,11 @@ class Phase(enum.StrEnum):
     REMOVING = "REMOVING"  # migration: the remove-peer child runs
     DONE = "DONE"
     ROLLED_BACK = "ROLLED_BACK"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Phase | None:
+        """A phase a worker before the rename reports (a query of a workflow it runs)."""
+        return cls.HANDING_OFF if value == "DRAINING" else None
 
 
 class Progress(BaseModel):

@@ -63,7 +63,7 @@ async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
         #    deletion find it gone
         target = await steps.capture_target([leaving], origins=[leaving.node_id], missing_ok=True)
         leaving_max = target.get(leaving.node_id, 0)
-        await wait_transfer(steps, Phase.DRAINING, r.remaining, target, down)
+        await wait_transfer(steps, Phase.HANDING_OFF, r.remaining, target, down)
         # 4. it releases every region resource (REMOVE_PEER_COORDINATOR_FINISH)
         released = await steps.wait_release(leaving, down, kill(K.REMOVE_PEER_COORDINATOR_FINISH))
         # 5. its replica is deleted (BEFORE_DELETE, AFTER_DELETE on the node)
