@@ -81,6 +81,7 @@ class _Resume(BaseModel):
     settled: dict[int, int]
     result: RegionCheck
     after: tuple[str, int] | None = None  # the last key compared
+    done: bool = False  # every range compared: a retry only concludes
     off: dict[int, int] = Field(default_factory=dict)  # replica -> keys off the majority
 
     @classmethod
@@ -115,14 +116,12 @@ class _Comparison:
 
     async def run(self) -> None:
         began, bytes_before = time.monotonic(), self.result.bytes_read
-        while True:
-            more = await self._range()
+        while not self.state.done:
+            self.state.done = not await self._range()
             self.state.off = dict(self.off)
             self.result.diffs = list(self.diffs.values())
             heartbeat(self.state.model_dump(mode="json"))
             await self._pace(began, self.result.bytes_read - bytes_before)
-            if not more:
-                break
         self._conclude()
 
     async def _range(self) -> bool:
@@ -220,9 +219,9 @@ class _Comparison:
 
     def _conclude(self) -> None:
         diverged = [d for d in self.diffs.values() if d.missing or d.extra or d.different]
+        self.result.diffs = diverged
         if not diverged and not self.result.ambiguous_keys:
             return
         self.result.verdict = Verdict.DIVERGED
-        self.result.diffs = diverged
         if len(self.off) == 1 and not self.result.ambiguous_keys:
             self.result.minority = next(iter(self.off))
