@@ -119,11 +119,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="make this build the deployment's current version (the first build always is)",
     )
-    p.add_argument(
-        "--unversioned",
-        action="store_true",
-        help="run without Worker Versioning (a server without it; the test harness)",
-    )
     p.add_argument("--node-tls-ca", type=Path, help="CA of the nodes' mutual TLS")
     p.add_argument("--node-tls-cert", type=Path, help="certificate presented to the nodes")
     p.add_argument("--node-tls-key", type=Path, help="its private key")
@@ -175,10 +170,9 @@ async def check_search_attributes(client: Client) -> None:
         )
 
 
-def deployment_config(args: argparse.Namespace) -> WorkerDeploymentConfig | None:
-    """This worker as a version of the deployment; each workflow says if it is pinned."""
-    if args.unversioned:
-        return None
+def deployment_config(args: argparse.Namespace) -> WorkerDeploymentConfig:
+    """This worker as a version of the deployment; each workflow says if it is pinned (an SDK
+    worker without versioning refuses workflows that say so)."""
     version = WorkerDeploymentVersion(deployment_name=args.deployment, build_id=args.build_id)
     return WorkerDeploymentConfig(version=version, use_worker_versioning=True)
 
@@ -233,8 +227,7 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with worker:
-        if not args.unversioned:
-            await become_current_if_first(client, args)
+        await become_current_if_first(client, args)
         log.info(READY.format(queue=args.task_queue))
         await stop.wait()
         log.info("worker stopping: running activities have 5 s, then go to another worker")

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from client import connection
 from client.starter import start_operation
+from client.versions import make_current
 from contracts.activity_models import ClusterDescription, Peer
 from contracts.models import (
     AddPeerResult,
@@ -92,9 +94,17 @@ async def client(server: TemporalServer) -> AsyncIterator[Client]:
 
 
 def worker_with_stubs(client: Client, regions: int) -> Worker:
+    """A worker in this process, a build of a deployment of its own (made current once it
+    runs: `current`), as the real worker is."""
+    name = f"air-drain-{uuid.uuid4().hex[:8]}"
     return Worker(
         client,
-        task_queue=f"air-drain-{uuid.uuid4().hex[:8]}",
+        task_queue=name,
+        deployment_config=WorkerDeploymentConfig(
+            version=WorkerDeploymentVersion(deployment_name=name, build_id="stub"),
+            use_worker_versioning=True,
+            default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,  # the stub's
+        ),
         workflows=[DrainNodeWorkflow, InstantMigration],
         activities=[StubCluster(regions).describe_cluster],
         # this module too, or the sandbox imports it (and pytest) afresh for every move
@@ -105,6 +115,7 @@ def worker_with_stubs(client: Client, regions: int) -> Worker:
 
 
 async def drain(client: Client, worker: Worker, request: DrainInput) -> WorkflowHandle[Any, Any]:
+    await make_current(client, worker.task_queue, "stub")  # the deployment is named after it
     started = await start_operation(client, request, worker.task_queue)
     assert started.plan is not None and started.plan.startswith("drain node 1: "), started
     return started.handle
