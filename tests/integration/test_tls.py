@@ -132,7 +132,7 @@ async def test_only_a_nodes_own_certificate_may_send_as_that_node(secured: Clust
             assert f"{message} has CN {cn}" == refused.value.details(), (cn, what)
     assert node.alive()
     assert await secured.state(1, REGION) == before
-    assert "WARNING runtime.identity: refused: a transfer as node 2" in node.output()
+    assert "WARNING node.identity: refused: a transfer as node 2" in node.output()
 
     channel = _presenting(secured, node.address, secured.authority.issue(node_name(2)))
     try:
