@@ -8,7 +8,7 @@ import time
 
 from protos import air_node_pb2 as pb
 from stack.processes import free_port
-from tests.support.cluster import Cluster
+from tests.support.cluster import HELD, Cluster
 from tests.support.waiting import eventually
 
 REGION = 9
@@ -68,6 +68,7 @@ async def test_a_throttled_snapshot_runs_at_the_limit(cluster: Cluster) -> None:
     )
     target = (await cluster.progress(1, REGION)).applied
     check = pb.CheckTransferCompleteRequest(region=REGION, target=target)
+    await cluster.stub(1).SetThrottle(pb.ThrottleRequest(bytes_per_s=limit))
 
     began = time.monotonic()
     await cluster.stub(1).CreateChannel(
@@ -95,8 +96,11 @@ async def test_a_throttled_stream_runs_at_the_limit(cluster: Cluster) -> None:
     cluster.add_node(1, extra_args=["--metrics-port", str(port), *throttled])
     cluster.add_node(2)
     await cluster.create_region(REGION, [1, 2])
-    # ~2 MB as a channel sends it (columns, about 13 bytes a point), written faster than the
-    # limit: a backlog
+    # held while the backlog is written (a busy machine writes slowly, and the stream would
+    # send much of it meanwhile); the flag's limit was in force until then
+    held = await cluster.stub(1).SetThrottle(pb.ThrottleRequest(bytes_per_s=HELD))
+    assert held.previous == limit, held
+    # ~2 MB as a channel sends it (columns, about 13 bytes a point): a backlog
     for start in range(0, 150_000, 1000):
         points = [
             pb.Point(series=f"s{t % 10}", timestamp=t, value=t) for t in range(start, start + 1000)
@@ -104,6 +108,7 @@ async def test_a_throttled_stream_runs_at_the_limit(cluster: Cluster) -> None:
         await cluster.stub(1).Write(pb.WriteRequest(region=REGION, points=points))
     target = (await cluster.progress(1, REGION)).applied
     check = pb.CheckTransferCompleteRequest(region=REGION, target=target)
+    await cluster.stub(1).SetThrottle(pb.ThrottleRequest(bytes_per_s=limit))
 
     async def sent_at() -> tuple[float, float]:
         return time.monotonic(), await bytes_sent(port)
