@@ -2,8 +2,9 @@
 behaviour says, read from its own description (its versioning info), never from timing.
 
 A migration (PINNED) started on build 1 finishes there after build 2 is made current; a
-migration started after that runs on build 2; a check (AUTO_UPGRADE) started on build 1 moves
-to build 2 at its next workflow task.
+migration started after that runs on build 2; a check (AUTO_UPGRADE) started on build 1, still
+reading its first region at a crawl, moves to build 2 at its next workflow task, which the
+update raising its rate makes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from protos import air_node_pb2 as pb
 from tests.support.cluster import HELD
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.check import CheckReplicasWorkflow
 
 FIRST, SECOND, CHECKED = 81, 82, (83, 84)
 
@@ -52,7 +54,7 @@ async def test_a_pinned_migration_finishes_on_its_build_while_new_work_takes_the
     first = await stack.start(MigrationInput(region=FIRST, from_node=1, to_node=4))
     check = await start_check(
         stack.client,
-        CheckInput(regions=list(CHECKED), rate_mb_s=0.02),  # a region lasts seconds
+        CheckInput(regions=list(CHECKED), rate_mb_s=0.01),  # its first region lasts ~10 s
         check_workflow_id(uuid.uuid4().hex[:8]),
         stack.task_queue,
     )
@@ -66,6 +68,9 @@ async def test_a_pinned_migration_finishes_on_its_build_while_new_work_takes_the
 
     stack.start_worker("v2", extra_args=["--deployment", deployment, "--build-id", "2"])
     await make_current(stack.client, deployment, "2")
+    # the check's next workflow task: an update (it fails if the check had already ended)
+    await check.execute_update(CheckReplicasWorkflow.set_rate, 100.0)
+    assert await versioning(check) == (VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE, "2")
     second = await stack.start(MigrationInput(region=SECOND, from_node=1, to_node=4))
     assert await versioning(second) == (VersioningBehavior.VERSIONING_BEHAVIOR_PINNED, "2")
     # the first is still held mid-transfer, pinned to build 1
@@ -81,9 +86,4 @@ async def test_a_pinned_migration_finishes_on_its_build_while_new_work_takes_the
     assert await versioning(second) == (VersioningBehavior.VERSIONING_BEHAVIOR_PINNED, "2")
     found = await check.result()
     assert found.equal == len(CHECKED), found
-    # the check moved to the current build at its next workflow task
-    await eventually(
-        lambda: versioning(check),
-        lambda v: v == (VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE, "2"),
-        what="the check to have moved to build 2",
-    )
+    assert await versioning(check) == (VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE, "2")
