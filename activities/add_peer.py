@@ -1,11 +1,5 @@
 """The add-peer steps as activities: create the new replica, have the peers open channels to
-it, wait for it to catch up, activate it.
-
-Why a retry after a crash at any line is safe, in general: every node RPC called here is
-idempotent (doing what is already done succeeds and reports `changed = false`), and the wait
-only reads. A worker that dies after the side effect and before it reports (the coordinator's
-kill points are exactly there) is retried, repeats the RPC, and gets "already so". Each
-activity's docstring says what is particular to it.
+it, wait for it to catch up, activate it. Why each is safe to retry: `node_calls`.
 """
 
 from __future__ import annotations

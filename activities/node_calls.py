@@ -5,6 +5,12 @@ Every RPC is a typed call of the generated async stub (`lambda stub: stub.SetAct
 so a reply is its message type, never `Any`. A node that refuses a request (bad argument, no
 such region) fails the activity for good (`NodeRefused`); a node that does not answer is
 retried, or skipped after a bound the workflow chose, counted across retries by heartbeat.
+
+Why a step's retry after a crash at any line is safe, in general: every node RPC is idempotent
+(doing what is already done succeeds and reports `changed = false`), and the waits only read.
+A worker that dies after the side effect and before it reports (the coordinator's kill points
+are exactly there) is retried, repeats the RPC, and gets "already so". Each activity's
+docstring says what is particular to it.
 """
 
 from __future__ import annotations

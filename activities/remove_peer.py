@@ -1,12 +1,6 @@
 """The remove-peer steps as activities: inactivate the leaving replica, have the peers drop
 their channels to it (after bringing the survivors level when it is dead), wait until it has
-released everything, delete it.
-
-Why a retry after a crash at any line is safe, in general: every node RPC called here is
-idempotent (doing what is already done succeeds and reports `changed = false`), and the waits
-only read. A worker that dies after the side effect and before it reports (the coordinator's
-kill points are exactly there) is retried, repeats the RPC, and gets "already so". Each
-activity's docstring says what is particular to it.
+released everything, delete it. Why each is safe to retry: `node_calls`.
 """
 
 from __future__ import annotations

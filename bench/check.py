@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.acks import percentile
 from bench.common import bench_stack, create_region
 from bench.migrate import cpu_s, pid
 from client.starter import start_check
@@ -36,11 +37,6 @@ from stack.processes import NodeProcess
 
 UNLIMITED_MB_S = 1e6
 BATCH = 50_000  # points per load write
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
 
 
 async def load(clients: NodeClients, nodes: list[NodeProcess], regions: int, points: int) -> None:
