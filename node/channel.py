@@ -18,7 +18,7 @@ import grpc
 from node.columns import from_columns, to_columns
 from node.metrics import METRICS
 from node.replica import ChannelState, Replica, channel_name
-from node.snapshot import snapshot_chunks
+from node.snapshot import Held, Sent, snapshot_chunks
 from node.store import OriginBatch, fetch_origin
 from node.throttle import Throttle
 from protos import air_node_pb2 as pb
@@ -114,7 +114,7 @@ class Channel:
         if not reply.installed:
             if not self.state.snapshot:
                 raise ReceiverNotReady(f"node {self.receiver_id} awaits a snapshot")
-            await self._send_snapshot(stub)
+            await self._send_snapshot(stub, Held.of(reply))
             reply = await exchange(call, hello)
             if not reply.installed:
                 raise ReceiverNotReady(f"node {self.receiver_id} did not install the snapshot")
@@ -170,14 +170,24 @@ class Channel:
         self.replica.persist()
         self.replica.notify()
 
-    async def _send_snapshot(self, stub: NodeStub) -> None:
+    async def _send_snapshot(self, stub: NodeStub, held: Held) -> None:
+        """Send the chunks of a held view the receiver does not hold (`held`)."""
         view = await self.replica.hold_view()
+        counts = self.replica.snapshots_sent.setdefault(self.receiver_id, Sent())
+        before = Sent(counts.sent, counts.skipped)
         try:
-            chunks = snapshot_chunks(view, self.replica.region, self.replica.node_id)
+            chunks = snapshot_chunks(view, self.replica.region, self.replica.node_id, held, counts)
             reply = await stub.InstallSnapshot(self._counted(chunks))
         finally:
             view.release()
-        log.info("%s: snapshot of %d bytes, installed=%s", self.name, reply.bytes, reply.installed)
+        log.info(
+            "%s: snapshot of %d bytes installed=%s: %d sent, %d held by the receiver already",
+            self.name,
+            view.size,
+            reply.installed,
+            counts.sent - before.sent,
+            counts.skipped - before.skipped,
+        )
 
     async def _counted(
         self, chunks: AsyncIterator[pb.SnapshotChunk]

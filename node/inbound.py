@@ -6,10 +6,22 @@ still feeding it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+
+from node.errors import NodeError
 from node.metrics import METRICS
 from node.replica import Replica
-from node.snapshot import IncomingSnapshot
+from node.snapshot import ChecksumMismatch, Held, IncomingSnapshot, held_of, remove_partial
 from node.store import OriginBatch
+from protos import air_node_pb2 as pb
+
+# A new snapshot stream from a sender waits this long for its broken predecessor to end.
+TAKEOVER_S = 30.0
 
 
 class Inbound:
@@ -51,13 +63,48 @@ class Inbound:
         METRICS.applied_points.labels(region=self.replica.region).inc(applied)
         return applied
 
-    def incoming_snapshot(self) -> IncomingSnapshot:
-        """The side file the sender's snapshot chunks go to until it is whole."""
-        return IncomingSnapshot(self.replica.path / f"snapshot.in.{self.sender}")
+    @property
+    def _partial(self) -> Path:
+        return self.replica.path / f"snapshot.in.{self.sender}"
 
-    async def install(self, snapshot: IncomingSnapshot, sha256: str) -> int:
+    def held_snapshot(self) -> Held:
+        """What this replica durably holds of a snapshot from the sender."""
+        return held_of(self._partial)
+
+    @contextlib.asynccontextmanager
+    async def incoming_snapshot(self) -> AsyncIterator[IncomingSnapshot]:
+        """The side file the sender's snapshot goes to until it is whole. One stream of a
+        sender writes it at a time (a new one waits for a broken one to end); a stream that
+        breaks keeps what arrived for the next one, one with a damaged chunk leaves nothing."""
+        lock = self.replica.snapshot_locks.setdefault(self.sender, asyncio.Lock())
+        try:
+            async with asyncio.timeout(TAKEOVER_S):
+                await lock.acquire()
+        except TimeoutError:
+            raise NodeError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"a snapshot of region {self.region} from node {self.sender} is still coming in",
+            ) from None
+        try:
+            incoming = IncomingSnapshot.open(self._partial)
+            self.replica.receiving[self.sender] = incoming
+            try:
+                yield incoming
+            except ChecksumMismatch:
+                incoming.discard()
+                raise
+            except BaseException:
+                await incoming.suspend()
+                raise
+        finally:
+            self.replica.receiving.pop(self.sender, None)
+            lock.release()
+
+    async def install(self, snapshot: IncomingSnapshot, last: pb.SnapshotChunk) -> int:
         """Check and install a whole snapshot; returns its size. A replica that already has a
         store keeps it (`Replica.install`), so a resent snapshot changes nothing."""
-        path = await snapshot.finish(sha256)
+        path = await snapshot.finish(last)
+        size = path.stat().st_size
         await self.replica.install(path)
-        return snapshot.size
+        remove_partial(path)
+        return size

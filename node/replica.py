@@ -14,6 +14,7 @@ from typing import Literal, ParamSpec, TypeVar
 from pydantic import BaseModel
 
 from node.acks import Acknowledgements
+from node.snapshot import IncomingSnapshot, Sent
 from node.store import HeldView, OriginBatch, Row, Store, SyncMode
 from runtime.files import atomic_write, fsync_dir
 
@@ -78,6 +79,9 @@ class Replica:
         self.store: Store | None = None
         self.inbound = 0  # open Transfer streams into this replica
         self.check_reads = 0  # ranges the consistency check read here since the node started
+        self.snapshots_sent: dict[int, Sent] = {}  # by receiver, since the node started
+        self.receiving: dict[int, IncomingSnapshot] = {}  # snapshots coming in, by sender
+        self.snapshot_locks: dict[int, asyncio.Lock] = {}  # one stream at a time per sender
         # Recovered replicas serve no user write until a peer confirms this node is a member.
         self.confirmed = True
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -239,7 +243,17 @@ class Replica:
         incoming.replace(target)
         fsync_dir(self.path)
         self.store = Store(target, self.sync)
+        self.remove_partial_snapshots()
         return True
+
+    def remove_partial_snapshots(self) -> None:
+        """Snapshots from other senders, and their records, are of no use once installed."""
+        for partial in self.path.glob("snapshot.*"):
+            partial.unlink(missing_ok=True)
+
+    def snapshot_received(self) -> int:
+        """The bytes this replica holds of the snapshots now coming in."""
+        return sum(incoming.bytes_held for incoming in self.receiving.values())
 
     async def close(self) -> None:
         await self._run(self._close_store)

@@ -46,9 +46,9 @@ class Replicas:
         for path in sorted(self.data_dir.iterdir()):
             if not (match := _REGION_DIR.match(path.name)) or not path.is_dir():
                 continue
-            for partial in [*path.glob("snapshot.in.*"), *path.glob("snapshot.out.*")]:
-                partial.unlink()
             replica = Replica.load(self.node_id, path, self.sync)
+            if replica.installed:  # a replica awaiting its snapshot keeps what it received
+                replica.remove_partial_snapshots()
             replica.confirmed = replica.meta.peer_ids() <= {self.node_id}
             self._by_region[int(match.group(1))] = replica
             log.debug(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from node.disk import DiskUsage
 from node.replica import ChannelStatus, PeerInfo, Replica, channel_name
+from node.snapshot import Sent
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ChannelReport:
     status: ChannelStatus
     acked: int
     lag: int
+    snapshot_sent: Sent
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class ProgressReport:
     departed: list[int]
     written_off: list[int]
     confirmed: bool
+    snapshot_received: int
 
     @classmethod
     def of(cls, replica: Replica) -> ProgressReport:
@@ -79,6 +82,7 @@ class ProgressReport:
                     status=state.status,
                     acked=state.acked,
                     lag=max(top - state.acked, 0),
+                    snapshot_sent=replica.snapshots_sent.get(rid, Sent()),
                 )
                 for rid, state in sorted(meta.channels.items())
             ],
@@ -89,6 +93,7 @@ class ProgressReport:
             departed=list(meta.departed),
             written_off=list(meta.written_off),
             confirmed=replica.confirmed,
+            snapshot_received=replica.snapshot_received(),
         )
 
 

@@ -155,6 +155,8 @@ class AirNodeService(rpc.AirNodeServicer):
                     status=c.status,
                     acked=c.acked,
                     lag=c.lag,
+                    snapshot_bytes_sent=c.snapshot_sent.sent,
+                    snapshot_bytes_skipped=c.snapshot_sent.skipped,
                 )
                 for c in report.channels
             ],
@@ -165,6 +167,7 @@ class AirNodeService(rpc.AirNodeServicer):
             departed=report.departed,
             written_off=report.written_off,
             confirmed=report.confirmed,
+            snapshot_received=report.snapshot_received,
         )
 
     @_refusals
@@ -373,32 +376,37 @@ def _level(acks: int) -> Level:
 
 
 def _transfer_reply(inbound: Inbound) -> pb.TransferReply:
-    return pb.TransferReply(
+    reply = pb.TransferReply(
         installed=inbound.installed,
         applied=inbound.applied(),
         active=inbound.active,
         columnar=True,
     )
+    if not reply.installed:  # the sender sends only the snapshot's chunks not held here
+        held = inbound.held_snapshot()
+        reply.snapshot_chunk_bytes = held.chunk_bytes
+        reply.snapshot_held.update(held.digests)
+    return reply
 
 
 async def _receive_snapshot(
     inbound: Inbound, first: pb.SnapshotChunk, rest: AsyncIterator[pb.SnapshotChunk]
 ) -> pb.SnapshotReply:
-    """Write the chunks to a side file; a stream cut short or a bad checksum leaves nothing."""
-    incoming = inbound.incoming_snapshot()
+    """Write each chunk in place in the side file, kept if the stream breaks (the next one
+    resumes it); install the file once whole and checked."""
     try:
-        chunk: pb.SnapshotChunk | None = first
-        while chunk is not None and not chunk.last:
-            await incoming.add(chunk.data)
-            chunk = await anext(rest, None)
-        if chunk is None:
-            raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "snapshot stream ended early")
-        await incoming.add(chunk.data)
-        size = await inbound.install(incoming, chunk.sha256)
+        async with inbound.incoming_snapshot() as incoming:
+            chunk: pb.SnapshotChunk | None = first
+            while chunk is not None and not chunk.last:
+                await incoming.add(chunk)
+                chunk = await anext(rest, None)
+            if chunk is None:
+                raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "snapshot stream ended early")
+            if chunk.data:  # a sender of an earlier build puts data in its last chunk
+                await incoming.add(chunk)
+            size = await inbound.install(incoming, chunk)
     except ChecksumMismatch as e:
-        await incoming.discard()
         raise NodeError(grpc.StatusCode.DATA_LOSS, str(e)) from e
-    except BaseException:
-        await incoming.discard()
-        raise
+    except ValueError as e:
+        raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, f"malformed snapshot: {e}") from e
     return pb.SnapshotReply(installed=True, bytes=size, applied=inbound.applied())

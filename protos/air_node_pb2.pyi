@@ -111,23 +111,27 @@ class ResetPeerListRequest(_message.Message):
     def __init__(self, region: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ...) -> None: ...
 
 class ChannelProgress(_message.Message):
-    __slots__ = ("name", "receiver", "snapshot", "status", "acked", "lag")
+    __slots__ = ("name", "receiver", "snapshot", "status", "acked", "lag", "snapshot_bytes_sent", "snapshot_bytes_skipped")
     NAME_FIELD_NUMBER: _ClassVar[int]
     RECEIVER_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ACKED_FIELD_NUMBER: _ClassVar[int]
     LAG_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_BYTES_SKIPPED_FIELD_NUMBER: _ClassVar[int]
     name: str
     receiver: Peer
     snapshot: bool
     status: str
     acked: int
     lag: int
-    def __init__(self, name: _Optional[str] = ..., receiver: _Optional[_Union[Peer, _Mapping]] = ..., snapshot: _Optional[bool] = ..., status: _Optional[str] = ..., acked: _Optional[int] = ..., lag: _Optional[int] = ...) -> None: ...
+    snapshot_bytes_sent: int
+    snapshot_bytes_skipped: int
+    def __init__(self, name: _Optional[str] = ..., receiver: _Optional[_Union[Peer, _Mapping]] = ..., snapshot: _Optional[bool] = ..., status: _Optional[str] = ..., acked: _Optional[int] = ..., lag: _Optional[int] = ..., snapshot_bytes_sent: _Optional[int] = ..., snapshot_bytes_skipped: _Optional[int] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("region", "applied", "max_assigned", "channels", "active", "installed", "leaving", "peers", "departed", "confirmed", "written_off")
+    __slots__ = ("region", "applied", "max_assigned", "channels", "active", "installed", "leaving", "peers", "departed", "confirmed", "written_off", "snapshot_received")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +150,7 @@ class Progress(_message.Message):
     DEPARTED_FIELD_NUMBER: _ClassVar[int]
     CONFIRMED_FIELD_NUMBER: _ClassVar[int]
     WRITTEN_OFF_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     region: int
     applied: _containers.ScalarMap[int, int]
     max_assigned: int
@@ -157,7 +162,8 @@ class Progress(_message.Message):
     departed: _containers.RepeatedScalarFieldContainer[int]
     confirmed: bool
     written_off: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, region: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ..., max_assigned: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelProgress, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., departed: _Optional[_Iterable[int]] = ..., confirmed: _Optional[bool] = ..., written_off: _Optional[_Iterable[int]] = ...) -> None: ...
+    snapshot_received: int
+    def __init__(self, region: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ..., max_assigned: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelProgress, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., departed: _Optional[_Iterable[int]] = ..., confirmed: _Optional[bool] = ..., written_off: _Optional[_Iterable[int]] = ..., snapshot_received: _Optional[int] = ...) -> None: ...
 
 class CheckTransferCompleteRequest(_message.Message):
     __slots__ = ("region", "target")
@@ -346,7 +352,7 @@ class TransferRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[TransferHello, _Mapping]] = ..., batch: _Optional[_Union[TransferBatch, _Mapping]] = ...) -> None: ...
 
 class TransferReply(_message.Message):
-    __slots__ = ("installed", "applied", "active", "columnar")
+    __slots__ = ("installed", "applied", "active", "columnar", "snapshot_chunk_bytes", "snapshot_held")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -354,29 +360,48 @@ class TransferReply(_message.Message):
         key: int
         value: int
         def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    class SnapshotHeldEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: bytes
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[bytes] = ...) -> None: ...
     INSTALLED_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     COLUMNAR_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_HELD_FIELD_NUMBER: _ClassVar[int]
     installed: bool
     applied: _containers.ScalarMap[int, int]
     active: bool
     columnar: bool
-    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ..., columnar: _Optional[bool] = ...) -> None: ...
+    snapshot_chunk_bytes: int
+    snapshot_held: _containers.ScalarMap[int, bytes]
+    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ..., columnar: _Optional[bool] = ..., snapshot_chunk_bytes: _Optional[int] = ..., snapshot_held: _Optional[_Mapping[int, bytes]] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
-    __slots__ = ("region", "sender", "data", "last", "sha256")
+    __slots__ = ("region", "sender", "data", "last", "sha256", "offset", "digest", "size", "root")
     REGION_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
     region: int
     sender: int
     data: bytes
     last: bool
     sha256: str
-    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., sha256: _Optional[str] = ...) -> None: ...
+    offset: int
+    digest: bytes
+    size: int
+    root: bytes
+    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., sha256: _Optional[str] = ..., offset: _Optional[int] = ..., digest: _Optional[bytes] = ..., size: _Optional[int] = ..., root: _Optional[bytes] = ...) -> None: ...
 
 class ForwardOriginRequest(_message.Message):
     __slots__ = ("region", "origin", "receiver", "upto")

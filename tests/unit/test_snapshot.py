@@ -1,0 +1,147 @@
+"""Snapshot chunks between a sender's file and a receiver's side file, in process: a broken
+stream resumes where the receiver's durable record says, a changed file resends only the
+chunks that changed, damage is refused, and nodes of an earlier build still interoperate."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from node.snapshot import (
+    CHUNK_BYTES,
+    ChecksumMismatch,
+    Held,
+    IncomingSnapshot,
+    Sent,
+    held_of,
+    snapshot_chunks,
+)
+from node.store import HeldView
+from protos import air_node_pb2 as pb
+
+SIZE = 5 * CHUNK_BYTES + 12345  # a short last chunk
+
+
+def a_file(path: Path, size: int = SIZE) -> Path:
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def view_of(path: Path) -> HeldView:
+    return HeldView(sqlite3.connect(":memory:"), path, path.stat().st_size)
+
+
+async def chunks(path: Path, held: Held, counts: Sent | None = None) -> list[pb.SnapshotChunk]:
+    return [c async for c in snapshot_chunks(view_of(path), 7, 1, held, counts or Sent())]
+
+
+async def receive(incoming: IncomingSnapshot, stream: list[pb.SnapshotChunk]) -> Path:
+    for chunk in stream[:-1]:
+        await incoming.add(chunk)
+    if stream[-1].data:
+        await incoming.add(stream[-1])
+    return await incoming.finish(stream[-1])
+
+
+async def test_a_whole_snapshot_arrives_equal(tmp_path: Path) -> None:
+    source = a_file(tmp_path / "store")
+    stream = await chunks(source, held_of(tmp_path / "in"))
+    assert len(stream) == 7 and stream[-1].last and not stream[-1].data
+    received = await receive(IncomingSnapshot.open(tmp_path / "in"), stream)
+    assert received.read_bytes() == source.read_bytes()
+
+
+async def test_a_broken_stream_resumes_where_the_receiver_stands(tmp_path: Path) -> None:
+    source = a_file(tmp_path / "store")
+    partial = tmp_path / "in"
+    first = IncomingSnapshot.open(partial)
+    for chunk in (await chunks(source, held_of(partial)))[:3]:
+        await first.add(chunk)
+    await first.suspend()  # the stream broke after three chunks
+    held = held_of(partial)
+    assert sorted(held.digests) == [0, 1, 2]
+
+    counts = Sent()
+    stream = await chunks(source, held, counts)
+    assert [c.offset for c in stream[:-1]] == [3 * CHUNK_BYTES, 4 * CHUNK_BYTES, 5 * CHUNK_BYTES]
+    assert (counts.sent, counts.skipped) == (SIZE - 3 * CHUNK_BYTES, 3 * CHUNK_BYTES)
+    received = await receive(IncomingSnapshot.open(partial), stream)
+    assert received.read_bytes() == source.read_bytes()
+
+
+async def test_only_what_changed_on_the_sender_is_sent_again(tmp_path: Path) -> None:
+    source = a_file(tmp_path / "store")
+    partial = tmp_path / "in"
+    first = IncomingSnapshot.open(partial)
+    for chunk in (await chunks(source, held_of(partial)))[:4]:
+        await first.add(chunk)
+    await first.suspend()
+    with open(source, "r+b") as f:  # a checkpoint rewrote a page of chunk 1 and grew the file
+        f.seek(CHUNK_BYTES + 4096)
+        f.write(b"x" * 4096)
+        f.seek(0, os.SEEK_END)
+        f.write(os.urandom(CHUNK_BYTES))
+
+    stream = await chunks(source, held_of(partial))
+    assert [c.offset // CHUNK_BYTES for c in stream[:-1]] == [1, 4, 5, 6]
+    received = await receive(IncomingSnapshot.open(partial), stream)
+    assert received.read_bytes() == source.read_bytes()
+
+
+async def test_a_receiver_that_crashed_keeps_only_what_it_recorded(tmp_path: Path) -> None:
+    source = a_file(tmp_path / "store")
+    partial = tmp_path / "in"
+    first = IncomingSnapshot.open(partial)
+    stream = await chunks(source, held_of(partial))
+    for chunk in stream[:2]:
+        await first.add(chunk)
+    await first.suspend()
+    crashed = IncomingSnapshot.open(partial)
+    await crashed.add(stream[2])  # written, never recorded: the process died here
+    assert sorted(held_of(partial).digests) == [0, 1]
+    received = await receive(IncomingSnapshot.open(partial), await chunks(source, held_of(partial)))
+    assert received.read_bytes() == source.read_bytes()
+
+
+async def test_a_damaged_chunk_or_a_wrong_root_is_refused(tmp_path: Path) -> None:
+    source = a_file(tmp_path / "store")
+    stream = await chunks(source, held_of(tmp_path / "in"))
+    damaged = pb.SnapshotChunk()
+    damaged.CopyFrom(stream[1])
+    damaged.data = b"y" + damaged.data[1:]
+    with pytest.raises(ChecksumMismatch, match="damaged"):
+        await IncomingSnapshot.open(tmp_path / "in").add(damaged)
+
+    wrong = pb.SnapshotChunk()
+    wrong.CopyFrom(stream[-1])
+    wrong.root = b"\0" * 32
+    with pytest.raises(ChecksumMismatch, match="root"):
+        await receive(IncomingSnapshot.open(tmp_path / "again"), [*stream[:-1], wrong])
+    with pytest.raises(ChecksumMismatch, match="never received"):
+        await receive(IncomingSnapshot.open(tmp_path / "short"), [stream[0], stream[-1]])
+
+
+async def test_a_receiver_of_an_earlier_build_gets_the_whole_file_with_its_sha256(
+    tmp_path: Path,
+) -> None:
+    source = a_file(tmp_path / "store")
+    stream = await chunks(source, Held(0, {}))
+    assert len(stream) == 7 and stream[-1].sha256
+    assert [c.offset for c in stream[:-1]] == [i * CHUNK_BYTES for i in range(6)]
+
+
+async def test_a_sender_of_an_earlier_build_is_received_in_order(tmp_path: Path) -> None:
+    source = a_file(tmp_path / "store")
+    legacy = [
+        pb.SnapshotChunk(region=7, sender=1, data=c.data, last=c.last, sha256=c.sha256)
+        for c in await chunks(source, Held(0, {}))
+    ]
+    partial = tmp_path / "in"
+    stale = IncomingSnapshot.open(partial)  # what a newer sender had sent before
+    await stale.add((await chunks(a_file(tmp_path / "other"), held_of(partial)))[0])
+    await stale.suspend()
+    received = await receive(IncomingSnapshot.open(partial), legacy)
+    assert received.read_bytes() == source.read_bytes()
