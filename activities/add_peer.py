@@ -129,6 +129,7 @@ class AddPeerActivities:
             progress.lag += reply.total_lag
             if not reply.installed:
                 progress.awaiting_snapshot.append(receiver.node_id)
+                progress.snapshot_received += reply.snapshot_received
             for origin, seqs in reply.lag.items():
                 progress.behind[origin] = progress.behind.get(origin, 0) + seqs
         return progress

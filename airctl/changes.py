@@ -95,9 +95,19 @@ async def wait_result(ctl: Ctl, client: Client, handle: WorkflowHandle[Any, Any]
         return 1
     data = result.model_dump(mode="json")
     seconds = time.monotonic() - began
+    progress = await snapshot(client, handle)  # the seconds of each phase
+    phases = progress.phase_seconds if progress is not None else {}
+    spent = ", ".join(f"{phase.lower()} {s:.2f}s" for phase, s in phases.items())
     ctl.emit(
-        {"workflow_id": handle.id, "ok": True, "seconds": round(seconds, 3), "result": data},
-        f"{handle.id} done in {seconds:.2f}s: {getattr(result, 'message', '') or data}",
+        {
+            "workflow_id": handle.id,
+            "ok": True,
+            "seconds": round(seconds, 3),
+            "phase_seconds": phases,
+            "result": data,
+        },
+        f"{handle.id} done in {seconds:.2f}s: {getattr(result, 'message', '') or data}"
+        + (f"\n  by phase: {spent}" if spent else ""),
     )
     return 0
 

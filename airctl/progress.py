@@ -54,6 +54,8 @@ def transfer(p: Progress) -> str:
     text = f"lag {p.lag:,} seqs"
     if p.rate and p.lag is not None:
         text += f"  {p.rate:,.0f} seqs/s  ETA {p.lag / p.rate:.1f}s"
+    if p.snapshot_received and p.phase == Phase.TRANSFERRING:
+        text += f"  snapshot {p.snapshot_received / 1e6:,.1f} MB received"
     return text
 
 

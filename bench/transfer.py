@@ -3,7 +3,8 @@
 Prints JSON: the snapshot transfer (the coordinator's channel to a new peer) as points/s and
 store bytes/s, beside, in the same run, the physical floor (`cp` of the store's files and an
 fsync, `copy_floor_s`), the same region streamed point by point (a plain channel), the node's
-own batched ingest rate, and this machine's sequential disk write rate.
+own batched ingest rate, and this machine's sequential disk write rate. Then a snapshot to a
+fourth node SIGKILLed when it holds half: the bytes sent in all, against the store's size.
 Run: `python bench/transfer.py [--points N]` (24,000,000 points make a store of about 1 GB).
 """
 
@@ -74,9 +75,15 @@ async def ingest(clients: NodeClients, node: NodeProcess, points: int) -> float:
 
 
 async def bring_up(
-    clients: NodeClients, source: NodeProcess, new: NodeProcess, snapshot: bool
+    clients: NodeClients,
+    source: NodeProcess,
+    new: NodeProcess,
+    snapshot: bool,
+    kill_at: int | None = None,
 ) -> float:
-    """Add `new` as a replica of the region on `source`; seconds until it reaches the target."""
+    """Add `new` as a replica of the region on `source`; seconds until it reaches the target.
+    With `kill_at`, `new` is SIGKILLed once it holds that many bytes of the snapshot, and
+    started again."""
     peers = [pb.Peer(node_id=n.node_id, address=n.address) for n in (source, new)]
     await clients.stub(new.address).CreateLocalPeer(
         pb.CreateLocalPeerRequest(region=REGION, peers=peers, await_snapshot=snapshot)
@@ -89,6 +96,15 @@ async def bring_up(
     await clients.stub(source.address).CreateChannel(
         pb.CreateChannelRequest(region=REGION, receiver=peers[1], snapshot=snapshot)
     )
+    while kill_at is not None:
+        progress = await clients.stub(new.address).GetProgress(pb.RegionRequest(region=REGION))
+        if progress.installed:
+            raise RuntimeError("the snapshot was whole before the kill: --points too few")
+        if progress.snapshot_received >= kill_at:
+            new.kill()
+            new.start()
+            kill_at = None
+        await asyncio.sleep(0.005)
     # a fixed 5 ms poll: the measurement's resolution, the same for both modes
     while not (await clients.stub(new.address).CheckTransferComplete(check)).complete:  # noqa: ASYNC110
         await asyncio.sleep(0.005)
@@ -121,6 +137,13 @@ async def main(points: int) -> dict[str, object]:
                     "points_per_s": round(points / seconds),
                     "store_mb_per_s": round(store_bytes / seconds / 1e6, 1),
                 }
+            resumed = NodeProcess(4, root / "n4").start()
+            nodes.append(resumed)
+            await bring_up(clients, source, resumed, True, kill_at=store_bytes // 2)
+            channels = (
+                await clients.stub(source.address).GetProgress(pb.RegionRequest(region=REGION))
+            ).channels
+            to_resumed = next(c for c in channels if c.receiver.node_id == 4)
             disk = disk_write_rate(root)
         finally:
             for n in nodes:
@@ -135,12 +158,18 @@ async def main(points: int) -> dict[str, object]:
         "new_replica_streamed": results["streamed"],
         "local_ingest_points_per_s": round(ingest_rate),
         "disk_seq_write_mb_per_s": round(disk / 1e6, 1),
+        "resume": {
+            "store_bytes": store_bytes,
+            "bytes_sent": to_resumed.snapshot_bytes_sent,
+            "bytes_skipped": to_resumed.snapshot_bytes_skipped,
+        },
         "ratios": {
             "snapshot_vs_copy_floor": round(snap["seconds"] / floor, 2),
             "streamed_vs_local_ingest": round(results["streamed"]["points_per_s"] / ingest_rate, 2),
             "snapshot_vs_streamed": round(results["streamed"]["seconds"] / snap["seconds"], 2),
             "snapshot_points_vs_local_ingest": round(snap["points_per_s"] / ingest_rate, 2),
             "snapshot_store_bytes_vs_disk_write": round(snap["store_mb_per_s"] * 1e6 / disk, 2),
+            "resume_bytes_sent_vs_store": round(to_resumed.snapshot_bytes_sent / store_bytes, 2),
         },
     }
 

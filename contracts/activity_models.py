@@ -112,6 +112,7 @@ class TransferProgress(BaseModel):
     unreachable: list[int] = Field(default_factory=list)  # receivers that did not answer
     awaiting_snapshot: list[int] = Field(default_factory=list)  # receivers without their store
     behind: dict[int, int] = Field(default_factory=dict)  # origin -> seqs not yet applied
+    snapshot_received: int = 0  # bytes the receivers awaiting a snapshot hold of it
 
 
 class ReleaseInput(NodeStep):

@@ -103,6 +103,9 @@ class Progress(BaseModel):
     rate: float | None = None  # seqs applied per second in the last wait slice
     stalled: bool = False  # the lag has not shrunk for stall_after_s
     message: str = ""
+    # seconds spent in each phase left so far (a phase entered again adds to its count)
+    phase_seconds: dict[str, float] = Field(default_factory=dict)
+    snapshot_received: int = 0  # TRANSFERRING: bytes the new replicas hold of their snapshots
 
 
 class StallReport(BaseModel):

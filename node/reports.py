@@ -102,6 +102,7 @@ class TransferCheck:
     complete: bool
     lag: dict[int, int]
     installed: bool
+    snapshot_received: int
 
     @classmethod
     def of(cls, replica: Replica, target: dict[int, int]) -> TransferCheck:
@@ -111,7 +112,12 @@ class TransferCheck:
         # without its snapshot the replica applied nothing (lag is the whole target), and it
         # is incomplete even for an empty target: the snapshot is what it waits for
         installed = replica.installed
-        return cls(complete=installed and not lag, lag=lag, installed=installed)
+        return cls(
+            complete=installed and not lag,
+            lag=lag,
+            installed=installed,
+            snapshot_received=replica.snapshot_received(),
+        )
 
 
 @dataclass(frozen=True)

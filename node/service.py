@@ -180,6 +180,7 @@ class AirNodeService(rpc.AirNodeServicer):
             lag=check.lag,
             total_lag=sum(check.lag.values()),
             installed=check.installed,
+            snapshot_received=check.snapshot_received,
         )
 
     @_refusals

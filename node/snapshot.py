@@ -40,7 +40,7 @@ from runtime.files import atomic_write, fsync_dir
 CHUNK_BYTES = 1024 * 1024
 # How often a receiver makes what it received durable: what a crash of it can cost a resend.
 FLUSH_S = 0.5
-FLUSH_BYTES = 32 * CHUNK_BYTES
+FLUSH_BYTES = 4 * CHUNK_BYTES
 
 
 class ChecksumMismatch(Exception):

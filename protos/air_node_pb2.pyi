@@ -181,7 +181,7 @@ class CheckTransferCompleteRequest(_message.Message):
     def __init__(self, region: _Optional[int] = ..., target: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class CheckTransferCompleteReply(_message.Message):
-    __slots__ = ("complete", "lag", "total_lag", "installed")
+    __slots__ = ("complete", "lag", "total_lag", "installed", "snapshot_received")
     class LagEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -193,11 +193,13 @@ class CheckTransferCompleteReply(_message.Message):
     LAG_FIELD_NUMBER: _ClassVar[int]
     TOTAL_LAG_FIELD_NUMBER: _ClassVar[int]
     INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     complete: bool
     lag: _containers.ScalarMap[int, int]
     total_lag: int
     installed: bool
-    def __init__(self, complete: _Optional[bool] = ..., lag: _Optional[_Mapping[int, int]] = ..., total_lag: _Optional[int] = ..., installed: _Optional[bool] = ...) -> None: ...
+    snapshot_received: int
+    def __init__(self, complete: _Optional[bool] = ..., lag: _Optional[_Mapping[int, int]] = ..., total_lag: _Optional[int] = ..., installed: _Optional[bool] = ..., snapshot_received: _Optional[int] = ...) -> None: ...
 
 class ReleaseStatusReply(_message.Message):
     __slots__ = ("released", "exists", "detail")

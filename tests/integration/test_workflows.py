@@ -298,6 +298,9 @@ async def test_progress_is_visible_as_it_moves(stack: Stack, region: int) -> Non
 
     assert seen[0] in (Phase.VALIDATING, Phase.TRANSFERRING) and seen[-1] == Phase.DONE
     done = await stack.progress(handle)
+    assert {Phase.TRANSFERRING, Phase.DELETING} <= set(done.phase_seconds), done.phase_seconds
+    held = done.phase_seconds[Phase.TRANSFERRING]  # the longest: held until the lift
+    assert held == max(done.phase_seconds.values()) and Phase.DONE not in done.phase_seconds
     activated = done.steps_done.index("activate node 3")
     assert activated < done.steps_done.index(f"delete region {region} on node 1"), done.steps_done
     summaries = await activity_summaries(handle)

@@ -107,6 +107,7 @@ class ChangeReporter(Reporter):
         super().__init__(surface)
         self.kind = kind
         self._progress: Progress | None = None
+        self._entered = 0.0  # when the current phase began
         self.stall_after_s = 60.0  # a transfer whose lag is flat this long is reported stalled
 
     @property
@@ -117,6 +118,7 @@ class ChangeReporter(Reporter):
 
     def begin(self, region: int, nodes: list[int], stall_after_s: float) -> None:
         self._progress = Progress(kind=self.kind, region=region, nodes=nodes)
+        self._entered = self.surface.now()
         self.stall_after_s = stall_after_s
         self.attributes(
             [
@@ -131,7 +133,10 @@ class ChangeReporter(Reporter):
     def enter(self, phase: Phase, message: str = "") -> None:
         progress = self.progress
         if phase != progress.phase:
-            progress.phase = phase
+            now = self.surface.now()
+            spent = progress.phase_seconds.get(progress.phase, 0.0) + now - self._entered
+            progress.phase_seconds[progress.phase] = round(spent, 3)
+            progress.phase, self._entered = phase, now
             progress.message = ""  # a message is about its phase; a repeated step keeps it
             self.attributes([PHASE_KEY.value_set(phase.value)])
         if message:
@@ -172,6 +177,7 @@ class ChangeReporter(Reporter):
         """
         progress = self.progress
         progress.lag, progress.rate = slice_.lag, slice_.rate
+        progress.snapshot_received = slice_.snapshot_received
         changed = self.set_stalled(not slice_.complete and flat_s >= self.stall_after_s)
         if progress.stalled:
             progress.message = (
@@ -201,6 +207,11 @@ class ChangeReporter(Reporter):
         if p.lag is not None:
             rate = f", {p.rate:.0f} seqs/s" if p.rate else ""
             lines.append(f"lag: {p.lag} seqs{rate}")
+        if p.snapshot_received and p.phase == Phase.TRANSFERRING:
+            lines.append(f"snapshot: {p.snapshot_received / 1e6:.1f} MB received")
+        if p.phase_seconds:
+            spent = ", ".join(f"{phase} {s:.1f}s" for phase, s in p.phase_seconds.items())
+            lines.append(f"seconds by phase: {spent}")
         if p.message:
             lines.append(p.message)
         self.surface.details("\n\n".join(lines))
