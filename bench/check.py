@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -24,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.acks import percentile
 from bench.common import bench_stack, create_region
+from bench.foreground import ms
 from bench.migrate import cpu_s, pid
 from client.starter import start_check
 from contracts.check import DEFAULT_RATE_MB_S, CheckInput
@@ -81,14 +80,6 @@ async def write_latencies(stub: NodeStub, stop: asyncio.Event, region: int) -> l
         latencies.append(time.perf_counter() - began)
         await asyncio.sleep(0.01)
     return latencies
-
-
-def ms(values: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(statistics.median(values) * 1000, 3),
-        "p99_ms": round(percentile(values, 0.99) * 1000, 3),
-        "writes": len(values),
-    }
 
 
 async def main(regions: int, points: int, paced_regions: int) -> dict[str, object]:

@@ -5,6 +5,8 @@ store bytes/s, beside, in the same run, the physical floor (`cp` of the store's 
 fsync, `copy_floor_s`), the same region streamed point by point (a plain channel), the node's
 own batched ingest rate, and this machine's sequential disk write rate. Then a snapshot to a
 fourth node SIGKILLed when it holds half: the bytes sent in all, against the store's size.
+Last, one-point writes to the sender on a fixed schedule (every 5 ms), idle and while it sends
+snapshots over and over, until 2,000 of each: their p99s side by side.
 Run: `python bench/transfer.py [--points N]` (24,000,000 points make a store of about 1 GB).
 """
 
@@ -23,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.foreground import ScheduledWrites, ms
 from node.columns import to_columns
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients
@@ -30,6 +33,8 @@ from stack.processes import NodeProcess
 
 REGION = 1
 BATCH = 10_000
+FOREGROUND_REGION = 2
+FOREGROUND_WRITES = 2_000
 
 
 def disk_write_rate(directory: Path, total: int = 512 * 1024 * 1024) -> float:
@@ -74,12 +79,34 @@ async def ingest(clients: NodeClients, node: NodeProcess, points: int) -> float:
     return points / (time.perf_counter() - began)
 
 
+def anon_rss(process: NodeProcess) -> int:
+    """The process's anonymous resident memory, bytes (RssAnon: its heap, not file pages)."""
+    assert process.proc is not None
+    status = Path(f"/proc/{process.proc.pid}/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("RssAnon:"))
+    return int(line.split()[1]) * 1024
+
+
+class RssGrowth:
+    """The largest growth of anonymous RSS seen over each process's first sample."""
+
+    def __init__(self, *processes: NodeProcess) -> None:
+        self.first = {p.node_id: anon_rss(p) for p in processes}
+        self.most = dict.fromkeys(self.first, 0)
+        self.processes = processes
+
+    def sample(self) -> None:
+        for p in self.processes:
+            self.most[p.node_id] = max(self.most[p.node_id], anon_rss(p) - self.first[p.node_id])
+
+
 async def bring_up(
     clients: NodeClients,
     source: NodeProcess,
     new: NodeProcess,
     snapshot: bool,
     kill_at: int | None = None,
+    rss: RssGrowth | None = None,
 ) -> float:
     """Add `new` as a replica of the region on `source`; seconds until it reaches the target.
     With `kill_at`, `new` is SIGKILLed once it holds that many bytes of the snapshot, and
@@ -106,9 +133,42 @@ async def bring_up(
             kill_at = None
         await asyncio.sleep(0.005)
     # a fixed 5 ms poll: the measurement's resolution, the same for both modes
-    while not (await clients.stub(new.address).CheckTransferComplete(check)).complete:  # noqa: ASYNC110
+    while not (await clients.stub(new.address).CheckTransferComplete(check)).complete:
+        if rss is not None:
+            rss.sample()
         await asyncio.sleep(0.005)
     return time.perf_counter() - began
+
+
+async def foreground(
+    clients: NodeClients, source: NodeProcess, receiver: NodeProcess
+) -> dict[str, dict[str, float]]:
+    """One-point writes to another region of the sender: latencies idle, then while it sends
+    snapshots of the region to `receiver` (made again and again until there are enough)."""
+    stub = clients.stub(source.address)
+    me = pb.Peer(node_id=source.node_id, address=source.address)
+    await stub.CreateLocalPeer(
+        pb.CreateLocalPeerRequest(region=FOREGROUND_REGION, peers=[me], active=True)
+    )
+    writes = ScheduledWrites(stub, FOREGROUND_REGION).start()
+    try:
+        writes.measuring = True
+        while len(writes.latencies) < FOREGROUND_WRITES:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        writes.measuring = False
+        idle, during = writes.take(), list[float]()
+        while len(during) < FOREGROUND_WRITES:
+            writes.measuring = True
+            await bring_up(clients, source, receiver, True)
+            writes.measuring = False
+            during += writes.take()
+            await stub.DropChannel(
+                pb.DropChannelRequest(region=REGION, receiver_id=receiver.node_id)
+            )
+            await clients.stub(receiver.address).DeleteLocalPeer(pb.RegionRequest(region=REGION))
+    finally:
+        await writes.stop()
+    return {"idle": ms(idle), "during_snapshots": ms(during)}
 
 
 async def main(points: int) -> dict[str, object]:
@@ -131,7 +191,10 @@ async def main(points: int) -> dict[str, object]:
             for node_id, mode, snapshot in ((2, "snapshot", True), (3, "streamed", False)):
                 new = NodeProcess(node_id, root / f"n{node_id}").start()
                 nodes.append(new)
-                seconds = await bring_up(clients, source, new, snapshot)
+                growth = RssGrowth(source, new) if snapshot else None
+                seconds = await bring_up(clients, source, new, snapshot, rss=growth)
+                if growth is not None:
+                    rss_growth = {"sender": growth.most[1], "receiver": growth.most[node_id]}
                 results[mode] = {
                     "seconds": round(seconds, 3),
                     "points_per_s": round(points / seconds),
@@ -144,6 +207,9 @@ async def main(points: int) -> dict[str, object]:
                 await clients.stub(source.address).GetProgress(pb.RegionRequest(region=REGION))
             ).channels
             to_resumed = next(c for c in channels if c.receiver.node_id == 4)
+            receiver = NodeProcess(5, root / "n5").start()
+            nodes.append(receiver)
+            fg = await foreground(clients, source, receiver)
             disk = disk_write_rate(root)
         finally:
             for n in nodes:
@@ -158,6 +224,8 @@ async def main(points: int) -> dict[str, object]:
         "new_replica_streamed": results["streamed"],
         "local_ingest_points_per_s": round(ingest_rate),
         "disk_seq_write_mb_per_s": round(disk / 1e6, 1),
+        "foreground": fg,
+        "rss_growth_mb": {k: round(v / 2**20, 1) for k, v in rss_growth.items()},
         "resume": {
             "store_bytes": store_bytes,
             "bytes_sent": to_resumed.snapshot_bytes_sent,
@@ -169,6 +237,9 @@ async def main(points: int) -> dict[str, object]:
             "snapshot_vs_streamed": round(results["streamed"]["seconds"] / snap["seconds"], 2),
             "snapshot_points_vs_local_ingest": round(snap["points_per_s"] / ingest_rate, 2),
             "snapshot_store_bytes_vs_disk_write": round(snap["store_mb_per_s"] * 1e6 / disk, 2),
+            "foreground_p99_during_vs_idle": round(
+                fg["during_snapshots"]["p99_ms"] / fg["idle"]["p99_ms"], 2
+            ),
             "resume_bytes_sent_vs_store": round(to_resumed.snapshot_bytes_sent / store_bytes, 2),
         },
     }
