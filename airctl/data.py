@@ -16,6 +16,7 @@ from airctl.context import Ctl
 from airctl.load import AckedLog, LoadWriter, missing_points
 from contracts.activity_models import Disk
 from contracts.errors import UserError
+from contracts.rates import AUTO, rate_limit
 from protos import air_node_pb2 as pb
 from runtime.reading import node_listing
 
@@ -321,11 +322,17 @@ async def cmd_verify(ctl: Ctl) -> int:
 
 async def cmd_throttle(ctl: Ctl) -> int:
     ctl.config.node(ctl.args.node)
-    request = pb.ThrottleRequest(bytes_per_s=ctl.args.mbps * 1e6)
+    auto = ctl.args.mbps == AUTO
+    request = pb.ThrottleRequest(bytes_per_s=0 if auto else ctl.args.mbps * 1e6, auto=auto)
     reply = await ctl.stub(ctl.args.node).SetThrottle(request, timeout=10)
-    limit = f"{ctl.args.mbps} MB/s" if ctl.args.mbps else "no limit"
+    limit = AUTO if auto else f"{ctl.args.mbps} MB/s" if ctl.args.mbps else "no limit"
     ctl.emit(
-        {"node": ctl.args.node, "bytes_per_s": reply.bytes_per_s, "previous": reply.previous},
+        {
+            "node": ctl.args.node,
+            "bytes_per_s": reply.bytes_per_s,
+            "auto": auto,
+            "previous": reply.previous,
+        },
         f"node {ctl.args.node}: transfer throttle {limit} (was "
         f"{f'{reply.previous / 1e6:g} MB/s' if reply.previous else 'no limit'})",
     )
@@ -416,5 +423,10 @@ def register(sub: Commands) -> None:
     ver.set_defaults(handler=cmd_verify)
     throttle = sub.add_parser("throttle", help="a node's transfer throttle, at run time")
     throttle.add_argument("--node", type=int, required=True)
-    throttle.add_argument("--mbps", type=float, required=True, help="MB/s; 0 lifts the limit")
+    throttle.add_argument(
+        "--mbps",
+        type=rate_limit,
+        required=True,
+        help="MB/s; 0 lifts the limit; auto follows the node's write latencies",
+    )
     throttle.set_defaults(handler=cmd_throttle)

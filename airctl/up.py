@@ -24,6 +24,7 @@ from airctl.load import AckedLog, LoadWriter
 from airctl.progress import follow
 from client.starter import start_change
 from contracts.models import MigrationInput
+from contracts.rates import rate_limit
 from protos import air_node_pb2 as pb
 from stack.local import LocalStack
 from stack.processes import ManagedProcess
@@ -241,7 +242,10 @@ def _stack_options(c: argparse.ArgumentParser, data_dir: str) -> None:
     c.add_argument("--ui-port", type=int, default=8233)
     c.add_argument("--base-port", type=int, default=50051)
     c.add_argument(
-        "--transfer-rate-limit", type=float, metavar="MB_PER_S", help="node migration throttle"
+        "--transfer-rate-limit",
+        type=rate_limit,
+        metavar="MB_PER_S|auto",
+        help="node migration throttle; auto: as fast as the node's user writes stay quick",
     )
     c.add_argument(
         "--tls",

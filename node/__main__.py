@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 
+from contracts.rates import AUTO, rate_limit
 from node.channel import BATCH_POINTS
 from node.disk import FLOOD_WATERMARK
 from node.handshake_log import relay_core_stderr, verbosity_hides_handshakes
@@ -49,9 +50,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--transfer-rate-limit",
-        type=float,
-        metavar="MB_PER_S",
-        help="cap on the bytes all outgoing channels send per second (default: none)",
+        type=rate_limit,
+        metavar="MB_PER_S|auto",
+        help="cap on the bytes all outgoing channels send per second; auto: as fast as the "
+        "node's user writes stay quick (default: none)",
     )
     p.add_argument(
         "--disk-capacity",
@@ -105,6 +107,10 @@ def warn_if_handshakes_hidden(verbosity: str | None) -> None:
         )
 
 
+def _bytes_per_s(limit: float | str | None) -> float | None:
+    return limit * 1e6 if isinstance(limit, float) and limit else None
+
+
 async def serve(args: argparse.Namespace) -> None:
     killpoints = KillPoints.from_env(args.data_dir)
     node = Node(
@@ -114,7 +120,8 @@ async def serve(args: argparse.Namespace) -> None:
         sync=args.sync,
         guardian_interval=args.guardian_interval,
         transfer_batch_points=args.transfer_batch_points,
-        transfer_rate_limit=args.transfer_rate_limit * 1e6 if args.transfer_rate_limit else None,
+        transfer_rate_limit=_bytes_per_s(args.transfer_rate_limit),
+        auto_rate_limit=args.transfer_rate_limit == AUTO,
         killpoints=killpoints,
         tls=args.tls,
         disk_capacity=args.disk_capacity,

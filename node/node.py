@@ -14,6 +14,7 @@ import hashlib
 import logging
 import math
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import TypeVar
 import grpc
 
 from node.acks import Level, LevelNotMet
+from node.adaptive import TICK_S, AdaptiveRate
 from node.channel import BATCH_POINTS
 from node.channel_tasks import ChannelTasks
 from node.check import RangeReport, RangeRequest, check_range
@@ -73,6 +75,7 @@ class Node:
         guardian_interval: float = 5.0,
         transfer_batch_points: int = BATCH_POINTS,
         transfer_rate_limit: float | None = None,
+        auto_rate_limit: bool = False,
         killpoints: KillPoints | None = None,
         tls: TlsFiles | None = None,
         disk_capacity: int | None = None,
@@ -83,6 +86,9 @@ class Node:
         self.guardian_interval = guardian_interval
         self.clients = NodeClients(tls)  # with TLS, it presents its own cert to its peers
         self._throttle = Throttle(transfer_rate_limit)
+        # --transfer-rate-limit auto: the limit follows this node's user write latencies
+        self._adaptive: AdaptiveRate | None = AdaptiveRate() if auto_rate_limit else None
+        self._write_latencies: list[float] = []
         self.disk = Disk(data_dir, disk_capacity, flood_watermark)
         self.replicas = Replicas(node_id, data_dir, sync)
         self._batch_points = transfer_batch_points
@@ -106,7 +112,18 @@ class Node:
         self._tasks = [
             asyncio.create_task(guardian.run(self.guardian_interval), name="guardian"),
             asyncio.create_task(confirmation.run(), name="confirmation"),
+            asyncio.create_task(self._adapt(), name="adaptive throttle"),
         ]
+
+    async def _adapt(self) -> None:
+        """Each tick, in auto mode, the transfer limit from the tick's user write latencies."""
+        sent = self._throttle.acquired
+        while True:
+            await asyncio.sleep(TICK_S)
+            latencies, self._write_latencies = self._write_latencies, []
+            sent, tick_sent = self._throttle.acquired, self._throttle.acquired - sent
+            if self._adaptive is not None:
+                self._throttle.set_rate(self._adaptive.next(latencies, tick_sent, TICK_S))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -177,7 +194,10 @@ class Node:
                 "and is not ready to receive user writes",
             )
         with METRICS.write_latency.time():
+            began = time.monotonic()
             seq = await replica.write(rows)
+            if self._adaptive is not None:
+                self._write_latencies.append(time.monotonic() - began)
             METRICS.writes.labels(region=region).inc()
             METRICS.written_points.labels(region=region).inc(len(rows))
             if level is Level.ONE:
@@ -257,11 +277,21 @@ class Node:
 
     # -- operations -----------------------------------------------------------------------
 
-    def set_throttle(self, bytes_per_s: float) -> ThrottleChange:
-        """Limit every outgoing channel together (0: no limit). Idempotent: setting the limit
-        it has changes nothing."""
+    def set_throttle(self, bytes_per_s: float, auto: bool = False) -> ThrottleChange:
+        """Limit every outgoing channel together (0: no limit; `auto`: a limit that follows
+        this node's user write latencies). Idempotent: setting the limit it has changes
+        nothing (auto set again keeps what it learned)."""
         if bytes_per_s < 0:
             raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "a throttle cannot be negative")
+        if auto and bytes_per_s:
+            raise NodeError(
+                grpc.StatusCode.INVALID_ARGUMENT, "a throttle is either auto or a rate, not both"
+            )
+        if auto:
+            self._adaptive = self._adaptive or AdaptiveRate(self._throttle.rate)
+            bytes_per_s = self._adaptive.rate or 0
+        else:
+            self._adaptive = None
         previous = self._throttle.set_rate(bytes_per_s)
-        log.info("transfer throttle %s -> %s bytes/s", previous, bytes_per_s or None)
+        log.info("transfer throttle %s -> %s", previous, "auto" if auto else bytes_per_s or None)
         return ThrottleChange(bytes_per_s or None, previous)

@@ -286,7 +286,7 @@ class AirNodeService(rpc.AirNodeServicer):
     @_refusals
     async def SetThrottle(self, request: pb.ThrottleRequest, context: Any) -> pb.ThrottleReply:
         """Idempotent: setting the limit it has changes nothing."""
-        change = self.node.set_throttle(request.bytes_per_s)
+        change = self.node.set_throttle(request.bytes_per_s, request.auto)
         return pb.ThrottleReply(bytes_per_s=request.bytes_per_s, previous=change.previous or 0)
 
     # -- receiving ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ class Throttle:
 
     def __init__(self, bytes_per_s: float | None = None) -> None:
         self.rate = bytes_per_s or None
+        self.acquired = 0  # bytes let through since the start: what the channels sent
         self._tokens = self.rate or 0.0
         self._stamp = time.monotonic()
         self._lock = asyncio.Lock()
@@ -31,6 +32,7 @@ class Throttle:
         return previous
 
     async def acquire(self, n: int) -> None:
+        self.acquired += n
         if not self.rate:
             return
         async with self._lock:

@@ -286,10 +286,12 @@ class RegionInfo(_message.Message):
     def __init__(self, region: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ..., active: _Optional[bool] = ..., installed: _Optional[bool] = ..., leaving: _Optional[bool] = ..., store_bytes: _Optional[int] = ..., check_reads: _Optional[int] = ...) -> None: ...
 
 class ThrottleRequest(_message.Message):
-    __slots__ = ("bytes_per_s",)
+    __slots__ = ("bytes_per_s", "auto")
     BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    AUTO_FIELD_NUMBER: _ClassVar[int]
     bytes_per_s: float
-    def __init__(self, bytes_per_s: _Optional[float] = ...) -> None: ...
+    auto: bool
+    def __init__(self, bytes_per_s: _Optional[float] = ..., auto: _Optional[bool] = ...) -> None: ...
 
 class ThrottleReply(_message.Message):
     __slots__ = ("bytes_per_s", "previous")

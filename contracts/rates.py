@@ -1,0 +1,22 @@
+"""A transfer rate limit as an operator writes it: MB/s, 0 for none, or `auto`."""
+
+from __future__ import annotations
+
+import argparse
+
+AUTO = "auto"
+
+
+def rate_limit(text: str) -> float | str:
+    """`auto`, or MB/s (0: no limit); for argparse's `type=`."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        mbps = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a rate: MB/s (0 for no limit) or {AUTO}"
+        ) from None
+    if mbps < 0 or mbps != mbps:
+        raise argparse.ArgumentTypeError(f"{text!r}: a rate cannot be negative")
+    return mbps
