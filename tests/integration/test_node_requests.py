@@ -173,6 +173,11 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
         grpc.StatusCode.FAILED_PRECONDITION,
         "starts after seq 5",
     ),
+    "throttle both auto and a rate": (
+        lambda s, c: s.SetThrottle(pb.ThrottleRequest(bytes_per_s=5e6, auto=True)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "either auto or a rate",
+    ),
     "channel to itself": (
         lambda s, c: s.CreateChannel(pb.CreateChannelRequest(region=REGION, receiver=c.peer(1))),
         grpc.StatusCode.INVALID_ARGUMENT,

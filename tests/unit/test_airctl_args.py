@@ -37,6 +37,8 @@ def test_unset_global_options_keep_their_defaults_after_the_command() -> None:
         (["load", "5", "--seconds", "0", "--acked-log", "a"], "--seconds: must be above 0"),
         (["drain", "--node", "1", "--max-concurrent", "0"], "must be at least 1, not 0"),
         (["rebalance", "--max-per-node", "0"], "--max-per-node: must be at least 1, not 0"),
+        (["throttle", "--node", "1", "--mbps", "fast"], "'fast' is not a rate: MB/s"),
+        (["throttle", "--node", "1", "--mbps", "-1"], "a rate cannot be negative"),
     ],
 )
 def test_bad_numbers_are_one_line_and_exit_2(
@@ -46,3 +48,8 @@ def test_bad_numbers_are_one_line_and_exit_2(
         parser().parse_args(argv)
     err = capsys.readouterr().err
     assert exited.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_throttle_is_a_rate_or_auto() -> None:
+    assert parser().parse_args(["throttle", "--node", "1", "--mbps", "AUTO"]).mbps == "auto"
+    assert parser().parse_args(["throttle", "--node", "1", "--mbps", "40"]).mbps == 40.0
