@@ -46,6 +46,14 @@ async def receive(incoming: IncomingSnapshot, stream: list[pb.SnapshotChunk]) ->
     return await incoming.finish(stream[-1])
 
 
+async def broken_after(source: Path, partial: Path, count: int) -> None:
+    """A stream that sent the first `count` chunks of `source`, then broke."""
+    first = IncomingSnapshot.open(partial)
+    for chunk in (await chunks(source, held_of(partial)))[:count]:
+        await first.add(chunk)
+    await first.suspend()
+
+
 async def test_a_whole_snapshot_arrives_equal(tmp_path: Path) -> None:
     source = a_file(tmp_path / "store")
     stream = await chunks(source, held_of(tmp_path / "in"))
@@ -57,10 +65,7 @@ async def test_a_whole_snapshot_arrives_equal(tmp_path: Path) -> None:
 async def test_a_broken_stream_resumes_where_the_receiver_stands(tmp_path: Path) -> None:
     source = a_file(tmp_path / "store")
     partial = tmp_path / "in"
-    first = IncomingSnapshot.open(partial)
-    for chunk in (await chunks(source, held_of(partial)))[:3]:
-        await first.add(chunk)
-    await first.suspend()  # the stream broke after three chunks
+    await broken_after(source, partial, 3)
     held = held_of(partial)
     assert sorted(held.digests) == [0, 1, 2]
 
@@ -75,10 +80,7 @@ async def test_a_broken_stream_resumes_where_the_receiver_stands(tmp_path: Path)
 async def test_only_what_changed_on_the_sender_is_sent_again(tmp_path: Path) -> None:
     source = a_file(tmp_path / "store")
     partial = tmp_path / "in"
-    first = IncomingSnapshot.open(partial)
-    for chunk in (await chunks(source, held_of(partial)))[:4]:
-        await first.add(chunk)
-    await first.suspend()
+    await broken_after(source, partial, 4)
     with open(source, "r+b") as f:  # a checkpoint rewrote a page of chunk 1 and grew the file
         f.seek(CHUNK_BYTES + 4096)
         f.write(b"x" * 4096)
