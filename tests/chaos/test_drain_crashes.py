@@ -163,7 +163,13 @@ async def test_a_destination_killed_for_good_mid_drain_gets_no_region(stack: Sta
     load = await regions_under_load(stack.cluster, nodes=5)
     stack.start_worker()
     drain = await stack.operation(DrainInput(node=1, max_concurrent=2, down_timeout_s=5))
-    planned = (await drain.query(DrainNodeWorkflow.drain_progress)).planned
+    planned = (  # the drain plans in its first activity, after the start returned
+        await eventually(
+            lambda: drain.query(DrainNodeWorkflow.drain_progress),
+            lambda s: bool(s.planned),
+            what="the drain's plan",
+        )
+    ).planned
     assert {m.to_node for m in planned} == {4, 5}, planned
     await held_mid_transfer(stack.cluster, stack.client, drain, to_node=4)
     stack.cluster.nodes[4].kill()  # for good
