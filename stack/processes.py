@@ -25,19 +25,39 @@ from runtime.tls import TlsFiles
 
 # Ports for our servers come from below the kernel's ephemeral range (32768 and up), which
 # the OS hands out for outgoing connections and port-0 binds: a port picked there can be
-# taken by someone else's connection before our server binds it.
+# taken by someone else's connection before our server binds it. Stacks that run side by side
+# (parallel test workers) each take their own slice: AIR_PORT_RANGE=LOW-HIGH.
 PORT_RANGE = (20000, 32000)
+PORT_RANGE_VAR = "AIR_PORT_RANGE"
+
+
+def port_range() -> tuple[int, int]:
+    """The ports this process picks from: AIR_PORT_RANGE, else PORT_RANGE."""
+    given = os.environ.get(PORT_RANGE_VAR)
+    if not given:
+        return PORT_RANGE
+    low, _, high = given.partition("-")
+    try:
+        lo, hi = int(low), int(high)
+    except ValueError:
+        raise ValueError(
+            f"{PORT_RANGE_VAR}={given!r}: expected LOW-HIGH, e.g. 20000-26000"
+        ) from None
+    if not 1024 <= lo < hi <= 65536:
+        raise ValueError(f"{PORT_RANGE_VAR}={given!r}: expected 1024 <= LOW < HIGH <= 65536")
+    return lo, hi
 
 
 def free_ports(count: int, host: str = "127.0.0.1", consecutive: bool = False) -> list[int]:
     """Distinct ports free right now (all held open together while picked)."""
+    low, high = port_range()
     rng = random.Random()
     for _ in range(200):
-        start = rng.randrange(PORT_RANGE[0], PORT_RANGE[1] - count)
+        start = rng.randrange(low, high - count)
         candidates = (
             list(range(start, start + count))
             if consecutive
-            else rng.sample(range(*PORT_RANGE), count)
+            else rng.sample(range(low, high), count)
         )
         sockets: list[socket.socket] = []
         try:
@@ -51,7 +71,7 @@ def free_ports(count: int, host: str = "127.0.0.1", consecutive: bool = False) -
         finally:
             for sock in sockets:
                 sock.close()
-    raise RuntimeError(f"no {count} free ports in {PORT_RANGE}")
+    raise RuntimeError(f"no {count} free ports in {low}-{high}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

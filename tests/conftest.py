@@ -7,12 +7,25 @@ from pathlib import Path
 import pytest
 
 from client import connection
-from stack.processes import TemporalServer
+from stack.processes import PORT_RANGE, PORT_RANGE_VAR, TemporalServer
 from tests.support.cluster import Cluster
 from tests.support.stack import Stack
 
 HISTORIES = Path(__file__).parent / "histories"
 TAIL = 3000  # characters of a dead process's output shown with a failure
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker runs its own stacks: it picks ports from its own slice
+    of the range, so two workers never race for one port (nor do the `airctl up` they start)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
+    if worker is None:
+        return
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    low, high = PORT_RANGE
+    size = (high - low) // count
+    start = low + int(worker.removeprefix("gw")) * size
+    os.environ[PORT_RANGE_VAR] = f"{start}-{start + size}"
 
 
 @pytest.hookimpl(hookwrapper=True)

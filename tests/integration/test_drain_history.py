@@ -133,11 +133,11 @@ async def runs_of(client: Client, workflow_id: str) -> list[tuple[WorkflowExecut
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-async def test_a_drain_of_2500_moves_keeps_every_run_under_2000_events(client: Client) -> None:
-    """About 300 moves a run, 50 at once: it continues as new several times.
-    (10,000 moves took four times as long and proved nothing more: no run grows with the
+async def test_a_drain_of_1000_moves_keeps_every_run_under_2000_events(client: Client) -> None:
+    """About 300 moves a run, 50 at once: it continues as new three times.
+    (10,000 moves took ten times as long and proved nothing more: no run grows with the
     number of moves; bench/drain.py drains more.)"""
-    regions = 2_500
+    regions = 1_000
     request = DrainInput(node=1, max_concurrent=50, max_per_node=50)
     async with worker_with_stubs(client, regions) as worker:
         handle = await drain(client, worker, request)
@@ -150,7 +150,7 @@ async def test_a_drain_of_2500_moves_keeps_every_run_under_2000_events(client: C
     assert {m.to_node for m in result.moved} == {4}
     runs = await runs_of(client, handle.id)
     assert max(events for _, events in runs) < HISTORY_LIMIT, runs
-    assert len(runs) >= 5, runs  # it did continue as new, many times
+    assert len(runs) >= 3, runs  # it did continue as new, more than once
     moves = await client.count_workflows(
         f"WorkflowType = 'RegionMigrationWorkflow' AND TaskQueue = '{worker.task_queue}'"
     )
