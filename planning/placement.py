@@ -274,6 +274,11 @@ def plan_drain(
     node itself only when it holds the last replica).
     """
     _require_known(cluster, node)
+    if node in cluster.unreachable:  # else it holds nothing we can see: an empty "success"
+        raise InvalidRequest(
+            f"node {node} does not answer, so its regions cannot be listed: drain it once it "
+            "answers, or repair it if it is gone"
+        )
     load, room = loads(cluster), Room(cluster, watermark)
     moves = []
     for region, holders in sorted(cluster.holders.items()):

@@ -136,6 +136,14 @@ def test_a_drain_moves_every_region_off_the_node_and_never_doubles_a_replica(
         assert m.store_bytes == cluster.store_bytes[m.region]
 
 
+def test_a_drain_of_a_node_that_does_not_answer_is_refused_not_empty() -> None:
+    cluster = ClusterDescription(
+        nodes=[peer(i) for i in (1, 2, 3, 4)], holders={7: [2, 3]}, unreachable=[1]
+    )
+    with pytest.raises(InvalidRequest, match="node 1 does not answer"):
+        plan_drain(cluster, 1)
+
+
 def test_a_drain_fills_the_emptiest_node_by_bytes_and_count_breaks_ties() -> None:
     cluster = ClusterDescription(
         nodes=[peer(i) for i in (1, 2, 3, 4)],
