@@ -23,7 +23,7 @@ lint: $(STAMP)
 
 # Everything, the slow chaos matrices included (what CI runs).
 test: lint
-	$(BIN)/pytest -q -ra --durations=15 -n 2
+	$(BIN)/pytest -q -ra --durations=15
 
 # A developer's quick loop: everything but the tests marked slow.
 test-quick: lint
