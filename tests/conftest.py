@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from client import connection
-from stack.processes import PORT_RANGE, PORT_RANGE_VAR, TemporalServer
+from stack.processes import PORT_RANGE_VAR, TemporalServer, port_range
 from tests.support.cluster import Cluster
 from tests.support.stack import Stack
 
@@ -17,12 +17,13 @@ TAIL = 3000  # characters of a dead process's output shown with a failure
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist each worker runs its own stacks: it picks ports from its own slice
-    of the range, so two workers never race for one port (nor do the `airctl up` they start)."""
+    of the range (AIR_PORT_RANGE's, if given), so two workers never race for one port (nor do
+    the `airctl up` they start)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
     if worker is None:
         return
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    low, high = PORT_RANGE
+    low, high = port_range()
     size = (high - low) // count
     start = low + int(worker.removeprefix("gw")) * size
     os.environ[PORT_RANGE_VAR] = f"{start}-{start + size}"
