@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, Field
@@ -113,6 +113,7 @@ class _Comparison:
         for d in self.result.diffs:
             self.diffs[d.node] = d
         self.off = Counter(state.off)
+        self.cpu_s: defaultdict[int, float] = defaultdict(float)  # node -> CPU s, this attempt
 
     async def run(self) -> None:
         began, bytes_before = time.monotonic(), self.result.bytes_read
@@ -163,6 +164,7 @@ class _Comparison:
         reply = await self.nodes.call(
             node, lambda stub: stub.CheckRange(request, timeout=RPC_TIMEOUT_S)
         )
+        self.cpu_s[node.node_id] += reply.cpu_s
         behind = {o: s for o, s in self.settled.items() if reply.applied.get(o, 0) < s}
         if behind:  # rebuilt since the vectors were read: compare again from the start
             heartbeat(None)  # the retry must not resume at this vector
@@ -209,10 +211,9 @@ class _Comparison:
             diff.examples.append(f"{key[0]}@{key[1]}: {what}")
 
     async def _pace(self, began: float, read: int) -> None:
-        """Sleep as long as keeps the bytes read within the rate (per node: each reads its own)."""
-        if self.req.rate_mb_s <= 0:
-            return
-        due = read / (self.req.rate_mb_s * 1e6)
+        """Sleep as long as keeps every node within the rate and its share of a core."""
+        cpu = max(self.cpu_s.values(), default=0.0)
+        due = pace(read, cpu, self.req.rate_mb_s, self.req.cpu_share)
         while (wait := due - (time.monotonic() - began)) > 0:
             await asyncio.sleep(min(wait, 1.0))
             heartbeat(self.state.model_dump(mode="json"))  # alive while it waits
@@ -225,3 +226,12 @@ class _Comparison:
         self.result.verdict = Verdict.DIVERGED
         if len(self.off) == 1 and not self.result.ambiguous_keys:
             self.result.minority = next(iter(self.off))
+
+
+def pace(read: int, cpu_s: float, rate_mb_s: float, cpu_share: float) -> float:
+    """Seconds that reading `read` bytes with `cpu_s` of a node's CPU must take at least: the
+    bound reached first paces the check (rate 0: no byte bound; share 1 or more: no CPU bound).
+    """
+    by_bytes = read / (rate_mb_s * 1e6) if rate_mb_s > 0 else 0.0
+    by_cpu = cpu_s / cpu_share if 0 < cpu_share < 1 else 0.0
+    return max(by_bytes, by_cpu)

@@ -29,11 +29,11 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from airctl.args import Commands
+from airctl.args import Commands, positive
 from airctl.config import parse_ids
 from airctl.context import Ctl
 from client.starter import start_check
-from contracts.check import DEFAULT_RATE_MB_S, CheckInput, CheckProgress
+from contracts.check import DEFAULT_CPU_SHARE, DEFAULT_RATE_MB_S, CheckInput, CheckProgress
 from contracts.errors import UserError
 from contracts.ids import CHECK_SCHEDULE_ID, check_workflow_id
 from workflows.check import CheckReplicasWorkflow
@@ -52,10 +52,18 @@ def register(sub: Commands) -> None:
     p.add_argument("--all", action="store_true", help="every region of the cluster")
     p.add_argument(
         "--rate",
-        type=float,
+        type=positive,
         default=DEFAULT_RATE_MB_S,
         metavar="MB_PER_S",
         help=f"store read per node per second (default {DEFAULT_RATE_MB_S:g})",
+    )
+    p.add_argument(
+        "--cpu",
+        type=positive,
+        default=DEFAULT_CPU_SHARE,
+        metavar="CORES",
+        help="CPU per node, as a share of one core; 1 or more: no CPU bound "
+        f"(default {DEFAULT_CPU_SHARE:g})",
     )
     p.add_argument(
         "--repair", action="store_true", help="reconstruct a replica that differs from a majority"
@@ -92,10 +100,8 @@ async def cmd_check(ctl: Ctl) -> int:
 def _request(args: argparse.Namespace) -> CheckInput:
     if args.all == bool(args.regions):
         raise UserError("name the regions to check (e.g. 1,2,3) or --all, one of the two")
-    if args.rate <= 0:
-        raise UserError(f"--rate must be above 0 MB/s, not {args.rate:g}")
     regions = parse_ids(args.regions, "regions") if args.regions else []
-    return CheckInput(regions=regions, rate_mb_s=args.rate, repair=args.repair)
+    return CheckInput(regions=regions, rate_mb_s=args.rate, cpu_share=args.cpu, repair=args.repair)
 
 
 def every(text: str) -> timedelta:

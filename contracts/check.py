@@ -9,12 +9,17 @@ from pydantic import BaseModel, Field
 # Store bytes a check reads per second on each node, by default: CockroachDB's consistency
 # checker reads 8 MiB/s.
 DEFAULT_RATE_MB_S = 8.0
+# A check's CPU per node, as a share of one core, by default. Hashing in Python costs about a
+# core per 9 MB/s here, so on shared cores CPU, not the disk, is what a check takes from the
+# writes beside it (BENCHMARKS.md): the check is paced by whichever bound it reaches first.
+DEFAULT_CPU_SHARE = 0.25
 RANGE_POINTS = 5_000  # points per range read at once
 
 
 class CheckInput(BaseModel):
     regions: list[int] = Field(default_factory=list)  # empty: every region of the cluster
     rate_mb_s: float = DEFAULT_RATE_MB_S  # store read per node per second
+    cpu_share: float = DEFAULT_CPU_SHARE  # of one core, per node; 1 or more: no CPU bound
     repair: bool = False  # reconstruct a clear minority replica
     carried: CheckProgress | None = None  # a run continued as new: what the earlier ones did
 
@@ -71,6 +76,7 @@ class RegionCheck(BaseModel):
 class CheckRegionInput(BaseModel):
     region: int
     rate_mb_s: float = DEFAULT_RATE_MB_S
+    cpu_share: float = DEFAULT_CPU_SHARE
     range_points: int = RANGE_POINTS
 
 

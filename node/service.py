@@ -275,6 +275,7 @@ class AirNodeService(rpc.AirNodeServicer):
             last_ts=last[1],
             bytes_read=report.bytes_read,
             applied=report.applied,
+            cpu_s=report.cpu_s,
             points=[
                 pb.CheckedPoint(series=s, timestamp=t, value=v, origin=o, seq=q)
                 for s, t, v, o, q in report.points

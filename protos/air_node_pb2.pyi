@@ -473,7 +473,7 @@ class CheckedPoint(_message.Message):
     def __init__(self, series: _Optional[str] = ..., timestamp: _Optional[int] = ..., value: _Optional[float] = ..., origin: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class CheckRangeReply(_message.Message):
-    __slots__ = ("hash", "settled", "unsettled", "more", "last_series", "last_ts", "bytes_read", "applied", "points")
+    __slots__ = ("hash", "settled", "unsettled", "more", "last_series", "last_ts", "bytes_read", "applied", "points", "cpu_s")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -490,6 +490,7 @@ class CheckRangeReply(_message.Message):
     BYTES_READ_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
+    CPU_S_FIELD_NUMBER: _ClassVar[int]
     hash: str
     settled: int
     unsettled: int
@@ -499,7 +500,8 @@ class CheckRangeReply(_message.Message):
     bytes_read: int
     applied: _containers.ScalarMap[int, int]
     points: _containers.RepeatedCompositeFieldContainer[CheckedPoint]
-    def __init__(self, hash: _Optional[str] = ..., settled: _Optional[int] = ..., unsettled: _Optional[int] = ..., more: _Optional[bool] = ..., last_series: _Optional[str] = ..., last_ts: _Optional[int] = ..., bytes_read: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ..., points: _Optional[_Iterable[_Union[CheckedPoint, _Mapping]]] = ...) -> None: ...
+    cpu_s: float
+    def __init__(self, hash: _Optional[str] = ..., settled: _Optional[int] = ..., unsettled: _Optional[int] = ..., more: _Optional[bool] = ..., last_series: _Optional[str] = ..., last_ts: _Optional[int] = ..., bytes_read: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ..., points: _Optional[_Iterable[_Union[CheckedPoint, _Mapping]]] = ..., cpu_s: _Optional[float] = ...) -> None: ...
 
 class SnapshotReply(_message.Message):
     __slots__ = ("installed", "bytes", "applied")

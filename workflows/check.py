@@ -34,6 +34,7 @@ class CheckReplicasWorkflow:
     @workflow.init
     def __init__(self, req: CheckInput) -> None:
         self._progress = req.carried or CheckProgress(rate_mb_s=req.rate_mb_s)
+        self._cpu_share = req.cpu_share
 
     @workflow.query
     def progress(self) -> CheckProgress:
@@ -55,6 +56,8 @@ class CheckReplicasWorkflow:
         p = self._progress
         if req.rate_mb_s <= 0:
             raise ValueError(f"the rate must be above 0 MB/s, not {req.rate_mb_s:g}")
+        if req.cpu_share <= 0:
+            raise ValueError(f"the CPU share must be above 0 cores, not {req.cpu_share:g}")
         if req.carried is None:
             p.remaining = sorted(set(req.regions)) or await self._every_region()
             p.total = len(p.remaining)
@@ -78,7 +81,9 @@ class CheckReplicasWorkflow:
         return sorted(cluster.holders)
 
     async def _check(self, region: int) -> RegionCheck:
-        request = CheckRegionInput(region=region, rate_mb_s=self._progress.rate_mb_s)
+        request = CheckRegionInput(
+            region=region, rate_mb_s=self._progress.rate_mb_s, cpu_share=self._cpu_share
+        )
         try:
             return await execute(C.check_region, request, f"check region {region}", CHECK)
         except ActivityError as e:  # a node refused (the region moved away meanwhile, ...)

@@ -129,7 +129,7 @@ async def test_writes_overwriting_each_other_from_two_origins_raise_no_false_ala
     verdicts = []
     try:
         for _ in range(100):
-            request = CheckRegionInput(region=REGION, rate_mb_s=0, range_points=16)
+            request = CheckRegionInput(region=REGION, rate_mb_s=0, cpu_share=1, range_points=16)
             found = await ActivityEnvironment().run(activities.check_region, request)
             verdicts.append((found.verdict, found.settled, found.unsettled))
     finally:

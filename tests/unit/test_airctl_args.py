@@ -39,6 +39,8 @@ def test_unset_global_options_keep_their_defaults_after_the_command() -> None:
         (["rebalance", "--max-per-node", "0"], "--max-per-node: must be at least 1, not 0"),
         (["throttle", "--node", "1", "--mbps", "fast"], "'fast' is not a rate: MB/s"),
         (["throttle", "--node", "1", "--mbps", "-1"], "a rate cannot be negative"),
+        (["check", "--all", "--rate", "0"], "--rate: must be above 0, not 0"),
+        (["check", "--all", "--cpu", "-0.5"], "--cpu: must be above 0, not -0.5"),
     ],
 )
 def test_bad_numbers_are_one_line_and_exit_2(
