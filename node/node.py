@@ -26,7 +26,8 @@ from node.acks import Level, LevelNotMet
 from node.adaptive import TICK_S, AdaptiveRate
 from node.channel import BATCH_POINTS
 from node.channel_tasks import ChannelTasks
-from node.check import RangeReport, RangeRequest, check_range
+from node.check import RangeReport, RangeRequest
+from node.check_reader import CheckReader
 from node.confirmation import Confirmation
 from node.disk import FLOOD_WATERMARK, Disk
 from node.errors import NodeError
@@ -98,6 +99,7 @@ class Node:
             node_id, address, self.replicas, self.channels, killpoints, self.disk
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._check_reader = CheckReader()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -135,6 +137,7 @@ class Node:
                 await self.channels.stop(replica)
                 await replica.close()
         await self.clients.close()
+        self._check_reader.close()
 
     # -- questions about a region ---------------------------------------------------------
 
@@ -232,8 +235,9 @@ class Node:
                 f"region {region} on node {self.node_id} awaits its snapshot: nothing to check",
             )
         replica.check_reads += 1
-        empty = RangeReport(_EMPTY_HASH, 0, 0, False, None, 0, {})
-        return await self._query(region, lambda conn: check_range(conn, request), empty)
+        if replica.store is None:
+            return RangeReport(_EMPTY_HASH, 0, 0, False, None, 0, {})
+        return await self._check_reader.read(replica.store.path, request)
 
     async def _query(self, region: int, fn: Callable[[sqlite3.Connection], R], empty: R) -> R:
         replica = self.replicas.get(region)

@@ -5,7 +5,6 @@ Each is a child process whose output is appended to a log file; readiness is a l
 
 from __future__ import annotations
 
-import ctypes
 import os
 import random
 import shutil
@@ -21,6 +20,7 @@ from typing import Self
 
 from contracts.search_attributes import declared
 from node.__main__ import READY as NODE_READY
+from runtime.parent_death import die_with
 from runtime.tls import TlsFiles
 
 # Ports for our servers come from below the kernel's ephemeral range (32768 and up), which
@@ -78,19 +78,28 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_ports(1, host)[0]
 
 
+def process_state(pid: int) -> tuple[str, int] | None:
+    """A process's state letter (R, S, Z, ...) and parent, from /proc; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def children(pid: int) -> set[int]:
+    """The live (not zombie) processes whose parent is `pid`."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        state = process_state(int(entry.name)) if entry.name.isdigit() else None
+        if state is not None and state[1] == pid and state[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
 def _dies_with(parent: int) -> Callable[[], None]:
-    """Run in the child before it execs: ask the kernel for SIGKILL when the parent dies."""
-
-    def arm() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the request took effect
-            os._exit(1)
-
-    return arm
-
-
-PR_SET_PDEATHSIG = 1
+    """Run in the child before it execs: SIGKILL when the parent dies."""
+    return lambda: die_with(parent)
 
 
 class ManagedProcess:

@@ -25,6 +25,7 @@ from node.columns import to_columns
 from protos import air_node_pb2 as pb
 from runtime.directory import NodeDirectory
 from runtime.killswitch import KillPoints
+from stack.processes import children, process_state
 from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
@@ -190,3 +191,24 @@ async def check_reads(cluster: Cluster, region: int) -> dict[int, int]:
         info = (await cluster.regions_of(node))[region]
         reads[node] = info.check_reads
     return reads
+
+
+async def test_the_check_reads_in_a_helper_process_that_dies_with_its_node(
+    cluster: Cluster,
+) -> None:
+    node = cluster.add_node(1)
+    assert node.proc is not None
+    await cluster.create_region(REGION, [1])
+    assert children(node.proc.pid) == set()  # an idle node runs no helper
+    await write(cluster, 1, REGION, [a_point("kept", t, 1.0) for t in range(10)])
+    request = pb.CheckRangeRequest(region=REGION, settled={1: 1}, from_start=True, to_end=True)
+    reply = await cluster.stub(1).CheckRange(request, timeout=30)
+    assert (reply.settled, reply.unsettled, reply.cpu_s > 0) == (10, 0, True)
+    helpers = children(node.proc.pid)
+    assert helpers, "the range was read in the node's own process"
+    node.kill()
+
+    async def running() -> set[int]:
+        return {p for p in helpers if (s := process_state(p)) is not None and s[0] != "Z"}
+
+    await eventually(running, lambda left: not left, what="the helpers to die with their node")
