@@ -4,7 +4,10 @@ that the workflows' activities, airctl, benchmarks and tests all call; every one
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
+
+import grpc
 
 from contracts.activity_models import (
     ClusterDescription,
@@ -15,6 +18,8 @@ from contracts.activity_models import (
 )
 from protos import air_node_pb2 as pb
 from runtime.clients import RPC_TIMEOUT_S, NodeClients, NodeStub, not_found
+
+log = logging.getLogger(__name__)
 
 LIST_PAGE = 500  # regions per ListRegions page
 
@@ -50,6 +55,7 @@ async def describe_cluster(nodes: list[Peer], clients: NodeClients) -> ClusterDe
     cluster = ClusterDescription(nodes=nodes)
     for peer, reply in zip(nodes, replies, strict=True):
         if isinstance(reply, BaseException):
+            _not_answered(peer, reply)
             cluster.unreachable.append(peer.node_id)
             continue
         if reply.disk.capacity:
@@ -77,6 +83,7 @@ async def describe_region(
         if not_found(info):
             continue  # no replica there
         if isinstance(info, BaseException):
+            _not_answered(node, info)
             description.unreachable.append(node.node_id)
             continue
         description.replicas.append(
@@ -90,3 +97,13 @@ async def describe_region(
             )
         )
     return description
+
+
+def _not_answered(node: Peer, error: BaseException) -> None:
+    """Say why a node is listed unreachable (info: airctl shows the state, not a log line)."""
+    why = (
+        f"{error.code().name}: {error.details()}"
+        if isinstance(error, grpc.aio.AioRpcError)
+        else repr(error)
+    )
+    log.info("node %d at %s is listed unreachable: %s", node.node_id, node.address, why)
