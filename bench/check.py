@@ -85,7 +85,9 @@ async def write_latencies(stub: NodeStub, stop: asyncio.Event, region: int) -> l
     return latencies
 
 
-async def main(regions: int, points: int, paced_regions: int) -> dict[str, object]:
+async def main(
+    regions: int, points: int, paced_regions: int, cpu_share: float
+) -> dict[str, object]:
     async with bench_stack(nodes=3) as (stack, client, clients):
         nodes = stack.nodes
         await load(clients, nodes, regions, points)
@@ -121,7 +123,11 @@ async def main(regions: int, points: int, paced_regions: int) -> dict[str, objec
         began = time.perf_counter()
         paced = await start_check(
             client,
-            CheckInput(regions=list(range(1, paced_regions + 1)), rate_mb_s=DEFAULT_RATE_MB_S),
+            CheckInput(
+                regions=list(range(1, paced_regions + 1)),
+                rate_mb_s=DEFAULT_RATE_MB_S,
+                cpu_share=cpu_share,
+            ),
             check_workflow_id(uuid.uuid4().hex[:8]),
             stack.config.task_queue,
         )
@@ -145,7 +151,7 @@ async def main(regions: int, points: int, paced_regions: int) -> dict[str, objec
         "paced_check": {
             "regions": paced_regions,
             "rate_mb_s": DEFAULT_RATE_MB_S,
-            "cpu_share": DEFAULT_CPU_SHARE,
+            "cpu_share": cpu_share,
             "seconds": round(paced_s, 2),
             "bytes_read_per_node": paced_found.bytes_read,
             "read_mb_s_per_node": round(paced_found.bytes_read / paced_s / 1e6, 2),
@@ -159,5 +165,7 @@ if __name__ == "__main__":
     parser.add_argument("--regions", type=int, default=100)
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--paced-regions", type=int, default=10)
+    parser.add_argument("--cpu", type=float, default=DEFAULT_CPU_SHARE, help="the paced check's")
     a = parser.parse_args()
-    print(json.dumps(asyncio.run(main(a.regions, a.points, a.paced_regions)), indent=2))
+    result = asyncio.run(main(a.regions, a.points, a.paced_regions, a.cpu))
+    print(json.dumps(result, indent=2))
