@@ -35,7 +35,8 @@ def _start_helper(node_pid: int) -> None:
 def read_range(path: str, request: RangeRequest) -> RangeReport:
     """One range of the store at `path`, read-only (a store deleted meanwhile is an error, never
     an empty file created in its place)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    uri = f"{Path(path).resolve().as_uri()}?mode=ro"  # as_uri: any character in the path
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     try:
         conn.execute("PRAGMA busy_timeout=10000")
         return check_range(conn, request)
