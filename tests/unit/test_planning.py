@@ -16,8 +16,8 @@ from contracts.activity_models import (
     ReplicaState,
 )
 from contracts.errors import InvalidRequest
-from contracts.models import HIGH_WATERMARK, MigrationInput, Move
-from planning.placement import plan_drain, plan_migration, plan_repair
+from contracts.models import HIGH_WATERMARK, MigrationInput, Move, ReconstructInput
+from planning.placement import plan_drain, plan_migration, plan_reconstruct, plan_repair
 
 
 def peer(i: int) -> Peer:
@@ -236,3 +236,56 @@ def test_a_region_that_fits_nowhere_is_named_with_how_full_each_node_would_be() 
     )
     roomy = cluster.model_copy(update={"disks": {4: Disk(capacity=10 * 10**9, used=7 * 10**9)}})
     assert [m.to_node for m in plan_drain(roomy, 1)] == [4]  # 90% exactly: it fits
+
+
+@st.composite
+def region_descriptions(draw: st.DrawFn) -> RegionDescription:
+    """1 to 6 nodes, any of them down (all, too), the region listed on any of them; a listed
+    live node holds a replica (most do; none may), active or not."""
+    nodes = list(range(1, draw(st.integers(min_value=1, max_value=6)) + 1))
+    down = {n for n in nodes if draw(st.integers(0, 3)) == 0}  # each down one time in four
+    listed = draw(st.lists(st.sampled_from(nodes), min_size=1, unique=True))
+    holding = [n for n in listed if n not in down and draw(st.integers(0, 3)) > 0]
+    replicas = [
+        ReplicaState(
+            node_id=n,
+            address=peer(n).address,
+            peers=[peer(i) for i in sorted(listed)],
+            active=draw(st.booleans()),
+            installed=True,
+            leaving=False,
+        )
+        for n in holding
+    ]
+    return RegionDescription(
+        region=7, replicas=replicas, known_nodes=[peer(n) for n in nodes], unreachable=sorted(down)
+    )
+
+
+@settings(deadline=None, max_examples=300)
+@given(region_descriptions(), st.data())
+def test_a_reconstruct_rebuilds_from_a_live_active_peer_or_says_why_not(
+    description: RegionDescription, data: st.DataObject
+) -> None:
+    node = data.draw(st.integers(min_value=1, max_value=7))  # 7: never in the cluster
+    peers = {p.node_id for r in description.replicas for p in r.peers}
+    sources = {
+        r.node_id
+        for r in description.replicas
+        if r.active and r.node_id != node and r.node_id not in description.unreachable
+    }
+    request = ReconstructInput(region=7, node=node)
+    if not description.replicas or description.node(node) is None or node not in peers:
+        with pytest.raises(InvalidRequest):
+            plan_reconstruct(description, request, random.Random(0))
+        return
+    if peers == {node} or not sources:
+        with pytest.raises(InvalidRequest, match=r"last replica|nothing to rebuild it from"):
+            plan_reconstruct(description, request, random.Random(0))
+        return
+    plan = plan_reconstruct(description, request, random.Random(0))
+    assert plan.removal.leaving.node_id == node == plan.addition.new.node_id
+    assert {p.node_id for p in plan.removal.remaining} == peers - {node}
+    assert plan.addition.coordinator.node_id in sources  # copied from a live, active replica
+    elsewhere = {p.node_id for p in plan.elsewhere}
+    assert not elsewhere & (peers | set(description.unreachable))
