@@ -48,8 +48,15 @@ def port_range() -> tuple[int, int]:
     return lo, hi
 
 
+# Ports this process has handed out. A port is free until its process binds it, so two picks
+# a moment apart (a stack's Temporal metrics port, then its nodes') could return the same one:
+# seen in CI, a node refused to start because the dev server had just taken its port.
+_handed_out: set[int] = set()
+
+
 def free_ports(count: int, host: str = "127.0.0.1", consecutive: bool = False) -> list[int]:
-    """Distinct ports free right now (all held open together while picked)."""
+    """Distinct ports free right now (all held open together while picked), none of them handed
+    out by this process before."""
     low, high = port_range()
     rng = random.Random()
     for _ in range(200):
@@ -59,12 +66,15 @@ def free_ports(count: int, host: str = "127.0.0.1", consecutive: bool = False) -
             if consecutive
             else rng.sample(range(low, high), count)
         )
+        if _handed_out.intersection(candidates):
+            continue
         sockets: list[socket.socket] = []
         try:
             for port in candidates:
                 sock = socket.socket()
                 sockets.append(sock)
                 sock.bind((host, port))
+            _handed_out.update(candidates)
             return candidates
         except OSError:
             continue

@@ -26,3 +26,13 @@ def test_a_bad_slice_is_refused_with_the_form_expected(
     monkeypatch.setenv(PORT_RANGE_VAR, given)
     with pytest.raises(ValueError, match=PORT_RANGE_VAR):
         port_range()
+
+
+def test_a_process_never_hands_out_a_port_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Free is not taken: a port picked for one process stays free until that process binds
+    it, so a later pick must not return it again."""
+    monkeypatch.setenv(PORT_RANGE_VAR, "24000-24060")
+    picked = [p for _ in range(20) for p in free_ports(2)]
+    assert len(set(picked)) == len(picked) == 40
+    with pytest.raises(RuntimeError, match="no 30 free ports in 24000-24060"):
+        free_ports(30)  # 20 are left that this process has not handed out
