@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from protos import air_node_pb2 as pb
-from runtime.clients import NodeClients, NodeStub
+from runtime.clients import RPC_TIMEOUT_S, NodeClients, NodeStub
 from runtime.identity import node_name
 from runtime.tls import TlsFiles
 from stack.certs import CLIENT_NAME, Authority
@@ -16,6 +17,12 @@ from tests.support.waiting import eventually
 
 # A throttle that holds a transfer where it is until it is lifted: 1 byte/s.
 HELD = 1
+
+
+# A probe of a node the test restarted waits for its channel to connect again (gRPC fails a
+# call at once while the channel is still backing off from the refusals of its downtime: seen
+# in CI, right after a restarted destination was already serving) rather than failing at once.
+SETTLED_CALL: dict[str, Any] = {"wait_for_ready": True, "timeout": RPC_TIMEOUT_S}
 
 
 class Cluster:
@@ -83,7 +90,8 @@ class Cluster:
         return reply
 
     async def progress(self, node_id: int, region: int) -> pb.Progress:
-        reply: pb.Progress = await self.stub(node_id).GetProgress(pb.RegionRequest(region=region))
+        request = pb.RegionRequest(region=region)
+        reply: pb.Progress = await self.stub(node_id).GetProgress(request, **SETTLED_CALL)
         return reply
 
     async def converged(self, region: int, ids: list[int], count: int, timeout: float = 60) -> str:
@@ -99,7 +107,7 @@ class Cluster:
         return digests[0][1]
 
     async def regions_of(self, node_id: int) -> dict[int, pb.RegionInfo]:
-        reply = await self.stub(node_id).ListRegions(pb.ListRegionsRequest())
+        reply = await self.stub(node_id).ListRegions(pb.ListRegionsRequest(), **SETTLED_CALL)
         return {r.region: r for r in reply.regions}
 
     async def state(self, node_id: int, region: int) -> tuple[object, ...]:
