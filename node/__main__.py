@@ -27,9 +27,9 @@ from runtime.tls import TlsError, TlsFiles, tls_from_flags
 log = logging.getLogger("airnode")
 
 READY = "airnode {id} ready on {address}"
-# Reads for a check or a snapshot run in threads that hold the GIL for milliseconds at a time;
-# a shorter switch interval than the default 5 ms hands it back sooner to the event loop, which
-# serves the writes (BENCHMARKS.md: the write p99 during a check).
+# A snapshot's or a channel's reads run in threads that hold the GIL for milliseconds at a
+# time; a shorter switch interval than the default 5 ms hands it back sooner to the event loop,
+# which serves the writes (the check's reads run in a process of their own: check_reader.py).
 GIL_SWITCH_S = 0.0005
 
 

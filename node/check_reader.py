@@ -64,7 +64,7 @@ class CheckReader:
                 self._pool, read_range, str(path), request
             )
         except BrokenProcessPool:
-            self._pool = None  # the next read starts another helper
+            self.close()  # the next read starts another helper
             raise NodeError(
                 grpc.StatusCode.UNAVAILABLE,
                 "the check's reader process died mid-range; read the range again",

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Self
 
@@ -107,11 +107,6 @@ def children(pid: int) -> set[int]:
     return found
 
 
-def _dies_with(parent: int) -> Callable[[], None]:
-    """Run in the child before it execs: SIGKILL when the parent dies."""
-    return lambda: die_with(parent)
-
-
 class ManagedProcess:
     """A child process, its output in `log_path`, ready once it prints `ready_line`."""
 
@@ -145,7 +140,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 env=self.environment(),
                 start_new_session=True,  # a Ctrl-C meant for the parent does not reach it
-                preexec_fn=_dies_with(os.getpid()) if self.die_with_parent else None,
+                preexec_fn=partial(die_with, os.getpid()) if self.die_with_parent else None,
             )
         if wait:
             self.wait_ready(timeout)

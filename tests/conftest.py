@@ -13,12 +13,12 @@ from tests.support.cluster import Cluster
 from tests.support.stack import Stack
 
 HISTORIES = Path(__file__).parent / "histories"
+TAIL = 3000  # characters of a dead process's output shown with a failure
 
 # No per-example deadline for any property test: a busy CI machine makes the 200 ms default a
 # flake, not a finding (speed is never asserted by a timed test).
 settings.register_profile("air", deadline=None)
 settings.load_profile("air")
-TAIL = 3000  # characters of a dead process's output shown with a failure
 
 
 def pytest_configure(config: pytest.Config) -> None:

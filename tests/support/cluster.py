@@ -22,7 +22,7 @@ HELD = 1
 # A probe of a node the test restarted waits for its channel to connect again (gRPC fails a
 # call at once while the channel is still backing off from the refusals of its downtime: seen
 # in CI, right after a restarted destination was already serving) rather than failing at once.
-SETTLED_CALL: dict[str, Any] = {"wait_for_ready": True, "timeout": RPC_TIMEOUT_S}
+WAIT_FOR_CHANNEL: dict[str, Any] = {"wait_for_ready": True, "timeout": RPC_TIMEOUT_S}
 
 
 class Cluster:
@@ -91,7 +91,7 @@ class Cluster:
 
     async def progress(self, node_id: int, region: int) -> pb.Progress:
         request = pb.RegionRequest(region=region)
-        reply: pb.Progress = await self.stub(node_id).GetProgress(request, **SETTLED_CALL)
+        reply: pb.Progress = await self.stub(node_id).GetProgress(request, **WAIT_FOR_CHANNEL)
         return reply
 
     async def converged(self, region: int, ids: list[int], count: int, timeout: float = 60) -> str:
@@ -107,7 +107,7 @@ class Cluster:
         return digests[0][1]
 
     async def regions_of(self, node_id: int) -> dict[int, pb.RegionInfo]:
-        reply = await self.stub(node_id).ListRegions(pb.ListRegionsRequest(), **SETTLED_CALL)
+        reply = await self.stub(node_id).ListRegions(pb.ListRegionsRequest(), **WAIT_FOR_CHANNEL)
         return {r.region: r for r in reply.regions}
 
     async def state(self, node_id: int, region: int) -> tuple[object, ...]:

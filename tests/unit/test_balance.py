@@ -66,7 +66,7 @@ def squared_deviation(values: dict[int, int]) -> float:
     return sum((v - mean) ** 2 for v in values.values())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(clusters())
 def test_every_move_is_legal_and_the_spread_only_narrows(cluster: ClusterDescription) -> None:
     moves = plan_rebalance(cluster)
@@ -77,7 +77,7 @@ def test_every_move_is_legal_and_the_spread_only_narrows(cluster: ClusterDescrip
     assert sum(after.counts.values()) == sum(before.counts.values())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(clusters(), st.data())
 def test_no_round_takes_a_disk_past_the_watermark(
     cluster: ClusterDescription, data: st.DataObject
@@ -99,7 +99,7 @@ def test_no_round_takes_a_disk_past_the_watermark(
         cluster = later
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(clusters(), st.data())
 def test_replicas_go_only_to_the_nodes_asked_for(
     cluster: ClusterDescription, data: st.DataObject
@@ -109,7 +109,7 @@ def test_replicas_go_only_to_the_nodes_asked_for(
     assert {m.to_node for m in plan_rebalance(cluster, wanted)} <= set(wanted)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 @given(st.integers(1, 3), st.integers(1, 60))
 def test_alike_regions_end_within_one_replica_and_the_tolerance(empty: int, regions: int) -> None:
     cluster = alike(3, empty, regions)

@@ -115,7 +115,6 @@ def within_watermark(cluster: ClusterDescription, moves: list[Move]) -> None:
             assert disk.used + size <= HIGH_WATERMARK * disk.capacity, (node, disk, size)
 
 
-@settings(deadline=None)
 @given(clusters())
 def test_a_drain_moves_every_region_off_the_node_and_never_doubles_a_replica(
     cluster: ClusterDescription,
@@ -196,7 +195,6 @@ def test_a_repair_of_a_node_that_answers_is_refused() -> None:
         plan_repair(dead_node_cluster(), 2)
 
 
-@settings(deadline=None)
 @given(clusters(), st.data())
 def test_a_repair_never_doubles_a_replica_nor_fills_a_disk(
     cluster: ClusterDescription, data: st.DataObject
@@ -262,7 +260,7 @@ def region_descriptions(draw: st.DrawFn) -> RegionDescription:
     )
 
 
-@settings(deadline=None, max_examples=300)
+@settings(max_examples=300)
 @given(region_descriptions(), st.data())
 def test_a_reconstruct_rebuilds_from_a_live_active_peer_or_says_why_not(
     description: RegionDescription, data: st.DataObject

@@ -85,7 +85,7 @@ def probe_runs(draw: st.DrawFn) -> list[tuple[float, dict[int, bool], set[int]]]
     return runs
 
 
-@settings(deadline=None, max_examples=300)
+@settings(max_examples=300)
 @given(probe_runs())
 def test_only_a_lone_node_down_for_dead_after_and_not_draining_is_repaired_once_a_spell(
     runs: list[tuple[float, dict[int, bool], set[int]]],
