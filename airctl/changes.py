@@ -4,6 +4,7 @@ cancel (one or all), and the list of every change."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Awaitable
@@ -13,6 +14,7 @@ from typing import Any
 from temporalio.client import (
     Client,
     WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -152,6 +154,10 @@ async def cmd_status(ctl: Ctl) -> int:
         described = await handle.describe()
     except Exception as e:
         raise UserError(f"no workflow {workflow_id}") from e
+    if ctl.args.wait and described.status == WorkflowExecutionStatus.RUNNING:
+        if not ctl.json:
+            await follow(client, handle)
+        described = await _closed_description(handle)
     status = described.status.name if described.status else "UNKNOWN"
     progress = await snapshot(client, handle)
     data = {
@@ -165,7 +171,15 @@ async def cmd_status(ctl: Ctl) -> int:
     if progress is not None:
         text += f" phase {progress.phase.value}; {progress.message}".rstrip("; ")
     ctl.emit(data, text + f"\n{data['ui']}")
-    return 0
+    failed = ctl.args.wait and described.status != WorkflowExecutionStatus.COMPLETED
+    return 1 if failed else 0
+
+
+async def _closed_description(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionDescription:
+    """The run's description once it has closed, however it closed."""
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    return await handle.describe()
 
 
 def _required_region(ctl: Ctl) -> int:
@@ -412,6 +426,11 @@ def register(sub: Commands) -> None:
     status = sub.add_parser("status", help="a membership change's state")
     status.add_argument("workflow_id", nargs="?")
     status.add_argument("--region", type=int)
+    status.add_argument(
+        "--wait",
+        action="store_true",
+        help="show progress until it ends; exit 1 unless it completed",
+    )
     status.set_defaults(handler=cmd_status)
     cancel = sub.add_parser("cancel", help="cancel the running change of a region, or all")
     cancel.add_argument("region", type=int, nargs="?")

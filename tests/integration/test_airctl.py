@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -11,14 +12,24 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from temporalio.client import Client
 
+from airctl.progress import live_progress, snapshot
+from contracts.ids import AUTOPILOT_WORKFLOW_ID, region_workflow_id
+from contracts.models import Phase, Progress
 from stack.processes import free_ports, temporal_binary
+from tests.support.waiting import eventually
+from workflows.autopilot import AutopilotWorkflow
+from workflows.drain import DrainNodeWorkflow
+
+T = TypeVar("T")
+HELD_MBPS = "0.000001"  # a source throttled so (1 byte/s) holds its transfer until lifted
 
 
 class Airctl:
@@ -77,6 +88,48 @@ class Airctl:
             assert self.up_proc.poll() is None, path.read_text()
             assert time.monotonic() < deadline, "airctl up did not come up"
             time.sleep(0.05)
+
+    def until(
+        self,
+        what: str,
+        probe: Callable[[Client], Awaitable[T]],
+        check: Callable[[T], bool],
+        timeout: float = 60,
+    ) -> T:
+        """Await the stack's workflows' state from this process: a query per poll, where an
+        airctl process per poll would cost a second of CPU each on a busy machine."""
+        address = json.loads(self.cluster.read_text())["temporal_address"]
+
+        async def wait() -> T:
+            client = await Client.connect(address)
+            return await eventually(lambda: probe(client), check, timeout=timeout, what=what)
+
+        return asyncio.run(wait())
+
+    def hold(self, *nodes: int, mbps: str = HELD_MBPS) -> None:
+        """Throttle these nodes' transfers (HELD_MBPS: held until lifted; "0": lifted)."""
+        for node in nodes:
+            self("throttle", "--node", str(node), "--mbps", mbps)
+
+    def until_transferring(self, region: int) -> None:
+        """Wait for the region's change to be in its transfer (which a hold keeps it in)."""
+
+        async def progress(client: Client) -> Progress | None:
+            return await snapshot(client, client.get_workflow_handle(region_workflow_id(region)))
+
+        self.until(
+            f"region {region}'s transfer",
+            progress,
+            lambda p: p is not None and p.phase == Phase.TRANSFERRING,
+        )
+
+    def wait_status(self, region: int) -> dict[str, Any]:
+        """The region's change once it has ended (`airctl status --wait`)."""
+        done = self("--json", "status", "--region", str(region), "--wait", check=False)
+        assert done.returncode in (0, 1), done.stderr
+        status: dict[str, Any] = json.loads(done.stdout)
+        assert (done.returncode == 0) == (status["status"] == "COMPLETED"), (done, status)
+        return status
 
     def down(self) -> None:
         if self.up_proc is not None and self.up_proc.poll() is None:
@@ -199,7 +252,7 @@ def test_errors_are_one_clear_line(airctl: Airctl) -> None:
     assert missing.returncode == 2
     assert "no stack running" in missing.stderr and "Traceback" not in missing.stderr
 
-    airctl.up("--transfer-rate-limit", "0.5")
+    airctl.up()
     airctl("region", "create", "5", "--peers", "1,2")
     before = airctl.json("regions")
     for case, (args, message) in ERRORS.items():
@@ -209,7 +262,7 @@ def test_errors_are_one_clear_line(airctl: Airctl) -> None:
         assert len(done.stderr.strip().splitlines()) == 1, (case, done.stderr)
     assert airctl.json("regions") == before
 
-    airctl("write", "5", "--count", "60000")
+    airctl.hold(1, 2)  # either may be the source: the migration runs until the stack ends
     airctl("migrate", "5", "--from", "1", "--to", "3")
     busy = airctl("remove-peer", "5", "--node", "2", check=False)
     assert busy.returncode == 2 and "already has a membership change running" in busy.stderr
@@ -222,21 +275,18 @@ def test_errors_are_one_clear_line(airctl: Airctl) -> None:
 
 
 def test_up_again_resumes_an_unfinished_migration(airctl: Airctl) -> None:
-    airctl.up("--transfer-rate-limit", "0.5")
+    airctl.up()
     airctl("region", "create", "5", "--peers", "1,2")
     log = airctl.root / "acked.log"
-    airctl("write", "5", "--count", "60000", "--acked-log", str(log))
+    airctl("write", "5", "--count", "2000", "--acked-log", str(log))
+    airctl.hold(1, 2)  # either may be the source: the transfer cannot end before the stack does
     airctl("migrate", "5", "--from", "1", "--to", "3")
-    deadline = time.monotonic() + 60
-    while airctl.json("status", "--region", "5")["progress"]["phase"] != "TRANSFERRING":
-        assert time.monotonic() < deadline, "the migration never reached TRANSFERRING"
+    airctl.until_transferring(5)
 
     airctl.down()
-    airctl.up("--transfer-rate-limit", "0.5")
-    deadline = time.monotonic() + 120
-    while (status := airctl.json("status", "--region", "5"))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, status
-    assert status["status"] == "COMPLETED", status
+    airctl.up()  # the throttles were the nodes' run-time settings: gone with them
+    status = airctl.wait_status(5)
+    assert status["status"] == "COMPLETED" and status["progress"]["phase"] == "DONE", status
     verified = airctl.json("verify", "5", "--acked-log", str(log))
     assert verified["ok"] and sorted(verified["replicas"]) == ["2", "3"], verified
 
@@ -262,15 +312,17 @@ def test_demo_from_nothing_verifies_and_exits(airctl: Airctl, security: list[str
 
 def test_many_regions_migrations_throttle_and_cancel_all(airctl: Airctl) -> None:
     airctl.up("--transfer-rate-limit", "0.5")
-    for region in ("10", "11", "12", "13"):
+    airctl("region", "create", "10", "--peers", "1,3")  # its moves copy from node 3
+    for region in ("11", "12", "13"):
         airctl("region", "create", region, "--peers", "1,2")
-    airctl("write", "11", "--count", "60000")  # a few MB: seconds at the throttle
+    airctl("write", "11", "--count", "100")
     both = airctl.json("migrate", "12,13", "--from", "1", "--to", "3", "--wait")
     assert all(both[r]["ok"] for r in ("12", "13")), both
 
-    throttled = airctl.json("throttle", "--node", "2", "--mbps", "0.25")
-    assert (throttled["previous"], throttled["bytes_per_s"]) == (500_000, 250_000)
-    airctl("migrate", "11", "--from", "1", "--to", "3")  # the snapshot comes from node 2
+    throttled = airctl.json("throttle", "--node", "2", "--mbps", HELD_MBPS)
+    assert (throttled["previous"], round(throttled["bytes_per_s"])) == (500_000, 1), throttled
+    airctl("migrate", "11", "--from", "1", "--to", "3")  # from node 2: held until cancelled
+    airctl.until_transferring(11)
     running = airctl.json("migrations", "--running")
     assert [m["workflow_id"] for m in running] == ["air-region-11"], running
     assert not running[0]["stalled"] and running[0]["progress"] not in ("", "done"), running
@@ -286,21 +338,21 @@ def test_many_regions_migrations_throttle_and_cancel_all(airctl: Airctl) -> None
     regions = airctl.json("regions")
     assert sorted(regions["11"]) == ["1", "2"] and sorted(regions["12"]) == ["2", "3"]
 
-    # a drain of node 1, one move at a time: region 10 (empty) moves, then 11 transfers
-    airctl("throttle", "--node", "2", "--mbps", "0.1")  # 11's snapshot comes from node 2
+    # a drain of node 1, one move at a time: region 10 moves, then 11's move is held (node 2)
     airctl("drain", "--node", "1", "--max-concurrent", "1")
-    deadline = time.monotonic() + 60
-    while not any(
-        m["progress"].startswith("1/2 moved, running [11]")
-        for m in airctl.json("migrations", "--running")
-    ):
-        assert time.monotonic() < deadline, "the drain never moved region 10 and started 11"
+    airctl.until_transferring(11)
+    drain = DrainNodeWorkflow.__name__
+    airctl.until(
+        "the drain to have moved region 10 and be moving 11",
+        lambda client: live_progress(client, "air-drain-node-1", drain),
+        lambda shown: shown[0].startswith("1/2 moved, running [11]"),
+    )
     cancelled = airctl.json("cancel", "--all")  # its move of 11 is the drain's to cancel
     assert cancelled == {
         "air-drain-node-1": "cancelled: 1 moved (they stay moved), 1 rolled back, 0 failed"
     }, cancelled
     regions = airctl.json("regions")
-    assert sorted(regions["10"]) == ["2", "4"] and sorted(regions["11"]) == ["1", "2"], regions
+    assert sorted(regions["10"]) == ["3", "4"] and sorted(regions["11"]) == ["1", "2"], regions
 
 
 def test_plan_then_drain_a_node(airctl: Airctl) -> None:
@@ -362,9 +414,14 @@ def test_plan_then_rebalance_onto_an_empty_node(airctl: Airctl) -> None:
     assert airctl.json("autopilot", "status") == {"on": False}  # `up` leaves it off
     airctl("autopilot", "on", "--dead-after", "60")
     airctl("autopilot", "on", "--dead-after", "30")  # the running one takes the new value
-    deadline = time.monotonic() + 60
-    while (status := airctl.json("autopilot", "status"))["probes"] < 1:
-        assert time.monotonic() < deadline, status
+    airctl.until(
+        "the autopilot's first probe",
+        lambda client: client.get_workflow_handle(AUTOPILOT_WORKFLOW_ID).query(
+            AutopilotWorkflow.status
+        ),
+        lambda state: state.probes >= 1,
+    )
+    status = airctl.json("autopilot", "status")
     assert status["dead_after_s"] == 30 and status["down_since"] == {}, status
     airctl("autopilot", "off")
     assert airctl.json("autopilot", "status") == {"on": False}
@@ -440,24 +497,22 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> N
 
 
 def test_up_restarts_a_killed_worker_and_node_mid_migration(airctl: Airctl) -> None:
-    airctl.up("--transfer-rate-limit", "0.5")
+    airctl.up()
     assert airctl.up_proc is not None
     airctl("region", "create", "5", "--peers", "1,2")
     log = airctl.root / "acked.log"
-    airctl("write", "5", "--count", "60000", "--acked-log", str(log))
+    airctl("write", "5", "--count", "2000", "--acked-log", str(log))
+    airctl.hold(1, 2)  # either may be the source: the transfer runs until lifted
     airctl("migrate", "5", "--from", "1", "--to", "3")
-    wait_for(
-        lambda: airctl.json("status", "--region", "5")["progress"]["phase"] == "TRANSFERRING",
-        "the transfer",
-    )
+    airctl.until_transferring(5)
     stack = children(airctl.up_proc.pid)
     worker = next(p for p, cmd in stack.items() if " -m worker " in cmd)
     node3 = next(p for p, cmd in stack.items() if " -m node --id 3 " in cmd)
     os.kill(worker, signal.SIGKILL)
     os.kill(node3, signal.SIGKILL)
 
-    wait_for(lambda: airctl.json("status", "--region", "5")["status"] != "RUNNING", "the end", 180)
-    assert airctl.json("status", "--region", "5")["status"] == "COMPLETED"
+    airctl.hold(1, 2, mbps="0")
+    assert airctl.wait_status(5)["status"] == "COMPLETED"
     verified = airctl.json("verify", "5", "--acked-log", str(log))
     assert verified["ok"] and sorted(verified["replicas"]) == ["2", "3"], verified
     assert airctl.up_proc.poll() is None  # airctl up went on throughout
