@@ -20,6 +20,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.keep_alive import KeepAlive
 from activities.membership import membership_activities
 from activities.operations import OperationActivities
 from client import connection, versions
@@ -218,6 +219,7 @@ async def run(args: argparse.Namespace) -> None:
         workflows=WORKFLOWS,
         workflow_runner=REIMPORTING_RUNNER if args.sandbox_reimport else WORKFLOW_RUNNER,
         activities=[*membership, *operations.all()],
+        interceptors=[KeepAlive()],  # a dead worker's activity is retried within seconds
         graceful_shutdown_timeout=timedelta(seconds=5),
         # a dead worker's workflows move to another worker after 2 s, not the default 10 s
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),

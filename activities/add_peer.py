@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable
 import grpc
 from temporalio import activity
 
+from activities.keep_alive import heartbeat
 from activities.node_calls import (
     POLL,
     QUICK_PATIENCE_S,
     NodeCalls,
     deadline,
-    heartbeat,
     unreachable,
 )
 from contracts.activity_models import (

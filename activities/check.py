@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from activities.node_calls import NodeCalls, heartbeat
+from activities.keep_alive import heartbeat
+from activities.node_calls import NodeCalls
 from contracts.activity_models import Peer
 from contracts.check import CheckRegionInput, RegionCheck, ReplicaDiff, Verdict
 from protos import air_node_pb2 as pb

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.keep_alive import heartbeat, heartbeat_detail
 from contracts.activity_models import Peer, StepInput, StepResult
 from protos import air_node_pb2 as pb
 from runtime.backoff import Backoff
@@ -146,20 +146,6 @@ def unreachable(error: object) -> bool:
 
 def deadline(step: StepInput) -> float:
     return QUICK_RPC_TIMEOUT_S if step.quick else RPC_TIMEOUT_S
-
-
-def heartbeat(details: Any) -> None:
-    """Heartbeat a regular activity; a local one (a quick try) has no heartbeat to send."""
-    if not activity.info().is_local:
-        activity.heartbeat(details)
-
-
-def heartbeat_detail(key: str) -> float | None:
-    """A value the previous attempt of this activity heartbeated (before a crash), if any."""
-    details = activity.info().heartbeat_details
-    if details and isinstance(details[-1], dict) and key in details[-1]:
-        return float(details[-1][key])
-    return None
 
 
 def skipped(node: Peer, after_s: float | None) -> StepResult:

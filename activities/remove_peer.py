@@ -14,14 +14,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.add_peer import set_active
+from activities.keep_alive import heartbeat, heartbeat_detail
 from activities.node_calls import (
     POLL,
     QUICK_PATIENCE_S,
     NodeCalls,
     NotQuick,
     deadline,
-    heartbeat,
-    heartbeat_detail,
     skipped,
     unreachable,
 )

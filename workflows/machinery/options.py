@@ -17,7 +17,7 @@ R = TypeVar("R")
 # A workflow task whose worker died is retried after this long (the server's default is 10 s);
 # quick steps run inside workflow tasks as local activities, so this bounds their recovery.
 WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
-# Activities that wait heartbeat; one whose worker died is retried after this long.
+# Regular activities heartbeat; one whose worker died is retried after this long.
 HEARTBEAT = timedelta(seconds=5)
 
 
@@ -40,17 +40,18 @@ class Options:
 # A membership RPC: quick, so a local activity; retried while nodes are unreachable, for at
 # most ten minutes.
 MEMBERSHIP = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10), local=True)
-# An attempt of a regular activity that does not heartbeat: the nodes' RPCs it makes at once
-# have a 10 s deadline. A worker that dies holding one leaves it to be retried only once this
-# has passed: at 30 s, a repair whose worker was killed as it described the cluster sat idle
-# for 31 s before its first step.
+# An attempt of a quick regular activity: the nodes' RPCs it makes at once have a 10 s
+# deadline. It heartbeats as every regular activity does (activities/keep_alive.py), so a
+# worker that dies holding it is known within HEARTBEAT; without one it was retried only once
+# its attempt had timed out: a repair whose worker was killed as it described the cluster sat
+# idle for 31 s, and a kill point's removal 15 s.
 ATTEMPT = timedelta(seconds=15)
 # Describing the region, which each workflow plans from: a regular activity, so the result is in
 # history before the first side effect. A local activity's result is recorded only when its
 # workflow task completes, and the quick steps after it run in that same task: a worker dying in
 # one of them made the retried task describe the region again, already changed by those steps,
 # and plan from that (the retried addition refused its own new peer as "already a peer").
-DESCRIBE = Options(ATTEMPT, schedule_to_close=timedelta(minutes=10))
+DESCRIBE = Options(ATTEMPT, schedule_to_close=timedelta(minutes=10), heartbeat=HEARTBEAT)
 # ... or, in workflows of this worker, a local activity whose first side effect after it runs as
 # a regular activity (BOUNDARY): that cannot start before the task that described and planned
 # has completed, so the description is in history first, for one round trip less.
@@ -59,7 +60,7 @@ LOCAL_DESCRIBE = Options(timedelta(seconds=30), schedule_to_close=timedelta(minu
 # only once the task before it completed, with every local activity of that task in history.
 # A worker dying after it re-runs none of them against a region this step changed. (A timer
 # would do the same, but the dev server fires timers up to a second late.)
-BOUNDARY = Options(ATTEMPT, schedule_to_close=timedelta(minutes=10))
+BOUNDARY = Options(ATTEMPT, schedule_to_close=timedelta(minutes=10), heartbeat=HEARTBEAT)
 # A wait slice: heartbeats, so a dead worker's slice is retried within seconds.
 WAIT = Options(timedelta(seconds=60), heartbeat=HEARTBEAT)
 # The first slice is a quick try, inside the workflow task: an empty or small region is done.
