@@ -4,7 +4,6 @@ cancel (one or all), and the list of every change."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 from collections.abc import Awaitable
@@ -14,7 +13,6 @@ from typing import Any
 from temporalio.client import (
     Client,
     WorkflowExecution,
-    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -154,11 +152,12 @@ async def cmd_status(ctl: Ctl) -> int:
         described = await handle.describe()
     except Exception as e:
         raise UserError(f"no workflow {workflow_id}") from e
-    if ctl.args.wait and described.status == WorkflowExecutionStatus.RUNNING:
+    ended = described.status
+    if ctl.args.wait and ended == WorkflowExecutionStatus.RUNNING:
         if not ctl.json:
             await follow(client, handle)
-        described = await _closed_description(handle)
-    status = described.status.name if described.status else "UNKNOWN"
+        ended, _ = await _closed(handle)
+    status = ended.name if ended else "UNKNOWN"
     progress = await snapshot(client, handle)
     data = {
         "workflow_id": workflow_id,
@@ -171,15 +170,8 @@ async def cmd_status(ctl: Ctl) -> int:
     if progress is not None:
         text += f" phase {progress.phase.value}; {progress.message}".rstrip("; ")
     ctl.emit(data, text + f"\n{data['ui']}")
-    failed = ctl.args.wait and described.status != WorkflowExecutionStatus.COMPLETED
+    failed = ctl.args.wait and ended != WorkflowExecutionStatus.COMPLETED
     return 1 if failed else 0
-
-
-async def _closed_description(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionDescription:
-    """The run's description once it has closed, however it closed."""
-    with contextlib.suppress(WorkflowFailureError):
-        await handle.result()
-    return await handle.describe()
 
 
 def _required_region(ctl: Ctl) -> int:

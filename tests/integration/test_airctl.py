@@ -106,8 +106,14 @@ class Airctl:
 
         return asyncio.run(wait())
 
-    def hold(self, *nodes: int, mbps: str = HELD_MBPS) -> None:
-        """Throttle these nodes' transfers (HELD_MBPS: held until lifted; "0": lifted)."""
+    def hold(self, *nodes: int) -> None:
+        """Hold these nodes' transfers (1 byte/s) until `lift`."""
+        self._throttle(nodes, HELD_MBPS)
+
+    def lift(self, *nodes: int) -> None:
+        self._throttle(nodes, "0")
+
+    def _throttle(self, nodes: tuple[int, ...], mbps: str) -> None:
         for node in nodes:
             self("throttle", "--node", str(node), "--mbps", mbps)
 
@@ -511,7 +517,7 @@ def test_up_restarts_a_killed_worker_and_node_mid_migration(airctl: Airctl) -> N
     os.kill(worker, signal.SIGKILL)
     os.kill(node3, signal.SIGKILL)
 
-    airctl.hold(1, 2, mbps="0")
+    airctl.lift(1, 2)
     assert airctl.wait_status(5)["status"] == "COMPLETED"
     verified = airctl.json("verify", "5", "--acked-log", str(log))
     assert verified["ok"] and sorted(verified["replicas"]) == ["2", "3"], verified

@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.keep_alive import _KeepAliveInbound, heartbeat
+from activities.keep_alive import KeepAlive, heartbeat
 from tests.support.waiting import eventually
 
 BEAT = timedelta(seconds=0.3)  # a heartbeat every 0.1 s
@@ -35,20 +35,23 @@ class Activity:
 
 
 async def run(env: ActivityEnvironment, body: Any) -> Any:
-    inbound = _KeepAliveInbound(Activity(body))  # type: ignore[arg-type]
+    inbound = KeepAlive().intercept_activity(Activity(body))  # type: ignore[arg-type]
     return await env.run(inbound.execute_activity, None)  # type: ignore[arg-type]
 
 
 async def test_a_running_activity_heartbeats_its_last_details_and_stops_when_it_ends() -> None:
     env, beats = environment(heartbeat_timeout=BEAT, heartbeat_details=[{"down_since": 1.0}])
 
+    async def count() -> int:
+        return len(beats)
+
     async def body() -> str:
         # the earlier attempt's details are kept alive until this attempt heartbeats its own
-        await eventually(lambda: asyncio.sleep(0, len(beats)), lambda n: n >= 3)
+        await eventually(count, lambda n: n >= 3)
         assert all(b == ({"down_since": 1.0},) for b in beats), beats
         heartbeat({"down_since": 2.0})
         mine = len(beats)
-        await eventually(lambda: asyncio.sleep(0, len(beats)), lambda n: n >= mine + 3)
+        await eventually(count, lambda n: n >= mine + 3)
         assert all(b == ({"down_since": 2.0},) for b in beats[mine - 1 :]), beats
         return "done"
 
