@@ -8,13 +8,24 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
+from activities.add_peer import AddPeerActivities as Add
+from activities.remove_peer import RemovePeerActivities as Remove
+from contracts.activity_models import (
+    ChannelsInput,
+    CreateLocalPeerInput,
+    Peer,
+    SetActiveInput,
+    StepResult,
+)
 from contracts.errors import InvalidRequest
+from contracts.killpoints import KillPoint
 from contracts.killpoints import KillPoint as K
 from contracts.models import AddPeerInput, AddPeerResult, Phase
 from planning.placement import Addition, Removal, plan_addition
 from workflows.machinery.change import MembershipChange
 from workflows.machinery.failures import ADD_PEER_FAILED, root_cause
-from workflows.machinery.steps import Steps
+from workflows.machinery.options import MEMBERSHIP, within
+from workflows.machinery.steps import Steps, ids
 from workflows.machinery.transfer import wait_transfer
 from workflows.remove_peer import remove_peer_steps
 
@@ -25,20 +36,73 @@ async def add_peer_steps(steps: Steps, a: Addition) -> dict[int, int]:
     others = [p for p in a.live_peers() if p != a.coordinator]
 
     # 1. the new replica, inactive from the start (DESTINATION_CREATE_LOCAL_PEER on the node)
-    await steps.create_local_peer(new, [*a.peers, new], a.down_timeout_s)
+    await create_local_peer(steps, new, [*a.peers, new], a.down_timeout_s)
     # 2. inactivate it: a confirmation, kept as the source's step
-    await steps.inactivate(new, a.down_timeout_s)
+    await inactivate(steps, new, a.down_timeout_s)
     # 3. the others create channels to it (ORIGINAL_ADD_PEER_DONE on each); the coordinator's
     #    channel sends a snapshot first
-    await steps.create_channels(new, others, a.coordinator, K.COORDINATOR_ADD_PEER_TRANSITION)
+    await create_channels(steps, new, others, a.coordinator, K.COORDINATOR_ADD_PEER_TRANSITION)
     # 4. capture the target once, then wait until the new peer has applied it
     target = await steps.capture_target(a.live_peers())
     await wait_transfer(
         steps, Phase.TRANSFERRING, [new], target, a.down_timeout_s, cancellable=True
     )
     # 5. activate it (DESTINATION_ADD_PEER_DONE on the node)
-    await steps.activate(new, K.COORDINATOR_ADD_PEER_DONE, a.down_timeout_s)
+    await activate(steps, new, K.COORDINATOR_ADD_PEER_DONE, a.down_timeout_s)
     return target
+
+
+async def create_local_peer(
+    steps: Steps, node: Peer, peers: list[Peer], down_timeout_s: float
+) -> StepResult:
+    return await steps.step(
+        Phase.CREATING_LOCAL_PEER,
+        Add.create_local_peer,
+        CreateLocalPeerInput(region=steps.region, node=node, peers=peers),
+        f"create region {steps.region} on node {node.node_id}, inactive, peers {ids(peers)}",
+        # the first side effect: the plan is in history before it
+        within(steps.boundary(), down_timeout_s),
+    )
+
+
+async def inactivate(steps: Steps, node: Peer, down_timeout_s: float) -> StepResult:
+    return await steps.step(
+        Phase.INACTIVATING_NEW_PEER,
+        Remove.inactivate_peer,
+        SetActiveInput(region=steps.region, node=node, active=False),
+        f"inactivate node {node.node_id}",
+        within(MEMBERSHIP, down_timeout_s),
+    )
+
+
+async def create_channels(
+    steps: Steps, target: Peer, peers: list[Peer], coordinator: Peer, kill_after: KillPoint
+) -> StepResult:
+    return await steps.step(
+        Phase.CREATING_CHANNELS,
+        Add.notify_peers_to_create_channels,
+        ChannelsInput(
+            region=steps.region,
+            target=target,
+            peers=peers,
+            coordinator=coordinator,
+            kill_after=kill_after,
+        ),
+        f"nodes {ids(peers)} create channels to node {target.node_id} "
+        f"(snapshot from node {coordinator.node_id})",
+    )
+
+
+async def activate(
+    steps: Steps, node: Peer, kill_after: KillPoint, down_timeout_s: float
+) -> StepResult:
+    return await steps.step(
+        Phase.ACTIVATING,
+        Add.activate_peer,
+        SetActiveInput(region=steps.region, node=node, active=True, kill_after=kill_after),
+        f"activate node {node.node_id}",
+        within(MEMBERSHIP, down_timeout_s),
+    )
 
 
 async def add_or_roll_back(steps: Steps, a: Addition) -> dict[int, int]:

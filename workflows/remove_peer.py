@@ -8,13 +8,17 @@ from typing import TypeVar
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
+from activities.remove_peer import RemovePeerActivities as Remove
+from contracts.activity_models import ChannelsInput, Peer, ReleaseInput, SetActiveInput, StepResult
 from contracts.errors import InvalidRequest
+from contracts.killpoints import KillPoint
 from contracts.killpoints import KillPoint as K
 from contracts.models import Phase, RemovePeerInput, RemovePeerResult
 from planning.placement import Removal, plan_removal
 from workflows.machinery import patches
 from workflows.machinery.change import MembershipChange
-from workflows.machinery.steps import Steps
+from workflows.machinery.options import ROLLBACK, skippable
+from workflows.machinery.steps import Steps, ids
 from workflows.machinery.transfer import wait_transfer
 
 R = TypeVar("R")
@@ -36,7 +40,8 @@ async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
 
     # 1. (REMOVE_PEER_COORDINATOR_INIT) the others drop their channels to the leaving peer
     #    (AFTER_NOTIFY_PEERS_TO_REMOVE_REPLICATE_CHANNEL)
-    await steps.drop_channels(
+    await drop_channels(
+        steps,
         leaving,
         r.remaining,
         kill(K.REMOVE_PEER_COORDINATOR_INIT),
@@ -45,7 +50,7 @@ async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
     )
     # 2. it stops taking user writes (BEFORE_INACTIVATE, AFTER_INACTIVATE on the node;
     #    AFTER_INACTIVE_PEER)
-    inactive = await steps.inactivate_for_deletion(leaving, down, kill(K.AFTER_INACTIVE_PEER))
+    inactive = await inactivate_for_deletion(steps, leaving, down, kill(K.AFTER_INACTIVE_PEER))
     if inactive.skipped:
         skipped += ["inactivate", "drain", "release", "delete"]
         # a channel carries only its sender's writes: the remaining peers first hold the same
@@ -55,7 +60,7 @@ async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
         # what it never replicated is lost: back, it may not drain it into some of the
         # remaining replicas (not a replica added meanwhile); it deletes its replica instead
         if workflow.patched(patches.WRITE_OFF):
-            await steps.write_off(leaving, r.remaining)
+            await write_off(steps, leaving, r.remaining)
     else:
         # 3. its channels drain: the others apply every write it acknowledged. A leaving node
         #    that restarted may have deleted its replica by itself already, once the others
@@ -65,13 +70,93 @@ async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
         leaving_max = target.get(leaving.node_id, 0)
         await wait_transfer(steps, Phase.HANDING_OFF, r.remaining, target, down)
         # 4. it releases every region resource (REMOVE_PEER_COORDINATOR_FINISH)
-        released = await steps.wait_release(leaving, down, kill(K.REMOVE_PEER_COORDINATOR_FINISH))
+        released = await wait_release(steps, leaving, down, kill(K.REMOVE_PEER_COORDINATOR_FINISH))
         # 5. its replica is deleted (BEFORE_DELETE, AFTER_DELETE on the node)
-        deleted = await steps.delete_local_peer(leaving, down)
+        deleted = await delete_local_peer(steps, leaving, down)
         skipped += [name for name, s in (("release", released), ("delete", deleted)) if s.skipped]
 
     applied = await steps.capture_target(r.remaining, origins=[leaving.node_id])
     return _result(r, skipped, leaving_max, applied.get(leaving.node_id, 0))
+
+
+async def drop_channels(
+    steps: Steps,
+    target: Peer,
+    peers: list[Peer],
+    kill_before: KillPoint | None,
+    kill_after: KillPoint | None,
+    rollback: bool = False,
+) -> StepResult:
+    return await steps.step(
+        Phase.DROPPING_CHANNELS,
+        Remove.notify_peers_to_drop_channels,
+        ChannelsInput(
+            region=steps.region,
+            target=target,
+            peers=peers,
+            kill_before=kill_before,
+            kill_after=kill_after,
+        ),
+        f"nodes {ids(peers)} drop their channels to node {target.node_id}",
+        # the removal's first step: a migration's addition is in history before it
+        ROLLBACK if rollback else steps.boundary(),
+    )
+
+
+async def write_off(steps: Steps, target: Peer, peers: list[Peer]) -> StepResult:
+    return await steps.step(
+        Phase.DROPPING_CHANNELS,
+        Remove.notify_peers_to_drop_channels,
+        ChannelsInput(region=steps.region, target=target, peers=peers, write_off=True),
+        f"nodes {ids(peers)} write off node {target.node_id}'s writes not replicated",
+        ROLLBACK,  # retried until done: the region must not take them back later
+    )
+
+
+async def inactivate_for_deletion(
+    steps: Steps, node: Peer, down_timeout_s: float, kill_after: KillPoint | None
+) -> StepResult:
+    return await steps.step(
+        Phase.INACTIVATING_LEAVING_PEER,
+        Remove.inactivate_peer,
+        SetActiveInput(
+            region=steps.region,
+            node=node,
+            active=False,
+            for_deletion=True,
+            skip_if_down_after_s=down_timeout_s,
+            kill_after=kill_after,
+        ),
+        f"inactivate node {node.node_id} for deletion",
+        skippable(down_timeout_s),
+    )
+
+
+async def wait_release(
+    steps: Steps, node: Peer, down_timeout_s: float, kill_after: KillPoint | None
+) -> StepResult:
+    return await steps.step(
+        Phase.RELEASING,
+        Remove.wait_release,
+        ReleaseInput(
+            region=steps.region,
+            node=node,
+            skip_if_down_after_s=down_timeout_s,
+            kill_after=kill_after,
+        ),
+        f"wait until node {node.node_id} released region {steps.region}",
+        skippable(down_timeout_s),
+    )
+
+
+async def delete_local_peer(steps: Steps, node: Peer, down_timeout_s: float) -> StepResult:
+    return await steps.step(
+        Phase.DELETING,
+        Remove.delete_local_peer,
+        ReleaseInput(region=steps.region, node=node, skip_if_down_after_s=down_timeout_s),
+        f"delete region {steps.region} on node {node.node_id}",
+        skippable(down_timeout_s),
+    )
 
 
 def _result(

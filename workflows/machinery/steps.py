@@ -1,7 +1,10 @@
-"""The membership steps as workflow calls: one method per step of DESIGN.md section 5.
+"""How a membership step runs: its phase entered, its activity run (quick first when it may
+wait for a node), its summary shown in the UI; and the steps every change takes (describe the
+region, capture a target, catch up on a dead peer's writes).
 
-Each builds its activity's input, names it for the UI (the activity summary), and runs it with
-the options of its kind. Workflows then read as the step list, one line a step.
+The steps of an addition and of a removal are beside their step lists, in workflows/add_peer.py
+and workflows/remove_peer.py: each builds its activity's input, names it for the UI and picks
+its options, so a workflow reads as the step list, one line a step.
 """
 
 from __future__ import annotations
@@ -16,22 +19,16 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
-from activities.add_peer import AddPeerActivities as Add
 from activities.reading import ReadingActivities as Read
 from activities.remove_peer import RemovePeerActivities as Remove
 from contracts.activity_models import (
     CaptureTargetInput,
     CatchUpInput,
-    ChannelsInput,
-    CreateLocalPeerInput,
     Peer,
     RegionDescription,
-    ReleaseInput,
-    SetActiveInput,
     StepInput,
     StepResult,
 )
-from contracts.killpoints import KillPoint
 from contracts.models import Phase
 from workflows.machinery.failures import INVALID_REQUEST, NODE_REFUSED
 from workflows.machinery.options import (
@@ -41,11 +38,8 @@ from workflows.machinery.options import (
     LOCAL_DESCRIBE,
     MEMBERSHIP,
     QUICK_TRY,
-    ROLLBACK,
     Options,
     execute,
-    skippable,
-    within,
 )
 from workflows.machinery.patches import earlier_worker_started
 from workflows.machinery.progress import ChangeReporter
@@ -80,7 +74,8 @@ def _refused(error: FailureError) -> bool:
     return isinstance(cause, ApplicationError) and cause.type in (NODE_REFUSED, INVALID_REQUEST)
 
 
-def _ids(peers: list[Peer]) -> list[int]:
+def ids(peers: list[Peer]) -> list[int]:
+    """The peers' node ids, for a step's summary."""
     return [p.node_id for p in peers]
 
 
@@ -117,48 +112,10 @@ class Steps:
             LOCAL_DESCRIBE if self.runner.lean() else DESCRIBE,
         )
 
-    def _boundary(self) -> Options:
+    def boundary(self) -> Options:
         """A first step after the region was described or changed: BOUNDARY (a regular one),
         but in workflows of the earlier worker, whose describe was a regular activity."""
         return BOUNDARY if self.runner.lean() else MEMBERSHIP
-
-    async def create_local_peer(
-        self, node: Peer, peers: list[Peer], down_timeout_s: float
-    ) -> StepResult:
-        return await self.step(
-            Phase.CREATING_LOCAL_PEER,
-            Add.create_local_peer,
-            CreateLocalPeerInput(region=self.region, node=node, peers=peers),
-            f"create region {self.region} on node {node.node_id}, inactive, peers {_ids(peers)}",
-            # the first side effect: the plan is in history before it
-            within(self._boundary(), down_timeout_s),
-        )
-
-    async def inactivate(self, node: Peer, down_timeout_s: float) -> StepResult:
-        return await self.step(
-            Phase.INACTIVATING_NEW_PEER,
-            Remove.inactivate_peer,
-            SetActiveInput(region=self.region, node=node, active=False),
-            f"inactivate node {node.node_id}",
-            within(MEMBERSHIP, down_timeout_s),
-        )
-
-    async def create_channels(
-        self, target: Peer, peers: list[Peer], coordinator: Peer, kill_after: KillPoint
-    ) -> StepResult:
-        return await self.step(
-            Phase.CREATING_CHANNELS,
-            Add.notify_peers_to_create_channels,
-            ChannelsInput(
-                region=self.region,
-                target=target,
-                peers=peers,
-                coordinator=coordinator,
-                kill_after=kill_after,
-            ),
-            f"nodes {_ids(peers)} create channels to node {target.node_id} "
-            f"(snapshot from node {coordinator.node_id})",
-        )
 
     async def capture_target(
         self, nodes: list[Peer], origins: list[int] | None = None, missing_ok: bool = False
@@ -169,51 +126,8 @@ class Steps:
             CaptureTargetInput(
                 region=self.region, nodes=nodes, origins=origins, missing_ok=missing_ok
             ),
-            f"capture the target vector from nodes {_ids(nodes)}"
+            f"capture the target vector from nodes {ids(nodes)}"
             + (f", origins {origins}" if origins else ""),
-        )
-
-    async def activate(
-        self, node: Peer, kill_after: KillPoint, down_timeout_s: float
-    ) -> StepResult:
-        return await self.step(
-            Phase.ACTIVATING,
-            Add.activate_peer,
-            SetActiveInput(region=self.region, node=node, active=True, kill_after=kill_after),
-            f"activate node {node.node_id}",
-            within(MEMBERSHIP, down_timeout_s),
-        )
-
-    async def drop_channels(
-        self,
-        target: Peer,
-        peers: list[Peer],
-        kill_before: KillPoint | None,
-        kill_after: KillPoint | None,
-        rollback: bool = False,
-    ) -> StepResult:
-        return await self.step(
-            Phase.DROPPING_CHANNELS,
-            Remove.notify_peers_to_drop_channels,
-            ChannelsInput(
-                region=self.region,
-                target=target,
-                peers=peers,
-                kill_before=kill_before,
-                kill_after=kill_after,
-            ),
-            f"nodes {_ids(peers)} drop their channels to node {target.node_id}",
-            # the removal's first step: a migration's addition is in history before it
-            ROLLBACK if rollback else self._boundary(),
-        )
-
-    async def write_off(self, target: Peer, peers: list[Peer]) -> StepResult:
-        return await self.step(
-            Phase.DROPPING_CHANNELS,
-            Remove.notify_peers_to_drop_channels,
-            ChannelsInput(region=self.region, target=target, peers=peers, write_off=True),
-            f"nodes {_ids(peers)} write off node {target.node_id}'s writes not replicated",
-            ROLLBACK,  # retried until done: the region must not take them back later
         )
 
     async def catch_up(
@@ -228,50 +142,7 @@ class Steps:
                 survivors=survivors,
                 down_timeout_s=down_timeout_s,
             ),
-            f"nodes {_ids(survivors)} take node {dead.node_id}'s writes from each other, "
+            f"nodes {ids(survivors)} take node {dead.node_id}'s writes from each other, "
             "up to the most any of them holds",
             CATCH_UP,
-        )
-
-    async def inactivate_for_deletion(
-        self, node: Peer, down_timeout_s: float, kill_after: KillPoint | None
-    ) -> StepResult:
-        return await self.step(
-            Phase.INACTIVATING_LEAVING_PEER,
-            Remove.inactivate_peer,
-            SetActiveInput(
-                region=self.region,
-                node=node,
-                active=False,
-                for_deletion=True,
-                skip_if_down_after_s=down_timeout_s,
-                kill_after=kill_after,
-            ),
-            f"inactivate node {node.node_id} for deletion",
-            skippable(down_timeout_s),
-        )
-
-    async def wait_release(
-        self, node: Peer, down_timeout_s: float, kill_after: KillPoint | None
-    ) -> StepResult:
-        return await self.step(
-            Phase.RELEASING,
-            Remove.wait_release,
-            ReleaseInput(
-                region=self.region,
-                node=node,
-                skip_if_down_after_s=down_timeout_s,
-                kill_after=kill_after,
-            ),
-            f"wait until node {node.node_id} released region {self.region}",
-            skippable(down_timeout_s),
-        )
-
-    async def delete_local_peer(self, node: Peer, down_timeout_s: float) -> StepResult:
-        return await self.step(
-            Phase.DELETING,
-            Remove.delete_local_peer,
-            ReleaseInput(region=self.region, node=node, skip_if_down_after_s=down_timeout_s),
-            f"delete region {self.region} on node {node.node_id}",
-            skippable(down_timeout_s),
         )
