@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 import uuid
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from runtime.directory import NodeDirectory
 from runtime.killswitch import KillPoints
 from stack.processes import children, process_state
 from tests.support.cluster import Cluster
+from tests.support.divergence import ADDED, CHANGED, DELETED, corrupt
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
@@ -36,28 +36,12 @@ REGION = 61
 HOT_KEYS = 40  # keys two origins overwrite again and again
 
 
-def corrupt(cluster: Cluster, node: int, region: int, sql: str, *params: object) -> None:
-    """Change a replica's store on disk, behind its node's back."""
-    path: Path = cluster.region_dir(node, region) / "store.db"
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        assert conn.execute(sql, params).rowcount == 1, sql
-    finally:
-        conn.close()
-
-
 async def write(cluster: Cluster, node: int, region: int, points: list[pb.Point]) -> None:
     await cluster.stub(node).Write(pb.WriteRequest(region=region, points=points), timeout=10)
 
 
 def a_point(series: str, ts: int, value: float) -> pb.Point:
     return pb.Point(series=series, timestamp=ts, value=value)
-
-
-CHANGED = "UPDATE points SET value = value + 1 WHERE series = 'kept' AND ts = 7"
-DELETED = "DELETE FROM points WHERE series = 'kept' AND ts = 8"
-# an extra point as settled as the rest: node 1's first write
-ADDED = "INSERT INTO points (series, ts, value, origin, seq) VALUES ('kept', 1000, 1.0, 1, 1)"
 
 
 @pytest.mark.parametrize(
