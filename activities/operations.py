@@ -1,5 +1,6 @@
 """Activities of the autopilot: probe the nodes, see which are drained or repaired, start a
-repair. Each is a read, or a start that a retry cannot double (one run per workflow id)."""
+repair or a consistency check. Each is a read, or a start that a retry cannot double (one run
+per workflow id)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.activity_models import Peer
+from contracts.check import CheckInput, CheckProgress
 from contracts.ids import drain_workflow_id, repair_workflow_id
 from contracts.models import RepairInput
 from protos import air_node_pb2 as pb
@@ -81,6 +83,38 @@ class OperationActivities:
         message = result.get("message", "") if isinstance(result, dict) else ""
         return str(message) or "ended"
 
+    @activity.defn
+    async def start_check(self, workflow_id: str, repair: bool) -> str:
+        """Start a check of every region under `workflow_id` (the autopilot picks it before the
+        call, so a retry finds that run and leaves it be); its id."""
+        what = "check the replicas of every region" + (", repairing a minority" if repair else "")
+        await self.client.start_workflow(
+            "CheckReplicasWorkflow",
+            CheckInput(repair=repair),
+            id=workflow_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=what,
+            static_details="started by the autopilot",
+        )
+        return workflow_id
+
+    @activity.defn
+    async def check_outcome(self, workflow_id: str) -> str | None:
+        """None while the check runs; what it found, in a line, once it ended. Read-only."""
+        if await self._running(workflow_id):
+            return None
+        handle = self.client.get_workflow_handle(workflow_id, result_type=CheckProgress)
+        try:
+            found: CheckProgress = await handle.result(follow_runs=True)
+        except WorkflowFailureError as e:
+            return f"failed: {e.cause or e}"
+        lines = [f"{found.equal} of {found.total} region(s) equal"]
+        lines += [r.line() for r in found.diverged]
+        if found.unchecked:
+            lines.append(f"{len(found.unchecked)} not checked")
+        return "; ".join(lines)
+
     async def _running(self, workflow_id: str) -> bool:
         try:
             described = await self.client.get_workflow_handle(workflow_id).describe()
@@ -91,4 +125,11 @@ class OperationActivities:
         return described.status == WorkflowExecutionStatus.RUNNING
 
     def all(self) -> list[Callable[..., Awaitable[object]]]:
-        return [self.probe_nodes, self.draining, self.start_repair, self.repair_outcome]
+        return [
+            self.probe_nodes,
+            self.draining,
+            self.start_repair,
+            self.repair_outcome,
+            self.start_check,
+            self.check_outcome,
+        ]

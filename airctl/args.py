@@ -4,10 +4,13 @@ global options every command takes before or after its name."""
 from __future__ import annotations
 
 import argparse
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
 from client import connection
+from contracts.errors import UserError
 from contracts.models import HIGH_WATERMARK
 
 # the parser's `add_subparsers()` object, on which each command module adds its commands
@@ -38,6 +41,21 @@ def percent(text: str) -> float:
             f"must be a percentage above 0 and at most 100, not {text}"
         )
     return value
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str, flag: str, also: str = "") -> timedelta:
+    """`24h`, `30m`, `90s`, `1d`: how often something runs (given as `flag`)."""
+    match = _DURATION.match(text.strip())
+    if match is None or float(match[1]) <= 0:
+        raise UserError(
+            f"{flag} takes a duration like 24h, 30m or 90s{' ' + also if also else ''}, "
+            f"not {text!r}"
+        )
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
 class Parser(argparse.ArgumentParser):

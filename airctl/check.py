@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 import uuid
 from datetime import timedelta
@@ -29,7 +28,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from airctl.args import Commands, positive
+from airctl.args import Commands, duration, positive
 from airctl.config import parse_ids
 from airctl.context import Ctl
 from client.starter import start_check
@@ -39,8 +38,6 @@ from contracts.ids import CHECK_SCHEDULE_ID, check_workflow_id
 from workflows.check import CheckReplicasWorkflow
 
 EQUAL, DIVERGED, ERROR, UNCHECKED = 0, 1, 2, 3
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def register(sub: Commands) -> None:
@@ -82,7 +79,7 @@ async def cmd_check(ctl: Ctl) -> int:
     if args.every == "off":
         return await _unschedule(ctl)
     request = _request(args)
-    interval = every(args.every) if args.every is not None else None
+    interval = duration(args.every, "--every", "(or off)") if args.every is not None else None
     client = await ctl.temporal()
     if interval is not None:
         return await _schedule(ctl, client, request, interval)
@@ -102,14 +99,6 @@ def _request(args: argparse.Namespace) -> CheckInput:
         raise UserError("name the regions to check (e.g. 1,2,3) or --all, one of the two")
     regions = parse_ids(args.regions, "regions") if args.regions else []
     return CheckInput(regions=regions, rate_mb_s=args.rate, cpu_share=args.cpu, repair=args.repair)
-
-
-def every(text: str) -> timedelta:
-    """`24h`, `30m`, `90s`, `1d`: how often a scheduled check runs."""
-    match = _DURATION.match(text.strip())
-    if match is None or float(match[1]) <= 0:
-        raise UserError(f"--every takes a duration like 24h, 30m or 90s (or off), not {text!r}")
-    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
 async def _follow(

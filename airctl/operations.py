@@ -16,7 +16,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from airctl.args import Commands, count, high_watermark, positive
+from airctl.args import Commands, count, duration, high_watermark, positive
 from airctl.changes import start
 from airctl.context import Ctl
 from airctl.display import Bars
@@ -280,11 +280,22 @@ async def cmd_autopilot(ctl: Ctl) -> int:
     client = await ctl.temporal()
     handle = client.get_workflow_handle_for(AutopilotWorkflow.run, AUTOPILOT_WORKFLOW_ID)
     if ctl.args.switch == "on":
-        request = AutopilotInput(dead_after_s=ctl.args.dead_after)
+        every = ctl.args.check_every
+        check_every_s = duration(every, "--check-every").total_seconds() if every else None
+        request = AutopilotInput(
+            dead_after_s=ctl.args.dead_after,
+            check_every_s=check_every_s,
+            check_repair=ctl.args.check_repair,
+        )
         await start_autopilot(client, request, ctl.config.task_queue)
         url = ctl.workflow_url(AUTOPILOT_WORKFLOW_ID)
-        text = f"autopilot on: a node gone for {ctl.args.dead_after:g} s is repaired\n{url}"
-        ctl.emit({"on": True, "dead_after_s": ctl.args.dead_after, "ui": url}, text)
+        text = f"autopilot on: a node gone for {ctl.args.dead_after:g} s is repaired"
+        if check_every_s is not None:
+            text += f"; every region checked every {every}" + (
+                ", a clear minority rebuilt" if ctl.args.check_repair else ""
+            )
+        data = {"on": True, "dead_after_s": ctl.args.dead_after, "ui": url}
+        ctl.emit(data | {"check_every_s": check_every_s}, f"{text}\n{url}")
         return 0
     if not await _running(handle):
         ctl.emit({"on": False}, "autopilot off")
@@ -304,6 +315,10 @@ def autopilot_text(s: AutopilotState) -> str:
         f"autopilot on: dead after {s.dead_after_s:g} s down, probing every {s.probe_every_s:g} s",
         f"down: {down or 'none'}; repairing: {s.repairing or 'none'}",
     ]
+    if s.check_every_s is not None:
+        last = f"{s.last_check:%Y-%m-%d %H:%M:%S}" if s.last_check else "none yet"
+        running = s.checking or "none"
+        lines.append(f"checks every {s.check_every_s:g} s: last {last}, running {running}")
     if s.paused:
         lines.append(f"paused: {s.paused}")
     lines += [f"{d.at:%Y-%m-%d %H:%M:%S} {d.what}" for d in s.decisions]
@@ -353,6 +368,17 @@ def register(sub: Commands) -> None:
         type=positive,
         default=300.0,
         help="seconds a node must stay unreachable to be declared dead (default 300)",
+    )
+    autopilot.add_argument(
+        "--check-every",
+        metavar="DURATION",
+        help="also check every region's replicas this often, e.g. 24h (default: no checks; "
+        "`airctl check --every` schedules them instead)",
+    )
+    autopilot.add_argument(
+        "--check-repair",
+        action="store_true",
+        help="a check that finds a clear minority replica rebuilds it",
     )
     autopilot.set_defaults(handler=cmd_autopilot)
 

@@ -155,13 +155,13 @@ async def start_check(
 async def start_autopilot(
     client: Client, request: AutopilotInput, task_queue: str = TASK_QUEUE
 ) -> WorkflowHandle[Any, Any]:
-    """Turn the autopilot on; if it is on already, give it this dead_after."""
+    """Turn the autopilot on; if it is on already, give it this dead_after and these checks."""
     options = _options(client, request, AUTOPILOT_WORKFLOW_ID, task_queue, [])
     try:
         return await client.start_workflow(AutopilotWorkflow.run, request, **options)
     except WorkflowAlreadyStartedError:
         handle = client.get_workflow_handle_for(AutopilotWorkflow.run, AUTOPILOT_WORKFLOW_ID)
-        await handle.execute_update(AutopilotWorkflow.set_dead_after, request.dead_after_s)
+        await handle.execute_update(AutopilotWorkflow.configure, request)
         return handle
 
 

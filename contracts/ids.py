@@ -33,5 +33,6 @@ CHECK_SCHEDULE_ID = "air-check"
 
 
 def check_workflow_id(token: str) -> str:
-    """A check started by hand (`token`: what makes it unique, e.g. a random hex)."""
+    """A check started by hand or by the autopilot (`token`: what makes it unique, e.g. a
+    random hex)."""
     return f"air-check-{token}"

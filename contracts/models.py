@@ -322,9 +322,17 @@ class AutopilotState(BaseModel):
     paused: str = ""  # why repairs are paused (more than one node down), if they are
     decisions: list[Decision] = Field(default_factory=list)  # the latest, newest last
     probes: int = 0
+    # a consistency check of every region this often (None: none), mending a clear minority
+    # if check_repair; the one it started and runs, and when it started the last
+    check_every_s: float | None = None
+    check_repair: bool = False
+    checking: str | None = None
+    last_check: datetime | None = None
 
 
 class AutopilotInput(BaseModel):
     dead_after_s: float = 300.0
     probe_every_s: float = 10.0
+    check_every_s: float | None = None  # off by default: `airctl check --every` schedules one
+    check_repair: bool = False
     carried: AutopilotState | None = None  # set when it continues as new

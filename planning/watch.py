@@ -29,7 +29,7 @@ class Watch:
         for node, up in sorted(answering.items()):
             if not up and node not in s.down_since:
                 s.down_since[node] = now
-                self._decide(now, f"node {node} does not answer")
+                self.decide(now, f"node {node} does not answer")
             elif up and node in s.down_since:
                 self._back(node, now)
         down = sorted(s.down_since)
@@ -40,11 +40,11 @@ class Watch:
             )
             if s.paused != reason:
                 s.paused = reason
-                self._decide(now, reason)
+                self.decide(now, reason)
             return []
         if s.paused:
             s.paused = ""
-            self._decide(now, "at most one node is down: repairs may start again")
+            self.decide(now, "at most one node is down: repairs may start again")
         return [node for node in down if self._dead(node, draining, now)]
 
     def repair_ended(self, node: int, outcome: str, now: datetime) -> None:
@@ -52,7 +52,7 @@ class Watch:
         s.repairing.remove(node)
         if node in s.down_since:
             s.repaired.append(node)
-        self._decide(now, f"the repair of node {node} ended: {outcome}")
+        self.decide(now, f"the repair of node {node} ended: {outcome}")
 
     def _dead(self, node: int, draining: set[int], now: datetime) -> bool:
         s = self.state
@@ -64,7 +64,7 @@ class Watch:
         if node in draining:
             return False  # its drain moves its regions (skipping it while it is down)
         s.repairing.append(node)
-        self._decide(now, f"node {node} declared dead after {down_for:.0f} s down: repairing it")
+        self.decide(now, f"node {node} declared dead after {down_for:.0f} s down: repairing it")
         return True
 
     def _back(self, node: int, now: datetime) -> None:
@@ -77,9 +77,11 @@ class Watch:
             outcome = "its repair goes on: its stale replicas delete themselves"
         else:
             outcome = "nothing to do"
-        self._decide(now, f"node {node} answers again after {down_for:.0f} s: {outcome}")
+        self.decide(now, f"node {node} answers again after {down_for:.0f} s: {outcome}")
 
-    def _decide(self, now: datetime, what: str) -> None:
+    def decide(self, now: datetime, what: str) -> Decision:
+        """A decision, kept in the state (the latest KEEP_DECISIONS) and in `new`."""
         decision = Decision(at=now, what=what)
         self.new.append(decision)
         self.state.decisions = [*self.state.decisions, decision][-KEEP_DECISIONS:]
+        return decision

@@ -4,8 +4,10 @@ One per cluster, running until turned off. Every `probe_every_s` it probes the n
 the probe to its judgement (planning/watch.py), which names the nodes dead for `dead_after_s`:
 their repairs start (RepairNodeWorkflow, a workflow of its own, so turning the autopilot off
 leaves a running repair to finish). Each decision is in its history (a memo upsert, with the
-time it was taken) and in its current details. It continues as new before its history grows
-large, carrying what it knows.
+time it was taken) and in its current details. With `check_every_s` it also starts a
+consistency check of every region that often (CheckReplicasWorkflow, one at a time: a check
+still running when the next is due delays it), and records what each found. It continues as new
+before its history grows large, carrying what it knows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, VersioningBehavior
 
 from activities.operations import OperationActivities as O
+from contracts.ids import check_workflow_id
 from contracts.models import AutopilotInput, AutopilotState, Decision
 from planning.watch import Watch
 
@@ -33,7 +36,10 @@ class AutopilotWorkflow:
     @workflow.init
     def __init__(self, req: AutopilotInput) -> None:
         self._state = req.carried or AutopilotState(
-            dead_after_s=req.dead_after_s, probe_every_s=req.probe_every_s
+            dead_after_s=req.dead_after_s,
+            probe_every_s=req.probe_every_s,
+            check_every_s=req.check_every_s,
+            check_repair=req.check_repair,
         )
         self._watch = Watch(self._state)
 
@@ -51,6 +57,21 @@ class AutopilotWorkflow:
         if seconds <= 0:
             raise ValueError(f"dead_after must be above 0 seconds, not {seconds}")
 
+    @workflow.update
+    def configure(self, req: AutopilotInput) -> AutopilotState:
+        """`airctl autopilot on` again: its dead_after and its checks."""
+        self._state.dead_after_s = req.dead_after_s
+        self._state.check_every_s = req.check_every_s
+        self._state.check_repair = req.check_repair
+        self._show()
+        return self._state
+
+    @configure.validator
+    def _valid_configure(self, req: AutopilotInput) -> None:
+        self._valid_dead_after(req.dead_after_s)
+        if req.check_every_s is not None and req.check_every_s <= 0:
+            raise ValueError(f"check_every must be above 0 seconds, not {req.check_every_s}")
+
     @workflow.run
     async def run(self, req: AutopilotInput) -> None:
         if req.dead_after_s <= 0 or req.probe_every_s <= 0:
@@ -58,6 +79,7 @@ class AutopilotWorkflow:
         self._show()
         while workflow.info().get_current_history_length() < CONTINUE_AFTER:
             await self._probe()
+            await self._check()
             await workflow.sleep(self._state.probe_every_s)
         workflow.continue_as_new(req.model_copy(update={"carried": self._state}))
 
@@ -76,6 +98,26 @@ class AutopilotWorkflow:
         if decided:
             self._record(decided)
 
+    async def _check(self) -> None:
+        """The check it started, if it ended; a new one, if one is due. (Off, it does nothing:
+        no command, so a history from before the checks replays unchanged.)"""
+        s = self._state
+        if s.checking is not None:
+            outcome = await _local(O.check_outcome, s.checking)
+            if outcome is None:
+                return
+            self._record([self._watch.decide(workflow.now(), f"check {s.checking}: {outcome}")])
+            s.checking = None
+        now = workflow.now()
+        if s.check_every_s is None or (
+            s.last_check is not None and (now - s.last_check).total_seconds() < s.check_every_s
+        ):
+            return
+        token = f"autopilot-{workflow.uuid4().hex[:8]}"  # chosen here: a retry starts no other
+        s.checking = await _local(O.start_check, check_workflow_id(token), s.check_repair)
+        s.last_check = now
+        self._record([self._watch.decide(now, f"started check {s.checking} of every region")])
+
     def _record(self, decisions: list[Decision]) -> None:
         for d in decisions:
             workflow.logger.info("autopilot: %s", d.what)
@@ -90,6 +132,11 @@ class AutopilotWorkflow:
             f"{s.probe_every_s:g} s",
             f"down: {down or 'none'}; repairing {s.repairing or 'none'}",
         ]
+        if s.check_every_s is not None:
+            last = f"{s.last_check:%H:%M:%S}" if s.last_check else "none yet"
+            lines.append(
+                f"checks every {s.check_every_s:g} s (last {last}, running: {s.checking or 'none'})"
+            )
         if s.paused:
             lines.append(f"PAUSED: {s.paused}")
         lines += [f"{d.at:%H:%M:%S} {d.what}" for d in s.decisions[-SHOWN:]]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 
 from contracts.models import AutopilotInput, AutopilotState
+from protos import air_node_pb2 as pb
 from tests.support.chaos import restart
 from tests.support.cluster import HELD
+from tests.support.divergence import CHANGED, corrupt
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
@@ -17,6 +20,7 @@ from workflows.autopilot import AutopilotWorkflow
 
 REGIONS = list(range(741, 744))
 LOADED = REGIONS[0]
+CHECKED = 745
 
 
 async def decided(handle: WorkflowHandle[Any, Any], text: str) -> AutopilotState:
@@ -83,3 +87,35 @@ async def test_the_autopilot_repairs_a_dead_node_and_only_that(stack: Stack) -> 
     await cluster.converged(LOADED, [1, 2, 4], count=len(acked))
     for i in (1, 2, 4):
         assert await missing_points(cluster, i, LOADED, acked) == [], i
+
+
+async def test_the_autopilot_checks_the_replicas_one_check_at_a_time_and_mends_a_minority(
+    stack: Stack,
+) -> None:
+    region = CHECKED
+    cluster = await stack.four_nodes(region)
+    kept = [pb.Point(series="kept", timestamp=t, value=float(t)) for t in range(20)]
+    await cluster.stub(1).Write(pb.WriteRequest(region=region, points=kept), timeout=10)
+    await cluster.converged(region, [1, 2, 3], count=len(kept))
+    corrupt(cluster, 2, region, CHANGED)
+
+    autopilot = await stack.autopilot(
+        AutopilotInput(dead_after_s=600, probe_every_s=0.5, check_every_s=1, check_repair=True)
+    )
+    diverged = "DIVERGED, node 2 differs from the others"
+    found = await decided(autopilot, diverged)
+    (finding,) = [d.what for d in found.decisions if diverged in d.what]
+    assert "reconstruct" in finding, finding
+    mended = await decided(autopilot, "1 of 1 region(s) equal")
+    # one check at a time: each started only once the one before had ended
+    checks = [d.what for d in mended.decisions if "check air-check-autopilot-" in d.what]
+    assert len(checks) >= 4, checks
+    assert all(
+        first.startswith("started") != second.startswith("started")
+        for first, second in itertools.pairwise(checks)
+    ), checks
+    await cluster.converged(region, [1, 2, 3], count=len(kept))
+    reply = await cluster.stub(2).Read(
+        pb.ReadRequest(region=region, series="kept", start=0), timeout=10
+    )
+    assert [p.value for p in reply.points] == [p.value for p in kept]  # node 2 rebuilt
