@@ -1,28 +1,64 @@
-"""A migration of the earlier worker: AddPeer, then RemovePeer, as child workflows."""
+"""A migration of the earlier worker: AddPeer, then RemovePeer, as child workflows.
+
+RegionMigrationWorkflow inherits `RelaysChildStalls` (the stall signal its children send) and
+runs `migrate_with_children` for such a migration.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 from contracts.activity_models import RegionDescription
 from contracts.errors import InvalidRequest
-from contracts.ids import child_workflow_id
 from contracts.models import (
     AddPeerInput,
     MigrationInput,
     MigrationResult,
     Phase,
     RemovePeerInput,
+    StallReport,
 )
 from planning.placement import migration_coordinator, validate_migration
 from workflows.add_peer import AddPeerWorkflow
 from workflows.machinery.failures import refusal
 from workflows.machinery.options import child
-from workflows.machinery.progress import ChangeReporter
+from workflows.machinery.progress import STALL_SIGNAL, ChangeReporter
 from workflows.remove_peer import RemovePeerWorkflow, finish_even_if_cancelled
+
+
+def child_workflow_id(parent_id: str, kind: str) -> str:
+    """A migration's add-peer or remove-peer child."""
+    return f"{parent_id}/{kind}"
+
+
+class RelaysChildStalls:
+    """The stall signal of such a migration: its child reports a stall, the migration shows it
+    and passes it on to its drain. (A current migration has no child: no signal reaches it.)"""
+
+    reporter: ChangeReporter
+
+    @workflow.signal(name=STALL_SIGNAL)
+    async def transfer_stall(self, report: StallReport) -> None:
+        await relay_stall(self.reporter, report)
+
+
+async def relay_stall(reporter: ChangeReporter, report: StallReport) -> None:
+    """A child's stall report: shown, passed on."""
+    try:
+        progress = reporter.progress
+    except ApplicationError:  # not begun yet: nothing to show
+        return
+    if not reporter.set_stalled(report.stalled):
+        return
+    if report.stalled:
+        progress.message = report.detail
+    elif progress.message.startswith("STALLED"):
+        progress.message = ""
+    reporter.show()
+    await reporter.surface.tell_parent(report)
 
 
 async def migrate_with_children(
