@@ -1,12 +1,14 @@
 """A migration of the earlier worker: AddPeer, then RemovePeer, as child workflows.
 
 RegionMigrationWorkflow inherits `RelaysChildStalls` (the stall signal its children send) and
-runs `migrate_with_children` for such a migration.
+runs `migrate_with_children` for such a migration; `with_children` folds its children's
+progress into its own, for airctl.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
@@ -18,6 +20,7 @@ from contracts.models import (
     MigrationInput,
     MigrationResult,
     Phase,
+    Progress,
     RemovePeerInput,
     StallReport,
 )
@@ -32,6 +35,24 @@ from workflows.remove_peer import RemovePeerWorkflow, finish_even_if_cancelled
 def child_workflow_id(parent_id: str, kind: str) -> str:
     """A migration's add-peer or remove-peer child."""
     return f"{parent_id}/{kind}"
+
+
+async def with_children(
+    progress: Progress, parent_id: str, query: Callable[[str], Awaitable[Progress | None]]
+) -> Progress:
+    """Migration `parent_id`'s progress with its children's steps, and the running child's
+    phase and lag; `query` answers a child's progress by its id (None: no such child, as for a
+    current migration)."""
+    running = {Phase.ADDING: AddPeerWorkflow.kind, Phase.REMOVING: RemovePeerWorkflow.kind}
+    current = running.get(progress.phase)
+    for kind in (AddPeerWorkflow.kind, RemovePeerWorkflow.kind):
+        inner = await query(child_workflow_id(parent_id, kind))
+        if inner is None:
+            continue
+        progress.steps_done = progress.steps_done + inner.steps_done
+        if kind == current:
+            progress.phase, progress.lag, progress.rate = inner.phase, inner.lag, inner.rate
+    return progress
 
 
 class RelaysChildStalls:
