@@ -73,8 +73,8 @@ PASSED_THROUGH = (
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
 )
-# The earlier worker's sandbox, for the benchmark beside it: only what its workflow modules
-# passed through by hand; the workflows and pydantic imported afresh for each run.
+# The baseline bench/migrate.py measures WORKFLOW_RUNNER against: the workflows and pydantic
+# imported afresh for each run, only a few modules passed through.
 REIMPORTING_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
         "contracts", "runtime", "activities", "protos", "google.protobuf"
@@ -128,7 +128,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sandbox-reimport",
         action="store_true",
         help="(benchmarks) import the workflows' modules and pydantic afresh for each run, "
-        "as the earlier worker did",
+        "the baseline of bench/migrate.py",
     )
     args = p.parse_args(argv)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from functools import partial
 from typing import Any, TextIO
 
 from rich.progress import TaskID
@@ -19,6 +20,7 @@ from airctl.display import Bars
 from contracts.ids import region_workflow_id
 from contracts.models import MovesProgress, Phase, Progress
 from workflows.drain import DrainNodeWorkflow
+from workflows.legacy.migration import with_children
 from workflows.machinery.change import MembershipChange
 from workflows.machinery.operation import MovesWorkflow
 from workflows.rebalance import RebalanceWorkflow
@@ -33,20 +35,11 @@ async def _query(client: Client, workflow_id: str) -> Progress | None:
 
 
 async def snapshot(client: Client, handle: WorkflowHandle[Any, Any]) -> Progress | None:
-    """The workflow's progress; for a migration the earlier worker started, with its
-    children's steps, phase and lag."""
+    """The workflow's progress; a migration's with its children's (workflows/legacy/)."""
     progress = await _query(client, handle.id)
     if progress is None or progress.kind != "migration":
         return progress
-    current = {Phase.ADDING: "add-peer", Phase.REMOVING: "remove-peer"}.get(progress.phase)
-    for child in ("add-peer", "remove-peer"):
-        inner = await _query(client, f"{handle.id}/{child}")
-        if inner is None:
-            continue
-        progress.steps_done = progress.steps_done + inner.steps_done
-        if child == current:
-            progress.phase, progress.lag, progress.rate = inner.phase, inner.lag, inner.rate
-    return progress
+    return await with_children(progress, handle.id, partial(_query, client))
 
 
 def transfer(p: Progress) -> str:

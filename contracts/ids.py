@@ -1,4 +1,5 @@
-"""Workflow ids and the task queue: every id a client or a workflow builds comes from here."""
+"""Workflow ids and the task queue: every id a client or a workflow builds comes from here
+(but a legacy migration's children's: workflows/legacy/migration.py)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,6 @@ def drain_workflow_id(node: int) -> str:
 
 def repair_workflow_id(node: int) -> str:
     return f"air-repair-node-{node}"
-
-
-def child_workflow_id(parent_id: str, kind: str) -> str:
-    """A migration's add-peer or remove-peer child, as migrations of the earlier worker ran."""
-    return f"{parent_id}/{kind}"
 
 
 # One rebalance of the cluster at a time; one autopilot per cluster.

@@ -79,8 +79,10 @@ class Phase(enum.StrEnum):
     ROLLING_BACK = "ROLLING_BACK"
     MOVING = "MOVING"  # drain: region migrations run as children
     PAUSED = "PAUSED"  # drain: no new migration starts until resumed
-    ADDING = "ADDING"  # migration: the add-peer child runs
-    REMOVING = "REMOVING"  # migration: the remove-peer child runs
+    # Only a legacy migration's (workflows/legacy/migration.py: its add-peer, then its
+    # remove-peer child runs); kept while old histories and queries carry them (patches.LEAN).
+    ADDING = "ADDING"
+    REMOVING = "REMOVING"
     DONE = "DONE"
     ROLLED_BACK = "ROLLED_BACK"
 
@@ -164,7 +166,7 @@ class Move(BaseModel):
     to_node: int
     store_bytes: int = 0  # the region's store when planned: what its snapshot moves
     # The nodes the new replica may copy from (a drain picks the least busy when it starts);
-    # empty in a plan of the earlier worker.
+    # none: the migration picks (the plans of workflows/legacy/drain.py name none).
     sources: list[int] = Field(default_factory=list)
 
 

@@ -15,11 +15,11 @@ from functools import partial
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
-from contracts.models import DrainInput, DrainProgress, DrainResult, MovesProgress
+from contracts.models import DrainInput, DrainProgress, DrainResult
 from contracts.search_attributes import KIND_KEY, NODES_KEY
 from planning.placement import plan_drain
-from workflows.legacy.drain import DrainByCount
-from workflows.machinery.moves import Reroute, Steered
+from workflows.legacy.drain import AnswersEarlierDrains
+from workflows.machinery.moves import Reroute
 from workflows.machinery.operation import MovesWorkflow, settings_of
 from workflows.machinery.patches import earlier_worker_started
 from workflows.migration import RegionMigrationWorkflow
@@ -27,7 +27,7 @@ from workflows.migration import RegionMigrationWorkflow
 
 # a long operation moves to the current build at its next task (patches guard changes)
 @workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
-class DrainNodeWorkflow(MovesWorkflow):
+class DrainNodeWorkflow(AnswersEarlierDrains, MovesWorkflow):
     kind = "drain"
 
     @workflow.init
@@ -37,21 +37,11 @@ class DrainNodeWorkflow(MovesWorkflow):
             state, f"drain node {req.node}", req.high_watermark, RegionMigrationWorkflow.run
         )
         self._drain = state
-        self._legacy: DrainByCount | None = None  # a drain the earlier worker started
-
-    def _steering(self) -> Steered:
-        return self._legacy or self._mover
-
-    @workflow.query
-    def drain_progress(self) -> MovesProgress:
-        """The progress, under the name clients of the earlier worker ask for."""
-        return self._steering().measured()
 
     @workflow.run
     async def run(self, req: DrainInput) -> DrainResult:
-        if earlier_worker_started():
-            self._legacy = DrainByCount(self._drain)
-            return await self._legacy.run(req)
+        if earlier_worker_started():  # patches.LEAN: runs as workflows/legacy/drain.py
+            return await self._drain_by_count(req, self._drain)
         workflow.upsert_search_attributes(
             [KIND_KEY.value_set(self.kind), NODES_KEY.value_set([str(req.node)])]
         )

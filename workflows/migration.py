@@ -17,34 +17,27 @@ from contracts.models import (
     MigrationInput,
     MigrationResult,
     Phase,
-    StallReport,
 )
 from planning.placement import plan_migration
 from workflows.add_peer import add_or_roll_back, addition_result
-from workflows.legacy.migration import migrate_with_children
+from workflows.legacy.migration import RelaysChildStalls, migrate_with_children
 from workflows.machinery.change import MembershipChange
 from workflows.machinery.patches import earlier_worker_started
-from workflows.machinery.progress import STALL_SIGNAL
 from workflows.machinery.steps import Steps
 from workflows.remove_peer import finish_even_if_cancelled, remove_peer_steps
 
 
 # a membership change finishes on the build that started it
 @workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
-class RegionMigrationWorkflow(MembershipChange):
+class RegionMigrationWorkflow(RelaysChildStalls, MembershipChange):
     kind = "migration"
-
-    @workflow.signal(name=STALL_SIGNAL)
-    async def transfer_stall(self, report: StallReport) -> None:
-        """A child's stall report, in a migration of the earlier worker."""
-        await self.reporter.relay_stall(report)
 
     @workflow.run
     async def run(self, req: MigrationInput) -> MigrationResult:
         self.reporter.begin(req.region, [req.from_node, req.to_node], req.stall_after_s)
         steps = Steps(self.reporter, req.region)
         description = await steps.describe()
-        if earlier_worker_started():
+        if earlier_worker_started():  # patches.LEAN: runs as workflows/legacy/migration.py
             return await migrate_with_children(self.reporter, description, req)
         try:
             plan = plan_migration(description, req, workflow.random())

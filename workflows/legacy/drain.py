@@ -1,4 +1,8 @@
-"""A drain of the earlier worker: planned by replica count, one run, every move a coroutine."""
+"""A drain of the earlier worker: planned by replica count, one run, every move a coroutine.
+
+DrainNodeWorkflow inherits `AnswersEarlierDrains`: the query under the name that worker's
+clients ask for, and the steering of a drain it started (`DrainByCount`).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from contracts.models import (
     DrainResult,
     MigrationInput,
     Move,
+    MovesProgress,
     Phase,
 )
 from contracts.search_attributes import (
@@ -32,8 +37,29 @@ from contracts.search_attributes import (
 )
 from workflows.machinery.failures import refusal
 from workflows.machinery.moves import Steered, details
+from workflows.machinery.operation import MovesWorkflow
 from workflows.machinery.options import DESCRIBE, child, execute
 from workflows.migration import RegionMigrationWorkflow
+
+
+class AnswersEarlierDrains(MovesWorkflow):
+    """A drain's handlers for the earlier worker: its query name, and its steering of a drain
+    that worker started."""
+
+    _by_count: DrainByCount | None = None  # set when this drain runs by count
+
+    def _steering(self) -> Steered:
+        return self._by_count or super()._steering()
+
+    @workflow.query
+    def drain_progress(self) -> MovesProgress:
+        """The progress, under the name clients of the earlier worker ask for."""
+        return self._steering().measured()
+
+    async def _drain_by_count(self, req: DrainInput, state: DrainProgress) -> DrainResult:
+        """The drain as the earlier worker ran it, when it started it."""
+        self._by_count = DrainByCount(state)
+        return await self._by_count.run(req)
 
 
 def plan_drain_by_count(cluster: ClusterDescription, node: int) -> list[Move]:

@@ -86,8 +86,8 @@ class MoveFailed(Exception):
 
 class Steered:
     """The steering an operation's updates and its moves' stall signal do: on any runner of
-    moves with a `state`, a `show()` and a `measured()` (the mover; a drain of the earlier
-    worker)."""
+    moves with a `state`, a `show()` and a `measured()` (the mover; legacy/drain.py's
+    DrainByCount)."""
 
     state: MovesProgress
 
@@ -202,7 +202,7 @@ class Mover(Steered):
         for move in self._waiting:
             if self._busy[move.to_node] >= limit:
                 continue
-            if not move.sources:  # planned by the earlier worker: the migration picks
+            if not move.sources:  # none named (see Move.sources): the migration picks
                 return move, None
             free = [n for n in move.sources if self._busy[n] < limit and n != move.to_node]
             if free:

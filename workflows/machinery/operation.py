@@ -89,7 +89,7 @@ class MovesWorkflow:
     ) -> list[Move]:
         """Check the bounds, describe the cluster and plan: a refusal fails the workflow and
         answers the `validated` update with the reason, before anything changed. (`asking`:
-        the node a drain names in its describe call, as the earlier worker did.)"""
+        the node a drain names in its describe call; the activity does not use it.)"""
         try:
             check_bound("max_concurrent", req.max_concurrent)
             check_bound("max_per_node", req.max_per_node)

@@ -127,7 +127,7 @@ async def execute(
 async def child(
     run: Callable[[Any, Any], Awaitable[R]], arg: Any, workflow_id: str, summary: str | None = None
 ) -> R:
-    """Run a child workflow (a drain's move; a migration's step, as the earlier worker ran it).
+    """Run a child workflow (a drain's move; a legacy migration's step: workflows/legacy/).
 
     Closing the parent, even by termination, cancels the child instead of terminating it, so
     a move is never left half made: it rolls back, or finishes once its removal has begun.

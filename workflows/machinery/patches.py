@@ -11,7 +11,13 @@ says which patches its worker had: 2026-11-26 none of these).
 
 - `LEAN`: workflows of the earlier worker (no marker) run as it ran them (workflows/legacy/).
   Sites: `earlier_worker_started` below; its callers workflows/migration.py `run`,
-  workflows/drain.py `run`, machinery/steps.py `lean`; and the package workflows/legacy/.
+  workflows/drain.py `run` and machinery/steps.py `Runner.lean` (the options it picks in
+  `Runner.run`, `Steps.describe` and the boundary step's; bench/migrate.py's `InProcess`
+  overrides it); the package workflows/legacy/, and what current code takes from it: the
+  base classes `RelaysChildStalls` of workflows/migration.py and `AnswersEarlierDrains` of
+  workflows/drain.py (tests/ ask current drains for `drain_progress` too: they move to
+  `moves_progress`), `with_children` in airctl/progress.py `snapshot`; contracts/models.py
+  `Phase.ADDING` and `Phase.REMOVING` (only the retired histories' payloads hold them).
 - `STALLS`: stall reports to the parent and the AirStalled attribute. Site: machinery/progress.py
   `stalls_published`.
 - `WRITE_OFF`: a peer removed while down is written off. Site: workflows/remove_peer.py.

@@ -158,18 +158,6 @@ class ChangeReporter(Reporter):
         self.stalled(stalled)
         return True
 
-    async def relay_stall(self, report: StallReport) -> None:
-        """A child's stall report (a migration of the earlier worker): shown, passed on."""
-        if self._progress is None or not self.set_stalled(report.stalled):
-            return
-        progress = self.progress
-        if report.stalled:
-            progress.message = report.detail
-        elif progress.message.startswith("STALLED"):
-            progress.message = ""
-        self.show()
-        await self.surface.tell_parent(report)
-
     def transfer(self, slice_: TransferProgress, ids: list[int], flat_s: float) -> bool:
         """Lag and rate into the progress; a lag flat for `stall_after_s` is a stall.
 

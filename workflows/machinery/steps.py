@@ -114,7 +114,7 @@ class Steps:
 
     def boundary(self) -> Options:
         """A first step after the region was described or changed: BOUNDARY (a regular one),
-        but in workflows of the earlier worker, whose describe was a regular activity."""
+        but MEMBERSHIP where the describe was a regular activity (not lean: patches.LEAN)."""
         return BOUNDARY if self.runner.lean() else MEMBERSHIP
 
     async def capture_target(
