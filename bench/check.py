@@ -5,9 +5,10 @@ Three nodes hold `--regions` regions of `--points` points each. In one run:
 - the floor: every store file of node 1 read once (`cat` to /dev/null, as `cp` would);
 - a check of every region at an unlimited rate: its wall time, the ratio to the floor, and the
   CPU seconds of each node and of the worker;
-- one-point writes to node 2, timed while idle and then during a check of `--paced-regions`
-  regions at the default bounds (8 MB/s and a quarter of a core per node): p50 and p99, and
-  the ratio of the two p99s.
+- one-point writes to node 2, timed while idle, then beside the floor of a paced check's CPU
+  (one niced busy loop per node taking the same share of a core in bursts as long as a range's
+  hashing, nothing else), then during a check of `--paced-regions` regions at the default
+  bounds (8 MB/s and a quarter of a core per node): p50 and p99, and the ratios of the p99s.
 Run: `python bench/check.py [--regions 100] [--points 100000]`; prints one JSON object.
 """
 
@@ -30,6 +31,7 @@ from bench.migrate import cpu_s, pid
 from client.starter import start_check
 from contracts.check import DEFAULT_CPU_SHARE, DEFAULT_RATE_MB_S, CheckInput
 from contracts.ids import check_workflow_id
+from node.check_reader import HELPER_NICE
 from node.columns import to_columns
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients, NodeStub
@@ -39,6 +41,19 @@ UNLIMITED_MB_S = 1e6
 NO_CPU_BOUND = 1.0
 BATCH = 50_000  # points per load write
 IDLE_S = 20  # one-point writes timed with nothing else running: about as long as the paced check
+BURST_S = 0.011  # a range of 5,000 points hashed (bench/range_hash.py: 0.224 s per 100,000)
+# A helper's CPU without the check: niced as the helper is, busy for a burst, then idle for as
+# long as keeps it within its share of a core.
+BUSY_LOOP = """
+import os, sys, time
+os.nice(int(sys.argv[1]))
+burst, share = float(sys.argv[2]), float(sys.argv[3])
+while True:
+    until = time.perf_counter() + burst
+    while time.perf_counter() < until:
+        pass
+    time.sleep(burst * (1 - share) / share)
+"""
 
 
 async def load(clients: NodeClients, nodes: list[NodeProcess], regions: int, points: int) -> None:
@@ -85,6 +100,27 @@ async def write_latencies(stub: NodeStub, stop: asyncio.Event, region: int) -> l
     return latencies
 
 
+async def beside_busy_loops(
+    stub: NodeStub, region: int, loops: int, cpu_share: float
+) -> list[float]:
+    """One-point writes timed for IDLE_S beside `loops` niced busy loops of `cpu_share`."""
+    args = [str(HELPER_NICE), str(BURST_S), str(min(cpu_share, 1.0))]
+    busy = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", BUSY_LOOP, *args)
+        for _ in range(loops)
+    ]
+    try:
+        stop = asyncio.Event()
+        timed = asyncio.create_task(write_latencies(stub, stop, region))
+        await asyncio.sleep(IDLE_S)
+        stop.set()
+        return await timed
+    finally:
+        for p in busy:
+            p.kill()
+            await p.wait()
+
+
 async def main(
     regions: int, points: int, paced_regions: int, cpu_share: float
 ) -> dict[str, object]:
@@ -118,6 +154,7 @@ async def main(
         await asyncio.sleep(IDLE_S)
         stop.set()
         idle_ms = await idle
+        floor_ms = await beside_busy_loops(stub, fg_region, len(nodes), cpu_share)
         stop = asyncio.Event()
         during = asyncio.create_task(write_latencies(stub, stop, fg_region))
         began = time.perf_counter()
@@ -135,7 +172,7 @@ async def main(
         paced_s = time.perf_counter() - began
         stop.set()
         during_ms = await during
-    idle_lat, during_lat = ms(idle_ms), ms(during_ms)
+    idle_lat, floor_lat, during_lat = ms(idle_ms), ms(floor_ms), ms(during_ms)
     return {
         "regions": regions,
         "points_per_region": points,
@@ -145,6 +182,10 @@ async def main(
         "ratios": {
             "check_vs_read_floor": round(check_s / cp_s, 1),
             "foreground_p99_during_vs_idle": round(during_lat["p99_ms"] / idle_lat["p99_ms"], 2),
+            "foreground_p99_busy_loops_vs_idle": round(floor_lat["p99_ms"] / idle_lat["p99_ms"], 2),
+            "foreground_p99_during_vs_busy_loops": round(
+                during_lat["p99_ms"] / floor_lat["p99_ms"], 2
+            ),
         },
         "check_mb_s_per_node": round(store_bytes / check_s / 1e6, 1),
         "cpu_s_during_unlimited_check": cpu,
@@ -156,7 +197,11 @@ async def main(
             "bytes_read_per_node": paced_found.bytes_read,
             "read_mb_s_per_node": round(paced_found.bytes_read / paced_s / 1e6, 2),
         },
-        "foreground": {"idle": idle_lat, "during_paced_check": during_lat},
+        "foreground": {
+            "idle": idle_lat,
+            "beside_busy_loops_of_the_share": floor_lat,
+            "during_paced_check": during_lat,
+        },
     }
 
 
