@@ -5,12 +5,14 @@ per workflow id)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import grpc
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.activity_models import Peer
@@ -85,18 +87,21 @@ class OperationActivities:
 
     @activity.defn
     async def start_check(self, workflow_id: str, repair: bool) -> str:
-        """Start a check of every region under `workflow_id` (the autopilot picks it before the
-        call, so a retry finds that run and leaves it be); its id."""
+        """Start a check of every region under `workflow_id`; its id. The autopilot picks the
+        id before the call and an id runs once, so a retry finds that run, running or ended,
+        and starts no other."""
         what = "check the replicas of every region" + (", repairing a minority" if repair else "")
-        await self.client.start_workflow(
-            "CheckReplicasWorkflow",
-            CheckInput(repair=repair),
-            id=workflow_id,
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=what,
-            static_details="started by the autopilot",
-        )
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # it ended: started once
+            await self.client.start_workflow(
+                "CheckReplicasWorkflow",
+                CheckInput(repair=repair),
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=what,
+                static_details="started by the autopilot",
+            )
         return workflow_id
 
     @activity.defn
@@ -109,6 +114,10 @@ class OperationActivities:
             found: CheckProgress = await handle.result(follow_runs=True)
         except WorkflowFailureError as e:
             return f"failed: {e.cause or e}"
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:  # past its retention: the autopilot goes on
+                return "ended; its record is gone"
+            raise
         lines = [f"{found.equal} of {found.total} region(s) equal"]
         lines += [r.line() for r in found.diverged]
         if found.unchecked:

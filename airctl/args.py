@@ -50,12 +50,14 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def duration(text: str, flag: str, also: str = "") -> timedelta:
     """`24h`, `30m`, `90s`, `1d`: how often something runs (given as `flag`)."""
     match = _DURATION.match(text.strip())
-    if match is None or float(match[1]) <= 0:
-        raise UserError(
-            f"{flag} takes a duration like 24h, 30m or 90s{' ' + also if also else ''}, "
-            f"not {text!r}"
-        )
-    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    try:
+        if match is not None and float(match[1]) > 0:
+            return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    except OverflowError:
+        pass
+    raise UserError(
+        f"{flag} takes a duration like 24h, 30m or 90s{' ' + also if also else ''}, not {text!r}"
+    )
 
 
 class Parser(argparse.ArgumentParser):

@@ -276,26 +276,20 @@ async def follow(
 
 
 async def cmd_autopilot(ctl: Ctl) -> int:
-    """Turn the autopilot on (or give the running one a new --dead-after), off, or show it."""
+    """Turn the autopilot on (or change the running one's settings), off, or show it."""
     client = await ctl.temporal()
     handle = client.get_workflow_handle_for(AutopilotWorkflow.run, AUTOPILOT_WORKFLOW_ID)
     if ctl.args.switch == "on":
-        every = ctl.args.check_every
-        check_every_s = duration(every, "--check-every").total_seconds() if every else None
-        request = AutopilotInput(
-            dead_after_s=ctl.args.dead_after,
-            check_every_s=check_every_s,
-            check_repair=ctl.args.check_repair,
-        )
+        request = await _autopilot_request(ctl, handle)
         await start_autopilot(client, request, ctl.config.task_queue)
         url = ctl.workflow_url(AUTOPILOT_WORKFLOW_ID)
-        text = f"autopilot on: a node gone for {ctl.args.dead_after:g} s is repaired"
-        if check_every_s is not None:
-            text += f"; every region checked every {every}" + (
-                ", a clear minority rebuilt" if ctl.args.check_repair else ""
+        text = f"autopilot on: a node gone for {request.dead_after_s:g} s is repaired"
+        if request.check_every_s is not None:
+            text += f"; every region checked every {request.check_every_s:g} s" + (
+                ", a clear minority rebuilt" if request.check_repair else ""
             )
-        data = {"on": True, "dead_after_s": ctl.args.dead_after, "ui": url}
-        ctl.emit(data | {"check_every_s": check_every_s}, f"{text}\n{url}")
+        data = {"on": True, "ui": url, **request.model_dump(exclude={"carried"})}
+        ctl.emit(data, f"{text}\n{url}")
         return 0
     if not await _running(handle):
         ctl.emit({"on": False}, "autopilot off")
@@ -307,6 +301,30 @@ async def cmd_autopilot(ctl: Ctl) -> int:
     state = await handle.query(AutopilotWorkflow.status)
     ctl.emit({"on": True, **state.model_dump(mode="json")}, autopilot_text(state))
     return 0
+
+
+async def _autopilot_request(
+    ctl: Ctl, handle: WorkflowHandle[AutopilotWorkflow, None]
+) -> AutopilotInput:
+    """What `on` asks for: the flags given, and for those not given what the running autopilot
+    has (a new one: the defaults). `--check-every off` stops the checks."""
+    a = ctl.args
+    if a.check_repair and a.check_every in (None, "off"):
+        raise UserError("--check-repair goes with --check-every DURATION")
+    every = a.check_every
+    check_every_s = (
+        None
+        if every in (None, "off")
+        else duration(every, "--check-every", "(or off)").total_seconds()
+    )
+    current = (
+        await handle.query(AutopilotWorkflow.status) if await _running(handle) else None
+    ) or AutopilotState()
+    return AutopilotInput(
+        dead_after_s=current.dead_after_s if a.dead_after is None else a.dead_after,
+        check_every_s=current.check_every_s if every is None else check_every_s,
+        check_repair=current.check_repair if every is None else a.check_repair,
+    )
 
 
 def autopilot_text(s: AutopilotState) -> str:
@@ -366,14 +384,15 @@ def register(sub: Commands) -> None:
     autopilot.add_argument(
         "--dead-after",
         type=positive,
-        default=300.0,
-        help="seconds a node must stay unreachable to be declared dead (default 300)",
+        help="seconds a node must stay unreachable to be declared dead (default 300; `on` "
+        "again without it keeps the running autopilot's)",
     )
     autopilot.add_argument(
         "--check-every",
         metavar="DURATION",
-        help="also check every region's replicas this often, e.g. 24h (default: no checks; "
-        "`airctl check --every` schedules them instead)",
+        help="also check every region's replicas this often, e.g. 24h, or off (default: no "
+        "checks; `on` again without it keeps the running autopilot's; `airctl check --every` "
+        "schedules checks without the autopilot)",
     )
     autopilot.add_argument(
         "--check-repair",

@@ -105,11 +105,12 @@ async def beside_busy_loops(
 ) -> list[float]:
     """One-point writes timed for IDLE_S beside `loops` niced busy loops of `cpu_share`."""
     args = [str(HELPER_NICE), str(BURST_S), str(min(cpu_share, 1.0))]
-    busy = [
-        await asyncio.create_subprocess_exec(sys.executable, "-c", BUSY_LOOP, *args)
-        for _ in range(loops)
-    ]
+    busy: list[asyncio.subprocess.Process] = []
     try:
+        for _ in range(loops):
+            busy.append(
+                await asyncio.create_subprocess_exec(sys.executable, "-c", BUSY_LOOP, *args)
+            )
         stop = asyncio.Event()
         timed = asyncio.create_task(write_latencies(stub, stop, region))
         await asyncio.sleep(IDLE_S)
@@ -210,7 +211,11 @@ if __name__ == "__main__":
     parser.add_argument("--regions", type=int, default=100)
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--paced-regions", type=int, default=10)
-    parser.add_argument("--cpu", type=float, default=DEFAULT_CPU_SHARE, help="the paced check's")
+    parser.add_argument(
+        "--cpu", type=float, default=DEFAULT_CPU_SHARE, help="the paced check's (above 0)"
+    )
     a = parser.parse_args()
+    if a.cpu <= 0:
+        parser.error(f"--cpu must be above 0, not {a.cpu}")
     result = asyncio.run(main(a.regions, a.points, a.paced_regions, a.cpu))
     print(json.dumps(result, indent=2))

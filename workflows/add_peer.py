@@ -18,7 +18,6 @@ from contracts.activity_models import (
     StepResult,
 )
 from contracts.errors import InvalidRequest
-from contracts.killpoints import KillPoint
 from contracts.killpoints import KillPoint as K
 from contracts.models import AddPeerInput, AddPeerResult, Phase
 from planning.placement import Addition, Removal, plan_addition
@@ -76,7 +75,7 @@ async def inactivate(steps: Steps, node: Peer, down_timeout_s: float) -> StepRes
 
 
 async def create_channels(
-    steps: Steps, target: Peer, peers: list[Peer], coordinator: Peer, kill_after: KillPoint
+    steps: Steps, target: Peer, peers: list[Peer], coordinator: Peer, kill_after: K
 ) -> StepResult:
     return await steps.step(
         Phase.CREATING_CHANNELS,
@@ -93,9 +92,7 @@ async def create_channels(
     )
 
 
-async def activate(
-    steps: Steps, node: Peer, kill_after: KillPoint, down_timeout_s: float
-) -> StepResult:
+async def activate(steps: Steps, node: Peer, kill_after: K, down_timeout_s: float) -> StepResult:
     return await steps.step(
         Phase.ACTIVATING,
         Add.activate_peer,

@@ -12,6 +12,7 @@ before its history grows large, carrying what it knows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -54,7 +55,7 @@ class AutopilotWorkflow:
 
     @set_dead_after.validator
     def _valid_dead_after(self, seconds: float) -> None:
-        if seconds <= 0:
+        if not 0 < seconds < math.inf:
             raise ValueError(f"dead_after must be above 0 seconds, not {seconds}")
 
     @workflow.update
@@ -69,7 +70,7 @@ class AutopilotWorkflow:
     @configure.validator
     def _valid_configure(self, req: AutopilotInput) -> None:
         self._valid_dead_after(req.dead_after_s)
-        if req.check_every_s is not None and req.check_every_s <= 0:
+        if req.check_every_s is not None and not 0 < req.check_every_s < math.inf:
             raise ValueError(f"check_every must be above 0 seconds, not {req.check_every_s}")
 
     @workflow.run

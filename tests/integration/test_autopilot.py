@@ -105,7 +105,7 @@ async def test_the_autopilot_checks_the_replicas_one_check_at_a_time_and_mends_a
     diverged = "DIVERGED, node 2 differs from the others"
     found = await decided(autopilot, diverged)
     (finding,) = [d.what for d in found.decisions if diverged in d.what]
-    assert "reconstruct" in finding, finding
+    assert "reconstructed" in finding, finding
     mended = await decided(autopilot, "1 of 1 region(s) equal")
     # one check at a time: each started only once the one before had ended
     checks = [d.what for d in mended.decisions if "check air-check-autopilot-" in d.what]

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from airctl.args import duration
 from airctl.cli import parser
+from contracts.errors import UserError
 
 
 @pytest.mark.parametrize(
@@ -55,3 +57,16 @@ def test_bad_numbers_are_one_line_and_exit_2(
 def test_a_throttle_is_a_rate_or_auto() -> None:
     assert parser().parse_args(["throttle", "--node", "1", "--mbps", "AUTO"]).mbps == "auto"
     assert parser().parse_args(["throttle", "--node", "1", "--mbps", "40"]).mbps == 40.0
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("24h", 86400), ("1.5d", 129600)]
+)
+def test_a_duration_reads_in_its_unit(text: str, seconds: float) -> None:
+    assert duration(text, "--every").total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["0s", "24", "h", "-1h", "99999999999d"])
+def test_a_bad_duration_is_one_clear_line(text: str) -> None:
+    with pytest.raises(UserError, match=f"--check-every takes a duration like 24h.*not '{text}'"):
+        duration(text, "--check-every")
