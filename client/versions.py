@@ -18,6 +18,7 @@ import asyncio
 import importlib.metadata
 import time
 
+from temporalio.api.enums.v1 import RoutingConfigUpdateState
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
     SetWorkerDeploymentCurrentVersionRequest,
@@ -27,10 +28,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 DEPLOYMENT = "air"
 BUILD_ID = importlib.metadata.version("airreplication")
+IN_PROGRESS = RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS
 
 
-async def current_build(client: Client, deployment: str) -> str | None:
-    """The deployment's current build id; None when it has none (or does not exist yet)."""
+async def _routing(client: Client, deployment: str) -> tuple[str | None, bool]:
+    """The deployment's current build id (None when it has none, or does not exist yet), and
+    whether that routing has reached every task queue partition."""
     request = DescribeWorkerDeploymentRequest(
         namespace=client.namespace, deployment_name=deployment
     )
@@ -38,17 +41,30 @@ async def current_build(client: Client, deployment: str) -> str | None:
         reply = await client.workflow_service.describe_worker_deployment(request)
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
-            return None
+            return None, True
         raise
-    current = reply.worker_deployment_info.routing_config.current_deployment_version
-    return current.build_id or None
+    info = reply.worker_deployment_info
+    # a server too old to report propagation says UNSPECIFIED: nothing to wait for there
+    settled = info.routing_config_update_state != IN_PROGRESS
+    return info.routing_config.current_deployment_version.build_id or None, settled
+
+
+async def current_build(client: Client, deployment: str) -> str | None:
+    """The deployment's current build id; None when it has none (or does not exist yet)."""
+    build_id, _ = await _routing(client, deployment)
+    return build_id
 
 
 async def make_current(
     client: Client, deployment: str, build_id: str, timeout: float = 60.0
 ) -> None:
     """Make `build_id` the deployment's current version, once its worker has polled (the
-    server knows a version only then). Idempotent: the current one stays current."""
+    server knows a version only then), and return once every task queue partition routes to it.
+    Idempotent: the current one stays current.
+
+    Waiting for the propagation matters: until a partition has the new routing, it hands the
+    next workflow task of an AUTO_UPGRADE workflow to the old build (a CI run saw a check's
+    next task complete on build 1 just after build 2 was made current)."""
     deadline = time.monotonic() + timeout
     request = SetWorkerDeploymentCurrentVersionRequest(
         namespace=client.namespace,
@@ -56,11 +72,15 @@ async def make_current(
         build_id=build_id,
         identity=client.identity,
     )
-    while await current_build(client, deployment) != build_id:
-        try:
-            await client.workflow_service.set_worker_deployment_current_version(request)
-        except RPCError as e:
-            retriable = e.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)
-            if not retriable or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)  # the version is not registered yet: its poll is coming
+    while (routing := await _routing(client, deployment)) != (build_id, True):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"build {build_id} of {deployment} is not current after {timeout} s")
+        if routing[0] != build_id:
+            try:
+                await client.workflow_service.set_worker_deployment_current_version(request)
+                continue
+            except RPCError as e:
+                retriable = (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)
+                if e.status not in retriable:
+                    raise
+        await asyncio.sleep(0.2)  # the version's first poll, or the routing, is on its way
