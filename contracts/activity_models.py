@@ -137,11 +137,3 @@ class ClusterDescription(BaseModel):
     # shows here, not among the holders
     peers: dict[int, list[int]] = Field(default_factory=dict)
     disks: dict[int, Disk] = Field(default_factory=dict)  # reachable node -> its data disk
-
-    def load(self) -> dict[int, int]:
-        """Replicas per node (every known node, zero included)."""
-        counts = {n.node_id: 0 for n in self.nodes}
-        for ids in self.holders.values():
-            for i in ids:
-                counts[i] = counts.get(i, 0) + 1
-        return counts

@@ -18,16 +18,16 @@ from temporalio.common import VersioningBehavior
 from contracts.models import DrainInput, DrainProgress, DrainResult
 from contracts.search_attributes import KIND_KEY, NODES_KEY
 from planning.placement import plan_drain
-from workflows.legacy.drain import AnswersEarlierDrains
+from workflows.legacy.drain import drain_by_count
 from workflows.machinery.moves import Reroute
 from workflows.machinery.operation import MovesWorkflow, settings_of
-from workflows.machinery.patches import earlier_worker_started
+from workflows.machinery.patches import unversioned_start
 from workflows.migration import RegionMigrationWorkflow
 
 
 # a long operation moves to the current build at its next task (patches guard changes)
 @workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
-class DrainNodeWorkflow(AnswersEarlierDrains, MovesWorkflow):
+class DrainNodeWorkflow(MovesWorkflow):
     kind = "drain"
 
     @workflow.init
@@ -40,8 +40,8 @@ class DrainNodeWorkflow(AnswersEarlierDrains, MovesWorkflow):
 
     @workflow.run
     async def run(self, req: DrainInput) -> DrainResult:
-        if earlier_worker_started():  # patches.LEAN: runs as workflows/legacy/drain.py
-            return await self._drain_by_count(req, self._drain)
+        if unversioned_start():  # patches.LEAN: runs as workflows/legacy/drain.py
+            return await drain_by_count(self, req, self._drain, RegionMigrationWorkflow.run)
         workflow.upsert_search_attributes(
             [KIND_KEY.value_set(self.kind), NODES_KEY.value_set([str(req.node)])]
         )

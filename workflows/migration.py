@@ -19,17 +19,17 @@ from contracts.models import (
     Phase,
 )
 from planning.placement import plan_migration
-from workflows.add_peer import add_or_roll_back, addition_result
-from workflows.legacy.migration import RelaysChildStalls, migrate_with_children
-from workflows.machinery.change import MembershipChange
-from workflows.machinery.patches import earlier_worker_started
+from workflows.add_peer import AddPeerWorkflow, add_or_roll_back, addition_result
+from workflows.legacy.migration import migrate_with_children
+from workflows.machinery.change import MembershipChange, finish_even_if_cancelled
+from workflows.machinery.patches import unversioned_start
 from workflows.machinery.steps import Steps
-from workflows.remove_peer import finish_even_if_cancelled, remove_peer_steps
+from workflows.remove_peer import RemovePeerWorkflow, remove_peer_steps
 
 
 # a membership change finishes on the build that started it
 @workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
-class RegionMigrationWorkflow(RelaysChildStalls, MembershipChange):
+class RegionMigrationWorkflow(MembershipChange):
     kind = "migration"
 
     @workflow.run
@@ -37,8 +37,10 @@ class RegionMigrationWorkflow(RelaysChildStalls, MembershipChange):
         self.reporter.begin(req.region, [req.from_node, req.to_node], req.stall_after_s)
         steps = Steps(self.reporter, req.region)
         description = await steps.describe()
-        if earlier_worker_started():  # patches.LEAN: runs as workflows/legacy/migration.py
-            return await migrate_with_children(self.reporter, description, req)
+        if unversioned_start():  # patches.LEAN: runs as workflows/legacy/migration.py
+            return await migrate_with_children(
+                self.reporter, description, req, AddPeerWorkflow.run, RemovePeerWorkflow.run
+            )
         try:
             plan = plan_migration(description, req, workflow.random())
         except InvalidRequest as e:

@@ -21,10 +21,10 @@ from contracts.errors import InvalidRequest
 from contracts.models import Phase, ReconstructInput, ReconstructResult
 from planning.placement import Reconstruction, plan_reconstruct
 from workflows.add_peer import add_or_roll_back, addition_result
-from workflows.machinery.change import MembershipChange
+from workflows.machinery.change import MembershipChange, finish_even_if_cancelled
 from workflows.machinery.failures import root_cause
 from workflows.machinery.steps import Steps
-from workflows.remove_peer import finish_even_if_cancelled, remove_peer_steps
+from workflows.remove_peer import remove_peer_steps
 
 
 async def reconstruct(steps: Steps, plan: Reconstruction) -> ReconstructResult:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
@@ -16,12 +15,10 @@ from contracts.killpoints import KillPoint as K
 from contracts.models import Phase, RemovePeerInput, RemovePeerResult
 from planning.placement import Removal, plan_removal
 from workflows.machinery import patches
-from workflows.machinery.change import MembershipChange
+from workflows.machinery.change import MembershipChange, finish_even_if_cancelled
 from workflows.machinery.options import ROLLBACK, skippable
 from workflows.machinery.steps import Steps, ids
 from workflows.machinery.transfer import wait_transfer
-
-R = TypeVar("R")
 
 # The remaining peers of a removal answer; one that stays down this long (a restart takes
 # seconds) fails the catch-up of a leaving peer that is down.
@@ -182,14 +179,6 @@ def _result(
         applied_from_leaving=applied,
         message=message,
     )
-
-
-async def finish_even_if_cancelled(work: asyncio.Future[R]) -> tuple[R, bool]:
-    """Finish `work` even when the workflow is cancelled meanwhile; say whether it was."""
-    try:
-        return await asyncio.shield(work), False
-    except asyncio.CancelledError:
-        return await work, True
 
 
 # a membership change finishes on the build that started it

@@ -53,7 +53,7 @@ async def held_mid_transfer(
     await cluster.throttle(SENDERS, HELD)
 
     async def phases() -> list[Phase]:
-        state = await drain.query(DrainNodeWorkflow.drain_progress)
+        state = await drain.query(DrainNodeWorkflow.moves_progress)
         found = []
         moving_to = {m.region: m.to_node for m in state.planned}
         for region in state.running:
@@ -135,7 +135,7 @@ async def test_every_node_restarted_one_after_another_mid_drain(stack: Stack) ->
 
     async def drain_state(check: Callable[[MovesProgress], bool], what: str) -> MovesProgress:
         return await eventually(
-            lambda: drain.query(DrainNodeWorkflow.drain_progress), check, timeout=60, what=what
+            lambda: drain.query(DrainNodeWorkflow.moves_progress), check, timeout=60, what=what
         )
 
     await drain.execute_update(DrainNodeWorkflow.pause)
@@ -165,7 +165,7 @@ async def test_a_destination_killed_for_good_mid_drain_gets_no_region(stack: Sta
     drain = await stack.operation(DrainInput(node=1, max_concurrent=2, down_timeout_s=5))
     planned = (  # the drain plans in its first activity, after the start returned
         await eventually(
-            lambda: drain.query(DrainNodeWorkflow.drain_progress),
+            lambda: drain.query(DrainNodeWorkflow.moves_progress),
             lambda s: bool(s.planned),
             what="the drain's plan",
         )
@@ -177,6 +177,6 @@ async def test_a_destination_killed_for_good_mid_drain_gets_no_region(stack: Sta
 
     result = await stack.client.get_workflow_handle(drain.id, result_type=DrainResult).result()
     assert {m.to_node for m in result.moved} == {5}, result
-    state = await drain.query(DrainNodeWorkflow.drain_progress)
+    state = await drain.query(DrainNodeWorkflow.moves_progress)
     assert state.rerouted, state
     await all_moved(stack.cluster, result, load, destination=5)

@@ -29,7 +29,7 @@ ON_124 = [504, 505, 506]
 
 
 async def drain_progress(handle: WorkflowHandle[Any, Any]) -> MovesProgress:
-    progress = await handle.query(DrainNodeWorkflow.drain_progress)
+    progress = await handle.query(DrainNodeWorkflow.moves_progress)
     return progress
 
 

@@ -163,7 +163,7 @@ async def test_updates_and_the_query_work_across_continue_as_new(client: Client)
     async with worker_with_stubs(client, regions) as worker:
         handle = await drain(client, worker, request)
         second_run = await eventually(
-            lambda: handle.query(DrainNodeWorkflow.drain_progress),
+            lambda: handle.query(DrainNodeWorkflow.moves_progress),
             lambda p: p.runs >= 2,
             timeout=120,
             what="the drain's second run",
@@ -171,12 +171,12 @@ async def test_updates_and_the_query_work_across_continue_as_new(client: Client)
         paused: MovesProgress = await handle.execute_update(DrainNodeWorkflow.pause)
         assert paused.paused and paused.runs >= 2 and len(paused.done) >= len(second_run.done)
         still = await eventually(
-            lambda: handle.query(DrainNodeWorkflow.drain_progress),
+            lambda: handle.query(DrainNodeWorkflow.moves_progress),
             lambda p: not p.running,
             what="no move running while paused",
         )
         assert await handle.execute_update(DrainNodeWorkflow.set_max_concurrent, 8) == 8
-        unmoved = await handle.query(DrainNodeWorkflow.drain_progress)
+        unmoved = await handle.query(DrainNodeWorkflow.moves_progress)
         assert unmoved.done == still.done and unmoved.max_concurrent == 8  # paused, re-bounded
         await handle.execute_update(DrainNodeWorkflow.resume)
         result: DrainResult = await client.get_workflow_handle(

@@ -1,4 +1,4 @@
-"""airctl's view of a migration the earlier worker started: its children's progress in its own."""
+"""airctl's view of a migration the unversioned worker started: its children's progress."""
 
 from __future__ import annotations
 

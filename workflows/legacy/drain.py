@@ -1,7 +1,8 @@
-"""A drain of the earlier worker: planned by replica count, one run, every move a coroutine.
+"""A drain of the unversioned worker: planned by replica count, one run, every move a coroutine.
 
-DrainNodeWorkflow inherits `AnswersEarlierDrains`: the query under the name that worker's
-clients ask for, and the steering of a drain it started (`DrainByCount`).
+DrainNodeWorkflow runs `drain_by_count` for such a drain, handing down the migration's run
+method (this package imports no definition): its handlers then steer `DrainByCount`, and the
+query answers under the name that worker's clients ask for, `drain_progress`, too.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from contracts.models import (
     DrainResult,
     MigrationInput,
     Move,
-    MovesProgress,
     Phase,
 )
 from contracts.search_attributes import (
@@ -36,37 +36,37 @@ from contracts.search_attributes import (
     STALLED_KEY,
 )
 from workflows.machinery.failures import refusal
-from workflows.machinery.moves import Steered, details
+from workflows.machinery.moves import MigrationRun, Steered, details
 from workflows.machinery.operation import MovesWorkflow
 from workflows.machinery.options import DESCRIBE, child, execute
-from workflows.migration import RegionMigrationWorkflow
+
+DRAIN_PROGRESS = "drain_progress"  # the query's name for that worker's clients
 
 
-class AnswersEarlierDrains(MovesWorkflow):
-    """A drain's handlers for the earlier worker: its query name, and its steering of a drain
-    that worker started."""
+async def drain_by_count(
+    operation: MovesWorkflow, req: DrainInput, state: DrainProgress, migrate: MigrationRun
+) -> DrainResult:
+    """The drain as the unversioned worker ran it, when it started it."""
+    by_count = DrainByCount(state)
+    operation.steer(by_count)
+    workflow.set_query_handler(DRAIN_PROGRESS, by_count.measured)
+    return await by_count.run(req, migrate)
 
-    _by_count: DrainByCount | None = None  # set when this drain runs by count
 
-    def _steering(self) -> Steered:
-        return self._by_count or super()._steering()
-
-    @workflow.query
-    def drain_progress(self) -> MovesProgress:
-        """The progress, under the name clients of the earlier worker ask for."""
-        return self._steering().measured()
-
-    async def _drain_by_count(self, req: DrainInput, state: DrainProgress) -> DrainResult:
-        """The drain as the earlier worker ran it, when it started it."""
-        self._by_count = DrainByCount(state)
-        return await self._by_count.run(req)
+def replica_counts(cluster: ClusterDescription) -> dict[int, int]:
+    """Replicas per node (every known node, zero included): that worker's load model."""
+    counts = {n.node_id: 0 for n in cluster.nodes}
+    for ids in cluster.holders.values():
+        for i in ids:
+            counts[i] = counts.get(i, 0) + 1
+    return counts
 
 
 def plan_drain_by_count(cluster: ClusterDescription, node: int) -> list[Move]:
-    """The earlier worker's plan: each region of `node` to the node with the fewest replicas."""
+    """That worker's plan: each region of `node` to the node with the fewest replicas."""
     if node not in {n.node_id for n in cluster.nodes}:
         raise InvalidRequest(f"node {node} is not in the cluster")
-    load = cluster.load()
+    load = replica_counts(cluster)
     moves = []
     for region, holders in sorted(cluster.holders.items()):
         if node not in holders:
@@ -84,7 +84,7 @@ def plan_drain_by_count(cluster: ClusterDescription, node: int) -> list[Move]:
 
 
 class DrainByCount(Steered):
-    """A drain as the earlier worker ran it: all its moves as waiting coroutines, one run."""
+    """A drain as the unversioned worker ran it: all its moves as waiting coroutines, one run."""
 
     state: DrainProgress
 
@@ -93,7 +93,7 @@ class DrainByCount(Steered):
         self._stalled_shown = False  # the AirStalled value last upserted
         self._started: datetime | None = None  # when the plan was made
 
-    async def run(self, req: DrainInput) -> DrainResult:
+    async def run(self, req: DrainInput, migrate: MigrationRun) -> DrainResult:
         workflow.upsert_search_attributes(
             [KIND_KEY.value_set("drain"), NODES_KEY.value_set([str(req.node)])]
         )
@@ -108,10 +108,7 @@ class DrainByCount(Steered):
             raise refusal(e) from None
         self._started = workflow.now()
         self.show()
-        moves = [
-            asyncio.ensure_future(self._move(m, req, RegionMigrationWorkflow.run))
-            for m in self.state.planned
-        ]
+        moves = [asyncio.ensure_future(self._move(m, req, migrate)) for m in self.state.planned]
         try:
             await asyncio.gather(*moves)
         except asyncio.CancelledError:
@@ -124,7 +121,7 @@ class DrainByCount(Steered):
         workflow.set_current_details(message)
         return DrainResult(node=req.node, moved=moved, failed=state.failed, message=message)
 
-    async def _move(self, move: Move, req: DrainInput, migrate: Any) -> None:
+    async def _move(self, move: Move, req: DrainInput, migrate: MigrationRun) -> None:
         state = self.state
 
         def may_start() -> bool:

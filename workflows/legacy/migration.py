@@ -1,14 +1,16 @@
-"""A migration of the earlier worker: AddPeer, then RemovePeer, as child workflows.
+"""A migration of the unversioned worker: AddPeer, then RemovePeer, as child workflows.
 
-RegionMigrationWorkflow inherits `RelaysChildStalls` (the stall signal its children send) and
-runs `migrate_with_children` for such a migration; `with_children` folds its children's
-progress into its own, for airctl.
+RegionMigrationWorkflow runs `migrate_with_children` for such a migration, handing down its
+children's run methods (this package imports no definition); the stall signal its children
+send is handled only here. `with_children` folds its children's progress into its own, for
+airctl.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
@@ -17,19 +19,26 @@ from contracts.activity_models import RegionDescription
 from contracts.errors import InvalidRequest
 from contracts.models import (
     AddPeerInput,
+    AddPeerResult,
     MigrationInput,
     MigrationResult,
     Phase,
     Progress,
     RemovePeerInput,
+    RemovePeerResult,
     StallReport,
 )
 from planning.placement import migration_coordinator, validate_migration
-from workflows.add_peer import AddPeerWorkflow
+from workflows.machinery.change import finish_even_if_cancelled
 from workflows.machinery.failures import refusal
 from workflows.machinery.options import child
 from workflows.machinery.progress import STALL_SIGNAL, ChangeReporter
-from workflows.remove_peer import RemovePeerWorkflow, finish_even_if_cancelled
+
+# the children's kinds, the last part of their workflow ids
+ADD_PEER, REMOVE_PEER = "add-peer", "remove-peer"
+
+AddPeerRun = Callable[[Any, AddPeerInput], Awaitable[AddPeerResult]]
+RemovePeerRun = Callable[[Any, RemovePeerInput], Awaitable[RemovePeerResult]]
 
 
 def child_workflow_id(parent_id: str, kind: str) -> str:
@@ -43,9 +52,9 @@ async def with_children(
     """Migration `parent_id`'s progress with its children's steps, and the running child's
     phase and lag; `query` answers a child's progress by its id (None: no such child, as for a
     current migration)."""
-    running = {Phase.ADDING: AddPeerWorkflow.kind, Phase.REMOVING: RemovePeerWorkflow.kind}
+    running = {Phase.ADDING: ADD_PEER, Phase.REMOVING: REMOVE_PEER}
     current = running.get(progress.phase)
-    for kind in (AddPeerWorkflow.kind, RemovePeerWorkflow.kind):
+    for kind in (ADD_PEER, REMOVE_PEER):
         inner = await query(child_workflow_id(parent_id, kind))
         if inner is None:
             continue
@@ -55,19 +64,8 @@ async def with_children(
     return progress
 
 
-class RelaysChildStalls:
-    """The stall signal of such a migration: its child reports a stall, the migration shows it
-    and passes it on to its drain. (A current migration has no child: no signal reaches it.)"""
-
-    reporter: ChangeReporter
-
-    @workflow.signal(name=STALL_SIGNAL)
-    async def transfer_stall(self, report: StallReport) -> None:
-        await relay_stall(self.reporter, report)
-
-
 async def relay_stall(reporter: ChangeReporter, report: StallReport) -> None:
-    """A child's stall report: shown, passed on."""
+    """A child's stall report: shown, and passed on to the migration's drain."""
     try:
         progress = reporter.progress
     except ApplicationError:  # not begun yet: nothing to show
@@ -83,9 +81,21 @@ async def relay_stall(reporter: ChangeReporter, report: StallReport) -> None:
 
 
 async def migrate_with_children(
-    reporter: ChangeReporter, description: RegionDescription, req: MigrationInput
+    reporter: ChangeReporter,
+    description: RegionDescription,
+    req: MigrationInput,
+    add_peer: AddPeerRun,
+    remove_peer: RemovePeerRun,
 ) -> MigrationResult:
-    """The migration as the earlier worker ran it: AddPeer, then RemovePeer, as children."""
+    """The migration as the unversioned worker ran it: AddPeer, then RemovePeer, as children.
+
+    The stall signal's handler is set before the first child starts, so it is there for every
+    report (and a current migration, which has no child, has none)."""
+
+    async def transfer_stall(report: StallReport) -> None:  # typed: the payload's model
+        await relay_stall(reporter, report)
+
+    workflow.set_signal_handler(STALL_SIGNAL, transfer_stall)
     try:
         validate_migration(description, req)
         coordinator = migration_coordinator(description, req, workflow.random())
@@ -96,7 +106,7 @@ async def migrate_with_children(
     reporter.enter(Phase.ADDING, f"adding node {req.to_node} (coordinator {coordinator.node_id})")
     try:
         add = await child(
-            AddPeerWorkflow.run,
+            add_peer,
             AddPeerInput(
                 region=req.region,
                 new_peer=req.to_node,
@@ -104,7 +114,7 @@ async def migrate_with_children(
                 down_timeout_s=req.down_timeout_s,
                 stall_after_s=req.stall_after_s,
             ),
-            child_workflow_id(me, AddPeerWorkflow.kind),
+            child_workflow_id(me, ADD_PEER),
         )
     except ChildWorkflowError:
         # the child rolled back; a cancelled child cancels this workflow, a failed one fails it
@@ -112,14 +122,14 @@ async def migrate_with_children(
         raise
     reporter.enter(Phase.REMOVING, f"removing node {req.from_node}")
     removal = child(
-        RemovePeerWorkflow.run,
+        remove_peer,
         RemovePeerInput(
             region=req.region,
             peer=req.from_node,
             down_timeout_s=req.down_timeout_s,
             stall_after_s=req.stall_after_s,
         ),
-        child_workflow_id(me, RemovePeerWorkflow.kind),
+        child_workflow_id(me, REMOVE_PEER),
     )
     remove, cancelled = await finish_even_if_cancelled(asyncio.ensure_future(removal))
     message = f"region {req.region} moved from node {req.from_node} to node {req.to_node}"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+from typing import ClassVar, TypeVar
 
 from temporalio import workflow
 
 from contracts.models import Progress
 from workflows.machinery.progress import ChangeReporter
 from workflows.machinery.verdict import Verdict
+
+R = TypeVar("R")
 
 
 class MembershipChange:
@@ -29,3 +32,11 @@ class MembershipChange:
     async def validated(self) -> str:
         """What the change will do, once validation took the request; else why it refused."""
         return await self.verdict.wait()
+
+
+async def finish_even_if_cancelled(work: asyncio.Future[R]) -> tuple[R, bool]:
+    """Finish `work` even when the workflow is cancelled meanwhile; say whether it was."""
+    try:
+        return await asyncio.shield(work), False
+    except asyncio.CancelledError:
+        return await work, True

@@ -41,10 +41,13 @@ class MovesWorkflow:
         self._state = state
         self._watermark = watermark  # a move planned again keeps the operation's
         self._mover = Mover(state, title, migrate, replan=self._replan)
+        self._steered: Steered = self._mover  # what the handlers steer
         self._verdict = Verdict()
 
-    def _steering(self) -> Steered:
-        return self._mover
+    def steer(self, runner: Steered) -> None:
+        """Let the handlers steer another runner of the moves (a drain of the unversioned
+        worker, workflows/legacy/drain.py); set before the run's first await."""
+        self._steered = runner
 
     @workflow.update
     async def validated(self) -> str:
@@ -53,15 +56,15 @@ class MovesWorkflow:
     @workflow.signal(name=STALL_SIGNAL)
     def transfer_stall(self, report: StallReport) -> None:
         """A move's transfer stalled or moves again."""
-        self._steering().stall(report)
+        self._steered.stall(report)
 
     @workflow.query
     def moves_progress(self) -> MovesProgress:
-        return self._steering().measured()
+        return self._steered.measured()
 
     @workflow.update
     def set_max_concurrent(self, bound: int) -> int:
-        return self._steering().bound(bound)
+        return self._steered.bound(bound)
 
     @set_max_concurrent.validator
     def _valid_bound(self, bound: int) -> None:
@@ -72,11 +75,11 @@ class MovesWorkflow:
 
     @workflow.update
     def pause(self) -> MovesProgress:
-        return self._steering().pause()
+        return self._steered.pause()
 
     @workflow.update
     def resume(self) -> MovesProgress:
-        return self._steering().resume()
+        return self._steered.resume()
 
     # -- for the run methods ------------------------------------------------------------------
 

@@ -6,18 +6,18 @@ these matter for what moves between builds: the auto-upgrading operations, and w
 unversioned worker started (they move to the current build). A workflow started before a patch
 existed replays without it, command for command; one started after records its marker. A patch
 retires (`workflow.deprecate_patch`, then deletion) once no workflow without its marker runs;
-the dated histories in tests/histories/ recorded before it retire with it (a folder's date
-says which patches its worker had: 2026-11-26 none of these).
+the dated histories in tests/histories/ recorded before it retire with it (listed below).
 
-- `LEAN`: workflows of the earlier worker (no marker) run as it ran them (workflows/legacy/).
-  Sites: `earlier_worker_started` below; its callers workflows/migration.py `run`,
-  workflows/drain.py `run` and machinery/steps.py `Runner.lean` (the options it picks in
-  `Runner.run`, `Steps.describe` and the boundary step's; bench/migrate.py's `InProcess`
-  overrides it); the package workflows/legacy/, and what current code takes from it: the
-  base classes `RelaysChildStalls` of workflows/migration.py and `AnswersEarlierDrains` of
-  workflows/drain.py (tests/ ask current drains for `drain_progress` too: they move to
-  `moves_progress`), `with_children` in airctl/progress.py `snapshot`; contracts/models.py
-  `Phase.ADDING` and `Phase.REMOVING` (only the retired histories' payloads hold them).
+- `LEAN`: workflows of the unversioned worker (no marker) run as it ran them
+  (workflows/legacy/). Sites to delete: `unversioned_start` below and its one line in
+  workflows/migration.py `run` and workflows/drain.py `run`; machinery/steps.py `Runner.lean`
+  (the options it picks in `Runner.run`, `Steps.describe` and the boundary step's;
+  bench/migrate.py's `InProcess` overrides it); the package workflows/legacy/ and
+  airctl/progress.py's use of its `with_children`; machinery/operation.py `steer` and the
+  `Steered` base of machinery/moves.py (fold it into `Mover`); contracts/models.py
+  `Phase.ADDING`, `Phase.REMOVING` and `Phase._missing_` (only those histories' payloads hold
+  them), and the empty `Move.sources` of a plan that worker made;
+  tests/unit/test_legacy_progress.py.
 - `STALLS`: stall reports to the parent and the AirStalled attribute. Site: machinery/progress.py
   `stalls_published`.
 - `WRITE_OFF`: a peer removed while down is written off. Site: workflows/remove_peer.py.
@@ -26,6 +26,14 @@ says which patches its worker had: 2026-11-26 none of these).
   first too, told so by its input, `from_node_gone`). Site: workflows/remove_peer.py.
 - `MOVES_RIDE_THROUGH`: an operation's move refused for a node that does not answer waits
   for it, then goes elsewhere or is set aside. Site: machinery/moves.py `_rides_through`.
+
+The dated histories that retire with each (the markers they hold, read from the files):
+tests/histories/2026-11-26 holds none, 2026-11-27 `STALLS` only, 2026-12-01 `LEAN` and
+`STALLS`; the undated ones, recorded by the current build, hold every patch their steps reach.
+So retiring `LEAN` retires 2026-11-26 and 2026-11-27 (and any of 2026-12-01 that reaches its
+sites without its marker), `STALLS` retires 2026-11-26 (and the histories of the two later folders
+that reach a stall without its marker), and `WRITE_OFF`, `CATCH_UP` and `MOVES_RIDE_THROUGH`,
+newer than every dated folder, retire those of all three that reach their sites.
 
 A patch is asked where the workflow resumes from a regular activity or a child, never right
 after a local activity: a workflow task can end with a local activity's marker (when the
@@ -45,6 +53,7 @@ CATCH_UP = "catch-up-dead-origin"
 MOVES_RIDE_THROUGH = "moves-ride-through"
 
 
-def earlier_worker_started() -> bool:
-    """Whether the earlier worker started this workflow: then it runs as that worker ran it."""
+def unversioned_start() -> bool:
+    """Whether the unversioned worker started this workflow: then it runs as that worker ran
+    it."""
     return not workflow.patched(LEAN)

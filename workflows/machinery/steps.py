@@ -41,7 +41,7 @@ from workflows.machinery.options import (
     Options,
     execute,
 )
-from workflows.machinery.patches import earlier_worker_started
+from workflows.machinery.patches import unversioned_start
 from workflows.machinery.progress import ChangeReporter
 
 R = TypeVar("R")
@@ -51,7 +51,7 @@ class Runner:
     """Runs a step's activity through Temporal; a benchmark's baseline runs it in process."""
 
     def lean(self) -> bool:
-        return not earlier_worker_started()
+        return not unversioned_start()
 
     async def run(
         self, activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
