@@ -13,19 +13,22 @@ import os
 import signal
 from datetime import timedelta
 from pathlib import Path
+from typing import Unpack
 
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker, WorkerDeploymentConfig
+from temporalio.worker import Worker, WorkerDeploymentConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.keep_alive import KeepAlive
 from activities.membership import membership_activities
-from activities.operations import OperationActivities
+from activities.operations import OperationActivities, StartOptions
 from client import connection, versions
 from contracts import search_attributes
+from contracts.check import CheckInput
 from contracts.ids import TASK_QUEUE
+from contracts.models import RepairInput
 from runtime.clients import NodeClients
 from runtime.directory import NodeDirectory
 from runtime.killswitch import KillPoints
@@ -73,13 +76,6 @@ PASSED_THROUGH = (
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
 )
-# The baseline bench/migrate.py measures WORKFLOW_RUNNER against: the workflows and pydantic
-# imported afresh for each run, only a few modules passed through.
-REIMPORTING_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "contracts", "runtime", "activities", "protos", "google.protobuf"
-    )
-)
 READY = "worker ready on task queue {queue}"
 
 
@@ -124,12 +120,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--node-tls-cert", type=Path, help="certificate presented to the nodes")
     p.add_argument("--node-tls-key", type=Path, help="its private key")
     p.add_argument("--log-level", default="INFO")
-    p.add_argument(
-        "--sandbox-reimport",
-        action="store_true",
-        help="(benchmarks) import the workflows' modules and pydantic afresh for each run, "
-        "the baseline of bench/migrate.py",
-    )
     args = p.parse_args(argv)
     try:
         args.nodes = {int(i): a for i, a in (n.split("=", 1) for n in args.node)}
@@ -199,7 +189,28 @@ async def become_current_if_first(client: Client, args: argparse.Namespace) -> N
         )
 
 
-async def run(args: argparse.Namespace) -> None:
+def operation_activities(
+    directory: NodeDirectory, clients: NodeClients, client: Client, task_queue: str
+) -> OperationActivities:
+    """The autopilot's activities, starting the repair and the check by their typed run."""
+
+    async def start_repair(request: RepairInput, **options: Unpack[StartOptions]) -> None:
+        await client.start_workflow(RepairNodeWorkflow.run, request, **options)
+
+    async def start_check(request: CheckInput, **options: Unpack[StartOptions]) -> None:
+        await client.start_workflow(CheckReplicasWorkflow.run, request, **options)
+
+    return OperationActivities(
+        directory,
+        clients,
+        client,
+        task_queue,
+        start_repair_workflow=start_repair,
+        start_check_workflow=start_check,
+    )
+
+
+async def run(args: argparse.Namespace, workflow_runner: WorkflowRunner = WORKFLOW_RUNNER) -> None:
     runtime = None
     if args.metrics_port is not None:
         metrics = PrometheusConfig(bind_address=f"127.0.0.1:{args.metrics_port}")
@@ -210,14 +221,14 @@ async def run(args: argparse.Namespace) -> None:
     clients = node_clients(args)
     directory = NodeDirectory(args.cluster, args.nodes)
     membership = membership_activities(directory, clients, KillPoints.from_env(args.state_dir))
-    operations = OperationActivities(directory, clients, client, args.task_queue)
+    operations = operation_activities(directory, clients, client, args.task_queue)
     worker = Worker(
         client,
         deployment_config=deployment_config(args),
         task_queue=args.task_queue,
         identity=args.identity,
         workflows=WORKFLOWS,
-        workflow_runner=REIMPORTING_RUNNER if args.sandbox_reimport else WORKFLOW_RUNNER,
+        workflow_runner=workflow_runner,
         activities=[*membership, *operations.all()],
         interceptors=[KeepAlive()],  # a dead worker's activity is retried within seconds
         graceful_shutdown_timeout=timedelta(seconds=5),
@@ -237,13 +248,15 @@ async def run(args: argparse.Namespace) -> None:
     log.info("worker stopped")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, workflow_runner: WorkflowRunner = WORKFLOW_RUNNER) -> None:
+    """Run the worker until SIGTERM or SIGINT. `workflow_runner`: how workflows are run (a
+    benchmark's baseline passes another sandbox)."""
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s worker %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(run(args))
+    asyncio.run(run(args, workflow_runner))
     # Exit without interpreter finalization: the SDK's native runtime and grpc's threads can
     # abort a finalizing process ("Fatal Python error: PyGILState_Release"), after everything
     # was done. Nothing is left to flush but the log.

@@ -1,12 +1,18 @@
 """Activities of the autopilot: probe the nodes, see which are drained or repaired, start a
 repair or a consistency check. Each is a read, or a start that a retry cannot double (one run
-per workflow id)."""
+per workflow id).
+
+Activities do not import workflows (a layer above them): the worker hands this class, at
+construction, a typed start of each workflow it starts (`Start`), bound to the workflow's run
+method. The start's options stay here, beside the reasons a retry is safe.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Protocol, Required, TypedDict, TypeVar, Unpack
 
 import grpc
 from temporalio import activity
@@ -25,15 +31,43 @@ from runtime.directory import NodeDirectory
 
 PROBE_TIMEOUT_S = 2.0
 
+In = TypeVar("In", contravariant=True)
+
+
+class StartOptions(TypedDict, total=False):
+    """The options of `Client.start_workflow` these activities set."""
+
+    id: Required[str]
+    task_queue: Required[str]
+    id_conflict_policy: WorkflowIDConflictPolicy
+    id_reuse_policy: WorkflowIDReusePolicy
+    static_summary: str
+    static_details: str
+
+
+class Start(Protocol[In]):
+    """Start the workflow whose input is `In`: `client.start_workflow(TheWorkflow.run, ...)`."""
+
+    async def __call__(self, request: In, /, **options: Unpack[StartOptions]) -> object: ...
+
 
 class OperationActivities:
     def __init__(
-        self, directory: NodeDirectory, clients: NodeClients, client: Client, task_queue: str
+        self,
+        directory: NodeDirectory,
+        clients: NodeClients,
+        client: Client,
+        task_queue: str,
+        *,
+        start_repair_workflow: Start[RepairInput],
+        start_check_workflow: Start[CheckInput],
     ) -> None:
         self.directory = directory
         self.clients = clients
         self.client = client
         self.task_queue = task_queue
+        self.start_repair_workflow = start_repair_workflow
+        self.start_check_workflow = start_check_workflow
 
     @activity.defn
     async def probe_nodes(self) -> dict[int, bool]:
@@ -61,8 +95,7 @@ class OperationActivities:
         """Start repairing `node`; its workflow id. A retry finds the repair running and
         leaves it be (one run per id); one that already ended plans nothing left to do."""
         workflow_id = repair_workflow_id(node)
-        await self.client.start_workflow(
-            "RepairNodeWorkflow",
+        await self.start_repair_workflow(
             RepairInput(node=node),
             id=workflow_id,
             task_queue=self.task_queue,
@@ -92,8 +125,7 @@ class OperationActivities:
         and starts no other."""
         what = "check the replicas of every region" + (", repairing a minority" if repair else "")
         with contextlib.suppress(WorkflowAlreadyStartedError):  # it ended: started once
-            await self.client.start_workflow(
-                "CheckReplicasWorkflow",
+            await self.start_check_workflow(
                 CheckInput(repair=repair),
                 id=workflow_id,
                 task_queue=self.task_queue,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 
-from node.columns import to_columns
+from contracts.columns import to_columns
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeStub
 

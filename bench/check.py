@@ -30,9 +30,9 @@ from bench.foreground import ms
 from bench.migrate import cpu_s, pid
 from client.starter import start_check
 from contracts.check import DEFAULT_CPU_SHARE, DEFAULT_RATE_MB_S, CheckInput
+from contracts.columns import to_columns
 from contracts.ids import check_workflow_id
 from node.check_reader import HELPER_NICE
-from node.columns import to_columns
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients, NodeStub
 from stack.processes import NodeProcess, children

@@ -31,6 +31,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.membership import membership_activities
 from bench.common import bench_stack, create_region
+from bench.reimport_worker import ReimportingWorkerProcess
 from client.starter import start_change
 from contracts.ids import TASK_QUEUE
 from contracts.models import MigrationInput
@@ -39,7 +40,7 @@ from runtime.clients import NodeClients
 from runtime.directory import NodeDirectory
 from runtime.killswitch import KillPoints
 from stack.local import LocalStack
-from stack.processes import ManagedProcess, WorkerProcess
+from stack.processes import ManagedProcess
 from workflows.add_peer import add_peer_steps
 from workflows.machinery.options import Options
 from workflows.machinery.progress import ChangeReporter, Offstage
@@ -174,13 +175,13 @@ async def sandbox_cost(
 ) -> dict[str, float]:
     """Worker CPU per migration, modules passed through the sandbox (ours) beside re-imported
     for every run (the earlier worker), the same batch size each, in this run."""
-    reimporting = WorkerProcess(
+    reimporting = ReimportingWorkerProcess(
         "worker-reimport",
         stack.data_dir / "worker-reimport.log",
         stack.temporal.address,
         stack.cluster_file,
         stack.data_dir / "worker-reimport-state",
-        extra_args=["--task-queue", "reimport", "--sandbox-reimport"],
+        extra_args=["--task-queue", "reimport"],
     ).start()
     try:
         per_migration = {}

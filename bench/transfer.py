@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.foreground import ScheduledWrites, ms
-from node.columns import to_columns
+from contracts.columns import to_columns
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients
 from stack.processes import NodeProcess

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 
 from contracts.rates import AUTO, rate_limit
+from contracts.ready import READY
 from node.channel import BATCH_POINTS
 from node.disk import FLOOD_WATERMARK
 from node.handshake_log import relay_core_stderr, verbosity_hides_handshakes
@@ -26,7 +27,6 @@ from runtime.tls import TlsError, TlsFiles, tls_from_flags
 
 log = logging.getLogger("airnode")
 
-READY = "airnode {id} ready on {address}"
 # A snapshot's or a channel's reads run in threads that hold the GIL for milliseconds at a
 # time; a shorter switch interval than the default 5 ms hands it back sooner to the event loop,
 # which serves the writes (the check's reads run in a process of their own: check_reader.py).

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from node.columns import from_columns, to_columns
+from contracts.columns import from_columns, to_columns
 from node.metrics import METRICS
 from node.replica import ChannelState, Replica, channel_name
 from node.snapshot import Held, Sent, snapshot_chunks

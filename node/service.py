@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 
 import grpc
 
+from contracts.columns import from_columns
 from node.acks import Level
 from node.channel import from_proto
 from node.check import RangeRequest
-from node.columns import from_columns
 from node.errors import NodeError
 from node.identity import require_node
 from node.inbound import Inbound

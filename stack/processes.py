@@ -18,8 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import Self
 
+from contracts.ready import READY as NODE_READY
 from contracts.search_attributes import declared
-from node.__main__ import READY as NODE_READY
 from runtime.parent_death import die_with
 from runtime.tls import TlsFiles
 

@@ -19,8 +19,8 @@ from activities.check import CheckActivities
 from activities.node_calls import NodeCalls
 from client.starter import start_check
 from contracts.check import CheckInput, CheckProgress, CheckRegionInput, Verdict
+from contracts.columns import to_columns
 from contracts.ids import check_workflow_id
-from node.columns import to_columns
 from protos import air_node_pb2 as pb
 from runtime.directory import NodeDirectory
 from runtime.killswitch import KillPoints

@@ -18,9 +18,9 @@ from temporalio.client import WorkflowHandle
 from client.starter import start_check
 from client.versions import make_current
 from contracts.check import CheckInput
+from contracts.columns import to_columns
 from contracts.ids import check_workflow_id
 from contracts.models import MigrationInput, MigrationResult
-from node.columns import to_columns
 from protos import air_node_pb2 as pb
 from tests.support.cluster import HELD
 from tests.support.stack import Stack

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.columns import from_columns, to_columns
+from contracts.columns import from_columns, to_columns
 from protos import air_node_pb2 as pb
 
 rows = st.lists(

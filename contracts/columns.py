@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from node.store import Row
 from protos import air_node_pb2 as pb
+
+Row = tuple[str, int, float]  # series, timestamp, value: a point, as the node's store holds it
 
 
 def to_columns(rows: Sequence[Row]) -> pb.Columns:
