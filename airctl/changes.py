@@ -22,8 +22,16 @@ from temporalio.service import RPCError, RPCStatusCode
 from airctl.args import Commands
 from airctl.config import parse_ids
 from airctl.context import Ctl
-from airctl.progress import NO_ANSWER, OPERATIONS, follow, live_progress, operation_state, snapshot
+from airctl.progress import (
+    NO_ANSWER,
+    OPERATIONS,
+    follow_change,
+    live_progress,
+    operation_state,
+    snapshot,
+)
 from client.starter import RegionBusy, RequestRefused, Started, start_change
+from client.status import workflow_status
 from contracts.errors import UserError
 from contracts.ids import region_workflow_id
 from contracts.models import (
@@ -83,7 +91,7 @@ async def start_and_maybe_wait(
 async def wait_result(ctl: Ctl, client: Client, handle: WorkflowHandle[Any, Any]) -> int:
     began = time.monotonic()
     if not ctl.json:
-        await follow(client, handle)
+        await follow_change(client, handle)
     try:
         result = await handle.result()
     except WorkflowFailureError as e:
@@ -155,7 +163,7 @@ async def cmd_status(ctl: Ctl) -> int:
     ended = described.status
     if ctl.args.wait and ended == WorkflowExecutionStatus.RUNNING:
         if not ctl.json:
-            await follow(client, handle)
+            await follow_change(client, handle)
         ended, _ = await _closed(handle)
     status = ended.name if ended else "UNKNOWN"
     progress = await snapshot(client, handle)
@@ -188,8 +196,8 @@ async def cmd_cancel(ctl: Ctl) -> int:
     client = await ctl.temporal()
     handle = client.get_workflow_handle(region_workflow_id(ctl.args.region))
     try:
-        running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-    except Exception:
+        running = await workflow_status(handle) == WorkflowExecutionStatus.RUNNING
+    except Exception:  # Temporal refusing to describe it reads as nothing running, as before
         running = False
     if not running:
         raise UserError(f"no membership change of region {ctl.args.region} is running")
@@ -355,7 +363,7 @@ async def _closed(
     try:
         result = await handle.result()
     except WorkflowFailureError:
-        return (await handle.describe()).status, None
+        return await workflow_status(handle), None
     return WorkflowExecutionStatus.COMPLETED, result
 
 
@@ -384,10 +392,10 @@ async def _drain_tally(client: Client, handle: WorkflowHandle[Any, Any]) -> str:
 
 async def _cancelled(client: Client, workflow_id: str) -> bool:
     try:
-        described = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError:
+        status = await workflow_status(client.get_workflow_handle(workflow_id))
+    except RPCError:  # Temporal refusing to describe it: counted failed, as before
         return False
-    return described.status == WorkflowExecutionStatus.CANCELED
+    return status == WorkflowExecutionStatus.CANCELED
 
 
 # -- arguments --------------------------------------------------------------------------------

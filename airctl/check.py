@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from airctl.args import Commands, duration, positive
 from airctl.config import parse_ids
 from airctl.context import Ctl
+from airctl.progress import follow
 from client.starter import start_check
 from contracts.check import DEFAULT_CPU_SHARE, DEFAULT_RATE_MB_S, CheckInput, CheckProgress
 from contracts.errors import UserError
@@ -107,15 +108,26 @@ async def _follow(
     """Wait for the result, showing how far the check is on stderr (a terminal's one line)."""
     task = asyncio.ensure_future(handle.result())
     shown = ""
-    while not task.done():
+
+    async def finished() -> bool:
+        """Waits up to a second for the result itself: the verdict comes as soon as it does."""
         await asyncio.wait([task], timeout=1.0)
+        return task.done()
+
+    async def read() -> CheckProgress | None:
+        """Off a terminal, or once the verdict is in, nothing to show."""
         if task.done() or not sys.stderr.isatty():
-            continue
-        p = await handle.query(CheckReplicasWorkflow.progress)
+            return None
+        return await handle.query(CheckReplicasWorkflow.progress)
+
+    async def show(p: CheckProgress) -> None:
+        nonlocal shown
         line = f"checked {p.checked} of {p.total} regions ({len(p.diverged)} diverged)"
         if line != shown:
             print(f"\r{line}", end="", file=sys.stderr, flush=True)
             shown = line
+
+    await follow(finished, read, show, interval=0)
     if shown:
         print(file=sys.stderr)
     return await task

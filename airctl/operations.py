@@ -19,9 +19,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from airctl.args import Commands, count, duration, high_watermark, positive
 from airctl.changes import start
 from airctl.context import Ctl
-from airctl.display import Bars
 from airctl.progress import NO_ANSWER, follow_operation, moves_text, operation_state
 from client.starter import OperationInput, operation_id, start_autopilot, start_operation
+from client.status import workflow_status
 from contracts.activity_models import ClusterDescription, Peer
 from contracts.errors import InvalidRequest, UserError
 from contracts.ids import (
@@ -198,7 +198,7 @@ async def operate(
     if not ctl.args.wait:
         ctl.emit_started(started)
         return 0
-    return await follow(ctl, client, started.handle, f"the {what}", result_type)
+    return await wait_result(ctl, client, started.handle, f"the {what}", result_type)
 
 
 def bounds(ctl: Ctl) -> dict[str, float]:
@@ -221,7 +221,7 @@ async def steer(
             f"not {action}"
         )
     try:
-        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+        if await workflow_status(handle) != WorkflowExecutionStatus.RUNNING:
             raise UserError(f"no {what} is running")
         if action == "bound":
             await handle.execute_update(MovesWorkflow.set_max_concurrent, bound)
@@ -239,12 +239,12 @@ async def steer(
     except WorkflowUpdateFailedError as e:
         raise UserError(f"the {what} refused the {action}: {root_cause(e)}") from e
     if ctl.args.wait:
-        return await follow(ctl, client, handle, f"the {what}", result)
+        return await wait_result(ctl, client, handle, f"the {what}", result)
     ctl.emit(state.model_dump(mode="json"), f"{what}: {moves_text(state)}")
     return 0
 
 
-async def follow(
+async def wait_result(
     ctl: Ctl,
     client: Client,
     handle: WorkflowHandle[Any, Any],
@@ -253,8 +253,7 @@ async def follow(
 ) -> int:
     """The operation's progress until it ends (with --json, silence); then its result."""
     if not ctl.json:
-        with Bars() as bars:
-            await follow_operation(client, handle, bars)
+        await follow_operation(client, handle)
     try:
         result: BaseModel = await client.get_workflow_handle(
             handle.id, result_type=result_type
@@ -344,12 +343,7 @@ def autopilot_text(s: AutopilotState) -> str:
 
 
 async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
-    try:
-        return (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-    except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
+    return await workflow_status(handle) == WorkflowExecutionStatus.RUNNING
 
 
 # -- arguments --------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
-"""Following a running change or drain: its progress, as bars on a terminal (display.py)."""
+"""Following a running workflow (a change, an operation, a check): one `follow` loop, and
+its progress as bars on a terminal (display.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from rich.progress import TaskID
 from temporalio.client import (
@@ -17,6 +19,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from airctl.display import Bars
+from client.status import workflow_status
 from contracts.ids import region_workflow_id
 from contracts.models import MovesProgress, Phase, Progress
 from workflows.drain import DrainNodeWorkflow
@@ -52,7 +55,40 @@ def transfer(p: Progress) -> str:
     return text
 
 
+P = TypeVar("P")
+
+
 async def follow(
+    finished: Callable[[], Awaitable[bool]],
+    read: Callable[[], Awaitable[P | None]],
+    show: Callable[[P], Awaitable[None]],
+    interval: float,
+) -> None:
+    """Show what `read` answers (None: nothing yet) every `interval` until `finished`.
+
+    `finished` is asked before the read, so the last read comes after the end and shows how
+    it ended; it may itself wait (a check waits on its result, to give the verdict at once).
+    """
+    while True:
+        over = await finished()
+        progress = await read()
+        if progress is not None:
+            await show(progress)
+        if over:
+            return
+        await asyncio.sleep(interval)
+
+
+def closed(handle: WorkflowHandle[Any, Any]) -> Callable[[], Awaitable[bool]]:
+    """`follow`'s `finished` for a workflow: it no longer runs."""
+
+    async def finished() -> bool:
+        return await workflow_status(handle) != WorkflowExecutionStatus.RUNNING
+
+    return finished
+
+
+async def follow_change(
     client: Client,
     handle: WorkflowHandle[Any, Any],
     out: TextIO = sys.stderr,
@@ -61,22 +97,12 @@ async def follow(
     """Show a change's progress until it closes: its phase, and during a transfer the seqs
     applied of those it waits for, the rate and the ETA."""
     with Bars(out) as bars:
-        bar = bars.add(handle.id)
-        await _follow_change(client, handle, bars, bar, interval)
+        bar, lag = bars.add(handle.id), LagBar()
 
+        async def show(p: Progress) -> None:
+            show_change(bars, bar, handle.id, p, lag)
 
-async def _follow_change(
-    client: Client, handle: WorkflowHandle[Any, Any], bars: Bars, bar: TaskID, interval: float
-) -> None:
-    most = LagBar()
-    while True:
-        running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        progress = await snapshot(client, handle)  # once more after it closed: the last phase
-        if progress is not None:
-            show_change(bars, bar, handle.id, progress, most)
-        if not running:
-            return
-        await asyncio.sleep(interval)
+        await follow(closed(handle), partial(snapshot, client, handle), show, interval)
 
 
 class LagBar:
@@ -170,26 +196,24 @@ def moved(s: MovesProgress) -> str:
 
 
 async def follow_operation(
-    client: Client, handle: WorkflowHandle[Any, Any], bars: Bars, interval: float = 0.5
+    client: Client,
+    handle: WorkflowHandle[Any, Any],
+    out: TextIO = sys.stderr,
+    interval: float = 0.5,
 ) -> None:
     """Show a drain or a rebalance until it ends: the bytes moved of the total, and on a
     terminal a bar per running move."""
-    overall = bars.add(handle.id)
-    moves: dict[int, tuple[TaskID, LagBar]] = {}
-    while True:
-        running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        state = await operation_state(handle)
-        if state is not None:
-            title = f"{handle.id}: {moved(state)}"
-            total = state.bytes_total or None
-            bars.update(
-                overall, title, done=state.bytes_moved, total=total, detail=moves_text(state)
-            )
+    with Bars(out) as bars:
+        overall = bars.add(handle.id)
+        moves: dict[int, tuple[TaskID, LagBar]] = {}
+
+        async def show(s: MovesProgress) -> None:
+            title, total = f"{handle.id}: {moved(s)}", s.bytes_total or None
+            bars.update(overall, title, done=s.bytes_moved, total=total, detail=moves_text(s))
             if bars.live:
-                await _show_moves(client, bars, moves, state.running)
-        if not running:
-            return
-        await asyncio.sleep(interval)
+                await _show_moves(client, bars, moves, s.running)
+
+        await follow(closed(handle), partial(operation_state, handle), show, interval)
 
 
 async def _show_moves(

@@ -21,8 +21,9 @@ from airctl.changes import start
 from airctl.context import Ctl
 from airctl.data import create_region, verify
 from airctl.load import AckedLog, LoadWriter
-from airctl.progress import follow
+from airctl.progress import follow_change
 from client.starter import start_change
+from client.status import workflow_status
 from contracts.models import MigrationInput
 from contracts.rates import rate_limit
 from protos import air_node_pb2 as pb
@@ -98,7 +99,7 @@ async def run_demo(ctl: Ctl, stack: LocalStack) -> int:
     began = time.monotonic()
     havoc = asyncio.create_task(chaos.strike(handle, region, began)) if chaos else None
     if not ctl.json:
-        await follow(client, handle)
+        await follow_change(client, handle)
     result = await handle.result()
     seconds = time.monotonic() - began
     if havoc is not None:
@@ -161,7 +162,7 @@ class Chaos:
         self._kill(self.stack.worker, began)
         if self.ctl.args.kill_destination:
             while not await self._receiving(region):
-                if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                if await workflow_status(handle) != WorkflowExecutionStatus.RUNNING:
                     say(self.ctl, "chaos: the migration was over before node 4 could be killed")
                     return
                 await asyncio.sleep(0.1)

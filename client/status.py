@@ -1,0 +1,20 @@
+"""A workflow's status, as a client asks it: whether it still runs, or how it closed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+
+async def workflow_status(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
+    """The handle's workflow's status; None when Temporal knows no workflow of its id (never
+    started, or closed past retention), which every caller reads as "not running". Any other
+    refusal is raised: Temporal unreachable is not an answer."""
+    try:
+        return (await handle.describe()).status
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
