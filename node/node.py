@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import grpc
 
+from contracts.columns import Row
 from node.acks import Level, LevelNotMet
 from node.adaptive import TICK_S, AdaptiveRate
 from node.channel import BATCH_POINTS
@@ -47,7 +48,7 @@ from node.reports import (
     ThrottleChange,
     TransferCheck,
 )
-from node.store import Digest, Row, SyncMode, digest, read_range
+from node.store import Digest, SyncMode, digest, read_range
 from node.throttle import Throttle
 from runtime.clients import NodeClients
 from runtime.killswitch import KillPoints

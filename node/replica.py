@@ -13,9 +13,10 @@ from typing import Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel
 
+from contracts.columns import Row
 from node.acks import Acknowledgements
 from node.snapshot import IncomingSnapshot, Sent
-from node.store import HeldView, OriginBatch, Row, Store, SyncMode
+from node.store import HeldView, OriginBatch, Store, SyncMode
 from runtime.files import atomic_write, fsync_dir
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, Literal, ParamSpec, TypeVar
 
+from contracts.columns import Row
+
 SyncMode = Literal["full", "normal"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
-Row = tuple[str, int, float]  # series, timestamp, value
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
