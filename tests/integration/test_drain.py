@@ -13,7 +13,9 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.exceptions import is_cancelled_exception
+from temporalio.service import RPCError
 
+from contracts.columns import Row
 from contracts.ids import region_workflow_id
 from contracts.models import DrainInput, DrainResult, MigrationInput, MovesProgress, Phase
 from tests.support.chaos import restart
@@ -88,13 +90,45 @@ async def test_drain_moves_every_region_off_the_node(stack: Stack) -> None:
         )
 
 
+async def a_held_transfer(stack: Stack, drain: WorkflowHandle[Any, Any]) -> tuple[int, int]:
+    """A move of `drain` transferring whose new replica awaits its snapshot (the senders held):
+    its region and destination."""
+
+    async def probe() -> list[tuple[int, int]]:
+        state = await drain_progress(drain)
+        moving_to = {m.region: m.to_node for m in state.planned}
+        found = []
+        for region in state.running:
+            move = stack.client.get_workflow_handle(region_workflow_id(region))
+            try:
+                phase = (await stack.progress(move)).phase
+            except RPCError:  # not started yet
+                continue
+            new = (await stack.cluster.regions_of(moving_to[region])).get(region)
+            if phase == Phase.TRANSFERRING and new is not None and not new.installed:
+                found.append((region, moving_to[region]))
+        return found
+
+    held = await eventually(probe, timeout=60, what="a move transferring, its snapshot held")
+    return held[0]
+
+
+BULK = 2000  # points in each region of the bound test: small, a hold makes a transfer last
+
+
 async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: Stack) -> None:
     cluster = stack.cluster
     for i in (1, 2, 3, 4, 5):
         cluster.add_node(i)
     regions = list(range(511, 519))
+    bulk: dict[int, list[Row]] = {}
     for region in regions:
         await cluster.create_region(region, [1, 2, 3])
+        writer = LoadWriter(cluster, region, [1], series="bulk", batch=BULK)
+        await writer.run(count=BULK)
+        bulk[region] = writer.acked
+    for region in regions:
+        await cluster.converged(region, [1, 2, 3], count=BULK)
     stack.start_worker()
 
     handle = await stack.operation(DrainInput(node=1, max_concurrent=2, max_per_node=1))
@@ -104,8 +138,14 @@ async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: S
         timeout=60,
         what="two regions moved",
     )
+    # the regions' holders hold their transfers: the kill lands mid-transfer every time
+    await cluster.throttle([1, 2, 3], HELD)
+    region, to_node = await a_held_transfer(stack, handle)
     stack.workers["worker"].kill()
+    new = (await cluster.regions_of(to_node))[region]
+    assert not new.installed, f"region {region}'s snapshot on node {to_node} came before the kill"
     await restart(stack.workers["worker"])
+    await cluster.throttle([1, 2, 3], 0)
     result = await stack.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
     assert not result.failed and len(result.moved) == len(regions), result
 
@@ -115,6 +155,12 @@ async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: S
     assert most_at_once(spans) <= 2, spans
     into = most_at_once_into(spans)
     assert set(into) == {4, 5} and max(into.values()) <= 1, (into, spans)  # max_per_node
+    for region in regions:  # whole on each final replica
+        holders = [i for i in (2, 3, 4, 5) if region in await cluster.regions_of(i)]
+        assert len(holders) == 3, (region, holders)
+        await cluster.converged(region, holders, count=BULK)
+        for i in holders:
+            assert await missing_points(cluster, i, region, bulk[region]) == [], (region, i)
 
 
 async def stalled_ids(client: Client) -> set[str]:

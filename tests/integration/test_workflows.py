@@ -131,16 +131,20 @@ async def scheduled_activities(handle: WorkflowHandle[Any, Any]) -> list[str]:
     return names
 
 
-async def cluster_state(cluster: Cluster, ids: list[int], region: int) -> list[object]:
-    state: list[object] = []
+async def peer_lists(cluster: Cluster, ids: list[int]) -> dict[int, list[tuple[int, list[int]]]]:
+    """Each node's regions, each with its peer list."""
+    lists = {}
     for i in ids:
         regions = await cluster.regions_of(i)
-        state.append(
-            sorted((r, sorted(p.node_id for p in info.peers)) for r, info in regions.items())
-        )
-        if region in regions:
-            state.append((await cluster.digest(i, region)).hash)
-    return state
+        lists[i] = sorted((r, sorted(p.node_id for p in info.peers)) for r, info in regions.items())
+    return lists
+
+
+async def cluster_state(cluster: Cluster, ids: list[int], region: int) -> list[object]:
+    """The peer lists, and the digest of each replica of `region`."""
+    lists = await peer_lists(cluster, ids)
+    digests = [(await cluster.digest(i, region)).hash for i in ids if region in dict(lists[i])]
+    return [lists, digests]
 
 
 async def test_bad_input_fails_fast_and_changes_nothing(stack: Stack, region: int) -> None:
@@ -195,6 +199,9 @@ async def fill(cluster: Cluster, region: int, node_id: int, points: int, batch: 
         await cluster.stub(node_id).Write(pb.WriteRequest(region=region, points=rows))
 
 
+FILLED = 60_000  # points in a held region
+
+
 async def held_region(stack: Stack, region: int) -> Cluster:
     """Nodes 1-3, a region on 1 and 2 holding a few MB whose transfers are held (nodes 1 and 2
     throttled to `HELD`) until the test lifts the throttle, and a worker."""
@@ -202,8 +209,8 @@ async def held_region(stack: Stack, region: int) -> Cluster:
     for i in (1, 2, 3):
         cluster.add_node(i)
     await cluster.create_region(region, [1, 2])
-    await fill(cluster, region, 1, 60_000)
-    await cluster.converged(region, [1, 2], count=60_000, timeout=120)
+    await fill(cluster, region, 1, FILLED)
+    await cluster.converged(region, [1, 2], count=FILLED, timeout=120)
     await cluster.throttle([1, 2], HELD)
     stack.start_worker()
     return cluster
@@ -217,21 +224,31 @@ async def wait_for_phase(stack: Stack, handle: WorkflowHandle[Any, Any], phase: 
 
 async def test_cancel_mid_transfer_leaves_the_cluster_as_before(stack: Stack, region: int) -> None:
     cluster = await held_region(stack, region)
-    before = await cluster_state(cluster, [1, 2, 3], region)
+    before = await peer_lists(cluster, [1, 2, 3])
+    # writes to the replicas that stay, through the transfer, the cancel and the rollback
+    load = LoadWriter(cluster, region, [1, 2]).start(rate=500)
+    await load.wait_acked(100)
 
     handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=3))
     await wait_for_phase(stack, handle, Phase.TRANSFERRING)
+    await load.wait_acked(len(load.acked) + 100)  # mid-transfer
     await handle.cancel()
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
     assert is_cancelled_exception(failed.value.cause), failed.value.cause
     assert (await stack.progress(handle)).phase == Phase.ROLLED_BACK
+    await load.wait_acked(len(load.acked) + 100)  # after the rollback
+    acked = await load.stop()
 
-    assert await cluster_state(cluster, [1, 2, 3], region) == before
+    assert await peer_lists(cluster, [1, 2, 3]) == before
     assert not cluster.region_dir(3, region).exists()
     for i in (1, 2):
         progress = await cluster.progress(i, region)
         assert 3 not in {c.receiver.node_id for c in progress.channels}
+    await cluster.throttle([1, 2], 0)  # the writes held between the two go through
+    await cluster.converged(region, [1, 2], count=FILLED + len(acked))
+    for i in (1, 2):
+        assert await missing_points(cluster, i, region, acked) == [], i
 
 
 async def test_remove_a_peer_that_is_down_then_it_comes_back(stack: Stack, region: int) -> None:
@@ -356,6 +373,10 @@ async def test_the_stock_temporal_cli_starts_a_migration(stack: Stack, region: i
 
 async def test_cancel_during_the_removal_finishes_it(stack: Stack, region: int) -> None:
     cluster = await held_region(stack, region)
+    # writes through the replicas that stay, never the frozen one (node 3 refuses them until
+    # it is active: they go to node 2)
+    load = LoadWriter(cluster, region, [2, 3]).start(rate=500)
+    await load.wait_acked(100)
     request = MigrationInput(region=region, from_node=1, to_node=3, coordinator=2)
     handle = await stack.start(request)
     leaving = cluster.nodes[1]
@@ -369,13 +390,19 @@ async def test_cancel_during_the_removal_finishes_it(stack: Stack, region: int) 
         await handle.cancel()
         progress = await stack.progress(handle)
         assert progress.phase == Phase.INACTIVATING_LEAVING_PEER, progress  # mid-removal
+        await load.wait_acked(len(load.acked) + 100)  # while it waits for the frozen node
     finally:
         leaving.send_signal(signal.SIGCONT)
     result = await handle.result()
     assert isinstance(result, MigrationResult)
     assert result.cancelled and "the removal was finished" in result.message
     assert result.remove is not None and result.remove.clean
+    await load.wait_acked(len(load.acked) + 100)  # after the removal
+    acked = await load.stop()
     await assert_gone(cluster, 1, region, [2, 3])
+    await cluster.converged(region, [2, 3], count=FILLED + len(acked))
+    for i in (2, 3):
+        assert await missing_points(cluster, i, region, acked) == [], i
 
 
 async def test_a_transfer_that_stops_moving_is_reported_stalled(stack: Stack, region: int) -> None:
