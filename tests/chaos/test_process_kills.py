@@ -28,6 +28,7 @@ from tests.support.chaos import restart
 from tests.support.checks import assert_gone
 from tests.support.cluster import HELD, Cluster
 from tests.support.load import LoadWriter, missing_points
+from tests.support.moves import awaits_snapshot
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.machinery.failures import root_cause
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.slow
 _regions = itertools.count(300)
 THROTTLE = ["--transfer-rate-limit", "0.5"]  # MB/s: a snapshot of a few MB takes seconds
 THROTTLE_BYTES_PER_S = 0.5e6
+HOLDERS = [1, 2, 3]  # the region's replicas: a snapshot or channel to node 4 starts here
 
 
 async def setup(stack: Stack, nodes: int = 4, preload: int = 40_000) -> tuple[int, Writer]:
@@ -90,12 +92,16 @@ async def test_worker_killed_at_random_moments(stack: Stack) -> None:
 
 
 async def test_destination_killed_mid_transfer_and_restarted(stack: Stack) -> None:
-    region, load = await setup(stack)
+    region, load = await setup(stack, preload=5_000)  # held, it needs no volume to be slow
+    # the holders' transfers held (1 byte/s): the snapshot to node 4 waits until it is killed
+    await stack.cluster.throttle(HOLDERS, HELD)
     stack.start_worker()
     handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=4))
     await transferring(stack, handle)
+    assert await awaits_snapshot(stack.cluster, 4, region), "not mid-transfer: installed"
     stack.cluster.nodes[4].kill()
     await restart(stack.cluster.nodes[4])
+    await stack.cluster.throttle(HOLDERS, THROTTLE_BYTES_PER_S)
     await migrated(stack.cluster, handle, region)
     await all_acked_on(stack.cluster, region, load, [2, 3, 4])
 

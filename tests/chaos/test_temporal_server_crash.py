@@ -7,8 +7,9 @@ import pytest
 from client import connection
 from contracts.models import MigrationInput, MigrationResult, Phase
 from tests.support.checks import assert_gone
-from tests.support.cluster import Cluster
+from tests.support.cluster import HELD, Cluster
 from tests.support.load import LoadWriter, missing_points
+from tests.support.moves import awaits_snapshot
 from tests.support.stack import Stack
 from tests.support.temporal_container import (
     TemporalContainer,
@@ -17,17 +18,19 @@ from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 REGION = 31
+PRELOAD = 5_000  # points: held, the snapshot needs no volume to last
+HOLDERS = [1, 2, 3]  # the region's replicas: a snapshot or channel to node 4 starts here
 
 
 async def test_server_killed_mid_migration_and_restarted(
     cluster: Cluster, server: TemporalContainer
 ) -> None:
-    for i in (1, 2, 3, 4):  # 0.5 MB/s: the snapshot takes seconds, so the kill lands mid-way
-        cluster.add_node(i, extra_args=["--transfer-rate-limit", "0.5"])
+    for i in (1, 2, 3, 4):
+        cluster.add_node(i)
     await cluster.create_region(REGION, [1, 2, 3])
     bulk = LoadWriter(cluster, REGION, [1], series="bulk", batch=5000)
-    await bulk.run(count=40_000)
-    await cluster.converged(REGION, [1, 2, 3], count=40_000, timeout=120)
+    await bulk.run(count=PRELOAD)
+    await cluster.converged(REGION, [1, 2, 3], count=PRELOAD, timeout=120)
     client = await connection.connect(connection.local(server.address))
     stack = Stack(cluster, client, server.address)
     stack.start_worker()
@@ -35,13 +38,17 @@ async def test_server_killed_mid_migration_and_restarted(
     await load.wait_acked(200)
     load.acked[:0] = bulk.acked
 
+    # the holders' transfers held (1 byte/s): the snapshot to node 4 waits for the kill
+    await cluster.throttle(HOLDERS, HELD)
     handle = await stack.start(MigrationInput(region=REGION, from_node=1, to_node=4))
     await eventually(
         lambda: stack.progress(handle), lambda p: p.phase == Phase.TRANSFERRING, timeout=60
     )
+    assert await awaits_snapshot(cluster, 4, REGION), "not mid-transfer: installed"
     server.kill()
     await load.wait_acked(len(load.acked) + 200)  # the nodes go on without Temporal
     server.start()
+    await cluster.throttle(HOLDERS, 0)
 
     client = await connection.connect(connection.local(server.address))
     result = await client.get_workflow_handle(handle.id, result_type=MigrationResult).result()

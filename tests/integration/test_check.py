@@ -11,14 +11,16 @@ import asyncio
 import random
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import ActivityEnvironment
 
 from activities.check import CheckActivities
 from activities.node_calls import NodeCalls
 from client.starter import start_check
-from contracts.check import CheckInput, CheckProgress, CheckRegionInput, Verdict
+from contracts.check import RANGE_POINTS, CheckInput, CheckProgress, CheckRegionInput, Verdict
 from contracts.columns import to_columns
 from contracts.ids import check_workflow_id
 from protos import air_node_pb2 as pb
@@ -34,6 +36,8 @@ from workflows.check import CheckReplicasWorkflow
 
 REGION = 61
 HOT_KEYS = 40  # keys two origins overwrite again and again
+CRAWL_MB_S = 0.0002  # a check's rate: a range of RANGE_POINTS points takes ~14 min to pace
+TAIL = 10  # points after a full range: the little left to read after a kill in the first
 
 
 async def write(cluster: Cluster, node: int, region: int, points: list[pb.Point]) -> None:
@@ -131,10 +135,10 @@ async def test_a_check_killed_at_region_k_does_not_read_the_regions_before_it_ag
     stack: Stack,
 ) -> None:
     regions = [71, 72, 73, 74, 75]
-    slow = 74  # many points: at a low rate, its check lasts seconds
+    slow = 74  # a full range and a tail: read at a crawl, its first range holds the check there
     cluster = await stack.four_nodes(*regions)
     for region in regions:
-        points = 8_000 if region == slow else 50
+        points = RANGE_POINTS + TAIL if region == slow else 5
         rows = [("k", t, float(t)) for t in range(points)]
         await cluster.stub(1).Write(
             pb.WriteRequest(region=region, columns=to_columns(rows)), timeout=30
@@ -143,29 +147,51 @@ async def test_a_check_killed_at_region_k_does_not_read_the_regions_before_it_ag
 
     handle = await start_check(
         stack.client,
-        CheckInput(regions=regions, rate_mb_s=0.05),
+        CheckInput(regions=regions, rate_mb_s=CRAWL_MB_S),
         check_workflow_id(uuid.uuid4().hex[:8]),
         stack.task_queue,
     )
     stack.handles.append(handle)
-    # the check is reading region 74 (its replicas have served ranges) when the worker dies
+    # the check has read region 74's first range and heartbeated it: pacing that range at the
+    # crawl takes it ~14 minutes, so the worker dies mid-region every time
     await eventually(
-        lambda: check_reads(cluster, slow),
-        lambda reads: all(reads.values()),
-        what=f"the check to be reading region {slow}",
+        lambda: heartbeated(stack, handle),
+        lambda d: d is not None and d["result"]["region"] == slow and d["after"] is not None,
+        what=f"the check to have read region {slow}'s first range",
     )
     before = {r: await check_reads(cluster, r) for r in regions}
-    assert (await handle.query(CheckReplicasWorkflow.progress)).current == slow
+    progress = await handle.query(CheckReplicasWorkflow.progress)
+    assert (progress.current, progress.checked) == (slow, regions.index(slow)), progress
+    assert all(before[slow].values()), before
     stack.workers["worker"].kill()
+    details = await heartbeated(stack, handle)
+    assert details is not None and not details["done"], f"region {slow} was read: {details}"
     await asyncio.to_thread(stack.workers["worker"].start)
+    # region 74's retry reads only its tail, at the crawl it was scheduled with; the next
+    # region reads at the new rate
+    await handle.execute_update(CheckReplicasWorkflow.set_rate, 100.0)
 
     result = await handle.result()
     assert result.equal == len(regions) and result.checked == len(regions), result
     after = {r: await check_reads(cluster, r) for r in regions}
     for region in regions[: regions.index(slow)]:
         assert after[region] == before[region], f"region {region} was read again"
-    assert after[slow] != before[slow]  # resumed there: read on after the restart
+    # resumed there, at the range it heartbeated: its tail read once more on each replica
+    assert after[slow] == {n: reads + 1 for n, reads in before[slow].items()}, (before, after)
     assert all(after[r] for r in regions[regions.index(slow) :]), after
+
+
+async def heartbeated(stack: Stack, handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
+    """What the running region check last heartbeated (the range a retry resumes after)."""
+    description = await handle.describe()
+    for activity in description.raw_description.pending_activities:
+        if activity.activity_type.name == "check_region" and activity.heartbeat_details.payloads:
+            (details,) = await stack.client.data_converter.decode(
+                activity.heartbeat_details.payloads
+            )
+            assert isinstance(details, dict), details
+            return details
+    return None
 
 
 async def check_reads(cluster: Cluster, region: int) -> dict[int, int]:

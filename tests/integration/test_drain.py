@@ -13,7 +13,6 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.exceptions import is_cancelled_exception
-from temporalio.service import RPCError
 
 from contracts.columns import Row
 from contracts.ids import region_workflow_id
@@ -21,6 +20,7 @@ from contracts.models import DrainInput, DrainResult, MigrationInput, MovesProgr
 from tests.support.chaos import restart
 from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
+from tests.support.moves import awaits_snapshot, held_transfer
 from tests.support.node_logs import most_at_once, most_at_once_into, move_spans, replica_events
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
@@ -90,29 +90,6 @@ async def test_drain_moves_every_region_off_the_node(stack: Stack) -> None:
         )
 
 
-async def a_held_transfer(stack: Stack, drain: WorkflowHandle[Any, Any]) -> tuple[int, int]:
-    """A move of `drain` transferring whose new replica awaits its snapshot (the senders held):
-    its region and destination."""
-
-    async def probe() -> list[tuple[int, int]]:
-        state = await drain_progress(drain)
-        moving_to = {m.region: m.to_node for m in state.planned}
-        found = []
-        for region in state.running:
-            move = stack.client.get_workflow_handle(region_workflow_id(region))
-            try:
-                phase = (await stack.progress(move)).phase
-            except RPCError:  # not started yet
-                continue
-            new = (await stack.cluster.regions_of(moving_to[region])).get(region)
-            if phase == Phase.TRANSFERRING and new is not None and not new.installed:
-                found.append((region, moving_to[region]))
-        return found
-
-    held = await eventually(probe, timeout=60, what="a move transferring, its snapshot held")
-    return held[0]
-
-
 BULK = 2000  # points in each region of the bound test: small, a hold makes a transfer last
 
 
@@ -140,10 +117,9 @@ async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: S
     )
     # the regions' holders hold their transfers: the kill lands mid-transfer every time
     await cluster.throttle([1, 2, 3], HELD)
-    region, to_node = await a_held_transfer(stack, handle)
+    region, to_node = await held_transfer(stack, handle)
     stack.workers["worker"].kill()
-    new = (await cluster.regions_of(to_node))[region]
-    assert not new.installed, f"region {region}'s snapshot on node {to_node} came before the kill"
+    assert await awaits_snapshot(cluster, to_node, region), f"region {region} moved before the kill"
     await restart(stack.workers["worker"])
     await cluster.throttle([1, 2, 3], 0)
     result = await stack.client.get_workflow_handle(handle.id, result_type=DrainResult).result()

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from temporalio.client import WorkflowHandle
 
 from client.starter import RequestRefused
 from contracts.activity_models import Peer
-from contracts.ids import REBALANCE_WORKFLOW_ID, region_workflow_id
-from contracts.models import Move, Phase, RebalanceInput, RebalanceResult
+from contracts.ids import REBALANCE_WORKFLOW_ID
+from contracts.models import Move, RebalanceInput, RebalanceResult
 from planning.balance import plan_rebalance
 from runtime.reading import describe_cluster
 from tests.support.chaos import restart
 from tests.support.cluster import HELD, Cluster
 from tests.support.load import LoadWriter, missing_points
+from tests.support.moves import awaits_snapshot, held_transfer
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.rebalance import RebalanceWorkflow
@@ -39,17 +37,6 @@ async def planned(cluster: Cluster) -> list[Move]:
     )
 
 
-async def a_transfer(stack: Stack, handle: WorkflowHandle[Any, Any]) -> tuple[int, int] | None:
-    """A running move in its transfer, and its destination; None while there is none."""
-    state = await handle.query(RebalanceWorkflow.moves_progress)
-    for move in state.planned:
-        if move.region in state.running:
-            move_handle = stack.client.get_workflow_handle(region_workflow_id(move.region))
-            if (await stack.progress(move_handle)).phase == Phase.TRANSFERRING:
-                return move.region, move.to_node
-    return None
-
-
 async def test_a_rebalance_onto_two_empty_nodes_survives_worker_and_destination_kills(
     stack: Stack,
 ) -> None:
@@ -71,15 +58,9 @@ async def test_a_rebalance_onto_two_empty_nodes_survives_worker_and_destination_
     )
     # held: the moves running now stay in their transfer until both kills have landed
     await cluster.throttle([1, 2, 3], HELD)
-    held = await eventually(
-        lambda: a_transfer(stack, handle),
-        lambda found: found is not None,
-        timeout=60,
-        what="a move transferring, held",
-    )
-    assert held is not None
-    region, destination = held
+    region, destination = await held_transfer(stack, handle)
     stack.workers["worker"].kill()  # mid-rebalance: the moves running resume under the next
+    assert await awaits_snapshot(cluster, destination, region), "installed before the kills"
     cluster.nodes[destination].kill()  # the destination of a transfer under way
     await restart(cluster.nodes[destination])
     await restart(stack.workers["worker"])

@@ -13,6 +13,7 @@ from protos import air_node_pb2 as pb
 from tests.support.chaos import restart
 from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
+from tests.support.moves import awaits_snapshot, held_transfer
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.repair import RepairNodeWorkflow
@@ -54,8 +55,13 @@ async def test_a_dead_nodes_regions_get_a_new_replica_despite_a_worker_kill(
         timeout=90,
         what="a first region repaired",
     )
+    # held: a move not yet done stays in its transfer until the worker's kill has landed
+    await cluster.throttle([1, 2], HELD)
+    region, destination = await held_transfer(stack, handle)
     stack.workers["worker"].kill()
+    assert await awaits_snapshot(cluster, destination, region), "installed before the kill"
     await restart(stack.workers["worker"])
+    await cluster.throttle([1, 2], 0)
     await load.wait_acked(len(load.acked) + 100)
     acked = await load.stop()
 

@@ -8,7 +8,8 @@ import grpc
 import pytest
 
 from protos import air_node_pb2 as pb
-from tests.support.cluster import Cluster, status_of
+from tests.support.chaos import restart
+from tests.support.cluster import HELD, Cluster, status_of
 from tests.support.load import LoadWriter, missing_points
 from tests.support.waiting import eventually
 
@@ -165,35 +166,51 @@ async def test_remove_a_replica_by_hand_under_load(cluster: Cluster) -> None:
 
 
 async def test_kill_sender_and_receiver_mid_transfer(cluster: Cluster) -> None:
-    # one seq per exchange: the transfer takes long enough to be interrupted twice
+    """Node 1's channel to node 2 held (1 byte/s) with writes it has not sent: the receiver,
+    then the sender, is killed mid-transfer however fast the machine; lifted, all arrives."""
+    # one seq per exchange: a part is a hundred exchanges, the stream breaks between two
     for i in (1, 2):
         cluster.add_node(i, extra_args=["--transfer-batch-points", "1"])
     await cluster.create_region(REGION, [1, 2])
     sender, receiver = cluster.nodes[1], cluster.nodes[2]
-    receiver.kill()
-    batches, size = 1500, 40
-    for start in range(0, batches, 50):
+    part, size = 100, 40  # batches (seqs) a part, points a batch
+    written = 0
+
+    async def write_part() -> int:
+        """A part more on node 1; the seqs it holds now."""
+        nonlocal written
         await asyncio.gather(
             *(
                 cluster.stub(1).Write(
                     pb.WriteRequest(region=REGION, points=points("p", b * size, size))
                 )
-                for b in range(start, start + 50)
+                for b in range(written, written + part)
             )
         )
+        written += part
+        return written
 
     async def applied_on_receiver() -> int:
         return (await cluster.progress(2, REGION)).applied.get(1, 0)
 
-    receiver.start()
-    at_kill = await eventually(applied_on_receiver, lambda a: a > 0, what="transfer started")
+    # the channel has carried a first part; the second waits at the held sender
+    await write_part()
+    await eventually(applied_on_receiver, lambda a: a == part, what="the first part on node 2")
+    await cluster.throttle([1], HELD)
+    expected = await write_part()
+    assert await applied_on_receiver() < expected, "the transfer was not held"
     receiver.kill()
-    assert at_kill < batches, "the transfer finished before the receiver was killed"
-    receiver.start()
-    at_kill = await eventually(applied_on_receiver, lambda a: a > at_kill, what="resumed")
-    sender.kill()
-    assert at_kill < batches, "the transfer finished before the sender was killed"
-    sender.start()
+    await restart(receiver)
+    assert await applied_on_receiver() < expected, "the transfer finished across the kill"
+    await cluster.throttle([1], 0)
+    await eventually(applied_on_receiver, lambda a: a == expected, what="the transfer resumed")
 
-    await cluster.converged(REGION, [1, 2], count=batches * size, timeout=120)
-    assert await applied_on_receiver() == batches
+    # held again with a third part unsent, and the sender killed
+    await cluster.throttle([1], HELD)
+    expected = await write_part()
+    sender.kill()
+    assert await applied_on_receiver() < expected, "the transfer finished before the sender died"
+    await restart(sender)  # a node keeps no throttle across a restart: the hold is lifted
+
+    await cluster.converged(REGION, [1, 2], count=expected * size, timeout=120)
+    assert await applied_on_receiver() == expected
