@@ -207,7 +207,12 @@ def migration_coordinator(
     description: RegionDescription, req: MigrationInput, rng: random.Random
 ) -> Peer:
     """A live peer other than the leaving one, unless it is the only one (or one is given)."""
-    others = len(description.replicas) > 1
+    # Others that can copy, not other replicas: an inactive one (still being added) cannot,
+    # and counting it refused the migration for want of a source while the leaving node had it.
+    others = any(
+        r.active and r.node_id not in description.unreachable and r.node_id != req.from_node
+        for r in description.replicas
+    )
     exclude = req.from_node if others and req.coordinator is None else 0
     return choose_coordinator(description, req.coordinator, rng, exclude)
 

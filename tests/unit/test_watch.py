@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.models import AutopilotState
-from planning.watch import Watch
+from planning.watch import KEEP_DECISIONS, Watch
+from tests.unit.reach import reached, reaching
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 ALL_UP = {1: True, 2: True, 3: True, 4: True}
@@ -71,44 +73,87 @@ def test_a_node_being_drained_is_left_to_its_drain() -> None:
     assert w.observe(down(3), set(), at(601)) == [3]  # its drain ended: now it is repaired
 
 
+@dataclass(frozen=True)
+class Probe:
+    at: float  # seconds from T0
+    up: dict[int, bool]  # node -> whether it answered
+    draining: set[int]
+    ending: set[int]  # the running repairs of these nodes end after this probe
+
+
 @st.composite
-def probe_runs(draw: st.DrawFn) -> list[tuple[float, dict[int, bool], set[int]]]:
-    """Probes a second to a minute apart over 1 to 4 nodes, each up or down at each probe
-    (one node, all down, flapping: all reachable), some nodes being drained."""
+def probe_runs(draw: st.DrawFn) -> list[Probe]:
+    """Probes a second to a minute apart over 1 to 4 nodes, each up or down at first and then
+    turning one probe in three (one node, all down, flapping, spells past `dead_after_s`), some
+    nodes being drained, and each running repair ending at a probe or going on."""
     nodes = list(range(1, draw(st.integers(1, 4)) + 1))
+    up = {n: draw(st.booleans()) for n in nodes}
     now, runs = 0.0, []
     for _ in range(draw(st.integers(1, 30))):
         now += draw(st.floats(1, 60))
-        up = {n: draw(st.booleans()) for n in nodes}
-        draining = set(draw(st.lists(st.sampled_from(nodes), max_size=len(nodes))))
-        runs.append((now, up, draining))
+        up = {n: answers != (draw(st.integers(0, 2)) == 2) for n, answers in up.items()}
+        draining = {n for n in nodes if draw(st.integers(0, 3)) == 3}
+        ending = {n for n in nodes if draw(st.booleans())}
+        runs.append(Probe(now, up, draining, ending))
     return runs
 
 
+@reaching(
+    "one node",
+    "all down",
+    "repaired",
+    "held back: several down",
+    "held back: draining",
+    "its repair still runs",
+    "back during its repair",
+)
 @settings(max_examples=300)
 @given(probe_runs())
 def test_only_a_lone_node_down_for_dead_after_and_not_draining_is_repaired_once_a_spell(
-    runs: list[tuple[float, dict[int, bool], set[int]]],
+    runs: list[Probe],
 ) -> None:
+    """A repair starts only for the one node down (none while more than one is: a partition
+    is not a death, and the watch says it holds back), down for `dead_after_s`, not being
+    drained, never while a repair of it runs nor twice a spell down; and such a node always
+    is repaired, or has a repair running."""
+    if len(runs[0].up) == 1:
+        reached("one node")
     w = watch()
-    repaired: list[int] = []  # in their current spell down
     since: dict[int, float] = {}  # node -> when it was first seen down, this spell
-    for now, up, draining in runs:
-        for n, answers in up.items():
+    covered: set[int] = set()  # down nodes whose repair started or ran in this spell
+    running: set[int] = set()
+    for probe in runs:
+        for n, answers in probe.up.items():
             if answers:
                 since.pop(n, None)
-                repaired = [r for r in repaired if r != n]  # back: a later death is a new one
+                covered.discard(n)  # back: a later death is a new one
+                if n in running:
+                    reached("back during its repair")
             else:
-                since.setdefault(n, now)
-        started = w.observe(up, draining, at(now))
+                since.setdefault(n, probe.at)
+        covered |= running & set(since)
+        if len(probe.up) > 1 and not any(probe.up.values()):
+            reached("all down")
+        started = w.observe(probe.up, probe.draining, at(probe.at))
+        dead = {n for n, t in since.items() if down_for(t, probe.at) >= w.state.dead_after_s}
         for node in started:
             assert len(since) == 1, (since, started)  # never while more than one is down
-            assert down_for(since[node], now) >= w.state.dead_after_s
-            assert node not in draining and node not in repaired
-        repaired += started
+            assert node in dead and node not in probe.draining
+            assert node not in running and node not in covered  # never two repairs of a node
+            reached("repaired")
+        assert bool(w.state.paused) == (len(since) > 1), (since, w.state.paused)
+        running |= set(started)
+        covered |= set(started)
+        if len(since) > 1 and dead - covered - probe.draining:
+            reached("held back: several down")
         if len(since) == 1:  # a lone node down long enough, not drained: it is repaired
-            ((node, down_at),) = since.items()
-            if down_for(down_at, now) >= w.state.dead_after_s and node not in draining:
-                assert node in repaired, (node, now, w.state)
-        for node in started:  # each repair ends at once, the node still down
-            w.repair_ended(node, "done", at(now))
+            ((node, _),) = since.items()
+            if node in dead - covered:
+                assert node in probe.draining, (node, probe, w.state)
+                reached("held back: draining")
+            elif node in dead and node in running and not started:
+                reached("its repair still runs")
+        for node in sorted(running & probe.ending):
+            w.repair_ended(node, "done", at(probe.at))
+            running.discard(node)
+        assert len(w.state.decisions) <= KEEP_DECISIONS
