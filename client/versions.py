@@ -62,9 +62,12 @@ async def make_current(
     server knows a version only then), and return once every task queue partition routes to it.
     Idempotent: the current one stays current.
 
-    Waiting for the propagation matters: until a partition has the new routing, it hands the
-    next workflow task of an AUTO_UPGRADE workflow to the old build (a CI run saw a check's
-    next task complete on build 1 just after build 2 was made current)."""
+    Waiting for the propagation matters when another build was current: until a partition has
+    the new routing, it hands the next workflow task of an AUTO_UPGRADE workflow to the old
+    build (a CI run saw a check's next task complete on build 1 just after build 2 was made
+    current). A deployment's first build has no old one to hand work to, so its worker starts
+    without that wait (a worker's first start on a new server beside a CPU hog once took more
+    than its minute)."""
     deadline = time.monotonic() + timeout
     request = SetWorkerDeploymentCurrentVersionRequest(
         namespace=client.namespace,
@@ -72,10 +75,14 @@ async def make_current(
         build_id=build_id,
         identity=client.identity,
     )
-    while (routing := await _routing(client, deployment)) != (build_id, True):
+    before, _ = await _routing(client, deployment)
+    while True:
+        current, settled = await _routing(client, deployment)
+        if current == build_id and (settled or before is None):
+            return
         if time.monotonic() > deadline:
             raise TimeoutError(f"build {build_id} of {deployment} is not current after {timeout} s")
-        if routing[0] != build_id:
+        if current != build_id:
             try:
                 await client.workflow_service.set_worker_deployment_current_version(request)
                 continue
