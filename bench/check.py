@@ -6,9 +6,10 @@ Three nodes hold `--regions` regions of `--points` points each. In one run:
 - a check of every region at an unlimited rate: its wall time, the ratio to the floor, and the
   CPU seconds of each node and of the worker;
 - one-point writes to node 2, timed while idle, then beside the floor of a paced check's CPU
-  (one niced busy loop per node taking the same share of a core in bursts as long as a range's
-  hashing, nothing else), then during a check of `--paced-regions` regions at the default
-  bounds (8 MB/s and a quarter of a core per node): p50 and p99, and the ratios of the p99s.
+  (one busy loop per node at the helper's priority, taking the same share of a core in bursts
+  as long as a range's hashing, nothing else), then during a check of `--paced-regions`
+  regions at the default bounds (8 MB/s and a quarter of a core per node): p50 and p99, and
+  the ratios of the p99s.
 Run: `python bench/check.py [--regions 100] [--points 100000]`; prints one JSON object.
 """
 
@@ -32,7 +33,6 @@ from client.starter import start_check
 from contracts.check import DEFAULT_CPU_SHARE, DEFAULT_RATE_MB_S, CheckInput
 from contracts.columns import to_columns
 from contracts.ids import check_workflow_id
-from node.check_reader import HELPER_NICE
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients, NodeStub
 from stack.processes import NodeProcess, children
@@ -45,9 +45,10 @@ BURST_S = 0.011  # a range of 5,000 points hashed (bench/range_hash.py: 0.224 s 
 # A helper's CPU without the check: niced as the helper is, busy for a burst, then idle for as
 # long as keeps it within its share of a core.
 BUSY_LOOP = """
-import os, sys, time
-os.nice(int(sys.argv[1]))
-burst, share = float(sys.argv[2]), float(sys.argv[3])
+import sys, time
+from node.check_reader import lowest_priority
+lowest_priority()  # as the check's helper runs
+burst, share = float(sys.argv[1]), float(sys.argv[2])
 while True:
     until = time.perf_counter() + burst
     while time.perf_counter() < until:
@@ -103,8 +104,9 @@ async def write_latencies(stub: NodeStub, stop: asyncio.Event, region: int) -> l
 async def beside_busy_loops(
     stub: NodeStub, region: int, loops: int, cpu_share: float
 ) -> list[float]:
-    """One-point writes timed for IDLE_S beside `loops` niced busy loops of `cpu_share`."""
-    args = [str(HELPER_NICE), str(BURST_S), str(min(cpu_share, 1.0))]
+    """One-point writes timed for IDLE_S beside `loops` busy loops of `cpu_share`, at the
+    priority of the check's helper."""
+    args = [str(BURST_S), str(min(cpu_share, 1.0))]
     busy: list[asyncio.subprocess.Process] = []
     try:
         for _ in range(loops):

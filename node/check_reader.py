@@ -2,7 +2,11 @@
 
 Hashing a range is CPU work in Python. In the node's own process it shares the GIL with the
 event loop that serves the writes, so a write arriving during a range waits for it; in a
-process of its own, niced, the kernel runs the node's writes first (BENCHMARKS.md). The helper
+process of its own under SCHED_IDLE (Linux; niced elsewhere), it runs only on a core nothing
+else wants, and a write that wakes up takes the core from it at once: a niced process still
+gets its weighted share of a busy core, and with it a slice of the writes' tail (BENCHMARKS.md).
+Being a process of its own, it holds no lock the node's threads wait for (not the GIL), so
+starving it delays only the check, which its CPU bound paces anyway. The helper
 starts with the node's first check (an idle node runs none), is spawned rather than forked (it
 inherits no socket of the node's), and dies with the node.
 """
@@ -26,10 +30,18 @@ from runtime.parent_death import die_with
 HELPER_NICE = 10  # below the node's own threads: on busy cores the writes go first
 
 
-def _start_helper(node_pid: int) -> None:
-    """In the helper: a lower priority, and death with the node (even by SIGKILL)."""
-    die_with(node_pid)
+def lowest_priority() -> None:
+    """This process runs only when nothing else would (SCHED_IDLE), or niced where there is no
+    such policy."""
     os.nice(HELPER_NICE)
+    if hasattr(os, "SCHED_IDLE"):  # any process may lower its own policy to it
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def _start_helper(node_pid: int) -> None:
+    """In the helper: the lowest priority, and death with the node (even by SIGKILL)."""
+    die_with(node_pid)
+    lowest_priority()
 
 
 def read_range(path: str, request: RangeRequest) -> RangeReport:
