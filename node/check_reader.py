@@ -2,11 +2,11 @@
 
 Hashing a range is CPU work in Python. In the node's own process it shares the GIL with the
 event loop that serves the writes, so a write arriving during a range waits for it; in a
-process of its own under SCHED_IDLE (Linux; niced elsewhere), it runs only on a core nothing
-else wants, and a write that wakes up takes the core from it at once: a niced process still
-gets its weighted share of a busy core, and with it a slice of the writes' tail (BENCHMARKS.md).
-Being a process of its own, it holds no lock the node's threads wait for (not the GIL), so
-starving it delays only the check, which its CPU bound paces anyway. The helper
+process of its own under SCHED_IDLE (Linux; niced elsewhere), the lowest priority there is, it
+runs only on a core nothing else wants. (Measured: no better than nice alone on two virtual
+cores, where any use of the other core raises the writes' tail alike; BENCHMARKS.md.) Being a
+process of its own, it holds no lock the node's threads wait for (not the GIL), so starving it
+delays only the check, which its CPU bound paces anyway. The helper
 starts with the node's first check (an idle node runs none), is spawned rather than forked (it
 inherits no socket of the node's), and dies with the node.
 """
