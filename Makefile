@@ -21,9 +21,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Everything, the slow chaos matrices included (what CI runs).
+# Everything, the slow chaos matrices included (what CI runs), in two processes: each has its
+# own Temporal dev server and its own slice of the port range (tests/conftest.py).
 test: lint
-	$(BIN)/pytest -q -ra --durations=15
+	$(BIN)/pytest -q -ra -n 2 --durations=15
 
 # A developer's quick loop: everything but the tests marked slow.
 test-quick: lint
