@@ -31,7 +31,7 @@ from airctl.progress import (
     snapshot,
 )
 from client.starter import RegionBusy, RequestRefused, Started, start_change
-from client.status import workflow_status
+from client.status import running, workflow_status
 from contracts.errors import UserError
 from contracts.ids import region_workflow_id
 from contracts.models import (
@@ -196,10 +196,10 @@ async def cmd_cancel(ctl: Ctl) -> int:
     client = await ctl.temporal()
     handle = client.get_workflow_handle(region_workflow_id(ctl.args.region))
     try:
-        running = await workflow_status(handle) == WorkflowExecutionStatus.RUNNING
+        is_running = await running(handle)
     except Exception:  # Temporal refusing to describe it reads as nothing running, as before
-        running = False
-    if not running:
+        is_running = False
+    if not is_running:
         raise UserError(f"no membership change of region {ctl.args.region} is running")
     await handle.cancel()
     ctl.emit(
@@ -327,8 +327,8 @@ async def cancel_all(ctl: Ctl) -> int:
     reaches it. Each report waits at most --timeout seconds.
     """
     client = await ctl.temporal()
-    running = MEMBERSHIP_QUERY + " AND ExecutionStatus = 'Running'"
-    changes = [w async for w in client.list_workflows(running) if w.parent_id is None]
+    query = MEMBERSHIP_QUERY + " AND ExecutionStatus = 'Running'"
+    changes = [w async for w in client.list_workflows(query) if w.parent_id is None]
     outcomes = await asyncio.gather(*(_cancel(client, w, ctl.args.timeout) for w in changes))
     report = dict(zip((w.id for w in changes), outcomes, strict=True))
     ctl.emit(report, "\n".join(f"{i}: {o}" for i, o in report.items()) or "nothing was running")

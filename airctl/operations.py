@@ -9,7 +9,6 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -21,7 +20,7 @@ from airctl.changes import start
 from airctl.context import Ctl
 from airctl.progress import NO_ANSWER, follow_operation, moves_text, operation_state
 from client.starter import OperationInput, operation_id, start_autopilot, start_operation
-from client.status import workflow_status
+from client.status import running
 from contracts.activity_models import ClusterDescription, Peer
 from contracts.errors import InvalidRequest, UserError
 from contracts.ids import (
@@ -221,7 +220,7 @@ async def steer(
             f"not {action}"
         )
     try:
-        if await workflow_status(handle) != WorkflowExecutionStatus.RUNNING:
+        if not await running(handle):
             raise UserError(f"no {what} is running")
         if action == "bound":
             await handle.execute_update(MovesWorkflow.set_max_concurrent, bound)
@@ -290,7 +289,7 @@ async def cmd_autopilot(ctl: Ctl) -> int:
         data = {"on": True, "ui": url, **request.model_dump(exclude={"carried"})}
         ctl.emit(data, f"{text}\n{url}")
         return 0
-    if not await _running(handle):
+    if not await running(handle):
         ctl.emit({"on": False}, "autopilot off")
         return 0
     if ctl.args.switch == "off":
@@ -317,7 +316,7 @@ async def _autopilot_request(
         else duration(every, "--check-every", "(or off)").total_seconds()
     )
     current = (
-        await handle.query(AutopilotWorkflow.status) if await _running(handle) else None
+        await handle.query(AutopilotWorkflow.status) if await running(handle) else None
     ) or AutopilotState()
     return AutopilotInput(
         dead_after_s=current.dead_after_s if a.dead_after is None else a.dead_after,
@@ -334,16 +333,12 @@ def autopilot_text(s: AutopilotState) -> str:
     ]
     if s.check_every_s is not None:
         last = f"{s.last_check:%Y-%m-%d %H:%M:%S}" if s.last_check else "none yet"
-        running = s.checking or "none"
-        lines.append(f"checks every {s.check_every_s:g} s: last {last}, running {running}")
+        checking = s.checking or "none"
+        lines.append(f"checks every {s.check_every_s:g} s: last {last}, running {checking}")
     if s.paused:
         lines.append(f"paused: {s.paused}")
     lines += [f"{d.at:%Y-%m-%d %H:%M:%S} {d.what}" for d in s.decisions]
     return "\n".join(lines)
-
-
-async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
-    return await workflow_status(handle) == WorkflowExecutionStatus.RUNNING
 
 
 # -- arguments --------------------------------------------------------------------------------

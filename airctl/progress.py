@@ -12,14 +12,13 @@ from typing import Any, TextIO, TypeVar
 from rich.progress import TaskID
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
 from temporalio.service import RPCError
 
 from airctl.display import Bars
-from client.status import workflow_status
+from client.status import running
 from contracts.ids import region_workflow_id
 from contracts.models import MovesProgress, Phase, Progress
 from workflows.drain import DrainNodeWorkflow
@@ -83,7 +82,7 @@ def closed(handle: WorkflowHandle[Any, Any]) -> Callable[[], Awaitable[bool]]:
     """`follow`'s `finished` for a workflow: it no longer runs."""
 
     async def finished() -> bool:
-        return await workflow_status(handle) != WorkflowExecutionStatus.RUNNING
+        return not await running(handle)
 
     return finished
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowHandle
 
 from airctl.args import Commands, count
 from airctl.changes import start
@@ -23,7 +23,7 @@ from airctl.data import create_region, verify
 from airctl.load import AckedLog, LoadWriter
 from airctl.progress import follow_change
 from client.starter import start_change
-from client.status import workflow_status
+from client.status import running
 from contracts.models import MigrationInput
 from contracts.rates import rate_limit
 from protos import air_node_pb2 as pb
@@ -162,7 +162,7 @@ class Chaos:
         self._kill(self.stack.worker, began)
         if self.ctl.args.kill_destination:
             while not await self._receiving(region):
-                if await workflow_status(handle) != WorkflowExecutionStatus.RUNNING:
+                if not await running(handle):
                     say(self.ctl, "chaos: the migration was over before node 4 could be killed")
                     return
                 await asyncio.sleep(0.1)

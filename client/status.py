@@ -18,3 +18,8 @@ async def workflow_status(handle: WorkflowHandle[Any, Any]) -> WorkflowExecution
         if e.status == RPCStatusCode.NOT_FOUND:
             return None
         raise
+
+
+async def running(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether the handle's workflow still runs (no such workflow: it does not)."""
+    return await workflow_status(handle) == WorkflowExecutionStatus.RUNNING
