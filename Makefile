@@ -22,9 +22,11 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # Everything, the slow chaos matrices included (what CI runs), in two processes: each has its
-# own Temporal dev server and its own slice of the port range (tests/conftest.py).
+# own Temporal dev server and its own slice of the port range (tests/conftest.py). worksteal:
+# an idle process takes tests queued for the busy one, so a long test does not end the run
+# alone.
 test: lint
-	$(BIN)/pytest -q -ra -n 2 --durations=15
+	$(BIN)/pytest -q -ra -n 2 --dist worksteal --durations=15
 
 # A developer's quick loop: everything but the tests marked slow.
 test-quick: lint
