@@ -59,15 +59,17 @@ async def make_current(
     client: Client, deployment: str, build_id: str, timeout: float = 60.0
 ) -> None:
     """Make `build_id` the deployment's current version, once its worker has polled (the
-    server knows a version only then), and return once every task queue partition routes to it.
-    Idempotent: the current one stays current.
+    server knows a version only then). When this replaced another current build, return once
+    every task queue partition routes to the new one, or the timeout passed. Idempotent: the
+    current one stays current, at once.
 
     Waiting for the propagation matters when another build was current: until a partition has
     the new routing, it hands the next workflow task of an AUTO_UPGRADE workflow to the old
     build (a CI run saw a check's next task complete on build 1 just after build 2 was made
-    current). A deployment's first build has no old one to hand work to, so its worker starts
-    without that wait (a worker's first start on a new server beside a CPU hog once took more
-    than its minute)."""
+    current). Nothing else waits for it: a first build has no old one to hand work to, and a
+    build already current may find the propagation of an earlier change still marked in
+    progress (a stack killed and started again on its database), which must not hold up its
+    worker's start; past the timeout the build is current, and the propagation goes on."""
     deadline = time.monotonic() + timeout
     request = SetWorkerDeploymentCurrentVersionRequest(
         namespace=client.namespace,
@@ -78,9 +80,10 @@ async def make_current(
     before, _ = await _routing(client, deployment)
     while True:
         current, settled = await _routing(client, deployment)
-        if current == build_id and (settled or before is None):
+        late = time.monotonic() > deadline
+        if current == build_id and (settled or late or before in (None, build_id)):
             return
-        if time.monotonic() > deadline:
+        if late:
             raise TimeoutError(f"build {build_id} of {deployment} is not current after {timeout} s")
         if current != build_id:
             try:
