@@ -24,6 +24,7 @@ from stack.processes import (
     TemporalServer,
     WorkerProcess,
     free_ports,
+    reserve,
 )
 from stack.supervisor import Supervisor
 
@@ -56,6 +57,7 @@ class LocalStack:
         self.cluster_file = (cluster_file or data_dir / "cluster.json").resolve()
         # throwaway certificates, made anew by each start: every process starts with them
         self.tls_dir = self.data_dir / "tls" if tls else None
+        reserve([temporal_port, ui_port, *range(base_port, base_port + nodes)])
         self.temporal = TemporalServer(self.data_dir / "temporal.db", temporal_port, ui_port)
         # every node and worker serves Prometheus metrics, on ports free now (a file-based
         # discovery file lists them, so Prometheus follows whichever they are)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Self
@@ -82,6 +83,13 @@ def free_ports(count: int, host: str = "127.0.0.1", consecutive: bool = False) -
             for sock in sockets:
                 sock.close()
     raise RuntimeError(f"no {count} free ports in {low}-{high}")
+
+
+def reserve(ports: Iterable[int]) -> None:
+    """Ports this process was told to use (a stack's `--base-port` and the rest): free ports it
+    picks later avoid them. Another process's pick cannot see them while they are still free:
+    seen in CI, an `airctl demo` whose dev server took the port its node 3 was given."""
+    _handed_out.update(ports)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
