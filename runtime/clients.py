@@ -31,8 +31,13 @@ CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     # reconnect quickly after a peer restarts: the default backoff grows to two minutes
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    # gRPC core reads this one as the least time a connection attempt gets (TCP and the HTTP/2
+    # SETTINGS exchange), not as a backoff: at 100 ms a busy machine's handshake timed out, and
+    # a worker that had just started listed three live nodes unreachable ("connection attempt
+    # timed out before receiving SETTINGS frame"), so a migration was refused. A peer that is
+    # down refuses at once whatever this is; each call keeps its own deadline.
+    ("grpc.min_reconnect_backoff_ms", 5000),
 ]
 
 
