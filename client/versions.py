@@ -77,9 +77,9 @@ async def make_current(
         build_id=build_id,
         identity=client.identity,
     )
-    before, _ = await _routing(client, deployment)
+    before, settled = await _routing(client, deployment)
+    current = before
     while True:
-        current, settled = await _routing(client, deployment)
         late = time.monotonic() > deadline
         if current == build_id and (settled or late or before in (None, build_id)):
             return
@@ -88,9 +88,11 @@ async def make_current(
         if current != build_id:
             try:
                 await client.workflow_service.set_worker_deployment_current_version(request)
-                continue
             except RPCError as e:
                 retriable = (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)
                 if e.status not in retriable:
                     raise
-        await asyncio.sleep(0.2)  # the version's first poll, or the routing, is on its way
+                await asyncio.sleep(0.2)  # the version's first poll is on its way
+        else:
+            await asyncio.sleep(0.2)  # the routing is on its way
+        current, settled = await _routing(client, deployment)
