@@ -27,7 +27,10 @@ from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.check import CheckReplicasWorkflow
 
-FIRST, SECOND, CHECKED = 81, 82, (83, 84)
+FIRST, SECOND = 81, 82
+# At 0.01 MB/s each checked region lasts ~10 s: six outlast a slow start of build 2 on a busy
+# machine (two did not once: the check had ended before the update that should move it)
+CHECKED = (83, 84, 85, 86, 87, 88)
 
 
 async def versioning(handle: WorkflowHandle[Any, Any]) -> tuple[int, str]:
@@ -49,12 +52,14 @@ async def test_a_pinned_migration_finishes_on_its_build_while_new_work_takes_the
         await cluster.converged(region, [1, 2, 3], count=3_000)
     deployment = f"air-test-{uuid.uuid4().hex[:8]}"  # its own: other tests' build stays current
     stack.start_worker("v1", extra_args=["--deployment", deployment, "--build-id", "1"])
+    # polling, not current: started now so that its start is not part of the check's time
+    stack.start_worker("v2", extra_args=["--deployment", deployment, "--build-id", "2"])
 
     await cluster.throttle([1, 2, 3], HELD)  # the first migration's snapshot waits, held
     first = await stack.start(MigrationInput(region=FIRST, from_node=1, to_node=4))
     check = await start_check(
         stack.client,
-        CheckInput(regions=list(CHECKED), rate_mb_s=0.01),  # its first region lasts ~10 s
+        CheckInput(regions=list(CHECKED), rate_mb_s=0.01),
         check_workflow_id(uuid.uuid4().hex[:8]),
         stack.task_queue,
     )
@@ -66,7 +71,6 @@ async def test_a_pinned_migration_finishes_on_its_build_while_new_work_takes_the
         what="the check to run on build 1",
     )
 
-    stack.start_worker("v2", extra_args=["--deployment", deployment, "--build-id", "2"])
     await make_current(stack.client, deployment, "2")
     # the check's next workflow task: an update (it fails if the check had already ended)
     await check.execute_update(CheckReplicasWorkflow.set_rate, 100.0)
