@@ -62,7 +62,8 @@ class Held:
 
 @dataclass
 class Sent:
-    """What a sender's snapshot sent and did not (the receiver holding it), in bytes."""
+    """What a sender's snapshot sent (let through by its throttle) and did not (the receiver
+    holding it), in bytes."""
 
     sent: int = 0
     skipped: int = 0
@@ -99,7 +100,6 @@ async def snapshot_chunks(
             elif held.digests.get(len(digests) - 1) == digest:
                 counts.skipped += len(data)
                 continue
-            counts.sent += len(data)
             yield pb.SnapshotChunk(
                 region=region, sender=sender, data=data, offset=offset, digest=digest
             )

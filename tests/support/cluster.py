@@ -35,6 +35,7 @@ class Cluster:
         self.guardian_interval = guardian_interval
         self.authority = authority
         self.nodes: dict[int, NodeProcess] = {}
+        self.held: set[int] = set()  # the nodes whose transfers `throttle` holds
         self.clients = NodeClients(self.certificate(CLIENT_NAME))
 
     def certificate(self, name: str) -> TlsFiles | None:
@@ -84,6 +85,10 @@ class Cluster:
         """Limit what the nodes send (0 lifts it; `HELD` holds their transfers)."""
         for i in ids:
             await self.stub(i).SetThrottle(pb.ThrottleRequest(bytes_per_s=bytes_per_s))
+            if bytes_per_s == HELD:
+                self.held.add(i)
+            else:
+                self.held.discard(i)
 
     async def digest(self, node_id: int, region: int) -> pb.DigestReply:
         reply: pb.DigestReply = await self.stub(node_id).Digest(pb.RegionRequest(region=region))

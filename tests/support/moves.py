@@ -21,10 +21,29 @@ async def awaits_snapshot(cluster: Cluster, node: int, region: int) -> bool:
     return new is not None and not new.installed
 
 
+async def held_by_its_sender(cluster: Cluster, node: int, region: int) -> bool:
+    """Whether the snapshot `node` awaits for `region` is held whole by a held sender: its
+    senders are held nodes (`cluster.throttle(ids, HELD)`) and none let a byte of it through.
+    A transfer that passed the throttle before the hold was set is not: it may end any time."""
+    peers = (await cluster.progress(node, region)).peers
+    senders = []
+    for peer in peers:
+        if peer.node_id == node or not cluster.nodes[peer.node_id].alive():
+            continue  # a node that is down sends nothing
+        channels = (await cluster.progress(peer.node_id, region)).channels
+        senders += [
+            (peer.node_id, c) for c in channels if c.receiver.node_id == node and c.snapshot
+        ]
+    return bool(senders) and all(
+        sender in cluster.held and channel.snapshot_bytes_sent == 0 for sender, channel in senders
+    )
+
+
 async def held_transfer(stack: Stack, operation: WorkflowHandle[Any, Any]) -> tuple[int, int]:
     """Until a running move of `operation` is transferring a snapshot its destination has not
-    installed: (region, destination). Hold the senders first (`cluster.throttle(ids, HELD)`):
-    the move stays there, so a kill lands mid-transfer however fast or busy the machine."""
+    installed and a held sender holds: (region, destination). Hold the senders first
+    (`cluster.throttle(ids, HELD)`): the move stays there, so a kill lands mid-transfer however
+    fast or busy the machine."""
 
     async def probe() -> tuple[int, int] | None:
         state = await operation.query(MovesWorkflow.moves_progress)
@@ -36,8 +55,10 @@ async def held_transfer(stack: Stack, operation: WorkflowHandle[Any, Any]) -> tu
                 phase = (await stack.progress(handle)).phase
             except RPCError:  # not started yet
                 continue
-            if phase == Phase.TRANSFERRING and await awaits_snapshot(
-                stack.cluster, move.to_node, move.region
+            if (
+                phase == Phase.TRANSFERRING
+                and await awaits_snapshot(stack.cluster, move.to_node, move.region)
+                and await held_by_its_sender(stack.cluster, move.to_node, move.region)
             ):
                 return move.region, move.to_node
         return None

@@ -72,7 +72,8 @@ async def test_a_broken_stream_resumes_where_the_receiver_stands(tmp_path: Path)
     counts = Sent()
     stream = await chunks(source, held, counts)
     assert [c.offset for c in stream[:-1]] == [3 * CHUNK_BYTES, 4 * CHUNK_BYTES, 5 * CHUNK_BYTES]
-    assert (counts.sent, counts.skipped) == (SIZE - 3 * CHUNK_BYTES, 3 * CHUNK_BYTES)
+    assert sum(len(c.data) for c in stream) == SIZE - 3 * CHUNK_BYTES
+    assert counts.skipped == 3 * CHUNK_BYTES
     received = await receive(IncomingSnapshot.open(partial), stream)
     assert received.read_bytes() == source.read_bytes()
 
