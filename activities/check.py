@@ -11,19 +11,31 @@ import asyncio
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import activity
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.service import RPCError
 
 from activities.keep_alive import heartbeat
 from activities.node_calls import NodeCalls
 from contracts.activity_models import Peer
-from contracts.check import CheckRegionInput, RegionCheck, ReplicaDiff, Verdict
+from contracts.check import (
+    PROGRESS_QUERY,
+    CheckProgress,
+    CheckRegionInput,
+    RegionCheck,
+    ReplicaDiff,
+    Verdict,
+)
 from protos import air_node_pb2 as pb
 from runtime.clients import RPC_TIMEOUT_S
 from runtime.reading import describe_region
 
 EXAMPLES = 3  # keys named per replica in a finding
+RATE_READ_S = 1.0  # how often a region's check reads the rate its workflow asks now
+RATE_QUERY_TIMEOUT = timedelta(seconds=5)
 Key = tuple[str, int]
 Row = tuple[float, int, int]  # value, origin, seq: a key's point on one replica
 
@@ -115,15 +127,15 @@ class _Comparison:
             self.diffs[d.node] = d
         self.off = Counter(state.off)
         self.cpu_s: defaultdict[int, float] = defaultdict(float)  # node -> CPU s, this attempt
+        self._paced_at(req.rate_mb_s)
 
     async def run(self) -> None:
-        began, bytes_before = time.monotonic(), self.result.bytes_read
         while not self.state.done:
             self.state.done = not await self._range()
             self.state.off = dict(self.off)
             self.result.diffs = list(self.diffs.values())
             heartbeat(self.state.model_dump(mode="json"))
-            await self._pace(began, self.result.bytes_read - bytes_before)
+            await self._pace()
         self._conclude()
 
     async def _range(self) -> bool:
@@ -211,13 +223,44 @@ class _Comparison:
         if len(diff.examples) < EXAMPLES:
             diff.examples.append(f"{key[0]}@{key[1]}: {what}")
 
-    async def _pace(self, began: float, read: int) -> None:
+    def _paced_at(self, rate_mb_s: float) -> None:
+        """Pace from now at `rate_mb_s`: what was read before is not counted against it."""
+        self.rate_mb_s, self.rate_read_at = rate_mb_s, time.monotonic()
+        self.began, self.read_before = time.monotonic(), self.result.bytes_read
+        self.cpu_before = dict(self.cpu_s)
+
+    async def _pace(self) -> None:
         """Sleep as long as keeps every node within the rate and its share of a core."""
-        cpu = max(self.cpu_s.values(), default=0.0)
-        due = pace(read, cpu, self.req.rate_mb_s, self.req.cpu_share)
-        while (wait := due - (time.monotonic() - began)) > 0:
-            await asyncio.sleep(min(wait, 1.0))
+        while True:
+            await self._follow_rate()
+            read = self.result.bytes_read - self.read_before
+            cpu = max((s - self.cpu_before.get(n, 0.0) for n, s in self.cpu_s.items()), default=0)
+            due = pace(read, cpu, self.rate_mb_s, self.req.cpu_share)
+            wait = due - (time.monotonic() - self.began)
+            if wait <= 0:
+                return
+            await asyncio.sleep(min(wait, RATE_READ_S))
             heartbeat(self.state.model_dump(mode="json"))  # alive while it waits
+
+    async def _follow_rate(self) -> None:
+        """Take up the rate the workflow asks now (`set_rate`), read at most every RATE_READ_S:
+        a check started at a crawl must not keep crawling through a large region."""
+        if time.monotonic() - self.rate_read_at < RATE_READ_S:
+            return
+        self.rate_read_at = time.monotonic()
+        workflow_id = activity.info().workflow_id
+        if workflow_id is None:  # not a workflow's: no rate asked but its own
+            return
+        try:
+            handle = activity.client().get_workflow_handle(workflow_id)
+            asked = await handle.query(
+                PROGRESS_QUERY, result_type=CheckProgress, rpc_timeout=RATE_QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError, RuntimeError) as e:  # none answers: keep it
+            activity.logger.debug("the check's rate not read: %s", e)
+            return
+        if asked.rate_mb_s != self.rate_mb_s:
+            self._paced_at(asked.rate_mb_s)
 
     def _conclude(self) -> None:
         diverged = [d for d in self.diffs.values() if d.missing or d.extra or d.different]

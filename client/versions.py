@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import logging
 import time
 
 from temporalio.api.enums.v1 import RoutingConfigUpdateState
@@ -29,6 +30,8 @@ from temporalio.service import RPCError, RPCStatusCode
 DEPLOYMENT = "air"
 BUILD_ID = importlib.metadata.version("airreplication")
 IN_PROGRESS = RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS
+
+log = logging.getLogger(__name__)
 
 
 async def _routing(client: Client, deployment: str) -> tuple[str | None, bool]:
@@ -82,6 +85,16 @@ async def make_current(
     while True:
         late = time.monotonic() > deadline
         if current == build_id and (settled or late or before in (None, build_id)):
+            if before not in (None, build_id):
+                waited = time.monotonic() - deadline + timeout
+                log.log(
+                    logging.WARNING if late else logging.INFO,
+                    "build %s of %s is current; its routing %s after %.1f s",
+                    build_id,
+                    deployment,
+                    "is still propagating" if late else "reached every task queue partition",
+                    waited,
+                )
             return
         if late:
             raise TimeoutError(f"build {build_id} of {deployment} is not current after {timeout} s")

@@ -14,6 +14,9 @@ DEFAULT_RATE_MB_S = 8.0
 # writes beside it (BENCHMARKS.md): the check is paced by whichever bound it reaches first.
 DEFAULT_CPU_SHARE = 0.25
 RANGE_POINTS = 5_000  # points per range read at once
+# The check workflow's progress query. A region's check reads the rate from it while it runs,
+# so `set_rate` takes effect mid-region; by name, as an activity imports no workflow.
+PROGRESS_QUERY = "progress"
 
 
 class CheckInput(BaseModel):

@@ -5,8 +5,8 @@ Each region is one activity (activities/check.py: the replicas hashed range by r
 vector all of them have applied, so writes in flight raise no false alarm). A region's result
 is in history once checked: a worker killed at region k of n goes on at k, and the regions
 before it are not read again. The run continues as new before its history grows large,
-carrying what it found. The rate can be changed while it runs (`set_rate`); the next region
-reads at it.
+carrying what it found. The rate can be changed while it runs (`set_rate`); the region being
+read follows it within a second (its activity reads it from the `progress` query).
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlr
 
 from activities.check import CheckActivities as C
 from activities.reading import ReadingActivities as Read
-from contracts.check import CheckInput, CheckProgress, CheckRegionInput, RegionCheck, Verdict
+from contracts.check import (
+    PROGRESS_QUERY,
+    CheckInput,
+    CheckProgress,
+    CheckRegionInput,
+    RegionCheck,
+    Verdict,
+)
 from contracts.ids import region_workflow_id
 from contracts.models import ReconstructInput
 from workflows.machinery.failures import root_cause
@@ -36,7 +43,7 @@ class CheckReplicasWorkflow:
         self._progress = req.carried or CheckProgress(rate_mb_s=req.rate_mb_s)
         self._cpu_share = req.cpu_share
 
-    @workflow.query
+    @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> CheckProgress:
         return self._progress
 
