@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -172,7 +173,9 @@ class Channel:
 
     async def _send_snapshot(self, stub: NodeStub, held: Held) -> None:
         """Send the chunks of a held view the receiver does not hold (`held`)."""
+        began = time.monotonic()
         view = await self.replica.hold_view()
+        held_at = time.monotonic()
         counts = self.replica.snapshots_sent.setdefault(self.receiver_id, Sent())
         before = Sent(counts.sent, counts.skipped)
         try:
@@ -181,12 +184,15 @@ class Channel:
         finally:
             view.release()
         log.info(
-            "%s: snapshot of %d bytes installed=%s: %d sent, %d held by the receiver already",
+            "%s: snapshot of %d bytes installed=%s: %d sent, %d held by the receiver already; "
+            "%.2f s to hold the view (the checkpoint), %.2f s to send and install",
             self.name,
             view.size,
             reply.installed,
             counts.sent - before.sent,
             counts.skipped - before.skipped,
+            held_at - began,
+            time.monotonic() - held_at,
         )
 
     async def _counted(

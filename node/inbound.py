@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +21,8 @@ from node.replica import Replica
 from node.snapshot import ChecksumMismatch, Held, IncomingSnapshot, held_of, remove_partial
 from node.store import OriginBatch
 from protos import air_node_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 # A new snapshot stream from a sender waits this long for its broken predecessor to end.
 TAKEOVER_S = 30.0
@@ -103,8 +107,16 @@ class Inbound:
     async def install(self, snapshot: IncomingSnapshot, last: pb.SnapshotChunk) -> int:
         """Check and install a whole snapshot; returns its size. A replica that already has a
         store keeps it (`Replica.install`), so a resent snapshot changes nothing."""
+        began = time.monotonic()
         path = await snapshot.finish(last)
         size = path.stat().st_size
         await self.replica.install(path)
         remove_partial(path)
+        log.info(
+            "region %d: snapshot of %d bytes from node %d checked and installed in %.2f s",
+            self.region,
+            size,
+            self.sender,
+            time.monotonic() - began,
+        )
         return size
