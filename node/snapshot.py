@@ -190,25 +190,26 @@ class IncomingSnapshot:
 
     async def add(self, chunk: pb.SnapshotChunk) -> None:
         """Write one chunk in place; idempotent, as the same chunk lands on the same bytes."""
-        offset = chunk.offset
+        # read once: each read of a protobuf bytes field copies the whole chunk
+        offset, data = chunk.offset, chunk.data
         if not chunk.digest:  # a sender of an earlier build: the whole file, in order
             if self._whole is None:
                 self.held, self._whole = {}, hashlib.sha256()
                 await self._flush_now()
             offset = self._end
-            self._whole.update(chunk.data)
-        if offset % CHUNK_BYTES or len(chunk.data) > CHUNK_BYTES:
-            raise ValueError(f"a chunk of {len(chunk.data)} bytes at {offset}: not a chunk")
+            self._whole.update(data)
+        if offset % CHUNK_BYTES or len(data) > CHUNK_BYTES:
+            raise ValueError(f"a chunk of {len(data)} bytes at {offset}: not a chunk")
         index = offset // CHUNK_BYTES
         if index in self._durable:  # rewritten: the record must stop vouching for it first
             del self.held[index]
             await self._flush_now()
-        digest = await asyncio.to_thread(_write, self._fd, offset, chunk.data)
+        digest = await asyncio.to_thread(_write, self._fd, offset, data)
         if chunk.digest and digest != chunk.digest:
             raise ChecksumMismatch(f"snapshot chunk at {offset} arrived damaged")
         self.held[index] = digest
-        self._end = max(self._end, offset + len(chunk.data))
-        self._unflushed += len(chunk.data)
+        self._end = max(self._end, offset + len(data))
+        self._unflushed += len(data)
         due = self._unflushed >= FLUSH_BYTES or time.monotonic() - self._flushed_at >= FLUSH_S
         if due and (self._pending is None or self._pending.done()):
             self._pending = asyncio.create_task(self._flush_now())
