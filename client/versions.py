@@ -73,27 +73,26 @@ async def make_current(
     build already current may find the propagation of an earlier change still marked in
     progress (a stack killed and started again on its database), which must not hold up its
     worker's start; past the timeout the build is current, and the propagation goes on."""
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
     request = SetWorkerDeploymentCurrentVersionRequest(
         namespace=client.namespace,
         deployment_name=deployment,
         build_id=build_id,
         identity=client.identity,
     )
-    before, settled = await _routing(client, deployment)
-    current = before
+    current, settled = await _routing(client, deployment)
+    replaced = current not in (None, build_id)  # another build was current: wait for routing
     while True:
-        late = time.monotonic() > deadline
-        if current == build_id and (settled or late or before in (None, build_id)):
-            if before not in (None, build_id):
-                waited = time.monotonic() - deadline + timeout
+        late = time.monotonic() - began > timeout
+        if current == build_id and (settled or late or not replaced):
+            if replaced:
                 log.log(
                     logging.WARNING if late else logging.INFO,
                     "build %s of %s is current; its routing %s after %.1f s",
                     build_id,
                     deployment,
                     "is still propagating" if late else "reached every task queue partition",
-                    waited,
+                    time.monotonic() - began,
                 )
             return
         if late:
