@@ -35,7 +35,8 @@ class Cluster:
         self.guardian_interval = guardian_interval
         self.authority = authority
         self.nodes: dict[int, NodeProcess] = {}
-        self.held: set[int] = set()  # the nodes whose transfers `throttle` holds
+        # node -> the pid of its process `throttle` held: a restarted node forgets its throttle
+        self._held: dict[int, int | None] = {}
         self.clients = NodeClients(self.certificate(CLIENT_NAME))
 
     def certificate(self, name: str) -> TlsFiles | None:
@@ -86,9 +87,17 @@ class Cluster:
         for i in ids:
             await self.stub(i).SetThrottle(pb.ThrottleRequest(bytes_per_s=bytes_per_s))
             if bytes_per_s == HELD:
-                self.held.add(i)
+                self._held[i] = self._pid(i)
             else:
-                self.held.discard(i)
+                self._held.pop(i, None)
+
+    def holds(self, node_id: int) -> bool:
+        """Whether `throttle` holds the node's transfers: held, and not restarted since."""
+        return node_id in self._held and self._held[node_id] == self._pid(node_id)
+
+    def _pid(self, node_id: int) -> int | None:
+        proc = self.nodes[node_id].proc
+        return None if proc is None else proc.pid
 
     async def digest(self, node_id: int, region: int) -> pb.DigestReply:
         reply: pb.DigestReply = await self.stub(node_id).Digest(pb.RegionRequest(region=region))

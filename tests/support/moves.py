@@ -35,7 +35,7 @@ async def held_by_its_sender(cluster: Cluster, node: int, region: int) -> bool:
             (peer.node_id, c) for c in channels if c.receiver.node_id == node and c.snapshot
         ]
     return bool(senders) and all(
-        sender in cluster.held and channel.snapshot_bytes_sent == 0 for sender, channel in senders
+        cluster.holds(sender) and channel.snapshot_bytes_sent == 0 for sender, channel in senders
     )
 
 
