@@ -1,9 +1,10 @@
-"""The adaptive transfer limit (`--transfer-rate-limit auto`): transfers as fast as they go
-while this node's user writes stay quick, and slower as soon as they do not.
+"""The adaptive transfer limit (`--transfer-rate-limit auto`, the default): snapshots as fast
+as they go while this node's user writes stay quick, and slower as soon as they do not. (Only
+snapshots: the stream of new writes is never slowed by it, see `node.throttle.Throttles`.)
 
 Each tick it looks at the latencies of the user writes this node committed in it. Their
 baseline is the lowest tick median seen in the last minutes (a quiet moment: LEDBAT's base
-delay). When a tick's p90 is above TARGET times that baseline while the channels sent, the
+delay). When a tick's p90 is above TARGET times that baseline while snapshots were sent, the
 limit drops to BACKOFF of what they actually sent; otherwise it grows by a quarter, and above
 CEILING it is lifted. (The p90, not the p99: of a tick's few dozen writes the p99 is the
 slowest one, which a busy core alone makes slow; the p99 over many ticks is what it keeps

@@ -21,7 +21,7 @@ from node.metrics import METRICS
 from node.replica import ChannelState, Replica, channel_name
 from node.snapshot import Held, Sent, snapshot_chunks
 from node.store import OriginBatch, fetch_origin
-from node.throttle import Throttle
+from node.throttle import Throttles
 from protos import air_node_pb2 as pb
 from runtime.backoff import Backoff
 from runtime.clients import NodeClients, NodeStub
@@ -50,13 +50,13 @@ class Channel:
         receiver_id: int,
         clients: NodeClients,
         batch_points: int = BATCH_POINTS,
-        throttle: Throttle | None = None,
+        throttles: Throttles | None = None,
     ) -> None:
         self.replica = replica
         self.receiver_id = receiver_id
         self.clients = clients
         self.batch_points = batch_points
-        self.throttle = throttle or Throttle()
+        self.throttles = throttles or Throttles()
         self.name = channel_name(replica.region, replica.node_id, receiver_id)
         self._task: asyncio.Task[None] | None = None
         self._columnar = False  # the receiver takes columns: it says so on every reply
@@ -139,7 +139,7 @@ class Channel:
                 )
                 if batch.upto > sent:
                     request = pb.TransferRequest(batch=to_proto(batch, self._columnar))
-                    await self.throttle.acquire(request.ByteSize())
+                    await self.throttles.every.acquire(request.ByteSize())
                     METRICS.transfer_bytes.labels(region=self.replica.region).inc(
                         request.ByteSize()
                     )
@@ -198,11 +198,11 @@ class Channel:
     async def _counted(
         self, chunks: AsyncIterator[pb.SnapshotChunk], counts: Sent
     ) -> AsyncIterator[pb.SnapshotChunk]:
-        """The chunks once the throttle lets them through, counted then: a chunk held by the
+        """The chunks once the throttles let them through, counted then: a chunk held by a
         throttle is not sent yet (a test holding a transfer reads that it is held)."""
         async for chunk in chunks:
             size = len(chunk.data)  # once: each read of the field copies the chunk
-            await self.throttle.acquire(size)
+            await self.throttles.acquire_snapshot(size)
             counts.sent += size
             METRICS.transfer_bytes.labels(region=self.replica.region).inc(size)
             yield chunk

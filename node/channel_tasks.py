@@ -8,15 +8,15 @@ from collections import defaultdict
 from node.channel import Channel
 from node.metrics import METRICS
 from node.replica import Replica
-from node.throttle import Throttle
+from node.throttle import Throttles
 from runtime.clients import NodeClients
 
 
 class ChannelTasks:
-    def __init__(self, clients: NodeClients, batch_points: int, throttle: Throttle) -> None:
+    def __init__(self, clients: NodeClients, batch_points: int, throttles: Throttles) -> None:
         self.clients = clients
         self.batch_points = batch_points
-        self.throttle = throttle
+        self.throttles = throttles
         self._running: dict[int, dict[int, Channel]] = defaultdict(dict)
 
     async def sync(self, replica: Replica) -> None:
@@ -34,7 +34,7 @@ class ChannelTasks:
             channel = running.get(receiver_id)
             if channel is None:
                 channel = running[receiver_id] = Channel(
-                    replica, receiver_id, self.clients, self.batch_points, self.throttle
+                    replica, receiver_id, self.clients, self.batch_points, self.throttles
                 )
             channel.start()
 

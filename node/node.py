@@ -49,7 +49,7 @@ from node.reports import (
     TransferCheck,
 )
 from node.store import Digest, SyncMode, digest, read_range
-from node.throttle import Throttle
+from node.throttle import Throttle, Throttles
 from runtime.clients import NodeClients
 from runtime.killswitch import KillPoints
 from runtime.tls import TlsFiles
@@ -87,14 +87,14 @@ class Node:
         self.address = address
         self.guardian_interval = guardian_interval
         self.clients = NodeClients(tls)  # with TLS, it presents its own cert to its peers
-        self._throttle = Throttle(transfer_rate_limit)
-        # --transfer-rate-limit auto: the limit follows this node's user write latencies
+        self._throttles = Throttles(every=Throttle(transfer_rate_limit))
+        # --transfer-rate-limit auto: the snapshots' limit follows this node's write latencies
         self._adaptive: AdaptiveRate | None = AdaptiveRate() if auto_rate_limit else None
         self._write_latencies: list[float] = []
         self.disk = Disk(data_dir, disk_capacity, flood_watermark)
         self.replicas = Replicas(node_id, data_dir, sync)
         self._batch_points = transfer_batch_points
-        self.channels = ChannelTasks(self.clients, transfer_batch_points, self._throttle)
+        self.channels = ChannelTasks(self.clients, transfer_batch_points, self._throttles)
         killpoints = killpoints or KillPoints(set(), data_dir / ".killpoints")
         self.membership = Membership(
             node_id, address, self.replicas, self.channels, killpoints, self.disk
@@ -119,14 +119,15 @@ class Node:
         ]
 
     async def _adapt(self) -> None:
-        """Each tick, in auto mode, the transfer limit from the tick's user write latencies."""
-        sent = self._throttle.acquired
+        """Each tick, in auto mode, the snapshots' limit from the tick's user write latencies."""
+        snapshots = self._throttles.snapshots
+        sent = snapshots.acquired
         while True:
             await asyncio.sleep(TICK_S)
             latencies, self._write_latencies = self._write_latencies, []
-            sent, tick_sent = self._throttle.acquired, self._throttle.acquired - sent
+            sent, tick_sent = snapshots.acquired, snapshots.acquired - sent
             if self._adaptive is not None:
-                self._throttle.set_rate(self._adaptive.next(latencies, tick_sent, TICK_S))
+                snapshots.set_rate(self._adaptive.next(latencies, tick_sent, TICK_S))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -277,26 +278,31 @@ class Node:
         """Send `receiver` the writes of `origin` it lacks, up to `upto` (see node/forward.py)."""
         replica = self.replicas.get(region)
         return await forward_origin(
-            replica, origin, receiver, upto, self.clients, self._throttle, self._batch_points
+            replica, origin, receiver, upto, self.clients, self._throttles.every, self._batch_points
         )
 
     # -- operations -----------------------------------------------------------------------
 
     def set_throttle(self, bytes_per_s: float, auto: bool = False) -> ThrottleChange:
-        """Limit every outgoing channel together (0: no limit; `auto`: a limit that follows
-        this node's user write latencies). Idempotent: setting the limit it has changes
-        nothing (auto set again keeps what it learned)."""
+        """Limit every outgoing channel together (0: no limit; `auto`: a limit on snapshots
+        that follows this node's user write latencies). Idempotent: setting the limit it has
+        changes nothing (auto set again keeps what it learned)."""
         if bytes_per_s < 0:
             raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "a throttle cannot be negative")
         if auto and bytes_per_s:
             raise NodeError(
                 grpc.StatusCode.INVALID_ARGUMENT, "a throttle is either auto or a rate, not both"
             )
+        every, snapshots = self._throttles.every, self._throttles.snapshots
+        previous = every.rate or snapshots.rate
         if auto:
-            self._adaptive = self._adaptive or AdaptiveRate(self._throttle.rate)
+            self._adaptive = self._adaptive or AdaptiveRate(previous)
             bytes_per_s = self._adaptive.rate or 0
+            every.set_rate(None)
+            snapshots.set_rate(bytes_per_s)
         else:
             self._adaptive = None
-        previous = self._throttle.set_rate(bytes_per_s)
+            snapshots.set_rate(None)
+            every.set_rate(bytes_per_s)
         log.info("transfer throttle %s -> %s", previous, "auto" if auto else bytes_per_s or None)
         return ThrottleChange(bytes_per_s or None, previous)

@@ -1,10 +1,11 @@
-"""A byte-rate limit shared by all of a node's outgoing channels (a migration throttle)."""
+"""The byte-rate limits of a node's outgoing channels (migration throttles)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass, field
 
 
 class Throttle:
@@ -49,3 +50,18 @@ class Throttle:
         if self.rate:
             self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
+
+
+@dataclass(frozen=True)
+class Throttles:
+    """A node's two limits. `every` is the operator's fixed limit, on every byte its channels
+    send. `snapshots` is the adaptive one (`auto`), on snapshot chunks only: a bulk copy of
+    history can wait, but the stream of new writes cannot, as slowing it would hold back the
+    very writes `auto` protects (their replicas' lag, a `quorum` write's acknowledgement)."""
+
+    every: Throttle = field(default_factory=Throttle)
+    snapshots: Throttle = field(default_factory=Throttle)
+
+    async def acquire_snapshot(self, n: int) -> None:
+        await self.snapshots.acquire(n)
+        await self.every.acquire(n)

@@ -1,10 +1,13 @@
-"""The transfer throttle: no limit never waits; lifting a limit releases a waiting sender."""
+"""The transfer throttles: no limit never waits; lifting a limit releases a waiting sender;
+`auto` holds back snapshots, never the stream of new writes."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from node.throttle import Throttle
+from node.node import Node
+from node.throttle import Throttle, Throttles
 
 
 async def test_no_limit_never_waits() -> None:
@@ -22,3 +25,27 @@ async def test_lifting_the_limit_releases_a_waiting_sender() -> None:
     assert throttle.set_rate(0) == 1000
     async with asyncio.timeout(5):
         await waiting
+
+
+async def test_the_snapshots_limit_holds_snapshots_and_not_the_stream() -> None:
+    throttles = Throttles(snapshots=Throttle(1000))
+    async with asyncio.timeout(1):
+        await throttles.every.acquire(1_000_000)  # a batch of new writes goes at once
+    snapshot = asyncio.create_task(throttles.acquire_snapshot(1_000_000))
+    await asyncio.sleep(0)
+    assert not snapshot.done()
+    snapshot.cancel()
+
+
+async def test_auto_limits_snapshots_only_and_a_rate_limits_every_byte(tmp_path: Path) -> None:
+    node = Node(1, "127.0.0.1:1", tmp_path, auto_rate_limit=True)
+    throttles = node.channels.throttles
+    assert node.set_throttle(5e6).bytes_per_s == 5e6
+    assert (throttles.every.rate, throttles.snapshots.rate) == (5e6, None)
+    change = node.set_throttle(0, auto=True)
+    assert change.previous == 5e6
+    # auto starts from the limit it replaces, on snapshots alone
+    assert (throttles.every.rate, throttles.snapshots.rate) == (None, 5e6)
+    assert node.set_throttle(0).previous == 5e6
+    assert (throttles.every.rate, throttles.snapshots.rate) == (None, None)
+    await node.clients.close()
