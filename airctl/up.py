@@ -41,7 +41,7 @@ def stack_from(args: argparse.Namespace, data_dir: Path, cluster_file: Path) -> 
         cluster_file=cluster_file,
         node_args=(
             ["--transfer-rate-limit", str(args.transfer_rate_limit)]
-            if args.transfer_rate_limit
+            if args.transfer_rate_limit is not None
             else None
         ),
         tls=args.tls,
@@ -246,7 +246,8 @@ def _stack_options(c: argparse.ArgumentParser, data_dir: str) -> None:
         "--transfer-rate-limit",
         type=rate_limit,
         metavar="MB_PER_S|auto",
-        help="node migration throttle; auto: as fast as the node's user writes stay quick",
+        help="node migration throttle (0: none); auto: snapshots as fast as the node's user "
+        "writes stay quick (the nodes' default)",
     )
     c.add_argument(
         "--tls",

@@ -6,7 +6,9 @@ fsync, `copy_floor_s`), the same region streamed point by point (a plain channel
 own batched ingest rate, and this machine's sequential disk write rate. Then a snapshot to a
 fourth node SIGKILLed when it holds half: the bytes sent in all, against the store's size.
 Last, one-point writes to the sender on a fixed schedule (every 5 ms), idle and while it sends
-snapshots over and over, until 2,000 of each: their p99s side by side.
+snapshots over and over, until 2,000 of each: their p99s side by side, with no limit and with
+the default one (`auto`); then the same with sender and receiver as if on two machines (the
+sender alone on one core, the receiver's store on tmpfs: `apart_*`).
 Run: `python bench/transfer.py [--points N]` (24,000,000 points make a store of about 1 GB).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -141,12 +145,35 @@ async def bring_up(
     return time.perf_counter() - began
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process `pid` onto `cpus`; the threads it starts later inherit it."""
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(thread), cpus)
+
+
+@contextlib.contextmanager
+def apart(source: NodeProcess, receiver: NodeProcess) -> Iterator[None]:
+    """Sender and receiver as if on two machines: the sender alone on the first core, the
+    receiver (its store on tmpfs, not the sender's disk) and this process on the others."""
+    everything = os.sched_getaffinity(0)
+    first, rest = min(everything), everything - {min(everything)}
+    assert source.proc is not None and receiver.proc is not None
+    pin(source.proc.pid, {first})
+    pin(receiver.proc.pid, rest)
+    pin(os.getpid(), rest)
+    try:
+        yield
+    finally:
+        for pid in (source.proc.pid, receiver.proc.pid, os.getpid()):
+            pin(pid, everything)
+
+
 async def foreground(
     clients: NodeClients, source: NodeProcess, receiver: NodeProcess, auto: bool
 ) -> dict[str, dict[str, float]]:
     """One-point writes to another region of the sender: latencies idle, then while it sends
     snapshots of the region to `receiver` (made again and again until there are enough),
-    with no limit or the adaptive one."""
+    with no limit or the adaptive one (the default)."""
     stub = clients.stub(source.address)
     await stub.SetThrottle(pb.ThrottleRequest(auto=auto))
     me = pb.Peer(node_id=source.node_id, address=source.address)
@@ -186,6 +213,8 @@ async def main(points: int) -> dict[str, object]:
         source = NodeProcess(1, root / "n1").start()
         nodes = [source]
         try:
+            # the snapshot and its resumption are measured with the default (auto) limit lifted
+            await clients.stub(source.address).SetThrottle(pb.ThrottleRequest())
             await clients.stub(source.address).CreateLocalPeer(
                 pb.CreateLocalPeerRequest(
                     region=REGION, peers=[pb.Peer(node_id=1, address=source.address)], active=True
@@ -221,6 +250,16 @@ async def main(points: int) -> dict[str, object]:
                 "no_limit": await foreground(clients, source, receiver, auto=False),
                 "auto": await foreground(clients, source, receiver, auto=True),
             }
+            if len(os.sched_getaffinity(0)) > 1:
+                with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+                    elsewhere = NodeProcess(6, Path(shm) / "n6").start()
+                    nodes.append(elsewhere)
+                    with apart(source, elsewhere):
+                        fg["apart_no_limit"] = await foreground(
+                            clients, source, elsewhere, auto=False
+                        )
+                        fg["apart_auto"] = await foreground(clients, source, elsewhere, auto=True)
+                    elsewhere.terminate()
             disk = disk_write_rate(root)
         finally:
             for n in nodes:

@@ -56,8 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--transfer-rate-limit",
         type=rate_limit,
         metavar="MB_PER_S|auto",
-        help="cap on the bytes all outgoing channels send per second; auto: as fast as the "
-        "node's user writes stay quick (default: none)",
+        default=AUTO,
+        help="cap on the bytes all outgoing channels send per second (0: none); auto: "
+        "snapshots as fast as the node's user writes stay quick (default)",
     )
     p.add_argument(
         "--disk-capacity",
