@@ -8,7 +8,10 @@ import pytest
 
 from airctl.args import duration
 from airctl.cli import parser
+from airctl.up import stack_from
 from contracts.errors import UserError
+from contracts.rates import AUTO
+from node.__main__ import parse_args as node_args
 
 
 @pytest.mark.parametrize(
@@ -57,6 +60,23 @@ def test_bad_numbers_are_one_line_and_exit_2(
 def test_a_throttle_is_a_rate_or_auto() -> None:
     assert parser().parse_args(["throttle", "--node", "1", "--mbps", "AUTO"]).mbps == "auto"
     assert parser().parse_args(["throttle", "--node", "1", "--mbps", "40"]).mbps == 40.0
+
+
+def test_a_node_limits_transfers_with_auto_unless_told_otherwise(tmp_path: Path) -> None:
+    given = ["--id", "1", "--listen", "127.0.0.1:1", "--data-dir", str(tmp_path)]
+    assert node_args(given).transfer_rate_limit == AUTO
+    assert node_args([*given, "--transfer-rate-limit", "0"]).transfer_rate_limit == 0
+
+
+@pytest.mark.parametrize(("given", "passed"), [([], None), (["0"], "0.0"), (["auto"], AUTO)])
+def test_up_passes_the_limit_it_is_given_even_none(
+    tmp_path: Path, given: list[str], passed: str | None
+) -> None:
+    flag = ["--transfer-rate-limit", *given] if given else []
+    args = parser().parse_args(["up", *flag])
+    extra = stack_from(args, tmp_path, tmp_path / "cluster.json").nodes[0].extra_args
+    flag_at = extra.index("--transfer-rate-limit") if "--transfer-rate-limit" in extra else None
+    assert (None if flag_at is None else extra[flag_at + 1]) == passed
 
 
 @pytest.mark.parametrize(
