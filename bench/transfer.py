@@ -31,13 +31,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.foreground import ScheduledWrites, ms
-from contracts.columns import to_columns
+from bench.load import load
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients
 from stack.processes import NodeProcess
 
 REGION = 1
-BATCH = 10_000
 FOREGROUND_REGION = 2
 FOREGROUND_WRITES = 2_000
 
@@ -71,17 +70,7 @@ def copy_floor(files: list[Path], directory: Path) -> float:
 
 async def ingest(clients: NodeClients, node: NodeProcess, points: int) -> float:
     """Write `points` in batches of 10,000, four in flight: points/s."""
-    stub = clients.stub(node.address)
-    sem = asyncio.Semaphore(4)
-
-    async def one(start: int) -> None:
-        async with sem:
-            rows = [(f"s{t % 100}", t, float(t)) for t in range(start, min(start + BATCH, points))]
-            await stub.Write(pb.WriteRequest(region=REGION, columns=to_columns(rows)))
-
-    began = time.perf_counter()
-    await asyncio.gather(*(one(s) for s in range(0, points, BATCH)))
-    return points / (time.perf_counter() - began)
+    return points / await load(clients.stub(node.address), points)
 
 
 def anon_rss(process: NodeProcess) -> int:
