@@ -8,9 +8,11 @@ delay). When a tick's p90 is above TARGET times that baseline while snapshots we
 limit drops to BACKOFF of what they actually sent; otherwise it grows by a quarter, and above
 CEILING it is lifted. (The p90, not the p99: of a tick's few dozen writes the p99 is the
 slowest one, which a busy core alone makes slow; the p99 over many ticks is what it keeps
-down.) A tick without enough writes says nothing about them: the limit grows. The fixed limits
-of other systems (IoTDB 32-48 MiB/s, CockroachDB 32 MiB/s) are a guess made once for every
-machine.
+down.) A tick without enough writes says nothing about them: the limit grows. While writes
+come and no snapshot is sent, it keeps the limit it learned, or takes START if it had none:
+a snapshot then begins at a pace and grows (a first tick at full speed had been most of the
+slow writes of a whole snapshot). The fixed limits of other systems (IoTDB 32-48 MiB/s,
+CockroachDB 32 MiB/s) are a guess made once for every machine.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ TICK_S = 0.25
 TARGET = 2.5  # a tick's p90 may reach this many times the baseline median
 FLOOR = 2e6  # bytes/s: a transfer always moves
 CEILING = 2e9  # bytes/s: above this, no limit
+START = 32 * 2**20  # bytes/s: the anchors' fixed default (CockroachDB, IoTDB), grown from
 GROWTH = 1.25
 BACKOFF = 0.7
 MIN_WRITES = 5  # fewer writes in a tick: no verdict on them
@@ -50,7 +53,10 @@ class AdaptiveRate:
             self._medians.append(statistics.median(latencies))
             baseline = self.baseline
             assert baseline is not None
-            if p90(latencies) > TARGET * baseline and sent:
+            if not sent:  # no verdict on sending; the next snapshot starts at a pace
+                self.rate = self.rate or START
+                return self.rate
+            if p90(latencies) > TARGET * baseline:
                 actual = sent / seconds
                 self.rate = min(CEILING, max(FLOOR, BACKOFF * min(actual, self.rate or actual)))
                 return self.rate

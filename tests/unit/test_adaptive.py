@@ -1,13 +1,13 @@
 """The adaptive transfer limit: it drops below what was sent when user writes slow down,
 grows back while they are quick or absent, is lifted above its ceiling, never stops a
-transfer."""
+transfer, and starts a snapshot at a pace while there are writes to protect."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.adaptive import BACKOFF, CEILING, FLOOR, TARGET, AdaptiveRate
+from node.adaptive import BACKOFF, CEILING, FLOOR, GROWTH, START, TARGET, AdaptiveRate
 
 QUICK = [0.003] * 20
 SENT = 50_000_000  # bytes in a 0.25 s tick: 200 MB/s
@@ -44,8 +44,22 @@ def test_the_baseline_is_the_quietest_moment_remembered() -> None:
 
 def test_slow_writes_with_nothing_sent_are_not_the_transfers_fault() -> None:
     adaptive = AdaptiveRate()
+    before = adaptive.next(QUICK, 0, 0.25)
+    assert adaptive.next(slow(), 0, 0.25) == before
+
+
+def test_with_writes_to_protect_a_snapshot_starts_at_a_pace_and_grows() -> None:
+    adaptive = AdaptiveRate()
+    assert adaptive.next(QUICK, 0, 0.25) == START  # writes, no snapshot yet: not unlimited
+    assert adaptive.next(QUICK, 0, 0.25) == START  # nothing sent: nothing learned, no growth
+    assert adaptive.next(QUICK, SENT, 0.25) == START * GROWTH
+
+
+def test_what_it_learned_is_kept_between_snapshots_while_writes_come() -> None:
+    adaptive = AdaptiveRate()
     adaptive.next(QUICK, 0, 0.25)
-    assert adaptive.next(slow(), 0, 0.25) is None
+    learned = adaptive.next(slow(), SENT, 0.25)
+    assert [adaptive.next(QUICK, 0, 0.25) for _ in range(100)] == [learned] * 100
 
 
 @given(
