@@ -56,14 +56,16 @@ class Acknowledged:
         return now - min(self.times[index:], default=now)
 
 
-async def load(stub: NodeStub, points: int, acked: Acknowledged | None = None) -> float:
-    """Write `points` through `stub` at full speed; seconds taken."""
+async def load(
+    stub: NodeStub, points: int, region: int = REGION, acked: Acknowledged | None = None
+) -> float:
+    """Write `points` to `region` through `stub` at full speed; seconds taken."""
     gate = asyncio.Semaphore(IN_FLIGHT)
 
     async def one(start: int) -> None:
         async with gate:
             rows = [(f"s{t % 100}", t, float(t)) for t in range(start, min(start + BATCH, points))]
-            reply = await stub.Write(pb.WriteRequest(region=REGION, columns=to_columns(rows)))
+            reply = await stub.Write(pb.WriteRequest(region=region, columns=to_columns(rows)))
             if acked is not None:
                 acked.add(reply.seq, time.perf_counter())
 
@@ -97,7 +99,7 @@ async def measure(root: Path, points: int) -> dict[str, object]:
         acked, most, done = Acknowledged(), dict.fromkeys(replicas, 0.0), asyncio.Event()
         watcher = asyncio.create_task(watch_lag(replicas, acked, most, done))
         began = time.perf_counter()
-        loaded_s = await load(writer, points, acked)
+        loaded_s = await load(writer, points, acked=acked)
         last = acked.seqs[-1]
         # the nodes are other processes: polling them is the only way to see them catch up
         while min([await applied_by(stub) for stub in replicas.values()]) < last:  # noqa: ASYNC110

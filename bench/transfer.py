@@ -70,7 +70,7 @@ def copy_floor(files: list[Path], directory: Path) -> float:
 
 async def ingest(clients: NodeClients, node: NodeProcess, points: int) -> float:
     """Write `points` in batches of 10,000, four in flight: points/s."""
-    return points / await load(clients.stub(node.address), points)
+    return points / await load(clients.stub(node.address), points, REGION)
 
 
 def anon_rss(process: NodeProcess) -> int:
@@ -145,7 +145,8 @@ def apart(source: NodeProcess, receiver: NodeProcess) -> Iterator[None]:
     """Sender and receiver as if on two machines: the sender alone on the first core, the
     receiver (its store on tmpfs, not the sender's disk) and this process on the others."""
     everything = os.sched_getaffinity(0)
-    first, rest = min(everything), everything - {min(everything)}
+    first = min(everything)
+    rest = everything - {first}
     assert source.proc is not None and receiver.proc is not None
     pin(source.proc.pid, {first})
     pin(receiver.proc.pid, rest)
