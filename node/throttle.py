@@ -22,7 +22,7 @@ class Throttle:
         self.rate = bytes_per_s or None
         self.burst_s = burst_s
         self.acquired = 0  # bytes let through since the start: what the channels sent
-        self._tokens = self._most
+        self._tokens = self._capacity
         self._stamp = time.monotonic()
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -31,7 +31,7 @@ class Throttle:
         """Change the limit at run time (None or 0: no limit); returns the previous one."""
         self._refill()
         previous, self.rate = self.rate, bytes_per_s or None
-        self._tokens = min(self._tokens, self._most)
+        self._tokens = min(self._tokens, self._capacity)
         self._changed.set()  # waiters recompute their wait under the new rate
         self._changed = asyncio.Event()
         return previous
@@ -50,13 +50,13 @@ class Throttle:
                 self._refill()
 
     @property
-    def _most(self) -> float:
+    def _capacity(self) -> float:
         return (self.rate or 0.0) * self.burst_s
 
     def _refill(self) -> None:
         now = time.monotonic()
         if self.rate:
-            self._tokens = min(self._most, self._tokens + (now - self._stamp) * self.rate)
+            self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
 
