@@ -427,6 +427,7 @@ def register(sub: Commands) -> None:
         "--mbps",
         type=rate_limit,
         required=True,
-        help="MB/s; 0 lifts the limit; auto follows the node's write latencies",
+        help="MB/s on every byte sent; 0 lifts the limit; auto (the nodes' default): "
+        "snapshots follow the node's write latencies",
     )
     throttle.set_defaults(handler=cmd_throttle)
