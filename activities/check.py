@@ -225,8 +225,9 @@ class _Comparison:
 
     def _paced_at(self, rate_mb_s: float) -> None:
         """Pace from now at `rate_mb_s`: what was read before is not counted against it."""
-        self.rate_mb_s, self.rate_read_at = rate_mb_s, time.monotonic()
-        self.began, self.read_before = time.monotonic(), self.result.bytes_read
+        now = time.monotonic()
+        self.rate_mb_s, self.rate_read_at = rate_mb_s, now
+        self.began, self.read_before = now, self.result.bytes_read
         self.cpu_before = dict(self.cpu_s)
 
     async def _pace(self) -> None:
