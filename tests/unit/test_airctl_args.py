@@ -69,7 +69,7 @@ def test_a_node_limits_transfers_with_auto_unless_told_otherwise(tmp_path: Path)
 
 
 @pytest.mark.parametrize(("given", "passed"), [([], None), (["0"], "0.0"), (["auto"], AUTO)])
-def test_up_passes_the_limit_it_is_given_even_none(
+def test_up_passes_the_limit_it_is_given_zero_too(
     tmp_path: Path, given: list[str], passed: str | None
 ) -> None:
     flag = ["--transfer-rate-limit", *given] if given else []

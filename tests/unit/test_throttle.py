@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
+
+import pytest
 
 from node.node import Node
 from node.throttle import Throttle, Throttles
@@ -27,14 +30,21 @@ async def test_lifting_the_limit_releases_a_waiting_sender() -> None:
         await waiting
 
 
-async def test_the_snapshots_limit_holds_snapshots_and_not_the_stream() -> None:
+async def test_the_snapshots_limit_does_not_hold_the_stream() -> None:
     throttles = Throttles(snapshots=Throttle(1000))
     async with asyncio.timeout(1):
         await throttles.every.acquire(1_000_000)  # a batch of new writes goes at once
+
+
+@pytest.mark.parametrize("limited", ["snapshots", "every"])
+async def test_a_snapshot_chunk_waits_for_either_limit(limited: str) -> None:
+    throttles = Throttles(**{limited: Throttle(1000)})
     snapshot = asyncio.create_task(throttles.acquire_snapshot(1_000_000))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # let it start waiting
     assert not snapshot.done()
     snapshot.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await snapshot
 
 
 async def test_auto_limits_snapshots_only_and_a_rate_limits_every_byte(tmp_path: Path) -> None:
