@@ -14,6 +14,7 @@ import grpc
 
 from contracts.rates import AUTO, rate_limit
 from contracts.ready import READY
+from node.allocator import keep_large_buffers
 from node.channel import BATCH_POINTS
 from node.disk import FLOOD_WATERMARK
 from node.handshake_log import relay_core_stderr, verbosity_hides_handshakes
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
     )
     sys.setswitchinterval(GIL_SWITCH_S)
+    keep_large_buffers()
     asyncio.run(serve(args))
 
 
