@@ -41,6 +41,10 @@ CHUNK_BYTES = 1024 * 1024
 # How often a receiver makes what it received durable: what a crash of it can cost a resend.
 FLUSH_S = 0.5
 FLUSH_BYTES = 4 * CHUNK_BYTES
+# A chunk goes to the file in writes of this size, as `cp` writes: one 1 MiB write makes the
+# kernel allocate its page cache in large blocks, which on the virtual machines measured cost
+# up to ten times the CPU of the same bytes in 128 KiB writes (BENCHMARKS.md, 2026-12-05).
+WRITE_BYTES = 128 * 1024
 
 
 class ChecksumMismatch(Exception):
@@ -156,7 +160,9 @@ def remove_partial(path: Path) -> None:
 
 
 def _write(fd: int, offset: int, data: bytes) -> bytes:
-    os.pwrite(fd, data, offset)
+    view, at = memoryview(data), 0
+    while at < len(view):  # a short write (a full disk) is taken up where it stopped
+        at += os.pwrite(fd, view[at : at + WRITE_BYTES], offset + at)
     return hashlib.sha256(data).digest()
 
 

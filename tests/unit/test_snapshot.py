@@ -109,6 +109,21 @@ async def test_a_receiver_that_crashed_keeps_only_what_it_recorded(tmp_path: Pat
     assert received.read_bytes() == source.read_bytes()
 
 
+async def test_short_writes_are_taken_up_where_they_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_pwrite = os.pwrite
+
+    def a_third_at_most(fd: int, data: memoryview, offset: int) -> int:
+        return real_pwrite(fd, data[: len(data) // 3 + 1], offset)
+
+    monkeypatch.setattr(os, "pwrite", a_third_at_most)
+    source = a_file(tmp_path / "store")
+    stream = await chunks(source, held_of(tmp_path / "in"))
+    received = await receive(IncomingSnapshot.open(tmp_path / "in"), stream)
+    assert received.read_bytes() == source.read_bytes()
+
+
 async def test_a_damaged_chunk_or_a_wrong_root_is_refused(tmp_path: Path) -> None:
     source = a_file(tmp_path / "store")
     stream = await chunks(source, held_of(tmp_path / "in"))
