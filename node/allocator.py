@@ -2,14 +2,16 @@
 
 A snapshot or a columnar batch is carried in buffers of about a megabyte (a chunk read, its
 gRPC message, its bytes once parsed). glibc serves an allocation that large with a fresh
-`mmap` and returns it with `munmap` when freed (its dynamic threshold rises only up to the
-size it last freed, and each thread's arena trims its free top at 128 KiB), so every buffer
-costs the kernel a zeroed page per 4 KiB, faulted in and unmapped again: on this project's
-2-core machine that was a third of a 1 GB snapshot's CPU on each side. Serving them from the
-heap and keeping up to `KEEP_FREE_BYTES` free per arena reuses the same pages instead
-(BENCHMARKS.md, 2026-12-05: `malloc thresholds`).
+`mmap` and unmaps it when freed (its dynamic threshold follows the last size freed, and each
+arena gives back its free top beyond 128 KiB), so the kernel faults in, zeroes and unmaps the
+same megabytes again and again (`perf` on both ends of a snapshot). Served from the heap,
+with up to `KEEP_FREE_BYTES` kept free per arena, the same pages are reused: a 1 GB snapshot
+took 26-41 % less CPU on each side and 1.3-1.6x less time on this project's 2-core machine
+(`bench/buffers.py`; BENCHMARKS.md, 2026-12-05).
 
 Elsewhere than glibc (musl, macOS) this does nothing: their allocators have their own rules.
+`AIRNODE_MALLOC=glibc` in a node's environment keeps glibc's own thresholds (`bench/buffers.py`
+measures against them).
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 
 log = logging.getLogger(__name__)
+
+KEEP_DEFAULTS = ("AIRNODE_MALLOC", "glibc")
 
 # mallopt(3) parameters
 _M_TRIM_THRESHOLD = -1
@@ -32,7 +37,11 @@ KEEP_FREE_BYTES = 32 * 1024 * 1024
 
 def keep_large_buffers() -> bool:
     """Serve buffers up to HEAP_UP_TO_BYTES from the heap and keep KEEP_FREE_BYTES free per
-    arena. True if set (glibc), False where there is no mallopt. Setting it again is harmless."""
+    arena. True if set (glibc), False where there is no mallopt or the environment keeps
+    glibc's own (KEEP_DEFAULTS). Setting it again is harmless."""
+    variable, value = KEEP_DEFAULTS
+    if os.environ.get(variable) == value:
+        return False
     name = ctypes.util.find_library("c")
     try:
         mallopt = ctypes.CDLL(name).mallopt

@@ -4,11 +4,14 @@ allocator is left as it was)."""
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
 
 import pytest
+
+from node.allocator import KEEP_DEFAULTS
 
 pytestmark = pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc", reason="the thresholds are glibc's (mallopt)"
@@ -22,9 +25,10 @@ class Mallinfo2(ctypes.Structure):
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
         "fordblks", "keepcost")]
 
-if sys.argv[1] == "kept":
+if sys.argv[1] != "default":
     from node.allocator import keep_large_buffers
-    assert keep_large_buffers() and keep_large_buffers()  # twice: harmless
+    kept = keep_large_buffers() and keep_large_buffers()  # twice: harmless
+    assert kept == (sys.argv[1] == "kept")
 mallinfo2 = ctypes.CDLL(None).mallinfo2
 mallinfo2.restype = Mallinfo2
 before = mallinfo2().hblks
@@ -33,9 +37,10 @@ print(mallinfo2().hblks - before)
 """
 
 
-def mappings_a_chunk_adds(mode: str) -> int:
+def mappings_a_chunk_adds(mode: str, env: dict[str, str] | None = None) -> int:
     found = subprocess.run(
         [sys.executable, "-c", MAPPINGS_A_CHUNK_ADDS, mode],
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         check=True,
@@ -46,3 +51,8 @@ def mappings_a_chunk_adds(mode: str) -> int:
 def test_a_chunk_sized_buffer_comes_from_the_heap_once_the_thresholds_are_set() -> None:
     assert mappings_a_chunk_adds("default") == 1  # glibc's default: a mapping of its own
     assert mappings_a_chunk_adds("kept") == 0
+
+
+def test_the_environment_may_keep_glibcs_own_thresholds() -> None:
+    variable, value = KEEP_DEFAULTS
+    assert mappings_a_chunk_adds("glibc", {variable: value}) == 1
