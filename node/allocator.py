@@ -1,12 +1,12 @@
 """The C allocator's thresholds, set for a node that moves data in 1 MiB buffers.
 
 A snapshot or a columnar batch is carried in buffers of about a megabyte (a chunk read, its
-gRPC message, its bytes once parsed). glibc serves an allocation that large with a fresh
-`mmap` and unmaps it when freed (its dynamic threshold follows the last size freed, and each
-arena gives back its free top beyond 128 KiB), so the kernel faults in, zeroes and unmaps the
-same megabytes again and again (`perf` on both ends of a snapshot). Served from the heap,
-with up to `KEEP_FREE_BYTES` kept free per arena, the same pages are reused: a 1 GB snapshot
-took 26-41 % less CPU on each side and 1.3-1.6x less time on this project's 2-core machine
+gRPC message, its bytes once parsed). glibc serves an allocation that large with a mapping of
+its own and unmaps it when freed (its thresholds move with the sizes freed, from 128 KiB), so
+the kernel faults in, zeroes and unmaps the same megabytes again and again (`perf` on both
+ends of a snapshot). Served from the heap, with up to `KEEP_FREE_BYTES` kept free per arena,
+the same pages are reused: on this project's 2-core machine a snapshot of 240 MB or 1 GB took
+1.3-1.5x less time, its sender a third less CPU and its receiver a fifth less
 (`bench/buffers.py`; BENCHMARKS.md, 2026-12-05).
 
 Elsewhere than glibc (musl, macOS) this does nothing: their allocators have their own rules.
