@@ -223,7 +223,7 @@ class IncomingSnapshot:
     async def finish(self, last: pb.SnapshotChunk) -> Path:
         """Check the file against the sender's size and root (or sha256), make it durable;
         then it may be installed."""
-        await self._flush_now()
+        await self._last_flush()
         if last.sha256 or self._whole is not None:
             found = self._whole.hexdigest() if self._whole else ""
             if last.sha256 != found:
@@ -246,12 +246,22 @@ class IncomingSnapshot:
     async def suspend(self) -> None:
         """The stream broke: keep what arrived, durably, for the next one to resume."""
         if self._fd >= 0:
-            await self._flush_now()
-            self._close()
+            try:
+                await self._last_flush()
+            finally:
+                self._close()
 
     def discard(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()  # nothing of the file is kept, its record neither
         self._close()
         remove_partial(self.path)
+
+    async def _last_flush(self) -> None:
+        """A flush after the one still pending, if any: that one must not run on a closed file."""
+        if self._pending is not None:
+            await self._pending
+        await self._flush_now()
 
     async def _flush_now(self) -> None:
         """Make the chunks written so far durable, then record them. Serialised: a record never

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from node import snapshot
 from node.snapshot import (
     CHUNK_BYTES,
     ChecksumMismatch,
@@ -121,6 +122,22 @@ async def test_short_writes_are_taken_up_where_they_stopped(
     source = a_file(tmp_path / "store")
     stream = await chunks(source, held_of(tmp_path / "in"))
     received = await receive(IncomingSnapshot.open(tmp_path / "in"), stream)
+    assert received.read_bytes() == source.read_bytes()
+
+
+async def test_a_flush_due_at_the_last_chunk_ends_before_the_file_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "FLUSH_S", 3600.0)  # flushes fall due by bytes alone
+    source = a_file(tmp_path / "store", size=snapshot.FLUSH_BYTES)
+    stream = await chunks(source, held_of(tmp_path / "in"))
+    incoming = IncomingSnapshot.open(tmp_path / "in")
+    for chunk in stream[:-1]:
+        await incoming.add(chunk)
+    pending = incoming._pending  # due at the last chunk, not yet begun
+    assert pending is not None and not pending.done()
+    received = await incoming.finish(stream[-1])
+    assert pending.done() and pending.exception() is None
     assert received.read_bytes() == source.read_bytes()
 
 
