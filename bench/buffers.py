@@ -55,13 +55,8 @@ os.unlink(path)
 
 def fresh(script: str, *args: object, pause: float) -> list[float]:
     time.sleep(pause)
-    root = Path(__file__).resolve().parent.parent
     out = subprocess.run(
-        [sys.executable, "-c", script, *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=root,
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, check=True
     ).stdout
     return [float(x) for x in out.split()]
 
@@ -76,7 +71,7 @@ def page_cache_writes(mb: int, pause: float) -> dict[str, dict[str, float]]:
 
 
 async def snapshot_with(
-    clients: NodeClients, root: Path, allocator: str, round_: int, pause: float
+    clients: NodeClients, root: Path, allocator: str, turn: int, pause: float
 ) -> dict[str, float]:
     """The region of node 1's store snapshotted to a new node, both with `allocator`'s
     thresholds: seconds, and the CPU seconds of each end."""
@@ -84,7 +79,7 @@ async def snapshot_with(
     env = {variable: value} if allocator == "glibc" else {}
     await asyncio.sleep(pause)
     source = NodeProcess(1, root / "n1", env=env).start()
-    new = NodeProcess(2 + round_, root / f"n{2 + round_}", env=env).start()
+    new = NodeProcess(2 + turn, root / f"n{2 + turn}", env=env).start()
     try:
         await clients.stub(source.address).SetThrottle(pb.ThrottleRequest())  # lifted
         before = cpu_s([pid(source)]), cpu_s([pid(new)])
