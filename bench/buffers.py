@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import create_region
 from bench.migrate import cpu_s, pid
 from bench.transfer import REGION, bring_up, ingest
 from node.allocator import KEEP_DEFAULTS
@@ -102,10 +103,7 @@ async def snapshots(points: int, rounds: int, pause: float) -> dict[str, object]
             root = Path(tmp)
             source = NodeProcess(1, root / "n1").start()
             try:
-                me = pb.Peer(node_id=1, address=source.address)
-                await clients.stub(source.address).CreateLocalPeer(
-                    pb.CreateLocalPeerRequest(region=REGION, peers=[me], active=True)
-                )
+                await create_region(clients, [source], REGION)
                 await ingest(clients, source, points)
             finally:
                 source.terminate()

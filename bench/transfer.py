@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import create_region
 from bench.foreground import ScheduledWrites, ms
 from bench.load import load
 from protos import air_node_pb2 as pb
@@ -169,10 +170,7 @@ async def foreground(
     with no limit or the adaptive one (the default)."""
     stub = clients.stub(source.address)
     await stub.SetThrottle(pb.ThrottleRequest(auto=auto))
-    me = pb.Peer(node_id=source.node_id, address=source.address)
-    await stub.CreateLocalPeer(
-        pb.CreateLocalPeerRequest(region=FOREGROUND_REGION, peers=[me], active=True)
-    )
+    await create_region(clients, [source], FOREGROUND_REGION)
     writes = ScheduledWrites(stub, FOREGROUND_REGION).start()
     try:
         writes.measuring = True
@@ -208,11 +206,7 @@ async def main(points: int) -> dict[str, object]:
         try:
             # the snapshot and its resumption are measured with the default (auto) limit lifted
             await clients.stub(source.address).SetThrottle(pb.ThrottleRequest())
-            await clients.stub(source.address).CreateLocalPeer(
-                pb.CreateLocalPeerRequest(
-                    region=REGION, peers=[pb.Peer(node_id=1, address=source.address)], active=True
-                )
-            )
+            await create_region(clients, [source], REGION)
             ingest_rate = await ingest(clients, source, points)
             files = sorted((root / "n1" / "region_1").glob("store.db*"))
             store_bytes = sum(f.stat().st_size for f in files)
