@@ -75,8 +75,8 @@ def test_up_passes_the_limit_it_is_given_zero_too(
     flag = ["--transfer-rate-limit", *given] if given else []
     args = parser().parse_args(["up", *flag])
     extra = stack_from(args, tmp_path, tmp_path / "cluster.json").nodes[0].extra_args
-    flag_at = extra.index("--transfer-rate-limit") if "--transfer-rate-limit" in extra else None
-    assert (None if flag_at is None else extra[flag_at + 1]) == passed
+    flags = dict(zip(extra[::2], extra[1::2], strict=True))  # every node flag takes a value
+    assert flags.get("--transfer-rate-limit") == passed
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,10 @@ import pytest
 
 from node.allocator import KEEP_DEFAULTS
 
+LIBC, LIBC_VERSION = platform.libc_ver()
 pytestmark = pytest.mark.skipif(
-    platform.libc_ver()[0] != "glibc", reason="the thresholds are glibc's (mallopt)"
+    LIBC != "glibc" or tuple(map(int, LIBC_VERSION.split(".")[:2])) < (2, 33),
+    reason="the thresholds are glibc's (mallopt), and mallinfo2 reads them from glibc 2.33 on",
 )
 
 MAPPINGS_A_CHUNK_ADDS = """
