@@ -13,12 +13,13 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import grpc
 
 from contracts.columns import from_columns, to_columns
 from node.metrics import METRICS
-from node.replica import ChannelState, Replica, channel_name
+from node.replica import ChannelState, PeerInfo, Replica, channel_name
 from node.snapshot import Held, Sent, snapshot_chunks
 from node.store import OriginBatch, fetch_origin
 from node.throttle import Throttles
@@ -43,6 +44,28 @@ class ReceiverNotReady(Exception):
     """The receiver awaits a snapshot that this (non-snapshot) channel does not send."""
 
 
+class WrittenOff(Exception):
+    """The receiver removed this node from the region while it could not be reached."""
+
+
+class Removals(Protocol):
+    """Who hears what a channel learns of its sender's membership (node/retirement.py)."""
+
+    def removed(self, region: int, by: PeerInfo) -> None:
+        """`by` says this node was removed from `region`, which it did not know."""
+
+    def suspect(self, region: int) -> None:
+        """A peer holds `region` no more: this node may have been removed too."""
+
+
+class NoRemovals:
+    def removed(self, region: int, by: PeerInfo) -> None:
+        pass
+
+    def suspect(self, region: int) -> None:
+        pass
+
+
 class Channel:
     def __init__(
         self,
@@ -51,12 +74,14 @@ class Channel:
         clients: NodeClients,
         batch_points: int = BATCH_POINTS,
         throttles: Throttles | None = None,
+        removals: Removals | None = None,
     ) -> None:
         self.replica = replica
         self.receiver_id = receiver_id
         self.clients = clients
         self.batch_points = batch_points
         self.throttles = throttles or Throttles()
+        self.removals = removals or NoRemovals()
         self.name = channel_name(replica.region, replica.node_id, receiver_id)
         self._task: asyncio.Task[None] | None = None
         self._columnar = False  # the receiver takes columns: it says so on every reply
@@ -90,8 +115,16 @@ class Channel:
                 continue
             try:
                 await self._session(backoff)
-            except (grpc.aio.AioRpcError, ReceiverNotReady, ConnectionError) as e:
+            except (
+                grpc.aio.AioRpcError,
+                ReceiverNotReady,
+                ConnectionError,
+                WrittenOff,
+                asyncio.InvalidStateError,  # written to a stream the receiver had ended
+            ) as e:
                 log.debug("%s: session ended: %s", self.name, _describe(e))
+                if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.NOT_FOUND:
+                    self.removals.suspect(self.replica.region)
                 await backoff.sleep()
             except Exception:
                 log.exception("%s: session failed", self.name)
@@ -113,6 +146,7 @@ class Channel:
         )
         reply = await exchange(call, hello)
         if not reply.installed:
+            self._hear_standing(reply)
             if not self.state.snapshot:
                 raise ReceiverNotReady(f"node {self.receiver_id} awaits a snapshot")
             await self._send_snapshot(stub, Held.of(reply))
@@ -120,6 +154,16 @@ class Channel:
             if not reply.installed:
                 raise ReceiverNotReady(f"node {self.receiver_id} did not install the snapshot")
         return self._acknowledge(reply)
+
+    def _hear_standing(self, reply: pb.TransferReply) -> None:
+        """A sender that did not know it was removed learns it here. A departed one may drain
+        into the receiver still, as a leaving replica does; a written-off one may not."""
+        if reply.standing == pb.SENDER_PEER:
+            return
+        if reply.standing == pb.SENDER_WRITTEN_OFF or not self.replica.meta.leaving:
+            self.removals.removed(self.replica.region, self.state.receiver)
+        if reply.standing == pb.SENDER_WRITTEN_OFF:
+            raise WrittenOff(f"node {self.receiver_id} wrote this node off")
 
     async def _stream(self, call: TransferCall, acked: int) -> None:
         """Send batches after `acked`, up to WINDOW unanswered: the next is read and sent while
@@ -156,6 +200,7 @@ class Channel:
             await self.replica.wait_changed(IDLE_WAIT_S, since=changed)
 
     def _acknowledge(self, reply: pb.TransferReply) -> int:
+        self._hear_standing(reply)
         acked = reply.applied.get(self.replica.node_id, 0)
         self.state.acked = acked
         self._columnar = reply.columnar
