@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 
-from contracts.models import AddPeerInput, RemovePeerResult, RemovePeerInput
+from contracts.models import AddPeerInput, RemovePeerInput, RemovePeerResult
 from protos import air_node_pb2 as pb
 from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
