@@ -202,6 +202,12 @@ class Node:
                 f"region {region} on node {self.node_id} restarted and is confirming with its "
                 "peers that it is still a member; retry shortly",
             )
+        if replica.meta.leaving:
+            raise NodeError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"WRITE_PROCESS_REJECT: region {region} on node {self.node_id} is leaving the "
+                "region and takes no user writes; write through another replica",
+            )
         if not replica.meta.active or not replica.installed:
             raise NodeError(
                 grpc.StatusCode.FAILED_PRECONDITION,
