@@ -16,6 +16,7 @@ from datetime import datetime
 
 from contracts.activity_models import NodeView, Reach
 from contracts.models import AutopilotState, Decision, Unreachable
+from runtime.views import reaching
 
 KEEP_DECISIONS = 50  # in the state; every one is in the history too
 
@@ -70,11 +71,8 @@ class Watch:
             if node in s.down_since:
                 self._back(node, now, f"is reached by {_nodes(by)}")
             if unreachable is None:
-                reach = "reaches" if len(by) == 1 else "reach"
                 self.decide(
-                    now,
-                    f"node {node} does not answer the worker, but {_nodes(by)} {reach} it: "
-                    "not repaired",
+                    now, f"node {node} does not answer the worker, but {reaching(by)}: not repaired"
                 )
             since = now if unreachable is None else unreachable.since
             s.unreachable[node] = Unreachable(since=since, reached_by=by)

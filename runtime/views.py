@@ -98,6 +98,13 @@ async def ask_live(
     return views
 
 
+def reaching(nodes: list[int]) -> str:
+    """`node 1 reaches it`, `nodes 1, 2 reach it`: who reaches a node unreachable from here."""
+    if len(nodes) == 1:
+        return f"node {nodes[0]} reaches it"
+    return f"nodes {', '.join(map(str, nodes))} reach it"
+
+
 def witnesses(target: Peer, live: list[Peer]) -> list[Peer]:
     """The live nodes asked about `target`: up to `WITNESSES`, those after it in id order
     (wrapping round), so that the asks about several silent nodes spread over the live ones."""

@@ -19,6 +19,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
+from airctl.operations import autopilot_text
 from client import connection, versions
 from contracts.activity_models import NodeView, Reach
 from contracts.ids import repair_workflow_id
@@ -147,6 +148,8 @@ async def test_a_node_a_live_node_reaches_gets_no_repair_and_one_no_view_reaches
     assert [d.what for d in state.decisions] == [
         "node 3 does not answer the worker, but nodes 1, 2 reach it: not repaired"
     ]
+    shown = f"node 3 since {seen.unreachable[3].since:%H:%M:%S} (reached by 1, 2)"
+    assert f"unreachable from the worker, not repaired: {shown}" in autopilot_text(state)
     metrics = await autopilot.scrape()
     (line,) = [m for m in metrics.splitlines() if m.startswith(UNREACHABLE_GAUGE + "{")]
     assert line.endswith(" 1"), line
