@@ -28,8 +28,9 @@ the dated histories in tests/histories/ recorded before it retire with it (liste
   for it, then goes elsewhere or is set aside. Site: machinery/moves.py `_rides_through`.
 - `INDIRECT_PROBES`: the autopilot asks the live nodes about a node the worker does not reach
   (activity `probe_views`), and repairs only a node no view reaches; without its marker a run
-  goes on with the worker's view alone until it continues as new. Sites: workflows/autopilot.py
-  `run` (its one line) and `_worker_view`; activities/operations.py `probe_nodes`.
+  goes on with the worker's view alone until it continues as new. Asked first thing in `run`,
+  before any local activity. Sites: workflows/autopilot.py `run` (its one line) and
+  `_worker_view`; activities/operations.py `probe_nodes`.
 
 The dated histories that retire with each (the markers they hold, read from the files):
 tests/histories/2026-11-26 holds none, 2026-11-27 `STALLS` only, 2026-12-01 `LEAN` and
