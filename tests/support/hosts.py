@@ -3,6 +3,7 @@ any host, and what of a slot is left on the machine."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -131,6 +132,16 @@ def udp_delivered(sender: Host, receiver: Host, count: int, quiet_s: float = 1.0
             while True:
                 seen.add(inbox.recv(16))
         return len(seen)
+
+
+async def run_on(host: Host, argv: list[str], timeout: float = 120) -> tuple[int, str]:
+    """Run a program on `host` to its end: its exit status and what it printed."""
+    proc = await asyncio.create_subprocess_exec(
+        *host.wrap(argv), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, output.decode(errors="replace")
 
 
 def leftovers(slot: int) -> list[str]:
