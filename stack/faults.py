@@ -36,7 +36,7 @@ COMMENT_MAX = 127  # nft keeps 128 bytes of a rule's comment
 _COMMENT = re.compile(r"^air-fault (\d+) (\w+) (\S+)>(\S+) (\d+)% \| (.*)$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Drop:
     """Packets from `source` to `target` are dropped: `loss` percent of them, at random."""
 
@@ -241,7 +241,7 @@ class Faults:
             except UserError:
                 self._delete([r for r in self._rules() if r.fault_id == fault_id])
                 raise
-        return Active(str(fault_id), fault.kind, fault.describe(), drops)
+        return Active(str(fault_id), fault.kind, fault.describe(), sorted(drops))
 
     def _check(self, fault: Fault) -> None:
         if not self.network.live():
@@ -291,7 +291,7 @@ class Faults:
                 rule.fault_id, Active(str(rule.fault_id), rule.kind, rule.description)
             )
             if rule.drop not in entry.drops:
-                entry.drops.append(rule.drop)
+                entry.drops = sorted([*entry.drops, rule.drop])
         frozen = [
             Active(f"freeze-{h.name}", "freeze", f"freeze {h.name}")
             for h in self.network.hosts.values()
