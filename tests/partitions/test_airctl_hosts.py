@@ -45,15 +45,16 @@ def test_faults_are_refused_saying_why_where_there_are_no_test_hosts(airctl: Air
     one_line_refusal(airctl("fault", "isolate", "1", check=False), "are gone")
 
     missing = airctl("up", "--hosts", check=False, env={"PATH": "/nonexistent"})
-    one_line_refusal(missing, "test hosts need `ip` (Debian package iproute2) and `nft`")
+    one_line_refusal(missing, "up --hosts: test hosts need ")
+    assert "`ip` (Debian package iproute2) and `nft` (Debian package nftables)" in missing.stderr
 
 
 @pytest.mark.slow
-def test_up_hosts_serves_airctl_takes_faults_and_leaves_nothing_after_ctrl_c(
+def test_up_hosts_tls_serves_airctl_takes_faults_and_leaves_nothing_after_ctrl_c(
     airctl: Airctl,
 ) -> None:
     require(missing_requirements())
-    airctl.up("--hosts", "--nodes", "3")
+    airctl.up("--hosts", "--nodes", "3", "--tls")  # certificates name the hosts' addresses
     state = NetworkState.load(airctl.root / "data" / "hosts.json")
     printed = (airctl.root / f"up-{airctl.ups}.log").read_text()
     for name, host in state.hosts.items():
