@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from contracts.errors import UserError
-from stack.hosts import LOCK_DIR, WORKER, Network, locked, namespace_pids, run
+from stack.hosts import LOCK_DIR, WORKER, Host, Network, locked, namespace_pids, run
 from stack.processes import process_state
 
 TABLE = "air_faults"
@@ -207,7 +207,7 @@ class Active:
 
 @dataclass(frozen=True)
 class _Rule:
-    namespace: str
+    host: Host  # whose table holds it
     chain: str
     handle: int
     fault_id: int
@@ -231,13 +231,13 @@ class Faults:
         drops = fault.drops(self.network)
         with locked(self._lock):
             fault_id = 1 + max((r.fault_id for r in self._rules()), default=0)
-            scripts: dict[str, list[str]] = {}
+            scripts: dict[Host, list[str]] = {}
             for drop in drops:
-                namespace, rule = self._rule(drop, fault_id, fault)
-                scripts.setdefault(namespace, []).append(rule)
+                host, rule = self._rule(drop, fault_id, fault)
+                scripts.setdefault(host, []).append(rule)
             try:
-                for namespace, rules in scripts.items():
-                    self._nft(namespace, [*_TABLE_SETUP, *rules])
+                for host, rules in scripts.items():
+                    _nft(host, [*_TABLE_SETUP, *rules])
             except UserError:
                 self._delete([r for r in self._rules() if r.fault_id == fault_id])
                 raise
@@ -257,7 +257,7 @@ class Faults:
             else:
                 self.network.host(name)
 
-    def _rule(self, drop: Drop, fault_id: int, fault: Fault) -> tuple[str, str]:
+    def _rule(self, drop: Drop, fault_id: int, fault: Fault) -> tuple[Host, str]:
         """Where `drop` is enforced, and the nft rule that does it."""
         loss = f"numgen random mod 100 < {drop.loss} " if drop.loss < 100 else ""
         head = f"air-fault {fault_id} {fault.kind} {drop.source}>{drop.target} {drop.loss}% | "
@@ -266,10 +266,10 @@ class Faults:
         if drop.target != TEMPORAL:
             receiver = self.network.host(drop.target)
             match = self._match("saddr", "sport", drop.source)
-            return receiver.namespace, f"add rule inet {TABLE} input {match} {tail}"
+            return receiver, f"add rule inet {TABLE} input {match} {tail}"
         sender = self.network.host(drop.source)
         match = self._match("daddr", "dport", TEMPORAL)
-        return sender.namespace, f"add rule inet {TABLE} output {match} {tail}"
+        return sender, f"add rule inet {TABLE} output {match} {tail}"
 
     def _match(self, address_field: str, port_field: str, name: str) -> str:
         if name != TEMPORAL:
@@ -312,7 +312,7 @@ class Faults:
                 drop = Drop(source, target, int(loss))
                 rules.append(
                     _Rule(
-                        host.namespace, rule["chain"], rule["handle"], int(fault_id), kind,
+                        host, rule["chain"], rule["handle"], int(fault_id), kind,
                         drop, description,
                     )
                 )  # fmt: skip
@@ -338,13 +338,13 @@ class Faults:
         return chosen
 
     def _delete(self, rules: Iterable[_Rule]) -> None:
-        by_namespace: dict[str, list[str]] = {}
+        by_host: dict[Host, list[str]] = {}
         for r in rules:
-            by_namespace.setdefault(r.namespace, []).append(
+            by_host.setdefault(r.host, []).append(
                 f"delete rule inet {TABLE} {r.chain} handle {r.handle}"
             )
-        for namespace, lines in by_namespace.items():
-            self._nft(namespace, lines)
+        for host, lines in by_host.items():
+            _nft(host, lines)
 
     # -- freezing
 
@@ -365,10 +365,6 @@ class Faults:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
 
-    def _nft(self, namespace: str, lines: list[str]) -> None:
-        host = next(h for h in self.network.hosts.values() if h.namespace == namespace)
-        run(host.wrap(["nft", "-f", "-"]), "\n".join(lines) + "\n")
-
 
 # The table and its two base chains: declared with each change (adding them again is a no-op).
 _TABLE_SETUP = [
@@ -376,6 +372,11 @@ _TABLE_SETUP = [
     f"add chain inet {TABLE} input {{ type filter hook input priority filter; policy accept; }}",
     f"add chain inet {TABLE} output {{ type filter hook output priority filter; policy accept; }}",
 ]
+
+
+def _nft(host: Host, lines: list[str]) -> None:
+    """Run an nft script in `host`'s namespace: all of its lines, or none."""
+    run(host.wrap(["nft", "-f", "-"]), "\n".join(lines) + "\n")
 
 
 def _stopped(pid: int) -> bool:
