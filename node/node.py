@@ -55,6 +55,7 @@ from node.throttle import Throttle, Throttles
 from runtime.clients import NodeClients
 from runtime.killswitch import KillPoints
 from runtime.tls import TlsFiles
+from runtime.views import MAX_PROBE_TIMEOUT_S, Reached, reach
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -309,6 +310,34 @@ class Node:
         )
 
     # -- operations -----------------------------------------------------------------------
+
+    async def probe(
+        self, target: PeerInfo, timeout_s: float, answer_within: float | None = None
+    ) -> Reached:
+        """Whether this node reaches `target` now, within `timeout_s` (and `answer_within`, the
+        caller's own deadline): an indirect probe for whoever cannot reach it (runtime/views.py).
+        Read-only: a retry asks again."""
+        if target.node_id <= 0 or not target.address:
+            raise NodeError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"a probe needs a target: its node id and address (got node {target.node_id} "
+                f"at {target.address!r})",
+            )
+        if target.node_id == self.node_id or target.address == self.address:
+            raise NodeError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"node {self.node_id} cannot probe itself (target: node {target.node_id} at "
+                f"{target.address})",
+            )
+        if not 0 < timeout_s <= MAX_PROBE_TIMEOUT_S:
+            raise NodeError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"a probe's timeout must be above 0 and at most {MAX_PROBE_TIMEOUT_S:g} s, "
+                f"not {timeout_s}",
+            )
+        if answer_within is not None:
+            timeout_s = max(min(timeout_s, answer_within), 0.001)
+        return await reach(self.clients.stub(target.address), target.node_id, timeout_s)
 
     def set_throttle(self, bytes_per_s: float, auto: bool = False) -> ThrottleChange:
         """Limit every outgoing channel together (0: no limit; `auto`: a limit on snapshots

@@ -290,6 +290,17 @@ class AirNodeService(rpc.AirNodeServicer):
         change = self.node.set_throttle(request.bytes_per_s, request.auto)
         return pb.ThrottleReply(bytes_per_s=request.bytes_per_s, previous=change.previous or 0)
 
+    @_refusals
+    async def Probe(self, request: pb.ProbeRequest, context: Any) -> pb.ProbeReply:
+        """Read-only: a retry probes again."""
+        remaining = context.time_remaining()
+        # answer a little before the caller's deadline, so it reads "not reached", not a timeout
+        within = None if remaining is None else remaining * 0.9 - 0.05
+        reached = await self.node.probe(_peer(request.target), request.timeout_s, within)
+        return pb.ProbeReply(
+            reached=reached.reached, detail=reached.detail, seconds=reached.seconds
+        )
+
     # -- receiving ------------------------------------------------------------------------
 
     async def Transfer(

@@ -532,3 +532,21 @@ class SnapshotReply(_message.Message):
     bytes: int
     applied: _containers.ScalarMap[int, int]
     def __init__(self, installed: _Optional[bool] = ..., bytes: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ...) -> None: ...
+
+class ProbeRequest(_message.Message):
+    __slots__ = ("target", "timeout_s")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    target: Peer
+    timeout_s: float
+    def __init__(self, target: _Optional[_Union[Peer, _Mapping]] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+
+class ProbeReply(_message.Message):
+    __slots__ = ("reached", "detail", "seconds")
+    REACHED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    reached: bool
+    detail: str
+    seconds: float
+    def __init__(self, reached: _Optional[bool] = ..., detail: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
