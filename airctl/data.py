@@ -13,7 +13,7 @@ import grpc
 from airctl.args import Commands, count, positive
 from airctl.config import parse_ids
 from airctl.context import Ctl
-from airctl.load import AckedLog, LoadWriter, missing_points
+from client.load import AckedLog, LoadWriter, missing_points
 from contracts.activity_models import Disk, NodeView, Peer, Reach
 from contracts.errors import UserError
 from contracts.rates import AUTO, rate_limit

@@ -20,8 +20,8 @@ from airctl.args import Commands, count
 from airctl.changes import start
 from airctl.context import Ctl
 from airctl.data import create_region, verify
-from airctl.load import AckedLog, LoadWriter
 from airctl.progress import follow_change
+from client.load import AckedLog, LoadWriter
 from client.starter import start_change
 from client.status import running
 from contracts.errors import UserError
