@@ -156,13 +156,11 @@ class Channel:
         return self._acknowledge(reply)
 
     def _hear_standing(self, reply: pb.TransferReply) -> None:
-        """A sender that did not know it was removed learns it here. A departed one may drain
-        into the receiver still, as a leaving replica does; a written-off one may not."""
-        if reply.standing == pb.SENDER_PEER:
-            return
-        if reply.standing == pb.SENDER_WRITTEN_OFF or not self.replica.meta.leaving:
-            self.removals.removed(self.replica.region, self.state.receiver)
+        """A sender written off while it could not be reached learns it here, and retires.
+        A departed one drains into the receiver, as a leaving replica does: its removal is
+        under way and will reach it (or write it off)."""
         if reply.standing == pb.SENDER_WRITTEN_OFF:
+            self.removals.removed(self.replica.region, self.state.receiver)
             raise WrittenOff(f"node {self.receiver_id} wrote this node off")
 
     async def _stream(self, call: TransferCall, acked: int) -> None:
