@@ -17,8 +17,8 @@ else:
 
 __all__ = [
     "CHANNEL_OPTIONS",
-    "KEEPALIVE_TIME_MS",
     "KEEPALIVE_TIMEOUT_MS",
+    "KEEPALIVE_TIME_MS",
     "MAX_MESSAGE_BYTES",
     "RPC_TIMEOUT_S",
     "SERVER_OPTIONS",

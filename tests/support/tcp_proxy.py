@@ -3,7 +3,7 @@
 `python -m tests.support.tcp_proxy LISTEN_PORT UPSTREAM` pipes every connection to UPSTREAM.
 Cut it loudly with SIGKILL (both ends see their connections close), or silently as a network
 that drops packets: SIGUSR1 makes it a black hole, SIGUSR2 heals it (`ProxyProcess.cut` and
-`heal`; SIGSTOP, a frozen proxy, is silent too).
+`heal`; a frozen proxy, SIGSTOP, is silent too).
 
 A black hole reads whatever either end sends and delivers none of it, closes nothing, and takes
 new connections without reaching UPSTREAM: every byte is taken and vanishes, as after a cut
@@ -23,9 +23,11 @@ from datetime import datetime
 from pathlib import Path
 
 from stack.processes import ManagedProcess, free_port
+from tests.support.waiting import eventually
 
 READY = "proxy ready"
 CUT = "black hole from"  # then the moment, as a node's log writes it
+HEALED = "healed at"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S,%f"
 
 
@@ -47,19 +49,22 @@ class ProxyProcess(ManagedProcess):
     def ready_line(self) -> str:
         return READY
 
-    def cut(self) -> None:
-        """Drop everything from now on, silently (returns at once: see `cut_at`)."""
+    async def cut(self) -> datetime:
+        """Drop everything from now on, silently; returns the moment it began, by the proxy's
+        clock (as a node's log writes it)."""
+        cuts = len(await self._lines(CUT))
         self.send_signal(signal.SIGUSR1)
-
-    def heal(self) -> None:
-        self.send_signal(signal.SIGUSR2)
-
-    def cut_at(self) -> datetime | None:
-        """When the proxy last became a black hole, by its own clock; None if it has not."""
-        lines = [line for line in self.output().splitlines() if line.startswith(CUT)]
-        if not lines:
-            return None
+        lines = await eventually(lambda: self._lines(CUT), lambda ls: len(ls) > cuts)
         return datetime.strptime(lines[-1].removeprefix(CUT).strip(), TIME_FORMAT)
+
+    async def heal(self) -> None:
+        heals = len(await self._lines(HEALED))
+        self.send_signal(signal.SIGUSR2)
+        await eventually(lambda: self._lines(HEALED), lambda ls: len(ls) > heals)
+
+    async def _lines(self, start: str) -> list[str]:
+        """The proxy's lines that begin with `start` (a probe, for `eventually`)."""
+        return [line for line in self.output().splitlines() if line.startswith(start)]
 
 
 class Link:
@@ -77,7 +82,7 @@ class Link:
     def heal(self) -> None:
         if not self.open:
             self.open = True
-            print(f"healed at {datetime.now().strftime(TIME_FORMAT)[:-3]}", flush=True)
+            print(f"{HEALED} {datetime.now().strftime(TIME_FORMAT)[:-3]}", flush=True)
 
 
 async def _serve(port: int, upstream: str) -> None:
