@@ -1,24 +1,31 @@
 """Links that drop packets: a cut (a black-hole proxy between two nodes, not a refusal) ends the
 streams over it within the 10 s the design allows, at both ends; after the heal the transfer
-completes and every write arrives. And a node never answers its clients' keepalive pings with
-GOAWAY "too_many_pings", where a server with gRPC's defaults does."""
+completes and every write arrives. A node never answers its clients' keepalive pings with
+GOAWAY "too_many_pings", where a server with gRPC's defaults does. A client of Temporal behind
+a cut fails its call within its keepalive's bound, not TCP's."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.service import RPCError, RPCStatusCode
 
+from client import connection
+from client.connection import KEEP_ALIVE
 from node.replica import channel_name
 from node.snapshot import CHUNK_BYTES
 from protos import air_node_pb2 as pb
 from protos import air_node_pb2_grpc as rpc
 from runtime.clients import CHANNEL_OPTIONS
-from stack.processes import free_port
+from stack.processes import TemporalServer, free_port
 from tests.support.chaos import restart
 from tests.support.cluster import HELD, Cluster
 from tests.support.load import LoadWriter, missing_points
@@ -30,6 +37,8 @@ SENDER, RECEIVER = 1, 2
 # The product's bound, from a cut to the node reporting the broken stream (DESIGN.md, Links);
 # keepalive alone takes at most KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS (runtime/clients.py).
 NOTICED_WITHIN_S = 10.0
+# Time this test's own process may take to see a failure it measures by its own clock.
+SLACK_S = 2.0
 
 
 @pytest.fixture
@@ -209,3 +218,26 @@ async def test_a_node_never_refuses_the_pings_that_a_default_server_does(
     assert stream_breaks(cluster) == []
     for i in (SENDER, RECEIVER):
         assert await breaks_counted(cluster, i, "channel", "sender") == 0
+
+
+async def test_a_call_to_temporal_behind_a_cut_fails_within_the_keepalive(
+    tmp_path: Path, temporal_server: TemporalServer
+) -> None:
+    proxy = ProxyProcess(temporal_server.address, tmp_path / "proxy.log")
+    await restart(proxy)
+    try:
+        client = await connection.connect(connection.local(proxy.address))
+        await client.workflow_service.get_system_info(GetSystemInfoRequest())
+        await proxy.cut()
+        began = time.monotonic()
+        with pytest.raises(RPCError) as failed:  # its own deadline is far off
+            await client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), timeout=timedelta(minutes=5)
+            )
+        took = time.monotonic() - began
+        print(f"a call to Temporal behind the cut failed after {took:.2f} s: {failed.value}")
+        bound = (KEEP_ALIVE.interval_millis + KEEP_ALIVE.timeout_millis) / 1000
+        assert took <= bound + SLACK_S, f"{took:.1f} s: {failed.value}"
+        assert failed.value.status != RPCStatusCode.DEADLINE_EXCEEDED, failed.value
+    finally:
+        proxy.kill()
