@@ -151,7 +151,7 @@ class LoadWriter:
                 if (why := self._given_up()) is not None:
                     done = self._next_ts - first
                     of = "" if count is None else f" of {count}"
-                    raise WriteFailed(f"{done}{of} points acknowledged, then {why}")
+                    raise WriteFailed(f"{done}{of} points acknowledged; {why}")
                 await asyncio.sleep(0.05)  # every replica refused: back off, then the same keys
             if rate:
                 ahead = (self._next_ts - first) / rate - (time.monotonic() - began)
@@ -199,7 +199,7 @@ class LoadWriter:
         if waited < self.patience:
             return None
         said = "; ".join(self._said(t) for t in self.targets if t in self._failures)
-        return f"none acknowledged for {self.patience:g} s: {said}"
+        return f"none in the last {self.patience:g} s: {said}"
 
     def _said(self, target: int) -> str:
         """What the target last answered, in a few words."""

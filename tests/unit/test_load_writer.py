@@ -59,7 +59,7 @@ async def test_a_level_every_replica_refused_fails_at_once_with_the_nodes_reason
     assert time.monotonic() - began < 5  # not the patience
     assert (
         str(failed.value)
-        == f"10 of 40 points acknowledged, then node 1 refused the write: {QUORUM_NOT_MET}"
+        == f"10 of 40 points acknowledged; node 1 refused the write: {QUORUM_NOT_MET}"
     )
     assert nodes[1].writes == 2
 
@@ -87,7 +87,7 @@ async def test_a_node_that_never_answers_is_named_once_the_patience_is_spent() -
         await load.run(count=20)
     assert 0.5 <= time.monotonic() - began < 5
     assert str(failed.value) == (
-        "0 of 20 points acknowledged, then none acknowledged for 0.5 s: node 1 answered "
+        "0 of 20 points acknowledged; none in the last 0.5 s: node 1 answered "
         "UNAVAILABLE: failed to connect to all addresses; node 2 did not answer within 0.5 s"
     )
 
