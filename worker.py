@@ -102,6 +102,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--state-dir", type=Path, default=Path(".air/worker"), help="kill point state")
     p.add_argument("--metrics-port", type=int, help="serve the SDK's Prometheus metrics here")
     p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="the address metrics are served on (a worker on a test host: the host's)",
+    )
+    p.add_argument(
         "--deployment",
         default=versions.DEPLOYMENT,
         help=f"the Worker Deployment this worker is a version of (default {versions.DEPLOYMENT})",
@@ -213,7 +218,7 @@ def operation_activities(
 async def run(args: argparse.Namespace, workflow_runner: WorkflowRunner = WORKFLOW_RUNNER) -> None:
     runtime = None
     if args.metrics_port is not None:
-        metrics = PrometheusConfig(bind_address=f"127.0.0.1:{args.metrics_port}")
+        metrics = PrometheusConfig(bind_address=f"{args.metrics_host}:{args.metrics_port}")
         runtime = Runtime(telemetry=TelemetryConfig(metrics=metrics))
     log.info("connecting to Temporal at %s", connection.describe(args.temporal))
     client = await connection.connect(args.temporal, runtime)

@@ -21,15 +21,14 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from contracts.activity_models import Peer
+from contracts.activity_models import NodeView, Peer
 from contracts.check import CheckInput, CheckProgress
 from contracts.ids import drain_workflow_id, repair_workflow_id
 from contracts.models import RepairInput
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients
 from runtime.directory import NodeDirectory
-
-PROBE_TIMEOUT_S = 2.0
+from runtime.views import PROBE_TIMEOUT_S, look
 
 In = TypeVar("In", contravariant=True)
 
@@ -70,8 +69,15 @@ class OperationActivities:
         self.start_check_workflow = start_check_workflow
 
     @activity.defn
+    async def probe_views(self) -> dict[int, NodeView]:
+        """How each known node looks: asked directly and, if it does not answer, through the
+        live nodes (runtime/views.py). Read-only."""
+        return await look(self.directory.all(), self.clients)
+
+    @activity.defn
     async def probe_nodes(self) -> dict[int, bool]:
-        """Whether each known node answers (a one-region ListRegions). Read-only."""
+        """Whether each known node answers (a one-region ListRegions): the worker's view alone,
+        for an autopilot started before indirect probes (patches.INDIRECT_PROBES). Read-only."""
         nodes = self.directory.all()
         answers = await asyncio.gather(*(self._answers(n) for n in nodes))
         return {n.node_id: up for n, up in zip(nodes, answers, strict=True)}
@@ -167,6 +173,7 @@ class OperationActivities:
 
     def all(self) -> list[Callable[..., Awaitable[object]]]:
         return [
+            self.probe_views,
             self.probe_nodes,
             self.draining,
             self.start_repair,

@@ -1,7 +1,8 @@
 """airctl: one front door to the local stack, the data, membership changes, operations and
 the consistency check. Each command module registers its own commands, their arguments and
 their handler (up.py: the local stack; data.py: nodes and data; changes.py: membership
-changes; operations.py: operations of many moves; check.py: the consistency check).
+changes; operations.py: operations of many moves; check.py: the consistency check;
+faults.py: faults between the test hosts of `up --hosts`).
 
 Every command takes --cluster (default .air/cluster.json, or AIR_CLUSTER), --json and the
 Temporal connection flags, before or after the command.
@@ -20,12 +21,12 @@ import grpc
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from airctl import changes, check, data, operations, up
+from airctl import changes, check, data, faults, operations, up
 from airctl.args import CommandParser, Parser, global_options
 from airctl.context import Ctl
 from contracts.errors import UserError
 
-COMMAND_MODULES = (up, data, changes, operations, check)
+COMMAND_MODULES = (up, data, changes, operations, check, faults)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -13,12 +13,13 @@ import grpc
 from airctl.args import Commands, count, positive
 from airctl.config import parse_ids
 from airctl.context import Ctl
-from airctl.load import AckedLog, LoadWriter, missing_points
-from contracts.activity_models import Disk
+from client.load import AckedLog, LoadWriter, missing_points
+from contracts.activity_models import Disk, NodeView, Peer, Reach
 from contracts.errors import UserError
 from contracts.rates import AUTO, rate_limit
 from protos import air_node_pb2 as pb
 from runtime.reading import node_listing
+from runtime.views import ask_live, reaching
 
 # A node that has not answered in this long is shown down.
 ASK_TIMEOUT_S = 5.0
@@ -109,9 +110,14 @@ async def cmd_region_create(ctl: Ctl) -> int:
 async def cmd_regions(ctl: Ctl) -> int:
     """Each region's replicas, their states and store sizes; then each node's replicas and
     bytes (`--by-node`: that alone). A node that does not answer is shown down, with the
-    regions its peers list it in."""
+    regions its peers list it in; or unreachable from here, if a live node reaches it."""
     table, down, disks = await _replicas(ctl)
-    nodes = _node_summary(ctl, table, down, disks)
+    views = await _views_of(ctl, down)
+    for held in table.values():
+        for node_id, replica in held.items():
+            if replica["state"] == "down" and views[node_id].reach is Reach.UNREACHABLE:
+                replica["state"] = "unreachable"
+    nodes = _node_summary(ctl, table, views, disks)
     if ctl.args.by_node:
         data: Any = {str(n): s for n, s in nodes.items()}
     else:
@@ -129,7 +135,7 @@ async def cmd_regions(ctl: Ctl) -> int:
     rows = [
         [
             str(n),
-            "down" if s["down"] else "up",
+            _node_state(views.get(n)),
             str(s["replicas"]),
             f"{s['bytes'] / 1e6:.1f}",
             _disk_cell(s),
@@ -180,21 +186,49 @@ async def _replicas(ctl: Ctl) -> tuple[Table, list[int], dict[int, Disk]]:
     return table, down, disks
 
 
+async def _views_of(ctl: Ctl, down: list[int]) -> dict[int, NodeView]:
+    """How the nodes that did not answer here look from those that did (runtime/views.py)."""
+    if not down:
+        return {}
+    peers = [Peer(node_id=n.id, address=n.address) for n in ctl.config.nodes]
+    answered = {p.node_id for p in peers} - set(down)
+    views = await ask_live(peers, answered, ctl.clients)
+    return {n: views[n] for n in down}
+
+
 def _node_summary(
-    ctl: Ctl, table: Table, down: list[int], disks: dict[int, Disk]
+    ctl: Ctl, table: Table, views: dict[int, NodeView], disks: dict[int, Disk]
 ) -> dict[int, dict[str, Any]]:
-    """Per node: whether it answered, its replicas and their store bytes, its disk."""
-    nodes: dict[int, dict[str, Any]] = {
-        n.id: {"down": n.id in down, "replicas": 0, "bytes": 0} for n in ctl.config.nodes
-    }
+    """Per node: whether it answered (if not: whether a live node reaches it), its replicas
+    and their store bytes, its disk."""
+    nodes: dict[int, dict[str, Any]] = {}
+    for n in ctl.config.nodes:
+        view = views.get(n.id)
+        nodes[n.id] = {"down": view is not None and view.reach is not Reach.UNREACHABLE}
+        if view is not None and view.reach is Reach.UNREACHABLE:
+            nodes[n.id] |= {"unreachable_from_here": True, "reached_by": view.reached_by}
+        elif view is not None and view.reach is Reach.UNCONFIRMED:
+            nodes[n.id]["unconfirmed"] = True  # no live node could be asked about it
+        nodes[n.id] |= {"replicas": 0, "bytes": 0}
     for node_id, disk in disks.items():
         nodes[node_id] |= {"disk_capacity": disk.capacity, "disk_used": disk.used}
     for held in table.values():
         for node_id, replica in held.items():
-            if node_id in nodes and replica["state"] != "down":
+            if node_id in nodes and replica["state"] not in ("down", "unreachable"):
                 nodes[node_id]["replicas"] += 1
                 nodes[node_id]["bytes"] += replica["store_bytes"]
     return nodes
+
+
+def _node_state(view: NodeView | None) -> str:
+    """`up`, `down`, or, for a node that does not answer here, what the live nodes say."""
+    if view is None:
+        return "up"
+    if view.reach is Reach.UNREACHABLE:
+        return f"unreachable from here ({reaching(view.reached_by)})"
+    if view.reach is Reach.UNCONFIRMED:
+        return "down? (no live node could be asked)"
+    return "down"
 
 
 def _disk_cell(summary: dict[str, Any]) -> str:
@@ -215,6 +249,8 @@ def _state(r: pb.RegionInfo) -> str:
 def _cell(replica: dict[str, Any]) -> str:
     if replica["state"] == "down":
         return "DOWN"
+    if replica["state"] == "unreachable":
+        return "UNREACHABLE FROM HERE"
     return f"{replica['state']} {replica['store_bytes'] / 1e6:.1f}MB"
 
 

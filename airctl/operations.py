@@ -42,7 +42,7 @@ from planning.balance import plan_rounds, spread
 from planning.placement import plan_drain
 from protos import air_node_pb2 as pb
 from runtime.reading import describe_cluster
-from workflows.autopilot import AutopilotWorkflow
+from workflows.autopilot import AutopilotWorkflow, unreachable_line
 from workflows.machinery.failures import root_cause
 from workflows.machinery.operation import MovesWorkflow
 
@@ -336,6 +336,8 @@ def autopilot_text(s: AutopilotState) -> str:
         f"autopilot on: dead after {s.dead_after_s:g} s down, probing every {s.probe_every_s:g} s",
         f"down: {down or 'none'}; repairing: {s.repairing or 'none'}",
     ]
+    if s.unreachable or s.unconfirmed:
+        lines.append(unreachable_line(s))
     if s.check_every_s is not None:
         last = f"{s.last_check:%Y-%m-%d %H:%M:%S}" if s.last_check else "none yet"
         checking = s.checking or "none"

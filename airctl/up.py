@@ -20,18 +20,26 @@ from airctl.args import Commands, count
 from airctl.changes import start
 from airctl.context import Ctl
 from airctl.data import ASK_TIMEOUT_S, create_region, verify
-from airctl.load import AckedLog, LoadWriter
 from airctl.progress import follow_change
+from client.load import AckedLog, LoadWriter
 from client.starter import start_change
 from client.status import running
+from contracts.errors import UserError
 from contracts.models import MigrationInput
 from contracts.rates import rate_limit
 from protos import air_node_pb2 as pb
+from stack.hosts import SLOTS, Network, missing_requirements
 from stack.local import LocalStack
 from stack.processes import ManagedProcess
 
 
 def stack_from(args: argparse.Namespace, data_dir: Path, cluster_file: Path) -> LocalStack:
+    network = None
+    if getattr(args, "hosts", False):
+        missing = missing_requirements()
+        if missing is not None:
+            raise UserError(f"up --hosts: {missing}")
+        network = Network.claim(args.nodes, args.slot)
     return LocalStack(
         data_dir,
         nodes=args.nodes,
@@ -46,6 +54,7 @@ def stack_from(args: argparse.Namespace, data_dir: Path, cluster_file: Path) -> 
         ),
         tls=args.tls,
         workers=args.workers,
+        network=network,
     )
 
 
@@ -53,9 +62,22 @@ def cmd_up(ctl: Ctl) -> int:
     logging.basicConfig(format="%(asctime)s airctl up: %(message)s", level=logging.INFO)
     stack = stack_from(ctl.args, ctl.args.data_dir, ctl.path)
     stack.start()
-    metrics = {name: f"http://127.0.0.1:{port}/metrics" for name, port in stack.metrics.items()}
+    metrics = stack.metrics_urls
+    network = stack.network
+    hosts = (
+        f"test hosts (slot {network.slot}, {network.subnet}; `airctl fault` cuts them):\n"
+        + "".join(f"  {line}\n" for line in network.describe())
+        if network is not None
+        else ""
+    )
     ctl.emit(
-        {**stack.config.model_dump(), "metrics": metrics, "targets": str(stack.targets_file)},
+        {
+            **stack.config.model_dump(mode="json"),
+            "metrics": metrics,
+            "targets": str(stack.targets_file),
+            "network": network.state().model_dump() if network is not None else None,
+        },
+        f"{hosts}"
         f"stack up: Temporal UI {stack.config.ui_url}\n"
         f"metrics: {', '.join(f'{n} {u}' for n, u in metrics.items())}\n"
         f"Prometheus: --config.file deploy/prometheus-local.yml (targets {stack.targets_file})\n"
@@ -210,6 +232,18 @@ def register(sub: Commands) -> None:
     """`up` and `demo`: they reach Temporal by the stack's own settings, not the flags."""
     up = sub.add_parser("up", help="run the local stack in the foreground", temporal_flags=False)
     _stack_options(up, ".air")
+    up.add_argument(
+        "--hosts",
+        action="store_true",
+        help="each node, the worker and a client on a test host of its own (network "
+        "namespaces on a bridge; needs root, ip and nft): `airctl fault` then cuts them",
+    )
+    up.add_argument(
+        "--slot",
+        type=int,
+        choices=range(SLOTS),
+        help="--hosts: which of the test networks' slots to take (default: a free one)",
+    )
     up.set_defaults(handler=cmd_up)
     demo = sub.add_parser(
         "demo", help="stack, region, load, migration, verification", temporal_flags=False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 from pydantic import BaseModel, Field
 
 from contracts.killpoints import KillPoint
@@ -137,3 +139,21 @@ class ClusterDescription(BaseModel):
     # shows here, not among the holders
     peers: dict[int, list[int]] = Field(default_factory=dict)
     disks: dict[int, Disk] = Field(default_factory=dict)  # reachable node -> its data disk
+
+
+class Reach(enum.StrEnum):
+    """How a node looks from the asker (the worker, airctl) and from the live nodes it asked
+    about it (runtime/views.py decides which)."""
+
+    UP = "up"  # it answered the asker
+    UNREACHABLE = "unreachable"  # not the asker, but a live node reaches it: not down
+    DOWN = "down"  # not the asker, and no live node asked reaches it
+    UNCONFIRMED = "unconfirmed"  # not the asker, and no live node could be asked about it
+
+
+class NodeView(BaseModel, frozen=True):
+    """One node, as the two-step probe saw it."""
+
+    reach: Reach
+    reached_by: list[int] = Field(default_factory=list)  # live nodes that reach it
+    asked: list[int] = Field(default_factory=list)  # live nodes that answered about it

@@ -313,15 +313,26 @@ class Decision(BaseModel):
     what: str
 
 
+class Unreachable(BaseModel):
+    """A node the worker does not reach but a live node does: shown, never repaired."""
+
+    since: datetime  # the first probe that saw it so
+    reached_by: list[int]  # the live nodes that reach it, at the latest probe
+
+
 class AutopilotState(BaseModel):
     """What the autopilot knows between probes (and carries when it continues as new)."""
 
-    dead_after_s: float = 300.0  # a node unreachable this long is declared dead and repaired
+    dead_after_s: float = 300.0  # a node down this long is declared dead and repaired
     probe_every_s: float = 10.0
     down_since: dict[int, datetime] = Field(default_factory=dict)  # node -> first probe down
     repairing: list[int] = Field(default_factory=list)  # repairs started, not ended
     repaired: list[int] = Field(default_factory=list)  # repaired and still down
     paused: str = ""  # why repairs are paused (more than one node down), if they are
+    # nodes the worker does not reach but a live node does (never repaired), and nodes that do
+    # not answer and that no live node could be asked about (held: neither up nor down)
+    unreachable: dict[int, Unreachable] = Field(default_factory=dict)
+    unconfirmed: list[int] = Field(default_factory=list)
     decisions: list[Decision] = Field(default_factory=list)  # the latest, newest last
     probes: int = 0
     # a consistency check of every region this often (None: none), mending a clear minority

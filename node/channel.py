@@ -13,14 +13,14 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
 from contracts.columns import from_columns, to_columns
-from node.breaks import status_of, stream_broke
+from node.breaks import status_of, stream_ended
 from node.metrics import METRICS
-from node.replica import ChannelState, Replica, channel_name
+from node.replica import ChannelState, PeerInfo, Replica, channel_name
 from node.snapshot import Held, Sent, snapshot_chunks
 from node.store import OriginBatch, fetch_origin
 from node.throttle import Throttles
@@ -45,6 +45,28 @@ class ReceiverNotReady(Exception):
     """The receiver awaits a snapshot that this (non-snapshot) channel does not send."""
 
 
+class WrittenOff(Exception):
+    """The receiver removed this node from the region while it could not be reached."""
+
+
+class Removals(Protocol):
+    """Who hears what a channel learns of its sender's membership (node/retirement.py)."""
+
+    def removed(self, region: int, by: PeerInfo) -> None:
+        """`by` says this node was removed from `region`, which it did not know."""
+
+    def suspect(self, region: int) -> None:
+        """A peer holds `region` no more: this node may have been removed too."""
+
+
+class NoRemovals:
+    def removed(self, region: int, by: PeerInfo) -> None:
+        pass
+
+    def suspect(self, region: int) -> None:
+        pass
+
+
 class Channel:
     def __init__(
         self,
@@ -53,12 +75,14 @@ class Channel:
         clients: NodeClients,
         batch_points: int = BATCH_POINTS,
         throttles: Throttles | None = None,
+        removals: Removals | None = None,
     ) -> None:
         self.replica = replica
         self.receiver_id = receiver_id
         self.clients = clients
         self.batch_points = batch_points
         self.throttles = throttles or Throttles()
+        self.removals = removals or NoRemovals()
         self.name = channel_name(replica.region, replica.node_id, receiver_id)
         self._task: asyncio.Task[None] | None = None
         self._columnar = False  # the receiver takes columns: it says so on every reply
@@ -92,8 +116,16 @@ class Channel:
                 continue
             try:
                 await self._session(backoff)
-            except (grpc.aio.AioRpcError, ReceiverNotReady, ConnectionError) as e:
+            except (
+                grpc.aio.AioRpcError,
+                ReceiverNotReady,
+                ConnectionError,
+                WrittenOff,
+                asyncio.InvalidStateError,  # written to a stream the receiver had ended
+            ) as e:
                 log.debug("%s: session ended: %s", self.name, status_of(e))
+                if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.NOT_FOUND:
+                    self.removals.suspect(self.replica.region)
                 await backoff.sleep()
             except Exception:
                 log.exception("%s: session failed", self.name)
@@ -114,7 +146,7 @@ class Channel:
             await while_open(call, self._stream(call, acked))
         except grpc.aio.AioRpcError as e:
             if opened is not None:
-                stream_broke("channel", "sender", self.name, opened, e)
+                stream_ended("channel", "sender", self.name, opened, e)
             raise
         finally:
             call.cancel()
@@ -127,6 +159,7 @@ class Channel:
     async def _handshake(self, stub: NodeStub, call: TransferCall, reply: pb.TransferReply) -> int:
         """From the receiver's answer to the hello: a snapshot first if it awaits one."""
         if not reply.installed:
+            self._hear_standing(reply)
             if not self.state.snapshot:
                 raise ReceiverNotReady(f"node {self.receiver_id} awaits a snapshot")
             await self._send_snapshot(stub, Held.of(reply))
@@ -134,6 +167,16 @@ class Channel:
             if not reply.installed:
                 raise ReceiverNotReady(f"node {self.receiver_id} did not install the snapshot")
         return self._acknowledge(reply)
+
+    def _hear_standing(self, reply: pb.TransferReply) -> None:
+        """A sender that did not know it was removed learns it here. A departed one may drain
+        into the receiver still, as a leaving replica does; a written-off one may not."""
+        if reply.standing == pb.SENDER_PEER:
+            return
+        if reply.standing == pb.SENDER_WRITTEN_OFF or not self.replica.meta.leaving:
+            self.removals.removed(self.replica.region, self.state.receiver)
+        if reply.standing == pb.SENDER_WRITTEN_OFF:
+            raise WrittenOff(f"node {self.receiver_id} wrote this node off")
 
     async def _stream(self, call: TransferCall, acked: int) -> None:
         """Send batches after `acked`, up to WINDOW unanswered: the next is read and sent while
@@ -170,6 +213,7 @@ class Channel:
             await self.replica.wait_changed(IDLE_WAIT_S, since=changed)
 
     def _acknowledge(self, reply: pb.TransferReply) -> int:
+        self._hear_standing(reply)
         acked = reply.applied.get(self.replica.node_id, 0)
         self.state.acked = acked
         self._columnar = reply.columnar
@@ -198,7 +242,7 @@ class Channel:
             # and the next session resumes it where the receiver stands
             reply = await stub.InstallSnapshot(self._counted(chunks, counts))
         except grpc.aio.AioRpcError as e:
-            stream_broke("snapshot", "sender", self.name, held_at, e)
+            stream_ended("snapshot", "sender", self.name, held_at, e)
             # reported here: the session ends without reporting its own stream as well
             raise ConnectionError(f"snapshot to node {self.receiver_id}: {status_of(e)}") from e
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 
-from node.channel import Channel
+from node.channel import Channel, NoRemovals, Removals
 from node.metrics import METRICS
 from node.replica import Replica
 from node.throttle import Throttles
@@ -17,6 +17,9 @@ class ChannelTasks:
         self.clients = clients
         self.batch_points = batch_points
         self.throttles = throttles
+        # what channels learn of their sender's membership goes here (set once the node has
+        # its retirement, which needs these tasks first)
+        self.removals: Removals = NoRemovals()
         self._running: dict[int, dict[int, Channel]] = defaultdict(dict)
 
     async def sync(self, replica: Replica) -> None:
@@ -34,7 +37,12 @@ class ChannelTasks:
             channel = running.get(receiver_id)
             if channel is None:
                 channel = running[receiver_id] = Channel(
-                    replica, receiver_id, self.clients, self.batch_points, self.throttles
+                    replica,
+                    receiver_id,
+                    self.clients,
+                    self.batch_points,
+                    self.throttles,
+                    self.removals,
                 )
             channel.start()
 

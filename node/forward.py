@@ -1,4 +1,5 @@
-"""Forwarding a dead origin's writes from this replica to a peer: the catch-up before a removal.
+"""Forwarding writes to a peer: a dead origin's (the catch-up before a removal), or this node's
+own when it retires a replica removed behind its back.
 
 A channel carries only its sender's own writes, so when a node dies, survivors that applied
 different prefixes of its writes would stay different for good. Before the dead peer is removed,
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from node.breaks import stream_broke
+from node.breaks import stream_ended
 from node.channel import exchange, to_proto
 from node.errors import NodeError
 from node.replica import PeerInfo, Replica
@@ -76,6 +77,41 @@ async def forward_origin(
             f"up to seq {held}, not {upto}",
         )
     hello = pb.TransferHello(region=replica.region, sender=replica.node_id, origin=origin)
+    return await _send(replica, hello, receiver, upto, clients, throttle, batch_points)
+
+
+async def hand_over(
+    replica: Replica,
+    receiver: PeerInfo,
+    clients: NodeClients,
+    throttle: Throttle,
+    batch_points: int,
+) -> Forwarded:
+    """Send `receiver` the writes of this node's own origin it lacks (or for SLICE_S): a
+    replica removed while this node could not be told retires so (node/retirement.py).
+
+    Idempotent, as `forward_origin` is: it sends from what the receiver has applied."""
+    if replica.store is None:
+        return Forwarded(applied=0, points=0)  # awaiting a snapshot, it took no write
+    hello = pb.TransferHello(
+        region=replica.region, sender=replica.node_id, origin=replica.node_id, retiring=True
+    )
+    upto = replica.max_assigned()
+    return await _send(replica, hello, receiver, upto, clients, throttle, batch_points)
+
+
+async def _send(
+    replica: Replica,
+    hello: pb.TransferHello,
+    receiver: PeerInfo,
+    upto: int,
+    clients: NodeClients,
+    throttle: Throttle,
+    batch_points: int,
+) -> Forwarded:
+    store = replica.store
+    assert store is not None
+    origin = hello.origin
     # requests go by call.write(); a deadline, as every call's: the slice and an answer
     call = clients.stub(receiver.address).Transfer(None, timeout=SLICE_S + RPC_TIMEOUT_S)
     sent = 0
@@ -100,7 +136,7 @@ async def forward_origin(
     except grpc.aio.AioRpcError as e:
         if opened is not None:
             name = f"forward of region {replica.region} origin {origin} to node {receiver.node_id}"
-            stream_broke("forward", "sender", name, opened, e)
+            stream_ended("forward", "sender", name, opened, e)
         code = e.code()
         status = code if code in _REFUSALS else grpc.StatusCode.UNAVAILABLE
         details = f"forwarding to node {receiver.node_id}: {code.name}: {e.details()}"

@@ -1,16 +1,18 @@
-"""The guardian: the source's checkAllAirReplication, kept cheap for a node of many regions.
+"""The guardian: IoTDB's checkAllAirReplication, kept cheap for a node of many regions.
 
 Every `interval` seconds each replica's channel list matches its peer list and each listed
-channel's task runs. A pass is spread over the interval in slices, and a replica in order costs
-a few dictionary lookups and no lock, so an idle node's cost stays near zero however many
-regions it holds.
+channel's task runs, and a leaving replica that its removal left behind is noticed. A pass is
+spread over the interval in slices, and a replica in order costs a few dictionary lookups and
+no lock, so an idle node's cost stays near zero however many regions it holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
+from node.channel import NoRemovals, Removals
 from node.channel_tasks import ChannelTasks
 from node.replica import ChannelState, PeerInfo, Replica
 from node.replicas import Replicas
@@ -18,13 +20,22 @@ from node.replicas import Replicas
 log = logging.getLogger(__name__)
 
 SLICE = 100  # replicas checked per wake-up
+LINGER_S = 30.0
 
 
 class Guardian:
-    def __init__(self, node_id: int, replicas: Replicas, channels: ChannelTasks) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        replicas: Replicas,
+        channels: ChannelTasks,
+        removals: Removals | None = None,
+    ) -> None:
         self.node_id = node_id
         self.replicas = replicas
         self.channels = channels
+        self.removals = removals or NoRemovals()
+        self._drained_at: dict[int, float] = {}  # leaving replicas whose channels all drained
 
     async def run(self, interval: float) -> None:
         while True:
@@ -45,6 +56,8 @@ class Guardian:
         atomic write, then starts or stops the tasks, so a crash at any line leaves the old
         list (repaired again next pass) or the new one."""
         replica = self.replicas.find(region)
+        if replica is not None:
+            self._linger(replica)
         if replica is None or self._in_order(replica):
             return
         async with self.replicas.lock(region):
@@ -64,6 +77,21 @@ class Guardian:
             if stale or missing:
                 replica.persist()
             await self.channels.sync(replica)
+
+    def _linger(self, replica: Replica) -> None:
+        """A leaving replica whose channels all drained is deleted by its removal within
+        seconds; one still here after LINGER_S was left behind (its removal skipped it as
+        unreachable), so it asks its peers and retires if they removed it."""
+        region = replica.region
+        drained = replica.meta.leaving and all(
+            c.status == "STOPPED" for c in replica.meta.channels.values()
+        )
+        if not drained:
+            self._drained_at.pop(region, None)
+            return
+        since = self._drained_at.setdefault(region, time.monotonic())
+        if time.monotonic() - since > LINGER_S:
+            self.removals.suspect(region)
 
     def _in_order(self, replica: Replica) -> bool:
         listed, others = set(replica.meta.channels), set(self._others(replica))

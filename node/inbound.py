@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 
-from node.breaks import stream_broke
+from node.breaks import stream_ended
 from node.errors import NodeError
 from node.metrics import METRICS
 from node.replica import Replica, channel_name
@@ -31,12 +31,30 @@ TAKEOVER_S = 30.0
 
 class Inbound:
     """`origin`: whose writes the batches carry, the sender's own unless it forwards a dead
-    node's (node/forward.py)."""
+    node's (node/forward.py); `retiring`: the sender hands over its own writes before it
+    deletes a replica its region removed (node/retirement.py)."""
 
-    def __init__(self, replica: Replica, sender: int, origin: int | None = None) -> None:
+    def __init__(
+        self, replica: Replica, sender: int, origin: int | None = None, retiring: bool = False
+    ) -> None:
         self.replica = replica
         self.sender = sender
         self.origin = origin or sender
+        self.retiring = retiring
+
+    @property
+    def standing(self) -> pb.SenderStanding | None:
+        """How this replica stands toward the sender now (None: it never knew it). Read at
+        every answer: a stream opened before its sender was written off must end with it. A
+        retiring sender's hand-over is taken from anyone, as from a peer."""
+        meta = self.replica.meta
+        if self.retiring or self.sender in meta.peer_ids():
+            return pb.SENDER_PEER
+        if self.sender in meta.departed:
+            return pb.SENDER_DEPARTED
+        if self.sender in meta.written_off:
+            return pb.SENDER_WRITTEN_OFF
+        return None
 
     @property
     def region(self) -> int:
@@ -101,7 +119,7 @@ class Inbound:
                 raise
             except BaseException as e:
                 name = channel_name(self.region, self.sender, self.replica.node_id)
-                stream_broke("snapshot", "receiver", name, opened, e)
+                stream_ended("snapshot", "receiver", name, opened, e)
                 await incoming.suspend()
                 raise
         finally:

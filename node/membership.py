@@ -124,6 +124,20 @@ class Membership:
         leaving_now = for_deletion and not active
         if leaving_now:
             self.killpoints.reach(KillPoint.BEFORE_INACTIVATE)
+        outcome = await self._set_flags(region, active, leaving_now)
+        if active:
+            self.killpoints.reach(KillPoint.DESTINATION_ADD_PEER_DONE)
+        if leaving_now:
+            self.killpoints.reach(KillPoint.AFTER_INACTIVATE)
+        return outcome
+
+    async def leave(self, region: int) -> Outcome:
+        """Stop taking user writes for good, as `set_active(inactive, for_deletion)` does, but
+        on this node's own decision (node/retirement.py): no orchestrator's kill point is on
+        this path. Idempotent, as `set_active` is."""
+        return await self._set_flags(region, active=False, leaving_now=True)
+
+    async def _set_flags(self, region: int, active: bool, leaving_now: bool) -> Outcome:
         async with self.replicas.lock(region):
             if leaving_now and self.replicas.find(region) is None:
                 return Outcome(False, f"region {region} has no replica here: already deleted")
@@ -147,10 +161,6 @@ class Membership:
                 await replica.quiesce()
             await self.channels.sync(replica)
             replica.notify()
-        if active:
-            self.killpoints.reach(KillPoint.DESTINATION_ADD_PEER_DONE)
-        if leaving_now:
-            self.killpoints.reach(KillPoint.AFTER_INACTIVATE)
         flags = ("active" if active else "inactive") + (", leaving" if leaving else "")
         if not changed:
             return Outcome(False, f"region {region} on node {self.node_id} was already {flags}")

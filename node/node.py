@@ -1,7 +1,8 @@
 """The node: its replicas and what it does with them, each concern in its own part.
 
 `Replicas` finds and holds them, `ChannelTasks` runs their channels, `Membership` changes them,
-`Confirmation` checks them after a restart, `Guardian` keeps their channels in order. The node
+`Confirmation` checks them after a restart, `Retirement` retires one its region removed behind
+its back, `Guardian` keeps their channels in order. The node
 itself serves the data path, the questions about a region, and the streams peers send in. The
 gRPC service calls these public operations only, each returning a plain result.
 """
@@ -48,11 +49,13 @@ from node.reports import (
     ThrottleChange,
     TransferCheck,
 )
+from node.retirement import Retirement
 from node.store import Digest, SyncMode, digest, read_range
 from node.throttle import Throttle, Throttles
 from runtime.clients import NodeClients
 from runtime.killswitch import KillPoints
 from runtime.tls import TlsFiles
+from runtime.views import MAX_PROBE_TIMEOUT_S, Reached, reach
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -99,6 +102,15 @@ class Node:
         self.membership = Membership(
             node_id, address, self.replicas, self.channels, killpoints, self.disk
         )
+        self.retirement = Retirement(
+            node_id,
+            self.replicas,
+            self.membership,
+            self.clients,
+            self._throttles.every,
+            transfer_batch_points,
+        )
+        self.channels.removals = self.retirement
         self._tasks: list[asyncio.Task[None]] = []
         self._check_reader = CheckReader()
 
@@ -108,10 +120,8 @@ class Node:
         self.replicas.recover()
         for replica in self.replicas:
             await self.channels.sync(replica)
-        guardian = Guardian(self.node_id, self.replicas, self.channels)
-        confirmation = Confirmation(
-            self.node_id, self.replicas, self.clients, self.membership.delete_local_peer
-        )
+        guardian = Guardian(self.node_id, self.replicas, self.channels, self.retirement)
+        confirmation = Confirmation(self.replicas, self.retirement)
         self._tasks = [
             asyncio.create_task(guardian.run(self.guardian_interval), name="guardian"),
             asyncio.create_task(confirmation.run(), name="confirmation"),
@@ -133,6 +143,7 @@ class Node:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.retirement.stop()
         for region in self.replicas.regions():
             replica = self.replicas.pop(region)
             if replica is not None:
@@ -192,6 +203,12 @@ class Node:
                 f"region {region} on node {self.node_id} restarted and is confirming with its "
                 "peers that it is still a member; retry shortly",
             )
+        if replica.meta.leaving:
+            raise NodeError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"WRITE_PROCESS_REJECT: region {region} on node {self.node_id} is leaving the "
+                "region and takes no user writes; write through another replica",
+            )
         if not replica.meta.active or not replica.installed:
             raise NodeError(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -250,9 +267,13 @@ class Node:
     # -- streams from peers ---------------------------------------------------------------
 
     @contextlib.contextmanager
-    def receive(self, region: int, sender: int, origin: int = 0) -> Iterator[Inbound]:
+    def receive(
+        self, region: int, sender: int, origin: int = 0, retiring: bool = False
+    ) -> Iterator[Inbound]:
         """An open stream into `region` from `sender` (of `origin`'s writes, when it forwards
-        another node's); refused unless `sender` is or was a peer."""
+        another node's). A channel is taken from a peer or a departed peer, and a written-off
+        one is told so (it then retires); a retiring sender's own writes are taken from any
+        node: a member added after its removal never knew it."""
         replica = self.replicas.get(region)
         if self.node_id in (sender, origin):
             raise NodeError(
@@ -260,7 +281,14 @@ class Node:
                 f"node {self.node_id} cannot be sent its own writes of region {region} "
                 f"(sender {sender}, origin {origin or sender})",
             )
-        if sender not in replica.meta.peer_ids() and sender not in replica.meta.departed:
+        if retiring and origin not in (0, sender):
+            raise NodeError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"node {sender} retires its replica of region {region}: it hands over its own "
+                f"writes, not node {origin}'s",
+            )
+        inbound = Inbound(replica, sender, origin, retiring)
+        if inbound.standing is None:
             raise NodeError(
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"node {sender} is not a peer of region {region} on node {self.node_id} "
@@ -268,7 +296,7 @@ class Node:
             )
         replica.inbound += 1
         try:
-            yield Inbound(replica, sender, origin)
+            yield inbound
         finally:
             replica.inbound -= 1
 
@@ -282,6 +310,34 @@ class Node:
         )
 
     # -- operations -----------------------------------------------------------------------
+
+    async def probe(
+        self, target: PeerInfo, timeout_s: float, answer_within: float | None = None
+    ) -> Reached:
+        """Whether this node reaches `target` now, within `timeout_s` (and `answer_within`, the
+        caller's own deadline): an indirect probe for whoever cannot reach it (runtime/views.py).
+        Read-only: a retry asks again."""
+        if target.node_id <= 0 or not target.address:
+            raise NodeError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"a probe needs a target: its node id and address (got node {target.node_id} "
+                f"at {target.address!r})",
+            )
+        if target.node_id == self.node_id or target.address == self.address:
+            raise NodeError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"node {self.node_id} cannot probe itself (target: node {target.node_id} at "
+                f"{target.address})",
+            )
+        if not 0 < timeout_s <= MAX_PROBE_TIMEOUT_S:
+            raise NodeError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"a probe's timeout must be above 0 and at most {MAX_PROBE_TIMEOUT_S:g} s, "
+                f"not {timeout_s}",
+            )
+        if answer_within is not None:
+            timeout_s = max(min(timeout_s, answer_within), 0.001)
+        return await reach(self.clients.stub(target.address), target.node_id, timeout_s)
 
     def set_throttle(self, bytes_per_s: float, auto: bool = False) -> ThrottleChange:
         """Limit every outgoing channel together (0: no limit; `auto`: a limit on snapshots

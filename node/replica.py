@@ -54,8 +54,8 @@ class ReplicaMeta(BaseModel):
     leaving: bool = False
     # Former peers whose channels to here may still drain (they left by DropChannel).
     departed: list[int] = []
-    # Former peers removed while down: their writes not replicated were declared lost; they
-    # may not drain here, and delete their replica once they learn it (confirmation.py).
+    # Former peers removed while they could not be reached: their channels take nothing here;
+    # told so, they retire, handing their own writes to every member (retirement.py).
     written_off: list[int] = []
     channels: dict[int, ChannelState] = {}
 

@@ -290,6 +290,17 @@ class AirNodeService(rpc.AirNodeServicer):
         change = self.node.set_throttle(request.bytes_per_s, request.auto)
         return pb.ThrottleReply(bytes_per_s=request.bytes_per_s, previous=change.previous or 0)
 
+    @_refusals
+    async def Probe(self, request: pb.ProbeRequest, context: Any) -> pb.ProbeReply:
+        """Read-only: a retry probes again."""
+        remaining = context.time_remaining()
+        # answer a little before the caller's deadline, so it reads "not reached", not a timeout
+        within = None if remaining is None else remaining * 0.9 - 0.05
+        reached = await self.node.probe(_peer(request.target), request.timeout_s, within)
+        return pb.ProbeReply(
+            reached=reached.reached, detail=reached.detail, seconds=reached.seconds
+        )
+
     # -- receiving ------------------------------------------------------------------------
 
     async def Transfer(
@@ -307,16 +318,16 @@ class AirNodeService(rpc.AirNodeServicer):
                 )
             hello = first.hello
             self._check_sender(context, hello.sender, "transfer")
-            with self.node.receive(hello.region, hello.sender, hello.origin) as inbound:
+            with self.node.receive(
+                hello.region, hello.sender, hello.origin, hello.retiring
+            ) as inbound:
                 yield _transfer_reply(inbound)
                 async for request in requests:
+                    if inbound.standing == pb.SENDER_WRITTEN_OFF:
+                        return  # told: it retires, handing its writes over as `retiring`
                     if not request.HasField("hello"):
                         await inbound.apply(from_proto(request.batch))
-                    elif (request.hello.region, request.hello.sender, request.hello.origin) != (
-                        hello.region,
-                        hello.sender,
-                        hello.origin,
-                    ):
+                    elif request.hello != hello:
                         raise NodeError(
                             grpc.StatusCode.INVALID_ARGUMENT,
                             f"a transfer stream of region {hello.region} from node {hello.sender} "
@@ -383,6 +394,7 @@ def _transfer_reply(inbound: Inbound) -> pb.TransferReply:
         applied=inbound.applied(),
         active=inbound.active,
         columnar=True,
+        standing=inbound.standing or pb.SENDER_PEER,
     )
     if not reply.installed:  # the sender sends only the snapshot's chunks not held here
         held = inbound.held_snapshot()

@@ -1,17 +1,22 @@
 """The autopilot's judgement: which nodes are dead and get repaired, from what probes saw.
 
-Pure, no Temporal: the workflow feeds it each probe and starts the repairs it names. A node
-that does not answer for `dead_after_s` is declared dead and repaired once; a node back before
-then costs nothing; a node back after its repair cleans its stale replicas by itself. While
-more than one node is down nothing is repaired: a partition is not a death. A node being
-drained is left to its drain.
+Pure, no Temporal: the workflow feeds it each probe's views (runtime/views.py: up, unreachable
+from the worker, down, unconfirmed) and starts the repairs it names. Only a node down (no view
+reaches it: neither the worker nor any live node asked) for `dead_after_s` is declared dead and
+repaired, once; a node that a live node reaches is shown unreachable from the worker and never
+repaired, however long; a node no live node could be asked about is held, neither down nor up.
+A node back before `dead_after_s` costs nothing; a node back after its repair cleans its stale
+replicas by itself. While more than one node does not answer the worker nothing is repaired: a
+partition is not a death. A node being drained is left to its drain.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from contracts.models import AutopilotState, Decision
+from contracts.activity_models import NodeView, Reach
+from contracts.models import AutopilotState, Decision, Unreachable
+from runtime.views import reaching
 
 KEEP_DECISIONS = 50  # in the state; every one is in the history too
 
@@ -21,18 +26,15 @@ class Watch:
         self.state = state
         self.new: list[Decision] = []  # taken by the last call, for the history
 
-    def observe(self, answering: dict[int, bool], draining: set[int], now: datetime) -> list[int]:
-        """Take in one probe (node -> answered); return the nodes to repair now."""
+    def observe(self, views: dict[int, NodeView], draining: set[int], now: datetime) -> list[int]:
+        """Take in one probe (node -> how it looks); return the nodes to repair now."""
         self.new = []
         s = self.state
         s.probes += 1
-        for node, up in sorted(answering.items()):
-            if not up and node not in s.down_since:
-                s.down_since[node] = now
-                self.decide(now, f"node {node} does not answer")
-            elif up and node in s.down_since:
-                self._back(node, now)
-        down = sorted(s.down_since)
+        for node, view in sorted(views.items()):
+            self._see(node, view, now)
+        silent = {n for n, view in views.items() if view.reach is not Reach.UP}
+        down = sorted(s.down_since.keys() | silent)
         if len(down) > 1:
             reason = (
                 f"nodes {down} do not answer at once: a partition is not a death; "
@@ -45,7 +47,48 @@ class Watch:
         if s.paused:
             s.paused = ""
             self.decide(now, "at most one node is down: repairs may start again")
-        return [node for node in down if self._dead(node, draining, now)]
+        return [
+            node
+            for node in sorted(s.down_since)
+            if node not in s.unconfirmed and self._dead(node, draining, now)
+        ]
+
+    def _see(self, node: int, view: NodeView, now: datetime) -> None:
+        """One node's view; where it starts or stops being down, unreachable from the worker
+        or unconfirmed, a decision says so."""
+        s = self.state
+        unreachable = s.unreachable.pop(node, None)
+        unconfirmed = node in s.unconfirmed
+        if unconfirmed:
+            s.unconfirmed.remove(node)
+        if view.reach is Reach.UP:
+            if node in s.down_since:
+                self._back(node, now, "answers")
+            elif unreachable or unconfirmed:
+                self.decide(now, f"node {node} answers the worker again")
+        elif view.reach is Reach.UNREACHABLE:
+            by = view.reached_by
+            if node in s.down_since:
+                self._back(node, now, f"is reached by {_nodes(by)}")
+            if unreachable is None:
+                self.decide(
+                    now, f"node {node} does not answer the worker, but {reaching(by)}: not repaired"
+                )
+            since = now if unreachable is None else unreachable.since
+            s.unreachable[node] = Unreachable(since=since, reached_by=by)
+        elif view.reach is Reach.DOWN:
+            if node not in s.down_since:
+                s.down_since[node] = now
+                asked = f", nor does any node asked reach it ({_nodes(view.asked)})"
+                self.decide(now, f"node {node} does not answer" + (asked if view.asked else ""))
+        else:  # unconfirmed: a dead_after already counting goes on, none starts
+            s.unconfirmed.append(node)
+            if not unconfirmed:
+                self.decide(
+                    now,
+                    f"node {node} does not answer the worker and no live node could be asked "
+                    "about it: not confirmed down, not repaired",
+                )
 
     def repair_ended(self, node: int, outcome: str, now: datetime) -> None:
         s = self.state
@@ -67,7 +110,7 @@ class Watch:
         self.decide(now, f"node {node} declared dead after {down_for:.0f} s down: repairing it")
         return True
 
-    def _back(self, node: int, now: datetime) -> None:
+    def _back(self, node: int, now: datetime, how: str) -> None:
         s = self.state
         down_for = (now - s.down_since.pop(node)).total_seconds()
         if node in s.repaired:
@@ -77,7 +120,7 @@ class Watch:
             outcome = "its repair goes on: its stale replicas delete themselves"
         else:
             outcome = "nothing to do"
-        self.decide(now, f"node {node} answers again after {down_for:.0f} s: {outcome}")
+        self.decide(now, f"node {node} {how} again after {down_for:.0f} s: {outcome}")
 
     def decide(self, now: datetime, what: str) -> Decision:
         """A decision, kept in the state (the latest KEEP_DECISIONS) and in `new`."""
@@ -85,3 +128,7 @@ class Watch:
         self.new.append(decision)
         self.state.decisions = [*self.state.decisions, decision][-KEEP_DECISIONS:]
         return decision
+
+
+def _nodes(ids: list[int]) -> str:
+    return f"node {ids[0]}" if len(ids) == 1 else f"nodes {', '.join(map(str, ids))}"

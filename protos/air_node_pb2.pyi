@@ -12,9 +12,18 @@ class Acks(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACKS_ONE: _ClassVar[Acks]
     ACKS_QUORUM: _ClassVar[Acks]
     ACKS_ALL: _ClassVar[Acks]
+
+class SenderStanding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SENDER_PEER: _ClassVar[SenderStanding]
+    SENDER_DEPARTED: _ClassVar[SenderStanding]
+    SENDER_WRITTEN_OFF: _ClassVar[SenderStanding]
 ACKS_ONE: Acks
 ACKS_QUORUM: Acks
 ACKS_ALL: Acks
+SENDER_PEER: SenderStanding
+SENDER_DEPARTED: SenderStanding
+SENDER_WRITTEN_OFF: SenderStanding
 
 class Peer(_message.Message):
     __slots__ = ("node_id", "address")
@@ -338,14 +347,16 @@ class TransferBatch(_message.Message):
     def __init__(self, after: _Optional[int] = ..., upto: _Optional[int] = ..., seqs: _Optional[_Iterable[int]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., columns: _Optional[_Union[Columns, _Mapping]] = ...) -> None: ...
 
 class TransferHello(_message.Message):
-    __slots__ = ("region", "sender", "origin")
+    __slots__ = ("region", "sender", "origin", "retiring")
     REGION_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    RETIRING_FIELD_NUMBER: _ClassVar[int]
     region: int
     sender: int
     origin: int
-    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ..., origin: _Optional[int] = ...) -> None: ...
+    retiring: bool
+    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ..., origin: _Optional[int] = ..., retiring: _Optional[bool] = ...) -> None: ...
 
 class TransferRequest(_message.Message):
     __slots__ = ("hello", "batch")
@@ -356,7 +367,7 @@ class TransferRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[TransferHello, _Mapping]] = ..., batch: _Optional[_Union[TransferBatch, _Mapping]] = ...) -> None: ...
 
 class TransferReply(_message.Message):
-    __slots__ = ("installed", "applied", "active", "columnar", "snapshot_chunk_bytes", "snapshot_held")
+    __slots__ = ("installed", "applied", "active", "columnar", "snapshot_chunk_bytes", "snapshot_held", "standing")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -377,13 +388,15 @@ class TransferReply(_message.Message):
     COLUMNAR_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_HELD_FIELD_NUMBER: _ClassVar[int]
+    STANDING_FIELD_NUMBER: _ClassVar[int]
     installed: bool
     applied: _containers.ScalarMap[int, int]
     active: bool
     columnar: bool
     snapshot_chunk_bytes: int
     snapshot_held: _containers.ScalarMap[int, bytes]
-    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ..., columnar: _Optional[bool] = ..., snapshot_chunk_bytes: _Optional[int] = ..., snapshot_held: _Optional[_Mapping[int, bytes]] = ...) -> None: ...
+    standing: SenderStanding
+    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ..., columnar: _Optional[bool] = ..., snapshot_chunk_bytes: _Optional[int] = ..., snapshot_held: _Optional[_Mapping[int, bytes]] = ..., standing: _Optional[_Union[SenderStanding, str]] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
     __slots__ = ("region", "sender", "data", "last", "sha256", "offset", "digest", "size", "root")
@@ -519,3 +532,21 @@ class SnapshotReply(_message.Message):
     bytes: int
     applied: _containers.ScalarMap[int, int]
     def __init__(self, installed: _Optional[bool] = ..., bytes: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ...) -> None: ...
+
+class ProbeRequest(_message.Message):
+    __slots__ = ("target", "timeout_s")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    target: Peer
+    timeout_s: float
+    def __init__(self, target: _Optional[_Union[Peer, _Mapping]] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+
+class ProbeReply(_message.Message):
+    __slots__ = ("reached", "detail", "seconds")
+    REACHED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    reached: bool
+    detail: str
+    seconds: float
+    def __init__(self, reached: _Optional[bool] = ..., detail: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...

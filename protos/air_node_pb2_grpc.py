@@ -129,6 +129,11 @@ class AirNodeStub:
                 request_serializer=protos_dot_air__node__pb2.ForwardOriginRequest.SerializeToString,
                 response_deserializer=protos_dot_air__node__pb2.ForwardOriginReply.FromString,
                 _registered_method=True)
+        self.Probe = channel.unary_unary(
+                '/air.v1.AirNode/Probe',
+                request_serializer=protos_dot_air__node__pb2.ProbeRequest.SerializeToString,
+                response_deserializer=protos_dot_air__node__pb2.ProbeReply.FromString,
+                _registered_method=True)
 
 
 class AirNodeServicer:
@@ -256,6 +261,13 @@ class AirNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Probe(self, request, context):
+        """whether this node reaches another now: an indirect probe, so no one view decides a death
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AirNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -353,6 +365,11 @@ def add_AirNodeServicer_to_server(servicer, server):
                     servicer.ForwardOrigin,
                     request_deserializer=protos_dot_air__node__pb2.ForwardOriginRequest.FromString,
                     response_serializer=protos_dot_air__node__pb2.ForwardOriginReply.SerializeToString,
+            ),
+            'Probe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Probe,
+                    request_deserializer=protos_dot_air__node__pb2.ProbeRequest.FromString,
+                    response_serializer=protos_dot_air__node__pb2.ProbeReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -868,6 +885,33 @@ class AirNode:
             '/air.v1.AirNode/ForwardOrigin',
             protos_dot_air__node__pb2.ForwardOriginRequest.SerializeToString,
             protos_dot_air__node__pb2.ForwardOriginReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Probe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/air.v1.AirNode/Probe',
+            protos_dot_air__node__pb2.ProbeRequest.SerializeToString,
+            protos_dot_air__node__pb2.ProbeReply.FromString,
             options,
             channel_credentials,
             insecure,

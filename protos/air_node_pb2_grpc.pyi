@@ -61,6 +61,8 @@ class AirNodeStub:
     InstallSnapshot: _grpc.StreamUnaryMultiCallable[_air_node_pb2.SnapshotChunk, _air_node_pb2.SnapshotReply]
     ForwardOrigin: _grpc.UnaryUnaryMultiCallable[_air_node_pb2.ForwardOriginRequest, _air_node_pb2.ForwardOriginReply]
     """catch-up before a dead peer is removed: forward its writes this replica holds to a peer"""
+    Probe: _grpc.UnaryUnaryMultiCallable[_air_node_pb2.ProbeRequest, _air_node_pb2.ProbeReply]
+    """whether this node reaches another now: an indirect probe, so no one view decides a death"""
 
 @_typing.type_check_only
 class AirNodeAsyncStub(AirNodeStub):
@@ -92,6 +94,8 @@ class AirNodeAsyncStub(AirNodeStub):
     InstallSnapshot: _aio.StreamUnaryMultiCallable[_air_node_pb2.SnapshotChunk, _air_node_pb2.SnapshotReply]  # type: ignore[assignment]
     ForwardOrigin: _aio.UnaryUnaryMultiCallable[_air_node_pb2.ForwardOriginRequest, _air_node_pb2.ForwardOriginReply]  # type: ignore[assignment]
     """catch-up before a dead peer is removed: forward its writes this replica holds to a peer"""
+    Probe: _aio.UnaryUnaryMultiCallable[_air_node_pb2.ProbeRequest, _air_node_pb2.ProbeReply]  # type: ignore[assignment]
+    """whether this node reaches another now: an indirect probe, so no one view decides a death"""
 
 class AirNodeServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -234,5 +238,13 @@ class AirNodeServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_air_node_pb2.ForwardOriginReply, _abc.Awaitable[_air_node_pb2.ForwardOriginReply]]:
         """catch-up before a dead peer is removed: forward its writes this replica holds to a peer"""
+
+    @_abc_1.abstractmethod
+    def Probe(
+        self,
+        request: _air_node_pb2.ProbeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_air_node_pb2.ProbeReply, _abc.Awaitable[_air_node_pb2.ProbeReply]]:
+        """whether this node reaches another now: an indirect probe, so no one view decides a death"""
 
 def add_AirNodeServicer_to_server(servicer: AirNodeServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -29,6 +29,9 @@ class ClusterFile(BaseModel):
     task_queue: str = TASK_QUEUE
     nodes: list[NodeEntry]
     tls: TlsFiles | None = None  # the client side of the nodes' mutual TLS, when they use it
+    # written by `airctl up --hosts`: the state file of the stack's test hosts, by which
+    # `airctl fault` finds them (absent: the nodes are on loopback, no fault can be made)
+    hosts: Path | None = None
 
     def node(self, node_id: int) -> NodeEntry:
         for n in self.nodes:

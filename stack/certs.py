@@ -1,8 +1,9 @@
 """Throwaway certificates for a local stack: a CA, and certificates it signs for loopback.
 
 Every certificate is good for both ends of a connection (server and client authentication)
-and names 127.0.0.1, ::1 and localhost, so a node serves with the same pair it presents
-when it calls another node, and no client needs a target-name override. The common name is
+and names 127.0.0.1, ::1 and localhost (and a node on a test host, that host's address too),
+so a node serves with the same pair it presents when it calls another node, and no client
+needs a target-name override. The common name is
 who holds it: `node<N>` for node N (which alone may send replication streams as node N),
 `client` for airctl and the worker.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -98,8 +100,10 @@ class Authority:
     def pem(self) -> bytes:
         return _pem(self.cert)
 
-    def issue(self, name: str, *, expired: bool = False) -> Pair:
-        """A loopback certificate for `name`; `expired` makes one whose validity has ended."""
+    def issue(self, name: str, *, expired: bool = False, ips: Sequence[str] = ()) -> Pair:
+        """A loopback certificate for `name`, naming `ips` too; `expired` makes one whose
+        validity has ended."""
+        names = LOOPBACK + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(UTC)
         start, end = (now - 2 * VALIDITY, now - VALIDITY) if expired else (now, now + VALIDITY)
@@ -118,17 +122,20 @@ class Authority:
                 ),
                 critical=False,
             )
-            .add_extension(x509.SubjectAlternativeName(LOOPBACK), critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .sign(self.key, hashes.SHA256())
         )
         return Pair(_pem(cert), _key_pem(key))
 
-    def write(self, directory: Path, name: str, *, expired: bool = False) -> TlsFiles:
-        """Issue a certificate for `name` and write it, its key and this CA's certificate."""
+    def write(
+        self, directory: Path, name: str, *, expired: bool = False, ips: Sequence[str] = ()
+    ) -> TlsFiles:
+        """Issue a certificate for `name` (naming `ips` too) and write it, its key and this
+        CA's certificate."""
         directory.mkdir(parents=True, exist_ok=True)
         files = tls_paths(directory, name)
         files.ca.write_bytes(self.pem)
-        pair = self.issue(name, expired=expired)
+        pair = self.issue(name, expired=expired, ips=ips)
         files.cert.write_bytes(pair.cert)
         _write_private(files.key, pair.key)
         return files
@@ -141,11 +148,16 @@ def tls_paths(directory: Path, name: str) -> TlsFiles:
     )
 
 
-def issue_all(directory: Path, node_ids: list[int]) -> None:
-    """A fresh CA, each node's certificate and the client's under `directory` (old replaced)."""
+def issue_all(
+    directory: Path, node_ids: list[int], node_ips: Mapping[int, str] | None = None
+) -> None:
+    """A fresh CA, each node's certificate (naming its test host's address, if it has one)
+    and the client's under `directory` (old replaced)."""
     authority = Authority.create()
-    for name in [*map(node_name, node_ids), CLIENT_NAME]:
-        authority.write(directory, name)
+    for node_id in node_ids:
+        ip = (node_ips or {}).get(node_id)
+        authority.write(directory, node_name(node_id), ips=[ip] if ip else [])
+    authority.write(directory, CLIENT_NAME)
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -18,6 +18,7 @@ from runtime.cluster_file import ClusterFile, NodeEntry
 from runtime.identity import node_name
 from runtime.tls import TlsFiles
 from stack.certs import CLIENT_NAME, issue_all, tls_paths
+from stack.hosts import Host, Network
 from stack.processes import (
     ManagedProcess,
     NodeProcess,
@@ -39,7 +40,10 @@ class LocalWorker(WorkerProcess):
 
 
 class LocalStack:
-    """Everything a demo or a developer needs, under one data directory (resumable)."""
+    """Everything a demo or a developer needs, under one data directory (resumable). With a
+    `network` (claimed, not yet made), the nodes and the workers run on test hosts of their
+    own; the Temporal server stays on the operator host, and the workers reach it by the
+    network's relay."""
 
     def __init__(
         self,
@@ -52,7 +56,9 @@ class LocalStack:
         node_args: list[str] | None = None,
         tls: bool = False,
         workers: int = 1,
+        network: Network | None = None,
     ) -> None:
+        self.network = network
         self.data_dir = data_dir.resolve()
         self.cluster_file = (cluster_file or data_dir / "cluster.json").resolve()
         # throwaway certificates, made anew by each start: every process starts with them
@@ -65,6 +71,7 @@ class LocalStack:
             ["worker"] if workers == 1 else [f"worker-{i}" for i in range(1, workers + 1)]
         )
         self.metrics = dict(zip(names, free_ports(len(names)), strict=True))
+        self.hosts = {name: self._host_of(name) for name in names}
         self.nodes = [
             NodeProcess(
                 i,
@@ -72,6 +79,7 @@ class LocalStack:
                 base_port + i - 1,
                 extra_args=[*(node_args or []), *self._metrics_args(f"node{i}")],
                 tls=self._tls(node_name(i)),
+                host=self.hosts[f"node{i}"],
             )
             for i in range(1, nodes + 1)
         ]
@@ -83,6 +91,7 @@ class LocalStack:
                 self.cluster_file,
                 self.data_dir / f"{name}-state",
                 extra_args=["--identity", name, "--make-current", *self._metrics_args(name)],
+                host=self.hosts[name],
             )
             for name in names[nodes:]
         ]
@@ -96,10 +105,41 @@ class LocalStack:
             ui_url=self.temporal.ui_url,
             nodes=[NodeEntry(id=n.node_id, address=n.address) for n in self.nodes],
             tls=self._tls(CLIENT_NAME),  # for airctl and the worker
+            hosts=self.hosts_file if network is not None else None,
         )
+        self._recorded_pids: dict[str, int] = {}
+
+    def _host_of(self, name: str) -> Host | None:
+        """Where the process `name` runs: every node on a host of its own, the workers on the
+        worker host; all on loopback without a network."""
+        if self.network is None:
+            return None
+        if name.startswith("worker"):
+            return self.network.worker
+        return self.network.node(int(name.removeprefix("node")))
 
     def _metrics_args(self, name: str) -> list[str]:
-        return ["--metrics-port", str(self.metrics[name])]
+        args = ["--metrics-port", str(self.metrics[name])]
+        host = self.hosts[name]
+        if host is not None and not name.startswith("node"):  # a node serves on its --listen's
+            args += ["--metrics-host", host.address]
+        return args
+
+    def _metrics_host(self, name: str) -> str:
+        host = self.hosts[name]
+        return host.address if host is not None else "127.0.0.1"
+
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        return {
+            name: f"http://{self._metrics_host(name)}:{port}/metrics"
+            for name, port in self.metrics.items()
+        }
+
+    @property
+    def hosts_file(self) -> Path:
+        """The state of the stack's test hosts (`airctl fault` acts on them by it)."""
+        return self.data_dir / "hosts.json"
 
     @property
     def targets_file(self) -> Path:
@@ -109,7 +149,7 @@ class LocalStack:
     def write_targets(self) -> None:
         groups = [
             {
-                "targets": [f"127.0.0.1:{port}"],
+                "targets": [f"{self._metrics_host(name)}:{port}"],
                 "labels": {
                     "job": "airnode" if name.startswith("node") else "air-worker",
                     "instance": name,
@@ -134,27 +174,61 @@ class LocalStack:
     def start(self) -> None:
         """Start everything (stopping what started if anything fails), then the cluster file."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.network is not None:
+            try:
+                self.network.make()
+            except BaseException:
+                self.network.remove()  # frees its slot; anything made in it goes too
+                raise
         if self.tls_dir is not None:
-            issue_all(self.tls_dir, [n.node_id for n in self.nodes])
+            issue_all(
+                self.tls_dir,
+                [n.node_id for n in self.nodes],
+                {n.node_id: n.host.address for n in self.nodes if n.host is not None},
+            )
         self.config.save(self.cluster_file)  # the worker reads it for node addresses
         self.write_targets()
         try:
             self.temporal.start()
+            if self.network is not None:
+                relay = self.network.relay_temporal(self.temporal.address)
+                for worker in self.workers:
+                    worker.temporal_address = relay
             for node in self.nodes:
                 node.start()
             for worker in self.workers:
                 worker.start()
+            self.record_network()
         except (RuntimeError, TimeoutError) as e:
             self.stop()
             raise UserError(
                 f"the stack did not start: {str(e).splitlines()[0]} (logs in {self.data_dir})"
             ) from e
+        except BaseException:  # a Ctrl-C, a relay that cannot listen: nothing stays behind
+            self.stop()
+            raise
+
+    def record_network(self) -> None:
+        """Write the test hosts' state, their nodes' pids with it, when these have changed."""
+        if self.network is None:
+            return
+        pids = {
+            n.host.name: n.proc.pid
+            for n in self.nodes
+            if n.host is not None and n.proc is not None and n.alive()
+        }
+        if pids != self._recorded_pids or not self.hosts_file.exists():
+            self.network.state(pids).save(self.hosts_file)
+            self._recorded_pids = pids
 
     def stop(self) -> None:
         for process in reversed(self.processes()):
             process.terminate()
         self.cluster_file.unlink(missing_ok=True)
         self.targets_file.unlink(missing_ok=True)
+        if self.network is not None:
+            self.network.remove()
+            self.hosts_file.unlink(missing_ok=True)
 
     def run_until_signalled(self) -> None:
         """Keep everything up until Ctrl-C, SIGTERM or SIGHUP."""
@@ -163,3 +237,4 @@ class LocalStack:
             signal.signal(sig, lambda *_: stop.set())
         while not stop.wait(0.25):
             self.supervisor.check()
+            self.record_network()  # a restarted node has a new pid

@@ -1,6 +1,7 @@
 """Start, kill and restart the stack's processes: airnode, the Temporal dev server, workers.
 
 Each is a child process whose output is appended to a log file; readiness is a line it prints.
+A process given a test host (stack/hosts.py) runs in that host's network namespace.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from contracts.ready import READY as NODE_READY
 from contracts.search_attributes import declared
 from runtime.parent_death import die_with
 from runtime.tls import TlsFiles
+from stack.hosts import Host
+
+# A node on a test host has the host's ports to itself: every one listens on this one.
+HOSTED_NODE_PORT = 50051
 
 # Ports for our servers come from below the kernel's ephemeral range (32768 and up), which
 # the OS hands out for outgoing connections and port-0 binds: a port picked there can be
@@ -116,12 +121,20 @@ def children(pid: int) -> set[int]:
 
 
 class ManagedProcess:
-    """A child process, its output in `log_path`, ready once it prints `ready_line`."""
+    """A child process, its output in `log_path`, ready once it prints `ready_line`; on `host`
+    if given (its own pid all the same: signals reach it as they would on loopback)."""
 
-    def __init__(self, name: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        host: Host | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self.env = env or {}
+        self.host = host
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
         # SIGKILLed by the kernel when the thread that started it dies (Linux): a stack's
@@ -143,7 +156,7 @@ class ManagedProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.command(),
+                self.command() if self.host is None else self.host.wrap(self.command()),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.environment(),
@@ -203,7 +216,8 @@ class ManagedProcess:
 
 
 class NodeProcess(ManagedProcess):
-    """One `airnode`, its log beside its data directory (`<data_dir>.log`)."""
+    """One `airnode`, its log beside its data directory (`<data_dir>.log`): on loopback, or
+    on its own test host at that host's address."""
 
     def __init__(
         self,
@@ -214,17 +228,19 @@ class NodeProcess(ManagedProcess):
         env: dict[str, str] | None = None,
         extra_args: list[str] | None = None,
         tls: TlsFiles | None = None,
+        host: Host | None = None,
     ) -> None:
-        super().__init__(f"node {node_id}", data_dir.with_name(data_dir.name + ".log"), env)
+        log_path = data_dir.with_name(data_dir.name + ".log")
+        super().__init__(f"node {node_id}", log_path, env, host)
         self.node_id = node_id
         self.data_dir = data_dir
-        self.port = port or free_port()
+        self.port = port or (HOSTED_NODE_PORT if host is not None else free_port())
         self.extra_args = extra_args or []
         self.tls = tls
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host.address if self.host else '127.0.0.1'}:{self.port}"
 
     def command(self) -> list[str]:
         return [
@@ -312,7 +328,8 @@ class TemporalServer(ManagedProcess):
 
 
 class WorkerProcess(ManagedProcess):
-    """A `worker.py` process on the air-replication task queue."""
+    """A `worker.py` process on the air-replication task queue (on a test host, it reaches
+    Temporal by the network's relay: `temporal_address` is the relay's)."""
 
     def __init__(
         self,
@@ -324,8 +341,9 @@ class WorkerProcess(ManagedProcess):
         *,
         env: dict[str, str] | None = None,
         extra_args: list[str] | None = None,
+        host: Host | None = None,
     ) -> None:
-        super().__init__(name, log_path, env)
+        super().__init__(name, log_path, env, host)
         self.temporal_address = temporal_address
         self.cluster_file = cluster_file
         self.state_dir = state_dir

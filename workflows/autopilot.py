@@ -1,7 +1,8 @@
 """AutopilotWorkflow (air-autopilot): probe every node; repair the ones that stay gone.
 
-One per cluster, running until turned off. Every `probe_every_s` it probes the nodes and feeds
-the probe to its judgement (planning/watch.py), which names the nodes dead for `dead_after_s`:
+One per cluster, running until turned off. Every `probe_every_s` it probes the nodes, each
+directly and, if it does not answer, through the live nodes (runtime/views.py), and feeds the
+views to its judgement (planning/watch.py), which names the nodes down for `dead_after_s`:
 their repairs start (RepairNodeWorkflow, a workflow of its own, so turning the autopilot off
 leaves a running repair to finish). Each decision is in its history (a memo upsert, with the
 time it was taken) and in its current details. With `check_every_s` it also starts a
@@ -21,14 +22,17 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, VersioningBehavior
 
 from activities.operations import OperationActivities as O
+from contracts.activity_models import NodeView, Reach
 from contracts.ids import check_workflow_id
 from contracts.models import AutopilotInput, AutopilotState, Decision
 from planning.watch import Watch
+from workflows.machinery import patches
 
 R = TypeVar("R")
 
 CONTINUE_AFTER = 1_000  # history events: a probe costs about ten
 SHOWN = 10  # decisions in the current details
+UNREACHABLE_GAUGE = "air_nodes_unreachable_from_worker"
 
 
 # a long operation moves to the current build at its next task (patches guard changes)
@@ -77,19 +81,23 @@ class AutopilotWorkflow:
     async def run(self, req: AutopilotInput) -> None:
         if req.dead_after_s <= 0 or req.probe_every_s <= 0:
             raise ValueError("dead_after_s and probe_every_s must be above 0")
+        look = _views if workflow.patched(patches.INDIRECT_PROBES) else _worker_view
         self._show()
         while workflow.info().get_current_history_length() < CONTINUE_AFTER:
-            await self._probe()
+            await self._probe(look)
             await self._check()
             await workflow.sleep(self._state.probe_every_s)
         workflow.continue_as_new(req.model_copy(update={"carried": self._state}))
 
-    async def _probe(self) -> None:
-        answering = await _local(O.probe_nodes)
-        down = [n for n, up in answering.items() if not up]
+    async def _probe(self, look: Callable[[], Awaitable[dict[int, NodeView]]]) -> None:
+        views = await look()
+        down = [n for n, view in views.items() if view.reach is Reach.DOWN]
         draining = set(await _local(O.draining, down)) if down else set()
-        for node in self._watch.observe(answering, draining, workflow.now()):
+        for node in self._watch.observe(views, draining, workflow.now()):
             await _local(O.start_repair, node)
+        workflow.metric_meter().create_gauge(  # not emitted again on replay
+            UNREACHABLE_GAUGE, "Nodes the worker does not reach but a live node does"
+        ).set(len(self._state.unreachable))
         decided = list(self._watch.new)
         for node in list(self._state.repairing):
             outcome = await _local(O.repair_outcome, node)
@@ -133,6 +141,8 @@ class AutopilotWorkflow:
             f"{s.probe_every_s:g} s",
             f"down: {down or 'none'}; repairing {s.repairing or 'none'}",
         ]
+        if s.unreachable or s.unconfirmed:
+            lines.append(unreachable_line(s))
         if s.check_every_s is not None:
             last = f"{s.last_check:%H:%M:%S}" if s.last_check else "none yet"
             lines.append(
@@ -142,6 +152,27 @@ class AutopilotWorkflow:
             lines.append(f"PAUSED: {s.paused}")
         lines += [f"{d.at:%H:%M:%S} {d.what}" for d in s.decisions[-SHOWN:]]
         workflow.set_current_details("\n\n".join(lines))
+
+
+def unreachable_line(s: AutopilotState) -> str:
+    """The nodes the worker does not reach that are not down: never repaired."""
+    reached = [
+        f"node {n} since {u.since:%H:%M:%S} (reached by {', '.join(map(str, u.reached_by))})"
+        for n, u in sorted(s.unreachable.items())
+    ]
+    unasked = [f"node {n} (no live node could be asked)" for n in sorted(s.unconfirmed)]
+    return f"unreachable from the worker, not repaired: {'; '.join(reached + unasked)}"
+
+
+async def _views() -> dict[int, NodeView]:
+    return await _local(O.probe_views)
+
+
+async def _worker_view() -> dict[int, NodeView]:
+    """The worker's view alone, for a run started before indirect probes: each node up or
+    down."""
+    answering = await _local(O.probe_nodes)
+    return {n: NodeView(reach=Reach.UP if up else Reach.DOWN) for n, up in answering.items()}
 
 
 async def _local(activity: Callable[..., Awaitable[R]], *args: Any) -> R:

@@ -54,8 +54,8 @@ async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
         # prefix of the leaving peer's, the longest any of them holds (CATCHING_UP)
         if workflow.patched(patches.CATCH_UP):
             await steps.catch_up(leaving, r.remaining, SURVIVORS_DOWN_S)
-        # what it never replicated is lost: back, it may not drain it into some of the
-        # remaining replicas (not a replica added meanwhile); it deletes its replica instead
+        # back, it may not drain what it never replicated into the remaining replicas alone
+        # (a replica added meanwhile would lack it): told so, it hands it to every member
         if workflow.patched(patches.WRITE_OFF):
             await write_off(steps, leaving, r.remaining)
     else:
@@ -166,8 +166,9 @@ def _result(
     else:
         message = (
             f"node {leaving} was down: skipped {', '.join(skipped)}. The remaining peers hold "
-            f"its writes up to seq {applied}; any it acknowledged beyond that are lost with it. "
-            "When it comes back it deletes its stale replica by itself."
+            f"its writes up to seq {applied}; any it acknowledged beyond that are lost unless "
+            "it comes back: it then hands them to the region's members and deletes its stale "
+            "replica by itself."
         )
     return RemovePeerResult(
         region=r.region,

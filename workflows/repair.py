@@ -4,8 +4,9 @@ For each region the dead node was a peer of, a new replica on the live node with
 store bytes, copied from a live holder, then the dead peer removed (its steps skipped after a
 short wait: it does not answer). Each move is the region's migration from the dead node, on the
 drain's engine (`machinery/operation.py`). The result says, per region, how far the survivors
-hold the dead node's own writes: those it acknowledged and never replicated are lost with it
-(DESIGN.md section 5, removal of a dead peer). A node that answers is refused: that is a drain.
+hold the dead node's own writes: those it acknowledged and never replicated are lost with it,
+unless it comes back, when it hands them to the members before deleting its stale replicas
+(node/retirement.py). A node that answers is refused: that is a drain.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from airctl.load import LoadWriter as Writer
 from client import connection
+from client.load import LoadWriter as Writer
 from contracts.ids import region_workflow_id
 from contracts.models import DrainInput, DrainResult, MovesProgress, Phase
 from tests.support.chaos import restart

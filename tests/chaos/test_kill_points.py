@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
-from airctl.load import LoadWriter as Writer
+from client.load import LoadWriter as Writer
 from contracts.killpoints import ENV_POINTS, NODE_POINTS, WORKER_POINTS, KillPoint
 from contracts.models import MigrationInput, MigrationResult
 from stack.processes import ManagedProcess

@@ -21,7 +21,7 @@ from temporalio.api.history.v1 import (
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
-from airctl.load import LoadWriter as Writer
+from client.load import LoadWriter as Writer
 from contracts.models import MigrationInput, MigrationResult, Phase
 from stack.processes import WorkerProcess
 from tests.support.chaos import restart

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from airctl.load import LoadWriter as Writer
+from client.load import LoadWriter as Writer
 from protos import air_node_pb2 as pb
 from tests.support.chaos import restart
 from tests.support.cluster import Cluster

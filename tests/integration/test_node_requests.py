@@ -183,6 +183,21 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
         grpc.StatusCode.INVALID_ARGUMENT,
         "cannot create a channel",
     ),
+    "probe without a target": (
+        lambda s, c: s.Probe(pb.ProbeRequest(timeout_s=1)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "a probe needs a target: its node id and address",
+    ),
+    "probe of the node itself": (
+        lambda s, c: s.Probe(pb.ProbeRequest(target=c.peer(1), timeout_s=1)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "node 1 cannot probe itself",
+    ),
+    "probe with a timeout out of range": (
+        lambda s, c: s.Probe(pb.ProbeRequest(target=c.peer(2), timeout_s=600)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "a probe's timeout must be above 0 and at most 60 s, not 600",
+    ),
     "activate a replica awaiting its snapshot": (
         lambda s, c: s.SetActive(pb.SetActiveRequest(region=8, active=True)),
         grpc.StatusCode.FAILED_PRECONDITION,

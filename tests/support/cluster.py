@@ -1,7 +1,9 @@
-"""A cluster of real `airnode` processes on loopback ports, and what tests ask of it."""
+"""A cluster of real `airnode` processes on loopback ports (or each on a test host of its own),
+and what tests ask of it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from runtime.clients import RPC_TIMEOUT_S, NodeClients, NodeStub
 from runtime.identity import node_name
 from runtime.tls import TlsFiles
 from stack.certs import CLIENT_NAME, Authority
+from stack.hosts import Network
 from stack.processes import NodeProcess
 from tests.support.waiting import eventually
 
@@ -26,24 +29,31 @@ WAIT_FOR_CHANNEL: dict[str, Any] = {"wait_for_ready": True, "timeout": RPC_TIMEO
 
 
 class Cluster:
-    """With `authority`, nodes serve mutual TLS with certificates it issues, as do the clients."""
+    """With `authority`, nodes serve mutual TLS with certificates it issues, as do the clients.
+    With `network` (made), node N runs on its host `nN`, at that host's address."""
 
     def __init__(
-        self, root: Path, guardian_interval: float = 1.0, authority: Authority | None = None
+        self,
+        root: Path,
+        guardian_interval: float = 1.0,
+        authority: Authority | None = None,
+        network: Network | None = None,
     ) -> None:
         self.root = root
         self.guardian_interval = guardian_interval
         self.authority = authority
+        self.network = network
         self.nodes: dict[int, NodeProcess] = {}
         # node -> the pid of its process `throttle` held: a restarted node forgets its throttle
         self._held: dict[int, int | None] = {}
         self.clients = NodeClients(self.certificate(CLIENT_NAME))
 
-    def certificate(self, name: str) -> TlsFiles | None:
-        """Issue a certificate for `name` under `root/tls`, if this cluster has an authority."""
+    def certificate(self, name: str, ips: Sequence[str] = ()) -> TlsFiles | None:
+        """Issue a certificate for `name` (naming `ips` too) under `root/tls`, if this cluster
+        has an authority."""
         if self.authority is None:
             return None
-        return self.authority.write(self.root / "tls", name)
+        return self.authority.write(self.root / "tls", name, ips=ips)
 
     def add_node(
         self,
@@ -53,13 +63,16 @@ class Cluster:
         *,
         start: bool = True,
     ) -> NodeProcess:
-        """A node process on a free port; with `start=False`, only its address is reserved."""
+        """A node process on a free port (or on its test host); with `start=False`, only its
+        address is reserved."""
+        host = self.network.node(node_id) if self.network is not None else None
         node = NodeProcess(
             node_id,
             self.root / f"node{node_id}",
             env=env,
             extra_args=["--guardian-interval", str(self.guardian_interval), *(extra_args or [])],
-            tls=self.certificate(node_name(node_id)),
+            tls=self.certificate(node_name(node_id), [host.address] if host else []),
+            host=host,
         )
         self.nodes[node_id] = node
         return node.start() if start else node

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from airctl.load import LoadWriter as _LoadWriter
-from airctl.load import Row
-from airctl.load import missing_points as _missing_points
+from client.load import LoadWriter as _LoadWriter
+from client.load import Row
+from client.load import missing_points as _missing_points
 from protos import air_node_pb2 as pb
 from tests.support.cluster import Cluster
 

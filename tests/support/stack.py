@@ -52,15 +52,21 @@ class Stack:
         env: dict[str, str] | None = None,
         extra_args: list[str] | None = None,
     ) -> WorkerProcess:
+        """A worker on this stack's task queue: on the worker host if the cluster's nodes are
+        on test hosts (reaching Temporal by the network's relay), else on loopback."""
         self.write_cluster_file()
+        network = self.cluster.network
         worker = WorkerProcess(
             name,
             self.cluster.root / f"{name}.log",
-            self.temporal_address,
+            self.temporal_address
+            if network is None
+            else network.relay_temporal(self.temporal_address),
             self.cluster_file,
             self.cluster.root / f"{name}-state",
             env=env,
             extra_args=["--task-queue", self.task_queue, "--identity", name, *(extra_args or [])],
+            host=network.worker if network is not None else None,
         )
         self.workers[name] = worker
         return worker.start()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+import node.guardian as guardian_module
 from node.guardian import Guardian
 from node.replica import ChannelState, PeerInfo, Replica, ReplicaMeta
 from node.replicas import Replicas
@@ -68,3 +71,33 @@ async def test_a_leaving_replica_gets_no_channel_back(tmp_path: Path) -> None:
     await Guardian(1, replicas, tasks).check(7)  # type: ignore[arg-type]
     assert sorted(on_disk(replicas).channels) == [2]  # the drained channel to 3 stays gone
     assert tasks.synced == []
+
+
+class Hints:
+    def __init__(self) -> None:
+        self.suspected: list[int] = []
+
+    def removed(self, region: int, by: PeerInfo) -> None:
+        raise AssertionError("the guardian states no removal")
+
+    def suspect(self, region: int) -> None:
+        self.suspected.append(region)
+
+
+async def test_a_drained_leaving_replica_left_behind_asks_its_peers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leaving replica whose channels all drained is deleted by its removal at once; one
+    still here after LINGER_S was skipped by it, and asks whether it was removed."""
+    replicas, tasks, hints = held(tmp_path, [2, 3], leaving=True), FakeChannelTasks(), Hints()
+    guardian = Guardian(1, replicas, tasks, hints)  # type: ignore[arg-type]
+    await guardian.check(7)
+    assert hints.suspected == []  # its channels still drain
+    for channel in replicas.get(7).meta.channels.values():
+        channel.status = "STOPPED"
+    monkeypatch.setattr(guardian_module, "LINGER_S", 3600.0)
+    await guardian.check(7)
+    assert hints.suspected == []  # drained a moment ago: its removal deletes it
+    monkeypatch.setattr(guardian_module, "LINGER_S", 0.0)
+    await guardian.check(7)
+    assert hints.suspected == [7]

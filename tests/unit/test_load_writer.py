@@ -9,7 +9,7 @@ import time
 import grpc
 import pytest
 
-from airctl.load import LoadWriter, WriteFailed
+from client.load import LoadWriter, WriteFailed
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeStub
 

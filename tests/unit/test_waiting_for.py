@@ -12,7 +12,7 @@ def slice_(**fields: object) -> TransferProgress:
 
 def test_an_unreachable_receiver_comes_first() -> None:
     text = waiting_for(slice_(unreachable=[4], awaiting_snapshot=[4]), [4])
-    assert text == "nodes [4] do not answer"
+    assert text == "nodes [4] do not answer the worker"
 
 
 def test_a_receiver_without_its_store_awaits_the_snapshot() -> None:

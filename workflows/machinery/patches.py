@@ -26,14 +26,21 @@ the dated histories in tests/histories/ recorded before it retire with it (liste
   first too, told so by its input, `from_node_gone`). Site: workflows/remove_peer.py.
 - `MOVES_RIDE_THROUGH`: an operation's move refused for a node that does not answer waits
   for it, then goes elsewhere or is set aside. Site: machinery/moves.py `_rides_through`.
+- `INDIRECT_PROBES`: the autopilot asks the live nodes about a node the worker does not reach
+  (activity `probe_views`), and repairs only a node no view reaches; without its marker a run
+  goes on with the worker's view alone until it continues as new. Asked first thing in `run`,
+  before any local activity. Sites: workflows/autopilot.py `run` (its one line) and
+  `_worker_view`; activities/operations.py `probe_nodes`.
 
 The dated histories that retire with each (the markers they hold, read from the files):
 tests/histories/2026-11-26 holds none, 2026-11-27 `STALLS` only, 2026-12-01 `LEAN` and
-`STALLS`; the undated ones, recorded by the current build, hold every patch their steps reach.
-So retiring `LEAN` retires 2026-11-26 and 2026-11-27 (and any of 2026-12-01 that reaches its
-sites without its marker), `STALLS` retires 2026-11-26 (and the histories of the two later folders
-that reach a stall without its marker), and `WRITE_OFF`, `CATCH_UP` and `MOVES_RIDE_THROUGH`,
-newer than every dated folder, retire those of all three that reach their sites.
+`STALLS`, 2026-12-07 the autopilot's histories recorded before `INDIRECT_PROBES`; the undated
+ones, recorded by the current build, hold every patch their steps reach. So retiring `LEAN`
+retires 2026-11-26 and 2026-11-27 (and any of 2026-12-01 that reaches its sites without its
+marker), `STALLS` retires 2026-11-26 (and the histories of the two later folders that reach a
+stall without its marker), `WRITE_OFF`, `CATCH_UP` and `MOVES_RIDE_THROUGH`, newer than the
+first three dated folders, retire those of them that reach their sites, and `INDIRECT_PROBES`
+retires the autopilot histories of 2026-12-01 and 2026-12-07.
 
 A patch is asked where the workflow resumes from a regular activity or a child, never right
 after a local activity: a workflow task can end with a local activity's marker (when the
@@ -51,6 +58,7 @@ STALLS = "publish-stalls"
 WRITE_OFF = "write-off-dead-peer"
 CATCH_UP = "catch-up-dead-origin"
 MOVES_RIDE_THROUGH = "moves-ride-through"
+INDIRECT_PROBES = "indirect-probes"
 
 
 def unversioned_start() -> bool:

@@ -172,7 +172,9 @@ class ChangeReporter(Reporter):
                 f"STALLED: the lag of {slice_.lag} seqs has not shrunk for {flat_s:.0f}s; "
                 + waiting_for(slice_, ids)
             )
-        elif progress.message.startswith("STALLED"):
+        elif slice_.unreachable:  # shown at once: a receiver the worker cannot reach
+            progress.message = f"waiting: {waiting_for(slice_, ids)}"
+        elif progress.message.startswith(("STALLED", "waiting")):
             progress.message = ""
         self.gauge(int(progress.stalled))
         self.show()
@@ -208,7 +210,7 @@ class ChangeReporter(Reporter):
 def waiting_for(slice_: TransferProgress, receivers: list[int]) -> str:
     """What a stalled transfer waits for, as plainly as the receivers' answers allow."""
     if slice_.unreachable:
-        return f"nodes {slice_.unreachable} do not answer"
+        return f"nodes {slice_.unreachable} do not answer the worker"
     if slice_.awaiting_snapshot:
         return (
             f"nodes {slice_.awaiting_snapshot} await their snapshot from the coordinator "

@@ -1,0 +1,81 @@
+"""A replica removed while its node could not be told: the node hands its own writes to the
+region's members, a member added meanwhile included, then deletes the replica by itself."""
+
+from __future__ import annotations
+
+import signal
+
+from contracts.models import AddPeerInput, RemovePeerInput, RemovePeerResult
+from protos import air_node_pb2 as pb
+from tests.support.cluster import HELD
+from tests.support.load import LoadWriter, missing_points
+from tests.support.stack import Stack
+from tests.support.waiting import eventually
+
+REGION = 761
+
+
+async def test_a_node_removed_while_frozen_hands_over_what_it_acknowledged_then_retires(
+    stack: Stack,
+) -> None:
+    """Node 3 acknowledges writes that it never replicates (its channels held), then freezes
+    (silent, as behind a cut) and is removed as unreachable; node 4 joins from the survivors.
+    Thawed, node 3 is told by its channels that it was written off: every write it
+    acknowledged reaches nodes 1, 2 and 4, and its replica is gone."""
+    cluster = stack.cluster
+    for i in (1, 2, 3, 4):
+        cluster.add_node(i)
+    await cluster.create_region(REGION, [1, 2, 3])
+    stack.start_worker()
+    before = LoadWriter(cluster, REGION, [1, 2, 3], series="before")
+    await before.run(count=300)
+    await cluster.throttle([3], HELD)  # what node 3 takes from now on, it never replicates
+    behind_the_cut = LoadWriter(cluster, REGION, [3], series="behind-the-cut", batch=10)
+    await behind_the_cut.run(count=200)
+    assert (await cluster.progress(1, REGION)).applied.get(3, 0) < len(behind_the_cut.acked) // 10
+    cluster.nodes[3].send_signal(signal.SIGSTOP)
+
+    removal = await stack.start(RemovePeerInput(region=REGION, peer=3, down_timeout_s=1))
+    removed = await removal.result()
+    assert isinstance(removed, RemovePeerResult)
+    assert not removed.clean and "inactivate" in removed.skipped_steps, removed
+    addition = await stack.start(AddPeerInput(region=REGION, new_peer=4, coordinator=1))
+    await addition.result()
+    assert 3 not in {p.node_id for p in (await cluster.progress(4, REGION)).peers}
+
+    cluster.nodes[3].send_signal(signal.SIGCONT)
+    await cluster.throttle([3], 0)
+    await eventually(
+        lambda: cluster.regions_of(3),
+        lambda held: REGION not in held,
+        timeout=60,
+        what="node 3 retiring its replica",
+    )
+    acked = [*before.acked, *behind_the_cut.acked]
+    await cluster.converged(REGION, [1, 2, 4], count=len(acked))
+    for i in (1, 2, 4):
+        assert await missing_points(cluster, i, REGION, acked) == [], i
+
+
+async def test_a_retiring_nodes_writes_are_taken_from_it_by_any_holder(stack: Stack) -> None:
+    """A hand-over is a transfer marked `retiring`: a holder that never knew the sender takes
+    it (a member added after the removal), and applies each write at most once."""
+    cluster = stack.cluster
+    for i in (1, 2):
+        cluster.add_node(i)
+    await cluster.create_region(REGION, [1])
+    await cluster.create_region(REGION + 1, [2])
+    hello = pb.TransferHello(region=REGION, sender=2, origin=2, retiring=True)
+    batch = pb.TransferBatch(
+        after=0, upto=1, seqs=[1], points=[pb.Point(series="handed", timestamp=1, value=1.0)]
+    )
+    for _ in range(2):  # a repeat applies nothing twice
+        call = cluster.stub(1).Transfer(None)
+        await call.write(pb.TransferRequest(hello=hello))
+        first = await call.read()
+        assert isinstance(first, pb.TransferReply) and first.standing == pb.SENDER_PEER
+        await call.write(pb.TransferRequest(batch=batch))
+        reply = await call.read()
+        assert isinstance(reply, pb.TransferReply) and reply.applied[2] == 1
+        call.cancel()
+    assert (await cluster.digest(1, REGION)).count == 1
