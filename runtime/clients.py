@@ -17,8 +17,6 @@ else:
 
 __all__ = [
     "CHANNEL_OPTIONS",
-    "KEEPALIVE_TIMEOUT_MS",
-    "KEEPALIVE_TIME_MS",
     "MAX_MESSAGE_BYTES",
     "RPC_TIMEOUT_S",
     "SERVER_OPTIONS",
@@ -42,8 +40,8 @@ KEEPALIVE_TIMEOUT_MS = 5_000
 _KEEPALIVE = [
     ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
-    # gRPC core times a keepalive ping out after this one (default 1 minute) unless both are
-    # set: measured, a black-holed stream broke 62 s after the cut with the timeout alone
+    # gRPC core times a keepalive ping out after this one (default 1 minute), not after the
+    # keepalive timeout: with that alone, a black-holed stream broke 62 s after the cut
     ("grpc.http2.ping_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     # ping an idle connection too, so the next call does not find a dead one
     ("grpc.keepalive_permit_without_calls", 1),
@@ -67,15 +65,16 @@ CHANNEL_OPTIONS = [
 ]
 # A node's server pings its clients the same way (a snapshot's sender that vanished ends the
 # receiver's stream, and with it the receiver's hold on that sender's snapshot), and permits
-# their pings. A server sends GOAWAY "too_many_pings" to a client that pings more often than
-# it allows (by default: once in 5 minutes while no data flows, and never on a connection
-# without calls) more than max_ping_strikes times; ours allow a ping every second, a third of
-# the clients' interval, so a ping delayed on the way is no strike either.
+# their pings. A server answers GOAWAY "too_many_pings" once a client has pinged more often
+# than it allows more than max_ping_strikes times; by default it allows one ping in 5 minutes
+# while no data flows, one in 2 hours on a connection without calls. Ours, permitting pings
+# without calls (keepalive_permit_without_calls, in _KEEPALIVE), allow one every second: a
+# third of the clients' interval, so a ping delayed on its way is no strike either.
 SERVER_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     *_KEEPALIVE,
-    # GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS
+    # GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS in gRPC's C headers
     ("grpc.http2.min_ping_interval_without_data_ms", 1_000),
     ("grpc.http2.max_ping_strikes", 2),
 ]
