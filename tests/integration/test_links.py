@@ -1,6 +1,6 @@
-"""Links that drop packets: a cut (a black-hole proxy between two nodes, not a refusal) ends the
-streams over it within the 10 s the design allows, at both ends; after the heal the transfer
-completes and every write arrives. A node never answers its clients' keepalive pings with
+"""Links that drop packets: a cut (a proxy between two nodes made a black hole, or frozen; not
+a refusal) ends the streams over it within the 10 s the design allows, at both ends; after the
+heal the transfer completes and every write arrives. A node never answers its clients' keepalive pings with
 GOAWAY "too_many_pings", where a server with gRPC's defaults does. A client of Temporal behind
 a cut fails its call within its keepalive's bound, not TCP's."""
 
@@ -102,8 +102,9 @@ async def broken_after_cut(
     return found[0]
 
 
+@pytest.mark.parametrize("how", ["black hole", "frozen"])
 async def test_a_cut_under_an_idle_channel_is_noticed_and_healed(
-    cluster: Cluster, link: ProxyProcess
+    cluster: Cluster, link: ProxyProcess, how: str
 ) -> None:
     region = 81
     cluster.add_node(SENDER, extra_args=metrics_args())
@@ -112,7 +113,7 @@ async def test_a_cut_under_an_idle_channel_is_noticed_and_healed(
     await before.run(count=200)
     await cluster.converged(region, [SENDER, RECEIVER], count=200)  # the channel waits, idle
 
-    cut_at = await link.cut()
+    cut_at = await link.cut() if how == "black hole" else link.freeze()
     broken = await broken_after_cut(cluster, cut_at, SENDER, "channel", "sender")
     assert broken.name == channel_name(region, SENDER, RECEIVER), broken
     assert broken.status.startswith("UNAVAILABLE"), broken
@@ -120,7 +121,7 @@ async def test_a_cut_under_an_idle_channel_is_noticed_and_healed(
     await during.run(count=200)  # acknowledged by node 1 alone (acks one)
     assert (await cluster.digest(RECEIVER, region)).count == 200  # none went through
 
-    await link.heal()
+    await link.heal() if how == "black hole" else link.thaw()
     await cluster.converged(region, [SENDER, RECEIVER], count=400)
     assert await missing_points(cluster, RECEIVER, region, before.acked + during.acked) == []
 

@@ -62,6 +62,15 @@ class ProxyProcess(ManagedProcess):
         self.send_signal(signal.SIGUSR2)
         await eventually(lambda: self._lines(HEALED), lambda ls: len(ls) > heals)
 
+    def freeze(self) -> datetime:
+        """Stop the proxy (SIGSTOP), a silent cut too: the kernel takes bytes until its buffers
+        are full, then none, and delivers nothing; returns the moment."""
+        self.send_signal(signal.SIGSTOP)
+        return datetime.now()
+
+    def thaw(self) -> None:
+        self.send_signal(signal.SIGCONT)
+
     async def _lines(self, start: str) -> list[str]:
         """The proxy's lines that begin with `start` (a probe, for `eventually`)."""
         return [line for line in self.output().splitlines() if line.startswith(start)]
