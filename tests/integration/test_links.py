@@ -1,8 +1,8 @@
 """Links that drop packets: a cut (a proxy between two nodes made a black hole, or frozen; not
 a refusal) ends the streams over it within the 10 s the design allows, at both ends; after the
-heal the transfer completes and every write arrives. A node never answers its clients' keepalive pings with
-GOAWAY "too_many_pings", where a server with gRPC's defaults does. A client of Temporal behind
-a cut fails its call within its keepalive's bound, not TCP's."""
+heal the transfer completes and every write arrives. A node never answers its clients'
+keepalive pings with GOAWAY "too_many_pings", where a server with gRPC's defaults does. A
+client of Temporal behind a cut fails its call within its keepalive's bound, not TCP's."""
 
 from __future__ import annotations
 
