@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,6 +230,7 @@ async def _start_once(
     going; wait at most `validate_within` for the update's answer."""
     workflow_id: str = options["id"]
     plan = None
+    start: WithStartWorkflowOperation[Any, Any] | None = None
     try:
         if validate_within is None:
             await client.start_workflow(run, request, **options)
@@ -243,6 +245,9 @@ async def _start_once(
     except WorkflowUpdateFailedError as e:
         raise RequestRefused(root_cause(e)) from e
     except WorkflowAlreadyStartedError as e:
+        if start is not None:  # the operation holds the same error: taken, not left unread
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await start.workflow_handle()
         running = await client.get_workflow_handle(workflow_id).describe()
         raise RegionBusy(
             f"{busy}: {running.workflow_type} {workflow_id} (run {running.run_id}); "

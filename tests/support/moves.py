@@ -9,6 +9,7 @@ from temporalio.service import RPCError
 
 from contracts.ids import region_workflow_id
 from contracts.models import Phase
+from protos import air_node_pb2 as pb
 from tests.support.cluster import Cluster
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
@@ -21,10 +22,11 @@ async def awaits_snapshot(cluster: Cluster, node: int, region: int) -> bool:
     return new is not None and not new.installed
 
 
-async def held_by_its_sender(cluster: Cluster, node: int, region: int) -> bool:
-    """Whether the snapshot `node` awaits for `region` is held whole by a held sender: its
-    senders are held nodes (`cluster.throttle(ids, HELD)`) and none let a byte of it through.
-    A transfer that passed the throttle before the hold was set is not: it may end any time."""
+async def snapshot_senders(
+    cluster: Cluster, node: int, region: int
+) -> list[tuple[int, pb.ChannelProgress]]:
+    """The live nodes with a snapshot channel to `node`'s replica of `region`, and that
+    channel."""
     peers = (await cluster.progress(node, region)).peers
     senders = []
     for peer in peers:
@@ -34,6 +36,14 @@ async def held_by_its_sender(cluster: Cluster, node: int, region: int) -> bool:
         senders += [
             (peer.node_id, c) for c in channels if c.receiver.node_id == node and c.snapshot
         ]
+    return senders
+
+
+async def held_by_its_sender(cluster: Cluster, node: int, region: int) -> bool:
+    """Whether the snapshot `node` awaits for `region` is held whole by a held sender: its
+    senders are held nodes (`cluster.throttle(ids, HELD)`) and none let a byte of it through.
+    A transfer that passed the throttle before the hold was set is not: it may end any time."""
+    senders = await snapshot_senders(cluster, node, region)
     return bool(senders) and all(
         cluster.holds(sender) and channel.snapshot_bytes_sent == 0 for sender, channel in senders
     )
