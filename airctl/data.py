@@ -23,6 +23,11 @@ from runtime.views import ask_live, reaching
 
 # A node that has not answered in this long is shown down.
 ASK_TIMEOUT_S = 5.0
+# A digest reads the whole replica.
+DIGEST_TIMEOUT_S = 30.0
+# How long `write` and `load` try without an acknowledgement: a node restarting is back well
+# within it.
+WRITE_PATIENCE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -258,10 +263,15 @@ async def cmd_write(ctl: Ctl) -> int:
         if ctl.args.via in holders.down:
             raise UserError(f"node {ctl.args.via} does not answer; write through another")
     writer = LoadWriter(
-        ctl.stub, ctl.args.region, targets, log=AckedLog(ctl.args.acked_log), acks=_acks(ctl)
+        ctl.stub,
+        ctl.args.region,
+        targets,
+        log=AckedLog(ctl.args.acked_log),
+        acks=_acks(ctl),
+        patience=ctl.args.timeout,
     )
     began = time.monotonic()
-    await asyncio.wait_for(writer.run(count=ctl.args.count), timeout=ctl.args.timeout)
+    await writer.run(count=ctl.args.count)
     elapsed = time.monotonic() - began
     ctl.emit(
         {"region": ctl.args.region, "acked": len(writer.acked), "series": writer.series},
@@ -279,10 +289,9 @@ async def cmd_load(ctl: Ctl) -> int:
         sorted(holders.live),
         log=AckedLog(ctl.args.acked_log),
         acks=_acks(ctl),
+        patience=ctl.args.timeout,
     )
-    writer.start(rate=ctl.args.rate)
-    await asyncio.sleep(ctl.args.seconds)
-    await writer.stop()
+    await writer.run_for(ctl.args.seconds, rate=ctl.args.rate)
     ctl.emit(
         {"region": ctl.args.region, "acked": len(writer.acked), "refusals": writer.refusals},
         f"{len(writer.acked)} points acknowledged in {ctl.args.seconds}s "
@@ -295,7 +304,9 @@ async def digests(ctl: Ctl, holders: Holders) -> dict[int, pb.DigestReply]:
     """The live replicas' digests, asked at once."""
     request = pb.RegionRequest(region=holders.region)
     nodes = sorted(holders.live)
-    replies = await asyncio.gather(*(ctl.stub(i).Digest(request, timeout=30) for i in nodes))
+    replies = await asyncio.gather(
+        *(ctl.stub(i).Digest(request, timeout=DIGEST_TIMEOUT_S) for i in nodes)
+    )
     return dict(zip(nodes, replies, strict=True))
 
 
@@ -434,7 +445,6 @@ def register(sub: Commands) -> None:
     write.add_argument("--count", type=count, required=True)
     write.add_argument("--via", type=int, help="write through this node only")
     write.add_argument("--acked-log", type=Path)
-    write.add_argument("--timeout", type=positive, default=120)
     write.set_defaults(handler=cmd_write)
     load = sub.add_parser("load", help="write without pause for a while")
     load.add_argument("region", type=int)
@@ -448,6 +458,15 @@ def register(sub: Commands) -> None:
             choices=list(ACKS),
             default="one",
             help="replicas that must apply each write before it is acknowledged (default one)",
+        )
+        c.add_argument(
+            "--timeout",
+            type=positive,
+            default=WRITE_PATIENCE_S,
+            metavar="SECONDS",
+            help="give up, saying what each node answered, once no write was acknowledged for "
+            f"this long (default {WRITE_PATIENCE_S:g}); a write every replica refused (a level "
+            "not met, an inactive replica) fails at once",
         )
     digest = sub.add_parser("digest", help="count and hash per replica")
     digest.add_argument("region", type=int)

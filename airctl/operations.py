@@ -18,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from airctl.args import Commands, count, duration, high_watermark, positive
 from airctl.changes import start
 from airctl.context import Ctl
+from airctl.data import DIGEST_TIMEOUT_S
 from airctl.progress import NO_ANSWER, follow_operation, moves_text, operation_state
 from client.starter import OperationInput, operation_id, start_autopilot, start_operation
 from client.status import running
@@ -96,7 +97,11 @@ async def cmd_plan(ctl: Ctl) -> int:
 async def cmd_plan_drain(ctl: Ctl) -> int:
     moves = await cluster_plan(ctl, ctl.args.node)
     sizes = {
-        m.region: (await ctl.stub(m.from_node).Digest(pb.RegionRequest(region=m.region))).count
+        m.region: (
+            await ctl.stub(m.from_node).Digest(
+                pb.RegionRequest(region=m.region), timeout=DIGEST_TIMEOUT_S
+            )
+        ).count
         for m in moves
     }
     rows = [{**m.model_dump(), "points": sizes[m.region]} for m in moves]

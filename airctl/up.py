@@ -19,7 +19,7 @@ from temporalio.client import WorkflowHandle
 from airctl.args import Commands, count
 from airctl.changes import start
 from airctl.context import Ctl
-from airctl.data import create_region, verify
+from airctl.data import ASK_TIMEOUT_S, create_region, verify
 from airctl.progress import follow_change
 from client.load import AckedLog, LoadWriter
 from client.starter import start_change
@@ -193,7 +193,8 @@ class Chaos:
     async def _receiving(self, region: int) -> bool:
         """Whether node 4 holds the region and has not been activated: mid-transfer."""
         try:
-            info = await self.ctl.stub(4).DescribeRegion(pb.RegionRequest(region=region))
+            request = pb.RegionRequest(region=region)
+            info = await self.ctl.stub(4).DescribeRegion(request, timeout=ASK_TIMEOUT_S)
         except grpc.aio.AioRpcError:
             return False  # not there yet, or restarting
         return not info.active

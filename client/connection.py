@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 from temporalio.runtime import Runtime
-from temporalio.service import TLSConfig
+from temporalio.service import KeepAliveConfig, TLSConfig
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
@@ -155,9 +155,22 @@ def describe(config: ClientConnectConfig) -> str:
     return f"{config['target_host']} (namespace {config['namespace']}, {security})"
 
 
+# HTTP/2 keepalive on the connection to Temporal: a link that silently drops packets fails
+# its calls (a worker's polls, its heartbeats) and is reconnected within KEEP_ALIVE's interval
+# and timeout, 17 s, rather than the SDK's default 45 s. The interval cannot be shorter: the
+# Temporal server refuses pings more often than every 10 s (frontend.keepAliveMinTime) with
+# GOAWAY "too_many_pings"; 2 s above it, a ping delayed on its way is no strike either.
+KEEP_ALIVE = KeepAliveConfig(interval_millis=12_000, timeout_millis=5_000)
+
+
 async def connect(config: ClientConnectConfig, runtime: Runtime | None = None) -> Client:
     """A Temporal client that speaks the workflows' pydantic models."""
-    return await Client.connect(**config, data_converter=pydantic_data_converter, runtime=runtime)
+    return await Client.connect(
+        **config,
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+        keep_alive_config=KEEP_ALIVE,
+    )
 
 
 def _environment(flags: TemporalFlags, environ: dict[str, str] | None) -> ClientConnectConfig:

@@ -22,7 +22,7 @@ from node.metrics import serve_metrics
 from node.node import Node
 from node.service import AirNodeService
 from protos import air_node_pb2_grpc as rpc
-from runtime.clients import CHANNEL_OPTIONS
+from runtime.clients import SERVER_OPTIONS
 from runtime.killswitch import KillPoints
 from runtime.tls import TlsError, TlsFiles, tls_from_flags
 
@@ -133,7 +133,7 @@ async def serve(args: argparse.Namespace) -> None:
         disk_capacity=args.disk_capacity,
         flood_watermark=args.flood_watermark,
     )
-    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     service = AirNodeService(node, certified_senders=args.tls is not None)
     rpc.add_AirNodeServicer_to_server(service, server)
     listen(server, args.listen, args.tls)

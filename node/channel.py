@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Protocol
 
 import grpc
 
 from contracts.columns import from_columns, to_columns
+from node.breaks import status_of, stream_ended
 from node.metrics import METRICS
 from node.replica import ChannelState, PeerInfo, Replica, channel_name
 from node.snapshot import Held, Sent, snapshot_chunks
@@ -122,7 +123,7 @@ class Channel:
                 WrittenOff,
                 asyncio.InvalidStateError,  # written to a stream the receiver had ended
             ) as e:
-                log.debug("%s: session ended: %s", self.name, _describe(e))
+                log.debug("%s: session ended: %s", self.name, status_of(e))
                 if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.NOT_FOUND:
                     self.removals.suspect(self.replica.region)
                 await backoff.sleep()
@@ -131,26 +132,38 @@ class Channel:
                 await backoff.sleep()
 
     async def _session(self, backoff: Backoff) -> None:
+        """One stream, with no deadline: it lasts as long as the channel runs, and a link that
+        dies under it ends it within seconds all the same (gRPC keepalive: runtime/clients.py).
+        A stream that broke once the receiver had answered is reported (node/breaks.py)."""
         stub = self.clients.stub(self.state.receiver.address)
         call = stub.Transfer(None)  # None: requests go by call.write()
+        opened = None
         try:
-            acked = await self._handshake(stub, call)
+            reply = await exchange(call, self._hello())
+            opened = time.monotonic()
+            acked = await self._handshake(stub, call, reply)
             backoff.reset()
-            await self._stream(call, acked)
+            await while_open(call, self._stream(call, acked))
+        except grpc.aio.AioRpcError as e:
+            if opened is not None:
+                stream_ended("channel", "sender", self.name, opened, e)
+            raise
         finally:
             call.cancel()
 
-    async def _handshake(self, stub: NodeStub, call: TransferCall) -> int:
-        hello = pb.TransferRequest(
+    def _hello(self) -> pb.TransferRequest:
+        return pb.TransferRequest(
             hello=pb.TransferHello(region=self.replica.region, sender=self.replica.node_id)
         )
-        reply = await exchange(call, hello)
+
+    async def _handshake(self, stub: NodeStub, call: TransferCall, reply: pb.TransferReply) -> int:
+        """From the receiver's answer to the hello: a snapshot first if it awaits one."""
         if not reply.installed:
             self._hear_standing(reply)
             if not self.state.snapshot:
                 raise ReceiverNotReady(f"node {self.receiver_id} awaits a snapshot")
             await self._send_snapshot(stub, Held.of(reply))
-            reply = await exchange(call, hello)
+            reply = await exchange(call, self._hello())
             if not reply.installed:
                 raise ReceiverNotReady(f"node {self.receiver_id} did not install the snapshot")
         return self._acknowledge(reply)
@@ -223,7 +236,13 @@ class Channel:
         before = Sent(counts.sent, counts.skipped)
         try:
             chunks = snapshot_chunks(view, self.replica.region, self.replica.node_id, held, counts)
+            # no deadline: a snapshot takes what it takes; keepalive ends it on a dead link,
+            # and the next session resumes it where the receiver stands
             reply = await stub.InstallSnapshot(self._counted(chunks, counts))
+        except grpc.aio.AioRpcError as e:
+            stream_ended("snapshot", "sender", self.name, held_at, e)
+            # reported here: the session ends without reporting its own stream as well
+            raise ConnectionError(f"snapshot to node {self.receiver_id}: {status_of(e)}") from e
         finally:
             view.release()
         log.info(
@@ -249,6 +268,23 @@ class Channel:
             counts.sent += size
             METRICS.transfer_bytes.labels(region=self.replica.region).inc(size)
             yield chunk
+
+
+async def while_open(call: TransferCall, work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` on the stream until it returns or the stream ends, whichever comes first: a
+    session that waits for a write or for its throttle learns that its link died as soon as
+    gRPC does, and raises why (the stream's status)."""
+    task = asyncio.ensure_future(work)
+    ended = asyncio.ensure_future(call.code())
+    try:
+        await asyncio.wait((task, ended), return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        await read_reply(call)  # the stream ended first: raises its error
+    finally:
+        task.cancel()
+        ended.cancel()
+        await asyncio.gather(task, ended, return_exceptions=True)
 
 
 async def exchange(call: TransferCall, request: pb.TransferRequest) -> pb.TransferReply:
@@ -295,9 +331,3 @@ def from_proto(batch: pb.TransferBatch) -> OriginBatch:
     if seqs != sorted(seqs):
         raise ValueError("seqs out of order")
     return OriginBatch(after=batch.after, upto=batch.upto, seqs=seqs, rows=rows)
-
-
-def _describe(e: Exception) -> str:
-    if isinstance(e, grpc.aio.AioRpcError):
-        return f"{e.code().name}: {e.details()}"
-    return str(e)

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 import grpc
 
+from node.breaks import stream_ended
 from node.channel import exchange, to_proto
 from node.errors import NodeError
 from node.replica import PeerInfo, Replica
 from node.store import fetch_origin
 from node.throttle import Throttle
 from protos import air_node_pb2 as pb
-from runtime.clients import NodeClients
+from runtime.clients import RPC_TIMEOUT_S, NodeClients
 
 # The receiver's refusals, passed on as they are; any other failure: it cannot be reached.
 _REFUSALS = {
@@ -111,10 +112,13 @@ async def _send(
     store = replica.store
     assert store is not None
     origin = hello.origin
-    call = clients.stub(receiver.address).Transfer(None)  # requests go by call.write()
+    # requests go by call.write(); a deadline, as every call's: the slice and an answer
+    call = clients.stub(receiver.address).Transfer(None, timeout=SLICE_S + RPC_TIMEOUT_S)
     sent = 0
+    opened = None
     try:
         reply = await exchange(call, pb.TransferRequest(hello=hello))
+        opened = time.monotonic()
         if not reply.installed:
             raise NodeError(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -130,6 +134,9 @@ async def _send(
             sent += len(batch.seqs)
         return Forwarded(applied=acked, points=sent)
     except grpc.aio.AioRpcError as e:
+        if opened is not None:
+            name = f"forward of region {replica.region} origin {origin} to node {receiver.node_id}"
+            stream_ended("forward", "sender", name, opened, e)
         code = e.code()
         status = code if code in _REFUSALS else grpc.StatusCode.UNAVAILABLE
         details = f"forwarding to node {receiver.node_id}: {code.name}: {e.details()}"

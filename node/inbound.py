@@ -15,9 +15,10 @@ from pathlib import Path
 
 import grpc
 
+from node.breaks import stream_ended
 from node.errors import NodeError
 from node.metrics import METRICS
-from node.replica import Replica
+from node.replica import Replica, channel_name
 from node.snapshot import ChecksumMismatch, Held, IncomingSnapshot, held_of, remove_partial
 from node.store import OriginBatch
 from protos import air_node_pb2 as pb
@@ -108,6 +109,7 @@ class Inbound:
                 f"a snapshot of region {self.region} from node {self.sender} is still coming in",
             ) from None
         try:
+            opened = time.monotonic()
             incoming = IncomingSnapshot.open(self._partial)
             self.replica.receiving[self.sender] = incoming
             try:
@@ -115,7 +117,9 @@ class Inbound:
             except ChecksumMismatch:
                 incoming.discard()
                 raise
-            except BaseException:
+            except BaseException as e:
+                name = channel_name(self.region, self.sender, self.replica.node_id)
+                stream_ended("snapshot", "receiver", name, opened, e)
                 await incoming.suspend()
                 raise
         finally:

@@ -28,6 +28,12 @@ class NodeMetrics:
         self.sync_lag = Gauge(
             "air_sync_lag", "Seqs of this node's origin not yet acked", ["region", "receiver"]
         )
+        self.stream_breaks = Counter(
+            "air_stream_breaks",
+            "Streams between nodes that broke once open (a lost link, a peer gone), by kind "
+            "(channel, snapshot, forward) and end (sender, receiver)",
+            ["kind", "end"],
+        )
         self.write_latency = Histogram(
             "air_write_latency_seconds",
             "A user write, from its arrival to its durable commit",

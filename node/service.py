@@ -414,8 +414,12 @@ async def _receive_snapshot(
             while chunk is not None and not chunk.last:
                 await incoming.add(chunk)
                 chunk = await anext(rest, None)
-            if chunk is None:
-                raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "snapshot stream ended early")
+            if chunk is None:  # what a stream whose sender's link died looks like here
+                raise NodeError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "the snapshot stream ended before its last chunk (its sender stopped, or "
+                    "the link to it was lost)",
+                )
             if chunk.data:  # a sender of an earlier build puts data in its last chunk
                 await incoming.add(chunk)
             size = await inbound.install(incoming, chunk)

@@ -81,3 +81,32 @@ def most_at_once(spans: Iterable[MoveSpan]) -> int:
 def most_at_once_into(spans: list[MoveSpan]) -> dict[int, int]:
     """Per destination node, the most moves into it at one moment."""
     return {n: most_at_once(s for s in spans if s.to_node == n) for n in {s.to_node for s in spans}}
+
+
+# node/breaks.py's line for a stream between nodes that broke
+_BREAK = re.compile(
+    r"^(?P<at>\S+ \S+) node(?P<node>\d+) WARNING node\.breaks: (?P<name>.+?): (?P<kind>\w+) "
+    r"stream broken after (?P<ran>[\d.]+) s, at the (?P<end>\w+): (?P<status>.*)$"
+)
+
+
+class StreamBreak(NamedTuple):
+    at: datetime
+    node: int
+    name: str  # the channel's name, or what the forward was
+    kind: str  # channel, snapshot or forward
+    end: str  # sender or receiver
+    status: str
+
+
+def stream_breaks(cluster: Cluster) -> list[StreamBreak]:
+    """Every stream the nodes reported broken, in time order."""
+    found = []
+    for node in cluster.nodes.values():
+        for line in node.log_path.read_text().splitlines():
+            if m := _BREAK.match(line):
+                at = datetime.strptime(m["at"], "%Y-%m-%d %H:%M:%S,%f")
+                found.append(
+                    StreamBreak(at, int(m["node"]), m["name"], m["kind"], m["end"], m["status"])
+                )
+    return sorted(found, key=lambda b: b.at)
