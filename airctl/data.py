@@ -163,6 +163,7 @@ async def _replicas(ctl: Ctl) -> tuple[Table, list[int], dict[int, Disk]]:
         raise failed[0]  # not a node down: none answers (no stack, wrong TLS settings...)
     table: Table = {}
     listed: dict[int, set[int]] = {}
+    lists: dict[tuple[int, int], set[int]] = {}  # (region, node) -> the peers it lists
     down, disks = [], {}
     for node, answer in zip(nodes, answers, strict=True):
         if isinstance(answer, grpc.aio.AioRpcError):
@@ -180,10 +181,26 @@ async def _replicas(ctl: Ctl) -> tuple[Table, list[int], dict[int, Disk]]:
                 "store_bytes": r.store_bytes,
             }
             listed.setdefault(r.region, set()).update(p.node_id for p in r.peers)
+            lists[(r.region, node.id)] = {p.node_id for p in r.peers}
     for region, peers in listed.items():
         for node_id in peers & set(down):
             table[region][node_id] = {"state": "down"}
+    for (region, node_id), _ in lists.items():
+        if _stale(region, node_id, lists, table[region][node_id]["state"]):
+            table[region][node_id]["state"] = "stale"
     return table, down, disks
+
+
+def _stale(region: int, node_id: int, lists: dict[tuple[int, int], set[int]], state: str) -> bool:
+    """A replica that took writes (active or removing) which no other holder of its region
+    lists: its region removed it behind its back, and it retires by itself once it learns so
+    (node/retirement.py). Not a member, though its bytes are still on its node's disk."""
+    others = [peers for (r, n), peers in lists.items() if r == region and n != node_id]
+    return (
+        state in ("active", "removing")
+        and bool(others)
+        and not any(node_id in peers for peers in others)
+    )
 
 
 async def _views_of(ctl: Ctl, down: list[int]) -> dict[int, NodeView]:
@@ -251,6 +268,8 @@ def _cell(replica: dict[str, Any]) -> str:
         return "DOWN"
     if replica["state"] == "unreachable":
         return "UNREACHABLE FROM HERE"
+    if replica["state"] == "stale":
+        return f"STALE (removed, retiring) {replica['store_bytes'] / 1e6:.1f}MB"
     return f"{replica['state']} {replica['store_bytes'] / 1e6:.1f}MB"
 
 

@@ -3,6 +3,9 @@ repaired; a node no one reaches is, and what it acknowledged behind the cut surv
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 import time
 from typing import Any
 
@@ -163,6 +166,8 @@ async def test_writes_a_node_took_behind_a_cut_survive_its_repair(
     for region, w in behind.items():  # the members hold none of it yet: only node 3 does
         node = members[region][0]
         assert await missing_points(cluster, node, region, w.acked) == w.acked, (region, node)
+    shown = await airctl_json(stack, "regions")  # the operator's host reaches node 3
+    assert all(shown[str(r)]["3"]["state"] == "stale" for r in REGIONS), shown
 
     faults.heal()
     await eventually(
@@ -176,3 +181,14 @@ async def test_writes_a_node_took_behind_a_cut_survive_its_repair(
         await cluster.converged(region, holders, count=len(acked))
         for i in holders:
             assert await missing_points(cluster, i, region, acked) == [], (region, i)
+
+
+async def airctl_json(stack: Stack, *args: str) -> Any:
+    """What `airctl --json ARGS` prints, run on the operator host (the machine itself)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "airctl", "--cluster", str(stack.cluster_file), "--json", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out)
