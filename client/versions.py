@@ -13,10 +13,10 @@ describe-version --deployment-name air --build-id 1` shows it drained.
 
 The floor: the oldest build this one takes over from, the first whose worker was a version of
 the deployment and whose nodes take batches as columns and send snapshots in chunks, each with
-its digest. Workflows any build since started replay here (their patches are kept:
-workflows/machinery/patches.py); those an older, unversioned worker started do not, so none of
-them may still run when this build starts: `older_than_floor` finds them, `airctl upgrade
-check` lists them, and the worker refuses to start over them. The node's side of the floor is
+its digest. Workflows that any versioned build started replay here (their patches are kept:
+workflows/machinery/patches.py); those an unversioned worker started do not, so none of them
+may still run when this build starts: `older_than_floor` finds them, `airctl upgrade check`
+lists them, and the worker refuses to start over them. The nodes' side of the floor is
 node/compat.py.
 """
 
