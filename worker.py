@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Unpack
@@ -18,6 +19,7 @@ from typing import Unpack
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 from temporalio.worker import Worker, WorkerDeploymentConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -166,6 +168,24 @@ async def check_search_attributes(client: Client) -> None:
         )
 
 
+async def check_floor(client: Client, args: argparse.Namespace) -> None:
+    """Refuse to start while a workflow that a build older than the floor started runs: this
+    build could not replay it (client/versions.py)."""
+    try:
+        older = await versions.older_than_floor(client, args.task_queue, args.deployment)
+    except RPCError as e:
+        log.warning(
+            "cannot list the workflows of task queue %s that a build older than the floor "
+            "started (%s: %s); make sure none runs (`airctl upgrade check`)",
+            args.task_queue,
+            e.status.name,
+            e.message,
+        )
+        return
+    if older:
+        raise SystemExit(f"worker: {versions.floor_refusal(args.task_queue, older)}")
+
+
 def deployment_config(args: argparse.Namespace) -> WorkerDeploymentConfig:
     """This worker as a version of the deployment; each workflow says if it is pinned (an SDK
     worker without versioning refuses workflows that say so)."""
@@ -223,6 +243,7 @@ async def run(args: argparse.Namespace, workflow_runner: WorkflowRunner = WORKFL
     log.info("connecting to Temporal at %s", connection.describe(args.temporal))
     client = await connection.connect(args.temporal, runtime)
     await check_search_attributes(client)
+    await check_floor(client, args)
     clients = node_clients(args)
     directory = NodeDirectory(args.cluster, args.nodes)
     membership = membership_activities(directory, clients, KillPoints.from_env(args.state_dir))
@@ -261,12 +282,19 @@ def main(argv: list[str] | None = None, workflow_runner: WorkflowRunner = WORKFL
         level=args.log_level.upper(),
         format="%(asctime)s worker %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(run(args, workflow_runner))
+    code = 0
+    try:
+        asyncio.run(run(args, workflow_runner))
+    except SystemExit as e:  # a refusal to start: said, then the same exit as a stop
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+        code = e.code if isinstance(e.code, int) else 1
     # Exit without interpreter finalization: the SDK's native runtime and grpc's threads can
     # abort a finalizing process ("Fatal Python error: PyGILState_Release"), after everything
     # was done. Nothing is left to flush but the log.
     logging.shutdown()
-    os._exit(0)
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ class ReadingActivities:
 
     @activity.defn
     async def describe_cluster(self, node: int) -> ClusterDescription:
-        """Every known node's regions (`node` names the drain asking). Read-only: retry-safe."""
+        """Every known node's regions. Read-only: retry-safe. (`node` is unused; it stays in the
+        signature, with which the workflows of every running build call it.)"""
         return await describe_cluster(self.nodes.directory.all(), self.nodes.clients)
 
     @activity.defn

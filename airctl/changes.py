@@ -251,8 +251,6 @@ async def cmd_migrations(ctl: Ctl) -> int:
     query = MEMBERSHIP_QUERY + (" AND ExecutionStatus = 'Running'" if ctl.args.running else "")
     rows: list[dict[str, Any]] = []
     async for w in client.list_workflows(query):
-        if "/" in w.id:  # a migration's child: shown through its parent
-            continue
         attrs = w.typed_search_attributes
         closed = w.close_time or datetime.now(w.start_time.tzinfo)
         status = w.status.name if w.status else "UNKNOWN"
@@ -323,8 +321,8 @@ def _outcome_text(status: str, phase: str | None) -> str:
 async def cancel_all(ctl: Ctl) -> int:
     """Cancel every running change; each rolls back or finishes as its phase requires.
 
-    A child (a migration's step, a drain's move) is left to its parent, whose cancellation
-    reaches it. Each report waits at most --timeout seconds.
+    A child (an operation's move, a check's reconstruction) is left to its parent, whose
+    cancellation reaches it. Each report waits at most --timeout seconds.
     """
     client = await ctl.temporal()
     query = MEMBERSHIP_QUERY + " AND ExecutionStatus = 'Running'"

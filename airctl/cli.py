@@ -2,7 +2,8 @@
 the consistency check. Each command module registers its own commands, their arguments and
 their handler (up.py: the local stack; data.py: nodes and data; changes.py: membership
 changes; operations.py: operations of many moves; check.py: the consistency check;
-faults.py: faults between the test hosts of `up --hosts`).
+faults.py: faults between the test hosts of `up --hosts`; upgrade.py: whether a new build may
+take over).
 
 Every command takes --cluster (default .air/cluster.json, or AIR_CLUSTER), --json and the
 Temporal connection flags, before or after the command.
@@ -21,12 +22,12 @@ import grpc
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from airctl import changes, check, data, faults, operations, up
+from airctl import changes, check, data, faults, operations, up, upgrade
 from airctl.args import CommandParser, Parser, global_options
 from airctl.context import Ctl
 from contracts.errors import UserError
 
-COMMAND_MODULES = (up, data, changes, operations, check, faults)
+COMMAND_MODULES = (up, data, changes, operations, check, faults, upgrade)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -22,7 +22,6 @@ from client.status import running
 from contracts.ids import region_workflow_id
 from contracts.models import MovesProgress, Phase, Progress
 from workflows.drain import DrainNodeWorkflow
-from workflows.legacy.migration import with_children
 from workflows.machinery.change import MembershipChange
 from workflows.machinery.operation import MovesWorkflow
 from workflows.rebalance import RebalanceWorkflow
@@ -32,16 +31,13 @@ from workflows.repair import RepairNodeWorkflow
 async def _query(client: Client, workflow_id: str) -> Progress | None:
     try:
         return await client.get_workflow_handle(workflow_id).query(MembershipChange.progress)
-    except RPCError:  # not started (a child), or gone
+    except RPCError:  # not started yet, or gone
         return None
 
 
 async def snapshot(client: Client, handle: WorkflowHandle[Any, Any]) -> Progress | None:
-    """The workflow's progress; a migration's with its children's (workflows/legacy/)."""
-    progress = await _query(client, handle.id)
-    if progress is None or progress.kind != "migration":
-        return progress
-    return await with_children(progress, handle.id, partial(_query, client))
+    """A membership change's progress; None when it has not started or is gone."""
+    return await _query(client, handle.id)
 
 
 def transfer(p: Progress) -> str:

@@ -57,9 +57,6 @@ class InProcess(Runner):
         self.activities = {a.__name__: a for a in activities}
         self.env = ActivityEnvironment()
 
-    def lean(self) -> bool:
-        return True
-
     async def run(
         self, activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
     ) -> R:

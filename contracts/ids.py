@@ -1,5 +1,4 @@
-"""Workflow ids and the task queue: every id a client or a workflow builds comes from here
-(but a legacy migration's children's: workflows/legacy/migration.py)."""
+"""Workflow ids and the task queue: every id a client or a workflow builds comes from here."""
 
 from __future__ import annotations
 

@@ -47,11 +47,6 @@ class MigrationInput(BaseModel):
     # is refused: it may be restarting, and its writes must follow.
     from_node_gone: bool = False
 
-    def leaving_gone(self) -> bool:
-        """Whether the leaving node is known gone. (A repair's move of an earlier build said so
-        only by setting `leaving_down_timeout_s`.)"""
-        return self.from_node_gone or self.leaving_down_timeout_s is not None
-
 
 class ReconstructInput(BaseModel):
     region: int
@@ -70,26 +65,15 @@ class Phase(enum.StrEnum):
     ACTIVATING = "ACTIVATING"
     DROPPING_CHANNELS = "DROPPING_CHANNELS"
     INACTIVATING_LEAVING_PEER = "INACTIVATING_LEAVING_PEER"
-    # the leaving replica hands its last writes to the others (its channels catch up); was
-    # DRAINING, a word that is the node operation's
-    HANDING_OFF = "HANDING_OFF"
+    HANDING_OFF = "HANDING_OFF"  # the leaving replica hands its last writes to the others
     CATCHING_UP = "CATCHING_UP"  # survivors take a dead peer's writes from each other
     RELEASING = "RELEASING"
     DELETING = "DELETING"
     ROLLING_BACK = "ROLLING_BACK"
     MOVING = "MOVING"  # drain: region migrations run as children
     PAUSED = "PAUSED"  # drain: no new migration starts until resumed
-    # Only a legacy migration's (workflows/legacy/migration.py: its add-peer, then its
-    # remove-peer child runs); kept while old histories and queries carry them (patches.LEAN).
-    ADDING = "ADDING"
-    REMOVING = "REMOVING"
     DONE = "DONE"
     ROLLED_BACK = "ROLLED_BACK"
-
-    @classmethod
-    def _missing_(cls, value: object) -> Phase | None:
-        """A phase a worker before the rename reports (a query of a workflow it runs)."""
-        return cls.HANDING_OFF if value == "DRAINING" else None
 
 
 class Progress(BaseModel):
@@ -165,8 +149,8 @@ class Move(BaseModel):
     from_node: int
     to_node: int
     store_bytes: int = 0  # the region's store when planned: what its snapshot moves
-    # The nodes the new replica may copy from (a drain picks the least busy when it starts);
-    # none: the migration picks (the plans of workflows/legacy/drain.py name none).
+    # The nodes the new replica may copy from (the mover picks the least busy when it starts
+    # the move); every planner names at least one.
     sources: list[int] = Field(default_factory=list)
 
 

@@ -19,6 +19,7 @@ import grpc
 
 from contracts.columns import from_columns, to_columns
 from node.breaks import status_of, stream_ended
+from node.compat import BelowFloor, check_batch, check_chunk_bytes, check_receiver
 from node.metrics import METRICS
 from node.replica import ChannelState, PeerInfo, Replica, channel_name
 from node.snapshot import Held, Sent, snapshot_chunks
@@ -85,7 +86,6 @@ class Channel:
         self.removals = removals or NoRemovals()
         self.name = channel_name(replica.region, replica.node_id, receiver_id)
         self._task: asyncio.Task[None] | None = None
-        self._columnar = False  # the receiver takes columns: it says so on every reply
 
     @property
     def state(self) -> ChannelState:
@@ -127,6 +127,9 @@ class Channel:
                 if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.NOT_FOUND:
                     self.removals.suspect(self.replica.region)
                 await backoff.sleep()
+            except BelowFloor as e:
+                log.warning("%s: %s", self.name, e)
+                await backoff.sleep()
             except Exception:
                 log.exception("%s: session failed", self.name)
                 await backoff.sleep()
@@ -158,10 +161,12 @@ class Channel:
 
     async def _handshake(self, stub: NodeStub, call: TransferCall, reply: pb.TransferReply) -> int:
         """From the receiver's answer to the hello: a snapshot first if it awaits one."""
+        check_receiver(reply, self.receiver_id)
         if not reply.installed:
             self._hear_standing(reply)
             if not self.state.snapshot:
                 raise ReceiverNotReady(f"node {self.receiver_id} awaits a snapshot")
+            check_chunk_bytes(reply.snapshot_chunk_bytes, self.receiver_id)
             await self._send_snapshot(stub, Held.of(reply))
             reply = await exchange(call, self._hello())
             if not reply.installed:
@@ -193,7 +198,7 @@ class Channel:
                     store.query, fetch_origin, self.replica.node_id, sent, self.batch_points
                 )
                 if batch.upto > sent:
-                    request = pb.TransferRequest(batch=to_proto(batch, self._columnar))
+                    request = pb.TransferRequest(batch=to_proto(batch))
                     await self.throttles.every.acquire(request.ByteSize())
                     METRICS.transfer_bytes.labels(region=self.replica.region).inc(
                         request.ByteSize()
@@ -214,7 +219,6 @@ class Channel:
         self._hear_standing(reply)
         acked = reply.applied.get(self.replica.node_id, 0)
         self.state.acked = acked
-        self._columnar = reply.columnar
         self.replica.acks.record(self.receiver_id, acked, reply.active)
         lag = max(self.replica.max_assigned() - acked, 0)
         METRICS.sync_lag.labels(region=self.replica.region, receiver=self.receiver_id).set(lag)
@@ -302,26 +306,17 @@ async def read_reply(call: TransferCall) -> pb.TransferReply:
     return reply
 
 
-def to_proto(batch: OriginBatch, columnar: bool) -> pb.TransferBatch:
-    """The batch as columns, or as one Point a point for a receiver that takes no columns
-    (a node of an earlier build)."""
-    if columnar:
-        columns = to_columns(batch.rows)
-        return pb.TransferBatch(
-            after=batch.after, upto=batch.upto, seqs=batch.seqs, columns=columns
-        )
-    return pb.TransferBatch(
-        after=batch.after,
-        upto=batch.upto,
-        seqs=batch.seqs,
-        points=[pb.Point(series=s, timestamp=t, value=v) for s, t, v in batch.rows],
-    )
+def to_proto(batch: OriginBatch) -> pb.TransferBatch:
+    """The batch, its points as columns."""
+    columns = to_columns(batch.rows)
+    return pb.TransferBatch(after=batch.after, upto=batch.upto, seqs=batch.seqs, columns=columns)
 
 
 def from_proto(batch: pb.TransferBatch) -> OriginBatch:
     """The batch a sender sent; `ValueError` unless its seqs run, in order, in (after, upto]."""
+    check_batch(batch)
     seqs = list(batch.seqs)
-    rows = from_columns(batch.columns) + [(p.series, p.timestamp, p.value) for p in batch.points]
+    rows = from_columns(batch.columns)
     if len(seqs) != len(rows):
         raise ValueError(f"{len(seqs)} seqs for {len(rows)} points")
     if batch.upto < batch.after:

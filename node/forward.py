@@ -18,6 +18,7 @@ import grpc
 
 from node.breaks import stream_ended
 from node.channel import exchange, to_proto
+from node.compat import BelowFloor, check_receiver
 from node.errors import NodeError
 from node.replica import PeerInfo, Replica
 from node.store import fetch_origin
@@ -124,11 +125,12 @@ async def _send(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"node {receiver.node_id} awaits a snapshot of region {replica.region}",
             )
-        acked, columnar = reply.applied.get(origin, 0), reply.columnar
+        check_receiver(reply, receiver.node_id)
+        acked = reply.applied.get(origin, 0)
         ends = time.monotonic() + SLICE_S
         while acked < upto and time.monotonic() < ends:
             batch = await asyncio.to_thread(store.query, fetch_origin, origin, acked, batch_points)
-            request = pb.TransferRequest(batch=to_proto(batch, columnar))
+            request = pb.TransferRequest(batch=to_proto(batch))
             await throttle.acquire(request.ByteSize())
             acked = (await exchange(call, request)).applied.get(origin, 0)
             sent += len(batch.seqs)
@@ -143,5 +145,7 @@ async def _send(
         raise NodeError(status, details) from e
     except ConnectionError as e:
         raise NodeError(grpc.StatusCode.UNAVAILABLE, str(e)) from e
+    except BelowFloor as e:
+        raise NodeError(grpc.StatusCode.FAILED_PRECONDITION, str(e)) from e
     finally:
         call.cancel()

@@ -393,7 +393,7 @@ def _transfer_reply(inbound: Inbound) -> pb.TransferReply:
         installed=inbound.installed,
         applied=inbound.applied(),
         active=inbound.active,
-        columnar=True,
+        columnar=True,  # a sender of the floor build reads it (node/compat.py)
         standing=inbound.standing or pb.SENDER_PEER,
     )
     if not reply.installed:  # the sender sends only the snapshot's chunks not held here
@@ -420,8 +420,6 @@ async def _receive_snapshot(
                     "the snapshot stream ended before its last chunk (its sender stopped, or "
                     "the link to it was lost)",
                 )
-            if chunk.data:  # a sender of an earlier build puts data in its last chunk
-                await incoming.add(chunk)
             size = await inbound.install(incoming, chunk)
     except ChecksumMismatch as e:
         raise NodeError(grpc.StatusCode.DATA_LOSS, str(e)) from e

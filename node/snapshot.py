@@ -19,6 +19,7 @@ so the chunks that differ are the receiver's missing tail and the few pages new 
 touched; a sender that was killed and restarted is in the same place. The last message
 carries the file's size and the sha256 of all its chunks' digests in order, which the
 receiver checks against the digests it holds before it installs the file with one rename.
+Every node at or above the floor sends and takes snapshots so (node/compat.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from node.compat import check_chunk
 from node.store import HeldView
 from protos import air_node_pb2 as pb
 from runtime.files import atomic_write, fsync_dir
@@ -53,8 +55,7 @@ class ChecksumMismatch(Exception):
 
 @dataclass(frozen=True)
 class Held:
-    """What a receiver holds of a snapshot from one sender. `chunk_bytes` 0: a receiver of an
-    earlier build, which takes the whole file in order with its sha256."""
+    """What a receiver holds of a snapshot from one sender, and the chunk size it holds at."""
 
     chunk_bytes: int
     digests: dict[int, bytes]
@@ -87,9 +88,7 @@ async def snapshot_chunks(
 ) -> AsyncIterator[pb.SnapshotChunk]:
     """The held file's chunks the receiver lacks, each read (the next one while this one is
     sent) and hashed; the last message names the file's size and root."""
-    legacy = not held.chunk_bytes
-    step = held.chunk_bytes or CHUNK_BYTES
-    whole = hashlib.sha256()
+    step = held.chunk_bytes
     digests: list[bytes] = []
     fd = os.open(view.path, os.O_RDONLY)
     offsets = iter(range(0, view.size, step))
@@ -99,9 +98,7 @@ async def snapshot_chunks(
             offset, data, digest = await reading
             reading = _read_next(fd, offsets, step)  # read ahead while this chunk goes out
             digests.append(digest)
-            if legacy:
-                whole.update(data)
-            elif held.digests.get(len(digests) - 1) == digest:
+            if held.digests.get(len(digests) - 1) == digest:
                 counts.skipped += len(data)
                 continue
             yield pb.SnapshotChunk(
@@ -112,12 +109,7 @@ async def snapshot_chunks(
             await asyncio.gather(reading, return_exceptions=True)
         os.close(fd)
     yield pb.SnapshotChunk(
-        region=region,
-        sender=sender,
-        last=True,
-        size=view.size,
-        root=root_of(digests),
-        sha256=whole.hexdigest() if legacy else "",
+        region=region, sender=sender, last=True, size=view.size, root=root_of(digests)
     )
 
 
@@ -178,8 +170,6 @@ class IncomingSnapshot:
     _pending: asyncio.Task[None] | None = None
     _unflushed: int = 0
     _flushed_at: float = field(default_factory=time.monotonic)
-    _whole: hashlib._Hash | None = None  # a sender of an earlier build: the whole file's sha256
-    _end: int = 0
 
     @classmethod
     def open(cls, path: Path) -> IncomingSnapshot:
@@ -196,14 +186,9 @@ class IncomingSnapshot:
 
     async def add(self, chunk: pb.SnapshotChunk) -> None:
         """Write one chunk in place; idempotent, as the same chunk lands on the same bytes."""
+        check_chunk(chunk)
         # read once: each read of a protobuf bytes field copies the whole chunk
         offset, data = chunk.offset, chunk.data
-        if not chunk.digest:  # a sender of an earlier build: the whole file, in order
-            if self._whole is None:
-                self.held, self._whole = {}, hashlib.sha256()
-                await self._flush_now()
-            offset = self._end
-            self._whole.update(data)
         if offset % CHUNK_BYTES or len(data) > CHUNK_BYTES:
             raise ValueError(f"a chunk of {len(data)} bytes at {offset}: not a chunk")
         index = offset // CHUNK_BYTES
@@ -211,32 +196,26 @@ class IncomingSnapshot:
             del self.held[index]
             await self._flush_now()
         digest = await asyncio.to_thread(_write, self._fd, offset, data)
-        if chunk.digest and digest != chunk.digest:
+        if digest != chunk.digest:
             raise ChecksumMismatch(f"snapshot chunk at {offset} arrived damaged")
         self.held[index] = digest
-        self._end = max(self._end, offset + len(data))
         self._unflushed += len(data)
         due = self._unflushed >= FLUSH_BYTES or time.monotonic() - self._flushed_at >= FLUSH_S
         if due and (self._pending is None or self._pending.done()):
             self._pending = asyncio.create_task(self._flush_now())
 
     async def finish(self, last: pb.SnapshotChunk) -> Path:
-        """Check the file against the sender's size and root (or sha256), make it durable;
-        then it may be installed."""
+        """Check the file against the sender's size and root, make it durable; then it may be
+        installed."""
+        check_chunk(last)
         await self._last_flush()
-        if last.sha256 or self._whole is not None:
-            found = self._whole.hexdigest() if self._whole else ""
-            if last.sha256 != found:
-                raise ChecksumMismatch(f"snapshot checksum mismatch after {self._end} bytes")
-            size = self._end
-        else:
-            size = last.size
-            count = -(-size // CHUNK_BYTES)
-            missing = [i for i in range(count) if i not in self.held]
-            if missing:
-                raise ChecksumMismatch(f"snapshot chunks never received: {missing[:5]}")
-            if root_of([self.held[i] for i in range(count)]) != last.root:
-                raise ChecksumMismatch(f"snapshot of {size} bytes: its root does not match")
+        size = last.size
+        count = -(-size // CHUNK_BYTES)
+        missing = [i for i in range(count) if i not in self.held]
+        if missing:
+            raise ChecksumMismatch(f"snapshot chunks never received: {missing[:5]}")
+        if root_of([self.held[i] for i in range(count)]) != last.root:
+            raise ChecksumMismatch(f"snapshot of {size} bytes: its root does not match")
         await asyncio.to_thread(os.ftruncate, self._fd, size)
         await asyncio.to_thread(os.fsync, self._fd)
         self._close()

@@ -195,7 +195,7 @@ def validate_migration(description: RegionDescription, req: MigrationInput) -> N
         raise NodeUnreachable(
             f"the destination, node {req.to_node}, cannot be reached", req.to_node
         )
-    if req.from_node in description.unreachable and not req.leaving_gone():
+    if req.from_node in description.unreachable and not req.from_node_gone:
         raise NodeUnreachable(
             f"the source, node {req.from_node}, cannot be reached; to replace a node that is "
             f"gone, repair it (airctl repair --node {req.from_node})",

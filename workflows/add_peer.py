@@ -23,7 +23,7 @@ from contracts.models import AddPeerInput, AddPeerResult, Phase
 from planning.placement import Addition, Removal, plan_addition
 from workflows.machinery.change import MembershipChange
 from workflows.machinery.failures import ADD_PEER_FAILED, root_cause
-from workflows.machinery.options import MEMBERSHIP, within
+from workflows.machinery.options import BOUNDARY, MEMBERSHIP, within
 from workflows.machinery.steps import Steps, ids
 from workflows.machinery.transfer import wait_transfer
 from workflows.remove_peer import remove_peer_steps
@@ -60,7 +60,7 @@ async def create_local_peer(
         CreateLocalPeerInput(region=steps.region, node=node, peers=peers),
         f"create region {steps.region} on node {node.node_id}, inactive, peers {ids(peers)}",
         # the first side effect: the plan is in history before it
-        within(steps.boundary(), down_timeout_s),
+        within(BOUNDARY, down_timeout_s),
     )
 
 

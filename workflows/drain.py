@@ -18,10 +18,9 @@ from temporalio.common import VersioningBehavior
 from contracts.models import DrainInput, DrainProgress, DrainResult
 from contracts.search_attributes import KIND_KEY, NODES_KEY
 from planning.placement import plan_drain
-from workflows.legacy.drain import drain_by_count
 from workflows.machinery.moves import Reroute
 from workflows.machinery.operation import MovesWorkflow, settings_of
-from workflows.machinery.patches import unversioned_start
+from workflows.machinery.patches import lean_recorded
 from workflows.migration import RegionMigrationWorkflow
 
 
@@ -36,19 +35,17 @@ class DrainNodeWorkflow(MovesWorkflow):
         super().__init__(
             state, f"drain node {req.node}", req.high_watermark, RegionMigrationWorkflow.run
         )
-        self._drain = state
 
     @workflow.run
     async def run(self, req: DrainInput) -> DrainResult:
-        if unversioned_start():  # patches.LEAN: runs as workflows/legacy/drain.py
-            return await drain_by_count(self, req, self._drain, RegionMigrationWorkflow.run)
+        lean_recorded()
         workflow.upsert_search_attributes(
             [KIND_KEY.value_set(self.kind), NODES_KEY.value_set([str(req.node)])]
         )
         what = f"drain node {req.node}"
         if req.carried is None:
             plan = partial(plan_drain, node=req.node, watermark=req.high_watermark)
-            self._state.planned = await self._plan_or_refuse(req, what, plan, asking=req.node)
+            self._state.planned = await self._plan_or_refuse(req, what, plan)
         self._verdict.accept(f"{what}: {len(self._state.planned)} moves")
 
         # a move whose destination does not come back goes to another node

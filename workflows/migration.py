@@ -19,12 +19,10 @@ from contracts.models import (
     Phase,
 )
 from planning.placement import plan_migration
-from workflows.add_peer import AddPeerWorkflow, add_or_roll_back, addition_result
-from workflows.legacy.migration import migrate_with_children
+from workflows.add_peer import add_or_roll_back, addition_result
 from workflows.machinery.change import MembershipChange, finish_even_if_cancelled
-from workflows.machinery.patches import unversioned_start
 from workflows.machinery.steps import Steps
-from workflows.remove_peer import RemovePeerWorkflow, remove_peer_steps
+from workflows.remove_peer import remove_peer_steps
 
 
 # a membership change finishes on the build that started it
@@ -37,10 +35,6 @@ class RegionMigrationWorkflow(MembershipChange):
         self.reporter.begin(req.region, [req.from_node, req.to_node], req.stall_after_s)
         steps = Steps(self.reporter, req.region)
         description = await steps.describe()
-        if unversioned_start():  # patches.LEAN: runs as workflows/legacy/migration.py
-            return await migrate_with_children(
-                self.reporter, description, req, AddPeerWorkflow.run, RemovePeerWorkflow.run
-            )
         try:
             plan = plan_migration(description, req, workflow.random())
         except InvalidRequest as e:

@@ -16,7 +16,7 @@ from contracts.models import Phase, RemovePeerInput, RemovePeerResult
 from planning.placement import Removal, plan_removal
 from workflows.machinery import patches
 from workflows.machinery.change import MembershipChange, finish_even_if_cancelled
-from workflows.machinery.options import ROLLBACK, skippable
+from workflows.machinery.options import BOUNDARY, ROLLBACK, skippable
 from workflows.machinery.steps import Steps, ids
 from workflows.machinery.transfer import wait_transfer
 
@@ -96,7 +96,7 @@ async def drop_channels(
         ),
         f"nodes {ids(peers)} drop their channels to node {target.node_id}",
         # the removal's first step: a migration's addition is in history before it
-        ROLLBACK if rollback else steps.boundary(),
+        ROLLBACK if rollback else BOUNDARY,
     )
 
 

@@ -48,7 +48,7 @@ class RepairNodeWorkflow(MovesWorkflow):
                 moves, state.unrepairable = plan_repair(cluster, req.node, req.high_watermark)
                 return moves
 
-            state.planned = await self._plan_or_refuse(req, what, plan, asking=req.node)
+            state.planned = await self._plan_or_refuse(req, what, plan)
         self._verdict.accept(f"{what}: {len(state.planned)} region(s) get a new replica")
 
         settings = MoveSettings(

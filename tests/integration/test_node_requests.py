@@ -168,6 +168,24 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
         grpc.StatusCode.INVALID_ARGUMENT,
         "malformed batch: 2 seqs for 0 points",
     ),
+    "transfer batch as Point messages (a sender below the floor)": (
+        lambda s, c: transfer(
+            s,
+            _hello(2),
+            pb.TransferRequest(
+                batch=pb.TransferBatch(upto=1, seqs=[1], points=[pb.Point(series="z")])
+            ),
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "malformed batch: a batch as Point messages: its sender runs a build below the floor",
+    ),
+    "snapshot sent whole (a sender below the floor)": (
+        lambda s, c: s.InstallSnapshot(
+            iter([pb.SnapshotChunk(region=9, sender=2, data=b"x", last=True, sha256="0" * 64)])
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "malformed snapshot: node 2 sent its snapshot whole, without chunk digests",
+    ),
     "transfer batch past a gap": (
         lambda s, c: transfer(s, _hello(2), batch(5, 6, [6])),
         grpc.StatusCode.FAILED_PRECONDITION,
@@ -218,6 +236,9 @@ async def test_bad_request_is_refused_clearly_and_changes_nothing(
     )
     await cluster.stub(1).CreateLocalPeer(
         pb.CreateLocalPeerRequest(region=8, peers=cluster.peers([1]), await_snapshot=True)
+    )
+    await cluster.stub(1).CreateLocalPeer(
+        pb.CreateLocalPeerRequest(region=9, peers=cluster.peers([1, 2]), await_snapshot=True)
     )
     await cluster.stub(1).Write(pb.WriteRequest(region=REGION, points=[pb.Point(series="a")]))
     before = await cluster.state(1, REGION)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 
+from contracts.columns import to_columns
 from contracts.models import AddPeerInput, RemovePeerInput, RemovePeerResult
 from protos import air_node_pb2 as pb
 from tests.support.cluster import HELD
@@ -66,9 +67,7 @@ async def test_a_retiring_nodes_writes_are_taken_from_it_by_any_holder(stack: St
     await cluster.create_region(REGION, [1])
     await cluster.create_region(REGION + 1, [2])
     hello = pb.TransferHello(region=REGION, sender=2, origin=2, retiring=True)
-    batch = pb.TransferBatch(
-        after=0, upto=1, seqs=[1], points=[pb.Point(series="handed", timestamp=1, value=1.0)]
-    )
+    batch = pb.TransferBatch(after=0, upto=1, seqs=[1], columns=to_columns([("handed", 1, 1.0)]))
     for _ in range(2):  # a repeat applies nothing twice
         call = cluster.stub(1).Transfer(None)
         await call.write(pb.TransferRequest(hello=hello))

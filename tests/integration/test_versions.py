@@ -5,26 +5,43 @@ A migration (PINNED) started on build 1 finishes there after build 2 is made cur
 migration started after that runs on build 2; a check (AUTO_UPGRADE) started on build 1, still
 reading its first region at a crawl, moves to build 2 at its next workflow task, which the
 update raising its rate makes (the region being read takes the new rate up, so it ends).
+
+The floor: workflows an unversioned worker started (one still only its own, one a version has
+run since) are listed by `airctl upgrade check` and keep the worker from starting; once they
+are gone, both go ahead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 import uuid
+from functools import partial
+from pathlib import Path
 from typing import Any
 
+import pytest
+from temporalio import workflow
 from temporalio.api.enums.v1 import VersioningBehavior
 from temporalio.client import WorkflowHandle
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from client.starter import start_check
 from client.versions import make_current
-from contracts.check import CheckInput
+from contracts.check import CheckInput, CheckProgress
 from contracts.columns import to_columns
 from contracts.ids import check_workflow_id
 from contracts.models import MigrationInput, MigrationResult
 from protos import air_node_pb2 as pb
+from runtime.cluster_file import ClusterFile
 from tests.support.cluster import HELD
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from worker import WORKFLOW_RUNNER, WORKFLOWS
 from workflows.check import CheckReplicasWorkflow
 
 FIRST, SECOND, CHECKED = 81, 82, (83, 84)
@@ -92,3 +109,96 @@ async def test_a_pinned_migration_finishes_on_its_build_while_new_work_takes_the
     found = await check.result()
     assert found.equal == len(CHECKED), found
     assert await versioning(check) == (VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE, "2")
+
+
+@workflow.defn(name=CheckReplicasWorkflow.__name__)
+class UnversionedCheck(CheckReplicasWorkflow):
+    """Our check as a worker without Worker Versioning runs it: it declares no behaviour (that
+    worker refuses a workflow that does)."""
+
+    @workflow.run
+    async def run(self, req: CheckInput) -> CheckProgress:
+        return await super().run(req)
+
+
+# this module too, or the sandbox imports it (and pytest) afresh for every run
+RUNNER = SandboxedWorkflowRunner(
+    restrictions=WORKFLOW_RUNNER.restrictions.with_passthrough_modules("tests")
+)
+
+
+async def asking_for_the_cluster(handle: WorkflowHandle[Any, Any]) -> bool:
+    """The check's first workflow task completed: it asked for the cluster (an activity that
+    nobody here runs, so it stays there)."""
+    return bool((await handle.describe()).raw_description.pending_activities)
+
+
+def upgrade_check(cluster_file: Path, deployment: str) -> tuple[int, Any]:
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "airctl", "--cluster", str(cluster_file), "--json",
+            "upgrade", "check", "--deployment", deployment,
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+async def test_workflows_an_unversioned_worker_started_hold_back_the_next_build(
+    stack: Stack, tmp_path: Path
+) -> None:
+    client, queue = stack.client, stack.task_queue
+    deployment = f"air-test-{uuid.uuid4().hex[:8]}"
+    cluster_file = tmp_path / "upgrade.json"  # the stack writes its own cluster.json
+    ClusterFile(
+        temporal_address=stack.temporal_address, local=True, task_queue=queue, nodes=[]
+    ).save(cluster_file)
+
+    # a worker without Worker Versioning, as ours was before it, starts two checks
+    unversioned = Worker(
+        client, task_queue=queue, workflows=[UnversionedCheck], workflow_runner=RUNNER
+    )
+    async with unversioned:
+        checks = [
+            await start_check(client, CheckInput(), check_workflow_id(uuid.uuid4().hex[:8]), queue)
+            for _ in range(2)
+        ]
+        stack.handles.extend(checks)
+        for handle in checks:
+            await eventually(partial(asking_for_the_cluster, handle), what="its first task")
+    kept, moved = checks
+    # a version of the deployment runs the second's next task: it moves to that build, and
+    # says so as every workflow a version ran does
+    version = WorkerDeploymentVersion(deployment_name=deployment, build_id="1")
+    versioned = Worker(
+        client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        workflow_runner=WORKFLOW_RUNNER,
+        deployment_config=WorkerDeploymentConfig(version=version, use_worker_versioning=True),
+    )
+    async with versioned:
+        await make_current(client, deployment, "1")
+        await moved.execute_update(CheckReplicasWorkflow.set_rate, 1.0)
+    assert await versioning(moved) == (VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE, "1")
+
+    code, listed = await asyncio.to_thread(upgrade_check, cluster_file, deployment)
+    assert code == 1, listed
+    assert [w["workflow_id"] for w in listed["older_than_floor"]] == [kept.id, moved.id], listed
+    assert {w["type"] for w in listed["older_than_floor"]} == {"CheckReplicasWorkflow"}, listed
+    assert listed["advice"].startswith("Finish them on the old build first"), listed
+    build_2 = ["--deployment", deployment, "--build-id", "2"]
+    with pytest.raises(RuntimeError, match="exited during start"):
+        stack.start_worker("refused", extra_args=build_2)
+    refusal = stack.workers["refused"].output()
+    assert "were started by a build older than the floor" in refusal, refusal
+    assert kept.id in refusal and moved.id in refusal, refusal
+    assert "Finish them on the old build first" in refusal, refusal
+    assert "Traceback" not in refusal, refusal
+
+    for handle in checks:
+        await handle.terminate("older than the floor")
+    code, listed = await asyncio.to_thread(upgrade_check, cluster_file, deployment)
+    assert (code, listed["older_than_floor"]) == (0, []), listed
+    stack.start_worker("started", extra_args=build_2)  # ready: it polls

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from contracts.columns import to_columns
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeStub
 
@@ -13,9 +14,9 @@ def hello(sender: int, region: int) -> pb.TransferRequest:
 
 
 def batch(after: int, upto: int, seqs: list[int]) -> pb.TransferRequest:
-    points = [pb.Point(series="z", timestamp=i) for i in range(len(seqs))]
+    columns = to_columns([("z", i, 0.0) for i in range(len(seqs))])
     return pb.TransferRequest(
-        batch=pb.TransferBatch(after=after, upto=upto, seqs=seqs, points=points)
+        batch=pb.TransferBatch(after=after, upto=upto, seqs=seqs, columns=columns)
     )
 
 

@@ -1,6 +1,6 @@
 """Snapshot chunks between a sender's file and a receiver's side file, in process: a broken
 stream resumes where the receiver's durable record says, a changed file resends only the
-chunks that changed, damage is refused, and nodes of an earlier build still interoperate."""
+chunks that changed, and damage is refused."""
 
 from __future__ import annotations
 
@@ -42,8 +42,6 @@ async def chunks(path: Path, held: Held, counts: Sent | None = None) -> list[pb.
 async def receive(incoming: IncomingSnapshot, stream: list[pb.SnapshotChunk]) -> Path:
     for chunk in stream[:-1]:
         await incoming.add(chunk)
-    if stream[-1].data:
-        await incoming.add(stream[-1])
     return await incoming.finish(stream[-1])
 
 
@@ -157,26 +155,3 @@ async def test_a_damaged_chunk_or_a_wrong_root_is_refused(tmp_path: Path) -> Non
         await receive(IncomingSnapshot.open(tmp_path / "again"), [*stream[:-1], wrong])
     with pytest.raises(ChecksumMismatch, match="never received"):
         await receive(IncomingSnapshot.open(tmp_path / "short"), [stream[0], stream[-1]])
-
-
-async def test_a_receiver_of_an_earlier_build_gets_the_whole_file_with_its_sha256(
-    tmp_path: Path,
-) -> None:
-    source = a_file(tmp_path / "store")
-    stream = await chunks(source, Held(0, {}))
-    assert len(stream) == 7 and stream[-1].sha256
-    assert [c.offset for c in stream[:-1]] == [i * CHUNK_BYTES for i in range(6)]
-
-
-async def test_a_sender_of_an_earlier_build_is_received_in_order(tmp_path: Path) -> None:
-    source = a_file(tmp_path / "store")
-    legacy = [
-        pb.SnapshotChunk(region=7, sender=1, data=c.data, last=c.last, sha256=c.sha256)
-        for c in await chunks(source, Held(0, {}))
-    ]
-    partial = tmp_path / "in"
-    stale = IncomingSnapshot.open(partial)  # what a newer sender had sent before
-    await stale.add((await chunks(a_file(tmp_path / "other"), held_of(partial)))[0])
-    await stale.suspend()
-    received = await receive(IncomingSnapshot.open(partial), legacy)
-    assert received.read_bytes() == source.read_bytes()

@@ -84,43 +84,6 @@ class MoveFailed(Exception):
     """A move ended without moving its region: the reason."""
 
 
-class Steered:
-    """The steering an operation's updates and its moves' stall signal do: on any runner of
-    moves with a `state`, a `show()` and a `measured()` (the mover; legacy/drain.py's
-    DrainByCount)."""
-
-    state: MovesProgress
-
-    def show(self) -> None:
-        raise NotImplementedError
-
-    def measured(self) -> MovesProgress:
-        raise NotImplementedError
-
-    def pause(self) -> MovesProgress:
-        self.state.paused = True
-        self.show()
-        return self.measured()
-
-    def resume(self) -> MovesProgress:
-        self.state.paused = False
-        self.show()
-        return self.measured()
-
-    def bound(self, max_concurrent: int) -> int:
-        self.state.max_concurrent = max_concurrent
-        self.show()
-        return max_concurrent
-
-    def stall(self, report: StallReport) -> None:
-        """A move's transfer stalled or moves again (its migration signals)."""
-        if report.stalled and report.region in self.state.running:
-            self.state.stalled[report.region] = report.detail
-        else:
-            self.state.stalled.pop(report.region, None)
-        self.show()
-
-
 # Plans a move again, to none of the nodes given: an operation's planner (drain, repair).
 Replanner = Callable[[Move, set[int]], Awaitable[Move | None]]
 # The migration workflow's run method, each move's child (handed down by the definitions, so
@@ -128,7 +91,10 @@ Replanner = Callable[[Move, set[int]], Awaitable[Move | None]]
 MigrationRun = Callable[[Any, MigrationInput], Awaitable[MigrationResult]]
 
 
-class Mover(Steered):
+class Mover:
+    """Runs an operation's plan of moves within its bounds; the operation's updates (pause,
+    resume, bound) and its moves' stall signal steer it."""
+
     def __init__(
         self,
         state: MovesProgress,
@@ -146,7 +112,7 @@ class Mover(Steered):
         self._bytes = ByteCount()  # of the plan, kept as moves end: progress costs no scan
         self._busy: Counter[int] = Counter()  # node -> running moves it sends or receives
         self._current: dict[int, Move] = {}  # running region -> its move (rerouted, maybe)
-        self._sources: dict[int, int | None] = {}  # running region -> the node it copies from
+        self._sources: dict[int, int] = {}  # running region -> the node it copies from
         self._failed_destinations: dict[int, set[int]] = {}  # region -> nodes that failed it
 
     # -- running ------------------------------------------------------------------------------
@@ -180,7 +146,7 @@ class Mover(Steered):
             raise
         return not self._waiting
 
-    async def _next(self, settings: MoveSettings) -> tuple[Move, int | None] | None:
+    async def _next(self, settings: MoveSettings) -> tuple[Move, int] | None:
         """The next move to start and the node it copies from; None once no move will start
         in this run (none waits and none runs, which could set one aside; or the history is
         full)."""
@@ -194,7 +160,7 @@ class Mover(Steered):
             await workflow.wait_condition(lambda: over() or self._startable(settings) is not None)
         return None
 
-    def _startable(self, settings: MoveSettings) -> tuple[Move, int | None] | None:
+    def _startable(self, settings: MoveSettings) -> tuple[Move, int] | None:
         """The first waiting move (in plan order) that fits the bounds, and its source."""
         s, limit = self.state, settings.max_per_node
         if s.paused or len(s.running) >= s.max_concurrent:
@@ -202,21 +168,18 @@ class Mover(Steered):
         for move in self._waiting:
             if self._busy[move.to_node] >= limit:
                 continue
-            if not move.sources:  # none named (see Move.sources): the migration picks
-                return move, None
             free = [n for n in move.sources if self._busy[n] < limit and n != move.to_node]
             if free:
                 return move, min(free, key=lambda n: (self._busy[n], n))
         return None
 
-    def _take(self, move: Move, source: int | None) -> None:
+    def _take(self, move: Move, source: int) -> None:
         self._waiting.remove(move)
         self.state.running.append(move.region)
         self._current[move.region] = move
         self._sources[move.region] = source
         self._busy[move.to_node] += 1
-        if source is not None:
-            self._busy[source] += 1
+        self._busy[source] += 1
 
     async def _move(self, move: Move, settings: MoveSettings) -> None:
         s = self.state
@@ -274,9 +237,7 @@ class Mover(Steered):
     def _rides_through(self) -> bool:
         return workflow.patched(patches.MOVES_RIDE_THROUGH)
 
-    async def _migrate(
-        self, move: Move, source: int | None, settings: MoveSettings
-    ) -> MigrationResult:
+    async def _migrate(self, move: Move, source: int, settings: MoveSettings) -> MigrationResult:
         try:
             return await child(
                 self.migrate,
@@ -322,10 +283,34 @@ class Mover(Steered):
         )
         self.show()
 
-    def _release(self, move: Move, source: int | None) -> None:
+    def _release(self, move: Move, source: int) -> None:
         self._busy[move.to_node] -= 1
-        if source is not None:
-            self._busy[source] -= 1
+        self._busy[source] -= 1
+
+    # -- steering (the operation's updates, its moves' stall signal) ---------------------------
+
+    def pause(self) -> MovesProgress:
+        self.state.paused = True
+        self.show()
+        return self.measured()
+
+    def resume(self) -> MovesProgress:
+        self.state.paused = False
+        self.show()
+        return self.measured()
+
+    def bound(self, max_concurrent: int) -> int:
+        self.state.max_concurrent = max_concurrent
+        self.show()
+        return max_concurrent
+
+    def stall(self, report: StallReport) -> None:
+        """A move's transfer stalled or moves again (its migration signals)."""
+        if report.stalled and report.region in self.state.running:
+            self.state.stalled[report.region] = report.detail
+        else:
+            self.state.stalled.pop(report.region, None)
+        self.show()
 
     # -- showing ------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from contracts.activity_models import ClusterDescription
 from contracts.errors import InvalidRequest
 from contracts.models import Move, MovesProgress, Phase, StallReport
 from planning.placement import check_bound, replan_move
-from workflows.machinery.moves import MigrationRun, Mover, MoveSettings, Reroute, Steered
+from workflows.machinery.moves import MigrationRun, Mover, MoveSettings, Reroute
 from workflows.machinery.options import DESCRIBE, execute
 from workflows.machinery.progress import STALL_SIGNAL
 from workflows.machinery.verdict import Verdict
@@ -41,13 +41,7 @@ class MovesWorkflow:
         self._state = state
         self._watermark = watermark  # a move planned again keeps the operation's
         self._mover = Mover(state, title, migrate, replan=self._replan)
-        self._steered: Steered = self._mover  # what the handlers steer
         self._verdict = Verdict()
-
-    def steer(self, runner: Steered) -> None:
-        """Let the handlers steer another runner of the moves (a drain of the unversioned
-        worker, workflows/legacy/drain.py); set before the run's first await."""
-        self._steered = runner
 
     @workflow.update
     async def validated(self) -> str:
@@ -56,15 +50,15 @@ class MovesWorkflow:
     @workflow.signal(name=STALL_SIGNAL)
     def transfer_stall(self, report: StallReport) -> None:
         """A move's transfer stalled or moves again."""
-        self._steered.stall(report)
+        self._mover.stall(report)
 
     @workflow.query
     def moves_progress(self) -> MovesProgress:
-        return self._steered.measured()
+        return self._mover.measured()
 
     @workflow.update
     def set_max_concurrent(self, bound: int) -> int:
-        return self._steered.bound(bound)
+        return self._mover.bound(bound)
 
     @set_max_concurrent.validator
     def _valid_bound(self, bound: int) -> None:
@@ -75,11 +69,11 @@ class MovesWorkflow:
 
     @workflow.update
     def pause(self) -> MovesProgress:
-        return self._steered.pause()
+        return self._mover.pause()
 
     @workflow.update
     def resume(self) -> MovesProgress:
-        return self._steered.resume()
+        return self._mover.resume()
 
     # -- for the run methods ------------------------------------------------------------------
 
@@ -88,24 +82,22 @@ class MovesWorkflow:
         req: BoundedInput,
         what: str,
         plan: Callable[[ClusterDescription], list[Move]],
-        asking: int = 0,
     ) -> list[Move]:
         """Check the bounds, describe the cluster and plan: a refusal fails the workflow and
-        answers the `validated` update with the reason, before anything changed. (`asking`:
-        the node a drain names in its describe call; the activity does not use it.)"""
+        answers the `validated` update with the reason, before anything changed."""
         try:
             check_bound("max_concurrent", req.max_concurrent)
             check_bound("max_per_node", req.max_per_node)
-            return await self._plan(what, plan, asking)
+            return await self._plan(what, plan)
         except InvalidRequest as e:
             raise await self._verdict.refuse(e) from None
 
     async def _plan(
-        self, what: str, plan: Callable[[ClusterDescription], list[Move]], asking: int = 0
+        self, what: str, plan: Callable[[ClusterDescription], list[Move]]
     ) -> list[Move]:
         """Plan from the cluster as it is now; `InvalidRequest` when the plan cannot be made."""
         summary = f"describe the cluster to {what}"
-        return plan(await execute(Read.describe_cluster, asking, summary, DESCRIBE))
+        return plan(await execute(Read.describe_cluster, 0, summary, DESCRIBE))
 
     async def _replan(self, move: Move, avoid: set[int]) -> Move | None:
         """`move` to another destination, none of `avoid`, from the cluster as it is now."""

@@ -46,15 +46,16 @@ MEMBERSHIP = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=
 # its attempt had timed out: a repair whose worker was killed as it described the cluster sat
 # idle for 31 s, and a kill point's removal 15 s.
 ATTEMPT = timedelta(seconds=15)
-# Describing the region, which each workflow plans from: a regular activity, so the result is in
-# history before the first side effect. A local activity's result is recorded only when its
-# workflow task completes, and the quick steps after it run in that same task: a worker dying in
-# one of them made the retried task describe the region again, already changed by those steps,
-# and plan from that (the retried addition refused its own new peer as "already a peer").
+# Describing the cluster, which an operation or a check plans from: a regular activity, so the
+# result is in history before the first side effect. A local activity's result is recorded only
+# when its workflow task completes, and the steps after it run in that same task: a worker dying
+# in one of them makes the retried task describe again what those steps already changed, and
+# plan from that.
 DESCRIBE = Options(ATTEMPT, schedule_to_close=timedelta(minutes=10), heartbeat=HEARTBEAT)
-# ... or, in workflows of this worker, a local activity whose first side effect after it runs as
-# a regular activity (BOUNDARY): that cannot start before the task that described and planned
-# has completed, so the description is in history first, for one round trip less.
+# Describing the region, which a membership change plans from: a local activity, whose first
+# side effect after it is a regular activity (BOUNDARY) that cannot start before the task that
+# described and planned has completed; so the description is in history first, for one round
+# trip less than DESCRIBE.
 LOCAL_DESCRIBE = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10), local=True)
 # A membership step that must start in a workflow task of its own: a regular activity starts
 # only once the task before it completed, with every local activity of that task in history.
@@ -127,7 +128,7 @@ async def execute(
 async def child(
     run: Callable[[Any, Any], Awaitable[R]], arg: Any, workflow_id: str, summary: str | None = None
 ) -> R:
-    """Run a child workflow (a drain's move; a legacy migration's step: workflows/legacy/).
+    """Run a child workflow (an operation's move; a check's reconstruction).
 
     Closing the parent, even by termination, cancels the child instead of terminating it, so
     a move is never left half made: it rolls back, or finishes once its removal has begun.

@@ -1,23 +1,24 @@
-"""Every `workflow.patched` id, and the gate for workflows of the unversioned worker, in one
-place: what each guards, every site that asks it, and when it can retire.
+"""Every `workflow.patched` id in one place: what each guards, every site that asks it, and
+when it can retire.
 
 With Worker Versioning (client/versions.py) a pinned workflow never meets another build, so
-these matter for what moves between builds: the auto-upgrading operations, and workflows the
-unversioned worker started (they move to the current build). A workflow started before a patch
-existed replays without it, command for command; one started after records its marker. A patch
-retires (`workflow.deprecate_patch`, then deletion) once no workflow without its marker runs;
-the dated histories in tests/histories/ recorded before it retire with it (listed below).
+these matter for what moves between builds: the auto-upgrading operations (drain, rebalance,
+repair, autopilot, check). A workflow started before a patch existed replays without it,
+command for command; one started after records its marker. A patch retires once no workflow
+without its marker runs: first `workflow.deprecate_patch` (new workflows record the marker as
+deprecated, which a build without the call skips), a build later the call and its old branch
+go, with the dated histories in tests/histories/ that only the old branch replays. Which
+builds may still run is the floor's to say: `airctl upgrade check` lists the running
+workflows a build older than it started, and the worker refuses to start over them.
 
-- `LEAN`: workflows of the unversioned worker (no marker) run as it ran them
-  (workflows/legacy/). Sites to delete: `unversioned_start` below and its one line in
-  workflows/migration.py `run` and workflows/drain.py `run`; machinery/steps.py `Runner.lean`
-  (the options it picks in `Runner.run`, `Steps.describe` and the boundary step's;
-  bench/migrate.py's `InProcess` overrides it); the package workflows/legacy/ and
-  airctl/progress.py's use of its `with_children`; machinery/operation.py `steer` and the
-  `Steered` base of machinery/moves.py (fold it into `Mover`); contracts/models.py
-  `Phase.ADDING`, `Phase.REMOVING` and `Phase._missing_` (only those histories' payloads hold
-  them), and the empty `Move.sources` of a plan that worker made;
-  tests/unit/test_legacy_progress.py.
+- `LEAN`, deprecated: every migration, addition, removal, reconstruction and drain of the
+  floor build recorded it before its first step (builds before the floor ran them another way,
+  retired with those builds: a migration as two child workflows, a drain planned by replica
+  count in one run). Sites: `lean_recorded` below, asked by machinery/steps.py
+  `Steps.describe` and workflows/drain.py `run`. Workflows of this build record the marker
+  deprecated, which replays without the call; so the next build deletes the three and the id,
+  and with them the histories that hold the marker undeprecated (the floor build's:
+  2026-12-01's and the undated ones recorded before this build).
 - `STALLS`: stall reports to the parent and the AirStalled attribute. Site: machinery/progress.py
   `stalls_published`.
 - `WRITE_OFF`: a peer removed while down is written off. Site: workflows/remove_peer.py.
@@ -32,15 +33,12 @@ the dated histories in tests/histories/ recorded before it retire with it (liste
   before any local activity. Sites: workflows/autopilot.py `run` (its one line) and
   `_worker_view`; activities/operations.py `probe_nodes`.
 
-The dated histories that retire with each (the markers they hold, read from the files):
-tests/histories/2026-11-26 holds none, 2026-11-27 `STALLS` only, 2026-12-01 `LEAN` and
-`STALLS`, 2026-12-07 the autopilot's histories recorded before `INDIRECT_PROBES`; the undated
-ones, recorded by the current build, hold every patch their steps reach. So retiring `LEAN`
-retires 2026-11-26 and 2026-11-27 (and any of 2026-12-01 that reaches its sites without its
-marker), `STALLS` retires 2026-11-26 (and the histories of the two later folders that reach a
-stall without its marker), `WRITE_OFF`, `CATCH_UP` and `MOVES_RIDE_THROUGH`, newer than the
-first three dated folders, retire those of them that reach their sites, and `INDIRECT_PROBES`
-retires the autopilot histories of 2026-12-01 and 2026-12-07.
+The dated histories and the markers they hold (read from the files): tests/histories/2026-12-01
+`LEAN` and `STALLS` (its rebalances and repairs `STALLS` only, its autopilot none), 2026-12-07
+the autopilot's recorded before `INDIRECT_PROBES` (none); the undated ones hold every patch
+their steps reach. `STALLS`, `WRITE_OFF`, `CATCH_UP` and `MOVES_RIDE_THROUGH` each retire the
+histories of 2026-12-01 that reach their sites without their markers, and `INDIRECT_PROBES`
+the autopilot histories of 2026-12-01 and 2026-12-07.
 
 A patch is asked where the workflow resumes from a regular activity or a child, never right
 after a local activity: a workflow task can end with a local activity's marker (when the
@@ -61,7 +59,10 @@ MOVES_RIDE_THROUGH = "moves-ride-through"
 INDIRECT_PROBES = "indirect-probes"
 
 
-def unversioned_start() -> bool:
-    """Whether the unversioned worker started this workflow: then it runs as that worker ran
-    it."""
-    return not workflow.patched(LEAN)
+def lean_recorded() -> None:
+    """Record `LEAN`'s marker, deprecated, where the floor build asked it. A history that holds
+    the marker undeprecated replays only if the workflow asks for it there (a marker that no
+    code asks for fails the replay: "Non-deprecated patch marker encountered"). Outside a
+    workflow (a benchmark runs the steps in process) there is nothing to record."""
+    if workflow.in_workflow():
+        workflow.deprecate_patch(LEAN)

@@ -32,16 +32,14 @@ from contracts.activity_models import (
 from contracts.models import Phase
 from workflows.machinery.failures import INVALID_REQUEST, NODE_REFUSED
 from workflows.machinery.options import (
-    BOUNDARY,
     CATCH_UP,
-    DESCRIBE,
     LOCAL_DESCRIBE,
     MEMBERSHIP,
     QUICK_TRY,
     Options,
     execute,
 )
-from workflows.machinery.patches import unversioned_start
+from workflows.machinery.patches import lean_recorded
 from workflows.machinery.progress import ChangeReporter
 
 R = TypeVar("R")
@@ -50,15 +48,12 @@ R = TypeVar("R")
 class Runner:
     """Runs a step's activity through Temporal; a benchmark's baseline runs it in process."""
 
-    def lean(self) -> bool:
-        return not unversioned_start()
-
     async def run(
         self, activity: Callable[[Any, Any], Awaitable[R]], arg: Any, summary: str, options: Options
     ) -> R:
         """A step that may wait for a node first tries without waiting, as a local activity;
         only if it had to wait does it run as a regular, heartbeating activity."""
-        if options.quick_first and isinstance(arg, StepInput) and self.lean():
+        if options.quick_first and isinstance(arg, StepInput):
             try:
                 quick = arg.model_copy(update={"quick": True})
                 result: R = await execute(activity, quick, summary, QUICK_TRY)
@@ -103,19 +98,15 @@ class Steps:
 
     async def describe(self) -> RegionDescription:
         """The region as its holders describe it: what the workflow plans from. It must reach
-        history before the first side effect: see DESCRIBE, LOCAL_DESCRIBE and BOUNDARY."""
+        history before the first side effect: see LOCAL_DESCRIBE and BOUNDARY."""
+        lean_recorded()
         return await self.step(
             Phase.VALIDATING,
             Read.describe_region,
             self.region,
             f"describe region {self.region}",
-            LOCAL_DESCRIBE if self.runner.lean() else DESCRIBE,
+            LOCAL_DESCRIBE,
         )
-
-    def boundary(self) -> Options:
-        """A first step after the region was described or changed: BOUNDARY (a regular one),
-        but MEMBERSHIP where the describe was a regular activity (not lean: patches.LEAN)."""
-        return BOUNDARY if self.runner.lean() else MEMBERSHIP
 
     async def capture_target(
         self, nodes: list[Peer], origins: list[int] | None = None, missing_ok: bool = False
