@@ -100,8 +100,7 @@ class Retirement:
 
     async def begin(self, region: int, by: PeerInfo) -> None:
         """As `removed`, and return once the replica takes no user write (if it ever could)."""
-        replica = self.replicas.find(region)
-        if replica is not None and _may_retire(replica):
+        if self.replicas.find(region) is not None:
             await self.membership.leave(region)
         self.removed(region, by)
 
@@ -137,10 +136,13 @@ class Retirement:
 
         Read-only. Its listed peers are asked; when none of them holds the region any more,
         every node this node knows of is, and a holder that does not know this node at all is
-        a removal too (the region moved on entirely while this node was away)."""
+        a removal too (the region moved on entirely while this node was away); that, for a
+        replica that took writes only: a joining one is unknown to holders until its addition
+        reaches them."""
         listed = [p for p in replica.meta.peers if p.node_id != self.node_id]
         standing, holders = await self._ask(replica.region, listed)
-        if standing.verdict is Verdict.UNKNOWN and not holders and not standing.why:
+        unknown = standing.verdict is Verdict.UNKNOWN and not holders and not standing.why
+        if unknown and _took_writes(replica):
             everyone = {p.node_id: p for r in self.replicas for p in r.meta.peers}
             others = [p for i, p in sorted(everyone.items()) if i != self.node_id]
             standing, holders = await self._ask(replica.region, others)
@@ -181,14 +183,14 @@ class Retirement:
         except grpc.aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.NOT_FOUND:
                 return None
-            raise Unanswered(f"node {peer.node_id}: {e.code().name}") from e
+            raise Unanswered(f"waiting for nodes [{peer.node_id}] ({e.code().name})") from e
         return reply
 
     # -- retiring ---------------------------------------------------------------------------
 
     async def _ask_then_retire(self, region: int) -> None:
         replica = self.replicas.find(region)
-        if replica is None or not _may_retire(replica):
+        if replica is None:
             return
         standing = await self.standing(replica)
         if standing.verdict is Verdict.REMOVED and standing.by is not None:
@@ -208,7 +210,12 @@ class Retirement:
                 if standing is not None and standing.by is not None:
                     by = standing.by
             except (NodeError, StillListed, Unanswered) as e:
-                log.info("region %d: retiring waits: %s", region, e)
+                log.info(
+                    "region %d: retiring, %s before deleting its replica (every member must "
+                    "hold this node's writes first)",
+                    region,
+                    e,
+                )
             await backoff.sleep()
 
     async def retire_once(self, region: int, by: PeerInfo) -> bool:
@@ -216,8 +223,6 @@ class Retirement:
         replica = self.replicas.find(region)
         if replica is None:
             return True
-        if not _may_retire(replica):
-            return True  # joining: the rollback of its addition deletes it
         if (await self.membership.leave(region)).changed:
             log.warning(
                 "region %d: node %d removed this node while it could not be told; it takes no "
@@ -277,8 +282,7 @@ class Retirement:
         return members
 
 
-def _may_retire(replica: Replica) -> bool:
-    """A replica that took or may take user writes. One that joins (inactive, not leaving) is
-    never retired by the node: its addition's rollback deletes it, and until its addition
-    reaches every peer, peers that do not list it yet are no statement."""
+def _took_writes(replica: Replica) -> bool:
+    """Active or leaving: a replica that took (or may have taken) user writes. A joining one
+    (inactive, not leaving) is not in every holder's list until its addition reaches them."""
     return replica.meta.active or replica.meta.leaving

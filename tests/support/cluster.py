@@ -98,7 +98,8 @@ class Cluster:
     async def throttle(self, ids: list[int], bytes_per_s: float) -> None:
         """Limit what the nodes send (0 lifts it; `HELD` holds their transfers)."""
         for i in ids:
-            await self.stub(i).SetThrottle(pb.ThrottleRequest(bytes_per_s=bytes_per_s))
+            request = pb.ThrottleRequest(bytes_per_s=bytes_per_s)
+            await self.stub(i).SetThrottle(request, **WAIT_FOR_CHANNEL)  # thawed, restarted
             if bytes_per_s == HELD:
                 self._held[i] = self._pid(i)
             else:
