@@ -30,7 +30,7 @@ from workflows.remove_peer import remove_peer_steps
 
 
 async def add_peer_steps(steps: Steps, a: Addition) -> dict[int, int]:
-    """The addition, step by step, as DESIGN.md section 5 lists it; returns the target."""
+    """The addition, step by step, as docs/design.md section 4 lists it; returns the target."""
     new = a.new
     others = [p for p in a.live_peers() if p != a.coordinator]
 

@@ -26,7 +26,7 @@ SURVIVORS_DOWN_S = 60.0
 
 
 async def remove_peer_steps(steps: Steps, r: Removal) -> RemovePeerResult:
-    """The removal, step by step, as DESIGN.md section 5 lists it."""
+    """The removal, step by step, as docs/design.md section 4 lists it."""
     leaving, down = r.leaving, r.down_timeout_s
 
     def kill(point: K) -> K | None:

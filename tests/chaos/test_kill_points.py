@@ -102,7 +102,7 @@ async def start_migration(
 async def assert_migrated(
     stack: Stack, region: int, handle: WorkflowHandle[Any, Any], result: object, load: Writer
 ) -> None:
-    """The migration's end state, as DESIGN.md section 6 asks of every chaos test."""
+    """The migration's end state, as docs/design.md section 7 asks of every chaos test."""
     cluster = stack.cluster
     assert isinstance(result, MigrationResult)
     assert result.remove is not None and result.remove.clean, result
