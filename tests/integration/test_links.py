@@ -34,7 +34,7 @@ from tests.support.tcp_proxy import ProxyProcess
 from tests.support.waiting import eventually
 
 SENDER, RECEIVER = 1, 2
-# The product's bound, from a cut to the node reporting the broken stream (docs/design.md, the node: links);
+# The product's bound from a cut to the node reporting the broken stream (docs/design.md);
 # keepalive alone takes at most KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS (runtime/clients.py).
 NOTICED_WITHIN_S = 10.0
 # Time this test's own process may take to see a failure it measures by its own clock.
