@@ -180,6 +180,8 @@ class IncomingSnapshot:
     _flushed_at: float = field(default_factory=time.monotonic)
     _whole: hashlib._Hash | None = None  # a sender of an earlier build: the whole file's sha256
     _end: int = 0
+    # the sender's limit on its chunks as of the last one (bytes/s, 0: none; set by `auto`)
+    sender_limit: tuple[float, bool] = (0.0, False)
 
     @classmethod
     def open(cls, path: Path) -> IncomingSnapshot:
@@ -198,6 +200,7 @@ class IncomingSnapshot:
         """Write one chunk in place; idempotent, as the same chunk lands on the same bytes."""
         # read once: each read of a protobuf bytes field copies the whole chunk
         offset, data = chunk.offset, chunk.data
+        self.sender_limit = (chunk.limit_bytes_per_s, chunk.limit_auto)
         if not chunk.digest:  # a sender of an earlier build: the whole file, in order
             if self._whole is None:
                 self.held, self._whole = {}, hashlib.sha256()
