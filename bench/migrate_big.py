@@ -10,8 +10,10 @@ then migrates the region (1 -> 4, and back 4 -> 1 in the next run, so every run 
 same data) through `RegionMigrationWorkflow` and times it from the start call to the result,
 the probe measured meanwhile. Runs alternate: at the defaults (every node `auto`) and with the
 limit lifted on every node (`airctl throttle --node N --mbps 0`), `--repeat` pairs in one run.
-Prints JSON: each run, each mode's medians, and `ratios.busy_default_vs_unthrottled` (the
-default migration's seconds over the unthrottled one's).
+Prints JSON: each run (with the limit the migration's progress showed while the snapshot
+arrived, sampled every 0.2 s: `limit_shown_mb_per_s`, 0 for none), each mode's medians, and
+`ratios.busy_default_vs_unthrottled` (the default migration's seconds over the unthrottled
+one's).
 Run: `python bench/migrate_big.py [--points 2000000] [--repeat 2]`; the issue's region is
 `--points 15000000` (630 MB).
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import grpc
 from temporalio.client import Client
 
 from bench.common import bench_stack, create_region
@@ -69,6 +72,7 @@ class Run:
     store_bytes: int
     before: list[float]  # the probe's latencies before the migration, s
     during: list[float]
+    limits: list[float]  # the snapshot's limit as the progress showed it, bytes/s (0: none)
 
     def ratio(self) -> float:
         return ms(self.during)["p99_ms"] / ms(self.before)["p99_ms"]
@@ -85,6 +89,14 @@ class Run:
             "probe_before": ms(self.before),
             "probe_during": ms(self.during),
             "probe_p99_during_vs_before": round(self.ratio(), 2),
+            "limit_shown_mb_per_s": {
+                "samples": len(self.limits),
+                **{
+                    name: round(f(self.limits) / 1e6, 1)
+                    for name, f in (("min", min), ("median", statistics.median), ("max", max))
+                    if self.limits
+                },
+            },
         }
 
 
@@ -110,12 +122,35 @@ async def run_one(
     )
     began = time.perf_counter()
     started = await start_change(client, request)
+    limits: list[float] = []
+    watching = asyncio.create_task(watch_limit(clients, stack, move[1], limits))
     result = await started.handle.result()
     seconds = time.perf_counter() - began
+    watching.cancel()
     during = probe.take()
     probe.measuring = False
     holders[holders.index(move[0])] = move[1]
-    return Run(mode, move, result.add.coordinator, seconds, size, before, during)
+    return Run(mode, move, result.add.coordinator, seconds, size, before, during, limits)
+
+
+async def watch_limit(
+    clients: NodeClients, stack: LocalStack, receiver: int, limits: list[float]
+) -> None:
+    """The snapshot's limit as the progress shows it (the receiver says what its sender's
+    is), every 0.2 s while it arrives; 0: none."""
+    stub = clients.stub(stack.nodes[receiver - 1].address)
+    check = pb.CheckTransferCompleteRequest(region=REGION)
+    while True:
+        await asyncio.sleep(0.2)
+        try:
+            reply = await stub.CheckTransferComplete(check, timeout=5)
+        except grpc.aio.AioRpcError:  # not created yet
+            continue
+        if reply.installed:
+            return
+        if reply.snapshot_received:
+            # (a node of an earlier build says nothing of its limit: none shown)
+            limits.append(getattr(reply, "snapshot_limit_bytes_per_s", 0.0))
 
 
 def summary(runs: list[Run], mode: str) -> dict[str, float]:
