@@ -73,7 +73,7 @@ def test_a_saturating_foreground_the_transfer_does_not_slow_does_not_hold_it_bac
     for _ in range(10):
         adaptive.next(writer(0), 0, TICK_S)
     rates = sending(drive(adaptive, 600, writer))
-    assert min(rates) > 10 * FLOOR
+    assert min(rates) >= START  # never cut
     assert sum(r == CAPACITY for r in rates) / len(rates) > 0.8  # mostly at full speed
 
 
@@ -86,23 +86,23 @@ def test_a_client_that_starts_writing_during_a_transfer_does_not_keep_it_down() 
 
 
 def test_latency_that_rises_with_the_rate_settles_near_the_bound() -> None:
-    # each 100 MB/s the snapshot goes at adds the 3 ms writes' cost once more: within BOUND
-    # (1.5x) means about 50 MB/s
+    # the writes slow down in proportion to the snapshot's rate: within BOUND at 50 MB/s
     adaptive = quiet_then(AdaptiveRate())
     jitter = random.Random(3)
+    per_byte = (BOUND - 1) / 50e6
 
     def contended(rate: float) -> list[float]:
-        return [0.003 * (1 + rate / 100e6) * jitter.uniform(0.9, 1.1) for _ in range(20)]
+        return [0.003 * (1 + rate * per_byte) * jitter.uniform(0.9, 1.1) for _ in range(20)]
 
     rates = sending(drive(adaptive, 600, contended))
     late = sorted(rates[len(rates) // 2 :])
     median = late[len(late) // 2]
-    assert 25e6 < median < 80e6, median
-    assert late[-1] < CAPACITY  # never lifted: at full speed the writes are 3x as slow
+    assert 35e6 < median < 70e6, median
+    assert late[-1] < CAPACITY  # never lifted: at full speed the writes are far too slow
 
 
 def test_a_slow_tick_cuts_what_was_sent_in_proportion_to_the_excess() -> None:
-    adaptive = quiet_then(AdaptiveRate())  # baseline p90 3 ms: 4.5 ms allowed; START
+    adaptive = quiet_then(AdaptiveRate())  # baseline p90 3 ms; START
     at_start = int(START * TICK_S)
     assert adaptive.next(QUICK, at_start, TICK_S) == Limit(START * GROWTH)  # within: grows
     slower = [0.003] * 10 + [0.003 * BOUND * 1.25] * 10  # p90 1.25x the bound
@@ -138,18 +138,18 @@ def test_a_probe_window_pauses_the_snapshot_and_its_first_tick_is_not_counted() 
     def foreground(rate: float) -> list[float]:
         nonlocal settle
         if rate:
-            return [0.004] * 20
+            return [0.005] * 20
         taken, settle = settle, [0.002] * BASELINE_WRITES
         return taken
 
     limits = drive(adaptive, PROBE_EVERY + SETTLE_TICKS + 2, foreground)
     paused = [i for i, x in enumerate(limits) if x.paused]
     assert paused == list(range(PROBE_EVERY - 1, PROBE_EVERY + SETTLE_TICKS))
-    # ...the window measured 2 ms (the settling tick's 500 ms not counted): 4 ms writes while
+    # ...the window measured 2 ms (the settling tick's 500 ms not counted): 5 ms writes while
     # sending are now too slow, and the limit, above what is sent before, is cut from that
     assert adaptive.baseline == 0.002
     assert limits[-2].rate is None or limits[-2].rate > CAPACITY
-    assert limits[-1].rate == CAPACITY * max(DEEPEST_CUT, 0.002 * BOUND / 0.004)
+    assert limits[-1].rate == CAPACITY * max(DEEPEST_CUT, 0.002 * BOUND / 0.005)
 
 
 def test_a_transfer_with_writes_and_no_baseline_probes_at_once() -> None:
