@@ -25,7 +25,8 @@ def rate_limit(text: str) -> float | str:
 
 def limit_text(bytes_per_s: float, auto: bool) -> str:
     """`auto: 38 MB/s`, `auto: no limit` (lifted for now), `limit 32 MB/s`; "" for none."""
-    rate = f"{bytes_per_s / 1e6:,.0f} MB/s" if bytes_per_s else "no limit"
+    mbps = bytes_per_s / 1e6
+    rate = f"{mbps:,.{0 if mbps >= 10 else 1}f} MB/s" if bytes_per_s else "no limit"
     if auto:
         return f"{AUTO}: {rate}"
     return f"limit {rate}" if bytes_per_s else ""
