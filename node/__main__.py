@@ -20,8 +20,7 @@ from node.disk import FLOOD_WATERMARK
 from node.handshake_log import relay_core_stderr, verbosity_hides_handshakes
 from node.metrics import serve_metrics
 from node.node import Node
-from node.service import AirNodeService
-from protos import air_node_pb2_grpc as rpc
+from node.service import AirNodeService, register
 from runtime.clients import SERVER_OPTIONS
 from runtime.killswitch import KillPoints
 from runtime.tls import TlsError, TlsFiles, tls_from_flags
@@ -135,7 +134,7 @@ async def serve(args: argparse.Namespace) -> None:
     )
     server = grpc.aio.server(options=SERVER_OPTIONS)
     service = AirNodeService(node, certified_senders=args.tls is not None)
-    rpc.add_AirNodeServicer_to_server(service, server)
+    register(service, server)
     listen(server, args.listen, args.tls)
     if args.tls is not None:
         log.info("mutual TLS only: admitting clients whose certificate %s signed", args.tls.ca)

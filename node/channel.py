@@ -18,7 +18,9 @@ from typing import Any, Protocol
 import grpc
 
 from contracts.columns import from_columns, to_columns
+from node import digests
 from node.breaks import status_of, stream_ended
+from node.chunk_wire import Chunk, install_snapshot
 from node.compat import BelowFloor, check_batch, check_chunk_bytes, check_receiver
 from node.metrics import METRICS
 from node.replica import ChannelState, PeerInfo, Replica, channel_name
@@ -27,7 +29,7 @@ from node.store import OriginBatch, fetch_origin
 from node.throttle import Throttles
 from protos import air_node_pb2 as pb
 from runtime.backoff import Backoff
-from runtime.clients import NodeClients, NodeStub
+from runtime.clients import NodeClients
 
 log = logging.getLogger(__name__)
 TransferCall = grpc.aio.StreamStreamCall[pb.TransferRequest, pb.TransferReply]
@@ -138,13 +140,12 @@ class Channel:
         """One stream, with no deadline: it lasts as long as the channel runs, and a link that
         dies under it ends it within seconds all the same (gRPC keepalive: runtime/clients.py).
         A stream that broke once the receiver had answered is reported (node/breaks.py)."""
-        stub = self.clients.stub(self.state.receiver.address)
-        call = stub.Transfer(None)  # None: requests go by call.write()
+        call = self.clients.stub(self.state.receiver.address).Transfer(None)  # by call.write()
         opened = None
         try:
             reply = await exchange(call, self._hello())
             opened = time.monotonic()
-            acked = await self._handshake(stub, call, reply)
+            acked = await self._handshake(call, reply)
             backoff.reset()
             await while_open(call, self._stream(call, acked))
         except grpc.aio.AioRpcError as e:
@@ -159,15 +160,20 @@ class Channel:
             hello=pb.TransferHello(region=self.replica.region, sender=self.replica.node_id)
         )
 
-    async def _handshake(self, stub: NodeStub, call: TransferCall, reply: pb.TransferReply) -> int:
-        """From the receiver's answer to the hello: a snapshot first if it awaits one."""
+    async def _handshake(self, call: TransferCall, reply: pb.TransferReply) -> int:
+        """From the receiver's answer to the hello: a snapshot first if it awaits one, under
+        the digest it holds chunks under or else the best it takes (node/digests.py)."""
         check_receiver(reply, self.receiver_id)
         if not reply.installed:
             self._hear_standing(reply)
             if not self.state.snapshot:
                 raise ReceiverNotReady(f"node {self.receiver_id} awaits a snapshot")
             check_chunk_bytes(reply.snapshot_chunk_bytes, self.receiver_id)
-            await self._send_snapshot(stub, Held.of(reply))
+            held = Held.of(reply)
+            kind = digests.pick(
+                reply.snapshot_digests, held.kind, bool(held.digests), self.receiver_id
+            )
+            await self._send_snapshot(held, kind)
             reply = await exchange(call, self._hello())
             if not reply.installed:
                 raise ReceiverNotReady(f"node {self.receiver_id} did not install the snapshot")
@@ -231,18 +237,21 @@ class Channel:
         self.replica.persist()
         self.replica.notify()
 
-    async def _send_snapshot(self, stub: NodeStub, held: Held) -> None:
-        """Send the chunks of a held view the receiver does not hold (`held`)."""
+    async def _send_snapshot(self, held: Held, kind: digests.Kind) -> None:
+        """Send the chunks of a held view the receiver does not hold (`held`), under digests
+        of `kind`."""
         began = time.monotonic()
         view = await self.replica.hold_view()
         held_at = time.monotonic()
         counts = self.replica.snapshots_sent.setdefault(self.receiver_id, Sent())
         before = Sent(counts.sent, counts.skipped)
         try:
-            chunks = snapshot_chunks(view, self.replica.region, self.replica.node_id, held, counts)
+            region, sender = self.replica.region, self.replica.node_id
+            chunks = snapshot_chunks(view, region, sender, held, kind, counts)
+            install = install_snapshot(self.clients.channel(self.state.receiver.address))
             # no deadline: a snapshot takes what it takes; keepalive ends it on a dead link,
             # and the next session resumes it where the receiver stands
-            reply = await stub.InstallSnapshot(self._counted(chunks, counts))
+            reply = await install(self._counted(chunks, counts))
         except grpc.aio.AioRpcError as e:
             stream_ended("snapshot", "sender", self.name, held_at, e)
             # reported here: the session ends without reporting its own stream as well
@@ -261,16 +270,14 @@ class Channel:
             time.monotonic() - held_at,
         )
 
-    async def _counted(
-        self, chunks: AsyncIterator[pb.SnapshotChunk], counts: Sent
-    ) -> AsyncIterator[pb.SnapshotChunk]:
+    async def _counted(self, chunks: AsyncIterator[Chunk], counts: Sent) -> AsyncIterator[Chunk]:
         """The chunks once the throttles let them through, counted then: a chunk held by a
         throttle is not sent yet (a test holding a transfer reads that it is held)."""
         async for chunk in chunks:
-            size = len(chunk.data)  # once: each read of the field copies the chunk
+            size = len(chunk.data)
             await self.throttles.acquire_snapshot(size)
-            limit, chunk.limit_auto = self.throttles.snapshot_limit()
-            chunk.limit_bytes_per_s = limit or 0.0  # the receiver's progress shows it
+            limit, chunk.fields.limit_auto = self.throttles.snapshot_limit()
+            chunk.fields.limit_bytes_per_s = limit or 0.0  # the receiver's progress shows it
             counts.sent += size
             METRICS.transfer_bytes.labels(region=self.replica.region).inc(size)
             yield chunk

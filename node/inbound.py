@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 
 from node.breaks import stream_ended
+from node.chunk_wire import Chunk
 from node.errors import NodeError
 from node.metrics import METRICS
 from node.replica import Replica, channel_name
@@ -126,7 +127,7 @@ class Inbound:
             self.replica.receiving.pop(self.sender, None)
             lock.release()
 
-    async def install(self, snapshot: IncomingSnapshot, last: pb.SnapshotChunk) -> int:
+    async def install(self, snapshot: IncomingSnapshot, last: Chunk) -> int:
         """Check and install a whole snapshot; returns its size. A replica that already has a
         store keeps it (`Replica.install`), so a resent snapshot changes nothing."""
         began = time.monotonic()

@@ -13,6 +13,8 @@ from contracts.columns import from_columns
 from node.acks import Level
 from node.channel import from_proto
 from node.check import RangeRequest
+from node.chunk_wire import Chunk, decode
+from node.digests import TAKEN
 from node.errors import NodeError
 from node.identity import require_node
 from node.inbound import Inbound
@@ -354,12 +356,13 @@ class AirNodeService(rpc.AirNodeServicer):
         )
         return pb.ForwardOriginReply(applied=forwarded.applied, points=forwarded.points)
 
-    async def InstallSnapshot(
+    async def InstallSnapshot(  # type: ignore[override]
         self,
-        request_iterator: AsyncIterator[pb.SnapshotChunk],
+        request_iterator: AsyncIterator[Chunk],
         context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
     ) -> pb.SnapshotReply:
-        """Receive a whole store into a side file; install it with one rename when complete."""
+        """Receive a whole store into a side file; install it with one rename when complete.
+        Its chunks are parsed by node/chunk_wire.py (`register`)."""
         try:
             return await self._install_snapshot(request_iterator, context)
         except NodeError as e:
@@ -367,14 +370,14 @@ class AirNodeService(rpc.AirNodeServicer):
             raise  # unreachable: abort raises
 
     async def _install_snapshot(
-        self, chunks: AsyncIterator[pb.SnapshotChunk], context: Any
+        self, chunks: AsyncIterator[Chunk], context: Any
     ) -> pb.SnapshotReply:
         chunks = aiter(chunks)
         first = await anext(chunks, None)
         if first is None:
             raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, "an empty snapshot stream")
-        self._check_sender(context, first.sender, "snapshot")
-        with self.node.receive(first.region, first.sender) as inbound:
+        self._check_sender(context, first.fields.sender, "snapshot")
+        with self.node.receive(first.fields.region, first.fields.sender) as inbound:
             if inbound.installed:
                 return pb.SnapshotReply(installed=True, applied=inbound.applied())
             return await _receive_snapshot(inbound, first, chunks)
@@ -402,18 +405,20 @@ def _transfer_reply(inbound: Inbound) -> pb.TransferReply:
         held = inbound.held_snapshot()
         reply.snapshot_chunk_bytes = held.chunk_bytes
         reply.snapshot_held.update(held.digests)
+        reply.snapshot_held_digest = held.kind
+        reply.snapshot_digests.extend(TAKEN)
     return reply
 
 
 async def _receive_snapshot(
-    inbound: Inbound, first: pb.SnapshotChunk, rest: AsyncIterator[pb.SnapshotChunk]
+    inbound: Inbound, first: Chunk, rest: AsyncIterator[Chunk]
 ) -> pb.SnapshotReply:
     """Write each chunk in place in the side file, kept if the stream breaks (the next one
     resumes it); install the file once whole and checked."""
     try:
         async with inbound.incoming_snapshot() as incoming:
-            chunk: pb.SnapshotChunk | None = first
-            while chunk is not None and not chunk.last:
+            chunk: Chunk | None = first
+            while chunk is not None and not chunk.fields.last:
                 await incoming.add(chunk)
                 chunk = await anext(rest, None)
             if chunk is None:  # what a stream whose sender's link died looks like here
@@ -428,3 +433,34 @@ async def _receive_snapshot(
     except ValueError as e:
         raise NodeError(grpc.StatusCode.INVALID_ARGUMENT, f"malformed snapshot: {e}") from e
     return pb.SnapshotReply(installed=True, bytes=size, applied=inbound.applied())
+
+
+def register(service: AirNodeService, server: grpc.aio.Server) -> None:
+    """Serve `service` on `server`, as the generated code would, but InstallSnapshot's chunks
+    parsed by node/chunk_wire.py: their data a view into the message, not copied."""
+    capture = _Handlers()
+    rpc.add_AirNodeServicer_to_server(service, capture)  # type: ignore[arg-type]
+    handlers = dict(capture.handlers)
+    handlers["InstallSnapshot"] = grpc.stream_unary_rpc_method_handler(
+        service.InstallSnapshot,
+        request_deserializer=decode,
+        response_serializer=pb.SnapshotReply.SerializeToString,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.name, handlers),))
+    # grpc-stubs predates registered methods (which the generated code registers too)
+    server.add_registered_method_handlers(capture.name, handlers)  # type: ignore[attr-defined]
+
+
+class _Handlers:
+    """What the generated code registers on a server, kept to register again."""
+
+    name = ""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, name: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.name, self.handlers = name, handlers

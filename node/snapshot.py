@@ -8,7 +8,8 @@ carries the applied vector it is consistent with. Writes go on meanwhile, into t
 earlier version first copied the store with SQLite's backup API, then sent the copy: every
 byte was written twice on the sender's disk, and nothing was sent until the copy was whole.)
 
-Resuming. The file is cut into fixed chunks, each with its sha256. The receiver writes each
+Resuming. The file is cut into fixed chunks, each with its digest (node/digests.py: BLAKE3, or
+sha256 for a node of the floor build). The receiver writes each
 chunk in place in a side file and, every FLUSH_S or FLUSH_BYTES, makes the file durable and
 then records the digests of the chunks it now holds (`<file>.held`), so a crash or a cut
 stream loses at most the last moments. Before sending, the sender learns those digests (the
@@ -17,15 +18,15 @@ differs. After a receiver or connection failure the view is usually a new one (t
 transaction ended with the session), but a checkpoint rewrites only the pages written since,
 so the chunks that differ are the receiver's missing tail and the few pages new writes
 touched; a sender that was killed and restarted is in the same place. The last message
-carries the file's size and the sha256 of all its chunks' digests in order, which the
+carries the file's size and the digest of all its chunks' digests in order, which the
 receiver checks against the digests it holds before it installs the file with one rename.
-Every node at or above the floor sends and takes snapshots so (node/compat.py).
+Every node at or above the floor sends and takes snapshots so (node/compat.py). A chunk's data
+travels as a view, not copied by protobuf (node/chunk_wire.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -34,7 +35,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from node import digests
+from node.chunk_wire import Buffer, Chunk
 from node.compat import check_chunk
+from node.digests import NAMES, SHA256, Kind
 from node.store import HeldView
 from protos import air_node_pb2 as pb
 from runtime.files import atomic_write, fsync_dir
@@ -55,14 +59,18 @@ class ChecksumMismatch(Exception):
 
 @dataclass(frozen=True)
 class Held:
-    """What a receiver holds of a snapshot from one sender, and the chunk size it holds at."""
+    """What a receiver holds of a snapshot from one sender: the chunk size it holds at, and
+    its chunks' digests, of `kind` (node/digests.py)."""
 
     chunk_bytes: int
     digests: dict[int, bytes]
+    kind: Kind = SHA256
 
     @classmethod
     def of(cls, reply: pb.TransferReply) -> Held:
-        return cls(reply.snapshot_chunk_bytes, dict(reply.snapshot_held))
+        return cls(
+            reply.snapshot_chunk_bytes, dict(reply.snapshot_held), reply.snapshot_held_digest
+        )
 
 
 @dataclass
@@ -74,72 +82,78 @@ class Sent:
     skipped: int = 0
 
 
-def root_of(digests: list[bytes]) -> bytes:
-    return hashlib.sha256(b"".join(digests)).digest()
-
-
-def _read(fd: int, offset: int, n: int) -> tuple[bytes, bytes]:
-    data = os.pread(fd, n, offset)
-    return data, hashlib.sha256(data).digest()
-
-
 async def snapshot_chunks(
-    view: HeldView, region: int, sender: int, held: Held, counts: Sent
-) -> AsyncIterator[pb.SnapshotChunk]:
+    view: HeldView, region: int, sender: int, held: Held, kind: Kind, counts: Sent
+) -> AsyncIterator[Chunk]:
     """The held file's chunks the receiver lacks, each read (the next one while this one is
-    sent) and hashed; the last message names the file's size and root."""
+    sent) and hashed under `kind`; the last message names the file's size and root. A chunk
+    the receiver holds is skipped if its digest is of the same kind and equal."""
     step = held.chunk_bytes
-    digests: list[bytes] = []
+    holds = held.digests if held.kind == kind else {}
+    chunk_digests: list[bytes] = []
     fd = os.open(view.path, os.O_RDONLY)
     offsets = iter(range(0, view.size, step))
-    reading = _read_next(fd, offsets, step)
+    reading = _read_next(fd, offsets, step, kind)
     try:
         while reading is not None:
             offset, data, digest = await reading
-            reading = _read_next(fd, offsets, step)  # read ahead while this chunk goes out
-            digests.append(digest)
-            if held.digests.get(len(digests) - 1) == digest:
+            reading = _read_next(fd, offsets, step, kind)  # read ahead while this one goes out
+            chunk_digests.append(digest)
+            if holds.get(len(chunk_digests) - 1) == digest:
                 counts.skipped += len(data)
                 continue
-            yield pb.SnapshotChunk(
-                region=region, sender=sender, data=data, offset=offset, digest=digest
+            fields = pb.SnapshotChunk(
+                region=region, sender=sender, offset=offset, digest=digest, digest_kind=kind
             )
+            yield Chunk(fields, data)
     finally:
         if reading is not None:  # the stream ended early: the read ahead ends before the fd
             await asyncio.gather(reading, return_exceptions=True)
         os.close(fd)
-    yield pb.SnapshotChunk(
-        region=region, sender=sender, last=True, size=view.size, root=root_of(digests)
+    root = digests.root(kind, chunk_digests)
+    last = pb.SnapshotChunk(
+        region=region, sender=sender, last=True, size=view.size, root=root, digest_kind=kind
     )
+    yield Chunk(last)
 
 
 def _read_next(
-    fd: int, offsets: Iterator[int], step: int
+    fd: int, offsets: Iterator[int], step: int, kind: Kind
 ) -> asyncio.Future[tuple[int, bytes, bytes]] | None:
     offset = next(offsets, None)
     if offset is None:
         return None
 
     def read() -> tuple[int, bytes, bytes]:
-        return (offset, *_read(fd, offset, step))
+        data = os.pread(fd, step, offset)
+        return offset, data, digests.digest(kind, data)
 
     return asyncio.ensure_future(asyncio.to_thread(read))
 
 
 class HeldChunks(BaseModel):
-    """`<file>.held`: the chunks of a partly received snapshot that are durable in the file."""
+    """`<file>.held`: the chunks of a partly received snapshot that are durable in the file,
+    and their digests' kind (a record without one is of a floor build's node: sha256)."""
 
     chunk_bytes: int = CHUNK_BYTES
     digests: dict[int, str] = {}
+    digest: str = NAMES[SHA256]
+
+
+_KINDS = {name: kind for kind, name in NAMES.items()}
 
 
 def held_of(path: Path) -> Held:
-    """What the side file `path` durably holds (nothing if it has no record)."""
+    """What the side file `path` durably holds (nothing if it has no record, or one under a
+    digest this build does not compute)."""
     record = _record_path(path)
     if not path.exists() or not record.exists():
         return Held(CHUNK_BYTES, {})
     chunks = HeldChunks.model_validate_json(record.read_bytes())
-    return Held(chunks.chunk_bytes, {i: bytes.fromhex(d) for i, d in chunks.digests.items()})
+    if chunks.digest not in _KINDS:
+        return Held(CHUNK_BYTES, {})
+    held = {i: bytes.fromhex(d) for i, d in chunks.digests.items()}
+    return Held(chunks.chunk_bytes, held, _KINDS[chunks.digest])
 
 
 def _record_path(path: Path) -> Path:
@@ -151,11 +165,11 @@ def remove_partial(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def _write(fd: int, offset: int, data: bytes) -> bytes:
+def _write(fd: int, offset: int, data: Buffer, kind: Kind) -> bytes:
     view, at = memoryview(data), 0
     while at < len(view):  # a short write (a full disk) is taken up where it stopped
         at += os.pwrite(fd, view[at : at + WRITE_BYTES], offset + at)
-    return hashlib.sha256(data).digest()
+    return digests.digest(kind, data)
 
 
 @dataclass
@@ -164,6 +178,7 @@ class IncomingSnapshot:
 
     path: Path
     held: dict[int, bytes] = field(default_factory=dict)  # written, not all durable yet
+    kind: Kind = SHA256  # of the digests in `held`
     _durable: set[int] = field(default_factory=set)
     _fd: int = -1
     _flush: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -178,7 +193,7 @@ class IncomingSnapshot:
         held = held_of(path)
         if held.chunk_bytes != CHUNK_BYTES:  # cut differently: not worth keeping
             held = Held(CHUNK_BYTES, {})
-        incoming = cls(path, dict(held.digests), set(held.digests))
+        incoming = cls(path, dict(held.digests), held.kind, set(held.digests))
         incoming._fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         return incoming
 
@@ -186,20 +201,21 @@ class IncomingSnapshot:
     def bytes_held(self) -> int:
         return len(self.held) * CHUNK_BYTES
 
-    async def add(self, chunk: pb.SnapshotChunk) -> None:
+    async def add(self, chunk: Chunk) -> None:
         """Write one chunk in place; idempotent, as the same chunk lands on the same bytes."""
         check_chunk(chunk)
-        # read once: each read of a protobuf bytes field copies the whole chunk
-        offset, data = chunk.offset, chunk.data
-        self.sender_limit = (chunk.limit_bytes_per_s, chunk.limit_auto)
+        fields, data = chunk.fields, chunk.data
+        offset = fields.offset
+        self.sender_limit = (fields.limit_bytes_per_s, fields.limit_auto)
         if offset % CHUNK_BYTES or len(data) > CHUNK_BYTES:
             raise ValueError(f"a chunk of {len(data)} bytes at {offset}: not a chunk")
+        await self._digests_of(fields.digest_kind)
         index = offset // CHUNK_BYTES
         if index in self._durable:  # rewritten: the record must stop vouching for it first
             del self.held[index]
             await self._flush_now()
-        digest = await asyncio.to_thread(_write, self._fd, offset, data)
-        if digest != chunk.digest:
+        digest = await asyncio.to_thread(_write, self._fd, offset, data, self.kind)
+        if digest != fields.digest:
             raise ChecksumMismatch(f"snapshot chunk at {offset} arrived damaged")
         self.held[index] = digest
         self._unflushed += len(data)
@@ -207,17 +223,18 @@ class IncomingSnapshot:
         if due and (self._pending is None or self._pending.done()):
             self._pending = asyncio.create_task(self._flush_now())
 
-    async def finish(self, last: pb.SnapshotChunk) -> Path:
+    async def finish(self, last: Chunk) -> Path:
         """Check the file against the sender's size and root, make it durable; then it may be
         installed."""
         check_chunk(last)
+        await self._digests_of(last.fields.digest_kind)
         await self._last_flush()
-        size = last.size
+        size = last.fields.size
         count = -(-size // CHUNK_BYTES)
         missing = [i for i in range(count) if i not in self.held]
         if missing:
             raise ChecksumMismatch(f"snapshot chunks never received: {missing[:5]}")
-        if root_of([self.held[i] for i in range(count)]) != last.root:
+        if digests.root(self.kind, [self.held[i] for i in range(count)]) != last.fields.root:
             raise ChecksumMismatch(f"snapshot of {size} bytes: its root does not match")
         await asyncio.to_thread(os.ftruncate, self._fd, size)
         await asyncio.to_thread(os.fsync, self._fd)
@@ -239,6 +256,15 @@ class IncomingSnapshot:
         self._close()
         remove_partial(self.path)
 
+    async def _digests_of(self, kind: Kind) -> None:
+        """Chunks come under digests of `kind` now: those held under another vouch for
+        nothing any more (the sender sends them all), and the record says so first."""
+        if kind != self.kind:
+            digests.require(kind)  # refused before anything changes
+            self.held.clear()
+            self.kind = kind
+            await self._flush_now()
+
     async def _last_flush(self) -> None:
         """A flush after the one still pending, if any: that one must not run on a closed file."""
         if self._pending is not None:
@@ -249,10 +275,10 @@ class IncomingSnapshot:
         """Make the chunks written so far durable, then record them. Serialised: a record never
         lists a chunk written after the sync it follows."""
         async with self._flush:
-            listed = dict(self.held)
+            listed, kind = dict(self.held), self.kind
             self._unflushed, self._flushed_at = 0, time.monotonic()
             await asyncio.to_thread(os.fdatasync, self._fd)
-            record = HeldChunks(digests={i: d.hex() for i, d in listed.items()})
+            record = HeldChunks(digests={i: d.hex() for i, d in listed.items()}, digest=NAMES[kind])
             await asyncio.to_thread(
                 atomic_write, _record_path(self.path), record.model_dump_json().encode()
             )

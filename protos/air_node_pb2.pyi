@@ -18,12 +18,19 @@ class SenderStanding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SENDER_PEER: _ClassVar[SenderStanding]
     SENDER_DEPARTED: _ClassVar[SenderStanding]
     SENDER_WRITTEN_OFF: _ClassVar[SenderStanding]
+
+class ChunkDigest(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHUNK_DIGEST_SHA256: _ClassVar[ChunkDigest]
+    CHUNK_DIGEST_BLAKE3: _ClassVar[ChunkDigest]
 ACKS_ONE: Acks
 ACKS_QUORUM: Acks
 ACKS_ALL: Acks
 SENDER_PEER: SenderStanding
 SENDER_DEPARTED: SenderStanding
 SENDER_WRITTEN_OFF: SenderStanding
+CHUNK_DIGEST_SHA256: ChunkDigest
+CHUNK_DIGEST_BLAKE3: ChunkDigest
 
 class Peer(_message.Message):
     __slots__ = ("node_id", "address")
@@ -371,7 +378,7 @@ class TransferRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[TransferHello, _Mapping]] = ..., batch: _Optional[_Union[TransferBatch, _Mapping]] = ...) -> None: ...
 
 class TransferReply(_message.Message):
-    __slots__ = ("installed", "applied", "active", "columnar", "snapshot_chunk_bytes", "snapshot_held", "standing")
+    __slots__ = ("installed", "applied", "active", "columnar", "snapshot_chunk_bytes", "snapshot_held", "standing", "snapshot_digests", "snapshot_held_digest")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -393,6 +400,8 @@ class TransferReply(_message.Message):
     SNAPSHOT_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_HELD_FIELD_NUMBER: _ClassVar[int]
     STANDING_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_HELD_DIGEST_FIELD_NUMBER: _ClassVar[int]
     installed: bool
     applied: _containers.ScalarMap[int, int]
     active: bool
@@ -400,10 +409,12 @@ class TransferReply(_message.Message):
     snapshot_chunk_bytes: int
     snapshot_held: _containers.ScalarMap[int, bytes]
     standing: SenderStanding
-    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ..., columnar: _Optional[bool] = ..., snapshot_chunk_bytes: _Optional[int] = ..., snapshot_held: _Optional[_Mapping[int, bytes]] = ..., standing: _Optional[_Union[SenderStanding, str]] = ...) -> None: ...
+    snapshot_digests: _containers.RepeatedScalarFieldContainer[ChunkDigest]
+    snapshot_held_digest: ChunkDigest
+    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ..., columnar: _Optional[bool] = ..., snapshot_chunk_bytes: _Optional[int] = ..., snapshot_held: _Optional[_Mapping[int, bytes]] = ..., standing: _Optional[_Union[SenderStanding, str]] = ..., snapshot_digests: _Optional[_Iterable[_Union[ChunkDigest, str]]] = ..., snapshot_held_digest: _Optional[_Union[ChunkDigest, str]] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
-    __slots__ = ("region", "sender", "data", "last", "sha256", "offset", "digest", "size", "root", "limit_bytes_per_s", "limit_auto")
+    __slots__ = ("region", "sender", "data", "last", "sha256", "offset", "digest", "size", "root", "limit_bytes_per_s", "limit_auto", "digest_kind")
     REGION_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
@@ -415,6 +426,7 @@ class SnapshotChunk(_message.Message):
     ROOT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
     LIMIT_AUTO_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_KIND_FIELD_NUMBER: _ClassVar[int]
     region: int
     sender: int
     data: bytes
@@ -426,7 +438,8 @@ class SnapshotChunk(_message.Message):
     root: bytes
     limit_bytes_per_s: float
     limit_auto: bool
-    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., sha256: _Optional[str] = ..., offset: _Optional[int] = ..., digest: _Optional[bytes] = ..., size: _Optional[int] = ..., root: _Optional[bytes] = ..., limit_bytes_per_s: _Optional[float] = ..., limit_auto: _Optional[bool] = ...) -> None: ...
+    digest_kind: ChunkDigest
+    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., sha256: _Optional[str] = ..., offset: _Optional[int] = ..., digest: _Optional[bytes] = ..., size: _Optional[int] = ..., root: _Optional[bytes] = ..., limit_bytes_per_s: _Optional[float] = ..., limit_auto: _Optional[bool] = ..., digest_kind: _Optional[_Union[ChunkDigest, str]] = ...) -> None: ...
 
 class ForwardOriginRequest(_message.Message):
     __slots__ = ("region", "origin", "receiver", "upto")

@@ -92,11 +92,16 @@ class NodeClients:
         self._credentials = tls.channel_credentials() if tls is not None else None
 
     def stub(self, address: str) -> NodeStub:
+        return rpc.AirNodeStub(self.channel(address))
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        """The channel to `address`, for a call the stub does not make as it is wanted (a
+        serializer of its own)."""
         channel = self._channels.get(address)
         if channel is None:
             channel = self._open(address)
             self._channels[address] = channel
-        return rpc.AirNodeStub(channel)
+        return channel
 
     def _open(self, address: str) -> grpc.aio.Channel:
         if self._credentials is None:

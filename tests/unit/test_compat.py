@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from node.channel import from_proto, to_proto
+from node.chunk_wire import decode, encode
 from node.compat import BelowFloor, check_chunk, check_chunk_bytes, check_receiver
+from node.digests import SHA256
 from node.snapshot import CHUNK_BYTES, Held, IncomingSnapshot, Sent, snapshot_chunks
 from node.store import HeldView, OriginBatch
 from protos import air_node_pb2 as pb
@@ -20,11 +22,15 @@ async def test_what_this_build_sends_is_what_a_node_at_the_floor_takes(tmp_path:
     source = tmp_path / "store"
     source.write_bytes(os.urandom(2 * CHUNK_BYTES + 7))
     view = HeldView(sqlite3.connect(":memory:"), source, source.stat().st_size)
-    stream = [c async for c in snapshot_chunks(view, 7, 1, Held(CHUNK_BYTES, {}), Sent())]
-    for chunk in stream:
-        check_chunk(chunk)
+    # a receiver of the floor build names no digest: it is sent sha256 (node/digests.py)
+    chunks = snapshot_chunks(view, 7, 1, Held(CHUNK_BYTES, {}), SHA256, Sent())
+    # as a node of the floor build parses them: whole protobuf messages
+    stream = [pb.SnapshotChunk.FromString(encode(c)) async for c in chunks]
+    for message in stream:
+        check_chunk(decode(message.SerializeToString()))
     assert all(c.digest for c in stream[:-1]) and not any(c.sha256 for c in stream)
     assert stream[-1].last and stream[-1].root and not stream[-1].data
+    assert b"".join(c.data for c in stream) == source.read_bytes()
 
     rows = [("a", 1, 1.0), ("b", 2, 2.5)]
     batch = to_proto(OriginBatch(after=0, upto=2, seqs=[1, 2], rows=rows))
@@ -44,9 +50,12 @@ async def test_a_node_below_the_floor_is_refused_by_name(tmp_path: Path) -> None
     with pytest.raises(BelowFloor, match=f"a batch as Point messages: its sender {below}"):
         from_proto(points)
     whole = [
-        pb.SnapshotChunk(region=7, sender=3, data=b"x" * 10),
-        pb.SnapshotChunk(region=7, sender=3, last=True, sha256="0" * 64),
-        pb.SnapshotChunk(region=7, sender=3, data=b"x", last=True, sha256="0" * 64),
+        decode(m.SerializeToString())
+        for m in (
+            pb.SnapshotChunk(region=7, sender=3, data=b"x" * 10),
+            pb.SnapshotChunk(region=7, sender=3, last=True, sha256="0" * 64),
+            pb.SnapshotChunk(region=7, sender=3, data=b"x", last=True, sha256="0" * 64),
+        )
     ]
     for chunk in whole:
         with pytest.raises(BelowFloor, match=f"node 3 sent its snapshot whole.*it {below}"):
