@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import grpc
 import pytest
@@ -16,6 +17,7 @@ from tests.support.streams import batch, hello, transfer
 
 REGION = 5  # on node 1, its peers nodes 1 and 2 (node 2 never runs)
 Call = Callable[[NodeStub, Cluster], Awaitable[object]]
+LATER = cast(pb.ChunkDigest, 7)  # a snapshot chunk digest of a build after this one
 
 
 def _hello(sender: int, region: int = REGION) -> pb.TransferRequest:
@@ -185,6 +187,14 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
         "malformed snapshot: node 2 sent its snapshot whole, without chunk digests",
+    ),
+    "snapshot chunk under a digest this build does not know (a later build's)": (
+        lambda s, c: s.InstallSnapshot(
+            iter([pb.SnapshotChunk(region=9, sender=2, data=b"x", digest=b"d", digest_kind=LATER)])
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "malformed snapshot: snapshot chunk digest 7 is unknown to this build (it takes blake3, "
+        "sha256)",
     ),
     "transfer batch past a gap": (
         lambda s, c: transfer(s, _hello(2), batch(5, 6, [6])),
