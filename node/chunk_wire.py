@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 
 from protos import air_node_pb2 as pb
 
-Buffer = bytes | memoryview
+Buffer = bytes | bytearray | memoryview
 
 _DATA = pb.SnapshotChunk.DESCRIPTOR.fields_by_name["data"].number
 _LENGTH_DELIMITED, _VARINT, _FIXED64, _FIXED32 = 2, 0, 1, 5

@@ -44,13 +44,20 @@ from protos import air_node_pb2 as pb
 from runtime.files import atomic_write, fsync_dir
 
 CHUNK_BYTES = 1024 * 1024
-# How often a receiver makes what it received durable: what a crash of it can cost a resend.
+# How often a receiver makes what it received durable, what a crash of it can cost a resend:
+# every FLUSH_S, or once FLUSH_BYTES or a FLUSH_SHARE of what it holds arrived since the last
+# time (each flush is three fsyncs: 250 a GB at 4 MiB cost an eighth of the receiver's CPU).
 FLUSH_S = 0.5
 FLUSH_BYTES = 4 * CHUNK_BYTES
+FLUSH_SHARE = 1 / 8
+# The side file is allocated this far ahead of the chunks written: the kernel then maps each
+# page written to a block already there, which saved a quarter of the CPU of the writes.
+ALLOCATE_AHEAD_BYTES = 64 * CHUNK_BYTES
 # A chunk goes to the file in writes of this size, as `cp` writes: one 1 MiB write makes the
 # kernel allocate its page cache in large blocks, which on the virtual machines measured cost
 # up to ten times the CPU of the same bytes in 128 KiB writes (BENCHMARKS.md, 2026-12-05).
 WRITE_BYTES = 128 * 1024
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)  # Linux's read that never waits
 
 
 class ChecksumMismatch(Exception):
@@ -93,11 +100,12 @@ async def snapshot_chunks(
     chunk_digests: list[bytes] = []
     fd = os.open(view.path, os.O_RDONLY)
     offsets = iter(range(0, view.size, step))
-    reading = _read_next(fd, offsets, step, kind)
+    reading = _read_next(fd, offsets, step, view.size, kind)
     try:
         while reading is not None:
             offset, data, digest = await reading
-            reading = _read_next(fd, offsets, step, kind)  # read ahead while this one goes out
+            # read ahead while this one goes out
+            reading = _read_next(fd, offsets, step, view.size, kind)
             chunk_digests.append(digest)
             if holds.get(len(chunk_digests) - 1) == digest:
                 counts.skipped += len(data)
@@ -118,17 +126,38 @@ async def snapshot_chunks(
 
 
 def _read_next(
-    fd: int, offsets: Iterator[int], step: int, kind: Kind
-) -> asyncio.Future[tuple[int, bytes, bytes]] | None:
+    fd: int, offsets: Iterator[int], step: int, size: int, kind: Kind
+) -> asyncio.Future[tuple[int, Buffer, bytes]] | None:
+    """The next chunk, read and hashed: at once if the page cache holds it all, else on a
+    thread (a read from the disk would hold up the writes this node serves)."""
     offset = next(offsets, None)
     if offset is None:
         return None
+    cached = _read_cached(fd, offset, min(step, size - offset))
+    if cached is not None:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result((offset, cached, digests.digest(kind, cached)))
+        return done
 
-    def read() -> tuple[int, bytes, bytes]:
+    def read() -> tuple[int, Buffer, bytes]:
         data = os.pread(fd, step, offset)
         return offset, data, digests.digest(kind, data)
 
     return asyncio.ensure_future(asyncio.to_thread(read))
+
+
+def _read_cached(fd: int, offset: int, n: int) -> Buffer | None:
+    """`n` bytes at `offset` if the page cache holds them all, without waiting for the disk:
+    on the event loop that saves two hand-overs between threads a chunk, a tenth of what a
+    snapshot cost its sender (BENCHMARKS.md, 2026-12-07). None where the kernel cannot say."""
+    if _NOWAIT is None:
+        return None
+    data = bytearray(n)
+    try:
+        read = os.preadv(fd, [data], offset, _NOWAIT)
+    except OSError:
+        return None
+    return data if read == n else None
 
 
 class HeldChunks(BaseModel):
@@ -185,6 +214,7 @@ class IncomingSnapshot:
     _pending: asyncio.Task[None] | None = None
     _unflushed: int = 0
     _flushed_at: float = field(default_factory=time.monotonic)
+    _allocated: int = 0
     # the sender's limit on its chunks as of the last one (bytes/s, 0: none; set by `auto`)
     sender_limit: tuple[float, bool] = (0.0, False)
 
@@ -214,12 +244,18 @@ class IncomingSnapshot:
         if index in self._durable:  # rewritten: the record must stop vouching for it first
             del self.held[index]
             await self._flush_now()
-        digest = await asyncio.to_thread(_write, self._fd, offset, data, self.kind)
+        if offset + len(data) > self._allocated:
+            self._allocated = offset + ALLOCATE_AHEAD_BYTES
+            os.posix_fallocate(self._fd, offset, ALLOCATE_AHEAD_BYTES)
+        # on the event loop: a write to the page cache and its hash take about what two
+        # hand-overs to a thread and back cost (BENCHMARKS.md, 2026-12-07)
+        digest = _write(self._fd, offset, data, self.kind)
         if digest != fields.digest:
             raise ChecksumMismatch(f"snapshot chunk at {offset} arrived damaged")
         self.held[index] = digest
         self._unflushed += len(data)
-        due = self._unflushed >= FLUSH_BYTES or time.monotonic() - self._flushed_at >= FLUSH_S
+        enough = max(FLUSH_BYTES, self.bytes_held * FLUSH_SHARE)
+        due = self._unflushed >= enough or time.monotonic() - self._flushed_at >= FLUSH_S
         if due and (self._pending is None or self._pending.done()):
             self._pending = asyncio.create_task(self._flush_now())
 
