@@ -1,9 +1,10 @@
 """The guardian: IoTDB's checkAllAirReplication, kept cheap for a node of many regions.
 
 Every `interval` seconds each replica's channel list matches its peer list and each listed
-channel's task runs, and a leaving replica that its removal left behind is noticed. A pass is
-spread over the interval in slices, and a replica in order costs a few dictionary lookups and
-no lock, so an idle node's cost stays near zero however many regions it holds.
+channel's task runs, an idle replica rests, and a leaving replica that its removal left behind
+is noticed. A pass is spread over the interval in slices, and a replica in order costs a few
+dictionary lookups and no lock, so an idle node's cost stays near zero however many regions it
+holds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 
 SLICE = 100  # replicas checked per wake-up
 LINGER_S = 30.0
+# A replica unused this long rests: its store's connection and its writer's thread closed, so
+# an idle region holds no file descriptor (see Replica.rest).
+REST_AFTER_S = 30.0
 
 
 class Guardian:
@@ -30,11 +34,13 @@ class Guardian:
         replicas: Replicas,
         channels: ChannelTasks,
         removals: Removals | None = None,
+        rest_after: float = REST_AFTER_S,
     ) -> None:
         self.node_id = node_id
         self.replicas = replicas
         self.channels = channels
         self.removals = removals or NoRemovals()
+        self.rest_after = rest_after
         self._drained_at: dict[int, float] = {}  # leaving replicas whose channels all drained
 
     async def run(self, interval: float) -> None:
@@ -58,6 +64,8 @@ class Guardian:
         replica = self.replicas.find(region)
         if replica is not None:
             self._linger(replica)
+            if time.monotonic() - replica.last_used > self.rest_after:
+                await replica.rest()
         if replica is None or self._in_order(replica):
             return
         async with self.replicas.lock(region):

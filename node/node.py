@@ -34,7 +34,7 @@ from node.confirmation import Confirmation
 from node.disk import FLOOD_WATERMARK, Disk
 from node.errors import NodeError
 from node.forward import Forwarded, forward_origin
-from node.guardian import Guardian
+from node.guardian import REST_AFTER_S, Guardian
 from node.inbound import Inbound
 from node.membership import Membership
 from node.metrics import METRICS
@@ -78,6 +78,7 @@ class Node:
         *,
         sync: SyncMode = "full",
         guardian_interval: float = 5.0,
+        rest_after: float = REST_AFTER_S,
         transfer_batch_points: int = BATCH_POINTS,
         transfer_rate_limit: float | None = None,
         auto_rate_limit: bool = False,
@@ -89,6 +90,7 @@ class Node:
         self.node_id = node_id
         self.address = address
         self.guardian_interval = guardian_interval
+        self.rest_after = rest_after
         self.clients = NodeClients(tls)  # with TLS, it presents its own cert to its peers
         self._throttles = Throttles(every=Throttle(transfer_rate_limit))
         # --transfer-rate-limit auto: the snapshots' limit follows this node's write latencies
@@ -120,7 +122,9 @@ class Node:
         self.replicas.recover()
         for replica in self.replicas:
             await self.channels.sync(replica)
-        guardian = Guardian(self.node_id, self.replicas, self.channels, self.retirement)
+        guardian = Guardian(
+            self.node_id, self.replicas, self.channels, self.retirement, self.rest_after
+        )
         confirmation = Confirmation(self.replicas, self.retirement)
         self._tasks = [
             asyncio.create_task(guardian.run(self.guardian_interval), name="guardian"),

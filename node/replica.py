@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
@@ -85,9 +86,10 @@ class Replica:
         self.snapshot_locks: dict[int, asyncio.Lock] = {}  # one stream at a time per sender
         # Recovered replicas serve no user write until a peer confirms this node is a member.
         self.confirmed = True
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"region-{meta.region}"
-        )
+        # the writer's thread, started by its first task and ended by `rest()`
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._in_executor = 0  # tasks handed to it and not yet done
+        self.last_used = time.monotonic()
         self._pending: list[tuple[list[Row], asyncio.Future[int]]] = []
         self._flushing = False
         self._flush_task: asyncio.Task[None] | None = None
@@ -195,8 +197,35 @@ class Replica:
         return await self._run(self._store().apply_remote, origin, batch)
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"region-{self.region}"
+            )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        self._in_executor += 1
+        try:
+            return await loop.run_in_executor(
+                self._executor, functools.partial(fn, *args, **kwargs)
+            )
+        finally:
+            self._in_executor -= 1
+            self.last_used = time.monotonic()
+
+    async def rest(self) -> bool:
+        """Close the store's writer connection and end the writer's thread, if nothing uses
+        them: an idle replica then holds no file descriptor and no thread. True if it rested.
+        The next write opens both again."""
+        busy = self._pending or self._flushing or self.inbound or self.receiving
+        if busy or self._executor is None or self._in_executor:
+            return False
+        store = self.store
+        if store is not None:
+            await self._run(store.rest)
+        if self._in_executor == 0 and self._executor is not None:  # none came meanwhile
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            return True
+        return False
 
     def _store(self) -> Store:
         if self.store is None:
@@ -258,7 +287,9 @@ class Replica:
 
     async def close(self) -> None:
         await self._run(self._close_store)
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def _close_store(self) -> None:
         if self.store is not None:
