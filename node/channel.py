@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
@@ -30,6 +30,7 @@ from runtime.backoff import Backoff
 from runtime.clients import NodeClients, NodeStub
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 TransferCall = grpc.aio.StreamStreamCall[pb.TransferRequest, pb.TransferReply]
 
 BATCH_POINTS = 20_000
@@ -40,6 +41,9 @@ WINDOW = 2
 # node holding hundreds of regions most of a core; every 30 s, 6% of one at 1,000 regions
 # (bench/idle.py), each look a query on a thread.
 IDLE_WAIT_S = 300.0
+# A session whose receiver has everything keeps its stream this long for the next write (a
+# quorum write then waits no new stream), then ends it.
+LINGER_S = 5.0
 
 
 class ReceiverNotReady(Exception):
@@ -115,7 +119,9 @@ class Channel:
                 await self.replica.wait_changed(IDLE_WAIT_S)
                 continue
             try:
-                await self._session(backoff)
+                idle_since = await self._session(backoff)
+                # the receiver has everything: no stream is held until the next write
+                await self.replica.wait_changed(IDLE_WAIT_S, since=idle_since)
             except (
                 grpc.aio.AioRpcError,
                 ReceiverNotReady,
@@ -134,10 +140,12 @@ class Channel:
                 log.exception("%s: session failed", self.name)
                 await backoff.sleep()
 
-    async def _session(self, backoff: Backoff) -> None:
-        """One stream, with no deadline: it lasts as long as the channel runs, and a link that
-        dies under it ends it within seconds all the same (gRPC keepalive: runtime/clients.py).
-        A stream that broke once the receiver had answered is reported (node/breaks.py)."""
+    async def _session(self, backoff: Backoff) -> asyncio.Event:
+        """One stream, with no deadline, until the receiver holds everything and no write came
+        for LINGER_S: a link that dies under it ends it within seconds all the same (gRPC
+        keepalive: runtime/clients.py), and one that broke once the receiver had answered is
+        reported (node/breaks.py). Returns the replica's change event taken before its last
+        look: the next session starts once it is set."""
         stub = self.clients.stub(self.state.receiver.address)
         call = stub.Transfer(None)  # None: requests go by call.write()
         opened = None
@@ -146,7 +154,7 @@ class Channel:
             opened = time.monotonic()
             acked = await self._handshake(stub, call, reply)
             backoff.reset()
-            await while_open(call, self._stream(call, acked))
+            return await while_open(call, self._stream(call, acked))
         except grpc.aio.AioRpcError as e:
             if opened is not None:
                 stream_ended("channel", "sender", self.name, opened, e)
@@ -181,10 +189,13 @@ class Channel:
             self.removals.removed(self.replica.region, self.state.receiver)
             raise WrittenOff(f"node {self.receiver_id} wrote this node off")
 
-    async def _stream(self, call: TransferCall, acked: int) -> None:
+    async def _stream(self, call: TransferCall, acked: int) -> asyncio.Event:
         """Send batches after `acked`, up to WINDOW unanswered: the next is read and sent while
         the receiver applies the last. A batch follows the one sent before it, so the receiver
-        applies them in order; after any failure the next session starts from its answer."""
+        applies them in order; after any failure the next session starts from its answer.
+        Returns once the receiver has everything and nothing new came for LINGER_S (an idle
+        region holds no stream: at thousands of regions, held streams were most of a node's
+        memory), with the change event taken before the last look."""
         store = self.replica.store
         assert store is not None
         sent, in_flight = acked, 0
@@ -212,8 +223,11 @@ class Channel:
                 continue
             if done_writing:  # nothing new, nothing unanswered
                 self._finish_draining()
-                return
-            await self.replica.wait_changed(IDLE_WAIT_S, since=changed)
+                return changed
+            await self.replica.wait_changed(LINGER_S, since=changed)
+            if not changed.is_set():
+                return changed
+        return self.replica.changes()
 
     def _acknowledge(self, reply: pb.TransferReply) -> int:
         self._hear_standing(reply)
@@ -274,7 +288,7 @@ class Channel:
             yield chunk
 
 
-async def while_open(call: TransferCall, work: Coroutine[Any, Any, None]) -> None:
+async def while_open(call: TransferCall, work: Coroutine[Any, Any, T]) -> T:
     """Run `work` on the stream until it returns or the stream ends, whichever comes first: a
     session that waits for a write or for its throttle learns that its link died as soon as
     gRPC does, and raises why (the stream's status)."""
@@ -285,6 +299,7 @@ async def while_open(call: TransferCall, work: Coroutine[Any, Any, None]) -> Non
         if task.done():
             return task.result()
         await read_reply(call)  # the stream ended first: raises its error
+        raise ConnectionError("the transfer stream ended")
     finally:
         task.cancel()
         ended.cancel()

@@ -21,6 +21,7 @@ from node.replicas import Replicas
 log = logging.getLogger(__name__)
 
 SLICE = 100  # replicas checked per wake-up
+OVERRUN = 1.5  # a pass taking this many intervals is logged: the node cannot keep up
 LINGER_S = 30.0
 # A replica unused this long rests: its store's connection and its writer's thread closed, so
 # an idle region holds no file descriptor (see Replica.rest).
@@ -45,6 +46,7 @@ class Guardian:
 
     async def run(self, interval: float) -> None:
         while True:
+            began = time.monotonic()
             regions = self.replicas.regions()
             slices = [regions[i : i + SLICE] for i in range(0, len(regions), SLICE)] or [[]]
             for part in slices:
@@ -54,6 +56,14 @@ class Guardian:
                         await self.check(region)
                     except Exception:
                         log.exception("guardian: reconciling region %d failed", region)
+            took = time.monotonic() - began
+            if took > interval * OVERRUN:
+                log.warning(
+                    "guardian: a pass over %d regions took %.2f s; its interval is %.2f s",
+                    len(regions),
+                    took,
+                    interval,
+                )
 
     async def check(self, region: int) -> None:
         """Repair the replica's channels if they drifted from its peer list.
