@@ -44,6 +44,9 @@ IDLE_WAIT_S = 300.0
 # A session whose receiver has everything keeps its stream this long for the next write (a
 # quorum write then waits no new stream), then ends it.
 LINGER_S = 5.0
+# A hello failing within this long was refused (a receiver down answers at once); one failing
+# later went unanswered: its link broke.
+AT_ONCE_S = 1.0
 
 
 class ReceiverNotReady(Exception):
@@ -112,16 +115,19 @@ class Channel:
     async def _run(self) -> None:
         backoff = Backoff()
         while self.state.status == "RUNNING":
-            if self.replica.done_writing() and self.replica.max_assigned() == 0:
-                self._finish_draining()  # it never took a user write: nothing to drain
-                return
+            changed = self.replica.changes()  # before the look: a write after it wakes us
+            if self._receiver_has_all():
+                if self.replica.done_writing():
+                    self._finish_draining()
+                    return
+                await self.replica.wait_changed(IDLE_WAIT_S, since=changed)
+                continue
             if not self.replica.installed:
                 await self.replica.wait_changed(IDLE_WAIT_S)
                 continue
             try:
-                idle_since = await self._session(backoff)
-                # the receiver has everything: no stream is held until the next write
-                await self.replica.wait_changed(IDLE_WAIT_S, since=idle_since)
+                await self._session(backoff)
+                self.replica.persist_if_changed()  # the cursor, so a restart opens no stream
             except (
                 grpc.aio.AioRpcError,
                 ReceiverNotReady,
@@ -140,24 +146,30 @@ class Channel:
                 log.exception("%s: session failed", self.name)
                 await backoff.sleep()
 
-    async def _session(self, backoff: Backoff) -> asyncio.Event:
+    def _receiver_has_all(self) -> bool:
+        """Whether the receiver acknowledged every write of this node's (its cursor, durable
+        across restarts): then no stream is opened until the next write. A snapshot channel
+        always asks, for its receiver may await the snapshot."""
+        return not self.state.snapshot and self.state.acked >= self.replica.max_assigned()
+
+    async def _session(self, backoff: Backoff) -> None:
         """One stream, with no deadline, until the receiver holds everything and no write came
         for LINGER_S: a link that dies under it ends it within seconds all the same (gRPC
-        keepalive: runtime/clients.py), and one that broke once the receiver had answered is
-        reported (node/breaks.py). Returns the replica's change event taken before its last
-        look: the next session starts once it is set."""
+        keepalive: runtime/clients.py), and one that broke is reported (node/breaks.py): once
+        the receiver had answered, or while its hello went unanswered (a link cut under an idle
+        channel), but not a receiver that refused it at once (down: nothing broke)."""
         stub = self.clients.stub(self.state.receiver.address)
         call = stub.Transfer(None)  # None: requests go by call.write()
-        opened = None
+        began, answered = time.monotonic(), False
         try:
             reply = await exchange(call, self._hello())
-            opened = time.monotonic()
+            answered = True
             acked = await self._handshake(stub, call, reply)
             backoff.reset()
-            return await while_open(call, self._stream(call, acked))
+            await while_open(call, self._stream(call, acked))
         except grpc.aio.AioRpcError as e:
-            if opened is not None:
-                stream_ended("channel", "sender", self.name, opened, e)
+            if answered or time.monotonic() - began > AT_ONCE_S:
+                stream_ended("channel", "sender", self.name, began, e)
             raise
         finally:
             call.cancel()
@@ -189,13 +201,13 @@ class Channel:
             self.removals.removed(self.replica.region, self.state.receiver)
             raise WrittenOff(f"node {self.receiver_id} wrote this node off")
 
-    async def _stream(self, call: TransferCall, acked: int) -> asyncio.Event:
+    async def _stream(self, call: TransferCall, acked: int) -> None:
         """Send batches after `acked`, up to WINDOW unanswered: the next is read and sent while
         the receiver applies the last. A batch follows the one sent before it, so the receiver
         applies them in order; after any failure the next session starts from its answer.
-        Returns once the receiver has everything and nothing new came for LINGER_S (an idle
-        region holds no stream: at thousands of regions, held streams were most of a node's
-        memory), with the change event taken before the last look."""
+        Returns once the receiver has everything and nothing new came for LINGER_S: an idle
+        region holds no stream (at thousands of regions, held streams were most of a node's
+        memory)."""
         store = self.replica.store
         assert store is not None
         sent, in_flight = acked, 0
@@ -223,11 +235,10 @@ class Channel:
                 continue
             if done_writing:  # nothing new, nothing unanswered
                 self._finish_draining()
-                return changed
+                return
             await self.replica.wait_changed(LINGER_S, since=changed)
             if not changed.is_set():
-                return changed
-        return self.replica.changes()
+                return
 
     def _acknowledge(self, reply: pb.TransferReply) -> int:
         self._hear_standing(reply)

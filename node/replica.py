@@ -36,8 +36,10 @@ class PeerInfo(BaseModel, frozen=True):
 class ChannelState(BaseModel):
     """An outgoing channel (region, this node, receiver), durable with its last known cursor.
 
-    `acked` is informational: a sender always resumes from what the receiver reports it has
-    applied, which is the truth after any crash of either side.
+    `acked` is the receiver's applied seq of this node's writes as it last acknowledged them
+    (durably applied there, so never ahead of the truth). A session resumes from what the
+    receiver reports; a channel whose `acked` reaches this node's last seq opens no stream,
+    after a restart too, until the next write.
     """
 
     receiver: PeerInfo
