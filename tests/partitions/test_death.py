@@ -123,13 +123,15 @@ async def test_a_node_only_the_worker_cannot_reach_is_never_repaired(
 
 
 async def running_or_ran(stack: Stack, workflow_id: str) -> bool:
+    """Whether this test's stack started `workflow_id` (another test's, on the same server,
+    has another task queue)."""
     try:
-        await stack.client.get_workflow_handle(workflow_id).describe()
+        described = await stack.client.get_workflow_handle(workflow_id).describe()
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             return False
         raise
-    return True
+    return described.task_queue == stack.task_queue
 
 
 async def test_writes_a_node_took_behind_a_cut_survive_its_repair(
