@@ -22,7 +22,6 @@ __all__ = [
     "SERVER_OPTIONS",
     "NodeClients",
     "NodeStub",
-    "not_found",
 ]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -107,8 +106,3 @@ class NodeClients:
         channels, self._channels = self._channels, {}
         for channel in channels.values():
             await channel.close(grace=None)
-
-
-def not_found(error: object) -> bool:
-    """Whether a call failed because the node has no such region (or replica)."""
-    return isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.NOT_FOUND

@@ -15,8 +15,7 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlreadyStartedError
 
-from activities.check import CheckActivities as C
-from activities.reading import ReadingActivities as Read
+from activities.check import CheckActivities
 from contracts.check import (
     PROGRESS_QUERY,
     CheckInput,
@@ -25,10 +24,11 @@ from contracts.check import (
     RegionCheck,
     Verdict,
 )
+from contracts.errors import root_cause
 from contracts.ids import region_workflow_id
 from contracts.models import ReconstructInput
-from workflows.machinery.failures import root_cause
-from workflows.machinery.options import CHECK, DESCRIBE, child, execute
+from workflows.machinery.options import CHECK, child, execute
+from workflows.machinery.reading import describe_cluster
 from workflows.reconstruct import ReconstructRegionWorkflow
 
 CONTINUE_AFTER = 2_000  # history events: a region costs about six (ten with a repair)
@@ -84,7 +84,7 @@ class CheckReplicasWorkflow:
         return p
 
     async def _every_region(self) -> list[int]:
-        cluster = await execute(Read.describe_cluster, 0, "list every region", DESCRIBE)
+        cluster = await describe_cluster("list every region")
         return sorted(cluster.holders)
 
     async def _check(self, region: int) -> RegionCheck:
@@ -92,7 +92,9 @@ class CheckReplicasWorkflow:
             region=region, rate_mb_s=self._progress.rate_mb_s, cpu_share=self._cpu_share
         )
         try:
-            return await execute(C.check_region, request, f"check region {region}", CHECK)
+            return await execute(
+                CheckActivities.check_region, request, f"check region {region}", CHECK
+            )
         except ActivityError as e:  # a node refused (the region moved away meanwhile, ...)
             return RegionCheck(region=region, verdict=Verdict.UNCHECKED, why=root_cause(e))
 

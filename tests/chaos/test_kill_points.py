@@ -28,6 +28,7 @@ from tests.support.checks import assert_gone
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.migration import RegionMigrationWorkflow
 
 pytestmark = pytest.mark.slow
 
@@ -92,9 +93,10 @@ async def start_migration(
     load = LoadWriter(cluster, region, [LEAVING, COORDINATOR, PEER, DESTINATION]).start()
     await load.wait_acked(100)
     handle = await stack.start(
+        RegionMigrationWorkflow.run,
         MigrationInput(
             region=region, from_node=LEAVING, to_node=DESTINATION, coordinator=COORDINATOR
-        )
+        ),
     )
     return handle, load
 

@@ -11,6 +11,7 @@ and 3 with equal digests and every acknowledged write on each.
 from __future__ import annotations
 
 import asyncio
+from typing import TypeVar
 
 import pytest
 
@@ -21,6 +22,7 @@ from stack.processes import ManagedProcess
 from tests.support.chaos import rearm, restart
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
+from workflows.reconstruct import ReconstructRegionWorkflow
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +33,14 @@ REBUILT = 2
 # (the kill-point matrix crashes the same step there, alone).
 ITS_POINTS = NODE_POINTS - {K.ORIGINAL_ADD_PEER_DONE, K.BEFORE_INACTIVATE}
 RECOVERY_S = 180.0
+R = TypeVar("R")
 
 
 def armed(points: frozenset[K] | set[K]) -> dict[str, str]:
     return {ENV_POINTS: ",".join(sorted(p.value for p in points))}
 
 
-async def restart_whoever_dies(victims: list[ManagedProcess], done: asyncio.Future[object]) -> int:
+async def restart_whoever_dies(victims: list[ManagedProcess], done: asyncio.Future[R]) -> int:
     """Until `done`, restart each victim that died at a kill point; how many restarts."""
     restarts = 0
     while not done.done():
@@ -64,7 +67,9 @@ async def test_a_reconstruct_survives_a_crash_at_each_of_its_steps(stack: Stack)
     load = LoadWriter(cluster, REGION, [1, 3]).start()
     await load.wait_acked(100)
 
-    handle = await stack.start(ReconstructInput(region=REGION, node=REBUILT))
+    handle = await stack.start(
+        ReconstructRegionWorkflow.run, ReconstructInput(region=REGION, node=REBUILT)
+    )
     outcome = asyncio.ensure_future(handle.result())
     victims = [worker, cluster.nodes[1], cluster.nodes[REBUILT]]
     async with asyncio.timeout(RECOVERY_S):

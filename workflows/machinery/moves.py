@@ -22,6 +22,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
+from contracts.errors import root_cause
 from contracts.ids import region_workflow_id
 from contracts.models import (
     MigrationInput,
@@ -33,7 +34,7 @@ from contracts.models import (
 )
 from contracts.search_attributes import MOVES_DONE_KEY, MOVES_LEFT_KEY, PHASE_KEY
 from workflows.machinery import patches
-from workflows.machinery.failures import rolled_back, root_cause, unreachable_node
+from workflows.machinery.failures import rolled_back, unreachable_node
 from workflows.machinery.options import child
 from workflows.machinery.progress import Reporter
 
@@ -331,10 +332,10 @@ class Mover:
         self.reporter.attributes(updates)
         self.reporter.stalled(bool(s.stalled))  # a wait for a node is bounded: not a stall
         left = s.left + len(s.running)
-        self.reporter.surface.gauge(
+        self.reporter.workflow.gauge(
             "air_moves_left", "Moves of an operation not finished", left, {"operation": self.title}
         )
-        self.reporter.surface.details(details(self.title, s, phase))
+        self.reporter.workflow.details(details(self.title, s, phase))
 
 
 class _SetAside(Exception):
