@@ -43,8 +43,9 @@ the autopilot histories of 2026-12-01 and 2026-12-07.
 A patch is asked where the workflow resumes from a regular activity or a child, never right
 after a local activity: a workflow task can end with a local activity's marker (when the
 activity outlasts the task's heartbeat), and on replay a patch asked right after it is answered
-"not patched" before its marker is reached (seen: a repair's migration failing replay after a
-worker restart with "patch marker encountered ... but there is no corresponding change command").
+"not patched" before its marker is reached, and the replay fails ("patch marker encountered
+... but there is no corresponding change command"), as a repair's migration would after a worker
+restart.
 """
 
 from __future__ import annotations
