@@ -114,6 +114,13 @@ class Addition:
     def live_peers(self) -> list[Peer]:
         return [p for p in self.peers if p.node_id not in self.absent]
 
+    def summary(self) -> str:
+        """What it will do, in a line (what a client that started it is answered)."""
+        return (
+            f"add node {self.new.node_id} to region {self.region} "
+            f"(snapshot from node {self.coordinator.node_id})"
+        )
+
 
 @dataclass(frozen=True)
 class Removal:
@@ -123,11 +130,21 @@ class Removal:
     down_timeout_s: float
     rollback: bool = False  # undoing an addition: no kill points, retried until done
 
+    def summary(self) -> str:
+        return f"remove node {self.leaving.node_id} from region {self.region}"
+
 
 @dataclass(frozen=True)
 class Migration:
     addition: Addition
     removal: Removal  # planned with the addition: the region is described once
+
+    def summary(self) -> str:
+        return (
+            f"move region {self.addition.region} from node {self.removal.leaving.node_id} to "
+            f"node {self.addition.new.node_id} (snapshot from node "
+            f"{self.addition.coordinator.node_id})"
+        )
 
 
 def region_peers(description: RegionDescription) -> list[Peer]:
@@ -277,6 +294,12 @@ class Reconstruction:
     removal: Removal  # the replica to rebuild leaves first
     addition: Addition  # then comes back, by snapshot from a live holder
     elsewhere: list[Peer]  # live non-peers, in order, should it not come back
+
+    def summary(self) -> str:
+        return (
+            f"rebuild node {self.removal.leaving.node_id}'s replica of region "
+            f"{self.removal.region} from node {self.addition.coordinator.node_id}'s"
+        )
 
 
 def plan_reconstruct(

@@ -7,14 +7,11 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
-from contracts.errors import InvalidRequest
 from contracts.models import AddPeerInput, AddPeerResult, Phase
 from planning.placement import plan_addition
 from workflows.machinery.addition import addition_result
 from workflows.machinery.change import MembershipChange
-from workflows.machinery.reading import describe_region
 from workflows.machinery.rollback import add_or_roll_back
-from workflows.machinery.steps import Steps
 
 
 # a membership change finishes on the build that started it
@@ -24,15 +21,11 @@ class AddPeerWorkflow(MembershipChange):
 
     @workflow.run
     async def run(self, req: AddPeerInput) -> AddPeerResult:
-        self.reporter.begin(req.region, [req.new_peer], req.stall_after_s)
-        steps = Steps(self.reporter, req.region)
-        try:
-            addition = plan_addition(await describe_region(steps), req, workflow.random())
-        except InvalidRequest as e:
-            raise await self.verdict.refuse(e) from None
-        self.verdict.accept(
-            f"add node {req.new_peer} to region {req.region} "
-            f"(snapshot from node {addition.coordinator.node_id})"
+        steps, addition = await self.begin(
+            req.region,
+            [req.new_peer],
+            req.stall_after_s,
+            lambda region: plan_addition(region, req, workflow.random()),
         )
         target = await add_or_roll_back(steps, addition)
         self.reporter.enter(

@@ -13,15 +13,12 @@ import asyncio
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
-from contracts.errors import InvalidRequest
 from contracts.models import MigrationInput, MigrationResult, Phase
 from planning.placement import plan_migration
 from workflows.machinery.addition import addition_result
 from workflows.machinery.change import MembershipChange, finish_even_if_cancelled
-from workflows.machinery.reading import describe_region
 from workflows.machinery.removal import remove_peer_steps
 from workflows.machinery.rollback import add_or_roll_back
-from workflows.machinery.steps import Steps
 from workflows.machinery.transfer import catch_up
 
 
@@ -32,18 +29,13 @@ class RegionMigrationWorkflow(MembershipChange):
 
     @workflow.run
     async def run(self, req: MigrationInput) -> MigrationResult:
-        self.reporter.begin(req.region, [req.from_node, req.to_node], req.stall_after_s)
-        steps = Steps(self.reporter, req.region)
-        description = await describe_region(steps)
-        try:
-            plan = plan_migration(description, req, workflow.random())
-        except InvalidRequest as e:
-            raise await self.verdict.refuse(e) from None
-        addition, removal = plan.addition, plan.removal
-        self.verdict.accept(
-            f"move region {req.region} from node {req.from_node} to node {req.to_node} "
-            f"(snapshot from node {addition.coordinator.node_id})"
+        steps, plan = await self.begin(
+            req.region,
+            [req.from_node, req.to_node],
+            req.stall_after_s,
+            lambda region: plan_migration(region, req, workflow.random()),
         )
+        addition, removal = plan.addition, plan.removal
 
         # a dead leaving peer (a repair): every survivor first holds the longest prefix of its
         # writes that any of them holds, so the new replica has them whoever it copies from

@@ -18,12 +18,11 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
-from contracts.errors import RECONSTRUCT_FAILED, InvalidRequest, root_cause
+from contracts.errors import RECONSTRUCT_FAILED, root_cause
 from contracts.models import Phase, ReconstructInput, ReconstructResult
 from planning.placement import Reconstruction, plan_reconstruct
 from workflows.machinery.addition import addition_result
 from workflows.machinery.change import MembershipChange, finish_even_if_cancelled
-from workflows.machinery.reading import describe_region
 from workflows.machinery.removal import remove_peer_steps
 from workflows.machinery.rollback import add_or_roll_back
 from workflows.machinery.steps import Steps
@@ -71,15 +70,11 @@ class ReconstructRegionWorkflow(MembershipChange):
 
     @workflow.run
     async def run(self, req: ReconstructInput) -> ReconstructResult:
-        self.reporter.begin(req.region, [req.node], req.stall_after_s)
-        steps = Steps(self.reporter, req.region)
-        try:
-            plan = plan_reconstruct(await describe_region(steps), req, workflow.random())
-        except InvalidRequest as e:
-            raise await self.verdict.refuse(e) from None
-        self.verdict.accept(
-            f"rebuild node {req.node}'s replica of region {req.region} from node "
-            f"{plan.addition.coordinator.node_id}'s"
+        steps, plan = await self.begin(
+            req.region,
+            [req.node],
+            req.stall_after_s,
+            lambda region: plan_reconstruct(region, req, workflow.random()),
         )
         result, cancelled = await finish_even_if_cancelled(
             asyncio.ensure_future(reconstruct(steps, plan))

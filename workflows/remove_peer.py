@@ -9,13 +9,10 @@ import asyncio
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
-from contracts.errors import InvalidRequest
 from contracts.models import Phase, RemovePeerInput, RemovePeerResult
 from planning.placement import plan_removal
 from workflows.machinery.change import MembershipChange, finish_even_if_cancelled
-from workflows.machinery.reading import describe_region
 from workflows.machinery.removal import remove_peer_steps
-from workflows.machinery.steps import Steps
 
 
 # a membership change finishes on the build that started it
@@ -25,13 +22,12 @@ class RemovePeerWorkflow(MembershipChange):
 
     @workflow.run
     async def run(self, req: RemovePeerInput) -> RemovePeerResult:
-        self.reporter.begin(req.region, [req.peer], req.stall_after_s)
-        steps = Steps(self.reporter, req.region)
-        try:
-            removal = plan_removal(await describe_region(steps), req)
-        except InvalidRequest as e:
-            raise await self.verdict.refuse(e) from None
-        self.verdict.accept(f"remove node {req.peer} from region {req.region}")
+        steps, removal = await self.begin(
+            req.region,
+            [req.peer],
+            req.stall_after_s,
+            lambda region: plan_removal(region, req),
+        )
         # Once started, a removal is finished even if cancelled: half a removal helps no one.
         result, cancelled = await finish_even_if_cancelled(
             asyncio.ensure_future(remove_peer_steps(steps, removal))

@@ -3,6 +3,9 @@ UI and picks its options. An addition and a removal are sequences of these."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from activities.membership import MembershipActivities
 from contracts.activity_models import (
     ChannelsInput,
@@ -108,44 +111,47 @@ async def write_off(steps: Steps, target: Peer, peers: list[Peer]) -> StepResult
 async def inactivate_for_deletion(
     steps: Steps, node: Peer, down_timeout_s: float, kill_after: KillPoint | None
 ) -> StepResult:
-    return await steps.step(
-        Phase.INACTIVATING_LEAVING_PEER,
-        MembershipActivities.inactivate_peer,
-        SetActiveInput(
-            region=steps.region,
-            node=node,
-            active=False,
-            for_deletion=True,
-            skip_if_down_after_s=down_timeout_s,
-            kill_after=kill_after,
-        ),
-        f"inactivate node {node.node_id} for deletion",
-        skippable(down_timeout_s),
+    step = SetActiveInput(
+        region=steps.region,
+        node=node,
+        active=False,
+        for_deletion=True,
+        skip_if_down_after_s=down_timeout_s,
+        kill_after=kill_after,
     )
+    summary = f"inactivate node {node.node_id} for deletion"
+    phase = Phase.INACTIVATING_LEAVING_PEER
+    return await _on_leaving_node(steps, phase, MembershipActivities.inactivate_peer, step, summary)
 
 
 async def wait_release(
     steps: Steps, node: Peer, down_timeout_s: float, kill_after: KillPoint | None
 ) -> StepResult:
-    return await steps.step(
-        Phase.RELEASING,
-        MembershipActivities.wait_release,
-        ReleaseInput(
-            region=steps.region,
-            node=node,
-            skip_if_down_after_s=down_timeout_s,
-            kill_after=kill_after,
-        ),
-        f"wait until node {node.node_id} released region {steps.region}",
-        skippable(down_timeout_s),
+    step = ReleaseInput(
+        region=steps.region, node=node, skip_if_down_after_s=down_timeout_s, kill_after=kill_after
+    )
+    summary = f"wait until node {node.node_id} released region {steps.region}"
+    return await _on_leaving_node(
+        steps, Phase.RELEASING, MembershipActivities.wait_release, step, summary
     )
 
 
 async def delete_local_peer(steps: Steps, node: Peer, down_timeout_s: float) -> StepResult:
-    return await steps.step(
-        Phase.DELETING,
-        MembershipActivities.delete_local_peer,
-        ReleaseInput(region=steps.region, node=node, skip_if_down_after_s=down_timeout_s),
-        f"delete region {steps.region} on node {node.node_id}",
-        skippable(down_timeout_s),
+    step = ReleaseInput(region=steps.region, node=node, skip_if_down_after_s=down_timeout_s)
+    summary = f"delete region {steps.region} on node {node.node_id}"
+    return await _on_leaving_node(
+        steps, Phase.DELETING, MembershipActivities.delete_local_peer, step, summary
     )
+
+
+async def _on_leaving_node(
+    steps: Steps,
+    phase: Phase,
+    activity: Callable[[Any, Any], Awaitable[StepResult]],
+    step: SetActiveInput | ReleaseInput,
+    summary: str,
+) -> StepResult:
+    """A step on a leaving node, which may be down: it waits `skip_if_down_after_s` for the
+    node, then skips it."""
+    assert step.skip_if_down_after_s is not None
+    return await steps.step(phase, activity, step, summary, skippable(step.skip_if_down_after_s))
