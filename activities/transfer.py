@@ -111,6 +111,9 @@ class TransferActivities:
             if not reply.installed:
                 progress.awaiting_snapshot.append(receiver.node_id)
                 progress.snapshot_received += reply.snapshot_received
+                if reply.snapshot_limit_auto or reply.snapshot_limit_bytes_per_s:
+                    progress.snapshot_limit = reply.snapshot_limit_bytes_per_s
+                    progress.snapshot_limit_auto = reply.snapshot_limit_auto
             for origin, seqs in reply.lag.items():
                 progress.behind[origin] = progress.behind.get(origin, 0) + seqs
         return progress

@@ -21,6 +21,7 @@ from airctl.display import Bars
 from client.status import running
 from contracts.ids import region_workflow_id
 from contracts.models import MovesProgress, Phase, Progress
+from contracts.rates import limit_text
 from workflows.drain import DrainNodeWorkflow
 from workflows.machinery.change import MembershipChange
 from workflows.machinery.operation import MovesWorkflow
@@ -47,6 +48,8 @@ def transfer(p: Progress) -> str:
         text += f"  {p.rate:,.0f} seqs/s  ETA {p.lag / p.rate:.1f}s"
     if p.snapshot_received and p.phase == Phase.TRANSFERRING:
         text += f"  snapshot {p.snapshot_received / 1e6:,.1f} MB received"
+        limit = limit_text(p.snapshot_limit, p.snapshot_limit_auto)
+        text += f" ({limit})" if limit else ""
     return text
 
 

@@ -17,14 +17,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import itertools
 import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import grpc
 
 from bench.common import create_region
 from contracts.columns import to_columns
@@ -74,9 +78,67 @@ async def load(
     return time.perf_counter() - began
 
 
-async def applied_by(stub: NodeStub) -> int:
-    progress = await stub.GetProgress(pb.RegionRequest(region=REGION))
-    return progress.applied[1]
+async def applied_by(stub: NodeStub, region: int = REGION, origin: int = 1) -> int:
+    progress = await stub.GetProgress(pb.RegionRequest(region=region))
+    return progress.applied[origin]
+
+
+async def until_applied(stubs: list[NodeStub], seq: int, region: int = REGION) -> None:
+    """Return once every replica behind `stubs` applied node 1's writes up to `seq`."""
+    # the nodes are other processes: polling them is the only way to see them catch up
+    while min([await applied_by(stub, region) for stub in stubs]) < seq:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+
+
+class FullSpeed:
+    """A client writing as fast as it is acknowledged, as `airctl load` does: batches of
+    `batch` points, each sent once the one before is acknowledged, round robin over the stubs
+    `stubs()` gives (a refusal passes the batch to the next). Its keys cycle over `keys`
+    points of one series, so however long it runs the region keeps its size."""
+
+    def __init__(
+        self,
+        stubs: Callable[[], list[NodeStub]],
+        region: int,
+        batch: int = 20,
+        keys: int = 200_000,
+    ) -> None:
+        self.stubs = stubs
+        self.region = region
+        self.batch = batch
+        self.keys = keys
+        self.acknowledged = 0  # batches
+        self.refusals = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> FullSpeed:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        turn = itertools.count()
+        for first in itertools.cycle(range(0, self.keys, self.batch)):
+            if self._stop.is_set():
+                return
+            rows = [("writer", t, float(t)) for t in range(first, first + self.batch)]
+            request = pb.WriteRequest(region=self.region, columns=to_columns(rows))
+            stubs, k = self.stubs(), next(turn)
+            for i in range(len(stubs)):
+                try:
+                    await stubs[(k + i) % len(stubs)].Write(request, timeout=10)
+                except grpc.aio.AioRpcError:
+                    self.refusals += 1
+                    continue
+                self.acknowledged += 1
+                break
+            else:  # every replica refused: back off
+                await asyncio.sleep(0.05)
 
 
 async def watch_lag(
@@ -100,10 +162,7 @@ async def measure(root: Path, points: int) -> dict[str, object]:
         watcher = asyncio.create_task(watch_lag(replicas, acked, most, done))
         began = time.perf_counter()
         loaded_s = await load(writer, points, acked=acked)
-        last = acked.seqs[-1]
-        # the nodes are other processes: polling them is the only way to see them catch up
-        while min([await applied_by(stub) for stub in replicas.values()]) < last:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+        await until_applied(list(replicas.values()), acked.seqs[-1])
         agreed_s = time.perf_counter() - began
         done.set()
         await watcher

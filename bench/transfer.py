@@ -8,8 +8,9 @@ fourth node SIGKILLed when it holds half: the bytes sent in all, against the siz
 snapshot (the main file with its log checkpointed into it).
 Last, one-point writes to the sender on a fixed schedule (every 5 ms), idle and while it sends
 snapshots over and over, until 2,000 of each: their p99s side by side, with no limit and with
-the default one (`auto`); then the same with sender and receiver as if on two machines (the
-sender alone on one core, the receiver's store on tmpfs: `apart_*`).
+the default one (`auto`), and the speed of `auto`'s snapshots as a share of unlimited ones'
+(`auto_vs_unlimited_speed`: 1.0 as fast); then the same with sender and receiver as if on two
+machines (the sender alone on one core, the receiver's store on tmpfs: `apart_*`).
 Run: `python bench/transfer.py [--points N]` (24,000,000 points make a store of about 1 GB).
 """
 
@@ -284,6 +285,15 @@ async def main(points: int) -> dict[str, object]:
                 for mode, runs in fg.items()
             },
             "resume_bytes_sent_vs_store": round(to_resumed.snapshot_bytes_sent / snapshot_bytes, 2),
+            **{
+                f"{where}auto_vs_unlimited_speed": round(
+                    fg[f"{where}no_limit"]["snapshots"]["median_s"]
+                    / fg[f"{where}auto"]["snapshots"]["median_s"],
+                    2,
+                )
+                for where in ("", "apart_")
+                if f"{where}auto" in fg
+            },
         },
     }
 

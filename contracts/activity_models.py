@@ -115,6 +115,9 @@ class TransferProgress(BaseModel):
     awaiting_snapshot: list[int] = Field(default_factory=list)  # receivers without their store
     behind: dict[int, int] = Field(default_factory=dict)  # origin -> seqs not yet applied
     snapshot_received: int = 0  # bytes the receivers awaiting a snapshot hold of it
+    # ... and the limit its sender sends it at (bytes/s, 0: none), which `auto` sets or not
+    snapshot_limit: float = 0.0
+    snapshot_limit_auto: bool = False
 
 
 class ReleaseInput(NodeStep):

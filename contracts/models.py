@@ -92,6 +92,9 @@ class Progress(BaseModel):
     # seconds spent in each phase left so far (a phase entered again adds to its count)
     phase_seconds: dict[str, float] = Field(default_factory=dict)
     snapshot_received: int = 0  # TRANSFERRING: bytes the new replicas hold of their snapshots
+    # ... and the limit their sender sends them at (bytes/s, 0: none), set by `auto` or not
+    snapshot_limit: float = 0.0
+    snapshot_limit_auto: bool = False
 
 
 class StallReport(BaseModel):

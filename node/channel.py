@@ -269,6 +269,8 @@ class Channel:
         async for chunk in chunks:
             size = len(chunk.data)  # once: each read of the field copies the chunk
             await self.throttles.acquire_snapshot(size)
+            limit, chunk.limit_auto = self.throttles.snapshot_limit()
+            chunk.limit_bytes_per_s = limit or 0.0  # the receiver's progress shows it
             counts.sent += size
             METRICS.transfer_bytes.labels(region=self.replica.region).inc(size)
             yield chunk

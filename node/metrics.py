@@ -25,6 +25,13 @@ class NodeMetrics:
         self.transfer_bytes = Counter(
             "air_transfer_bytes", "Bytes sent on replication channels", ["region"]
         )
+        self.snapshot_limit = Gauge(
+            "air_snapshot_rate_limit_bytes_per_second",
+            "The limit snapshot chunks go at now (0: none); auto moves it",
+        )
+        self.snapshot_limit_auto = Gauge(
+            "air_snapshot_rate_limit_auto", "1 while auto sets the snapshots' limit"
+        )
         self.sync_lag = Gauge(
             "air_sync_lag", "Seqs of this node's origin not yet acked", ["region", "receiver"]
         )

@@ -93,6 +93,8 @@ class Node:
         self._throttles = Throttles(every=Throttle(transfer_rate_limit))
         # --transfer-rate-limit auto: the snapshots' limit follows this node's write latencies
         self._adaptive: AdaptiveRate | None = AdaptiveRate() if auto_rate_limit else None
+        self._throttles.snapshots.auto = auto_rate_limit
+        self._show_limit()
         self._write_latencies: list[float] = []
         self.disk = Disk(data_dir, disk_capacity, flood_watermark)
         self.replicas = Replicas(node_id, data_dir, sync)
@@ -129,15 +131,26 @@ class Node:
         ]
 
     async def _adapt(self) -> None:
-        """Each tick, in auto mode, the snapshots' limit from the tick's user write latencies."""
+        """Each tick, in auto mode, the snapshots' limit from the tick's user write latencies
+        (and whether they pause, for a probe window)."""
         snapshots = self._throttles.snapshots
-        sent = snapshots.acquired
+        sent, stamp = snapshots.acquired, time.monotonic()
         while True:
             await asyncio.sleep(TICK_S)
             latencies, self._write_latencies = self._write_latencies, []
             sent, tick_sent = snapshots.acquired, snapshots.acquired - sent
+            now = time.monotonic()  # a busy loop stretches a tick: what was sent per second
+            seconds, stamp = now - stamp, now
             if self._adaptive is not None:
-                snapshots.set_rate(self._adaptive.next(latencies, tick_sent, TICK_S))
+                limit = self._adaptive.next(latencies, tick_sent, seconds)
+                snapshots.set_rate(limit.rate)
+                snapshots.pause(limit.paused)
+                self._show_limit()
+
+    def _show_limit(self) -> None:
+        rate, auto = self._throttles.snapshot_limit()
+        METRICS.snapshot_limit.set(rate or 0)
+        METRICS.snapshot_limit_auto.set(auto)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -359,6 +372,9 @@ class Node:
         else:
             self._adaptive = None
             snapshots.set_rate(None)
+            snapshots.pause(False)
             every.set_rate(bytes_per_s)
+        snapshots.auto = auto
+        self._show_limit()
         log.info("transfer throttle %s -> %s", previous, "auto" if auto else bytes_per_s or None)
         return ThrottleChange(bytes_per_s or None, previous)

@@ -256,6 +256,11 @@ class Replica:
         """The bytes this replica holds of the snapshots now coming in."""
         return sum(incoming.bytes_held for incoming in self.receiving.values())
 
+    def snapshot_limit(self) -> tuple[float, bool]:
+        """The limit of a snapshot now coming in, as its sender last said (bytes/s, 0: none;
+        whether `auto` sets it)."""
+        return next((i.sender_limit for i in self.receiving.values()), (0.0, False))
+
     async def close(self) -> None:
         await self._run(self._close_store)
         self._executor.shutdown(wait=True)

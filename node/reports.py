@@ -103,6 +103,7 @@ class TransferCheck:
     lag: dict[int, int]
     installed: bool
     snapshot_received: int
+    snapshot_limit: tuple[float, bool]  # its sender's: bytes/s (0: none), set by `auto`
 
     @classmethod
     def of(cls, replica: Replica, target: dict[int, int]) -> TransferCheck:
@@ -117,6 +118,7 @@ class TransferCheck:
             lag=lag,
             installed=installed,
             snapshot_received=replica.snapshot_received(),
+            snapshot_limit=replica.snapshot_limit(),
         )
 
 

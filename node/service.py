@@ -181,6 +181,8 @@ class AirNodeService(rpc.AirNodeServicer):
             total_lag=sum(check.lag.values()),
             installed=check.installed,
             snapshot_received=check.snapshot_received,
+            snapshot_limit_bytes_per_s=check.snapshot_limit[0],
+            snapshot_limit_auto=check.snapshot_limit[1],
         )
 
     @_refusals

@@ -170,6 +170,8 @@ class IncomingSnapshot:
     _pending: asyncio.Task[None] | None = None
     _unflushed: int = 0
     _flushed_at: float = field(default_factory=time.monotonic)
+    # the sender's limit on its chunks as of the last one (bytes/s, 0: none; set by `auto`)
+    sender_limit: tuple[float, bool] = (0.0, False)
 
     @classmethod
     def open(cls, path: Path) -> IncomingSnapshot:
@@ -189,6 +191,7 @@ class IncomingSnapshot:
         check_chunk(chunk)
         # read once: each read of a protobuf bytes field copies the whole chunk
         offset, data = chunk.offset, chunk.data
+        self.sender_limit = (chunk.limit_bytes_per_s, chunk.limit_auto)
         if offset % CHUNK_BYTES or len(data) > CHUNK_BYTES:
             raise ValueError(f"a chunk of {len(data)} bytes at {offset}: not a chunk")
         index = offset // CHUNK_BYTES

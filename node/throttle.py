@@ -16,11 +16,14 @@ class Throttle:
 
     With no rate it never waits. The bucket holds at most `burst_s` seconds of bytes, so a
     burst after an idle spell is bounded. A new rate takes effect at once, for waiters too.
+    Paused, it lets nothing through, whatever its rate (`auto`'s probe windows).
     """
 
     def __init__(self, bytes_per_s: float | None = None, burst_s: float = 1.0) -> None:
         self.rate = bytes_per_s or None
         self.burst_s = burst_s
+        self.paused = False
+        self.auto = False  # its rate follows `auto` (node.adaptive), for the progress to say
         self.acquired = 0  # bytes let through since the start: what the channels sent
         self._tokens = self._capacity
         self._stamp = time.monotonic()
@@ -32,22 +35,35 @@ class Throttle:
         self._refill()
         previous, self.rate = self.rate, bytes_per_s or None
         self._tokens = min(self._tokens, self._capacity)
-        self._changed.set()  # waiters recompute their wait under the new rate
-        self._changed = asyncio.Event()
+        self._wake()  # waiters recompute their wait under the new rate
         return previous
 
+    def pause(self, paused: bool) -> None:
+        if paused != self.paused:
+            self.paused = paused
+            self._wake()
+
     async def acquire(self, n: int) -> None:
-        self.acquired += n
-        if not self.rate:
-            return
+        if self.rate or self.paused:
+            await self._wait(n)
+        self.acquired += n  # counted once through: a held chunk has not been sent
+
+    async def _wait(self, n: int) -> None:
         async with self._lock:
             self._refill()
             self._tokens -= n
-            while self.rate and self._tokens < 0:
+            while self.paused or (self.rate and self._tokens < 0):
                 changed = self._changed
+                timeout = None if self.paused or not self.rate else -self._tokens / self.rate
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), -self._tokens / self.rate)
+                    await asyncio.wait_for(changed.wait(), timeout)
                 self._refill()
+            if not self.rate:  # let through unlimited: no debt for a later rate to repay
+                self._tokens = 0.0
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     @property
     def _capacity(self) -> float:
@@ -73,3 +89,8 @@ class Throttles:
     async def acquire_snapshot(self, n: int) -> None:
         await self.snapshots.acquire(n)
         await self.every.acquire(n)
+
+    def snapshot_limit(self) -> tuple[float | None, bool]:
+        """The limit snapshot chunks go at now (None: none), and whether `auto` sets it."""
+        rates = [r for r in (self.snapshots.rate, self.every.rate) if r]
+        return min(rates, default=None), self.snapshots.auto

@@ -190,7 +190,7 @@ class CheckTransferCompleteRequest(_message.Message):
     def __init__(self, region: _Optional[int] = ..., target: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class CheckTransferCompleteReply(_message.Message):
-    __slots__ = ("complete", "lag", "total_lag", "installed", "snapshot_received")
+    __slots__ = ("complete", "lag", "total_lag", "installed", "snapshot_received", "snapshot_limit_bytes_per_s", "snapshot_limit_auto")
     class LagEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -203,12 +203,16 @@ class CheckTransferCompleteReply(_message.Message):
     TOTAL_LAG_FIELD_NUMBER: _ClassVar[int]
     INSTALLED_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_LIMIT_BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_LIMIT_AUTO_FIELD_NUMBER: _ClassVar[int]
     complete: bool
     lag: _containers.ScalarMap[int, int]
     total_lag: int
     installed: bool
     snapshot_received: int
-    def __init__(self, complete: _Optional[bool] = ..., lag: _Optional[_Mapping[int, int]] = ..., total_lag: _Optional[int] = ..., installed: _Optional[bool] = ..., snapshot_received: _Optional[int] = ...) -> None: ...
+    snapshot_limit_bytes_per_s: float
+    snapshot_limit_auto: bool
+    def __init__(self, complete: _Optional[bool] = ..., lag: _Optional[_Mapping[int, int]] = ..., total_lag: _Optional[int] = ..., installed: _Optional[bool] = ..., snapshot_received: _Optional[int] = ..., snapshot_limit_bytes_per_s: _Optional[float] = ..., snapshot_limit_auto: _Optional[bool] = ...) -> None: ...
 
 class ReleaseStatusReply(_message.Message):
     __slots__ = ("released", "exists", "detail")
@@ -399,7 +403,7 @@ class TransferReply(_message.Message):
     def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ..., columnar: _Optional[bool] = ..., snapshot_chunk_bytes: _Optional[int] = ..., snapshot_held: _Optional[_Mapping[int, bytes]] = ..., standing: _Optional[_Union[SenderStanding, str]] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
-    __slots__ = ("region", "sender", "data", "last", "sha256", "offset", "digest", "size", "root")
+    __slots__ = ("region", "sender", "data", "last", "sha256", "offset", "digest", "size", "root", "limit_bytes_per_s", "limit_auto")
     REGION_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
@@ -409,6 +413,8 @@ class SnapshotChunk(_message.Message):
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     ROOT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_AUTO_FIELD_NUMBER: _ClassVar[int]
     region: int
     sender: int
     data: bytes
@@ -418,7 +424,9 @@ class SnapshotChunk(_message.Message):
     digest: bytes
     size: int
     root: bytes
-    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., sha256: _Optional[str] = ..., offset: _Optional[int] = ..., digest: _Optional[bytes] = ..., size: _Optional[int] = ..., root: _Optional[bytes] = ...) -> None: ...
+    limit_bytes_per_s: float
+    limit_auto: bool
+    def __init__(self, region: _Optional[int] = ..., sender: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., sha256: _Optional[str] = ..., offset: _Optional[int] = ..., digest: _Optional[bytes] = ..., size: _Optional[int] = ..., root: _Optional[bytes] = ..., limit_bytes_per_s: _Optional[float] = ..., limit_auto: _Optional[bool] = ...) -> None: ...
 
 class ForwardOriginRequest(_message.Message):
     __slots__ = ("region", "origin", "receiver", "upto")

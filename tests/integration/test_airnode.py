@@ -46,6 +46,7 @@ async def test_metrics_then_a_clean_stop(cluster: Cluster) -> None:
     assert "air_write_latency_seconds_count 1.0" in metrics, metrics  # a histogram
     assert 'air_rpc_duration_seconds_count{method="Write"} 1.0' in metrics, metrics
     assert 'air_replicas{state="active"} 1.0' in metrics, metrics
+    assert "air_snapshot_rate_limit_auto 1.0" in metrics, metrics  # auto: the default
     assert "process_cpu_seconds_total" in metrics  # the process collector's
 
     node = cluster.nodes[1]
@@ -74,6 +75,16 @@ async def test_a_throttled_snapshot_runs_at_the_limit(cluster: Cluster) -> None:
     await cluster.stub(1).CreateChannel(
         pb.CreateChannelRequest(region=REGION, receiver=cluster.peer(2), snapshot=True)
     )
+    # under way, the receiver says what its sender's limit is, for the progress to show
+    underway = await eventually(
+        lambda: cluster.stub(2).CheckTransferComplete(check),
+        lambda reply: reply.snapshot_received > 0 or reply.complete,
+        timeout=120,
+        max_delay=0.05,
+    )
+    assert not underway.complete, "the snapshot was whole before it was seen under way"
+    assert (underway.snapshot_limit_bytes_per_s, underway.snapshot_limit_auto) == (limit, False)
+    assert f"air_snapshot_rate_limit_bytes_per_second {limit:.1f}" in await scrape(port)
     await eventually(
         lambda: cluster.stub(2).CheckTransferComplete(check),
         lambda reply: reply.complete,

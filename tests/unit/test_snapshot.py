@@ -61,6 +61,17 @@ async def test_a_whole_snapshot_arrives_equal(tmp_path: Path) -> None:
     assert received.read_bytes() == source.read_bytes()
 
 
+async def test_the_receiver_knows_its_senders_limit_as_of_the_last_chunk(tmp_path: Path) -> None:
+    stream = await chunks(a_file(tmp_path / "store"), held_of(tmp_path / "in"))
+    incoming = IncomingSnapshot.open(tmp_path / "in")
+    assert incoming.sender_limit == (0.0, False)  # nothing said yet: no limit shown
+    for limit, chunk in zip((32e6, 0.0), stream[:2], strict=True):
+        chunk.limit_bytes_per_s, chunk.limit_auto = limit, True
+        await incoming.add(chunk)
+        assert incoming.sender_limit == (limit, True)
+    incoming.discard()
+
+
 async def test_a_broken_stream_resumes_where_the_receiver_stands(tmp_path: Path) -> None:
     source = a_file(tmp_path / "store")
     partial = tmp_path / "in"

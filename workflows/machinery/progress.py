@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 from contracts.activity_models import TransferProgress
 from contracts.models import Phase, Progress, StallReport
+from contracts.rates import limit_text
 from contracts.search_attributes import KIND_KEY, NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY
 from workflows.machinery import patches
 
@@ -170,6 +171,8 @@ class ChangeReporter(Reporter):
         progress = self.progress
         progress.lag, progress.rate = slice_.lag, slice_.rate
         progress.snapshot_received = slice_.snapshot_received
+        progress.snapshot_limit = slice_.snapshot_limit
+        progress.snapshot_limit_auto = slice_.snapshot_limit_auto
         changed = self.set_stalled(not slice_.complete and flat_s >= self.stall_after_s)
         if progress.stalled:
             progress.message = (
@@ -202,7 +205,11 @@ class ChangeReporter(Reporter):
             rate = f", {p.rate:.0f} seqs/s" if p.rate else ""
             lines.append(f"lag: {p.lag} seqs{rate}")
         if p.snapshot_received and p.phase == Phase.TRANSFERRING:
-            lines.append(f"snapshot: {p.snapshot_received / 1e6:.1f} MB received")
+            limit = limit_text(p.snapshot_limit, p.snapshot_limit_auto)
+            lines.append(
+                f"snapshot: {p.snapshot_received / 1e6:.1f} MB received"
+                + (f", {limit}" if limit else "")
+            )
         if p.phase_seconds:
             spent = ", ".join(f"{phase} {s:.1f}s" for phase, s in p.phase_seconds.items())
             lines.append(f"seconds by phase: {spent}")
