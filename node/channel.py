@@ -1,4 +1,4 @@
-"""The sending end of a replication channel (the source's "air replication", a pipe).
+"""The sending end of a replication channel (IoTDB's "air replication", a pipe).
 
 A channel `(region, sender, receiver)` streams the sender's own writes, in seq order, starting
 after what the receiver reports it has applied. A snapshot channel first ships a consistent
@@ -212,8 +212,8 @@ class Channel:
         assert store is not None
         sent, in_flight = acked, 0
         while self.state.status == "RUNNING":
-            # asked before the query: a write committing during it would be missed by it, and
-            # this channel stopped one write short (seen: a removal waiting for ever)
+            # asked before the query: a write committing during it would be missed by it, the
+            # channel would stop one write short, and a removal's hand-off wait for ever
             changed = self.replica.changes()
             done_writing = self.replica.done_writing()
             if in_flight < WINDOW:

@@ -202,7 +202,7 @@ class Node:
         self, region: int, rows: list[Row], level: Level = Level.ONE, patience: float = 10.0
     ) -> Written:
         """Commit a user write and wait until `level` replicas applied it (`patience` seconds
-        at most). Not idempotent, as in the source: a client that retries a write whose reply
+        at most). Not idempotent, as in IoTDB: a client that retries a write whose reply
         it lost writes it again, under a new seq; its points are the same, so the data is."""
         replica = self.replicas.get(region)
         if not rows:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-CHANNEL_PREFIX = "__consensus."  # the source's CONSENSUS_PIPE_PREFIX
+CHANNEL_PREFIX = "__consensus."  # IoTDB's CONSENSUS_PIPE_PREFIX
 ChannelStatus = Literal["RUNNING", "STOPPED"]
 
 

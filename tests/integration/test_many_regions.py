@@ -13,6 +13,7 @@ from tests.support.chaos import restart
 from tests.support.cluster import Cluster
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
+from workflows.migration import RegionMigrationWorkflow
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,12 @@ async def test_migrations_among_a_thousand_regions_lose_no_write(stack: Stack) -
     load = LoadWriter(cluster, LOADED, [1, 2, 3, 4]).start()
     await load.wait_acked(200)
 
-    handles = [await stack.start(MigrationInput(region=r, from_node=1, to_node=4)) for r in MOVED]
+    handles = [
+        await stack.start(
+            RegionMigrationWorkflow.run, MigrationInput(region=r, from_node=1, to_node=4)
+        )
+        for r in MOVED
+    ]
     results: list[MigrationResult] = await asyncio.gather(*(h.result() for h in handles))
     assert all(r.remove is not None and r.remove.clean for r in results), results
     await load.wait_acked(len(load.acked) + 200)  # the moved region still takes writes

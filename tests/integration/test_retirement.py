@@ -12,6 +12,8 @@ from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.add_peer import AddPeerWorkflow
+from workflows.remove_peer import RemovePeerWorkflow
 
 REGION = 761
 
@@ -36,11 +38,15 @@ async def test_a_node_removed_while_frozen_hands_over_what_it_acknowledged_then_
     assert (await cluster.progress(1, REGION)).applied.get(3, 0) < len(behind_the_cut.acked) // 10
     cluster.nodes[3].send_signal(signal.SIGSTOP)
 
-    removal = await stack.start(RemovePeerInput(region=REGION, peer=3, down_timeout_s=1))
+    removal = await stack.start(
+        RemovePeerWorkflow.run, RemovePeerInput(region=REGION, peer=3, down_timeout_s=1)
+    )
     removed = await removal.result()
     assert isinstance(removed, RemovePeerResult)
     assert not removed.clean and "inactivate" in removed.skipped_steps, removed
-    addition = await stack.start(AddPeerInput(region=REGION, new_peer=4, coordinator=1))
+    addition = await stack.start(
+        AddPeerWorkflow.run, AddPeerInput(region=REGION, new_peer=4, coordinator=1)
+    )
     await addition.result()
     assert 3 not in {p.node_id for p in (await cluster.progress(4, REGION)).peers}
 
