@@ -12,19 +12,14 @@ import asyncio
 import logging
 import time
 
-import grpc
-
-from node.replica import PeerInfo, Replica
+from node.replica import Replica
 from node.replicas import Replicas
 from node.retirement import Retirement, Verdict
-from protos import air_node_pb2 as pb
 from runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
 CONCURRENT = 16  # regions asked about at once: a restart of a node of many regions is quick
-PAGE = 1000  # regions a peer lists in one answer
-LIST_TIMEOUT_S = 10.0
 
 
 class Confirmation:
@@ -58,31 +53,15 @@ class Confirmation:
         region. Read-only, as `confirm` (what is left goes to it)."""
         me = self.retirement.node_id
         peers = {p.node_id: p for r in replicas for p in r.meta.peers if p.node_id != me}
-        listings = await asyncio.gather(*(self._listing(peer) for peer in peers.values()))
-        listed = set().union(*listings)
+        listings = await asyncio.gather(*(self.retirement.listing(p) for p in peers.values()))
+        listed = {
+            region for found in listings if found for region, held in found.items() if me in held
+        }
         confirmed = [r for r in replicas if r.region in listed]
         for replica in confirmed:
             replica.confirmed = True
         if confirmed:
             log.info("%d regions confirmed by their peers' listings", len(confirmed))
-
-    async def _listing(self, peer: PeerInfo) -> set[int]:
-        """The regions `peer` holds and lists this node in (none, if it does not answer)."""
-        me, after, found = self.retirement.node_id, 0, set()
-        stub = self.retirement.clients.stub(peer.address)
-        try:
-            while True:
-                page = await stub.ListRegions(
-                    pb.ListRegionsRequest(after_region=after, limit=PAGE), timeout=LIST_TIMEOUT_S
-                )
-                found |= {r.region for r in page.regions if me in {p.node_id for p in r.peers}}
-                if not page.next_after:
-                    return found
-                after = page.next_after
-        except grpc.aio.AioRpcError as e:
-            log.info("peer %d did not list its regions (%s): asking region by region",
-                     peer.node_id, e.code().name)  # fmt: skip
-            return found
 
     async def confirm(self, replica: Replica) -> None:
         """One round of asking the peers. Idempotent: it only reads the peers, then marks the

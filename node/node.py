@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 _EMPTY_HASH = hashlib.sha256().hexdigest()
+WATCH_INTERVALS = 12
+WATCH_S_PER_REGION = 0.03
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,17 @@ class Node:
         self._tasks = [
             asyncio.create_task(guardian.run(self.guardian_interval), name="guardian"),
             asyncio.create_task(confirmation.run(), name="confirmation"),
+            asyncio.create_task(self.retirement.watch(self._watch_period), name="membership"),
             asyncio.create_task(self._adapt(), name="adaptive throttle"),
         ]
+
+    def _watch_period(self) -> float:
+        """How often the peers' listings are compared with this node's replicas: a dozen
+        guardian intervals, and no less than 30 ms a region held (one listing a peer then costs
+        a small share of a core at any count)."""
+        return max(
+            WATCH_INTERVALS * self.guardian_interval, WATCH_S_PER_REGION * len(self.replicas)
+        )
 
     async def _adapt(self) -> None:
         """Each tick, in auto mode, the snapshots' limit from the tick's user write latencies

@@ -84,3 +84,32 @@ async def test_a_retiring_nodes_writes_are_taken_from_it_by_any_holder(stack: St
         assert isinstance(reply, pb.TransferReply) and reply.applied[2] == 1
         call.cancel()
     assert (await cluster.digest(1, REGION)).count == 1
+
+
+async def test_an_idle_replica_removed_behind_a_cut_is_found_and_retired(stack: Stack) -> None:
+    """Node 3, frozen, is removed as unreachable; thawed, it has nothing to send, so no channel
+    of its tells it: the comparison of its peers' listings does (a dozen guardian intervals),
+    and it retires its replica."""
+    cluster = stack.cluster
+    for i in (1, 2, 3):
+        cluster.add_node(i)
+    await cluster.create_region(REGION, [1, 2, 3])
+    stack.start_worker()
+    writes = LoadWriter(cluster, REGION, [1, 2, 3])
+    await writes.run(count=100)
+    await cluster.converged(REGION, [1, 2, 3], count=100)
+    cluster.nodes[3].send_signal(signal.SIGSTOP)
+    removal = await stack.start(
+        RemovePeerWorkflow.run, RemovePeerInput(region=REGION, peer=3, down_timeout_s=1)
+    )
+    assert not (await removal.result()).clean
+    cluster.nodes[3].send_signal(signal.SIGCONT)
+
+    await eventually(
+        lambda: cluster.regions_of(3),
+        lambda held: REGION not in held,
+        timeout=90,
+        what="node 3 finding itself removed and retiring its replica",
+    )
+    await cluster.converged(REGION, [1, 2], count=100)
+    assert "deleting its replica" in cluster.nodes[3].output()  # retired, not deleted by hand
