@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import Client
 from temporalio.envconfig import ClientConnectConfig
@@ -20,6 +20,9 @@ from contracts.errors import UserError
 from runtime.clients import NodeClients, NodeStub
 from runtime.cluster_file import ClusterFile, load_cluster
 from runtime.tls import TlsError
+
+W = TypeVar("W")  # a workflow class
+R = TypeVar("R")  # its result
 
 
 class Ctl:
@@ -113,7 +116,7 @@ class Ctl:
         else:
             print_table(title, columns, rows)
 
-    def emit_started(self, started: Started) -> None:
+    def emit_started(self, started: Started[W, R]) -> None:
         """A workflow started: its id, what it will do (or that no worker took it yet), link."""
         workflow_id = started.handle.id
         url = self.workflow_url(workflow_id)
@@ -121,7 +124,7 @@ class Ctl:
         self.emit(data, f"started {workflow_id}: {self.plan_text(started)}\n{url}")
 
     @staticmethod
-    def plan_text(started: Started) -> str:
+    def plan_text(started: Started[W, R]) -> str:
         if started.plan is not None:
             return started.plan
         return (

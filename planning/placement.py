@@ -19,7 +19,7 @@ from contracts.models import (
     ReconstructInput,
     RemovePeerInput,
 )
-from planning.load import least_loaded, loads
+from planning.load import Load, loads
 
 # The most moves an operation runs at once: each running move adds events to the operation's
 # history as it ends, and a run must end within its budget (workflows/machinery/moves.py).
@@ -34,8 +34,8 @@ def check_bound(name: str, value: int) -> None:
 
 class Room:
     """What each live node's disk can still take under the high watermark, charged as moves
-    are planned. A node that reported no disk has room for anything (as before disks were
-    known: an older node, or a description recorded before)."""
+    are planned. A node that reported no disk has room for anything: nothing is known to bound
+    it by."""
 
     def __init__(self, cluster: ClusterDescription, watermark: float = HIGH_WATERMARK) -> None:
         if not 0 < watermark <= 1:
@@ -69,6 +69,36 @@ class Room:
         )
 
 
+class NoDestination(InvalidRequest):
+    """No live node can take a new replica of the region; the message says why."""
+
+
+def destination(
+    load: dict[int, Load], room: Room, region: int, size: int, excluded: set[int]
+) -> int:
+    """The live node a new replica of `region` (`size` store bytes) goes to, charged with it
+    so the next choice counts it: of the live nodes not `excluded` (its holders and peers, and
+    any the caller rules out), those it fits on under the high watermark, the best by `rank`.
+    Every planner places a replica through here. `NoDestination` when no node is left."""
+    candidates = [n for n in sorted(load) if n not in excluded]
+    if not candidates:
+        raise NoDestination(f"region {region} is already on every live node")
+    fitting = [n for n in candidates if room.fits(n, size)]
+    if not fitting:
+        raise NoDestination(room.nowhere(region, size, candidates))
+    chosen = min(fitting, key=lambda n: rank(load[n]))
+    load[chosen].take(region, size)
+    room.take(chosen, size)
+    return chosen
+
+
+def rank(node: Load) -> tuple[int, int, int]:
+    """How good a destination a node is, smallest best: the fewest store bytes, then the
+    fewest replicas, then the lowest id. One key for every planner, so that a criterion added
+    to it (a failure domain's diversity, first) counts in each."""
+    return (node.bytes, node.count, node.node)
+
+
 @dataclass(frozen=True)
 class Addition:
     region: int
@@ -84,6 +114,13 @@ class Addition:
     def live_peers(self) -> list[Peer]:
         return [p for p in self.peers if p.node_id not in self.absent]
 
+    def summary(self) -> str:
+        """What it will do, in a line (what a client that started it is answered)."""
+        return (
+            f"add node {self.new.node_id} to region {self.region} "
+            f"(snapshot from node {self.coordinator.node_id})"
+        )
+
 
 @dataclass(frozen=True)
 class Removal:
@@ -93,11 +130,21 @@ class Removal:
     down_timeout_s: float
     rollback: bool = False  # undoing an addition: no kill points, retried until done
 
+    def summary(self) -> str:
+        return f"remove node {self.leaving.node_id} from region {self.region}"
+
 
 @dataclass(frozen=True)
 class Migration:
     addition: Addition
     removal: Removal  # planned with the addition: the region is described once
+
+    def summary(self) -> str:
+        return (
+            f"move region {self.addition.region} from node {self.removal.leaving.node_id} to "
+            f"node {self.addition.new.node_id} (snapshot from node "
+            f"{self.addition.coordinator.node_id})"
+        )
 
 
 def region_peers(description: RegionDescription) -> list[Peer]:
@@ -124,7 +171,7 @@ def require_node(description: RegionDescription, node_id: int, role: str) -> Pee
 def choose_coordinator(
     description: RegionDescription, wanted: int | None, rng: random.Random, exclude: int = 0
 ) -> Peer:
-    """A live, active holder: the one asked for, or one at random (the source's choice)."""
+    """A live, active holder: the one asked for, or one at random (as IoTDB chooses)."""
     live = [
         r
         for r in description.replicas
@@ -207,8 +254,9 @@ def migration_coordinator(
     description: RegionDescription, req: MigrationInput, rng: random.Random
 ) -> Peer:
     """A live peer other than the leaving one, unless it is the only one (or one is given)."""
-    # Others that can copy, not other replicas: an inactive one (still being added) cannot,
-    # and counting it refused the migration for want of a source while the leaving node had it.
+    # Others that can copy, not other replicas: an inactive one (still being added) cannot
+    # copy, and counted as one it would leave the migration with no node to copy from while
+    # the leaving node could be that node.
     others = any(
         r.active and r.node_id not in description.unreachable and r.node_id != req.from_node
         for r in description.replicas
@@ -246,6 +294,12 @@ class Reconstruction:
     removal: Removal  # the replica to rebuild leaves first
     addition: Addition  # then comes back, by snapshot from a live holder
     elsewhere: list[Peer]  # live non-peers, in order, should it not come back
+
+    def summary(self) -> str:
+        return (
+            f"rebuild node {self.removal.leaving.node_id}'s replica of region "
+            f"{self.removal.region} from node {self.addition.coordinator.node_id}'s"
+        )
 
 
 def plan_reconstruct(
@@ -289,16 +343,8 @@ def plan_drain(
     for region, holders in sorted(cluster.holders.items()):
         if node not in holders:
             continue
-        candidates = [n for n in sorted(load) if n not in holders]
-        if not candidates:
-            raise InvalidRequest(
-                f"region {region} has no node to move to (it is on every live node)"
-            )
         size = cluster.store_bytes.get(region, 0)
-        if not (fitting := [n for n in candidates if room.fits(n, size)]):
-            raise InvalidRequest(room.nowhere(region, size, candidates))
-        target = least_loaded(load, fitting, region, size)
-        room.take(target, size)
+        target = destination(load, room, region, size, excluded=set(holders))
         sources = [n for n in sorted(holders) if n != node and n in load] or [node]
         moves.append(
             Move(region=region, from_node=node, to_node=target, store_bytes=size, sources=sources)
@@ -325,22 +371,19 @@ def plan_repair(
         if node not in peers:
             continue
         holders = [n for n in cluster.holders.get(region, []) if n in load]
-        candidates = [n for n in sorted(load) if n not in peers and n not in holders]
-        size = cluster.store_bytes.get(region, 0)
-        fitting = [n for n in candidates if room.fits(n, size)]
         if not holders:
             unrepairable[region] = f"no live replica of region {region} to copy from"
-        elif not candidates:
-            unrepairable[region] = f"every live node already holds region {region}"
-        elif not fitting:
-            unrepairable[region] = room.nowhere(region, size, candidates)
-        else:
-            target = least_loaded(load, fitting, region, size)
-            room.take(target, size)
-            moves.append(
-                Move(region=region, from_node=node, to_node=target, store_bytes=size,
-                     sources=sorted(holders))
-            )  # fmt: skip
+            continue
+        size = cluster.store_bytes.get(region, 0)
+        try:
+            target = destination(load, room, region, size, excluded={*peers, *holders})
+        except NoDestination as e:
+            unrepairable[region] = str(e)
+            continue
+        moves.append(
+            Move(region=region, from_node=node, to_node=target, store_bytes=size,
+                 sources=sorted(holders))
+        )  # fmt: skip
     return moves, unrepairable
 
 
@@ -352,11 +395,13 @@ def replan_move(
     choose; None when no live node is left to take the region."""
     load, room = loads(cluster), Room(cluster, watermark)
     holders = set(cluster.holders.get(move.region, []))
-    taken = holders | set(cluster.peers.get(move.region, [])) | avoid
-    candidates = [n for n in sorted(load) if n not in taken and room.fits(n, move.store_bytes)]
-    if move.from_node not in holders | set(cluster.peers.get(move.region, [])) or not candidates:
-        return None  # it moved meanwhile, or nowhere is left
-    target = least_loaded(load, candidates, move.region, move.store_bytes)
+    peers = set(cluster.peers.get(move.region, []))
+    if move.from_node not in holders | peers:
+        return None  # it moved meanwhile
+    try:
+        target = destination(load, room, move.region, move.store_bytes, holders | peers | avoid)
+    except NoDestination:
+        return None
     sources = sorted(n for n in holders if n != move.from_node and n in load)
     return move.model_copy(update={"to_node": target, "sources": sources or [move.from_node]})
 

@@ -14,14 +14,13 @@ from typing import Any, Protocol
 
 from temporalio import workflow
 
-from activities.reading import ReadingActivities as Read
 from contracts.activity_models import ClusterDescription
 from contracts.errors import InvalidRequest
 from contracts.models import Move, MovesProgress, Phase, StallReport
 from planning.placement import check_bound, replan_move
 from workflows.machinery.moves import MigrationRun, Mover, MoveSettings, Reroute
-from workflows.machinery.options import DESCRIBE, execute
 from workflows.machinery.progress import STALL_SIGNAL
+from workflows.machinery.reading import describe_cluster
 from workflows.machinery.verdict import Verdict
 
 
@@ -96,14 +95,11 @@ class MovesWorkflow:
         self, what: str, plan: Callable[[ClusterDescription], list[Move]]
     ) -> list[Move]:
         """Plan from the cluster as it is now; `InvalidRequest` when the plan cannot be made."""
-        summary = f"describe the cluster to {what}"
-        return plan(await execute(Read.describe_cluster, 0, summary, DESCRIBE))
+        return plan(await describe_cluster(f"describe the cluster to {what}"))
 
     async def _replan(self, move: Move, avoid: set[int]) -> Move | None:
         """`move` to another destination, none of `avoid`, from the cluster as it is now."""
-        cluster = await execute(
-            Read.describe_cluster, 0, f"describe the cluster to move region {move.region}", DESCRIBE
-        )
+        cluster = await describe_cluster(f"describe the cluster to move region {move.region}")
         return replan_move(cluster, move, avoid, self._watermark)
 
     async def _move_or_continue(self, req: Any, settings: MoveSettings) -> None:
