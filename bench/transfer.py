@@ -6,12 +6,22 @@ fsync, `copy_floor_s`), the same region streamed point by point (a plain channel
 own batched ingest rate, and this machine's sequential disk write rate. Then a snapshot to a
 fourth node SIGKILLed when it holds half: the bytes sent in all, against the size of one whole
 snapshot (the main file with its log checkpointed into it).
+CPU: what each end of the snapshot used, user and system, from the processes' own counters
+(`/proc/<pid>/stat`), per GB of the snapshot (`cpu_s_per_gb`: the median of `--repeat`
+snapshots, each to a new node), beside what `cp` and `sync` used to copy the same files
+(`copy_floor_cpu_s_per_gb`); and one more snapshot with sender and receiver each pinned to a
+core of its own (`snapshot_vs_copy_floor_pinned`: as if each had a core, as on two machines).
 Last, one-point writes to the sender on a fixed schedule (every 5 ms), idle and while it sends
 snapshots over and over, until 2,000 of each: their p99s side by side, with no limit and with
 the default one (`auto`), and the speed of `auto`'s snapshots as a share of unlimited ones'
-(`auto_vs_unlimited_speed`: 1.0 as fast); then the same with sender and receiver as if on two
-machines (the sender alone on one core, the receiver's store on tmpfs: `apart_*`).
-Run: `python bench/transfer.py [--points N]` (24,000,000 points make a store of about 1 GB).
+(`auto_vs_unlimited_speed`: 1.0 as fast); with `auto`, also beside busy loops that take the
+CPU the snapshots took (each end's share of a core, in bursts as long as that end's CPU for a
+chunk, at the nodes' priority: `busy_loop`), since on shared cores any CPU used raises the
+writes' tail, and what a transfer should answer for is what it adds beyond its CPU; then the
+same with sender and receiver as if on two machines (the sender alone on one core, the
+receiver's store on tmpfs: `apart_*`).
+Run: `python bench/transfer.py [--points N] [--repeat 3]` (24,000,000 points make a store of
+about 1 GB).
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import create_region
 from bench.foreground import ScheduledWrites, ms
 from bench.load import load
+from bench.migrate import cpu_s, pid
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients
 from stack.processes import NodeProcess
@@ -42,6 +55,19 @@ from stack.processes import NodeProcess
 REGION = 1
 FOREGROUND_REGION = 2
 FOREGROUND_WRITES = 2_000
+GB = 1e9
+CHUNK_BYTES = 1024 * 1024  # a snapshot's (node/snapshot.py): a busy loop's burst is a chunk's CPU
+# CPU without a snapshot: busy for a burst, then idle for as long as keeps it within its share
+# of a core; at the nodes' priority (the default one).
+BUSY_LOOP = """
+import sys, time
+burst, share = float(sys.argv[1]), float(sys.argv[2])
+while True:
+    until = time.perf_counter() + burst
+    while time.perf_counter() < until:
+        pass
+    time.sleep(burst * (1 - share) / share)
+"""
 
 
 def disk_write_rate(directory: Path, total: int = 512 * 1024 * 1024) -> float:
@@ -61,16 +87,24 @@ def disk_write_rate(directory: Path, total: int = 512 * 1024 * 1024) -> float:
     return total / elapsed
 
 
-def copy_floor(files: list[Path], directory: Path) -> float:
-    """Seconds to `cp` the files into `directory` and fsync them there: the physical floor of
-    making a replica of them on this disk."""
+def copy_floor(files: list[Path], directory: Path) -> tuple[float, float]:
+    """Seconds to `cp` the files into `directory` and fsync them there, the physical floor of
+    making a replica of them on this disk, and the CPU seconds `cp` and `sync` used."""
     directory.mkdir()
+    before = children_cpu_s()
     began = time.perf_counter()
     subprocess.run(["cp", *map(str, files), str(directory)], check=True)
     subprocess.run(["sync", *(str(directory / f.name) for f in files)], check=True)
     elapsed = time.perf_counter() - began
+    cpu = children_cpu_s() - before
     shutil.rmtree(directory)
-    return elapsed
+    return elapsed, cpu
+
+
+def children_cpu_s() -> float:
+    """CPU seconds (user and system) of this process's children that ended, so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def ingest(clients: NodeClients, node: NodeProcess, points: int) -> float:
@@ -145,6 +179,45 @@ def pin(pid: int, cpus: set[int]) -> None:
         os.sched_setaffinity(int(thread), cpus)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot to a new node: its seconds and the CPU seconds of each end."""
+
+    seconds: float
+    sender_cpu_s: float
+    receiver_cpu_s: float
+
+
+async def timed_snapshot(
+    clients: NodeClients,
+    source: NodeProcess,
+    new: NodeProcess,
+    rss: RssGrowth | None = None,
+    pinned: bool = False,
+    drop: bool = True,
+) -> Snapshot:
+    """`new` brought up by a snapshot of the region, then (`drop`) its channel dropped, so
+    that the sender keeps none to it. `pinned`: sender and receiver each on a core of its own."""
+    everything = os.sched_getaffinity(0)
+    if pinned:
+        first = min(everything)
+        pin(pid(source), {first})
+        pin(pid(new), {min(everything - {first})})
+    try:
+        before = cpu_s([pid(source)]), cpu_s([pid(new)])
+        seconds = await bring_up(clients, source, new, True, rss=rss)
+        cpu = cpu_s([pid(source)]) - before[0], cpu_s([pid(new)]) - before[1]
+    finally:
+        if pinned:
+            pin(pid(source), everything)
+            pin(pid(new), everything)
+    if drop:
+        await clients.stub(source.address).DropChannel(
+            pb.DropChannelRequest(region=REGION, receiver_id=new.node_id)
+        )
+    return Snapshot(seconds, *cpu)
+
+
 @contextlib.contextmanager
 def apart(source: NodeProcess, receiver: NodeProcess) -> Iterator[None]:
     """Sender and receiver as if on two machines: the sender alone on the first core, the
@@ -164,41 +237,94 @@ def apart(source: NodeProcess, receiver: NodeProcess) -> Iterator[None]:
 
 
 async def foreground(
-    clients: NodeClients, source: NodeProcess, receiver: NodeProcess, auto: bool
+    clients: NodeClients,
+    source: NodeProcess,
+    receiver: NodeProcess,
+    auto: bool,
+    busy_loop: bool = False,
 ) -> dict[str, dict[str, float]]:
     """One-point writes to another region of the sender: latencies idle, then while it sends
     snapshots of the region to `receiver` (made again and again until there are enough),
-    with no limit or the adaptive one (the default)."""
+    with no limit or the adaptive one (the default). With `busy_loop`, then beside busy loops
+    that take each end's CPU share of those snapshots, without them."""
     stub = clients.stub(source.address)
     await stub.SetThrottle(pb.ThrottleRequest(auto=auto))
     await create_region(clients, [source], FOREGROUND_REGION)
     writes = ScheduledWrites(stub, FOREGROUND_REGION).start()
+    ends = [pid(source), pid(receiver)]
     try:
-        writes.measuring = True
-        while len(writes.latencies) < FOREGROUND_WRITES:  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
-        writes.measuring = False
-        idle, during, snapshots = writes.take(), list[float](), list[float]()
+        idle = await timed_writes(writes)
+        during, snapshots, seconds = list[float](), list[float](), 0.0
+        cpu = [0.0, 0.0]
+        sent = 0
         while len(during) < FOREGROUND_WRITES:
+            before = [cpu_s([p]) for p in ends]
             writes.measuring = True
             snapshots.append(await bring_up(clients, source, receiver, True))
             writes.measuring = False
+            cpu = [c + cpu_s([p]) - b for c, p, b in zip(cpu, ends, before, strict=True)]
+            seconds += snapshots[-1]
+            sent += await bytes_sent_to(clients, source, receiver.node_id)
             during += writes.take()
             await stub.DropChannel(
                 pb.DropChannelRequest(region=REGION, receiver_id=receiver.node_id)
             )
             await clients.stub(receiver.address).DeleteLocalPeer(pb.RegionRequest(region=REGION))
+        result = {
+            "idle": ms(idle),
+            "during_snapshots": ms(during),
+            "snapshots": {
+                "count": len(snapshots),
+                "median_s": round(statistics.median(snapshots), 3),
+                "cpu_share_sender": round(cpu[0] / seconds, 3),
+                "cpu_share_receiver": round(cpu[1] / seconds, 3),
+            },
+        }
+        if busy_loop:
+            chunks = max(sent / CHUNK_BYTES, 1.0)
+            loops = [(c / chunks, c / seconds) for c in cpu]  # (burst s, share of a core)
+            result["busy_loop"] = ms(await beside_busy_loops(writes, loops))
     finally:
         await writes.stop()
     await stub.SetThrottle(pb.ThrottleRequest())
-    return {
-        "idle": ms(idle),
-        "during_snapshots": ms(during),
-        "snapshots": {"count": len(snapshots), "median_s": round(statistics.median(snapshots), 3)},
-    }
+    return result
 
 
-async def main(points: int) -> dict[str, object]:
+async def timed_writes(writes: ScheduledWrites) -> list[float]:
+    """The latencies of the next FOREGROUND_WRITES scheduled writes."""
+    writes.measuring = True
+    while len(writes.latencies) < FOREGROUND_WRITES:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    writes.measuring = False
+    return writes.take()
+
+
+async def beside_busy_loops(
+    writes: ScheduledWrites, loops: list[tuple[float, float]]
+) -> list[float]:
+    """The scheduled writes' latencies beside a busy loop per (burst, share of a core)."""
+    busy: list[asyncio.subprocess.Process] = []
+    try:
+        for burst, share in loops:
+            if share > 0:
+                args = (str(burst), str(min(share, 1.0)))
+                busy.append(
+                    await asyncio.create_subprocess_exec(sys.executable, "-c", BUSY_LOOP, *args)
+                )
+        return await timed_writes(writes)
+    finally:
+        for p in busy:
+            p.kill()
+            await p.wait()
+
+
+async def bytes_sent_to(clients: NodeClients, source: NodeProcess, receiver: int) -> int:
+    """The snapshot bytes the source's channel to `receiver` sent (0 if it has none)."""
+    progress = await clients.stub(source.address).GetProgress(pb.RegionRequest(region=REGION))
+    return sum(c.snapshot_bytes_sent for c in progress.channels if c.receiver.node_id == receiver)
+
+
+async def main(points: int, repeat: int) -> dict[str, object]:
     clients = NodeClients()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         root = Path(tmp)
@@ -211,13 +337,17 @@ async def main(points: int) -> dict[str, object]:
             ingest_rate = await ingest(clients, source, points)
             files = sorted((root / "n1" / "region_1").glob("store.db*"))
             store_bytes = sum(f.stat().st_size for f in files)
-            floor = copy_floor(files, root / "floor")
+            floor, floor_cpu = copy_floor(files, root / "floor")
             results = {}
             for node_id, mode, snapshot in ((2, "snapshot", True), (3, "streamed", False)):
                 new = NodeProcess(node_id, root / f"n{node_id}").start()
                 nodes.append(new)
                 growth = RssGrowth(source, new) if snapshot else None
-                seconds = await bring_up(clients, source, new, snapshot, rss=growth)
+                if snapshot:
+                    first = await timed_snapshot(clients, source, new, rss=growth, drop=False)
+                    seconds = first.seconds
+                else:
+                    seconds = await bring_up(clients, source, new, snapshot)
                 if growth is not None:
                     rss_growth = {"sender": growth.most[1], "receiver": growth.most[node_id]}
                 results[mode] = {
@@ -228,6 +358,18 @@ async def main(points: int) -> dict[str, object]:
             # what one whole snapshot sends: the main file, its log checkpointed into it by the
             # snapshot above (the store's files before had a log repeating pages of the file)
             snapshot_bytes = (root / "n1" / "region_1" / "store.db").stat().st_size
+            # more snapshots to new nodes for the CPU's median, then one with each end pinned
+            snapshots = [first]
+            for node_id in range(7, 7 + repeat):
+                new = NodeProcess(node_id, root / f"n{node_id}").start()
+                try:
+                    pinned = node_id == 6 + repeat
+                    taken = await timed_snapshot(clients, source, new, pinned=pinned)
+                finally:
+                    new.terminate()
+                shutil.rmtree(new.data_dir)
+                snapshots.append(taken)
+            pinned_snapshot = snapshots.pop()
             resumed = NodeProcess(4, root / "n4").start()
             nodes.append(resumed)
             await bring_up(clients, source, resumed, True, kill_at=snapshot_bytes // 2)
@@ -239,7 +381,7 @@ async def main(points: int) -> dict[str, object]:
             nodes.append(receiver)
             fg = {
                 "no_limit": await foreground(clients, source, receiver, auto=False),
-                "auto": await foreground(clients, source, receiver, auto=True),
+                "auto": await foreground(clients, source, receiver, auto=True, busy_loop=True),
             }
             if len(os.sched_getaffinity(0)) > 1:
                 with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
@@ -257,11 +399,30 @@ async def main(points: int) -> dict[str, object]:
                 n.terminate()
             await clients.close()
     snap = results["snapshot"]
+    gb = snapshot_bytes / GB
+
+    def per_gb(cpu: float) -> float:
+        return round(cpu / gb, 3)
+
     return {
         "points": points,
         "store_bytes": store_bytes,
         "copy_floor_s": round(floor, 3),
         "new_replica_snapshot": snap,
+        "cpu_s_per_gb": {
+            "sender": per_gb(statistics.median(s.sender_cpu_s for s in snapshots)),
+            "receiver": per_gb(statistics.median(s.receiver_cpu_s for s in snapshots)),
+            "both": per_gb(statistics.median(s.sender_cpu_s + s.receiver_cpu_s for s in snapshots)),
+            "snapshots": len(snapshots),
+        },
+        "copy_floor_cpu_s_per_gb": round(floor_cpu / (store_bytes / GB), 3),
+        "snapshot_pinned": {
+            "seconds": round(pinned_snapshot.seconds, 3),
+            "cpu_s_per_gb": {
+                "sender": per_gb(pinned_snapshot.sender_cpu_s),
+                "receiver": per_gb(pinned_snapshot.receiver_cpu_s),
+            },
+        },
         "new_replica_streamed": results["streamed"],
         "local_ingest_points_per_s": round(ingest_rate),
         "disk_seq_write_mb_per_s": round(disk / 1e6, 1),
@@ -274,6 +435,7 @@ async def main(points: int) -> dict[str, object]:
         },
         "ratios": {
             "snapshot_vs_copy_floor": round(snap["seconds"] / floor, 2),
+            "snapshot_vs_copy_floor_pinned": round(pinned_snapshot.seconds / floor, 2),
             "streamed_vs_local_ingest": round(results["streamed"]["points_per_s"] / ingest_rate, 2),
             "snapshot_vs_streamed": round(results["streamed"]["seconds"] / snap["seconds"], 2),
             "snapshot_points_vs_local_ingest": round(snap["points_per_s"] / ingest_rate, 2),
@@ -284,6 +446,9 @@ async def main(points: int) -> dict[str, object]:
                 )
                 for mode, runs in fg.items()
             },
+            "foreground_p99_during_vs_busy_loop_auto": round(
+                fg["auto"]["during_snapshots"]["p99_ms"] / fg["auto"]["busy_loop"]["p99_ms"], 2
+            ),
             "resume_bytes_sent_vs_store": round(to_resumed.snapshot_bytes_sent / snapshot_bytes, 2),
             **{
                 f"{where}auto_vs_unlimited_speed": round(
@@ -301,5 +466,10 @@ async def main(points: int) -> dict[str, object]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="snapshots whose CPU's median is taken (above 0)"
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.points)), indent=2))
+    if args.repeat < 1:
+        parser.error(f"--repeat must be above 0, not {args.repeat}")
+    print(json.dumps(asyncio.run(main(args.points, args.repeat)), indent=2))
