@@ -68,6 +68,7 @@ while True:
         pass
     time.sleep(burst * (1 - share) / share)
 """
+BUSY_LOOP_START_S = 0.3
 
 
 def disk_write_rate(directory: Path, total: int = 512 * 1024 * 1024) -> float:
@@ -245,73 +246,76 @@ async def foreground(
 ) -> dict[str, dict[str, float]]:
     """One-point writes to another region of the sender: latencies idle, then while it sends
     snapshots of the region to `receiver` (made again and again until there are enough),
-    with no limit or the adaptive one (the default). With `busy_loop`, then beside busy loops
-    that take each end's CPU share of those snapshots, without them."""
+    with no limit or the adaptive one (the default). With `busy_loop`, after each snapshot
+    the same writes for as long beside busy loops that take what each end of it took of a
+    core, without it: the two alternate, so that whatever else the machine runs meanwhile
+    falls on both alike."""
     stub = clients.stub(source.address)
     await stub.SetThrottle(pb.ThrottleRequest(auto=auto))
     await create_region(clients, [source], FOREGROUND_REGION)
     writes = ScheduledWrites(stub, FOREGROUND_REGION).start()
     ends = [pid(source), pid(receiver)]
     try:
-        idle = await timed_writes(writes)
-        during, snapshots, seconds = list[float](), list[float](), 0.0
-        cpu = [0.0, 0.0]
-        sent = 0
-        while len(during) < FOREGROUND_WRITES:
+        writes.measuring = True
+        while len(writes.latencies) < FOREGROUND_WRITES:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        writes.measuring = False
+        idle, during, beside = writes.take(), list[float](), list[float]()
+        snapshots, cpu = list[float](), [0.0, 0.0]
+        while len(during) < FOREGROUND_WRITES or (busy_loop and len(beside) < FOREGROUND_WRITES):
             before = [cpu_s([p]) for p in ends]
             writes.measuring = True
             snapshots.append(await bring_up(clients, source, receiver, True))
             writes.measuring = False
-            cpu = [c + cpu_s([p]) - b for c, p, b in zip(cpu, ends, before, strict=True)]
-            seconds += snapshots[-1]
-            sent += await bytes_sent_to(clients, source, receiver.node_id)
+            took = [cpu_s([p]) - b for p, b in zip(ends, before, strict=True)]
+            cpu = [c + t for c, t in zip(cpu, took, strict=True)]
+            sent = await bytes_sent_to(clients, source, receiver.node_id)
             during += writes.take()
             await stub.DropChannel(
                 pb.DropChannelRequest(region=REGION, receiver_id=receiver.node_id)
             )
             await clients.stub(receiver.address).DeleteLocalPeer(pb.RegionRequest(region=REGION))
-        result = {
-            "idle": ms(idle),
-            "during_snapshots": ms(during),
-            "snapshots": {
-                "count": len(snapshots),
-                "median_s": round(statistics.median(snapshots), 3),
-                "cpu_share_sender": round(cpu[0] / seconds, 3),
-                "cpu_share_receiver": round(cpu[1] / seconds, 3),
-            },
-        }
-        if busy_loop:
-            chunks = max(sent / CHUNK_BYTES, 1.0)
-            loops = [(c / chunks, c / seconds) for c in cpu]  # (burst s, share of a core)
-            result["busy_loop"] = ms(await beside_busy_loops(writes, loops))
+            if busy_loop:
+                chunks = max(sent / CHUNK_BYTES, 1.0)
+                loops = [(t / chunks, t / snapshots[-1]) for t in took]  # burst s, core share
+                beside += await beside_busy_loops(writes, loops, snapshots[-1])
     finally:
         await writes.stop()
     await stub.SetThrottle(pb.ThrottleRequest())
+    seconds = sum(snapshots)
+    result = {
+        "idle": ms(idle),
+        "during_snapshots": ms(during),
+        "snapshots": {
+            "count": len(snapshots),
+            "median_s": round(statistics.median(snapshots), 3),
+            "cpu_share_sender": round(cpu[0] / seconds, 3),
+            "cpu_share_receiver": round(cpu[1] / seconds, 3),
+        },
+    }
+    if busy_loop:
+        result["busy_loop"] = ms(beside)
     return result
 
 
-async def timed_writes(writes: ScheduledWrites) -> list[float]:
-    """The latencies of the next FOREGROUND_WRITES scheduled writes."""
-    writes.measuring = True
-    while len(writes.latencies) < FOREGROUND_WRITES:  # noqa: ASYNC110
-        await asyncio.sleep(0.1)
-    writes.measuring = False
-    return writes.take()
-
-
 async def beside_busy_loops(
-    writes: ScheduledWrites, loops: list[tuple[float, float]]
+    writes: ScheduledWrites, loops: list[tuple[float, float]], seconds: float
 ) -> list[float]:
-    """The scheduled writes' latencies beside a busy loop per (burst, share of a core)."""
+    """The scheduled writes' latencies for `seconds` beside a busy loop per (burst, share of a
+    core), each started before they are timed."""
     busy: list[asyncio.subprocess.Process] = []
     try:
         for burst, share in loops:
             if share > 0:
-                args = (str(burst), str(min(share, 1.0)))
+                args = (str(max(burst, 1e-4)), str(min(share, 1.0)))
                 busy.append(
                     await asyncio.create_subprocess_exec(sys.executable, "-c", BUSY_LOOP, *args)
                 )
-        return await timed_writes(writes)
+        await asyncio.sleep(BUSY_LOOP_START_S)  # the interpreters' start is not their load
+        writes.measuring = True
+        await asyncio.sleep(seconds)
+        writes.measuring = False
+        return writes.take()
     finally:
         for p in busy:
             p.kill()
