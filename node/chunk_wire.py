@@ -2,13 +2,13 @@
 
 A chunk message is a megabyte of data and a few small fields. Built and parsed as a protobuf
 message, the data was copied into the message, again into its serialized form and, on the
-receiving end, out of the parsed message: each copy of a megabyte between buffers of
-different threads costs about as much as hashing it does with BLAKE3 (BENCHMARKS.md,
-2026-12-07). Here the small fields go through protobuf as usual, and the data is appended as
-the message's field 3 after them on the way out (protobuf takes fields in any order, so a node
-that parses the whole message reads the same chunk) and taken as a view into the received
-message on the way in. InstallSnapshot's sender serializes with `encode` and its receiver
-parses with `decode` (node/service.py registers it); either end may be any build.
+receiving end, out of the parsed message; with gRPC's own, copies were about a tenth of each
+end's CPU (`perf`; BENCHMARKS.md, 2026-12-07). Here the small fields go through protobuf as
+usual, and the data is appended as the message's field 3 after them on the way out (protobuf
+takes fields in any order, so a node that parses the whole message reads the same chunk) and
+taken as a view into the received message on the way in. InstallSnapshot's sender serializes
+with `encode` and its receiver parses with `decode` (node/service.py registers it); either end
+may be any build.
 """
 
 from __future__ import annotations

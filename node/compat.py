@@ -20,7 +20,7 @@ Kept for the floor's nodes:
   sender of the floor build sends sha256 digests without naming them (`digest_kind` 0). So
   this build's senders send sha256 to a receiver that names no digest, or that holds chunks
   under sha256 (so they are skipped), and its receivers take it. A build may drop sha256 once
-  the floor is this build or later: every node at the floor then takes and sends BLAKE3; the
+  the floor is this build or later: every node at the floor then takes and sends XXH3; the
   enum value stays, its receivers stop listing it, and a sender that meets a receiver naming
   none of its digests refuses it as below the floor.
 

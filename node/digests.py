@@ -1,13 +1,15 @@
 """Snapshot chunk digests: the ones a node computes and takes, and the one a sender picks.
 
 A chunk's digest vouches for it twice: the receiver refuses a chunk that does not match it,
-and a resumed snapshot skips a chunk the receiver holds under the same digest, unseen. So a
-digest must be one that a changed chunk cannot match, by accident or by design (a store's pages
-hold its users' data): a cryptographic hash. BLAKE3 (the `blake3` package) hashes about 9 GB/s
-on one core of this project's machines, sha256 1.9: sha256 was a third of the CPU a snapshot
-cost, on both ends (BENCHMARKS.md, 2026-12-07). xxHash's XXH3 is ten times faster again, but
-anyone who can write points could look for a collision. sha256 stays for the floor's nodes
-(node/compat.py).
+and a resumed snapshot skips a chunk the receiver holds under the same digest, unseen. So two
+chunks that differ must not share a digest by accident: XXH3's 128-bit digest (the `xxhash`
+package) does that as well as sha256 for damage and for a changed page, and hashes a megabyte
+in a hundredth of sha256's CPU: sha256 was a third of what a snapshot cost, on both ends, and
+BLAKE3 still an eighth (BENCHMARKS.md, 2026-12-07). It is not built against design: someone who
+could shape whole megabytes of a store's pages might, with work, make two chunks that match, so
+that a resumed snapshot keeps a stale one; rsync makes the same choice for the blocks it skips
+(xxh128), and the consistency check compares replicas under sha256. sha256 stays for the
+floor's nodes (node/compat.py).
 
 The receiver says which digests it takes, best first, and which one the chunks it holds are
 under; the sender picks the held one if it can (so that a resumed snapshot skips them), else
@@ -20,19 +22,19 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
-import blake3
+import xxhash
 
 from node.compat import BelowFloor
 from protos import air_node_pb2 as pb
 
 Kind: TypeAlias = pb.ChunkDigest
 SHA256 = pb.CHUNK_DIGEST_SHA256
-BLAKE3 = pb.CHUNK_DIGEST_BLAKE3
+XXH3_128 = pb.CHUNK_DIGEST_XXH3_128
 
 Buffer = bytes | bytearray | memoryview
 
 _HASHES: dict[Kind, Callable[[Buffer], bytes]] = {
-    BLAKE3: lambda data: blake3.blake3(data).digest(),
+    XXH3_128: xxhash.xxh3_128_digest,
     SHA256: lambda data: hashlib.sha256(data).digest(),
 }
 # What this build takes and computes, best first.
@@ -51,7 +53,7 @@ def require(kind: Kind) -> None:
 
 
 def digest(kind: Kind, data: Buffer) -> bytes:
-    """`data`'s digest of `kind`. Safe on a thread: both hashes let go of the GIL."""
+    """`data`'s digest of `kind`."""
     return _hash(kind)(data)
 
 

@@ -8,7 +8,7 @@ carries the applied vector it is consistent with. Writes go on meanwhile, into t
 earlier version first copied the store with SQLite's backup API, then sent the copy: every
 byte was written twice on the sender's disk, and nothing was sent until the copy was whole.)
 
-Resuming. The file is cut into fixed chunks, each with its digest (node/digests.py: BLAKE3, or
+Resuming. The file is cut into fixed chunks, each with its digest (node/digests.py: XXH3, or
 sha256 for a node of the floor build). The receiver writes each
 chunk in place in a side file and, every FLUSH_S or FLUSH_BYTES, makes the file durable and
 then records the digests of the chunks it now holds (`<file>.held`), so a crash or a cut

@@ -22,7 +22,7 @@ class SenderStanding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 class ChunkDigest(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CHUNK_DIGEST_SHA256: _ClassVar[ChunkDigest]
-    CHUNK_DIGEST_BLAKE3: _ClassVar[ChunkDigest]
+    CHUNK_DIGEST_XXH3_128: _ClassVar[ChunkDigest]
 ACKS_ONE: Acks
 ACKS_QUORUM: Acks
 ACKS_ALL: Acks
@@ -30,7 +30,7 @@ SENDER_PEER: SenderStanding
 SENDER_DEPARTED: SenderStanding
 SENDER_WRITTEN_OFF: SenderStanding
 CHUNK_DIGEST_SHA256: ChunkDigest
-CHUNK_DIGEST_BLAKE3: ChunkDigest
+CHUNK_DIGEST_XXH3_128: ChunkDigest
 
 class Peer(_message.Message):
     __slots__ = ("node_id", "address")

@@ -193,7 +193,7 @@ BAD: dict[str, tuple[Call, grpc.StatusCode, str]] = {
             iter([pb.SnapshotChunk(region=9, sender=2, data=b"x", digest=b"d", digest_kind=LATER)])
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
-        "malformed snapshot: snapshot chunk digest 7 is unknown to this build (it takes blake3, "
+        "malformed snapshot: snapshot chunk digest 7 is unknown to this build (it takes xxh3_128, "
         "sha256)",
     ),
     "transfer batch past a gap": (

@@ -21,7 +21,7 @@ def fields() -> pb.SnapshotChunk:
         offset=7 << 20,
         digest=b"d" * 32,
         limit_bytes_per_s=2.5,
-        digest_kind=pb.CHUNK_DIGEST_BLAKE3,
+        digest_kind=pb.CHUNK_DIGEST_XXH3_128,
     )
 
 

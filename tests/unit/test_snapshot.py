@@ -12,13 +12,13 @@ import sqlite3
 from pathlib import Path
 from typing import cast
 
-import blake3
 import pytest
+import xxhash
 
 from node import digests, snapshot
 from node.chunk_wire import Chunk, decode, encode
 from node.compat import BelowFloor
-from node.digests import BLAKE3, SHA256, TAKEN, Kind, UnknownDigest
+from node.digests import SHA256, TAKEN, XXH3_128, Kind, UnknownDigest
 from node.snapshot import (
     CHUNK_BYTES,
     ChecksumMismatch,
@@ -44,7 +44,7 @@ def view_of(path: Path) -> HeldView:
 
 
 async def chunks(
-    path: Path, held: Held, counts: Sent | None = None, kind: Kind = BLAKE3
+    path: Path, held: Held, counts: Sent | None = None, kind: Kind = XXH3_128
 ) -> list[Chunk]:
     """The chunks a sender sends, as the receiver parses them."""
     stream = snapshot_chunks(view_of(path), 7, 1, held, kind, counts or Sent())
@@ -57,7 +57,7 @@ async def receive(incoming: IncomingSnapshot, stream: list[Chunk]) -> Path:
     return await incoming.finish(stream[-1])
 
 
-async def broken_after(source: Path, partial: Path, count: int, kind: Kind = BLAKE3) -> None:
+async def broken_after(source: Path, partial: Path, count: int, kind: Kind = XXH3_128) -> None:
     """A stream that sent the first `count` chunks of `source`, then broke."""
     first = IncomingSnapshot.open(partial)
     for chunk in (await chunks(source, held_of(partial), kind=kind))[:count]:
@@ -210,11 +210,11 @@ async def test_a_receiver_that_takes_only_sha256_gets_sha256_chunks(tmp_path: Pa
 
 
 def test_the_sender_picks_the_held_digest_else_the_receivers_best() -> None:
-    assert digests.pick(TAKEN, SHA256, False, 2) == BLAKE3  # this build's receiver
+    assert digests.pick(TAKEN, SHA256, False, 2) == XXH3_128  # this build's receiver
     assert digests.pick(TAKEN, SHA256, True, 2) == SHA256  # it holds chunks under sha256
-    assert digests.pick(TAKEN, BLAKE3, True, 2) == BLAKE3
+    assert digests.pick(TAKEN, XXH3_128, True, 2) == XXH3_128
     assert digests.pick([], SHA256, False, 2) == SHA256  # the floor's
-    assert digests.pick([SHA256], BLAKE3, True, 2) == SHA256  # takes no blake3, whatever held
+    assert digests.pick([SHA256], XXH3_128, True, 2) == SHA256  # takes no xxh3, whatever held
     with pytest.raises(BelowFloor, match="node 2 takes snapshot chunks under none"):
         digests.pick([cast(Kind, 7)], SHA256, False, 2)  # a build's after this one's only
 
@@ -240,20 +240,20 @@ async def test_chunks_held_under_sha256_are_skipped_by_a_sender_of_this_build(
 
 
 async def test_chunks_under_another_digest_replace_what_was_held(tmp_path: Path) -> None:
-    """Held sha256 chunks vouch for nothing under BLAKE3: a BLAKE3 stream sends them all, and
-    the record is rewritten under BLAKE3 before the first of them lands."""
+    """Held sha256 chunks vouch for nothing under XXH3_128: a XXH3_128 stream sends them all, and
+    the record is rewritten under XXH3_128 before the first of them lands."""
     source = a_file(tmp_path / "store")
     partial = tmp_path / "in"
     await broken_after(source, partial, 3, SHA256)
     held = held_of(partial)
     counts = Sent()
-    stream = await chunks(source, held, counts, BLAKE3)
+    stream = await chunks(source, held, counts, XXH3_128)
     assert counts.skipped == 0 and len(stream) == 7
     incoming = IncomingSnapshot.open(partial)
     await incoming.add(stream[4])
     await incoming.suspend()
     assert held_of(partial) == Held(
-        CHUNK_BYTES, {4: blake3.blake3(stream[4].data).digest()}, BLAKE3
+        CHUNK_BYTES, {4: xxhash.xxh3_128_digest(stream[4].data)}, XXH3_128
     )
     received = await receive(IncomingSnapshot.open(partial), stream)
     assert received.read_bytes() == source.read_bytes()
