@@ -27,6 +27,7 @@ travels as a view, not copied by protobuf (node/chunk_wire.py).
 from __future__ import annotations
 
 import asyncio
+import mmap
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -50,11 +51,16 @@ CHUNK_BYTES = 1024 * 1024
 FLUSH_S = 0.5
 FLUSH_BYTES = 4 * CHUNK_BYTES
 FLUSH_SHARE = 1 / 8
-# The side file is allocated this far ahead of the chunks written: the kernel then maps each
-# page written to a block already there, which saved a quarter of the CPU of the writes.
+# The side file is allocated this far ahead of the chunks written, in large extents.
 ALLOCATE_AHEAD_BYTES = 64 * CHUNK_BYTES
-# A chunk goes to the file in writes of this size, as `cp` writes: one 1 MiB write makes the
-# kernel allocate its page cache in large blocks, which on the virtual machines measured cost
+# A chunk goes to the file past the page cache (O_DIRECT), from a buffer aligned to this: on the
+# virtual machines measured, the page cache the kernel allocates for written bytes was most of
+# a receiver's CPU for its writes, two to five times the direct write's (more the more memory
+# the machine had taken back; BENCHMARKS.md, 2026-12-07). The price: the new replica's pages
+# are not cached after the install, its first reads go to the disk.
+DIRECT_ALIGN = 4096
+# Where the filesystem takes no O_DIRECT, through the page cache in writes of this size, as
+# `cp` writes: one 1 MiB write there makes the kernel allocate its page cache in large blocks,
 # up to ten times the CPU of the same bytes in 128 KiB writes (BENCHMARKS.md, 2026-12-05).
 WRITE_BYTES = 128 * 1024
 _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)  # Linux's read that never waits
@@ -194,11 +200,40 @@ def remove_partial(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def _write(fd: int, offset: int, data: Buffer, kind: Kind) -> bytes:
-    view, at = memoryview(data), 0
-    while at < len(view):  # a short write (a full disk) is taken up where it stopped
-        at += os.pwrite(fd, view[at : at + WRITE_BYTES], offset + at)
+def _open_for_chunks(path: Path) -> tuple[int, mmap.mmap | None]:
+    """The side file opened for direct writes, with a buffer aligned for them; or, where the
+    filesystem refuses O_DIRECT, for writes through the page cache (no buffer)."""
+    flags, direct = os.O_WRONLY | os.O_CREAT, getattr(os, "O_DIRECT", 0)
+    if direct:
+        try:
+            return os.open(path, flags | direct, 0o644), mmap.mmap(-1, CHUNK_BYTES)
+        except OSError:
+            pass
+    return os.open(path, flags, 0o644), None
+
+
+def _write(fd: int, aligned: mmap.mmap | None, offset: int, data: Buffer, kind: Kind) -> bytes:
+    """Write `data` at `offset`, past the page cache through `aligned` if there is one (a
+    short last chunk padded to DIRECT_ALIGN: the file is cut to its size at the end); returns
+    its digest."""
+    if aligned is None:
+        source, length, piece = memoryview(data), len(data), WRITE_BYTES
+    else:
+        length = -(-len(data) // DIRECT_ALIGN) * DIRECT_ALIGN
+        aligned[: len(data)] = data
+        aligned[len(data) : length] = bytes(length - len(data))
+        source, piece = memoryview(aligned), length
+    with source:
+        at = 0
+        while at < length:  # a short write (a full disk) is taken up where it stopped
+            at += os.pwrite(fd, source[at : min(at + piece, length)], offset + at)
     return digests.digest(kind, data)
+
+
+def _sync_and_record(fd: int, path: Path, record: HeldChunks) -> None:
+    """The file made durable, then the record of what it holds: on one thread, one hand-over."""
+    os.fdatasync(fd)
+    atomic_write(_record_path(path), record.model_dump_json().encode())
 
 
 @dataclass
@@ -210,6 +245,8 @@ class IncomingSnapshot:
     kind: Kind = SHA256  # of the digests in `held`
     _durable: set[int] = field(default_factory=set)
     _fd: int = -1
+    _aligned: mmap.mmap | None = None
+    _writing: asyncio.Future[bytes] | None = None
     _flush: asyncio.Lock = field(default_factory=asyncio.Lock)
     _pending: asyncio.Task[None] | None = None
     _unflushed: int = 0
@@ -224,7 +261,7 @@ class IncomingSnapshot:
         if held.chunk_bytes != CHUNK_BYTES:  # cut differently: not worth keeping
             held = Held(CHUNK_BYTES, {})
         incoming = cls(path, dict(held.digests), held.kind, set(held.digests))
-        incoming._fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        incoming._fd, incoming._aligned = _open_for_chunks(path)
         return incoming
 
     @property
@@ -247,9 +284,10 @@ class IncomingSnapshot:
         if offset + len(data) > self._allocated:
             self._allocated = offset + ALLOCATE_AHEAD_BYTES
             os.posix_fallocate(self._fd, offset, ALLOCATE_AHEAD_BYTES)
-        # on the event loop: a write to the page cache and its hash take about what two
-        # hand-overs to a thread and back cost (BENCHMARKS.md, 2026-12-07)
-        digest = _write(self._fd, offset, data, self.kind)
+        self._writing = asyncio.ensure_future(
+            asyncio.to_thread(_write, self._fd, self._aligned, offset, data, self.kind)
+        )
+        digest = await asyncio.shield(self._writing)  # a broken stream lets it end first
         if digest != fields.digest:
             raise ChecksumMismatch(f"snapshot chunk at {offset} arrived damaged")
         self.held[index] = digest
@@ -280,6 +318,8 @@ class IncomingSnapshot:
 
     async def suspend(self) -> None:
         """The stream broke: keep what arrived, durably, for the next one to resume."""
+        if self._writing is not None:  # its file and buffer stay open until it ends
+            await asyncio.gather(self._writing, return_exceptions=True)
         if self._fd >= 0:
             try:
                 await self._last_flush()
@@ -313,14 +353,12 @@ class IncomingSnapshot:
         async with self._flush:
             listed, kind = dict(self.held), self.kind
             self._unflushed, self._flushed_at = 0, time.monotonic()
-            await asyncio.to_thread(os.fdatasync, self._fd)
             record = HeldChunks(digests={i: d.hex() for i, d in listed.items()}, digest=NAMES[kind])
-            await asyncio.to_thread(
-                atomic_write, _record_path(self.path), record.model_dump_json().encode()
-            )
+            await asyncio.to_thread(_sync_and_record, self._fd, self.path, record)
             self._durable = set(listed)
 
     def _close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        self._aligned = None  # freed with the last view of it
