@@ -18,9 +18,10 @@ from typing import Any, Protocol
 import grpc
 
 from contracts.columns import from_columns, to_columns
+from contracts.locality import zone_of
 from node.breaks import status_of, stream_ended
 from node.compat import BelowFloor, check_batch, check_chunk_bytes, check_receiver
-from node.metrics import METRICS
+from node.metrics import METRICS, zone_label
 from node.replica import ChannelState, PeerInfo, Replica, channel_name
 from node.snapshot import Held, Sent, snapshot_chunks
 from node.store import OriginBatch, fetch_origin
@@ -77,6 +78,7 @@ class Channel:
         batch_points: int = BATCH_POINTS,
         throttles: Throttles | None = None,
         removals: Removals | None = None,
+        zone: str = "",
     ) -> None:
         self.replica = replica
         self.receiver_id = receiver_id
@@ -86,6 +88,9 @@ class Channel:
         self.removals = removals or NoRemovals()
         self.name = channel_name(replica.region, replica.node_id, receiver_id)
         self._task: asyncio.Task[None] | None = None
+        # the zones a snapshot goes between, as its bytes are counted (the receiver's says
+        # its answer to the hello)
+        self._zones = (zone_label(zone), zone_label(""))
 
     @property
     def state(self) -> ChannelState:
@@ -162,6 +167,7 @@ class Channel:
     async def _handshake(self, stub: NodeStub, call: TransferCall, reply: pb.TransferReply) -> int:
         """From the receiver's answer to the hello: a snapshot first if it awaits one."""
         check_receiver(reply, self.receiver_id)
+        self._zones = (self._zones[0], zone_label(zone_of(list(reply.locality))))
         if not reply.installed:
             self._hear_standing(reply)
             if not self.state.snapshot:
@@ -273,6 +279,7 @@ class Channel:
             chunk.limit_bytes_per_s = limit or 0.0  # the receiver's progress shows it
             counts.sent += size
             METRICS.transfer_bytes.labels(region=self.replica.region).inc(size)
+            METRICS.snapshot_bytes.labels(*self._zones).inc(size)
             yield chunk
 
 
