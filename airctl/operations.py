@@ -29,7 +29,7 @@ from airctl.data import DIGEST_TIMEOUT_S
 from airctl.progress import NO_ANSWER, follow_operation, moves_text, operation_state
 from client.starter import OperationInput, operation_id, start_autopilot, start_operation
 from client.status import running
-from contracts.activity_models import ClusterDescription, Peer
+from contracts.activity_models import ClusterDescription
 from contracts.errors import InvalidRequest, UserError
 from contracts.ids import (
     AUTOPILOT_WORKFLOW_ID,
@@ -47,7 +47,6 @@ from contracts.models import (
 from planning.balance import after, plan_rebalance, plan_rounds, spread, under_diversified
 from planning.placement import Plan, plan_drain
 from protos import air_node_pb2 as pb
-from runtime.reading import describe_cluster
 from workflows.autopilot import AutopilotWorkflow, unreachable_line
 from workflows.machinery.failures import root_cause
 from workflows.machinery.operation import MovesWorkflow
@@ -55,22 +54,12 @@ from workflows.machinery.operation import MovesWorkflow
 # -- planning -------------------------------------------------------------------------------
 
 
-async def describe(ctl: Ctl) -> ClusterDescription:
-    """Which nodes hold which regions, read exactly as the workflows read it."""
-    nodes = ctl.config.nodes
-    return await describe_cluster(
-        [Peer(node_id=n.id, address=n.address) for n in nodes],
-        ctl.clients,
-        {n.id: n.locality for n in nodes if n.locality},
-    )
-
-
 async def cluster_plan(ctl: Ctl, node: int) -> Plan:
     """The drain's plan, computed here exactly as the workflow will (it changes nothing)."""
     ctl.config.node(node)
     try:
         return plan_drain(
-            await describe(ctl), node, watermark(ctl), ctl.args.allow_less_diverse, nearest(ctl)
+            await ctl.describe(), node, watermark(ctl), ctl.args.allow_less_diverse, nearest(ctl)
         )
     except InvalidRequest as e:
         raise UserError(str(e)) from e
@@ -78,7 +67,7 @@ async def cluster_plan(ctl: Ctl, node: int) -> Plan:
 
 async def rebalance_plan(ctl: Ctl) -> tuple[ClusterDescription, list[Plan]]:
     """The rebalance's rounds, as the workflow will plan them if nothing else changes."""
-    cluster = await describe(ctl)
+    cluster = await ctl.describe()
     try:
         rounds = plan_rounds(
             cluster, destinations(ctl), watermark(ctl), ctl.args.allow_less_diverse
