@@ -383,6 +383,8 @@ def autopilot_text(s: AutopilotState) -> str:
         last = f"{s.last_check:%Y-%m-%d %H:%M:%S}" if s.last_check else "none yet"
         checking = s.checking or "none"
         lines.append(f"checks every {s.check_every_s:g} s: last {last}, running {checking}")
+    if s.under_diversified:
+        lines.append(f"{s.under_diversified} region(s) under-diversified (airctl placement)")
     if s.paused:
         lines.append(f"paused: {s.paused}")
     lines += [f"{d.at:%Y-%m-%d %H:%M:%S} {d.what}" for d in s.decisions]

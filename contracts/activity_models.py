@@ -169,3 +169,4 @@ class NodeView(BaseModel, frozen=True):
     reach: Reach
     reached_by: list[int] = Field(default_factory=list)  # live nodes that reach it
     asked: list[int] = Field(default_factory=list)  # live nodes that answered about it
+    zone: str = ""  # its first locality tier as the directory names it (zone=b); "": none

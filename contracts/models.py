@@ -351,6 +351,11 @@ class AutopilotState(BaseModel):
     check_repair: bool = False
     checking: str | None = None
     last_check: datetime | None = None
+    # zones every node of which does not answer (a partition, not deaths), and those back
+    # since, for which a rebalance is due once no node is silent
+    zones_down: list[str] = Field(default_factory=list)
+    zones_back: list[str] = Field(default_factory=list)
+    under_diversified: int | None = None  # regions, at the latest look at the placement
 
 
 class AutopilotInput(BaseModel):

@@ -32,6 +32,12 @@ workflows a build older than it started, and the worker refuses to start over th
   goes on with the worker's view alone until it continues as new. Asked first thing in `run`,
   before any local activity. Sites: workflows/autopilot.py `run` (its one line) and
   `_worker_view`; activities/operations.py `probe_nodes`.
+- `ZONES`: the autopilot judges zones (a zone none of whose nodes answers is said so, and a
+  rebalance starts once it answers again: activity `start_rebalance`) and counts the
+  under-diversified regions (activity `under_diversified`, the gauge). Asked first thing in
+  `run`, beside `INDIRECT_PROBES`. Sites: workflows/autopilot.py `run` and `_placement`,
+  planning/watch.py `Watch.zones`. It retires the autopilot histories recorded before it
+  (tests/histories: all of them so far).
 
 The dated histories and the markers they hold (read from the files): tests/histories/2026-12-01
 `LEAN` and `STALLS` (its rebalances and repairs `STALLS` only, its autopilot none), 2026-12-07
@@ -57,6 +63,7 @@ WRITE_OFF = "write-off-dead-peer"
 CATCH_UP = "catch-up-dead-origin"
 MOVES_RIDE_THROUGH = "moves-ride-through"
 INDIRECT_PROBES = "indirect-probes"
+ZONES = "zones"
 
 
 def lean_recorded() -> None:
