@@ -23,8 +23,8 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker, WorkerDeploymentConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.catalog import node_activities
 from activities.keep_alive import KeepAlive
-from activities.membership import membership_activities
 from activities.operations import OperationActivities, StartOptions
 from client import connection, versions
 from contracts import search_attributes
@@ -250,7 +250,7 @@ async def run(args: argparse.Namespace, workflow_runner: WorkflowRunner = WORKFL
     await check_floor(client, args)
     clients = node_clients(args)
     directory = NodeDirectory(args.cluster, args.nodes)
-    membership = membership_activities(directory, clients, KillPoints.from_env(args.state_dir))
+    on_nodes = node_activities(directory, clients, KillPoints.from_env(args.state_dir))
     operations = operation_activities(directory, clients, client, args.task_queue)
     worker = Worker(
         client,
@@ -259,7 +259,7 @@ async def run(args: argparse.Namespace, workflow_runner: WorkflowRunner = WORKFL
         identity=args.identity,
         workflows=WORKFLOWS,
         workflow_runner=workflow_runner,
-        activities=[*membership, *operations.all()],
+        activities=[*on_nodes, *operations.all()],
         interceptors=[KeepAlive()],  # a dead worker's activity is retried within seconds
         graceful_shutdown_timeout=timedelta(seconds=5),
         # a dead worker's workflows move to another worker after 2 s, not the default 10 s

@@ -2,9 +2,9 @@
 dead within the heartbeat timeout.
 
 Temporal retries an activity whose worker died only once its attempt times out. One that
-heartbeats only between polls (or not at all: describing a region, creating a replica) left a
-killed worker's step idle for the whole attempt, 15 to 30 s, and an RPC slower than the
-heartbeat timeout failed a live attempt. The interceptor heartbeats each running activity every
+heartbeats only between polls (or not at all: describing a region, creating a replica) would
+leave a killed worker's step idle for the whole attempt, 15 to 30 s, and an RPC slower than the
+heartbeat timeout would fail a live attempt. The interceptor heartbeats each running activity every
 third of its heartbeat timeout, re-sending the details it last heartbeated (`heartbeat`), so a
 retry still resumes from them. Local activities and those without a heartbeat timeout run as
 they are.

@@ -1,10 +1,11 @@
-"""How activities call nodes: typed RPCs, a refusal told from an outage, waits that survive
-a retry.
+"""How activities call nodes: typed RPCs, a refusal told from an outage, the one wait for a
+node that does not answer.
 
 Every RPC is a typed call of the generated async stub (`lambda stub: stub.SetActive(...)`),
 so a reply is its message type, never `Any`. A node that refuses a request (bad argument, no
-such region) fails the activity for good (`NodeRefused`); a node that does not answer is
-retried, or skipped after a bound the workflow chose, counted across retries by heartbeat.
+such region: runtime/refusals.py) fails the activity for good (`NodeRefused`); a node that does
+not answer is retried, or waited for (`until_answered`) for a bound the workflow chose, counted
+across retries by heartbeat.
 
 Why a step's retry after a crash at any line is safe, in general: every node RPC is idempotent
 (doing what is already done succeeds and reports `changed = false`), and the waits only read.
@@ -24,23 +25,17 @@ from temporalio.exceptions import ApplicationError
 
 from activities.keep_alive import heartbeat, heartbeat_detail
 from contracts.activity_models import Peer, StepInput, StepResult
+from contracts.errors import NODE_REFUSED, NOT_QUICK
 from protos import air_node_pb2 as pb
 from runtime.backoff import Backoff
 from runtime.clients import RPC_TIMEOUT_S, NodeClients, NodeStub
 from runtime.directory import NodeDirectory
 from runtime.killswitch import KillPoints
+from runtime.refusals import refused, unreachable
 
 T = TypeVar("T")
 Rpc = Callable[[NodeStub], Awaitable[T]]
 
-# A node that answers with these refuses the request itself: retrying cannot help.
-REFUSALS = {
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.ALREADY_EXISTS,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.NOT_FOUND,
-}
-UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 POLL = (0.05, 1.0)  # waits poll at once, then back off from 50 ms to 1 s
 # A quick try asks with a short deadline and waits this long at most before it gives up.
 QUICK_RPC_TIMEOUT_S = 2.0
@@ -52,9 +47,7 @@ class NodeRefused(ApplicationError):
 
     def __init__(self, node: Peer, error: grpc.aio.AioRpcError) -> None:
         super().__init__(
-            f"node {node.node_id} refused: {error.details()}",
-            type="NodeRefused",
-            non_retryable=True,
+            f"node {node.node_id} refused: {error.details()}", type=NODE_REFUSED, non_retryable=True
         )
 
 
@@ -62,7 +55,41 @@ class NotQuick(ApplicationError):
     """A quick try would have to wait: the workflow runs the step as a regular activity."""
 
     def __init__(self, why: str) -> None:
-        super().__init__(why, type="NotQuick", non_retryable=True)
+        super().__init__(why, type=NOT_QUICK, non_retryable=True)
+
+
+class StillDown(Exception):
+    """A node did not answer for the whole patience it was given (`until_answered`)."""
+
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        super().__init__(error.details())
+        self.error = error
+
+
+async def until_answered(
+    attempt: Callable[[], Awaitable[T]], patience_s: float, quick: bool, who: str
+) -> T:
+    """Run `attempt` again, backing off, while a node it calls (`who`, in words) does not
+    answer; its result once they answer. A quick try does not wait: it raises `NotQuick`.
+
+    `StillDown` once a node has not answered for `patience_s`. How long is heartbeated, so a
+    retry (or another worker) goes on counting from the first failure instead of starting over.
+    """
+    backoff = Backoff(*POLL)
+    down_since = heartbeat_detail("down_since")  # from an earlier attempt, if any
+    while True:
+        try:
+            return await attempt()
+        except grpc.aio.AioRpcError as e:
+            if not unreachable(e):
+                raise
+            if quick:
+                raise NotQuick(f"{who} does not answer: {e.details()}") from e
+            down_since = down_since or time.time()
+            if time.time() - down_since >= patience_s:
+                raise StillDown(e) from e
+            heartbeat({"down_since": down_since})
+            await backoff.sleep()
 
 
 class NodeCalls:
@@ -84,7 +111,7 @@ class NodeCalls:
         try:
             return await rpc_call(self.stub(node))
         except grpc.aio.AioRpcError as e:
-            if e.code() in REFUSALS:
+            if refused(e):
                 raise NodeRefused(node, e) from e
             raise
 
@@ -104,27 +131,19 @@ class NodeCalls:
         skip_if_down_after_s: float | None,
         quick: bool = False,
     ) -> T | None:
-        """Call until the node answers. None: it stayed unreachable for `skip_if_down_after_s`.
-
-        How long it has been down is heartbeated, so a retry (or another worker) goes on
-        counting from the first failure instead of starting over. A quick try does not wait:
-        it raises `NotQuick`.
-        """
-        backoff = Backoff(*POLL)
-        down_since = heartbeat_detail("down_since")  # from an earlier attempt, if any
-        while True:
-            try:
-                return await self.call(node, rpc_call)
-            except grpc.aio.AioRpcError as e:
-                if not unreachable(e) or skip_if_down_after_s is None:
-                    raise
-                if quick:
-                    raise NotQuick(f"node {node.node_id} does not answer") from e
-                down_since = down_since or time.time()
-                if time.time() - down_since >= skip_if_down_after_s:
-                    return None
-                heartbeat({"down_since": down_since})
-                await backoff.sleep()
+        """Call until the node answers. None: it stayed unreachable for `skip_if_down_after_s`
+        (None: an outage fails the attempt, which Temporal retries)."""
+        if skip_if_down_after_s is None:
+            return await self.call(node, rpc_call)
+        try:
+            return await until_answered(
+                lambda: self.call(node, rpc_call),
+                skip_if_down_after_s,
+                quick,
+                f"node {node.node_id}",
+            )
+        except StillDown:
+            return None
 
     async def membership(
         self,
@@ -138,10 +157,6 @@ class NodeCalls:
         if reply is None:
             return skipped(node, skip_if_down_after_s)
         return StepResult(changed=reply.changed, message=reply.message)
-
-
-def unreachable(error: object) -> bool:
-    return isinstance(error, grpc.aio.AioRpcError) and error.code() in UNREACHABLE
 
 
 def deadline(step: StepInput) -> float:

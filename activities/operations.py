@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.activity_models import NodeView, Peer
 from contracts.check import CheckInput, CheckProgress
+from contracts.errors import root_cause
 from contracts.ids import REBALANCE_WORKFLOW_ID, drain_workflow_id, repair_workflow_id
 from contracts.locality import tier_name, zone_of
 from contracts.models import RebalanceInput, RepairInput
@@ -150,7 +151,7 @@ class OperationActivities:
         try:
             result = await handle.result(follow_runs=True)
         except WorkflowFailureError as e:
-            return f"failed: {e.cause or e}"
+            return f"failed: {root_cause(e)}"
         message = result.get("message", "") if isinstance(result, dict) else ""
         return str(message) or "ended"
 
@@ -181,7 +182,7 @@ class OperationActivities:
         try:
             found: CheckProgress = await handle.result(follow_runs=True)
         except WorkflowFailureError as e:
-            return f"failed: {e.cause or e}"
+            return f"failed: {root_cause(e)}"
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND:  # past its retention: the autopilot goes on
                 return "ended; its record is gone"

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -18,10 +17,12 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.types import MethodAsyncSingleParam
 
 from airctl.args import Commands, allow_less_diverse
 from airctl.config import parse_ids
 from airctl.context import Ctl
+from airctl.outcome import ChangeResult, wait_result
 from airctl.progress import (
     NO_ANSWER,
     OPERATIONS,
@@ -30,13 +31,14 @@ from airctl.progress import (
     operation_state,
     snapshot,
 )
-from client.starter import RegionBusy, RequestRefused, Started, start_change
+from client.starter import Change, ChangeIn, RegionBusy, RequestRefused, Started, start_change
 from client.status import running, workflow_status
-from contracts.errors import UserError
+from contracts.errors import UserError, root_cause
 from contracts.ids import region_workflow_id
 from contracts.models import (
     AddPeerInput,
     MigrationInput,
+    MigrationResult,
     Phase,
     ReconstructInput,
     RemovePeerInput,
@@ -44,7 +46,6 @@ from contracts.models import (
 from contracts.search_attributes import NODES_KEY, PHASE_KEY, REGION_KEY, STALLED_KEY
 from workflows.add_peer import AddPeerWorkflow
 from workflows.drain import DrainNodeWorkflow
-from workflows.machinery.failures import root_cause
 from workflows.migration import RegionMigrationWorkflow
 from workflows.rebalance import RebalanceWorkflow
 from workflows.reconstruct import ReconstructRegionWorkflow
@@ -64,10 +65,14 @@ TYPES = [
     )
 ]
 
+W = TypeVar("W")  # a workflow class
+R = TypeVar("R")  # its result
+Result = TypeVar("Result", bound=ChangeResult)
+
 MEMBERSHIP_QUERY = "WorkflowType IN (" + ", ".join(f"'{t}'" for t in TYPES) + ")"
 
 
-async def start(starting: Awaitable[Started]) -> Started:
+async def start(starting: Awaitable[Started[W, R]]) -> Started[W, R]:
     """A started workflow, or the reason it was refused as the one-line error."""
     try:
         return await starting
@@ -76,48 +81,16 @@ async def start(starting: Awaitable[Started]) -> Started:
 
 
 async def start_and_maybe_wait(
-    ctl: Ctl, request: MigrationInput | AddPeerInput | RemovePeerInput | ReconstructInput
+    ctl: Ctl, run: MethodAsyncSingleParam[Change, ChangeIn, Result], request: ChangeIn
 ) -> int:
     client = await ctl.temporal()
-    started = await start(start_change(client, request, ctl.config.task_queue))
+    started = await start(start_change(client, run, request, ctl.config.task_queue))
     if not ctl.args.wait:
         ctl.emit_started(started)
         return 0
     if not ctl.json:
         print(f"started {started.handle.id}: {ctl.plan_text(started)}", file=sys.stderr)
-    return await wait_result(ctl, client, started.handle)
-
-
-async def wait_result(ctl: Ctl, client: Client, handle: WorkflowHandle[Any, Any]) -> int:
-    began = time.monotonic()
-    if not ctl.json:
-        await follow_change(client, handle)
-    try:
-        result = await handle.result()
-    except WorkflowFailureError as e:
-        reason = root_cause(e)
-        ctl.emit(
-            {"workflow_id": handle.id, "ok": False, "error": reason},
-            f"{handle.id} failed: {reason}",
-        )
-        return 1
-    data = result.model_dump(mode="json")
-    seconds = time.monotonic() - began
-    progress = await snapshot(client, handle)  # the seconds of each phase
-    phases = progress.phase_seconds if progress is not None else {}
-    spent = ", ".join(f"{phase.lower()} {s:.2f}s" for phase, s in phases.items())
-    ctl.emit(
-        {
-            "workflow_id": handle.id,
-            "ok": True,
-            "seconds": round(seconds, 3),
-            "phase_seconds": phases,
-            "result": data,
-        },
-        f"{handle.id} done in {seconds:.2f}s: {getattr(result, 'message', '') or data}"
-        + (f"\n  by phase: {spent}" if spent else ""),
-    )
-    return 0
+    return await wait_result(ctl, client, started.handle, follow_change)
 
 
 async def cmd_migrate(ctl: Ctl) -> int:
@@ -132,7 +105,7 @@ async def cmd_migrate(ctl: Ctl) -> int:
         to_node=a.to_node,
         allow_less_diverse=a.allow_less_diverse,
     )
-    return await start_and_maybe_wait(ctl, request)
+    return await start_and_maybe_wait(ctl, RegionMigrationWorkflow.run, request)
 
 
 async def cmd_add_peer(ctl: Ctl) -> int:
@@ -142,21 +115,19 @@ async def cmd_add_peer(ctl: Ctl) -> int:
         new_peer=ctl.args.node,
         allow_less_diverse=ctl.args.allow_less_diverse,
     )
-    return await start_and_maybe_wait(ctl, request)
+    return await start_and_maybe_wait(ctl, AddPeerWorkflow.run, request)
 
 
 async def cmd_remove_peer(ctl: Ctl) -> int:
     ctl.config.node(ctl.args.node)
-    return await start_and_maybe_wait(
-        ctl, RemovePeerInput(region=ctl.args.region, peer=ctl.args.node)
-    )
+    request = RemovePeerInput(region=ctl.args.region, peer=ctl.args.node)
+    return await start_and_maybe_wait(ctl, RemovePeerWorkflow.run, request)
 
 
 async def cmd_reconstruct(ctl: Ctl) -> int:
     ctl.config.node(ctl.args.node)
-    return await start_and_maybe_wait(
-        ctl, ReconstructInput(region=ctl.args.region, node=ctl.args.node)
-    )
+    request = ReconstructInput(region=ctl.args.region, node=ctl.args.node)
+    return await start_and_maybe_wait(ctl, ReconstructRegionWorkflow.run, request)
 
 
 async def cmd_status(ctl: Ctl) -> int:
@@ -204,7 +175,7 @@ async def cmd_cancel(ctl: Ctl) -> int:
     handle = client.get_workflow_handle(region_workflow_id(ctl.args.region))
     try:
         is_running = await running(handle)
-    except Exception:  # Temporal refusing to describe it reads as nothing running, as before
+    except Exception:  # Temporal refusing to describe it: nothing airctl could cancel runs
         is_running = False
     if not is_running:
         raise UserError(f"no membership change of region {ctl.args.region} is running")
@@ -219,7 +190,7 @@ async def migrate_many(ctl: Ctl, regions: list[int], from_node: int, to_node: in
     """Start a migration per region (a busy one is reported, the others go on); with --wait,
     wait for all and report each."""
     client = await ctl.temporal()
-    started: dict[int, WorkflowHandle[Any, Any]] = {}
+    started: dict[int, WorkflowHandle[RegionMigrationWorkflow, MigrationResult]] = {}
     report: dict[str, Any] = {}
     for region in regions:
         request = MigrationInput(
@@ -229,7 +200,8 @@ async def migrate_many(ctl: Ctl, regions: list[int], from_node: int, to_node: in
             allow_less_diverse=ctl.args.allow_less_diverse,
         )
         try:
-            change = await start(start_change(client, request, ctl.config.task_queue))
+            run = RegionMigrationWorkflow.run
+            change = await start(start_change(client, run, request, ctl.config.task_queue))
             started[region] = change.handle
             report[str(region)] = {"workflow_id": change.handle.id, "started": True}
         except UserError as e:
@@ -243,11 +215,13 @@ async def migrate_many(ctl: Ctl, regions: list[int], from_node: int, to_node: in
     return 0 if all(v.get("ok", v["started"]) for v in report.values()) else 1
 
 
-async def _outcome(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+async def _outcome(
+    handle: WorkflowHandle[RegionMigrationWorkflow, MigrationResult],
+) -> dict[str, Any]:
     try:
         result = await handle.result()
     except WorkflowFailureError as e:
-        return {"ok": False, "error": str(e.cause or e)}
+        return {"ok": False, "error": root_cause(e)}
     return {"ok": True, "message": result.message}
 
 
@@ -403,7 +377,7 @@ async def _drain_tally(client: Client, handle: WorkflowHandle[Any, Any]) -> str:
 async def _cancelled(client: Client, workflow_id: str) -> bool:
     try:
         status = await workflow_status(client.get_workflow_handle(workflow_id))
-    except RPCError:  # Temporal refusing to describe it: counted failed, as before
+    except RPCError:  # Temporal refusing to describe it: not known rolled back, so failed
         return False
     return status == WorkflowExecutionStatus.CANCELED
 

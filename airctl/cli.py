@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     # Exit without interpreter finalization: with the Temporal SDK's native runtime and
     # grpc's both loaded, their threads can crash the process while Python tears down
-    # (seen as SIGABRT/SIGSEGV after the command had finished). Everything is done and
+    # (SIGABRT or SIGSEGV after the command has finished). Everything is done and
     # flushed here, so skipping the teardown loses nothing.
     sys.stdout.flush()
     sys.stderr.flush()

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import Client
 from temporalio.envconfig import ClientConnectConfig
@@ -22,6 +22,9 @@ from runtime.clients import NodeClients, NodeStub
 from runtime.cluster_file import ClusterFile, load_cluster
 from runtime.reading import describe_cluster
 from runtime.tls import TlsError
+
+W = TypeVar("W")  # a workflow class
+R = TypeVar("R")  # its result
 
 
 class Ctl:
@@ -125,7 +128,7 @@ class Ctl:
         else:
             print_table(title, columns, rows)
 
-    def emit_started(self, started: Started) -> None:
+    def emit_started(self, started: Started[W, R]) -> None:
         """A workflow started: its id, what it will do (or that no worker took it yet), link."""
         workflow_id = started.handle.id
         url = self.workflow_url(workflow_id)
@@ -133,7 +136,7 @@ class Ctl:
         self.emit(data, f"started {workflow_id}: {self.plan_text(started)}\n{url}")
 
     @staticmethod
-    def plan_text(started: Started) -> str:
+    def plan_text(started: Started[W, R]) -> str:
         if started.plan is not None:
             return started.plan
         return (

@@ -4,16 +4,11 @@ running one (pause, resume, bound) and follow it."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TypeVar
 
-from pydantic import BaseModel
-from temporalio.client import (
-    Client,
-    WorkflowFailureError,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-)
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.types import MethodAsyncSingleParam
 
 from airctl.args import (
     Commands,
@@ -26,30 +21,36 @@ from airctl.args import (
 from airctl.changes import start
 from airctl.context import Ctl
 from airctl.data import DIGEST_TIMEOUT_S
+from airctl.outcome import OperationResult, wait_result
 from airctl.progress import NO_ANSWER, follow_operation, moves_text, operation_state
-from client.starter import OperationInput, operation_id, start_autopilot, start_operation
+from client.starter import (
+    Operation,
+    OperationIn,
+    operation_id,
+    start_autopilot,
+    start_operation,
+)
 from client.status import running
 from contracts.activity_models import ClusterDescription
-from contracts.errors import InvalidRequest, UserError
-from contracts.ids import (
-    AUTOPILOT_WORKFLOW_ID,
-)
+from contracts.errors import InvalidRequest, UserError, root_cause
+from contracts.ids import AUTOPILOT_WORKFLOW_ID
 from contracts.models import (
     AutopilotInput,
     AutopilotState,
     DrainInput,
-    DrainResult,
     RebalanceInput,
-    RebalanceResult,
     RepairInput,
-    RepairResult,
 )
 from planning.balance import after, plan_rebalance, plan_rounds, spread, under_diversified
 from planning.placement import Plan, plan_drain
 from protos import air_node_pb2 as pb
-from workflows.autopilot import AutopilotWorkflow, unreachable_line
-from workflows.machinery.failures import root_cause
+from workflows.autopilot import AutopilotWorkflow, status_lines
+from workflows.drain import DrainNodeWorkflow
 from workflows.machinery.operation import MovesWorkflow
+from workflows.rebalance import RebalanceWorkflow
+from workflows.repair import RepairNodeWorkflow
+
+Result = TypeVar("Result", bound=OperationResult)
 
 # -- planning -------------------------------------------------------------------------------
 
@@ -189,8 +190,6 @@ async def cmd_plan_rebalance(ctl: Ctl) -> int:
     return 0
 
 
-OperationResult = DrainResult | RebalanceResult | RepairResult
-
 # -- starting and steering ------------------------------------------------------------------
 
 
@@ -202,7 +201,7 @@ async def cmd_drain(ctl: Ctl) -> int:
     request = DrainInput.model_validate(
         {"node": node, **bounds(ctl), "nearest_source": nearest(ctl), **diversity(ctl)}
     )
-    return await operate(ctl, request, f"drain of node {node}", DrainResult)
+    return await operate(ctl, DrainNodeWorkflow.run, request, f"drain of node {node}")
 
 
 async def cmd_rebalance(ctl: Ctl) -> int:
@@ -210,29 +209,32 @@ async def cmd_rebalance(ctl: Ctl) -> int:
     request = RebalanceInput.model_validate(
         {"nodes": destinations(ctl), **bounds(ctl), **diversity(ctl)}
     )
-    return await operate(ctl, request, "rebalance", RebalanceResult)
+    return await operate(ctl, RebalanceWorkflow.run, request, "rebalance")
 
 
 async def cmd_repair(ctl: Ctl) -> int:
     """Start repairing a dead node, or steer the running repair; with --wait, follow it."""
     ctl.config.node(ctl.args.node)
     request = RepairInput.model_validate({"node": ctl.args.node, **bounds(ctl)})
-    return await operate(ctl, request, f"repair of node {ctl.args.node}", RepairResult)
+    return await operate(ctl, RepairNodeWorkflow.run, request, f"repair of node {ctl.args.node}")
 
 
 async def operate(
-    ctl: Ctl, request: OperationInput, what: str, result_type: type[OperationResult]
+    ctl: Ctl,
+    run: MethodAsyncSingleParam[Operation, OperationIn, Result],
+    request: OperationIn,
+    what: str,
 ) -> int:
     """Start the operation, or steer the running one of its id; with --wait, follow it."""
     client = await ctl.temporal()
     if ctl.args.action != "start":
-        handle = client.get_workflow_handle(operation_id(request))
-        return await steer(ctl, client, handle, what, result_type)
-    started = await start(start_operation(client, request, ctl.config.task_queue))
+        handle = client.get_workflow_handle_for(run, operation_id(request))
+        return await steer(ctl, client, handle, what)
+    started = await start(start_operation(client, run, request, ctl.config.task_queue))
     if not ctl.args.wait:
         ctl.emit_started(started)
         return 0
-    return await wait_result(ctl, client, started.handle, f"the {what}", result_type)
+    return await wait_result(ctl, client, started.handle, follow_operation)
 
 
 def bounds(ctl: Ctl) -> dict[str, float]:
@@ -248,7 +250,7 @@ def diversity(ctl: Ctl) -> dict[str, bool]:
 
 
 async def steer(
-    ctl: Ctl, client: Client, handle: WorkflowHandle[Any, Any], what: str, result: type[Any]
+    ctl: Ctl, client: Client, handle: WorkflowHandle[Operation, Result], what: str
 ) -> int:
     """Call the running operation's update for the action; print the state it answers with."""
     action, bound = ctl.args.action, ctl.args.max_concurrent
@@ -278,42 +280,9 @@ async def steer(
     except WorkflowUpdateFailedError as e:
         raise UserError(f"the {what} refused the {action}: {root_cause(e)}") from e
     if ctl.args.wait:
-        return await wait_result(ctl, client, handle, f"the {what}", result)
+        return await wait_result(ctl, client, handle, follow_operation)
     ctl.emit(state.model_dump(mode="json"), f"{what}: {moves_text(state)}")
     return 0
-
-
-async def wait_result(
-    ctl: Ctl,
-    client: Client,
-    handle: WorkflowHandle[Any, Any],
-    what: str,
-    result_type: type[OperationResult],
-) -> int:
-    """The operation's progress until it ends (with --json, silence); then its result."""
-    if not ctl.json:
-        await follow_operation(client, handle)
-    try:
-        result: BaseModel = await client.get_workflow_handle(
-            handle.id, result_type=result_type
-        ).result()
-    except WorkflowFailureError as e:
-        raise UserError(f"{what} failed: {e.cause or e}") from e
-    assert isinstance(result, DrainResult | RebalanceResult | RepairResult)
-    text = result.message
-    if isinstance(result, RepairResult):  # what the survivors hold of the dead node's writes
-        text += "".join(
-            f"\nregion {r.region} -> node {r.to_node}: {r.account}" for r in result.repaired
-        )
-    text += "".join(f"\nregion {r}: {why}" for r, why in sorted(result.failed.items()))
-    if not isinstance(result, RepairResult):
-        text += "".join(f"\nregion {r}: kept: {why}" for r, why in sorted(result.kept.items()))
-    text += "".join(
-        f"\nregion {r}: under-diversified: {why}"
-        for r, why in sorted(result.under_diversified.items())
-    )
-    ctl.emit(result.model_dump(mode="json"), text)
-    return 0 if not result.failed else 1
 
 
 # -- the autopilot --------------------------------------------------------------------------
@@ -371,23 +340,15 @@ async def _autopilot_request(
     )
 
 
-def autopilot_text(s: AutopilotState) -> str:
-    down = ", ".join(f"node {n} since {t:%H:%M:%S}" for n, t in sorted(s.down_since.items()))
+def autopilot_text(state: AutopilotState) -> str:
+    """The autopilot's settings, what it sees and every decision it kept, dated."""
+    stamp = "%Y-%m-%d %H:%M:%S"
     lines = [
-        f"autopilot on: dead after {s.dead_after_s:g} s down, probing every {s.probe_every_s:g} s",
-        f"down: {down or 'none'}; repairing: {s.repairing or 'none'}",
+        f"autopilot on: dead after {state.dead_after_s:g} s down, probing every "
+        f"{state.probe_every_s:g} s",
+        *status_lines(state, stamp),
     ]
-    if s.unreachable or s.unconfirmed:
-        lines.append(unreachable_line(s))
-    if s.check_every_s is not None:
-        last = f"{s.last_check:%Y-%m-%d %H:%M:%S}" if s.last_check else "none yet"
-        checking = s.checking or "none"
-        lines.append(f"checks every {s.check_every_s:g} s: last {last}, running {checking}")
-    if s.under_diversified:
-        lines.append(f"{s.under_diversified} region(s) under-diversified (airctl placement)")
-    if s.paused:
-        lines.append(f"paused: {s.paused}")
-    lines += [f"{d.at:%Y-%m-%d %H:%M:%S} {d.what}" for d in s.decisions]
+    lines += [f"{d.at:{stamp}} {d.what}" for d in state.decisions]
     return "\n".join(lines)
 
 

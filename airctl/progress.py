@@ -97,8 +97,8 @@ async def follow_change(
     with Bars(out) as bars:
         bar, lag = bars.add(handle.id), LagBar()
 
-        async def show(p: Progress) -> None:
-            show_change(bars, bar, handle.id, p, lag)
+        async def show(progress: Progress) -> None:
+            show_change(bars, bar, handle.id, progress, lag)
 
         await follow(closed(handle), partial(snapshot, client, handle), show, interval)
 
@@ -110,22 +110,22 @@ class LagBar:
         self.phase: Phase | None = None
         self.total = 0
 
-    def measure(self, p: Progress) -> tuple[float | None, float | None]:
+    def measure(self, progress: Progress) -> tuple[float | None, float | None]:
         """(done, total) for the bar; (None, None) while there is nothing to measure."""
-        if p.phase == Phase.DONE:
+        if progress.phase == Phase.DONE:
             return 1, 1
-        if p.phase != self.phase:
-            self.phase, self.total = p.phase, 0
-        if p.lag is None or p.phase not in (Phase.TRANSFERRING, Phase.HANDING_OFF):
+        if progress.phase != self.phase:
+            self.phase, self.total = progress.phase, 0
+        if progress.lag is None or progress.phase not in (Phase.TRANSFERRING, Phase.HANDING_OFF):
             return None, None
-        self.total = max(self.total, p.lag)
-        return self.total - p.lag, self.total or 1
+        self.total = max(self.total, progress.lag)
+        return self.total - progress.lag, self.total or 1
 
 
-def show_change(bars: Bars, bar: TaskID, name: str, p: Progress, lag: LagBar) -> None:
-    done, total = lag.measure(p)
-    detail = transfer(p) if p.lag is not None and total is not None else ""
-    bars.update(bar, f"{name} {p.phase.value}", done=done, total=total, detail=detail)
+def show_change(bars: Bars, bar: TaskID, name: str, progress: Progress, lag: LagBar) -> None:
+    done, total = lag.measure(progress)
+    detail = transfer(progress) if progress.lag is not None and total is not None else ""
+    bars.update(bar, f"{name} {progress.phase.value}", done=done, total=total, detail=detail)
 
 
 # a running workflow whose worker is away answers no query: its progress shows as unknown
@@ -166,31 +166,31 @@ async def operation_state(handle: WorkflowHandle[Any, Any]) -> MovesProgress | N
         return None
 
 
-def moves_text(s: MovesProgress) -> str:
+def moves_text(state: MovesProgress) -> str:
     """An operation's state in one line: moves done, running, left, failed, stalled; bytes,
     ETA."""
-    text = f"{moved(s)}, running {sorted(s.running)}, {s.left} left"
-    if s.round > 1:
-        text = f"round {s.round}: " + text
-    text += f", {s.bytes_moved / 1e6:.1f}/{s.bytes_total / 1e6:.1f} MB"
-    if s.rate_bytes_per_s > 0:
-        text += f" at {s.rate_bytes_per_s / 1e6:.2f} MB/s"
-    if s.eta_s is not None and s.eta_s > 0:
-        text += f", ETA {s.eta_s:.0f} s"
-    if s.failed:
-        text += f", failed {sorted(s.failed)}"
-    if s.stalled:
-        text += f", stalled {sorted(s.stalled)}"
-    for region, why in sorted(s.waiting.items()):  # "waiting for node 4: <the refusal>"
+    text = f"{moved(state)}, running {sorted(state.running)}, {state.left} left"
+    if state.round > 1:
+        text = f"round {state.round}: " + text
+    text += f", {state.bytes_moved / 1e6:.1f}/{state.bytes_total / 1e6:.1f} MB"
+    if state.rate_bytes_per_s > 0:
+        text += f" at {state.rate_bytes_per_s / 1e6:.2f} MB/s"
+    if state.eta_s is not None and state.eta_s > 0:
+        text += f", ETA {state.eta_s:.0f} s"
+    if state.failed:
+        text += f", failed {sorted(state.failed)}"
+    if state.stalled:
+        text += f", stalled {sorted(state.stalled)}"
+    for region, why in sorted(state.waiting.items()):  # "waiting for node 4: <the refusal>"
         text += f", region {region} {why.split(':', 1)[0]}"
-    if s.rerouted:
-        text += f", rerouted {sorted(s.rerouted)}"
-    return text + f"; at most {s.max_concurrent} at once" + (", PAUSED" if s.paused else "")
+    if state.rerouted:
+        text += f", rerouted {sorted(state.rerouted)}"
+    return text + f"; at most {state.max_concurrent} at once" + (", PAUSED" if state.paused else "")
 
 
-def moved(s: MovesProgress) -> str:
+def moved(state: MovesProgress) -> str:
     """Moves done of those planned, in every round so far."""
-    return f"{len(s.earlier) + len(s.done)}/{len(s.earlier) + len(s.planned)} moved"
+    return f"{len(state.earlier) + len(state.done)}/{len(state.earlier) + len(state.planned)} moved"
 
 
 async def follow_operation(
@@ -205,11 +205,13 @@ async def follow_operation(
         overall = bars.add(handle.id)
         moves: dict[int, tuple[TaskID, LagBar]] = {}
 
-        async def show(s: MovesProgress) -> None:
-            title, total = f"{handle.id}: {moved(s)}", s.bytes_total or None
-            bars.update(overall, title, done=s.bytes_moved, total=total, detail=moves_text(s))
+        async def show(state: MovesProgress) -> None:
+            title, total = f"{handle.id}: {moved(state)}", state.bytes_total or None
+            bars.update(
+                overall, title, done=state.bytes_moved, total=total, detail=moves_text(state)
+            )
             if bars.live:
-                await _show_moves(client, bars, moves, s.running)
+                await _show_moves(client, bars, moves, state.running)
 
         await follow(closed(handle), partial(operation_state, handle), show, interval)
 

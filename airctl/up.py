@@ -31,6 +31,7 @@ from protos import air_node_pb2 as pb
 from stack.hosts import SLOTS, Network, missing_requirements
 from stack.local import LocalStack
 from stack.processes import ManagedProcess
+from workflows.migration import RegionMigrationWorkflow
 
 
 def stack_from(args: argparse.Namespace, data_dir: Path, cluster_file: Path) -> LocalStack:
@@ -121,7 +122,7 @@ async def run_demo(ctl: Ctl, stack: LocalStack) -> int:
     )
     client = await ctl.temporal()
     request = MigrationInput(region=region, from_node=1, to_node=4)
-    handle = (await start(start_change(client, request))).handle
+    handle = (await start(start_change(client, RegionMigrationWorkflow.run, request))).handle
     began = time.monotonic()
     havoc = asyncio.create_task(chaos.strike(handle, region, began)) if chaos else None
     if not ctl.json:

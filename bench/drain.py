@@ -27,10 +27,12 @@ from temporalio.client import Client
 
 from bench.common import bench_stack, create_region
 from client.starter import start_change, start_operation
-from contracts.models import DrainInput, DrainResult, MigrationInput
+from contracts.models import DrainInput, MigrationInput
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients
 from stack.processes import NodeProcess
+from workflows.drain import DrainNodeWorkflow
+from workflows.migration import RegionMigrationWorkflow
 
 
 class Bench:
@@ -57,19 +59,18 @@ class Bench:
     async def single(self, region: int) -> float:
         began = time.perf_counter()
         req = MigrationInput(region=region, from_node=1, to_node=4)
-        await (await start_change(self.client, req)).handle.result()
+        await (await start_change(self.client, RegionMigrationWorkflow.run, req)).handle.result()
         return time.perf_counter() - began
 
     async def drain(self, bound: int) -> tuple[float, int]:
         """The drain's wall time, and the events of its largest run."""
         began, since = time.perf_counter(), datetime.now(UTC)
         req = DrainInput(node=1, max_concurrent=bound, max_per_node=bound)
-        started = await start_operation(self.client, req)
-        handle = self.client.get_workflow_handle(started.handle.id, result_type=DrainResult)
-        result = await handle.result()
+        started = await start_operation(self.client, DrainNodeWorkflow.run, req)
+        result = await started.handle.result()
         wall = time.perf_counter() - began
         assert not result.failed, result.failed
-        return wall, await self.largest_run(handle.id, since)
+        return wall, await self.largest_run(started.handle.id, since)
 
     async def largest_run(self, workflow_id: str, since: datetime) -> int:
         """The most history events of any run of this drain (it continues as new); the runs
@@ -85,7 +86,9 @@ class Bench:
         """Move regions 4 -> 1 again, so the next shape drains node 1 alone."""
         for region in regions:
             req = MigrationInput(region=region, from_node=4, to_node=1)
-            await (await start_change(self.client, req)).handle.result()
+            await (
+                await start_change(self.client, RegionMigrationWorkflow.run, req)
+            ).handle.result()
 
 
 async def shape(

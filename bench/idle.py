@@ -4,10 +4,11 @@ Prints JSON: for each count of regions held (default 0, 100 and 1,000; `--region
 nodes each holding every region (all three replicas, active, no writes): each node's CPU as a
 fraction of a core over `--seconds` of idleness (from /proc, `--settle` seconds after the
 regions were made), the time of a ListRegions, and
-the p50/p99 latency of one-point writes to one region; then node 1 is SIGKILLed and started
-again: the time until it serves, and until its peers have confirmed every region it holds
-(recovery at that count). The nodes start afresh for each count,
-so each measure sits beside the others in the same run.
+the p50/p99 latency of one-point writes to one region, node 1's anonymous memory per region and
+open descriptors, the time to create and delete one more region, and the guardian passes that
+overran their interval; then node 1 is SIGKILLed and started again: the time until it serves,
+and until its peers have confirmed every region it holds (recovery at that count). The nodes
+start afresh for each count, so each measure sits beside the others in the same run.
 Run: `python bench/idle.py [--regions 0,100,1000] [--seconds 10] [--settle 10] [--writes 500]`.
 """
 
@@ -95,6 +96,41 @@ async def recovery(clients: NodeClients, node: NodeProcess, count: int) -> tuple
     return serving, time.perf_counter() - began
 
 
+def rss_anon_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no RssAnon for pid {pid}")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def create_delete_ms(
+    clients: NodeClients, node: NodeProcess, region: int, runs: int = 5
+) -> tuple[float, float]:
+    """Medians of creating one more region on `node` (a replica of its own) and deleting it."""
+    stub = clients.stub(node.address)
+    peers = [pb.Peer(node_id=node.node_id, address=node.address)]
+    created, deleted = [], []
+    for _ in range(runs):
+        began = time.perf_counter()
+        await stub.CreateLocalPeer(
+            pb.CreateLocalPeerRequest(region=region, peers=peers, active=True), timeout=60
+        )
+        created.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        await stub.DeleteLocalPeer(pb.RegionRequest(region=region), timeout=60)
+        deleted.append(time.perf_counter() - began)
+    return statistics.median(created) * 1000, statistics.median(deleted) * 1000
+
+
+def guardian_overruns(node: NodeProcess) -> int:
+    """Guardian passes that took over 1.5 intervals (node/guardian.py logs each)."""
+    return node.log_path.read_text().count("guardian: a pass over")
+
+
 @dataclass
 class Measure:
     regions: int
@@ -105,6 +141,11 @@ class Measure:
     write_p99_ms: float
     restart_serving_s: float
     restart_confirmed_s: float
+    rss_per_region_kb: float  # node 1's anonymous memory, per region it holds, idle
+    open_fds: int  # node 1's open descriptors, idle
+    create_ms: float  # one more region, at this count
+    delete_ms: float
+    guardian_overruns: int  # passes of any node's guardian over 1.5x its interval
 
 
 async def measure(root: Path, count: int, seconds: float, writes: int, settle: float) -> Measure:
@@ -113,12 +154,16 @@ async def measure(root: Path, count: int, seconds: float, writes: int, settle: f
     for node in nodes:
         node.start()
     try:
+        pid = nodes[0].proc.pid if nodes[0].proc else 0
+        rss_before = rss_anon_kb(pid)
         began = time.perf_counter()
         await create_regions(clients, nodes, max(count, 1))  # region 1 for the writes
         created = time.perf_counter() - began
         await asyncio.sleep(settle)  # the steady state: what creating them set off is over
         cpu = await idle_cpu(nodes, seconds)
+        rss, fds = rss_anon_kb(pid), open_fds(pid)
         listed = await list_time(clients, nodes[0])
+        one_more, gone = await create_delete_ms(clients, nodes[0], max(count, 1) + 1)
         latencies = await write_latencies(clients, nodes[0], writes)
         serving, confirmed = await recovery(clients, nodes[0], max(count, 1))
         return Measure(
@@ -130,6 +175,11 @@ async def measure(root: Path, count: int, seconds: float, writes: int, settle: f
             write_p99_ms=round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
             restart_serving_s=round(serving, 3),
             restart_confirmed_s=round(confirmed, 3),
+            rss_per_region_kb=round((rss - rss_before) / max(count, 1), 2),
+            open_fds=fds,
+            create_ms=round(one_more, 2),
+            delete_ms=round(gone, 2),
+            guardian_overruns=sum(guardian_overruns(n) for n in nodes),
         )
     finally:
         for node in nodes:

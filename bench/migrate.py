@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
-from activities.membership import membership_activities
+from activities.catalog import node_activities
 from bench.common import bench_stack, create_region
 from bench.reimport_worker import ReimportingWorkerProcess
 from client.starter import start_change
@@ -41,11 +41,13 @@ from runtime.directory import NodeDirectory
 from runtime.killswitch import KillPoints
 from stack.local import LocalStack
 from stack.processes import ManagedProcess
-from workflows.add_peer import add_peer_steps
+from workflows.machinery.addition import add_peer_steps
 from workflows.machinery.options import Options
-from workflows.machinery.progress import ChangeReporter, Offstage
+from workflows.machinery.progress import ChangeReporter, NoWorkflow
+from workflows.machinery.reading import describe_region
+from workflows.machinery.removal import remove_peer_steps
 from workflows.machinery.steps import Runner, Steps
-from workflows.remove_peer import remove_peer_steps
+from workflows.migration import RegionMigrationWorkflow
 
 R = TypeVar("R")
 
@@ -72,10 +74,10 @@ class DirectCoordinator:
         self.runner = InProcess(activities)
 
     async def migrate(self, req: MigrationInput) -> None:
-        reporter = ChangeReporter("direct", Offstage())
+        reporter = ChangeReporter("direct", NoWorkflow())
         reporter.begin(req.region, [req.from_node, req.to_node], req.stall_after_s)
         steps = Steps(reporter, req.region, self.runner)
-        plan = plan_migration(await steps.describe(), req, random.Random(0))
+        plan = plan_migration(await describe_region(steps), req, random.Random(0))
         await add_peer_steps(steps, plan.addition)
         await remove_peer_steps(steps, plan.removal)
 
@@ -99,7 +101,13 @@ async def migrate_at_once(
     began = time.perf_counter()
     started = await asyncio.gather(
         *(
-            start_change(client, MigrationInput(region=r, from_node=1, to_node=4), queue, None)
+            start_change(
+                client,
+                RegionMigrationWorkflow.run,
+                MigrationInput(region=r, from_node=1, to_node=4),
+                queue,
+                None,
+            )
             for r in regions
         )
     )
@@ -117,7 +125,7 @@ async def main(runs: int, regions: int, sandbox_regions: int) -> dict[str, objec
         nodes = stack.nodes
         directory = NodeDirectory(stack.cluster_file)
         direct = DirectCoordinator(
-            membership_activities(directory, clients, KillPoints(set(), stack.data_dir))
+            node_activities(directory, clients, KillPoints(set(), stack.data_dir))
         )
         temporal_s: list[float] = []
         direct_s: list[float] = []
@@ -128,7 +136,9 @@ async def main(runs: int, regions: int, sandbox_regions: int) -> dict[str, objec
                 req = MigrationInput(region=region, from_node=1, to_node=4)
                 began = time.perf_counter()
                 if path == "temporal":
-                    await (await start_change(client, req)).handle.result()
+                    await (
+                        await start_change(client, RegionMigrationWorkflow.run, req)
+                    ).handle.result()
                 else:
                     await direct.migrate(req)
                 times.append(time.perf_counter() - began)

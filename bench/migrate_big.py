@@ -42,6 +42,7 @@ from contracts.models import MigrationInput
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients
 from stack.local import LocalStack
+from workflows.migration import RegionMigrationWorkflow
 
 REGION = 7
 PROBE_NODE = 2
@@ -121,7 +122,7 @@ async def run_one(
         region=REGION, from_node=move[0], to_node=move[1], coordinator=coordinator
     )
     began = time.perf_counter()
-    started = await start_change(client, request)
+    started = await start_change(client, RegionMigrationWorkflow.run, request)
     limits: list[float] = []
     watching = asyncio.create_task(watch_limit(clients, stack, move[1], limits))
     result = await started.handle.result()

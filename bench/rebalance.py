@@ -24,12 +24,14 @@ from temporalio.client import Client
 from bench.common import bench_stack, create_region
 from client.starter import start_change, start_operation
 from contracts.activity_models import ClusterDescription, Peer
-from contracts.models import MigrationInput, Move, RebalanceInput, RebalanceResult
+from contracts.models import MigrationInput, Move, RebalanceInput
 from planning.balance import plan_rounds, spread
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients
 from runtime.reading import describe_cluster
 from stack.processes import NodeProcess
+from workflows.migration import RegionMigrationWorkflow
+from workflows.rebalance import RebalanceWorkflow
 
 
 async def describe(clients: NodeClients, nodes: list[NodeProcess]) -> ClusterDescription:
@@ -58,7 +60,7 @@ async def one_at_a_time(client: Client, moves: list[Move]) -> float:
         request = MigrationInput(
             region=m.region, from_node=m.from_node, to_node=m.to_node, coordinator=m.sources[0]
         )
-        await (await start_change(client, request)).handle.result()
+        await (await start_change(client, RegionMigrationWorkflow.run, request)).handle.result()
         total += time.perf_counter() - began
     return total
 
@@ -66,7 +68,7 @@ async def one_at_a_time(client: Client, moves: list[Move]) -> float:
 async def undo(client: Client, moves: list[Move]) -> None:
     for m in reversed(moves):
         request = MigrationInput(region=m.region, from_node=m.to_node, to_node=m.from_node)
-        await (await start_change(client, request)).handle.result()
+        await (await start_change(client, RegionMigrationWorkflow.run, request)).handle.result()
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
@@ -79,9 +81,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
         began = time.perf_counter()
         request = RebalanceInput(max_concurrent=args.bound, max_per_node=args.bound)
-        started = await start_operation(client, request)
-        handle = client.get_workflow_handle(started.handle.id, result_type=RebalanceResult)
-        result = await handle.result()
+        started = await start_operation(client, RebalanceWorkflow.run, request)
+        result = await started.handle.result()
         wall = time.perf_counter() - began
         after = await describe(clients, stack.nodes)
     spread_before, spread_after = spread(before), spread(after)

@@ -29,6 +29,7 @@ from client.starter import start_autopilot, start_change
 from contracts.ids import repair_workflow_id
 from contracts.models import AutopilotInput, AutopilotState, MigrationInput
 from workflows.autopilot import AutopilotWorkflow
+from workflows.migration import RegionMigrationWorkflow
 
 PROBE_S = 1.0
 
@@ -51,7 +52,7 @@ async def decided(handle: WorkflowHandle[Any, Any], text: str) -> AutopilotState
 async def single(client: Client, region: int) -> float:
     began = time.perf_counter()
     request = MigrationInput(region=region, from_node=1, to_node=4)
-    await (await start_change(client, request)).handle.result()
+    await (await start_change(client, RegionMigrationWorkflow.run, request)).handle.result()
     return time.perf_counter() - began
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client
@@ -24,6 +24,8 @@ from temporalio.service import KeepAliveConfig, TLSConfig
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
+
+T = TypeVar("T")
 
 
 class BadConnectionSettings(Exception):
@@ -75,11 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, suppress_defaults: bool = 
     g = parser.add_argument_group(
         "Temporal connection (flags over the cluster file over TEMPORAL_* / temporal.toml)"
     )
-    unset: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress_defaults else {}
+    unset = argparse.SUPPRESS if suppress_defaults else None  # None: argparse's own default
     for field, flag, metavar, text in _FLAGS:
         kind = Path if field in _PATHS else str
         g.add_argument(
-            flag, dest=f"temporal_{field}", type=kind, metavar=metavar, help=text, **unset
+            flag, dest=f"temporal_{field}", type=kind, metavar=metavar, help=text, default=unset
         )
     tls_default = argparse.SUPPRESS if suppress_defaults else False
     g.add_argument(
@@ -127,14 +129,19 @@ def resolve(
 
 def _merged_tls(flags: TemporalFlags, current: bool | TLSConfig | None) -> TLSConfig:
     """The environment's TLS with each TLS flag given put over it (the rest kept)."""
-    given: dict[str, Any] = {
-        "domain": flags.tls_server_name,
-        "server_root_ca_cert": _read(flags.tls_ca),
-        "client_cert": _read(flags.tls_cert),
-        "client_private_key": _read(flags.tls_key),
-    }
     base = current if isinstance(current, TLSConfig) else TLSConfig()
-    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    return dataclasses.replace(
+        base,
+        domain=_over(flags.tls_server_name, base.domain),
+        server_root_ca_cert=_over(_read(flags.tls_ca), base.server_root_ca_cert),
+        client_cert=_over(_read(flags.tls_cert), base.client_cert),
+        client_private_key=_over(_read(flags.tls_key), base.client_private_key),
+    )
+
+
+def _over(given: T | None, current: T | None) -> T | None:
+    """A flag given wins over what the environment had."""
+    return current if given is None else given
 
 
 def local(address: str) -> ClientConnectConfig:

@@ -16,22 +16,18 @@ from contracts.columns import to_columns
 from contracts.errors import UserError
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeStub
+from runtime.refusals import REFUSALS
 
 Row = tuple[str, int, float]
 StubFor = Callable[[int], NodeStub]
 
 WRITE_TIMEOUT_S = 5.0  # one write's deadline; the node answers why a little before it
 READ_TIMEOUT_S = 30.0  # a read of a whole series
-# The node refused the write itself: another try is refused the same way. A level it could
-# not meet in time comes back as DEADLINE_EXCEEDED with its count (see `answered`).
-REFUSALS = {
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-}
+# The node refused the write itself: another try is refused the same way. Beside what any
+# request is refused for (runtime/refusals.py), a write too large or a disk past its flood
+# watermark (RESOURCE_EXHAUSTED), and a level it could not meet in time, which comes back as
+# DEADLINE_EXCEEDED with its count (see `answered`).
+WRITE_REFUSALS = REFUSALS | {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
 # What gRPC itself says when a call's own deadline passed without an answer.
 _NO_ANSWER = "Deadline Exceeded"
 
@@ -48,7 +44,7 @@ def answered(error: grpc.aio.AioRpcError) -> bool:
 
 
 def refused(error: grpc.aio.AioRpcError) -> bool:
-    return answered(error) and error.code() in REFUSALS
+    return answered(error) and error.code() in WRITE_REFUSALS
 
 
 def value_of(ts: int) -> float:

@@ -10,7 +10,7 @@ from contracts.killpoints import KillPoint
 
 
 class Peer(BaseModel, frozen=True):
-    """A replica holder: node id and gRPC address, as the source's Peer."""
+    """A replica holder: node id and gRPC address, as IoTDB's Peer."""
 
     node_id: int
     address: str
@@ -40,7 +40,7 @@ class CreateLocalPeerInput(NodeStep):
 class SetActiveInput(NodeStep):
     active: bool
     for_deletion: bool = False
-    # A leaving node that stays unreachable this long is skipped, as the source does.
+    # A leaving node that stays unreachable this long is skipped, as IoTDB does.
     skip_if_down_after_s: float | None = None
 
 
@@ -115,7 +115,7 @@ class RegionDescription(BaseModel):
 
 class StepResult(BaseModel):
     changed: bool = False
-    skipped: bool = False  # the node was down and the step was skipped, as the source does
+    skipped: bool = False  # the node was down and the step was skipped, as IoTDB does
     message: str = ""
 
 

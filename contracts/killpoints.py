@@ -1,4 +1,4 @@
-"""The source's kill points by name: where an armed process dies at once (the firing is
+"""IoTDB's kill points by name: where an armed process dies at once (the firing is
 `runtime.killswitch`). Names only, so workflows can say where a step's points are."""
 
 from __future__ import annotations

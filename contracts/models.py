@@ -20,7 +20,7 @@ HIGH_WATERMARK = 0.90
 class AddPeerInput(BaseModel):
     region: int
     new_peer: int
-    coordinator: int | None = None  # default: a live holder chosen at random, as the source
+    coordinator: int | None = None  # default: a live holder chosen at random, as IoTDB does
     down_timeout_s: float = 60.0  # the new peer unreachable this long fails (and rolls back)
     stall_after_s: float = 60.0  # a transfer whose lag is flat this long is "stalled"
     # A new replica on a node that leaves its region less diverse than another live node it
@@ -31,7 +31,7 @@ class AddPeerInput(BaseModel):
 class RemovePeerInput(BaseModel):
     region: int
     peer: int
-    down_timeout_s: float = 30.0  # a leaving peer down this long is skipped, as the source
+    down_timeout_s: float = 30.0  # a leaving peer down this long is skipped, as IoTDB does
     stall_after_s: float = 60.0  # a transfer whose lag is flat this long is "stalled"
 
 

@@ -18,9 +18,11 @@ from contracts.ready import READY
 from node.allocator import keep_large_buffers
 from node.channel import BATCH_POINTS
 from node.disk import FLOOD_WATERMARK
+from node.guardian import REST_AFTER_S
 from node.handshake_log import relay_core_stderr, verbosity_hides_handshakes
 from node.metrics import serve_metrics
 from node.node import Node
+from node.resources import raise_descriptor_limit
 from node.service import AirNodeService
 from protos import air_node_pb2_grpc as rpc
 from runtime.clients import SERVER_OPTIONS
@@ -48,6 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="full: fsync before every acknowledgement; normal: survive kill -9, not power loss",
     )
     p.add_argument("--guardian-interval", type=float, default=5.0, help="seconds")
+    p.add_argument(
+        "--rest-after",
+        type=float,
+        default=REST_AFTER_S,
+        help="seconds a region takes no write before its store closes its files "
+        f"(default {REST_AFTER_S:g})",
+    )
     p.add_argument(
         "--transfer-batch-points",
         type=int,
@@ -130,6 +139,7 @@ def _bytes_per_s(limit: float | str | None) -> float | None:
 
 
 async def serve(args: argparse.Namespace) -> None:
+    raise_descriptor_limit()
     killpoints = KillPoints.from_env(args.data_dir)
     node = Node(
         args.id,
@@ -137,6 +147,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.data_dir,
         sync=args.sync,
         guardian_interval=args.guardian_interval,
+        rest_after=args.rest_after,
         transfer_batch_points=args.transfer_batch_points,
         transfer_rate_limit=_bytes_per_s(args.transfer_rate_limit),
         auto_rate_limit=args.transfer_rate_limit == AUTO,

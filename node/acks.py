@@ -1,7 +1,7 @@
 """Acknowledgement levels: how many of a region's active replicas hold one of this node's writes.
 
 A write says how many replicas must have applied it before it is acknowledged: `ONE` (the
-accepting replica, the source's semantics), `QUORUM` (a majority of the region's active
+accepting replica, IoTDB's semantics), `QUORUM` (a majority of the region's active
 replicas, the accepting one counted) or `ALL`. The peers are those this replica has a channel
 to, as it knows them: an adding peer counts once it says it is active, a leaving one stops
 counting once its channel is dropped (the removal's first step). What each receiver applied of

@@ -14,25 +14,18 @@ import time
 import grpc
 
 from node.metrics import METRICS
+from runtime.refusals import refused
 
 log = logging.getLogger(__name__)
 
 BROKEN = "stream broken after"  # the words every line has, for a reader of the logs
-# What a peer answers to end a stream on purpose (no such region, not a peer, a gap): a
-# refusal, which its caller handles as such, not a break.
-REFUSALS = {
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.ALREADY_EXISTS,
-}
 
 
 def stream_ended(kind: str, end: str, name: str, opened: float, error: BaseException) -> None:
     """The `kind` stream `name`, open since `opened` (monotonic), ended with `error`: reported
-    unless the peer refused something."""
-    if isinstance(error, grpc.aio.AioRpcError) and error.code() in REFUSALS:
+    unless the peer refused something (no such region, not a peer, a gap): a peer that ends a
+    stream on purpose answered, and its caller handles the refusal as such."""
+    if refused(error):
         return
     ran = time.monotonic() - opened
     log.warning("%s: %s %s %.1f s, at the %s: %s", name, kind, BROKEN, ran, end, status_of(error))

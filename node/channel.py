@@ -1,4 +1,4 @@
-"""The sending end of a replication channel (the source's "air replication", a pipe).
+"""The sending end of a replication channel (IoTDB's "air replication", a pipe).
 
 A channel `(region, sender, receiver)` streams the sender's own writes, in seq order, starting
 after what the receiver reports it has applied. A snapshot channel first ships a consistent
@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
@@ -31,6 +31,7 @@ from runtime.backoff import Backoff
 from runtime.clients import NodeClients, NodeStub
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 TransferCall = grpc.aio.StreamStreamCall[pb.TransferRequest, pb.TransferReply]
 
 BATCH_POINTS = 20_000
@@ -41,6 +42,12 @@ WINDOW = 2
 # node holding hundreds of regions most of a core; every 30 s, 6% of one at 1,000 regions
 # (bench/idle.py), each look a query on a thread.
 IDLE_WAIT_S = 300.0
+# A session whose receiver has everything keeps its stream this long for the next write (a
+# quorum write then waits no new stream), then ends it.
+LINGER_S = 5.0
+# A hello failing within this long was refused (a receiver down answers at once); one failing
+# later went unanswered: its link broke.
+AT_ONCE_S = 1.0
 
 
 class ReceiverNotReady(Exception):
@@ -113,14 +120,19 @@ class Channel:
     async def _run(self) -> None:
         backoff = Backoff()
         while self.state.status == "RUNNING":
-            if self.replica.done_writing() and self.replica.max_assigned() == 0:
-                self._finish_draining()  # it never took a user write: nothing to drain
-                return
+            changed = self.replica.changes()  # before the look: a write after it wakes us
+            if self._receiver_has_all():
+                if self.replica.done_writing():
+                    self._finish_draining()
+                    return
+                await self.replica.wait_changed(IDLE_WAIT_S, since=changed)
+                continue
             if not self.replica.installed:
                 await self.replica.wait_changed(IDLE_WAIT_S)
                 continue
             try:
                 await self._session(backoff)
+                self.replica.persist_if_changed()  # the cursor, so a restart opens no stream
             except (
                 grpc.aio.AioRpcError,
                 ReceiverNotReady,
@@ -139,22 +151,30 @@ class Channel:
                 log.exception("%s: session failed", self.name)
                 await backoff.sleep()
 
+    def _receiver_has_all(self) -> bool:
+        """Whether the receiver acknowledged every write of this node's (its cursor, durable
+        across restarts): then no stream is opened until the next write. A snapshot channel
+        always asks, for its receiver may await the snapshot."""
+        return not self.state.snapshot and self.state.acked >= self.replica.max_assigned()
+
     async def _session(self, backoff: Backoff) -> None:
-        """One stream, with no deadline: it lasts as long as the channel runs, and a link that
-        dies under it ends it within seconds all the same (gRPC keepalive: runtime/clients.py).
-        A stream that broke once the receiver had answered is reported (node/breaks.py)."""
+        """One stream, with no deadline, until the receiver holds everything and no write came
+        for LINGER_S: a link that dies under it ends it within seconds all the same (gRPC
+        keepalive: runtime/clients.py), and one that broke is reported (node/breaks.py): once
+        the receiver had answered, or while its hello went unanswered (a link cut under an idle
+        channel), but not a receiver that refused it at once (down: nothing broke)."""
         stub = self.clients.stub(self.state.receiver.address)
         call = stub.Transfer(None)  # None: requests go by call.write()
-        opened = None
+        began, answered = time.monotonic(), False
         try:
             reply = await exchange(call, self._hello())
-            opened = time.monotonic()
+            answered = True
             acked = await self._handshake(stub, call, reply)
             backoff.reset()
             await while_open(call, self._stream(call, acked))
         except grpc.aio.AioRpcError as e:
-            if opened is not None:
-                stream_ended("channel", "sender", self.name, opened, e)
+            if answered or time.monotonic() - began > AT_ONCE_S:
+                stream_ended("channel", "sender", self.name, began, e)
             raise
         finally:
             call.cancel()
@@ -190,13 +210,16 @@ class Channel:
     async def _stream(self, call: TransferCall, acked: int) -> None:
         """Send batches after `acked`, up to WINDOW unanswered: the next is read and sent while
         the receiver applies the last. A batch follows the one sent before it, so the receiver
-        applies them in order; after any failure the next session starts from its answer."""
+        applies them in order; after any failure the next session starts from its answer.
+        Returns once the receiver has everything and nothing new came for LINGER_S: an idle
+        region holds no stream (at thousands of regions, held streams were most of a node's
+        memory)."""
         store = self.replica.store
         assert store is not None
         sent, in_flight = acked, 0
         while self.state.status == "RUNNING":
-            # asked before the query: a write committing during it would be missed by it, and
-            # this channel stopped one write short (seen: a removal waiting for ever)
+            # asked before the query: a write committing during it would be missed by it, the
+            # channel would stop one write short, and a removal's hand-off wait for ever
             changed = self.replica.changes()
             done_writing = self.replica.done_writing()
             if in_flight < WINDOW:
@@ -219,7 +242,9 @@ class Channel:
             if done_writing:  # nothing new, nothing unanswered
                 self._finish_draining()
                 return
-            await self.replica.wait_changed(IDLE_WAIT_S, since=changed)
+            await self.replica.wait_changed(LINGER_S, since=changed)
+            if not changed.is_set():
+                return
 
     def _acknowledge(self, reply: pb.TransferReply) -> int:
         self._hear_standing(reply)
@@ -283,7 +308,7 @@ class Channel:
             yield chunk
 
 
-async def while_open(call: TransferCall, work: Coroutine[Any, Any, None]) -> None:
+async def while_open(call: TransferCall, work: Coroutine[Any, Any, T]) -> T:
     """Run `work` on the stream until it returns or the stream ends, whichever comes first: a
     session that waits for a write or for its throttle learns that its link died as soon as
     gRPC does, and raises why (the stream's status)."""
@@ -294,6 +319,7 @@ async def while_open(call: TransferCall, work: Coroutine[Any, Any, None]) -> Non
         if task.done():
             return task.result()
         await read_reply(call)  # the stream ended first: raises its error
+        raise ConnectionError("the transfer stream ended")
     finally:
         task.cancel()
         ended.cancel()

@@ -25,14 +25,8 @@ from node.store import fetch_origin
 from node.throttle import Throttle
 from protos import air_node_pb2 as pb
 from runtime.clients import RPC_TIMEOUT_S, NodeClients
+from runtime.refusals import refused
 
-# The receiver's refusals, passed on as they are; any other failure: it cannot be reached.
-_REFUSALS = {
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.FAILED_PRECONDITION,
-}
 # A call forwards this long at most, then reports: the caller heartbeats and asks again.
 SLICE_S = 5.0
 
@@ -139,8 +133,9 @@ async def _send(
         if opened is not None:
             name = f"forward of region {replica.region} origin {origin} to node {receiver.node_id}"
             stream_ended("forward", "sender", name, opened, e)
+        # the receiver's refusal is passed on as it is; any other failure: it cannot be reached
         code = e.code()
-        status = code if code in _REFUSALS else grpc.StatusCode.UNAVAILABLE
+        status = code if refused(e) else grpc.StatusCode.UNAVAILABLE
         details = f"forwarding to node {receiver.node_id}: {code.name}: {e.details()}"
         raise NodeError(status, details) from e
     except ConnectionError as e:

@@ -1,9 +1,10 @@
 """The guardian: IoTDB's checkAllAirReplication, kept cheap for a node of many regions.
 
 Every `interval` seconds each replica's channel list matches its peer list and each listed
-channel's task runs, and a leaving replica that its removal left behind is noticed. A pass is
-spread over the interval in slices, and a replica in order costs a few dictionary lookups and
-no lock, so an idle node's cost stays near zero however many regions it holds.
+channel's task runs, an idle replica rests, and a leaving replica that its removal left behind
+is noticed. A pass is spread over the interval in slices, and a replica in order costs a few
+dictionary lookups and no lock, so an idle node's cost stays near zero however many regions it
+holds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from node.replicas import Replicas
 log = logging.getLogger(__name__)
 
 SLICE = 100  # replicas checked per wake-up
+OVERRUN = 1.5  # a pass taking this many intervals is logged: the node cannot keep up
 LINGER_S = 30.0
+# A replica unused this long rests: its store's connection and its writer's thread closed, so
+# an idle region holds no file descriptor (see Replica.rest).
+REST_AFTER_S = 30.0
 
 
 class Guardian:
@@ -30,15 +35,18 @@ class Guardian:
         replicas: Replicas,
         channels: ChannelTasks,
         removals: Removals | None = None,
+        rest_after: float = REST_AFTER_S,
     ) -> None:
         self.node_id = node_id
         self.replicas = replicas
         self.channels = channels
         self.removals = removals or NoRemovals()
+        self.rest_after = rest_after
         self._drained_at: dict[int, float] = {}  # leaving replicas whose channels all drained
 
     async def run(self, interval: float) -> None:
         while True:
+            began = time.monotonic()
             regions = self.replicas.regions()
             slices = [regions[i : i + SLICE] for i in range(0, len(regions), SLICE)] or [[]]
             for part in slices:
@@ -48,6 +56,14 @@ class Guardian:
                         await self.check(region)
                     except Exception:
                         log.exception("guardian: reconciling region %d failed", region)
+            took = time.monotonic() - began
+            if took > interval * OVERRUN:
+                log.warning(
+                    "guardian: a pass over %d regions took %.2f s; its interval is %.2f s",
+                    len(regions),
+                    took,
+                    interval,
+                )
 
     async def check(self, region: int) -> None:
         """Repair the replica's channels if they drifted from its peer list.
@@ -58,6 +74,8 @@ class Guardian:
         replica = self.replicas.find(region)
         if replica is not None:
             self._linger(replica)
+            if time.monotonic() - replica.last_used > self.rest_after:
+                await replica.rest()
         if replica is None or self._in_order(replica):
             return
         async with self.replicas.lock(region):

@@ -33,22 +33,16 @@ class Outcome:
     message: str
 
 
+@dataclass(eq=False)  # one per node: compared by identity
 class Membership:
-    def __init__(
-        self,
-        node_id: int,
-        address: str,
-        replicas: Replicas,
-        channels: ChannelTasks,
-        killpoints: KillPoints,
-        disk: Disk,
-    ) -> None:
-        self.node_id = node_id
-        self.address = address
-        self.replicas = replicas
-        self.channels = channels
-        self.killpoints = killpoints
-        self.disk = disk
+    """The operations, over what they act on: the node's replicas, its channels, its disk."""
+
+    node_id: int
+    address: str
+    replicas: Replicas
+    channels: ChannelTasks
+    killpoints: KillPoints
+    disk: Disk
 
     async def create_local_peer(
         self, region: int, peers: list[PeerInfo], active: bool, await_snapshot: bool

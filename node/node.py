@@ -35,7 +35,7 @@ from node.confirmation import Confirmation
 from node.disk import FLOOD_WATERMARK, Disk
 from node.errors import NodeError
 from node.forward import Forwarded, forward_origin
-from node.guardian import Guardian
+from node.guardian import REST_AFTER_S, Guardian
 from node.inbound import Inbound
 from node.membership import Membership
 from node.metrics import METRICS
@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 _EMPTY_HASH = hashlib.sha256().hexdigest()
+WATCH_INTERVALS = 12
+WATCH_S_PER_REGION = 0.03
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Node:
         *,
         sync: SyncMode = "full",
         guardian_interval: float = 5.0,
+        rest_after: float = REST_AFTER_S,
         transfer_batch_points: int = BATCH_POINTS,
         transfer_rate_limit: float | None = None,
         auto_rate_limit: bool = False,
@@ -92,6 +95,7 @@ class Node:
         self.address = address
         self.locality = list(locality or [])  # where it stands: reported, never acted on here
         self.guardian_interval = guardian_interval
+        self.rest_after = rest_after
         self.clients = NodeClients(tls)  # with TLS, it presents its own cert to its peers
         self._throttles = Throttles(every=Throttle(transfer_rate_limit))
         # --transfer-rate-limit auto: the snapshots' limit follows this node's write latencies
@@ -127,13 +131,24 @@ class Node:
         self.replicas.recover()
         for replica in self.replicas:
             await self.channels.sync(replica)
-        guardian = Guardian(self.node_id, self.replicas, self.channels, self.retirement)
+        guardian = Guardian(
+            self.node_id, self.replicas, self.channels, self.retirement, self.rest_after
+        )
         confirmation = Confirmation(self.replicas, self.retirement)
         self._tasks = [
             asyncio.create_task(guardian.run(self.guardian_interval), name="guardian"),
             asyncio.create_task(confirmation.run(), name="confirmation"),
+            asyncio.create_task(self.retirement.watch(self._watch_period), name="membership"),
             asyncio.create_task(self._adapt(), name="adaptive throttle"),
         ]
+
+    def _watch_period(self) -> float:
+        """How often the peers' listings are compared with this node's replicas: a dozen
+        guardian intervals, and no less than 30 ms a region held (one listing a peer then costs
+        a small share of a core at any count)."""
+        return max(
+            WATCH_INTERVALS * self.guardian_interval, WATCH_S_PER_REGION * len(self.replicas)
+        )
 
     async def _adapt(self) -> None:
         """Each tick, in auto mode, the snapshots' limit from the tick's user write latencies
@@ -203,7 +218,7 @@ class Node:
         self, region: int, rows: list[Row], level: Level = Level.ONE, patience: float = 10.0
     ) -> Written:
         """Commit a user write and wait until `level` replicas applied it (`patience` seconds
-        at most). Not idempotent, as in the source: a client that retries a write whose reply
+        at most). Not idempotent, as in IoTDB: a client that retries a write whose reply
         it lost writes it again, under a new seq; its points are the same, so the data is."""
         replica = self.replicas.get(region)
         if not rows:

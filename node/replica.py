@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-CHANNEL_PREFIX = "__consensus."  # the source's CONSENSUS_PIPE_PREFIX
+CHANNEL_PREFIX = "__consensus."  # IoTDB's CONSENSUS_PIPE_PREFIX
 ChannelStatus = Literal["RUNNING", "STOPPED"]
 
 
@@ -35,8 +36,10 @@ class PeerInfo(BaseModel, frozen=True):
 class ChannelState(BaseModel):
     """An outgoing channel (region, this node, receiver), durable with its last known cursor.
 
-    `acked` is informational: a sender always resumes from what the receiver reports it has
-    applied, which is the truth after any crash of either side.
+    `acked` is the receiver's applied seq of this node's writes as it last acknowledged them
+    (durably applied there, so never ahead of the truth). A session resumes from what the
+    receiver reports; a channel whose `acked` reaches this node's last seq opens no stream,
+    after a restart too, until the next write.
     """
 
     receiver: PeerInfo
@@ -85,9 +88,10 @@ class Replica:
         self.snapshot_locks: dict[int, asyncio.Lock] = {}  # one stream at a time per sender
         # Recovered replicas serve no user write until a peer confirms this node is a member.
         self.confirmed = True
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"region-{meta.region}"
-        )
+        # the writer's thread, started by its first task and ended by `rest()`
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._in_executor = 0  # tasks handed to it and not yet done
+        self.last_used = time.monotonic()
         self._pending: list[tuple[list[Row], asyncio.Future[int]]] = []
         self._flushing = False
         self._flush_task: asyncio.Task[None] | None = None
@@ -195,8 +199,35 @@ class Replica:
         return await self._run(self._store().apply_remote, origin, batch)
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"region-{self.region}"
+            )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        self._in_executor += 1
+        try:
+            return await loop.run_in_executor(
+                self._executor, functools.partial(fn, *args, **kwargs)
+            )
+        finally:
+            self._in_executor -= 1
+            self.last_used = time.monotonic()
+
+    async def rest(self) -> bool:
+        """Close the store's writer connection and end the writer's thread, if nothing uses
+        them: an idle replica then holds no file descriptor and no thread. True if it rested.
+        The next write opens both again."""
+        busy = self._pending or self._flushing or self.inbound or self.receiving
+        if busy or self._executor is None or self._in_executor:
+            return False
+        store = self.store
+        if store is not None:
+            await self._run(store.rest)
+        if self._in_executor == 0 and self._executor is not None:  # none came meanwhile
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            return True
+        return False
 
     def _store(self) -> Store:
         if self.store is None:
@@ -263,7 +294,9 @@ class Replica:
 
     async def close(self) -> None:
         await self._run(self._close_store)
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def _close_store(self) -> None:
         if self.store is not None:

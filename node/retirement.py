@@ -25,7 +25,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 
 import grpc
@@ -46,6 +46,8 @@ ASK_TIMEOUT_S = 2.0  # a question to a peer: a short read
 # A hint that is not a statement (a peer no longer holds the region) makes the node ask its
 # peers at most this often per region: a channel retrying against such a peer hints each time.
 ASK_EVERY_S = 30.0
+LIST_PAGE = 1000  # regions a peer lists in one answer
+LIST_TIMEOUT_S = 10.0
 
 
 class Verdict(enum.Enum):
@@ -128,6 +130,62 @@ class Retirement:
             work.close()
             return
         self._tasks[region] = asyncio.create_task(work, name=f"retire region {region}")
+
+    async def watch(self, period: Callable[[], float]) -> None:
+        """Every `period()` seconds, compare each replica that took writes with one listing of
+        each of its peers' regions, and ask again about those a peer holds without listing
+        this node, or no longer holds: an idle replica removed behind a cut opens no stream
+        that would tell it, and must not linger. One listing a peer node, however many regions
+        they share."""
+        while True:
+            await asyncio.sleep(period())
+            try:
+                await self.look()
+            except Exception:
+                log.exception("looking at the peers' listings failed")
+
+    async def look(self) -> None:
+        """One comparison (see `watch`). Read-only but for the hints it gives `suspect`."""
+        mine = [
+            r
+            for r in self.replicas
+            if _took_writes(r) and r.confirmed and not self.retiring(r.region)
+        ]
+        peers = {p.node_id: p for r in mine for p in r.meta.peers if p.node_id != self.node_id}
+        listings = dict(
+            zip(
+                peers, await asyncio.gather(*(self.listing(p) for p in peers.values())), strict=True
+            )
+        )
+        for replica in mine:
+            for peer in replica.meta.peers:
+                listed = listings.get(peer.node_id)
+                if listed is None:
+                    continue  # itself, or it did not answer
+                holds = listed.get(replica.region)
+                if holds is None or self.node_id not in holds:
+                    self.suspect(replica.region)
+                    break
+
+    async def listing(self, peer: PeerInfo) -> dict[int, set[int]] | None:
+        """The regions `peer` holds, each with the nodes it lists as its peers; None if it
+        does not answer. Paged: a node of thousands of regions answers in parts."""
+        stub = self.clients.stub(peer.address)
+        found: dict[int, set[int]] = {}
+        after = 0
+        try:
+            while True:
+                page = await stub.ListRegions(
+                    pb.ListRegionsRequest(after_region=after, limit=LIST_PAGE),
+                    timeout=LIST_TIMEOUT_S,
+                )
+                found |= {r.region: {p.node_id for p in r.peers} for r in page.regions}
+                if not page.next_after:
+                    return found
+                after = page.next_after
+        except grpc.aio.AioRpcError as e:
+            log.info("node %d did not list its regions: %s", peer.node_id, e.code().name)
+            return None
 
     # -- asking the peers -------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from node.metrics import METRICS
 from node.node import Node
 from node.replica import PeerInfo
 from node.reports import RegionSummary
+from node.resources import exhausted
 from node.snapshot import ChecksumMismatch
 from node.store import GapError
 from protos import air_node_pb2 as pb
@@ -50,6 +52,12 @@ def _refusals(handler: Handler) -> Handler:
         except NodeError as e:
             log.info("%s refused: %s", handler.__name__, e.message)
             await context.abort(e.code, e.message)
+        except (OSError, sqlite3.OperationalError, RuntimeError) as e:
+            if (what := exhausted(e)) is None:
+                raise
+            message = f"node {self.node.node_id} has run out of {what}: {e}"
+            log.error("%s refused: %s", handler.__name__, message)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
 
     return wrapper  # type: ignore[return-value]
 

@@ -1,6 +1,6 @@
 """Snapshots: a consistent copy of a region's store, shipped in chunks, resumable.
 
-The source ships history as whole data files and streams only recent writes; this is the
+IoTDB ships history as whole data files and streams only recent writes; this is the
 analogue. The sender sends its store's main file as it reads it, with no copy on its own disk:
 the file is held as a consistent state while it is read (`Store.hold_view`: every write
 checkpointed into it, then a read transaction that keeps later checkpoints out of it), and it

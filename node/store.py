@@ -95,30 +95,59 @@ class Digest:
 
 def _connect(path: Path, sync: SyncMode) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={sync.upper()}")
-    conn.execute("PRAGMA busy_timeout=10000")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={sync.upper()}")
+        conn.execute("PRAGMA busy_timeout=10000")
+    except BaseException:  # the log's files may not open (descriptors run out): none kept
+        conn.close()
+        raise
     return conn
 
 
 class Store:
-    """Single-writer store. Writers call from one thread at a time; readers use `query()`."""
+    """Single-writer store. Writers call from one thread at a time; readers use `query()`.
+
+    The writer's connection is opened on its first write and closed by `rest()`: an idle store
+    holds no file descriptor and little memory, so a node can hold many thousands of regions
+    (each open connection holds three descriptors and about a hundred KB)."""
 
     FILE = "store.db"
 
     def __init__(self, path: Path, sync: SyncMode = "full") -> None:
         self.path = path
         self.sync = sync
-        self._conn = _connect(path, sync)
-        self._conn.executescript(_SCHEMA)
-        self._applied = self._read_applied(self._conn)
+        self._conn: sqlite3.Connection | None = None
+        conn = _connect(path, sync)
+        try:
+            conn.executescript(_SCHEMA)
+            self._applied = self._read_applied(conn)
+        finally:
+            conn.close()
 
     @staticmethod
     def _read_applied(conn: sqlite3.Connection) -> dict[int, int]:
         return dict(conn.execute("SELECT origin, seq FROM applied").fetchall())
 
+    @property
+    def _writer(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = _connect(self.path, self.sync)
+        return self._conn
+
+    @property
+    def resting(self) -> bool:
+        return self._conn is None
+
+    def rest(self) -> None:
+        """Close the writer's connection (its log checkpointed into the main file); the next
+        write opens it again."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
     def close(self) -> None:
-        self._conn.close()
+        self.rest()
 
     def reader(self) -> sqlite3.Connection:
         """A connection for reads, which in WAL mode never block the writer."""
@@ -154,9 +183,10 @@ class Store:
             for seq, batch in zip(seqs, batches, strict=True)
             for series, ts, value in batch
         ]
-        with _transaction(self._conn):
-            self._conn.executemany(_UPSERT, params)
-            self._conn.execute(_SET_APPLIED, (origin, seqs[-1]))
+        conn = self._writer
+        with _transaction(conn):
+            conn.executemany(_UPSERT, params)
+            conn.execute(_SET_APPLIED, (origin, seqs[-1]))
         self._applied[origin] = seqs[-1]
         return seqs
 
@@ -179,9 +209,10 @@ class Store:
             for seq, (series, ts, value) in zip(batch.seqs, batch.rows, strict=True)
             if seq > applied
         ]
-        with _transaction(self._conn):
-            self._conn.executemany(_UPSERT, params)
-            self._conn.execute(_SET_APPLIED, (origin, batch.upto))
+        conn = self._writer
+        with _transaction(conn):
+            conn.executemany(_UPSERT, params)
+            conn.execute(_SET_APPLIED, (origin, batch.upto))
         self._applied[origin] = batch.upto
         return batch.upto
 
@@ -196,7 +227,7 @@ class Store:
         writes go on into the log meanwhile.
         """
         for _ in range(_CHECKPOINT_TRIES):
-            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            busy, _, _ = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if not busy:
                 break
             time.sleep(0.01)  # a reader holds an older state: it ends within milliseconds

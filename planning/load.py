@@ -38,11 +38,3 @@ def loads(cluster: ClusterDescription) -> dict[int, Load]:
             if node in live:
                 live[node].take(region, cluster.store_bytes.get(region, 0))
     return live
-
-
-def least_loaded(load: dict[int, Load], candidates: list[int], region: int, size: int) -> int:
-    """The candidate with the fewest bytes (then replicas, then the lowest id), charged with
-    the region it takes so the next choice counts it."""
-    target = min(candidates, key=lambda n: (load[n].bytes, load[n].count, n))
-    load[target].take(region, size)
-    return target

@@ -36,8 +36,8 @@ def check_bound(name: str, value: int) -> None:
 
 class Room:
     """What each live node's disk can still take under the high watermark, charged as moves
-    are planned. A node that reported no disk has room for anything (as before disks were
-    known: an older node, or a description recorded before)."""
+    are planned. A node that reported no disk has room for anything: nothing is known to bound
+    it by."""
 
     def __init__(
         self, cluster: ClusterDescription | RegionDescription, watermark: float = HIGH_WATERMARK
@@ -118,7 +118,7 @@ def destination(
     taken = set(excluded)
     candidates = [n for n in sorted(load) if n not in taken]
     if not candidates:
-        raise NoDestination(f"region {region} is on every live node")
+        raise NoDestination(f"region {region} is already on every live node")
     fitting = [n for n in candidates if room.fits(n, size)]
     if not fitting:
         raise NoDestination(room.nowhere(region, size, candidates))
@@ -220,6 +220,13 @@ class Addition:
     def live_peers(self) -> list[Peer]:
         return [p for p in self.peers if p.node_id not in self.absent]
 
+    def summary(self) -> str:
+        """What it will do, in a line (what a client that started it is answered)."""
+        return (
+            f"add node {self.new.node_id} to region {self.region} "
+            f"(snapshot from node {self.coordinator.node_id})"
+        )
+
 
 @dataclass(frozen=True)
 class Removal:
@@ -229,11 +236,21 @@ class Removal:
     down_timeout_s: float
     rollback: bool = False  # undoing an addition: no kill points, retried until done
 
+    def summary(self) -> str:
+        return f"remove node {self.leaving.node_id} from region {self.region}"
+
 
 @dataclass(frozen=True)
 class Migration:
     addition: Addition
     removal: Removal  # planned with the addition: the region is described once
+
+    def summary(self) -> str:
+        return (
+            f"move region {self.addition.region} from node {self.removal.leaving.node_id} to "
+            f"node {self.addition.new.node_id} (snapshot from node "
+            f"{self.addition.coordinator.node_id})"
+        )
 
 
 def region_peers(description: RegionDescription) -> list[Peer]:
@@ -264,8 +281,8 @@ def choose_coordinator(
     exclude: int = 0,
     near: int | None = None,
 ) -> Peer:
-    """A live, active holder: the one asked for, or one at random (the source's choice) of
-    those nearest `near`, the new replica's node (its own zone, when a holder is there)."""
+    """A live, active holder: the one asked for, or one at random (as IoTDB chooses) of those
+    nearest `near`, the new replica's node (its own zone, when a holder is there)."""
     live = [
         r
         for r in description.replicas
@@ -398,8 +415,9 @@ def migration_coordinator(
     description: RegionDescription, req: MigrationInput, rng: random.Random
 ) -> Peer:
     """A live peer other than the leaving one, unless it is the only one (or one is given)."""
-    # Others that can copy, not other replicas: an inactive one (still being added) cannot,
-    # and counting it refused the migration for want of a source while the leaving node had it.
+    # Others that can copy, not other replicas: an inactive one (still being added) cannot
+    # copy, and counted as one it would leave the migration with no node to copy from while
+    # the leaving node could be that node.
     others = any(
         r.active and r.node_id not in description.unreachable and r.node_id != req.from_node
         for r in description.replicas
@@ -441,6 +459,12 @@ class Reconstruction:
     removal: Removal  # the replica to rebuild leaves first
     addition: Addition  # then comes back, by snapshot from a live holder
     elsewhere: list[Peer]  # live non-peers, in order, should it not come back
+
+    def summary(self) -> str:
+        return (
+            f"rebuild node {self.removal.leaving.node_id}'s replica of region "
+            f"{self.removal.region} from node {self.addition.coordinator.node_id}'s"
+        )
 
 
 def plan_reconstruct(
@@ -500,14 +524,7 @@ def plan_drain(
         size = cluster.store_bytes.get(region, 0)
         around = members(cluster, region)
         beside = Beside(tuple(n for n in around if n != node), node)
-        try:
-            to = destination(load, room, places, region, size, holders, beside)
-        except NoDestination as e:
-            if not (set(load) - set(holders)):
-                raise InvalidRequest(
-                    f"region {region} has no node to move to (it is on every live node)"
-                ) from None
-            raise InvalidRequest(str(e)) from None
+        to = destination(load, room, places, region, size, holders, beside)
         before = places.diversity(around)
         if to.diversity < before:
             why = why_less_diverse(places, load, room, size, holders, beside, before, to.diversity)
@@ -554,9 +571,7 @@ def plan_repair(cluster: ClusterDescription, node: int, watermark: float = HIGH_
         try:
             to = destination(load, room, places, region, size, excluded, beside)
         except NoDestination as e:
-            everywhere = not (set(load) - excluded)
-            why = f"every live node already holds region {region}" if everywhere else str(e)
-            plan.kept[region] = why
+            plan.kept[region] = str(e)
             continue
         before = places.diversity(around)
         if to.diversity < before:

@@ -33,66 +33,66 @@ class Watch:
     def observe(self, views: dict[int, NodeView], draining: set[int], now: datetime) -> list[int]:
         """Take in one probe (node -> how it looks); return the nodes to repair now."""
         self.new = []
-        s = self.state
-        s.probes += 1
+        state = self.state
+        state.probes += 1
         for node, view in sorted(views.items()):
             self._see(node, view, now)
         silent = {n for n, view in views.items() if view.reach is not Reach.UP}
-        down = sorted(s.down_since.keys() | silent)
+        down = sorted(state.down_since.keys() | silent)
         if self.zones:
             self._zones(views, now)
         if len(down) > 1:
             what = (
                 self._zones_silent(views, down)
-                if s.zones_down and self.zones
+                if state.zones_down and self.zones
                 else f"nodes {down} do not answer at once"
             )
             reason = (
                 f"{what}: a partition is not a death; no repair starts until at most one is down"
             )
-            if s.paused != reason:
-                s.paused = reason
+            if state.paused != reason:
+                state.paused = reason
                 self.decide(now, reason)
             return []
-        if s.paused:
-            s.paused = ""
+        if state.paused:
+            state.paused = ""
             self.decide(now, "at most one node is down: repairs may start again")
         return [
             node
-            for node in sorted(s.down_since)
-            if node not in s.unconfirmed and self._dead(node, draining, now)
+            for node in sorted(state.down_since)
+            if node not in state.unconfirmed and self._dead(node, draining, now)
         ]
 
     def _see(self, node: int, view: NodeView, now: datetime) -> None:
         """One node's view; where it starts or stops being down, unreachable from the worker
         or unconfirmed, a decision says so."""
-        s = self.state
-        unreachable = s.unreachable.pop(node, None)
-        unconfirmed = node in s.unconfirmed
+        state = self.state
+        unreachable = state.unreachable.pop(node, None)
+        unconfirmed = node in state.unconfirmed
         if unconfirmed:
-            s.unconfirmed.remove(node)
+            state.unconfirmed.remove(node)
         if view.reach is Reach.UP:
-            if node in s.down_since:
+            if node in state.down_since:
                 self._back(node, now, "answers")
             elif unreachable or unconfirmed:
                 self.decide(now, f"node {node} answers the worker again")
         elif view.reach is Reach.UNREACHABLE:
             by = view.reached_by
-            if node in s.down_since:
+            if node in state.down_since:
                 self._back(node, now, f"is reached by {_nodes(by)}")
             if unreachable is None:
                 self.decide(
                     now, f"node {node} does not answer the worker, but {reaching(by)}: not repaired"
                 )
             since = now if unreachable is None else unreachable.since
-            s.unreachable[node] = Unreachable(since=since, reached_by=by)
+            state.unreachable[node] = Unreachable(since=since, reached_by=by)
         elif view.reach is Reach.DOWN:
-            if node not in s.down_since:
-                s.down_since[node] = now
+            if node not in state.down_since:
+                state.down_since[node] = now
                 asked = f", nor does any node asked reach it ({_nodes(view.asked)})"
                 self.decide(now, f"node {node} does not answer" + (asked if view.asked else ""))
         else:  # unconfirmed: a dead_after already counting goes on, none starts
-            s.unconfirmed.append(node)
+            state.unconfirmed.append(node)
             if not unconfirmed:
                 self.decide(
                     now,
@@ -103,7 +103,7 @@ class Watch:
     def _zones(self, views: dict[int, NodeView], now: datetime) -> None:
         """The zones (of two nodes or more) none of whose nodes any view reaches, and those
         back since."""
-        s = self.state
+        state = self.state
         unseen = {n for n, v in views.items() if v.reach in (Reach.DOWN, Reach.UNCONFIRMED)}
         members: dict[str, list[int]] = {}
         for node, view in views.items():
@@ -111,13 +111,13 @@ class Watch:
                 members.setdefault(view.zone, []).append(node)
         silent = sorted(z for z, on in members.items() if len(on) > 1 and set(on) <= unseen)
         for zone in silent:
-            if zone not in s.zones_down:
+            if zone not in state.zones_down:
                 self.decide(now, f"{tier_name(zone)} does not answer: every node of it is down")
-        for zone in s.zones_down:
+        for zone in state.zones_down:
             if zone not in silent and zone in members:
-                s.zones_back.append(zone)
+                state.zones_back.append(zone)
                 self.decide(now, f"{tier_name(zone)} answers again")
-        s.zones_down = silent
+        state.zones_down = silent
 
     def _zones_silent(self, views: dict[int, NodeView], down: list[int]) -> str:
         """`zone b does not answer`, and the other nodes down beside it."""
@@ -132,39 +132,39 @@ class Watch:
         """The zones back since they were down, once no node is silent (a rebalance refuses
         while one is): a rebalance raises what their outage left less diverse. Taken: the
         caller starts it."""
-        s = self.state
-        if not s.zones_back or s.down_since or s.unreachable or s.unconfirmed:
+        state = self.state
+        if not state.zones_back or state.down_since or state.unreachable or state.unconfirmed:
             return []
-        back, s.zones_back = s.zones_back, []
+        back, state.zones_back = state.zones_back, []
         return back
 
     def repair_ended(self, node: int, outcome: str, now: datetime) -> None:
-        s = self.state
-        s.repairing.remove(node)
-        if node in s.down_since:
-            s.repaired.append(node)
+        state = self.state
+        state.repairing.remove(node)
+        if node in state.down_since:
+            state.repaired.append(node)
         self.decide(now, f"the repair of node {node} ended: {outcome}")
 
     def _dead(self, node: int, draining: set[int], now: datetime) -> bool:
-        s = self.state
-        if node in s.repairing or node in s.repaired:
+        state = self.state
+        if node in state.repairing or node in state.repaired:
             return False
-        down_for = (now - s.down_since[node]).total_seconds()
-        if down_for < s.dead_after_s:
+        down_for = (now - state.down_since[node]).total_seconds()
+        if down_for < state.dead_after_s:
             return False
         if node in draining:
             return False  # its drain moves its regions (skipping it while it is down)
-        s.repairing.append(node)
+        state.repairing.append(node)
         self.decide(now, f"node {node} declared dead after {down_for:.0f} s down: repairing it")
         return True
 
     def _back(self, node: int, now: datetime, how: str) -> None:
-        s = self.state
-        down_for = (now - s.down_since.pop(node)).total_seconds()
-        if node in s.repaired:
-            s.repaired.remove(node)
+        state = self.state
+        down_for = (now - state.down_since.pop(node)).total_seconds()
+        if node in state.repaired:
+            state.repaired.remove(node)
             outcome = "it was repaired meanwhile: its stale replicas delete themselves"
-        elif node in s.repairing:
+        elif node in state.repairing:
             outcome = "its repair goes on: its stale replicas delete themselves"
         else:
             outcome = "nothing to do"

@@ -22,7 +22,6 @@ __all__ = [
     "SERVER_OPTIONS",
     "NodeClients",
     "NodeStub",
-    "not_found",
 ]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -41,7 +40,7 @@ _KEEPALIVE = [
     ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     # gRPC core times a keepalive ping out after this one (default 1 minute), not after the
-    # keepalive timeout: with that alone, a black-holed stream broke 62 s after the cut
+    # keepalive timeout: with that alone, a black-holed stream breaks a minute after the cut
     ("grpc.http2.ping_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     # ping an idle connection too, so the next call does not find a dead one
     ("grpc.keepalive_permit_without_calls", 1),
@@ -56,10 +55,10 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
     # gRPC core reads this one as the least time a connection attempt gets (TCP and the HTTP/2
-    # SETTINGS exchange), not as a backoff: at 100 ms a busy machine's handshake timed out, and
-    # a worker that had just started listed three live nodes unreachable ("connection attempt
-    # timed out before receiving SETTINGS frame"), so a migration was refused. A peer that is
-    # down refuses at once whatever this is; each call keeps its own deadline.
+    # SETTINGS exchange), not as a backoff: at 100 ms a busy machine's handshake times out, and
+    # a worker that has just started finds live nodes unreachable ("connection attempt timed
+    # out before receiving SETTINGS frame") and refuses a migration. A peer that is down
+    # refuses at once whatever this is; each call keeps its own deadline.
     ("grpc.min_reconnect_backoff_ms", 5000),
     *_KEEPALIVE,
 ]
@@ -107,8 +106,3 @@ class NodeClients:
         channels, self._channels = self._channels, {}
         for channel in channels.values():
             await channel.close(grace=None)
-
-
-def not_found(error: object) -> bool:
-    """Whether a call failed because the node has no such region (or replica)."""
-    return isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.NOT_FOUND

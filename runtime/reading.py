@@ -18,7 +18,8 @@ from contracts.activity_models import (
     ReplicaState,
 )
 from protos import air_node_pb2 as pb
-from runtime.clients import RPC_TIMEOUT_S, NodeClients, NodeStub, not_found
+from runtime.clients import RPC_TIMEOUT_S, NodeClients, NodeStub
+from runtime.refusals import not_found
 
 log = logging.getLogger(__name__)
 

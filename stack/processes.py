@@ -55,8 +55,8 @@ def port_range() -> tuple[int, int]:
 
 
 # Ports this process has handed out. A port is free until its process binds it, so two picks
-# a moment apart (a stack's Temporal metrics port, then its nodes') could return the same one:
-# seen in CI, a node refused to start because the dev server had just taken its port.
+# a moment apart (a stack's Temporal metrics port, then its nodes') could return the same one,
+# and whichever binds it second fails to start (a node, when the dev server took its port).
 _handed_out: set[int] = set()
 
 
@@ -92,8 +92,8 @@ def free_ports(count: int, host: str = "127.0.0.1", consecutive: bool = False) -
 
 def reserve(ports: Iterable[int]) -> None:
     """Ports this process was told to use (a stack's `--base-port` and the rest): free ports it
-    picks later avoid them. Another process's pick cannot see them while they are still free:
-    seen in CI, an `airctl demo` whose dev server took the port its node 3 was given."""
+    picks later avoid them. Another process's pick cannot see them while they are still free
+    (an `airctl demo`'s dev server could take the port its node 3 is given)."""
     _handed_out.update(ports)
 
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy, VersioningBehavior
 
-from activities.operations import OperationActivities as O
+from activities.operations import OperationActivities
 from contracts.activity_models import NodeView, Reach
 from contracts.ids import check_workflow_id
 from contracts.locality import tier_name
@@ -102,15 +102,15 @@ class AutopilotWorkflow:
     async def _probe(self, look: Callable[[], Awaitable[dict[int, NodeView]]]) -> None:
         views = await look()
         down = [n for n, view in views.items() if view.reach is Reach.DOWN]
-        draining = set(await _local(O.draining, down)) if down else set()
+        draining = set(await _local(OperationActivities.draining, down)) if down else set()
         for node in self._watch.observe(views, draining, workflow.now()):
-            await _local(O.start_repair, node)
+            await _local(OperationActivities.start_repair, node)
         workflow.metric_meter().create_gauge(  # not emitted again on replay
             UNREACHABLE_GAUGE, "Nodes the worker does not reach but a live node does"
         ).set(len(self._state.unreachable))
         decided = list(self._watch.new)
         for node in list(self._state.repairing):
-            outcome = await _local(O.repair_outcome, node)
+            outcome = await _local(OperationActivities.repair_outcome, node)
             if outcome is not None:
                 self._watch.repair_ended(node, outcome, workflow.now())
                 decided += self._watch.new
@@ -122,7 +122,7 @@ class AutopilotWorkflow:
         count of under-diversified regions every PLACEMENT_EVERY probes."""
         s = self._state
         if back := self._watch.rebalance_due():
-            started = await _local(O.start_rebalance, back)
+            started = await _local(OperationActivities.start_rebalance, back)
             zones = ", ".join(tier_name(z) for z in back)
             self._record(
                 [
@@ -134,7 +134,7 @@ class AutopilotWorkflow:
                 ]
             )
         if s.probes % PLACEMENT_EVERY == 1:
-            s.under_diversified = await _local(O.under_diversified)
+            s.under_diversified = await _local(OperationActivities.under_diversified)
             workflow.metric_meter().create_gauge(  # not emitted again on replay
                 UNDER_DIVERSIFIED_GAUGE,
                 "Regions one move of a replica would make more diverse (zones, racks)",
@@ -143,72 +143,82 @@ class AutopilotWorkflow:
     async def _check(self) -> None:
         """The check it started, if it ended; a new one, if one is due. (Off, it does nothing:
         no command, so a history from before the checks replays unchanged.)"""
-        s = self._state
-        if s.checking is not None:
-            outcome = await _local(O.check_outcome, s.checking)
+        state = self._state
+        if state.checking is not None:
+            outcome = await _local(OperationActivities.check_outcome, state.checking)
             if outcome is None:
                 return
-            self._record([self._watch.decide(workflow.now(), f"check {s.checking}: {outcome}")])
-            s.checking = None
+            what = f"check {state.checking}: {outcome}"
+            self._record([self._watch.decide(workflow.now(), what)])
+            state.checking = None
         now = workflow.now()
-        if s.check_every_s is None or (
-            s.last_check is not None and (now - s.last_check).total_seconds() < s.check_every_s
+        every = state.check_every_s
+        if every is None or (
+            state.last_check is not None and (now - state.last_check).total_seconds() < every
         ):
             return
         token = f"autopilot-{workflow.uuid4().hex[:8]}"  # chosen here: a retry starts no other
-        s.checking = await _local(O.start_check, check_workflow_id(token), s.check_repair)
-        s.last_check = now
-        self._record([self._watch.decide(now, f"started check {s.checking} of every region")])
+        state.checking = await _local(
+            OperationActivities.start_check, check_workflow_id(token), state.check_repair
+        )
+        state.last_check = now
+        self._record([self._watch.decide(now, f"started check {state.checking} of every region")])
 
     def _record(self, decisions: list[Decision]) -> None:
-        for d in decisions:
-            workflow.logger.info("autopilot: %s", d.what)
+        for decision in decisions:
+            workflow.logger.info("autopilot: %s", decision.what)
         workflow.upsert_memo({"decisions": [d.what for d in decisions]})
         self._show()
 
     def _show(self) -> None:
-        s = self._state
-        down = ", ".join(f"node {n} since {t:%H:%M:%S}" for n, t in sorted(s.down_since.items()))
+        state = self._state
         lines = [
-            f"**autopilot**: dead after {s.dead_after_s:g} s down, probing every "
-            f"{s.probe_every_s:g} s",
-            f"down: {down or 'none'}; repairing {s.repairing or 'none'}",
+            f"**autopilot**: dead after {state.dead_after_s:g} s down, probing every "
+            f"{state.probe_every_s:g} s",
+            *status_lines(state, "%H:%M:%S"),
         ]
-        if s.unreachable or s.unconfirmed:
-            lines.append(unreachable_line(s))
-        if s.check_every_s is not None:
-            last = f"{s.last_check:%H:%M:%S}" if s.last_check else "none yet"
-            lines.append(
-                f"checks every {s.check_every_s:g} s (last {last}, running: {s.checking or 'none'})"
-            )
-        if s.under_diversified:
-            lines.append(
-                f"{s.under_diversified} region(s) under-diversified (airctl placement says why)"
-            )
-        if s.paused:
-            lines.append(f"PAUSED: {s.paused}")
-        lines += [f"{d.at:%H:%M:%S} {d.what}" for d in s.decisions[-SHOWN:]]
+        lines += [f"{d.at:%H:%M:%S} {d.what}" for d in state.decisions[-SHOWN:]]
         workflow.set_current_details("\n\n".join(lines))
 
 
-def unreachable_line(s: AutopilotState) -> str:
+def status_lines(state: AutopilotState, stamp: str) -> list[str]:
+    """What the autopilot sees and does, a line each (times as `stamp`): the nodes down and
+    those repairing, those the worker does not reach, the checks, why repairs are held. Its
+    current details and `airctl autopilot status` both show them."""
+    down = ", ".join(f"node {n} since {t:{stamp}}" for n, t in sorted(state.down_since.items()))
+    lines = [f"down: {down or 'none'}; repairing {state.repairing or 'none'}"]
+    if state.unreachable or state.unconfirmed:
+        lines.append(unreachable_line(state))
+    if state.check_every_s is not None:
+        last = f"{state.last_check:{stamp}}" if state.last_check else "none yet"
+        running = state.checking or "none"
+        lines.append(f"checks every {state.check_every_s:g} s (last {last}, running: {running})")
+    if state.under_diversified:
+        under = state.under_diversified
+        lines.append(f"{under} region(s) under-diversified (airctl placement says why)")
+    if state.paused:
+        lines.append(f"PAUSED: {state.paused}")
+    return lines
+
+
+def unreachable_line(state: AutopilotState) -> str:
     """The nodes the worker does not reach that are not down: never repaired."""
     reached = [
         f"node {n} since {u.since:%H:%M:%S} (reached by {', '.join(map(str, u.reached_by))})"
-        for n, u in sorted(s.unreachable.items())
+        for n, u in sorted(state.unreachable.items())
     ]
-    unasked = [f"node {n} (no live node could be asked)" for n in sorted(s.unconfirmed)]
+    unasked = [f"node {n} (no live node could be asked)" for n in sorted(state.unconfirmed)]
     return f"unreachable from the worker, not repaired: {'; '.join(reached + unasked)}"
 
 
 async def _views() -> dict[int, NodeView]:
-    return await _local(O.probe_views)
+    return await _local(OperationActivities.probe_views)
 
 
 async def _worker_view() -> dict[int, NodeView]:
     """The worker's view alone, for a run started before indirect probes: each node up or
     down."""
-    answering = await _local(O.probe_nodes)
+    answering = await _local(OperationActivities.probe_nodes)
     return {n: NodeView(reach=Reach.UP if up else Reach.DOWN) for n, up in answering.items()}
 
 

@@ -15,8 +15,7 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlreadyStartedError
 
-from activities.check import CheckActivities as C
-from activities.reading import ReadingActivities as Read
+from activities.check import CheckActivities
 from contracts.check import (
     PROGRESS_QUERY,
     CheckInput,
@@ -25,10 +24,11 @@ from contracts.check import (
     RegionCheck,
     Verdict,
 )
+from contracts.errors import root_cause
 from contracts.ids import region_workflow_id
 from contracts.models import ReconstructInput
-from workflows.machinery.failures import root_cause
-from workflows.machinery.options import CHECK, DESCRIBE, child, execute
+from workflows.machinery.options import CHECK, child, execute
+from workflows.machinery.reading import describe_cluster
 from workflows.reconstruct import ReconstructRegionWorkflow
 
 CONTINUE_AFTER = 2_000  # history events: a region costs about six (ten with a repair)
@@ -60,31 +60,31 @@ class CheckReplicasWorkflow:
 
     @workflow.run
     async def run(self, req: CheckInput) -> CheckProgress:
-        p = self._progress
+        progress = self._progress
         if req.rate_mb_s <= 0:
             raise ValueError(f"the rate must be above 0 MB/s, not {req.rate_mb_s:g}")
         if req.cpu_share <= 0:
             raise ValueError(f"the CPU share must be above 0 cores, not {req.cpu_share:g}")
         if req.carried is None:
-            p.remaining = sorted(set(req.regions)) or await self._every_region()
-            p.total = len(p.remaining)
-        while p.remaining:
+            progress.remaining = sorted(set(req.regions)) or await self._every_region()
+            progress.total = len(progress.remaining)
+        while progress.remaining:
             if workflow.info().get_current_history_length() >= CONTINUE_AFTER:
-                workflow.continue_as_new(req.model_copy(update={"carried": p}))
-            region = p.remaining[0]
-            p.current = region
+                workflow.continue_as_new(req.model_copy(update={"carried": progress}))
+            region = progress.remaining[0]
+            progress.current = region
             self._show()
             found = await self._check(region)
             if req.repair and found.verdict == Verdict.DIVERGED:
                 found.repair = await self._repair(found)
             self._record(found)
-            p.remaining.pop(0)
-        p.current = None
+            progress.remaining.pop(0)
+        progress.current = None
         self._show()
-        return p
+        return progress
 
     async def _every_region(self) -> list[int]:
-        cluster = await execute(Read.describe_cluster, 0, "list every region", DESCRIBE)
+        cluster = await describe_cluster("list every region")
         return sorted(cluster.holders)
 
     async def _check(self, region: int) -> RegionCheck:
@@ -92,7 +92,9 @@ class CheckReplicasWorkflow:
             region=region, rate_mb_s=self._progress.rate_mb_s, cpu_share=self._cpu_share
         )
         try:
-            return await execute(C.check_region, request, f"check region {region}", CHECK)
+            return await execute(
+                CheckActivities.check_region, request, f"check region {region}", CHECK
+            )
         except ActivityError as e:  # a node refused (the region moved away meanwhile, ...)
             return RegionCheck(region=region, verdict=Verdict.UNCHECKED, why=root_cause(e))
 
@@ -122,25 +124,26 @@ class CheckReplicasWorkflow:
         meter.create_gauge("air_check_last_checked_seconds", "When a region was last checked").set(
             int(workflow.time()), {"region": str(found.region)}
         )
-        p = self._progress
-        p.checked += 1
-        p.bytes_read += found.bytes_read
+        progress = self._progress
+        progress.checked += 1
+        progress.bytes_read += found.bytes_read
         if found.verdict == Verdict.EQUAL:
-            p.equal += 1
+            progress.equal += 1
         elif found.verdict == Verdict.DIVERGED:
-            p.diverged.append(found)
+            progress.diverged.append(found)
             workflow.logger.warning("check: %s", found.line())
         else:
-            p.unchecked.append(found)
+            progress.unchecked.append(found)
 
     def _show(self) -> None:
-        p = self._progress
+        progress = self._progress
         lines = [
-            f"**check**: {p.checked} of {p.total} regions checked at {p.rate_mb_s:g} MB/s "
-            f"per node: {p.equal} equal, {len(p.diverged)} diverged, "
-            f"{len(p.unchecked)} not checked",
+            f"**check**: {progress.checked} of {progress.total} regions checked at "
+            f"{progress.rate_mb_s:g} MB/s per node: {progress.equal} equal, "
+            f"{len(progress.diverged)} diverged, "
+            f"{len(progress.unchecked)} not checked",
         ]
-        if p.current is not None:
-            lines.append(f"now: region {p.current}")
-        lines += [f.line() for f in [*p.diverged, *p.unchecked][-SHOWN:]]
+        if progress.current is not None:
+            lines.append(f"now: region {progress.current}")
+        lines += [f.line() for f in [*progress.diverged, *progress.unchecked][-SHOWN:]]
         workflow.set_current_details("\n\n".join(lines))

@@ -1,8 +1,9 @@
 """RegionMigrationWorkflow: add the new peer, then remove the old one, as phases of one workflow.
 
-As the source's ConfigNode runs ADD_REGION_PEER, CHECK_ADD_REGION_PEER, REMOVE_REGION_PEER,
+As IoTDB's ConfigNode runs ADD_REGION_PEER, CHECK_ADD_REGION_PEER, REMOVE_REGION_PEER,
 CHECK_REMOVE_REGION_PEER: a failed addition stops before any removal. The region is described
-once; both phases run the same step functions as the standalone AddPeer and RemovePeer.
+once; both phases run the same steps as the standalone AddPeer and RemovePeer
+(machinery/addition.py, machinery/removal.py).
 """
 
 from __future__ import annotations
@@ -12,17 +13,13 @@ import asyncio
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
-from contracts.errors import InvalidRequest
-from contracts.models import (
-    MigrationInput,
-    MigrationResult,
-    Phase,
-)
+from contracts.models import MigrationInput, MigrationResult, Phase
 from planning.placement import plan_migration
-from workflows.add_peer import add_or_roll_back, addition_result
+from workflows.machinery.addition import addition_result
 from workflows.machinery.change import MembershipChange, finish_even_if_cancelled
-from workflows.machinery.steps import Steps
-from workflows.remove_peer import remove_peer_steps
+from workflows.machinery.removal import remove_peer_steps
+from workflows.machinery.rollback import add_or_roll_back
+from workflows.machinery.transfer import catch_up
 
 
 # a membership change finishes on the build that started it
@@ -32,29 +29,24 @@ class RegionMigrationWorkflow(MembershipChange):
 
     @workflow.run
     async def run(self, req: MigrationInput) -> MigrationResult:
-        self.reporter.begin(req.region, [req.from_node, req.to_node], req.stall_after_s)
-        steps = Steps(self.reporter, req.region)
-        description = await steps.describe()
-        try:
-            plan = plan_migration(description, req, workflow.random())
-        except InvalidRequest as e:
-            raise await self.verdict.refuse(e) from None
-        coordinator = plan.addition.coordinator.node_id
-        self.verdict.accept(
-            f"move region {req.region} from node {req.from_node} to node {req.to_node} "
-            f"(snapshot from node {coordinator})"
+        steps, plan = await self.begin(
+            req.region,
+            [req.from_node, req.to_node],
+            req.stall_after_s,
+            lambda region: plan_migration(region, req, workflow.random()),
         )
+        addition, removal = plan.addition, plan.removal
 
         # a dead leaving peer (a repair): every survivor first holds the longest prefix of its
         # writes that any of them holds, so the new replica has them whoever it copies from
-        a = plan.addition
-        if a.absent and req.from_node_gone:
-            await steps.catch_up(plan.removal.leaving, a.live_peers(), req.down_timeout_s)
+        if addition.absent and req.from_node_gone:
+            await catch_up(steps, removal.leaving, addition.live_peers(), req.down_timeout_s)
         # ADD_REGION_PEER, CHECK_ADD_REGION_PEER: a failure rolls back and stops here
-        target = await add_or_roll_back(steps, plan.addition)
+        target = await add_or_roll_back(steps, addition)
         # REMOVE_REGION_PEER, CHECK_REMOVE_REGION_PEER: once started, finished even if cancelled
-        removal = asyncio.ensure_future(remove_peer_steps(steps, plan.removal))
-        remove, cancelled = await finish_even_if_cancelled(removal)
+        removed, cancelled = await finish_even_if_cancelled(
+            asyncio.ensure_future(remove_peer_steps(steps, removal))
+        )
         message = f"region {req.region} moved from node {req.from_node} to node {req.to_node}"
         if cancelled:
             message += " (cancelled after the new peer was active: the removal was finished)"
@@ -63,8 +55,8 @@ class RegionMigrationWorkflow(MembershipChange):
             region=req.region,
             from_node=req.from_node,
             to_node=req.to_node,
-            add=addition_result(plan.addition, target),
-            remove=remove,
+            add=addition_result(addition, target),
+            remove=removed,
             cancelled=cancelled,
             message=message,
         )

@@ -12,53 +12,53 @@ another change of the region.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
-from contracts.errors import InvalidRequest
+from contracts.errors import RECONSTRUCT_FAILED, root_cause
 from contracts.models import Phase, ReconstructInput, ReconstructResult
 from planning.placement import Reconstruction, plan_reconstruct
-from workflows.add_peer import add_or_roll_back, addition_result
+from workflows.machinery.addition import addition_result
 from workflows.machinery.change import MembershipChange, finish_even_if_cancelled
-from workflows.machinery.failures import root_cause
+from workflows.machinery.removal import remove_peer_steps
+from workflows.machinery.rollback import add_or_roll_back
 from workflows.machinery.steps import Steps
-from workflows.remove_peer import remove_peer_steps
 
 
 async def reconstruct(steps: Steps, plan: Reconstruction) -> ReconstructResult:
     """The removal, then the addition back; elsewhere if the node cannot take it back."""
-    r, a = plan.removal, plan.addition
-    removed = await remove_peer_steps(steps, r)
+    removal, back = plan.removal, plan.addition
+    region, node = removal.region, removal.leaving.node_id
+    removed = await remove_peer_steps(steps, removal)
     failures = []
-    for new in [a.new, *plan.elsewhere]:
-        addition = (
-            a if new == a.new else type(a)(a.region, new, a.peers, a.coordinator, a.down_timeout_s)
-        )
+    for new in [back.new, *plan.elsewhere]:
+        addition = back if new == back.new else replace(back, new=new)
         try:
             target = await add_or_roll_back(steps, addition)
         except ApplicationError as e:
             failures.append(f"node {new.node_id}: {root_cause(e)}")
             continue
-        where = "" if new == a.new else f" (node {a.new.node_id} could not take it back)"
+        where = "" if new == back.new else f" (node {node} could not take it back)"
         message = (
-            f"region {r.region}: node {r.leaving.node_id}'s replica rebuilt on node "
-            f"{new.node_id} from node {a.coordinator.node_id}'s{where}"
+            f"region {region}: node {node}'s replica rebuilt on node {new.node_id} from node "
+            f"{back.coordinator.node_id}'s{where}"
         )
         return ReconstructResult(
-            region=r.region,
-            node=r.leaving.node_id,
+            region=region,
+            node=node,
             rebuilt_on=new.node_id,
             remove=removed,
             add=addition_result(addition, target),
             message=message,
         )
     raise ApplicationError(
-        f"region {r.region} has {len(r.remaining)} replica(s), one fewer than before: node "
-        f"{r.leaving.node_id}'s was removed and could not be rebuilt ({'; '.join(failures)}). "
-        f"Add one with airctl add-peer {r.region} --node N",
-        type="ReconstructFailed",
+        f"region {region} has {len(removal.remaining)} replica(s), one fewer than before: node "
+        f"{node}'s was removed and could not be rebuilt ({'; '.join(failures)}). "
+        f"Add one with airctl add-peer {region} --node N",
+        type=RECONSTRUCT_FAILED,
         non_retryable=True,
     )
 
@@ -70,15 +70,11 @@ class ReconstructRegionWorkflow(MembershipChange):
 
     @workflow.run
     async def run(self, req: ReconstructInput) -> ReconstructResult:
-        self.reporter.begin(req.region, [req.node], req.stall_after_s)
-        steps = Steps(self.reporter, req.region)
-        try:
-            plan = plan_reconstruct(await steps.describe(), req, workflow.random())
-        except InvalidRequest as e:
-            raise await self.verdict.refuse(e) from None
-        self.verdict.accept(
-            f"rebuild node {req.node}'s replica of region {req.region} from node "
-            f"{plan.addition.coordinator.node_id}'s"
+        steps, plan = await self.begin(
+            req.region,
+            [req.node],
+            req.stall_after_s,
+            lambda region: plan_reconstruct(region, req, workflow.random()),
         )
         result, cancelled = await finish_even_if_cancelled(
             asyncio.ensure_future(reconstruct(steps, plan))

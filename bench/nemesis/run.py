@@ -17,10 +17,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError
 
 from bench.nemesis.checker import Region, Replica, anomalies
 from bench.nemesis.schedule import Fault, FaultKind, Operation, OperationKind, Schedule, plan
@@ -30,12 +30,14 @@ from client.load import AckedLog, missing_points
 from client.starter import (
     RegionBusy,
     RequestRefused,
+    Started,
     start_autopilot,
     start_change,
     start_check,
     start_operation,
 )
 from contracts.check import CheckInput
+from contracts.errors import root_cause
 from contracts.ids import AUTOPILOT_WORKFLOW_ID, check_workflow_id
 from contracts.models import (
     AddPeerInput,
@@ -51,6 +53,14 @@ from stack import faults as net
 from stack.hosts import Network, node_host
 from stack.local import LocalStack
 from stack.processes import ManagedProcess, free_ports
+from workflows.add_peer import AddPeerWorkflow
+from workflows.drain import DrainNodeWorkflow
+from workflows.migration import RegionMigrationWorkflow
+from workflows.rebalance import RebalanceWorkflow
+from workflows.remove_peer import RemovePeerWorkflow
+
+W = TypeVar("W")
+R = TypeVar("R")
 
 NODES = [1, 2, 3, 4, 5]
 REPLICATION = 3
@@ -245,8 +255,7 @@ class Nemesis:
             self.outcomes.failed.append({"kind": kind, "refused": str(e)})
             return
         except WorkflowFailureError as e:
-            cause = e.cause
-            self.outcomes.failed.append({"kind": kind, "reason": str(cause or e)})
+            self.outcomes.failed.append({"kind": kind, "reason": root_cause(e)})
             return
         self.outcomes.completed[kind] += 1
 
@@ -263,26 +272,39 @@ class Nemesis:
                     from_node=held[pick % len(held)],
                     to_node=others[(pick >> 4) % len(others)],
                 )
-                await self._finish(await start_change(self.temporal, request))
+                await self._finish(
+                    await start_change(self.temporal, RegionMigrationWorkflow.run, request)
+                )
             case OperationKind.ADD_REMOVE if held and others:
                 new = others[pick % len(others)]
                 await self._finish(
-                    await start_change(self.temporal, AddPeerInput(region=region, new_peer=new))
+                    await start_change(
+                        self.temporal,
+                        AddPeerWorkflow.run,
+                        AddPeerInput(region=region, new_peer=new),
+                    )
                 )
                 leaving = held[(pick >> 4) % len(held)]
                 await self._finish(
-                    await start_change(self.temporal, RemovePeerInput(region=region, peer=leaving))
+                    await start_change(
+                        self.temporal,
+                        RemovePeerWorkflow.run,
+                        RemovePeerInput(region=region, peer=leaving),
+                    )
                 )
             case OperationKind.DRAIN:
                 drain = DrainInput(node=NODES[pick % len(NODES)])
-                await self._finish(await start_operation(self.temporal, drain))
+                await self._finish(
+                    await start_operation(self.temporal, DrainNodeWorkflow.run, drain)
+                )
             case OperationKind.REBALANCE:
-                await self._finish(await start_operation(self.temporal, RebalanceInput()))
+                await self._finish(
+                    await start_operation(self.temporal, RebalanceWorkflow.run, RebalanceInput())
+                )
 
     @staticmethod
-    async def _finish(started: Any) -> None:
-        handle: WorkflowHandle[Any, Any] = started.handle
-        await handle.result()
+    async def _finish(started: Started[W, R]) -> None:
+        await started.handle.result()
 
     # -- settling and observing -------------------------------------------------------------
 

@@ -92,7 +92,7 @@ async def all_moved(
 async def test_destination_killed_mid_drain_and_restarted(stack: Stack) -> None:
     load = await regions_under_load(stack.cluster)
     stack.start_worker()
-    drain = await stack.operation(DrainInput(node=1, max_concurrent=2))
+    drain = await stack.operation(DrainNodeWorkflow.run, DrainInput(node=1, max_concurrent=2))
     await held_mid_transfer(stack.cluster, stack.client, drain)
     stack.cluster.nodes[4].kill()
     await restart(stack.cluster.nodes[4])
@@ -109,7 +109,7 @@ async def test_temporal_killed_mid_drain_and_restarted(
     stack = Stack(cluster, client, server.address)
     stack.start_worker()
     try:
-        drain = await stack.operation(DrainInput(node=1, max_concurrent=2))
+        drain = await stack.operation(DrainNodeWorkflow.run, DrainInput(node=1, max_concurrent=2))
         await held_mid_transfer(cluster, client, drain)
         server.kill()
         await load.wait_acked(len(load.acked) + 100)  # the nodes go on without Temporal
@@ -131,7 +131,7 @@ async def test_every_node_restarted_one_after_another_mid_drain(stack: Stack) ->
     regions = [*REGIONS, 575]  # the first move may start before the drain is paused
     load = await regions_under_load(stack.cluster, regions=regions)
     stack.start_worker()
-    drain = await stack.operation(DrainInput(node=1, max_concurrent=1))
+    drain = await stack.operation(DrainNodeWorkflow.run, DrainInput(node=1, max_concurrent=1))
 
     async def drain_state(check: Callable[[MovesProgress], bool], what: str) -> MovesProgress:
         return await eventually(
@@ -162,7 +162,9 @@ async def test_a_destination_killed_for_good_mid_drain_gets_no_region(stack: Sta
     to node 5, as do the moves planned to node 4 that had not started."""
     load = await regions_under_load(stack.cluster, nodes=5)
     stack.start_worker()
-    drain = await stack.operation(DrainInput(node=1, max_concurrent=2, down_timeout_s=5))
+    drain = await stack.operation(
+        DrainNodeWorkflow.run, DrainInput(node=1, max_concurrent=2, down_timeout_s=5)
+    )
     planned = (  # the drain plans in its first activity, after the start returned
         await eventually(
             lambda: drain.query(DrainNodeWorkflow.moves_progress),

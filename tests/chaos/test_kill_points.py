@@ -1,12 +1,12 @@
 """The kill-point matrix: a migration under load survives a crash at every kill point.
 
-For each of the source's kill points, the process that reaches it (the worker for the
+For each of IoTDB's kill points, the process that reaches it (the worker for the
 coordinator's steps, the destination, an existing peer or the leaving node for the node's) is
 started armed, dies there (`[KILL POINT] NAME`, exit 137), and is restarted with the same
 environment (the point has fired and does not fire again). Nothing else is touched: the
 migration 1 -> 4 must complete by itself, leave the region on 2, 3 and 4 only, with equal
 digests and every acknowledged write on each, node 1's replica and channels gone, and no
-workflow running. A point that never fires fails its test (the source's badKillPoint).
+workflow running. A point that never fires fails its test (IoTDB's badKillPoint).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from tests.support.checks import assert_gone
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.migration import RegionMigrationWorkflow
 
 pytestmark = pytest.mark.slow
 
@@ -92,9 +93,10 @@ async def start_migration(
     load = LoadWriter(cluster, region, [LEAVING, COORDINATOR, PEER, DESTINATION]).start()
     await load.wait_acked(100)
     handle = await stack.start(
+        RegionMigrationWorkflow.run,
         MigrationInput(
             region=region, from_node=LEAVING, to_node=DESTINATION, coordinator=COORDINATOR
-        )
+        ),
     )
     return handle, load
 

@@ -22,6 +22,7 @@ from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from client.load import LoadWriter as Writer
+from contracts.errors import root_cause
 from contracts.models import MigrationInput, MigrationResult, Phase
 from stack.processes import WorkerProcess
 from tests.support.chaos import restart
@@ -31,7 +32,7 @@ from tests.support.load import LoadWriter, missing_points
 from tests.support.moves import awaits_snapshot
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
-from workflows.machinery.failures import root_cause
+from workflows.migration import RegionMigrationWorkflow
 
 pytestmark = pytest.mark.slow
 _regions = itertools.count(300)
@@ -82,7 +83,9 @@ async def test_worker_killed_at_random_moments(stack: Stack) -> None:
     rng = random.Random(seed)
     region, load = await setup(stack)
     stack.start_worker()
-    handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=4))
+    handle = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=region, from_node=1, to_node=4)
+    )
     for _ in range(3):
         await asyncio.sleep(rng.uniform(0.0, 1.5))  # a random moment: the point of the test
         stack.workers["worker"].kill()
@@ -96,7 +99,9 @@ async def test_destination_killed_mid_transfer_and_restarted(stack: Stack) -> No
     # the holders' transfers held (1 byte/s): the snapshot to node 4 waits until it is killed
     await stack.cluster.throttle(HOLDERS, HELD)
     stack.start_worker()
-    handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=4))
+    handle = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=region, from_node=1, to_node=4)
+    )
     await transferring(stack, handle)
     assert await awaits_snapshot(stack.cluster, 4, region), "not mid-transfer: installed"
     stack.cluster.nodes[4].kill()
@@ -197,9 +202,17 @@ async def test_several_workers_share_many_regions_and_one_dies(stack: Stack) -> 
     # its transfer wait is running when the test looks, however fast this machine
     await stack.cluster.throttle([2], HELD)
     handles = [
-        await stack.start(MigrationInput(region=region, from_node=1, to_node=4, coordinator=2))
+        await stack.start(
+            RegionMigrationWorkflow.run,
+            MigrationInput(region=region, from_node=1, to_node=4, coordinator=2),
+        )
     ]
-    handles += [await stack.start(MigrationInput(region=r, from_node=1, to_node=4)) for r in others]
+    handles += [
+        await stack.start(
+            RegionMigrationWorkflow.run, MigrationInput(region=r, from_node=1, to_node=4)
+        )
+        for r in others
+    ]
     ids = [h.id for h in handles]
 
     # mid-flight: several workers have run tasks, and region's transfer is being awaited
@@ -231,7 +244,7 @@ async def test_destination_dead_for_good_rolls_back_in_bounded_time(stack: Stack
     region, load = await setup(stack)
     stack.start_worker()
     request = MigrationInput(region=region, from_node=1, to_node=4, down_timeout_s=5)
-    handle = await stack.start(request)
+    handle = await stack.start(RegionMigrationWorkflow.run, request)
     await transferring(stack, handle)
     stack.cluster.nodes[4].kill()
     with pytest.raises(WorkflowFailureError) as failed:

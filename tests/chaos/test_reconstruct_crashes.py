@@ -11,16 +11,17 @@ and 3 with equal digests and every acknowledged write on each.
 from __future__ import annotations
 
 import asyncio
+from typing import TypeVar
 
 import pytest
 
-from contracts.killpoints import ENV_POINTS, EXIT_CODE, NODE_POINTS, WORKER_POINTS
-from contracts.killpoints import KillPoint as K
+from contracts.killpoints import ENV_POINTS, EXIT_CODE, NODE_POINTS, WORKER_POINTS, KillPoint
 from contracts.models import ReconstructInput, ReconstructResult
 from stack.processes import ManagedProcess
 from tests.support.chaos import rearm, restart
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
+from workflows.reconstruct import ReconstructRegionWorkflow
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +30,16 @@ REBUILT = 2
 # leaving, then created and activated. Not BEFORE_INACTIVATE: restarted there, node 2 finds
 # itself removed and deletes its replica by itself, so AFTER_INACTIVATE would never be reached
 # (the kill-point matrix crashes the same step there, alone).
-ITS_POINTS = NODE_POINTS - {K.ORIGINAL_ADD_PEER_DONE, K.BEFORE_INACTIVATE}
+ITS_POINTS = NODE_POINTS - {KillPoint.ORIGINAL_ADD_PEER_DONE, KillPoint.BEFORE_INACTIVATE}
 RECOVERY_S = 180.0
+R = TypeVar("R")
 
 
-def armed(points: frozenset[K] | set[K]) -> dict[str, str]:
+def armed(points: frozenset[KillPoint] | set[KillPoint]) -> dict[str, str]:
     return {ENV_POINTS: ",".join(sorted(p.value for p in points))}
 
 
-async def restart_whoever_dies(victims: list[ManagedProcess], done: asyncio.Future[object]) -> int:
+async def restart_whoever_dies(victims: list[ManagedProcess], done: asyncio.Future[R]) -> int:
     """Until `done`, restart each victim that died at a kill point; how many restarts."""
     restarts = 0
     while not done.done():
@@ -59,12 +61,14 @@ async def test_a_reconstruct_survives_a_crash_at_each_of_its_steps(stack: Stack)
         cluster.add_node(i)
     await cluster.create_region(REGION, [1, 2, 3])
     await rearm(cluster.nodes[REBUILT], armed(ITS_POINTS))  # past its first creation
-    await rearm(cluster.nodes[1], armed({K.ORIGINAL_ADD_PEER_DONE}))
+    await rearm(cluster.nodes[1], armed({KillPoint.ORIGINAL_ADD_PEER_DONE}))
     worker = stack.start_worker(env=armed(WORKER_POINTS))
     load = LoadWriter(cluster, REGION, [1, 3]).start()
     await load.wait_acked(100)
 
-    handle = await stack.start(ReconstructInput(region=REGION, node=REBUILT))
+    handle = await stack.start(
+        ReconstructRegionWorkflow.run, ReconstructInput(region=REGION, node=REBUILT)
+    )
     outcome = asyncio.ensure_future(handle.result())
     victims = [worker, cluster.nodes[1], cluster.nodes[REBUILT]]
     async with asyncio.timeout(RECOVERY_S):
@@ -73,7 +77,7 @@ async def test_a_reconstruct_survives_a_crash_at_each_of_its_steps(stack: Stack)
     assert result.rebuilt_on == REBUILT, result
 
     fired = "".join(v.log_path.read_text(errors="replace") for v in victims)
-    expected = {*WORKER_POINTS, *ITS_POINTS, K.ORIGINAL_ADD_PEER_DONE}
+    expected = {*WORKER_POINTS, *ITS_POINTS, KillPoint.ORIGINAL_ADD_PEER_DONE}
     assert {p for p in expected if f"[KILL POINT] {p}" in fired} == expected
     assert restarts == len(expected)
     acked = await load.stop()

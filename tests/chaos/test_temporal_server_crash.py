@@ -15,6 +15,7 @@ from tests.support.temporal_container import (
     TemporalContainer,
 )
 from tests.support.waiting import eventually
+from workflows.migration import RegionMigrationWorkflow
 
 pytestmark = pytest.mark.slow
 REGION = 31
@@ -40,7 +41,9 @@ async def test_server_killed_mid_migration_and_restarted(
 
     # the holders' transfers held (1 byte/s): the snapshot to node 4 waits for the kill
     await cluster.throttle(HOLDERS, HELD)
-    handle = await stack.start(MigrationInput(region=REGION, from_node=1, to_node=4))
+    handle = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=REGION, from_node=1, to_node=4)
+    )
     await eventually(
         lambda: stack.progress(handle), lambda p: p.phase == Phase.TRANSFERRING, timeout=60
     )

@@ -20,6 +20,7 @@ from runtime.cluster_file import ClusterFile, NodeEntry
 from tests.support.cluster import HELD, Cluster, status_of
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
+from workflows.repair import RepairNodeWorkflow
 
 REGION = 771
 
@@ -53,7 +54,7 @@ async def test_quorum_writes_survive_the_loss_of_the_node_that_took_them(stack: 
 
     cluster.nodes[3].kill()  # for good, with what it never replicated
     cluster.nodes[2].send_signal(signal.SIGCONT)
-    handle = await stack.operation(RepairInput(node=3))
+    handle = await stack.operation(RepairNodeWorkflow.run, RepairInput(node=3))
     result: RepairResult = await stack.client.get_workflow_handle(
         handle.id, result_type=RepairResult
     ).result()

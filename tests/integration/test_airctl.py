@@ -386,7 +386,7 @@ def test_plan_then_drain_a_node(airctl: Airctl) -> None:
     for node in ("2", "3"):
         airctl("throttle", "--node", node, "--mbps", "0")
     drained = airctl.json("drain", "resume", "--node", "1", "--wait")
-    assert drained["failed"] == {} and len(drained["moved"]) == 3, drained
+    assert drained["ok"] and len(drained["result"]["moved"]) == 3, drained
     regions = airctl.json("regions")
     assert all("1" not in replicas for replicas in regions.values()), regions
     bad = airctl("plan", "drain", "--node", "9", check=False)
@@ -409,7 +409,7 @@ def test_plan_then_rebalance_onto_an_empty_node(airctl: Airctl) -> None:
     assert idle.returncode == 2 and "no rebalance is running" in idle.stderr, idle.stderr
 
     done = airctl.json("rebalance", "--max-concurrent", "2", "--wait")
-    assert done["failed"] == {} and len(done["moved"]) == 3, done
+    assert done["ok"] and len(done["result"]["moved"]) == 3, done
     held = {n: 0 for n in ("1", "2", "3", "4")}
     for replicas in airctl.json("regions").values():
         for n in replicas:

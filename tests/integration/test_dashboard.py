@@ -13,6 +13,7 @@ from contracts.models import DrainInput, DrainResult
 from stack.processes import free_port
 from tests.support.load import LoadWriter
 from tests.support.stack import Stack
+from workflows.drain import DrainNodeWorkflow
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana-dashboard.json"
 
@@ -48,7 +49,9 @@ async def test_every_metric_the_dashboard_queries_is_exported(stack: Stack) -> N
         await cluster.create_region(region, [1, 2, 3])
         await LoadWriter(cluster, region, [1, 2], series="bulk", batch=100).run(count=500)
 
-    drain = await stack.operation(DrainInput(node=1))  # moves, transfers, stall gauges, moves left
+    drain = await stack.operation(
+        DrainNodeWorkflow.run, DrainInput(node=1)
+    )  # moves, transfers, stall gauges, moves left
     result = await stack.client.get_workflow_handle(drain.id, result_type=DrainResult).result()
     assert len(result.moved) == 2, result
     check = await start_check(stack.client, CheckInput(), "air-check-dashboard", stack.task_queue)

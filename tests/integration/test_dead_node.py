@@ -58,7 +58,7 @@ async def test_a_node_gone_for_good_then_repaired_and_forgotten(stack: Stack) ->
     assert "3" in {str(n["id"]) for n in json.loads(stack.cluster_file.read_text())["nodes"]}
 
     repaired = airctl_json(stack, "repair", "--node", "3", "--wait")
-    assert repaired["failed"] == {} and [r["region"] for r in repaired["repaired"]] == [REGION]
+    assert repaired["ok"] and [r["region"] for r in repaired["result"]["repaired"]] == [REGION]
     forgotten = airctl_json(stack, "node", "forget", "3")
     assert forgotten["nodes"] == [1, 2, 4]
 
@@ -74,4 +74,4 @@ async def test_a_node_gone_for_good_then_repaired_and_forgotten(stack: Stack) ->
     plan = airctl_json(stack, "plan", "rebalance")
     assert [n["node"] for n in plan["nodes"]] == [1, 2, 4], plan  # node 3 no longer counts
     rebalanced = airctl_json(stack, "rebalance", "--wait")
-    assert rebalanced["failed"] == {}, rebalanced
+    assert rebalanced["ok"] and rebalanced["result"]["failed"] == {}, rebalanced

@@ -12,6 +12,7 @@ from protos import air_node_pb2 as pb
 from tests.support.cluster import status_of
 from tests.support.load import LoadWriter
 from tests.support.stack import Stack
+from workflows.drain import DrainNodeWorkflow
 
 REGION = 781
 SMALL = 2_000_000  # bytes: node 4's disk, as it counts it
@@ -33,7 +34,7 @@ async def test_a_drain_that_would_fill_a_disk_is_refused_and_a_full_node_takes_n
 
     stack.start_worker()
     with pytest.raises(RequestRefused) as refused:
-        await stack.operation(DrainInput(node=1))
+        await stack.operation(DrainNodeWorkflow.run, DrainInput(node=1))
     assert f"region {REGION} (" in str(refused.value)
     assert "fits on no live node under the 90% high watermark: node 4 would be" in str(
         refused.value

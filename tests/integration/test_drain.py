@@ -25,6 +25,7 @@ from tests.support.node_logs import most_at_once, most_at_once_into, move_spans,
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.drain import DrainNodeWorkflow
+from workflows.migration import RegionMigrationWorkflow
 
 ON_123 = [501, 502, 503]
 ON_124 = [504, 505, 506]
@@ -47,7 +48,7 @@ async def test_drain_moves_every_region_off_the_node(stack: Stack) -> None:
     load = LoadWriter(cluster, ON_123[0], [1, 2, 3, 4]).start()
     await load.wait_acked(200)
 
-    handle = await stack.operation(DrainInput(node=1, max_concurrent=1))
+    handle = await stack.operation(DrainNodeWorkflow.run, DrainInput(node=1, max_concurrent=1))
     paused = await handle.execute_update(DrainNodeWorkflow.pause)
     assert paused.paused
     # a move that started before the pause goes on; once it is over, none starts
@@ -108,7 +109,9 @@ async def test_the_bound_holds_on_the_nodes_and_a_worker_kill_mid_drain(stack: S
         await cluster.converged(region, [1, 2, 3], count=BULK)
     stack.start_worker()
 
-    handle = await stack.operation(DrainInput(node=1, max_concurrent=2, max_per_node=1))
+    handle = await stack.operation(
+        DrainNodeWorkflow.run, DrainInput(node=1, max_concurrent=2, max_per_node=1)
+    )
     await eventually(
         lambda: drain_progress(handle),
         lambda s: len(s.done) >= 2,
@@ -162,7 +165,9 @@ async def test_cancelling_a_drain_rolls_back_the_moves_in_flight(stack: Stack) -
     # the small region moves first, alone (a coordinator's throttle is shared: it would queue
     # behind a large snapshot), then two large ones at once; a snapshot's lag does not shrink
     # until it is installed: stalled after a second
-    handle = await stack.operation(DrainInput(node=1, max_concurrent=1, stall_after_s=1))
+    handle = await stack.operation(
+        DrainNodeWorkflow.run, DrainInput(node=1, max_concurrent=1, stall_after_s=1)
+    )
     await eventually(
         lambda: drain_progress(handle), lambda s: s.done == [small], what="the small one moved"
     )
@@ -245,7 +250,9 @@ async def test_a_node_holding_20_regions_drains_under_write_load(stack: Stack) -
     for load in loads:
         await load.wait_acked(20)
 
-    handle = await stack.operation(DrainInput(node=1, max_concurrent=4, max_per_node=2))
+    handle = await stack.operation(
+        DrainNodeWorkflow.run, DrainInput(node=1, max_concurrent=4, max_per_node=2)
+    )
     result = await stack.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
     assert not result.failed and sorted(m.region for m in result.moved) == regions, result
 
@@ -278,14 +285,17 @@ async def test_a_busy_region_is_left_alone_and_the_drain_reports_bytes_moved(
     stack.start_worker()
     # region 561's own migration, held in its transfer by a 1 byte/s coordinator
     await cluster.throttle([3], HELD)
-    own = await stack.start(MigrationInput(region=busy, from_node=1, to_node=5, coordinator=3))
+    own = await stack.start(
+        RegionMigrationWorkflow.run,
+        MigrationInput(region=busy, from_node=1, to_node=5, coordinator=3),
+    )
     await eventually(
         lambda: stack.progress(own),
         lambda p: p.phase == Phase.TRANSFERRING,
         what="region 561's own migration transferring",
     )
 
-    handle = await stack.operation(DrainInput(node=1, max_concurrent=3))
+    handle = await stack.operation(DrainNodeWorkflow.run, DrainInput(node=1, max_concurrent=3))
     result = await stack.client.get_workflow_handle(handle.id, result_type=DrainResult).result()
     assert sorted(m.region for m in result.moved) == others, result
     assert "another change of region 561 is running" in result.failed[busy], result

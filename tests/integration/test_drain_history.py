@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 from temporalio import activity, workflow
@@ -114,9 +113,11 @@ def worker_with_stubs(client: Client, regions: int) -> Worker:
     )
 
 
-async def drain(client: Client, worker: Worker, request: DrainInput) -> WorkflowHandle[Any, Any]:
+async def drain(
+    client: Client, worker: Worker, request: DrainInput
+) -> WorkflowHandle[DrainNodeWorkflow, DrainResult]:
     await make_current(client, worker.task_queue, "stub")  # the deployment is named after it
-    started = await start_operation(client, request, worker.task_queue)
+    started = await start_operation(client, DrainNodeWorkflow.run, request, worker.task_queue)
     assert started.plan is not None and started.plan.startswith("drain node 1: "), started
     return started.handle
 

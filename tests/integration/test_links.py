@@ -114,11 +114,11 @@ async def test_a_cut_under_an_idle_channel_is_noticed_and_healed(
     await cluster.converged(region, [SENDER, RECEIVER], count=200)  # the channel waits, idle
 
     cut_at = await link.cut() if how == "black hole" else link.freeze()
+    during = LoadWriter(cluster, region, [SENDER], series="during")
+    await during.run(count=200)  # acknowledged by node 1 alone (acks one): a session starts
     broken = await broken_after_cut(cluster, cut_at, SENDER, "channel", "sender")
     assert broken.name == channel_name(region, SENDER, RECEIVER), broken
     assert broken.status.startswith("UNAVAILABLE"), broken
-    during = LoadWriter(cluster, region, [SENDER], series="during")
-    await during.run(count=200)  # acknowledged by node 1 alone (acks one)
     assert (await cluster.digest(RECEIVER, region)).count == 200  # none went through
 
     await link.heal() if how == "black hole" else link.thaw()

@@ -49,7 +49,7 @@ async def test_a_rebalance_onto_two_empty_nodes_survives_worker_and_destination_
     load = LoadWriter(cluster, LOADED, [1, 2, 3, 4, 5]).start()
     await load.wait_acked(200)
 
-    handle = await stack.operation(RebalanceInput(max_concurrent=2))
+    handle = await stack.operation(RebalanceWorkflow.run, RebalanceInput(max_concurrent=2))
     await eventually(
         lambda: handle.query(RebalanceWorkflow.moves_progress),
         lambda s: len(s.done) >= 1,
@@ -92,7 +92,7 @@ async def test_a_balanced_cluster_moves_nothing_and_a_bad_destination_is_refused
     stack.start_worker()
 
     with pytest.raises(RequestRefused, match=r"destination node\(s\) \[9\] are not live"):
-        await stack.operation(RebalanceInput(nodes=[9]))
-    await stack.operation(RebalanceInput())
+        await stack.operation(RebalanceWorkflow.run, RebalanceInput(nodes=[9]))
+    await stack.operation(RebalanceWorkflow.run, RebalanceInput())
     result = await result_of(stack)
     assert (result.moved, result.message) == ([], "the cluster is balanced: nothing to move")

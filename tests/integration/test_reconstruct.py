@@ -14,6 +14,7 @@ from tests.support.load import LoadWriter, missing_points
 from tests.support.node_logs import replica_events
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.reconstruct import ReconstructRegionWorkflow
 
 
 async def test_a_replica_is_rebuilt_from_the_others_under_load(stack: Stack) -> None:
@@ -28,11 +29,13 @@ async def test_a_replica_is_rebuilt_from_the_others_under_load(stack: Stack) -> 
         (ReconstructInput(region=752, node=1), "node 1 holds the last replica of region 752"),
     ]:
         with pytest.raises(RequestRefused, match=refusal):
-            await stack.start(request)
+            await stack.start(ReconstructRegionWorkflow.run, request)
     load = LoadWriter(cluster, region, [1, 2, 3]).start()
     await load.wait_acked(200)
 
-    handle = await stack.start(ReconstructInput(region=region, node=2))
+    handle = await stack.start(
+        ReconstructRegionWorkflow.run, ReconstructInput(region=region, node=2)
+    )
     result: ReconstructResult = await handle.result()
     assert result.rebuilt_on == 2 and result.remove.clean, result
     acked = await load.stop()
@@ -57,7 +60,9 @@ async def test_a_replica_that_cannot_come_back_is_rebuilt_elsewhere(stack: Stack
     load = LoadWriter(cluster, region, [1, 3]).start()
     await load.wait_acked(100)
 
-    handle = await stack.start(ReconstructInput(region=region, node=2, down_timeout_s=3))
+    handle = await stack.start(
+        ReconstructRegionWorkflow.run, ReconstructInput(region=region, node=2, down_timeout_s=3)
+    )
     outcome = asyncio.ensure_future(handle.result())
     await died_at(cluster.nodes[2], point, outcome)
     result: ReconstructResult = await outcome

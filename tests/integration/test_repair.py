@@ -34,7 +34,7 @@ async def test_a_dead_nodes_regions_get_a_new_replica_despite_a_worker_kill(
         await cluster.create_region(region, [1, 2, 3])
     stack.start_worker()
     with pytest.raises(RequestRefused, match="node 3 answers: a repair is for a node that is gone"):
-        await stack.operation(RepairInput(node=3))
+        await stack.operation(RepairNodeWorkflow.run, RepairInput(node=3))
 
     for t in range(OWN_WRITES):
         point = pb.Point(series="own", timestamp=t, value=t)
@@ -48,7 +48,7 @@ async def test_a_dead_nodes_regions_get_a_new_replica_despite_a_worker_kill(
     await load.wait_acked(100)
     cluster.nodes[3].kill()  # for now
 
-    handle = await stack.operation(RepairInput(node=3))
+    handle = await stack.operation(RepairNodeWorkflow.run, RepairInput(node=3))
     await eventually(
         lambda: handle.query(RepairNodeWorkflow.moves_progress),
         lambda s: len(s.done) >= 1,
@@ -121,7 +121,7 @@ async def test_survivors_that_applied_different_prefixes_of_the_dead_nodes_write
     assert (await cluster.progress(2, DIVERGED)).applied[3] < len(through_3.acked) // 100
 
     stack.start_worker()
-    handle = await stack.operation(RepairInput(node=3))
+    handle = await stack.operation(RepairNodeWorkflow.run, RepairInput(node=3))
     move = stack.client.get_workflow_handle(region_workflow_id(DIVERGED))
     stack.handles.append(move)  # its history, with the catch-up, for the replay test
     await eventually(

@@ -12,6 +12,8 @@ from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.add_peer import AddPeerWorkflow
+from workflows.remove_peer import RemovePeerWorkflow
 
 REGION = 761
 
@@ -36,11 +38,15 @@ async def test_a_node_removed_while_frozen_hands_over_what_it_acknowledged_then_
     assert (await cluster.progress(1, REGION)).applied.get(3, 0) < len(behind_the_cut.acked) // 10
     cluster.nodes[3].send_signal(signal.SIGSTOP)
 
-    removal = await stack.start(RemovePeerInput(region=REGION, peer=3, down_timeout_s=1))
+    removal = await stack.start(
+        RemovePeerWorkflow.run, RemovePeerInput(region=REGION, peer=3, down_timeout_s=1)
+    )
     removed = await removal.result()
     assert isinstance(removed, RemovePeerResult)
     assert not removed.clean and "inactivate" in removed.skipped_steps, removed
-    addition = await stack.start(AddPeerInput(region=REGION, new_peer=4, coordinator=1))
+    addition = await stack.start(
+        AddPeerWorkflow.run, AddPeerInput(region=REGION, new_peer=4, coordinator=1)
+    )
     await addition.result()
     assert 3 not in {p.node_id for p in (await cluster.progress(4, REGION)).peers}
 
@@ -78,3 +84,32 @@ async def test_a_retiring_nodes_writes_are_taken_from_it_by_any_holder(stack: St
         assert isinstance(reply, pb.TransferReply) and reply.applied[2] == 1
         call.cancel()
     assert (await cluster.digest(1, REGION)).count == 1
+
+
+async def test_an_idle_replica_removed_behind_a_cut_is_found_and_retired(stack: Stack) -> None:
+    """Node 3, frozen, is removed as unreachable; thawed, it has nothing to send, so no channel
+    of its tells it: the comparison of its peers' listings does (a dozen guardian intervals),
+    and it retires its replica."""
+    cluster = stack.cluster
+    for i in (1, 2, 3):
+        cluster.add_node(i)
+    await cluster.create_region(REGION, [1, 2, 3])
+    stack.start_worker()
+    writes = LoadWriter(cluster, REGION, [1, 2, 3])
+    await writes.run(count=100)
+    await cluster.converged(REGION, [1, 2, 3], count=100)
+    cluster.nodes[3].send_signal(signal.SIGSTOP)
+    removal = await stack.start(
+        RemovePeerWorkflow.run, RemovePeerInput(region=REGION, peer=3, down_timeout_s=1)
+    )
+    assert not (await removal.result()).clean
+    cluster.nodes[3].send_signal(signal.SIGCONT)
+
+    await eventually(
+        lambda: cluster.regions_of(3),
+        lambda held: REGION not in held,
+        timeout=90,
+        what="node 3 finding itself removed and retiring its replica",
+    )
+    await cluster.converged(REGION, [1, 2], count=100)
+    assert "deleting its replica" in cluster.nodes[3].output()  # retired, not deleted by hand

@@ -14,6 +14,7 @@ from stack.certs import Authority
 from stack.processes import WorkerProcess
 from tests.support.stack import Stack
 from tests.support.tls_proxy import TlsProxy
+from workflows.migration import RegionMigrationWorkflow
 
 REGION = 61
 
@@ -54,7 +55,9 @@ async def test_a_worker_on_mtls_runs_a_migration(
     await asyncio.to_thread(worker.start)  # the front serves on this event loop meanwhile
     assert f"{address} (namespace default, mTLS)" in worker.output()
 
-    handle = await stack.start(MigrationInput(region=REGION, from_node=1, to_node=4))
+    handle = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=REGION, from_node=1, to_node=4)
+    )
     result = await handle.result()
     assert isinstance(result, MigrationResult) and result.remove is not None and result.remove.clean
 

@@ -43,6 +43,7 @@ from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from worker import WORKFLOW_RUNNER, WORKFLOWS
 from workflows.check import CheckReplicasWorkflow
+from workflows.migration import RegionMigrationWorkflow
 
 FIRST, SECOND, CHECKED = 81, 82, (83, 84)
 # The check's rate until the update raises it: its first region (~100 KB) would take hours, so
@@ -74,7 +75,9 @@ async def test_a_pinned_migration_finishes_on_its_build_while_new_work_takes_the
     stack.start_worker("v2", extra_args=["--deployment", deployment, "--build-id", "2"])
 
     await cluster.throttle([1, 2, 3], HELD)  # the first migration's snapshot waits, held
-    first = await stack.start(MigrationInput(region=FIRST, from_node=1, to_node=4))
+    first = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=FIRST, from_node=1, to_node=4)
+    )
     check = await start_check(
         stack.client,
         CheckInput(regions=list(CHECKED), rate_mb_s=CRAWL_MB_S),
@@ -93,7 +96,9 @@ async def test_a_pinned_migration_finishes_on_its_build_while_new_work_takes_the
     # the check's next workflow task: an update (it fails if the check had already ended)
     await check.execute_update(CheckReplicasWorkflow.set_rate, 100.0)
     assert await versioning(check) == (VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE, "2")
-    second = await stack.start(MigrationInput(region=SECOND, from_node=1, to_node=4))
+    second = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=SECOND, from_node=1, to_node=4)
+    )
     assert await versioning(second) == (VersioningBehavior.VERSIONING_BEHAVIOR_PINNED, "2")
     # the first is still held mid-transfer, pinned to build 1
     new_replica = (await cluster.regions_of(4)).get(FIRST)

@@ -17,6 +17,7 @@ from stack.processes import TemporalServer, WorkerProcess, temporal_binary
 from tests.support.cluster import HELD
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.migration import RegionMigrationWorkflow
 
 REGION = 41
 
@@ -63,7 +64,9 @@ async def test_sigterm_stops_the_worker_cleanly_and_another_finishes_its_migrati
     await cluster.converged(REGION, [1, 2], count=1)
     await cluster.throttle([1, 2], HELD)  # its transfer waits until the first worker is gone
     first = stack.start_worker("first")
-    handle = await stack.start(MigrationInput(region=REGION, from_node=1, to_node=3))
+    handle = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=REGION, from_node=1, to_node=3)
+    )
     await eventually(
         lambda: stack.progress(handle), lambda p: p.phase == Phase.TRANSFERRING, what="transfer"
     )

@@ -34,6 +34,9 @@ from tests.support.cluster import HELD, Cluster, status_of
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.add_peer import AddPeerWorkflow
+from workflows.migration import RegionMigrationWorkflow
+from workflows.remove_peer import RemovePeerWorkflow
 
 _regions = itertools.count(100)
 
@@ -53,7 +56,9 @@ async def test_migration_under_load(stack: Stack, region: int) -> None:
     load = LoadWriter(cluster, region, [1, 2, 3, 4]).start()
     await load.wait_acked(200)
 
-    handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=4))
+    handle = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=region, from_node=1, to_node=4)
+    )
     result = await handle.result()
     assert isinstance(result, MigrationResult)
     assert result.remove is not None and result.remove.clean, result
@@ -75,7 +80,7 @@ async def test_remove_peer_alone(stack: Stack, region: int) -> None:
     load = LoadWriter(cluster, region, [1, 2, 3]).start()
     await load.wait_acked(200)
 
-    handle = await stack.start(RemovePeerInput(region=region, peer=2))
+    handle = await stack.start(RemovePeerWorkflow.run, RemovePeerInput(region=region, peer=2))
     result = await handle.result()
     assert isinstance(result, RemovePeerResult)
     assert result.clean and result.peers == [1, 3], result
@@ -97,7 +102,7 @@ async def test_add_peer_alone(stack: Stack, region: int) -> None:
     load = LoadWriter(cluster, region, [1, 2]).start()
     await load.wait_acked(200)
 
-    handle = await stack.start(AddPeerInput(region=region, new_peer=2))
+    handle = await stack.start(AddPeerWorkflow.run, AddPeerInput(region=region, new_peer=2))
     result = await handle.result()
     assert isinstance(result, AddPeerResult)
     assert (result.peers, result.coordinator) == ([1, 2], 1)
@@ -163,7 +168,7 @@ async def test_bad_input_fails_fast_and_changes_nothing(stack: Stack, region: in
         target = region + 1000 if case == "unknown region" else region
         request = MigrationInput(region=target, from_node=source, to_node=destination)
         with pytest.raises(RequestRefused) as refused:  # to the starter's face
-            await stack.start(request)
+            await stack.start(RegionMigrationWorkflow.run, request)
         assert message in str(refused.value), (case, refused.value)
         handle = stack.client.get_workflow_handle(region_workflow_id(target))
         stack.handles.append(handle)
@@ -185,11 +190,11 @@ async def test_second_change_of_a_busy_region_is_refused(stack: Stack, region: i
     await cluster.create_region(region, [1, 2])
     # no worker yet: the first migration stays running, unvalidated
     request = MigrationInput(region=region, from_node=1, to_node=3)
-    first = await stack.start(request, validate_within=None)
+    first = await stack.start(RegionMigrationWorkflow.run, request, validate_within=None)
     unread: list[str] = []  # an error left in a future no one reads is logged when it is freed
     asyncio.get_running_loop().set_exception_handler(lambda _, c: unread.append(c["message"]))
     with pytest.raises(RegionBusy) as refused:
-        await stack.start(RemovePeerInput(region=region, peer=2))
+        await stack.start(RemovePeerWorkflow.run, RemovePeerInput(region=region, peer=2))
     text = str(refused.value)
     assert f"region {region} already has a membership change running" in text
     assert "RegionMigrationWorkflow" in text and first.id in text
@@ -237,7 +242,9 @@ async def test_cancel_mid_transfer_leaves_the_cluster_as_before(stack: Stack, re
     load = LoadWriter(cluster, region, [1, 2]).start(rate=500)
     await load.wait_acked(100)
 
-    handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=3))
+    handle = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=region, from_node=1, to_node=3)
+    )
     await wait_for_phase(stack, handle, Phase.TRANSFERRING)
     await load.wait_acked(len(load.acked) + 100)  # mid-transfer
     await handle.cancel()
@@ -272,7 +279,9 @@ async def test_remove_a_peer_that_is_down_then_it_comes_back(stack: Stack, regio
     stack.start_worker()
     cluster.nodes[3].kill()
 
-    handle = await stack.start(RemovePeerInput(region=region, peer=3, down_timeout_s=1))
+    handle = await stack.start(
+        RemovePeerWorkflow.run, RemovePeerInput(region=region, peer=3, down_timeout_s=1)
+    )
     result = await handle.result()
     assert isinstance(result, RemovePeerResult)
     assert not result.clean and "inactivate" in result.skipped_steps
@@ -301,7 +310,9 @@ async def test_remove_a_peer_that_is_down_then_it_comes_back(stack: Stack, regio
 async def test_progress_is_visible_as_it_moves(stack: Stack, region: int) -> None:
     cluster = await held_region(stack, region)
 
-    handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=3))
+    handle = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=region, from_node=1, to_node=3)
+    )
     seen: list[Phase] = []
 
     async def watch() -> Phase:
@@ -391,7 +402,7 @@ async def test_cancel_during_the_removal_finishes_it(stack: Stack, region: int) 
     load = LoadWriter(cluster, region, [2, 3]).start(rate=500)
     await load.wait_acked(100)
     request = MigrationInput(region=region, from_node=1, to_node=3, coordinator=2)
-    handle = await stack.start(request)
+    handle = await stack.start(RegionMigrationWorkflow.run, request)
     leaving = cluster.nodes[1]
     # node 1 frozen while the snapshot comes from node 2: the addition needs nothing more of
     # it, and the removal's inactivation waits for it
@@ -428,7 +439,9 @@ async def test_a_transfer_that_stops_moving_is_reported_stalled(stack: Stack, re
     await cluster.throttle([1, 2], 10_000)  # the snapshot of a few MB would take minutes
     stack.start_worker()
 
-    handle = await stack.start(AddPeerInput(region=region, new_peer=3, stall_after_s=1))
+    handle = await stack.start(
+        AddPeerWorkflow.run, AddPeerInput(region=region, new_peer=3, stall_after_s=1)
+    )
     stalled = await eventually(lambda: stack.progress(handle), lambda p: p.stalled, timeout=60)
     assert "STALLED" in stalled.message and "has not shrunk" in stalled.message, stalled
     assert "nodes [3] await their snapshot" in stalled.message, stalled  # what it waits for

@@ -28,6 +28,7 @@ from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.autopilot import AutopilotWorkflow
+from workflows.migration import RegionMigrationWorkflow
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,8 @@ async def test_a_node_only_the_worker_cannot_reach_is_never_repaired(
         await w.wait_acked(50)
     await cluster.throttle([1], HELD)  # the snapshot to node 3 waits in its sender
     migration = await stack.start(
-        MigrationInput(region=MOVED, from_node=4, to_node=3, coordinator=1, down_timeout_s=300)
+        RegionMigrationWorkflow.run,
+        MigrationInput(region=MOVED, from_node=4, to_node=3, coordinator=1, down_timeout_s=300),
     )
     await eventually(
         lambda: stack.progress(migration),
@@ -123,13 +125,15 @@ async def test_a_node_only_the_worker_cannot_reach_is_never_repaired(
 
 
 async def running_or_ran(stack: Stack, workflow_id: str) -> bool:
+    """Whether this test's stack started `workflow_id` (another test's, on the same server,
+    has another task queue)."""
     try:
-        await stack.client.get_workflow_handle(workflow_id).describe()
+        described = await stack.client.get_workflow_handle(workflow_id).describe()
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             return False
         raise
-    return True
+    return described.task_queue == stack.task_queue
 
 
 async def test_writes_a_node_took_behind_a_cut_survive_its_repair(

@@ -75,7 +75,9 @@ async def held_drain(stack: Stack) -> WorkflowHandle[Any, Any]:
     """A drain of node 1 whose snapshots wait in their senders (lift with `throttle(.., 0)`),
     its moves running."""
     await stack.cluster.throttle(NODES, HELD)
-    drain = await stack.operation(DrainInput(node=DRAINED, max_concurrent=3, max_per_node=3))
+    drain = await stack.operation(
+        DrainNodeWorkflow.run, DrainInput(node=DRAINED, max_concurrent=3, max_per_node=3)
+    )
     await eventually(
         lambda: moves(drain), lambda p: len(p.running) >= 2, what="the drain's moves running"
     )
@@ -107,7 +109,9 @@ async def test_a_drain_completes_with_30_percent_loss_on_the_drained_nodes_links
     writers = await loaded(stack)
     faults = Faults(network)
     lossy = [faults.apply(Flaky(f"n{DRAINED}", f"n{i}", 30)) for i in NODES if i != DRAINED]
-    drain = await stack.operation(DrainInput(node=DRAINED, max_concurrent=3, max_per_node=3))
+    drain = await stack.operation(
+        DrainNodeWorkflow.run, DrainInput(node=DRAINED, max_concurrent=3, max_per_node=3)
+    )
     await stack.client.get_workflow_handle(drain.id, result_type=DrainResult).result()
     assert [a.id for a in faults.active()] == [a.id for a in lossy]  # lossy all along
     faults.heal()

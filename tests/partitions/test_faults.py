@@ -19,6 +19,7 @@ from tests.support.cluster import Cluster, status_of
 from tests.support.hosts import answers, attempt, h2_open, h2_ping, run_on
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
+from workflows.migration import RegionMigrationWorkflow
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +104,9 @@ async def test_a_migration_with_every_node_and_the_worker_on_hosts_of_their_own(
     load = LoadWriter(cluster, region, [1, 2, 3, 4]).start()
     await load.wait_acked(100)
 
-    handle = await stack.start(MigrationInput(region=region, from_node=1, to_node=4))
+    handle = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=region, from_node=1, to_node=4)
+    )
     result = await handle.result()
     assert isinstance(result, MigrationResult) and result.remove is not None, result
     acked = await load.stop()

@@ -22,6 +22,7 @@ from tests.support.load import LoadWriter, missing_points
 from tests.support.node_logs import stream_breaks
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.migration import RegionMigrationWorkflow
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +54,8 @@ async def test_a_snapshot_cut_mid_transfer_is_noticed_in_seconds_and_resumes_whe
     stack.start_worker()
     await cluster.throttle([1], RATE)
     migration = await stack.start(
-        MigrationInput(region=REGION, from_node=3, to_node=4, coordinator=1, down_timeout_s=300)
+        RegionMigrationWorkflow.run,
+        MigrationInput(region=REGION, from_node=3, to_node=4, coordinator=1, down_timeout_s=300),
     )
     receiving = await eventually(
         lambda: cluster.progress(4, REGION),

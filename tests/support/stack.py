@@ -5,30 +5,30 @@ from __future__ import annotations
 import contextlib
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
+from temporalio.types import MethodAsyncSingleParam
 
 from client.starter import (
     VALIDATE_WITHIN_S,
-    OperationInput,
+    ChangeIn,
+    Operation,
+    OperationIn,
     start_autopilot,
     start_change,
     start_operation,
 )
-from contracts.models import (
-    AddPeerInput,
-    AutopilotInput,
-    MigrationInput,
-    Progress,
-    ReconstructInput,
-    RemovePeerInput,
-)
+from contracts.models import AutopilotInput, Progress
 from runtime.cluster_file import ClusterFile, NodeEntry
 from stack.processes import WorkerProcess
 from tests.support.cluster import Cluster
+from workflows.autopilot import AutopilotWorkflow
 from workflows.machinery.change import MembershipChange
+
+Change = TypeVar("Change", bound=MembershipChange)
+R = TypeVar("R")
 
 
 class Stack:
@@ -82,21 +82,24 @@ class Stack:
 
     async def start(
         self,
-        request: MigrationInput | AddPeerInput | RemovePeerInput | ReconstructInput,
+        run: MethodAsyncSingleParam[Change, ChangeIn, R],
+        request: ChangeIn,
         validate_within: float | None = VALIDATE_WITHIN_S,
-    ) -> WorkflowHandle[Any, Any]:
+    ) -> WorkflowHandle[Change, R]:
         """Start a change as airctl does: returns once the workflow has validated it."""
-        started = await start_change(self.client, request, self.task_queue, validate_within)
+        started = await start_change(self.client, run, request, self.task_queue, validate_within)
         self.handles.append(started.handle)
         return started.handle
 
-    async def operation(self, request: OperationInput) -> WorkflowHandle[Any, Any]:
+    async def operation(
+        self, run: MethodAsyncSingleParam[Operation, OperationIn, R], request: OperationIn
+    ) -> WorkflowHandle[Operation, R]:
         """Start a drain, a repair or a rebalance, once it planned (refusals raise)."""
-        started = await start_operation(self.client, request, self.task_queue)
+        started = await start_operation(self.client, run, request, self.task_queue)
         self.handles.append(started.handle)
         return started.handle
 
-    async def autopilot(self, request: AutopilotInput) -> WorkflowHandle[Any, Any]:
+    async def autopilot(self, request: AutopilotInput) -> WorkflowHandle[AutopilotWorkflow, None]:
         handle = await start_autopilot(self.client, request, self.task_queue)
         self.handles.append(handle)
         return handle

@@ -21,6 +21,7 @@ from tests.support.cluster import HELD
 from tests.support.requirements import require
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
+from workflows.migration import RegionMigrationWorkflow
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, and none of Chromium's own traffic: the page's loopback requests are the only ones.
@@ -108,7 +109,9 @@ async def migration_held_in_transfer(stack: Stack, region: int) -> WorkflowHandl
     await cluster.throttle([1, 2], HELD)
     stack.start_worker()
 
-    migration = await stack.start(MigrationInput(region=region, from_node=1, to_node=3))
+    migration = await stack.start(
+        RegionMigrationWorkflow.run, MigrationInput(region=region, from_node=1, to_node=3)
+    )
     await eventually(
         lambda: stack.progress(migration),
         lambda p: p.phase == Phase.TRANSFERRING,

@@ -75,7 +75,7 @@ def test_a_held_view_stays_the_state_it_was_taken_at(store: Store, tmp_path: Pat
     view = store.hold_view()
     for t in range(3, 3000):  # enough to trigger automatic checkpoints
         store.write_local(1, [[("a", t, float(t))]])
-    store._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    store._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
     (tmp_path / "copy.db").write_bytes(view.path.read_bytes()[: view.size])
     view.release()
     copy = sqlite3.connect(tmp_path / "copy.db")

@@ -16,7 +16,7 @@ from contracts.models import Phase
 from contracts.rates import limit_text
 from node.node import Node
 from node.throttle import Throttle, Throttles
-from workflows.machinery.progress import ChangeReporter, Offstage
+from workflows.machinery.progress import ChangeReporter, NoWorkflow
 
 
 async def test_no_limit_never_waits() -> None:
@@ -84,8 +84,8 @@ async def test_auto_limits_snapshots_only_and_a_rate_limits_every_byte(tmp_path:
     await node.clients.close()
 
 
-class Shown(Offstage):
-    """A reporter's surface that keeps the details it was given."""
+class Shown(NoWorkflow):
+    """Outside a workflow, a reporter's details kept as it gives them."""
 
     def __init__(self) -> None:
         self.shown: list[str] = []
@@ -100,15 +100,15 @@ def test_the_progress_says_which_limit_a_snapshot_goes_at() -> None:
     assert limit_text(4e6, False) == "limit 4.0 MB/s"
     assert limit_text(0, False) == ""
     # as `airctl migrate --wait` and the workflow's details in the UI show it
-    surface = Shown()
-    reporter = ChangeReporter("migration", surface)
+    shown = Shown()
+    reporter = ChangeReporter("migration", shown)
     reporter.begin(7, [1, 4], 60)
     reporter.enter(Phase.TRANSFERRING)
     slice_ = TransferProgress(
         complete=False, lag=1, snapshot_received=int(120e6), snapshot_limit=38e6
     )
     reporter.transfer(slice_.model_copy(update={"snapshot_limit_auto": True}), [4], 0)
-    assert "snapshot: 120.0 MB received, auto: 38 MB/s" in surface.shown[-1], surface.shown
+    assert "snapshot: 120.0 MB received, auto: 38 MB/s" in shown.shown[-1], shown.shown
     assert "snapshot 120.0 MB received (auto: 38 MB/s)" in transfer(reporter.progress)
     reporter.transfer(slice_.model_copy(update={"snapshot_limit": 0}), [4], 0)
     assert transfer(reporter.progress).endswith("snapshot 120.0 MB received")  # no limit

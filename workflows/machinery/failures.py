@@ -1,4 +1,5 @@
-"""How the workflows fail: refusals of bad input, and the root cause of a failure."""
+"""How the workflows fail: refusals of bad input, and what a failure says about itself (a node
+that does not answer, a rolled-back addition). The failure types are contracts/errors.py's."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ from collections.abc import Iterator
 
 from temporalio.exceptions import ApplicationError
 
-from contracts.errors import InvalidRequest, NodeUnreachable
-
-# Failure types no retry can mend: the activities' retry policies never retry them.
-INVALID_REQUEST = "InvalidRequest"
-NODE_REFUSED = "NodeRefused"
-# An addition that failed and was rolled back: the region is as it was before it.
-ADD_PEER_FAILED = "AddPeerFailed"
+from contracts.errors import (
+    ADD_PEER_FAILED,
+    INVALID_REQUEST,
+    InvalidRequest,
+    NodeUnreachable,
+    causes,
+)
 
 
 def refusal(error: InvalidRequest) -> ApplicationError:
@@ -20,14 +21,6 @@ def refusal(error: InvalidRequest) -> ApplicationError:
     names it in its details (`unreachable_node`), so an operation's move can wait for it."""
     details = [error.node] if isinstance(error, NodeUnreachable) else []
     return ApplicationError(str(error), *details, type=INVALID_REQUEST, non_retryable=True)
-
-
-def causes(error: BaseException) -> Iterator[BaseException]:
-    """The error, then each cause under it (a child's failure, its activity's, ...)."""
-    current: BaseException | None = error
-    while current is not None:
-        yield current
-        current = getattr(current, "cause", None) or current.__cause__
 
 
 def _application_errors(error: BaseException) -> Iterator[ApplicationError]:
@@ -46,9 +39,3 @@ def unreachable_node(error: BaseException) -> int | None:
 def rolled_back(error: BaseException) -> bool:
     """Whether a migration failed in its addition, which was rolled back."""
     return any(e.type == ADD_PEER_FAILED for e in _application_errors(error))
-
-
-def root_cause(error: BaseException) -> str:
-    """The innermost cause's message: what went wrong, under the layers that carried it."""
-    *_, error = causes(error)
-    return getattr(error, "message", None) or str(error) or type(error).__name__

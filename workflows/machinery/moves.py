@@ -22,6 +22,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
+from contracts.errors import root_cause
 from contracts.ids import region_workflow_id
 from contracts.models import (
     MigrationInput,
@@ -33,7 +34,7 @@ from contracts.models import (
 )
 from contracts.search_attributes import MOVES_DONE_KEY, MOVES_LEFT_KEY, PHASE_KEY
 from workflows.machinery import patches
-from workflows.machinery.failures import rolled_back, root_cause, unreachable_node
+from workflows.machinery.failures import rolled_back, unreachable_node
 from workflows.machinery.options import child
 from workflows.machinery.progress import Reporter
 
@@ -122,15 +123,15 @@ class Mover:
 
         True when every move has ended; False when the workflow must continue as new.
         """
-        s = self.state
-        if s.began is None:
-            s.began = workflow.now()
-        ended = {*s.done, *s.failed, *s.running}
-        aside = set(s.set_aside)  # moves set aside go after the others
+        state = self.state
+        if state.began is None:
+            state.began = workflow.now()
+        ended = {*state.done, *state.failed, *state.running}
+        aside = set(state.set_aside)  # moves set aside go after the others
         self._waiting = sorted(
-            (m for m in s.planned if m.region not in ended), key=lambda m: m.region in aside
+            (m for m in state.planned if m.region not in ended), key=lambda m: m.region in aside
         )
-        self._bytes = ByteCount(*s.byte_counts())
+        self._bytes = ByteCount(*state.byte_counts())
         self.show()
         started: list[asyncio.Task[None]] = []
         try:
@@ -162,8 +163,8 @@ class Mover:
 
     def _startable(self, settings: MoveSettings) -> tuple[Move, int] | None:
         """The first waiting move (in plan order) that fits the bounds, and its source."""
-        s, limit = self.state, settings.max_per_node
-        if s.paused or len(s.running) >= s.max_concurrent:
+        state, limit = self.state, settings.max_per_node
+        if state.paused or len(state.running) >= state.max_concurrent:
             return None
         for move in self._waiting:
             if self._busy[move.to_node] >= limit:
@@ -182,22 +183,22 @@ class Mover:
         self._busy[source] += 1
 
     async def _move(self, move: Move, settings: MoveSettings) -> None:
-        s = self.state
+        state = self.state
         try:
             result = await self._ride_through(move.region, settings)
-            s.done.append(move.region)
+            state.done.append(move.region)
             self._bytes.moved += move.store_bytes
             if settings.keep_outcomes:
-                s.outcomes[move.region] = result.remove.message if result.remove else ""
+                state.outcomes[move.region] = result.remove.message if result.remove else ""
         except _SetAside:
             self._waiting.append(self._current[move.region])
         except MoveFailed as e:
-            s.failed[move.region] = str(e)
+            state.failed[move.region] = str(e)
             self._bytes.gone += move.store_bytes
         finally:
-            s.running.remove(move.region)
-            s.stalled.pop(move.region, None)
-            s.waiting.pop(move.region, None)
+            state.running.remove(move.region)
+            state.stalled.pop(move.region, None)
+            state.waiting.pop(move.region, None)
             self._release(self._current.pop(move.region), self._sources.pop(move.region))
             self.show()
 
@@ -271,15 +272,15 @@ class Mover:
 
     def _reroute(self, move: Move, elsewhere: Move) -> None:
         """Replace `move` by `elsewhere` in the plan, its bounds counted anew."""
-        s = self.state
+        state = self.state
         self._release(move, self._sources[move.region])
-        s.planned = [elsewhere if m.region == move.region else m for m in s.planned]
+        state.planned = [elsewhere if m.region == move.region else m for m in state.planned]
         self._current[move.region] = elsewhere
         source = min(elsewhere.sources, key=lambda n: (self._busy[n], n))
         self._sources[move.region] = source
         self._busy[elsewhere.to_node] += 1
         self._busy[source] += 1
-        s.rerouted[move.region] = (
+        state.rerouted[move.region] = (
             f"node {move.to_node} did not take it: to node {elsewhere.to_node} instead"
         )
         self.show()
@@ -317,25 +318,25 @@ class Mover:
 
     def measured(self) -> MovesProgress:
         """The state with bytes moved, rate and ETA as of now (workflow time)."""
-        began, b = self.state.began, self._bytes
+        began, counts = self.state.began, self._bytes
         elapsed = (workflow.now() - began).total_seconds() if began else 0.0
-        return self.state.rated(elapsed, b.total, b.moved, b.gone)
+        return self.state.rated(elapsed, counts.total, counts.moved, counts.gone)
 
     def show(self, phase: Phase | None = None) -> None:
-        s = self.measured()
-        phase = phase or (Phase.PAUSED if s.paused else Phase.MOVING)
+        state = self.measured()
+        phase = phase or (Phase.PAUSED if state.paused else Phase.MOVING)
         updates: list[SearchAttributeUpdate[Any]] = [
             PHASE_KEY.value_set(phase.value),
-            MOVES_DONE_KEY.value_set(len(s.earlier) + len(s.done)),
-            MOVES_LEFT_KEY.value_set(s.left + len(s.running)),
+            MOVES_DONE_KEY.value_set(len(state.earlier) + len(state.done)),
+            MOVES_LEFT_KEY.value_set(state.left + len(state.running)),
         ]
         self.reporter.attributes(updates)
-        self.reporter.stalled(bool(s.stalled))  # a wait for a node is bounded: not a stall
-        left = s.left + len(s.running)
-        self.reporter.surface.gauge(
+        self.reporter.stalled(bool(state.stalled))  # a wait for a node is bounded: not a stall
+        left = state.left + len(state.running)
+        self.reporter.workflow.gauge(
             "air_moves_left", "Moves of an operation not finished", left, {"operation": self.title}
         )
-        self.reporter.surface.details(details(self.title, s, phase))
+        self.reporter.workflow.details(details(self.title, state, phase))
 
 
 class _SetAside(Exception):
@@ -346,19 +347,19 @@ def _history_full() -> bool:
     return workflow.info().get_current_history_length() >= START_BEFORE
 
 
-def details(title: str, s: MovesProgress, phase: Phase) -> str:
+def details(title: str, state: MovesProgress, phase: Phase) -> str:
     """An operation's current details in the UI: its moves, bytes, rate, ETA and stalls."""
     stalled = "".join(
-        f"\n\nregion {r}: {why}" for r, why in sorted({**s.stalled, **s.waiting}.items())
+        f"\n\nregion {r}: {why}" for r, why in sorted({**state.stalled, **state.waiting}.items())
     )
-    eta = f"ETA {s.eta_s:.0f} s" if s.eta_s is not None else "ETA unknown yet"
-    earlier = f" (and {len(s.earlier)} in rounds before)" if s.earlier else ""
+    eta = f"ETA {state.eta_s:.0f} s" if state.eta_s is not None else "ETA unknown yet"
+    earlier = f" (and {len(state.earlier)} in rounds before)" if state.earlier else ""
     return (
-        f"**{title}**: phase **{phase}**, round {s.round}, run {s.runs}\n\n"
-        f"{len(s.done)} done{earlier}, {len(s.running)} running {sorted(s.running)}, "
-        f"{s.left} left, {len(s.failed)} failed, {len(s.stalled)} stalled, "
-        f"{len(s.waiting)} waiting for a node; "
-        f"at most {s.max_concurrent} at once"
-        f"\n\n{s.bytes_moved / 1e6:.1f} of {s.bytes_total / 1e6:.1f} MB moved, "
-        f"{s.rate_bytes_per_s / 1e6:.2f} MB/s, {eta}" + stalled
+        f"**{title}**: phase **{phase}**, round {state.round}, run {state.runs}\n\n"
+        f"{len(state.done)} done{earlier}, {len(state.running)} running {sorted(state.running)}, "
+        f"{state.left} left, {len(state.failed)} failed, {len(state.stalled)} stalled, "
+        f"{len(state.waiting)} waiting for a node; "
+        f"at most {state.max_concurrent} at once"
+        f"\n\n{state.bytes_moved / 1e6:.1f} of {state.bytes_total / 1e6:.1f} MB moved, "
+        f"{state.rate_bytes_per_s / 1e6:.2f} MB/s, {eta}" + stalled
     )

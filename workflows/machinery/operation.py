@@ -14,14 +14,13 @@ from typing import Any, Protocol
 
 from temporalio import workflow
 
-from activities.reading import ReadingActivities as Read
 from contracts.activity_models import ClusterDescription
 from contracts.errors import InvalidRequest
 from contracts.models import Move, MovesProgress, Phase, StallReport
 from planning.placement import Plan, check_bound, replan_move
 from workflows.machinery.moves import MigrationRun, Mover, MoveSettings, Reroute
-from workflows.machinery.options import DESCRIBE, execute
 from workflows.machinery.progress import STALL_SIGNAL
+from workflows.machinery.reading import describe_cluster
 from workflows.machinery.verdict import Verdict
 
 
@@ -102,16 +101,13 @@ class MovesWorkflow:
     async def _plan(self, what: str, plan: Callable[[ClusterDescription], Plan]) -> list[Move]:
         """Plan from the cluster as it is now; `InvalidRequest` when the plan cannot be made.
         The regions the plan keeps and those it leaves under-diversified go in the state."""
-        summary = f"describe the cluster to {what}"
-        made = plan(await execute(Read.describe_cluster, 0, summary, DESCRIBE))
+        made = plan(await describe_cluster(f"describe the cluster to {what}"))
         self._state.kept, self._state.under_diversified = made.kept, made.under_diversified
         return made.moves
 
     async def _replan(self, move: Move, avoid: set[int]) -> Move | None:
         """`move` to another destination, none of `avoid`, from the cluster as it is now."""
-        cluster = await execute(
-            Read.describe_cluster, 0, f"describe the cluster to move region {move.region}", DESCRIBE
-        )
+        cluster = await describe_cluster(f"describe the cluster to move region {move.region}")
         return replan_move(cluster, move, avoid, self._watermark, self._allow_less_diverse)
 
     async def _move_or_continue(self, req: Any, settings: MoveSettings) -> None:

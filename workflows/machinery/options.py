@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.machinery.failures import INVALID_REQUEST, NODE_REFUSED
+from contracts.errors import INVALID_REQUEST, NODE_REFUSED
 
 R = TypeVar("R")
 
@@ -42,9 +42,7 @@ class Options:
 MEMBERSHIP = Options(timedelta(seconds=30), schedule_to_close=timedelta(minutes=10), local=True)
 # An attempt of a quick regular activity: the nodes' RPCs it makes at once have a 10 s
 # deadline. It heartbeats as every regular activity does (activities/keep_alive.py), so a
-# worker that dies holding it is known within HEARTBEAT; without one it was retried only once
-# its attempt had timed out: a repair whose worker was killed as it described the cluster sat
-# idle for 31 s, and a kill point's removal 15 s.
+# worker that dies holding it is known within HEARTBEAT, not only once the attempt times out.
 ATTEMPT = timedelta(seconds=15)
 # Describing the cluster, which an operation or a check plans from: a regular activity, so the
 # result is in history before the first side effect. A local activity's result is recorded only

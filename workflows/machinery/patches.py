@@ -14,17 +14,17 @@ workflows a build older than it started, and the worker refuses to start over th
 - `LEAN`, deprecated: every migration, addition, removal, reconstruction and drain of the
   floor build recorded it before its first step (builds before the floor ran them another way,
   retired with those builds: a migration as two child workflows, a drain planned by replica
-  count in one run). Sites: `lean_recorded` below, asked by machinery/steps.py
-  `Steps.describe` and workflows/drain.py `run`. Workflows of this build record the marker
+  count in one run). Sites: `lean_recorded` below, asked by machinery/reading.py
+  `describe_region` and workflows/drain.py `run`. Workflows of this build record the marker
   deprecated, which replays without the call; so the next build deletes the three and the id,
   and with them the histories that hold the marker undeprecated (the floor build's:
   2026-12-01's and the undated ones recorded before this build).
 - `STALLS`: stall reports to the parent and the AirStalled attribute. Site: machinery/progress.py
   `stalls_published`.
-- `WRITE_OFF`: a peer removed while down is written off. Site: workflows/remove_peer.py.
+- `WRITE_OFF`: a peer removed while down is written off. Site: machinery/removal.py.
 - `CATCH_UP`: before a peer that is down is removed, every survivor is brought to the longest
   prefix of its writes that any survivor holds (a migration off a node that is gone does it
-  first too, told so by its input, `from_node_gone`). Site: workflows/remove_peer.py.
+  first too, told so by its input, `from_node_gone`). Site: machinery/removal.py.
 - `MOVES_RIDE_THROUGH`: an operation's move refused for a node that does not answer waits
   for it, then goes elsewhere or is set aside. Site: machinery/moves.py `_rides_through`.
 - `INDIRECT_PROBES`: the autopilot asks the live nodes about a node the worker does not reach
@@ -49,8 +49,9 @@ the autopilot histories of 2026-12-01 and 2026-12-07.
 A patch is asked where the workflow resumes from a regular activity or a child, never right
 after a local activity: a workflow task can end with a local activity's marker (when the
 activity outlasts the task's heartbeat), and on replay a patch asked right after it is answered
-"not patched" before its marker is reached (seen: a repair's migration failing replay after a
-worker restart with "patch marker encountered ... but there is no corresponding change command").
+"not patched" before its marker is reached, and the replay fails ("patch marker encountered
+... but there is no corresponding change command"), as a repair's migration would after a worker
+restart.
 """
 
 from __future__ import annotations

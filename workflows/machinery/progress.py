@@ -24,8 +24,9 @@ STALL_SIGNAL = "transfer_stall"
 SETTLED = {Phase.DONE, Phase.ROLLING_BACK, Phase.ROLLED_BACK}
 
 
-class Surface:
-    """The Temporal calls a reporter makes; `Offstage` makes none (a benchmark's baseline)."""
+class WorkflowCalls:
+    """The calls a reporter makes to the workflow it reports for: search attributes, current
+    details, time, a gauge, a patch, whether a cancel was asked, the parent told of a stall."""
 
     def upsert(self, updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
         workflow.upsert_search_attributes(updates)
@@ -57,7 +58,10 @@ class Surface:
             workflow.logger.warning("could not report a stall to %s: %s", parent.workflow_id, e)
 
 
-class Offstage(Surface):
+class NoWorkflow(WorkflowCalls):
+    """Steps run outside any workflow (a benchmark's baseline, in process): nothing to show
+    them to, and the wall clock for time."""
+
     def upsert(self, updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
         pass
 
@@ -83,18 +87,18 @@ class Offstage(Surface):
 class Reporter:
     """Search attributes upserted only when their value changes (each upsert is an event)."""
 
-    def __init__(self, surface: Surface | None = None) -> None:
-        self.surface = surface or Surface()
+    def __init__(self, workflow: WorkflowCalls | None = None) -> None:
+        self.workflow = workflow or WorkflowCalls()
         self._shown: dict[str, Any] = {}
 
     def attributes(self, updates: Sequence[SearchAttributeUpdate[Any]]) -> None:
         changed = [u for u in updates if self._shown.get(u.key.name, _UNSET) != u.value]
         if changed:
             self._shown.update((u.key.name, u.value) for u in changed)
-            self.surface.upsert(changed)
+            self.workflow.upsert(changed)
 
     def stalled(self, stalled: bool) -> None:
-        if self.surface.stalls_published():
+        if self.workflow.stalls_published():
             self.attributes([STALLED_KEY.value_set(stalled)])
 
 
@@ -104,8 +108,8 @@ _UNSET = object()
 class ChangeReporter(Reporter):
     """A membership change's progress: phase, steps done, lag, rate, stall."""
 
-    def __init__(self, kind: str, surface: Surface | None = None) -> None:
-        super().__init__(surface)
+    def __init__(self, kind: str, workflow: WorkflowCalls | None = None) -> None:
+        super().__init__(workflow)
         self.kind = kind
         self._progress: Progress | None = None
         self._entered = 0.0  # when the current phase began
@@ -119,7 +123,7 @@ class ChangeReporter(Reporter):
 
     def begin(self, region: int, nodes: list[int], stall_after_s: float) -> None:
         self._progress = Progress(kind=self.kind, region=region, nodes=nodes)
-        self._entered = self.surface.now()
+        self._entered = self.workflow.now()
         self.stall_after_s = stall_after_s
         self.attributes(
             [
@@ -134,7 +138,7 @@ class ChangeReporter(Reporter):
     def enter(self, phase: Phase, message: str = "") -> None:
         progress = self.progress
         if phase != progress.phase:
-            now = self.surface.now()
+            now = self.workflow.now()
             spent = progress.phase_seconds.get(progress.phase, 0.0) + now - self._entered
             progress.phase_seconds[progress.phase] = round(spent, 3)
             progress.phase, self._entered = phase, now
@@ -185,13 +189,13 @@ class ChangeReporter(Reporter):
 
     async def tell_parent(self) -> None:
         p = self.progress
-        await self.surface.tell_parent(
+        await self.workflow.tell_parent(
             StallReport(region=p.region, stalled=p.stalled, detail=p.message)
         )
 
     def gauge(self, value: int) -> None:
         labels = {"region": str(self.progress.region), "kind": self.kind}
-        self.surface.gauge("air_transfer_stalled", "1 while a transfer is stalled", value, labels)
+        self.workflow.gauge("air_transfer_stalled", "1 while a transfer is stalled", value, labels)
 
     def show(self) -> None:
         """The UI's current details: phase, lag and rate, in Markdown."""
@@ -211,7 +215,7 @@ class ChangeReporter(Reporter):
             lines.append(f"seconds by phase: {spent}")
         if p.message:
             lines.append(p.message)
-        self.surface.details("\n\n".join(lines))
+        self.workflow.details("\n\n".join(lines))
 
 
 def waiting_for(slice_: TransferProgress, receivers: list[int]) -> str:

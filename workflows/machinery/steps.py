@@ -1,10 +1,10 @@
-"""How a membership step runs: its phase entered, its activity run (quick first when it may
-wait for a node), its summary shown in the UI; and the steps every change takes (describe the
-region, capture a target, catch up on a dead peer's writes).
+"""How a step on one region runs: its phase entered, its activity run (quick first when it may
+wait for a node), its summary shown in the UI.
 
-The steps of an addition and of a removal are beside their step lists, in workflows/add_peer.py
-and workflows/remove_peer.py: each builds its activity's input, names it for the UI and picks
-its options, so a workflow reads as the step list, one line a step.
+The steps themselves are grouped by what they act on: reading the cluster (`reading.py`), a
+region's membership (`membership.py`), the transfers between its replicas (`transfer.py`).
+Each builds its activity's input, names it for the UI and picks its options, so that an
+addition and a removal (`addition.py`, `removal.py`) read as step lists, one line a step.
 """
 
 from __future__ import annotations
@@ -19,27 +19,10 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
-from activities.reading import ReadingActivities as Read
-from activities.remove_peer import RemovePeerActivities as Remove
-from contracts.activity_models import (
-    CaptureTargetInput,
-    CatchUpInput,
-    Peer,
-    RegionDescription,
-    StepInput,
-    StepResult,
-)
+from contracts.activity_models import Peer, StepInput
+from contracts.errors import INVALID_REQUEST, NODE_REFUSED
 from contracts.models import Phase
-from workflows.machinery.failures import INVALID_REQUEST, NODE_REFUSED
-from workflows.machinery.options import (
-    CATCH_UP,
-    LOCAL_DESCRIBE,
-    MEMBERSHIP,
-    QUICK_TRY,
-    Options,
-    execute,
-)
-from workflows.machinery.patches import lean_recorded
+from workflows.machinery.options import MEMBERSHIP, QUICK_TRY, Options, execute
 from workflows.machinery.progress import ChangeReporter
 
 R = TypeVar("R")
@@ -95,45 +78,3 @@ class Steps:
         result = await self.runner.run(activity, arg, summary, options)
         self.reporter.step_done(summary)
         return result
-
-    async def describe(self) -> RegionDescription:
-        """The region as its holders describe it: what the workflow plans from. It must reach
-        history before the first side effect: see LOCAL_DESCRIBE and BOUNDARY."""
-        lean_recorded()
-        return await self.step(
-            Phase.VALIDATING,
-            Read.describe_region,
-            self.region,
-            f"describe region {self.region}",
-            LOCAL_DESCRIBE,
-        )
-
-    async def capture_target(
-        self, nodes: list[Peer], origins: list[int] | None = None, missing_ok: bool = False
-    ) -> dict[int, int]:
-        return await self.step(
-            Phase.CAPTURING_TARGET,
-            Read.capture_target,
-            CaptureTargetInput(
-                region=self.region, nodes=nodes, origins=origins, missing_ok=missing_ok
-            ),
-            f"capture the target vector from nodes {ids(nodes)}"
-            + (f", origins {origins}" if origins else ""),
-        )
-
-    async def catch_up(
-        self, dead: Peer, survivors: list[Peer], down_timeout_s: float
-    ) -> StepResult:
-        return await self.step(
-            Phase.CATCHING_UP,
-            Remove.catch_up_dead_origin,
-            CatchUpInput(
-                region=self.region,
-                origin=dead.node_id,
-                survivors=survivors,
-                down_timeout_s=down_timeout_s,
-            ),
-            f"nodes {ids(survivors)} take node {dead.node_id}'s writes from each other, "
-            "up to the most any of them holds",
-            CATCH_UP,
-        )
