@@ -28,13 +28,17 @@ class Watch:
     def __init__(self, state: AutopilotState, zones: bool = False) -> None:
         self.state = state
         self.new: list[Decision] = []  # taken by the last call, for the history
-        self.zones = zones  # judge zones too (a run started before they were judged: not)
+        # judge zones, and forget nodes gone from the directory (patches.ZONES: a run started
+        # before does neither)
+        self.zones = zones
 
     def observe(self, views: dict[int, NodeView], draining: set[int], now: datetime) -> list[int]:
         """Take in one probe (node -> how it looks); return the nodes to repair now."""
         self.new = []
         state = self.state
         state.probes += 1
+        if self.zones:
+            self._forget(set(views))
         for node, view in sorted(views.items()):
             self._see(node, view, now)
         silent = {n for n, view in views.items() if view.reach is not Reach.UP}
@@ -99,6 +103,18 @@ class Watch:
                     f"node {node} does not answer the worker and no live node could be asked "
                     "about it: not confirmed down, not repaired",
                 )
+
+    def _forget(self, known: set[int]) -> None:
+        """Nodes taken out of the directory (`airctl node forget`) are no longer down, held or
+        repaired: a forgotten dead node would hold every later repair back, and a rebalance
+        (which it would refuse) would never be due. A repair still running is still watched."""
+        state = self.state
+        for node in [n for n in state.down_since if n not in known]:
+            del state.down_since[node]
+        state.repaired = [n for n in state.repaired if n in known]
+        state.unconfirmed = [n for n in state.unconfirmed if n in known]
+        for node in [n for n in state.unreachable if n not in known]:
+            del state.unreachable[node]
 
     def _zones(self, views: dict[int, NodeView], now: datetime) -> None:
         """The zones (of two nodes or more) none of whose nodes any view reaches, and those

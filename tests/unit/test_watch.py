@@ -334,3 +334,15 @@ def test_a_run_that_does_not_judge_zones_holds_back_as_before() -> None:
     w.observe(six({2: Reach.DOWN, 5: Reach.DOWN}), set(), at(0))
     assert w.state.zones_down == []
     assert w.state.paused.startswith("nodes [2, 5] do not answer at once")
+
+
+def test_a_dead_node_taken_out_of_the_directory_holds_nothing_back() -> None:
+    w = Watch(AutopilotState(dead_after_s=60), zones=True)
+    w.observe(down(3), set(), at(0))
+    assert w.observe(down(3), set(), at(61)) == [3]
+    w.repair_ended(3, "done", at(70))
+    forgotten = {n: v for n, v in ALL_UP.items() if n != 3}  # airctl node forget 3
+    w.observe(forgotten, set(), at(80))
+    assert w.state.down_since == {} and w.state.repaired == []
+    w.observe({**forgotten, 4: NodeView(reach=Reach.DOWN, asked=[1, 2])}, set(), at(90))
+    assert w.state.paused == ""  # node 4 alone is down: not a partition

@@ -34,7 +34,9 @@ workflows a build older than it started, and the worker refuses to start over th
   `_worker_view`; activities/operations.py `probe_nodes`.
 - `ZONES`: the autopilot judges zones (a zone none of whose nodes answers is said so, and a
   rebalance starts once it answers again: activity `start_rebalance`) and counts the
-  under-diversified regions (activity `under_diversified`, the gauge). Asked first thing in
+  under-diversified regions (activity `under_diversified`, the gauge), and forgets the nodes
+  taken out of the directory (a forgotten dead node held every later repair back). Asked first
+  thing in
   `run`, beside `INDIRECT_PROBES`. Sites: workflows/autopilot.py `run` and `_placement`,
   planning/watch.py `Watch.zones`. It retires the autopilot histories recorded before it
   (tests/histories: all of them so far).
