@@ -38,15 +38,16 @@ workflows a build older than it started, and the worker refuses to start over th
   taken out of the directory (a forgotten dead node held every later repair back). Asked first
   thing in
   `run`, beside `INDIRECT_PROBES`. Sites: workflows/autopilot.py `run` and `_placement`,
-  planning/watch.py `Watch.zones`. It retires the autopilot histories recorded before it
-  (tests/histories: all of them so far).
+  planning/watch.py `Watch.zones`.
 
 The dated histories and the markers they hold (read from the files): tests/histories/2026-12-01
 `LEAN` and `STALLS` (its rebalances and repairs `STALLS` only, its autopilot none), 2026-12-07
 the autopilot's recorded before `INDIRECT_PROBES` (none); the undated ones hold every patch
-their steps reach. `STALLS`, `WRITE_OFF`, `CATCH_UP` and `MOVES_RIDE_THROUGH` each retire the
-histories of 2026-12-01 that reach their sites without their markers, and `INDIRECT_PROBES`
-the autopilot histories of 2026-12-01 and 2026-12-07.
+their steps reach, but `ZONES`, which only the zones test's autopilot holds (test_regions_span_*;
+test_the_autopilot_*'s were recorded before it). `STALLS`, `WRITE_OFF`, `CATCH_UP` and
+`MOVES_RIDE_THROUGH` each retire the histories of 2026-12-01 that reach their sites without
+their markers, `INDIRECT_PROBES` the autopilot histories of 2026-12-01 and 2026-12-07, and
+`ZONES` every autopilot history but the zones test's.
 
 A patch is asked where the workflow resumes from a regular activity or a child, never right
 after a local activity: a workflow task can end with a local activity's marker (when the
