@@ -36,6 +36,7 @@ from planning.placement import (
     plan_migration,
     plan_repair,
 )
+from stack.local import round_robin
 from tests.unit.reach import reached, reaching
 
 KEYS = ["region", "zone", "rack", "host"]
@@ -379,3 +380,17 @@ def test_three_zones_of_two_drained_and_repaired_keep_three_zones() -> None:
     repaired = plan_repair(dead, 1)
     assert [(m.region, m.to_node) for m in repaired.moves] == [(7, 4)]
     assert not repaired.under_diversified
+
+
+def test_up_deals_the_nodes_into_zones_and_racks_in_turn() -> None:
+    """`airctl up --nodes 7 --zones 3 --racks 2`: every zone gets a node before any gets two."""
+    dealt = round_robin(7, 3, 2)
+    assert [dealt[n] for n in (1, 2, 3, 4, 7)] == [
+        ["zone=a", "rack=r1"],
+        ["zone=b", "rack=r1"],
+        ["zone=c", "rack=r1"],
+        ["zone=a", "rack=r2"],
+        ["zone=a", "rack=r1"],
+    ]
+    assert round_robin(4, 0) == {}
+    assert round_robin(2, 2) == {1: ["zone=a"], 2: ["zone=b"]}
