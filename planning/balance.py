@@ -22,7 +22,7 @@ from contracts.errors import InvalidRequest
 from contracts.models import HIGH_WATERMARK, Move
 from planning.diversity import Place, Places, Raise, describe
 from planning.load import Load, loads
-from planning.placement import Plan, Room, members, rank, size_text
+from planning.placement import Plan, Room, members, nearest_sources, rank, size_text
 
 TOLERANCE = 0.10  # of the mean store bytes per node
 # A region moves at most once per round, so a cluster may need a few (three full nodes of
@@ -339,8 +339,7 @@ class _Balancer:
     def make(self, plan: Plan, move: Move) -> None:
         """Record `move`, with the nodes it may copy from, and charge it."""
         holders = self.cluster.holders[move.region]
-        others = sorted(n for n in holders if n != move.from_node)
-        sources = self.places.nearest(others, move.to_node) if others else [move.from_node]
+        sources = nearest_sources(self.places, sorted(holders), move.to_node, move.from_node)
         plan.moves.append(move.model_copy(update={"sources": sources}))
         src, dst = self.by_node[move.from_node], self.by_node[move.to_node]
         for load in (src, dst):

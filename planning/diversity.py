@@ -108,8 +108,8 @@ class Places:
 
     def raises(self, members: Sequence[int], free: Iterable[Place]) -> list[Raise]:
         """Every move of one of `members` to one of the `free` places that raises the
-        region's diversity, most diverse first (then the member with the lowest id, then
-        the place, for one order everywhere)."""
+        region's diversity, most diverse first (then by the places, then the member with the
+        lowest id: one order everywhere)."""
         if not self.known or len(members) < 2:
             return []
         places = tuple(sorted(self.of(n) for n in members))
