@@ -30,7 +30,7 @@ from client import connection, versions
 from contracts import search_attributes
 from contracts.check import CheckInput
 from contracts.ids import TASK_QUEUE
-from contracts.models import RepairInput
+from contracts.models import RebalanceInput, RepairInput
 from runtime.clients import NodeClients
 from runtime.directory import NodeDirectory
 from runtime.killswitch import KillPoints
@@ -225,6 +225,9 @@ def operation_activities(
     async def start_check(request: CheckInput, **options: Unpack[StartOptions]) -> None:
         await client.start_workflow(CheckReplicasWorkflow.run, request, **options)
 
+    async def start_rebalance(request: RebalanceInput, **options: Unpack[StartOptions]) -> None:
+        await client.start_workflow(RebalanceWorkflow.run, request, **options)
+
     return OperationActivities(
         directory,
         clients,
@@ -232,6 +235,7 @@ def operation_activities(
         task_queue,
         start_repair_workflow=start_repair,
         start_check_workflow=start_check,
+        start_rebalance_workflow=start_rebalance,
     )
 
 

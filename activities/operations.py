@@ -1,6 +1,6 @@
-"""Activities of the autopilot: probe the nodes, see which are drained or repaired, start a
-repair or a consistency check. Each is a read, or a start that a retry cannot double (one run
-per workflow id).
+"""Activities of the autopilot: probe the nodes, see which are drained or repaired, look at
+the placement, start a repair, a rebalance or a consistency check. Each is a read, or a start
+that a retry cannot double (one run per workflow id).
 
 Activities do not import workflows (a layer above them): the worker hands this class, at
 construction, a typed start of each workflow it starts (`Start`), bound to the workflow's run
@@ -24,11 +24,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from contracts.activity_models import NodeView, Peer
 from contracts.check import CheckInput, CheckProgress
 from contracts.errors import root_cause
-from contracts.ids import drain_workflow_id, repair_workflow_id
-from contracts.models import RepairInput
+from contracts.ids import REBALANCE_WORKFLOW_ID, drain_workflow_id, repair_workflow_id
+from contracts.locality import tier_name, zone_of
+from contracts.models import RebalanceInput, RepairInput
+from planning.balance import under_diversified
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients
 from runtime.directory import NodeDirectory
+from runtime.reading import describe_cluster
 from runtime.views import PROBE_TIMEOUT_S, look
 
 In = TypeVar("In", contravariant=True)
@@ -61,6 +64,7 @@ class OperationActivities:
         *,
         start_repair_workflow: Start[RepairInput],
         start_check_workflow: Start[CheckInput],
+        start_rebalance_workflow: Start[RebalanceInput],
     ) -> None:
         self.directory = directory
         self.clients = clients
@@ -68,12 +72,38 @@ class OperationActivities:
         self.task_queue = task_queue
         self.start_repair_workflow = start_repair_workflow
         self.start_check_workflow = start_check_workflow
+        self.start_rebalance_workflow = start_rebalance_workflow
 
     @activity.defn
     async def probe_views(self) -> dict[int, NodeView]:
         """How each known node looks: asked directly and, if it does not answer, through the
-        live nodes (runtime/views.py). Read-only."""
-        return await look(self.directory.all(), self.clients)
+        live nodes (runtime/views.py); and its zone, as the directory names it. Read-only."""
+        views = await look(self.directory.all(), self.clients)
+        zones = {n: zone_of(tiers) for n, tiers in self.directory.localities().items()}
+        return {n: v.model_copy(update={"zone": zones.get(n, "")}) for n, v in views.items()}
+
+    @activity.defn
+    async def under_diversified(self) -> int:
+        """How many regions one move of a replica would make more diverse: the cluster
+        described, judged as `airctl placement` judges it. Read-only."""
+        directory = self.directory
+        cluster = await describe_cluster(directory.all(), self.clients, directory.localities())
+        return len(under_diversified(cluster))
+
+    @activity.defn
+    async def start_rebalance(self, zones: list[str]) -> str:
+        """Start a rebalance, `zones` being back; its workflow id. A retry, or one running
+        already, finds it and leaves it be (one run per id)."""
+        back = ", ".join(tier_name(z) for z in zones)
+        await self.start_rebalance_workflow(
+            RebalanceInput(),
+            id=REBALANCE_WORKFLOW_ID,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary="rebalance: raise the regions left under-diversified, even bytes",
+            static_details=f"started by the autopilot: {back} answers again",
+        )
+        return REBALANCE_WORKFLOW_ID
 
     @activity.defn
     async def probe_nodes(self) -> dict[int, bool]:
@@ -181,4 +211,6 @@ class OperationActivities:
             self.repair_outcome,
             self.start_check,
             self.check_outcome,
+            self.under_diversified,
+            self.start_rebalance,
         ]

@@ -19,13 +19,17 @@ class ReadingActivities:
     @activity.defn
     async def describe_region(self, region: int) -> RegionDescription:
         """Ask every known node for its replica of `region`. Read-only: retry-safe."""
-        return await describe_region(region, self.nodes.directory.all(), self.nodes.clients)
+        directory = self.nodes.directory
+        return await describe_region(
+            region, directory.all(), self.nodes.clients, directory.localities()
+        )
 
     @activity.defn
     async def describe_cluster(self, node: int) -> ClusterDescription:
         """Every known node's regions. Read-only: retry-safe. (`node` is unused; it stays in the
         signature, with which the workflows of every running build call it.)"""
-        return await describe_cluster(self.nodes.directory.all(), self.nodes.clients)
+        directory = self.nodes.directory
+        return await describe_cluster(directory.all(), self.nodes.clients, directory.localities())
 
     def all(self) -> list[Callable[..., Awaitable[object]]]:
         return [self.describe_region, self.describe_cluster]

@@ -104,3 +104,12 @@ def high_watermark(p: argparse.ArgumentParser) -> None:
         metavar="PERCENT",
         help=f"no move takes a node's disk past this (default {HIGH_WATERMARK:.0%})",
     )
+
+
+def allow_less_diverse(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-less-diverse",
+        action="store_true",
+        help="make a move that leaves a region's replicas less far apart (zones, racks) than "
+        "it found them, or than another node that fits would; refused without it",
+    )

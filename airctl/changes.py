@@ -19,7 +19,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncSingleParam
 
-from airctl.args import Commands
+from airctl.args import Commands, allow_less_diverse
 from airctl.config import parse_ids
 from airctl.context import Ctl
 from airctl.outcome import ChangeResult, wait_result
@@ -99,13 +99,22 @@ async def cmd_migrate(ctl: Ctl) -> int:
     regions = parse_ids(a.regions, "regions")
     if len(regions) > 1:
         return await migrate_many(ctl, regions, a.from_node, a.to_node)
-    request = MigrationInput(region=regions[0], from_node=a.from_node, to_node=a.to_node)
+    request = MigrationInput(
+        region=regions[0],
+        from_node=a.from_node,
+        to_node=a.to_node,
+        allow_less_diverse=a.allow_less_diverse,
+    )
     return await start_and_maybe_wait(ctl, RegionMigrationWorkflow.run, request)
 
 
 async def cmd_add_peer(ctl: Ctl) -> int:
     ctl.config.node(ctl.args.node)
-    request = AddPeerInput(region=ctl.args.region, new_peer=ctl.args.node)
+    request = AddPeerInput(
+        region=ctl.args.region,
+        new_peer=ctl.args.node,
+        allow_less_diverse=ctl.args.allow_less_diverse,
+    )
     return await start_and_maybe_wait(ctl, AddPeerWorkflow.run, request)
 
 
@@ -184,7 +193,12 @@ async def migrate_many(ctl: Ctl, regions: list[int], from_node: int, to_node: in
     started: dict[int, WorkflowHandle[RegionMigrationWorkflow, MigrationResult]] = {}
     report: dict[str, Any] = {}
     for region in regions:
-        request = MigrationInput(region=region, from_node=from_node, to_node=to_node)
+        request = MigrationInput(
+            region=region,
+            from_node=from_node,
+            to_node=to_node,
+            allow_less_diverse=ctl.args.allow_less_diverse,
+        )
         try:
             run = RegionMigrationWorkflow.run
             change = await start(start_change(client, run, request, ctl.config.task_queue))
@@ -378,6 +392,7 @@ def register(sub: Commands) -> None:
     migrate.add_argument("--from", dest="from_node", type=int, required=True)
     migrate.add_argument("--to", dest="to_node", type=int, required=True)
     migrate.add_argument("--wait", action="store_true", help="show progress until done")
+    allow_less_diverse(migrate)
     migrate.set_defaults(handler=cmd_migrate)
     one_node = {
         "add-peer": ("add a peer to a region", cmd_add_peer),
@@ -392,6 +407,8 @@ def register(sub: Commands) -> None:
         c.add_argument("region", type=int)
         c.add_argument("--node", type=int, required=True)
         c.add_argument("--wait", action="store_true", help="show progress until done")
+        if name == "add-peer":
+            allow_less_diverse(c)
         c.set_defaults(handler=handler)
     status = sub.add_parser("status", help="a membership change's state")
     status.add_argument("workflow_id", nargs="?")

@@ -16,9 +16,11 @@ from airctl.config import cluster_path
 from airctl.display import on_terminal, print_table
 from client import connection
 from client.starter import VALIDATE_WITHIN_S, Started
+from contracts.activity_models import ClusterDescription, Peer
 from contracts.errors import UserError
 from runtime.clients import NodeClients, NodeStub
 from runtime.cluster_file import ClusterFile, load_cluster
+from runtime.reading import describe_cluster
 from runtime.tls import TlsError
 
 W = TypeVar("W")  # a workflow class
@@ -69,6 +71,16 @@ class Ctl:
 
     def stub(self, node_id: int) -> NodeStub:
         return self.clients.stub(self.config.node(node_id).address)
+
+    async def describe(self) -> ClusterDescription:
+        """Which nodes hold which regions, and where they stand, read exactly as the workflows
+        read it (the cluster file's localities for the nodes that do not answer)."""
+        nodes = self.config.nodes
+        return await describe_cluster(
+            [Peer(node_id=n.id, address=n.address) for n in nodes],
+            self.clients,
+            {n.id: n.locality for n in nodes if n.locality},
+        )
 
     @property
     def temporal_settings(self) -> ClientConnectConfig:

@@ -10,13 +10,17 @@ from typing import Any
 
 import grpc
 
-from airctl.args import Commands, count, positive
+from airctl.args import Commands, count, high_watermark, positive
 from airctl.config import parse_ids
 from airctl.context import Ctl
 from client.load import AckedLog, LoadWriter, missing_points
 from contracts.activity_models import Disk, NodeView, Peer, Reach
-from contracts.errors import UserError
+from contracts.errors import InvalidRequest, UserError
+from contracts.locality import tier_name
 from contracts.rates import AUTO, rate_limit
+from planning.balance import under_diversified
+from planning.diversity import Places, describe
+from planning.placement import place_region
 from protos import air_node_pb2 as pb
 from runtime.reading import node_listing
 from runtime.views import ask_live, reaching
@@ -98,11 +102,24 @@ async def create_region(ctl: Ctl, region: int, ids: list[int]) -> list[pb.Member
 
 
 async def cmd_region_create(ctl: Ctl) -> int:
-    ids = parse_ids(ctl.args.peers, "--peers")
-    replies = await create_region(ctl, ctl.args.region, ids)
+    """On the nodes given, or (`--replicas N`) on N nodes chosen to stand as far apart as the
+    cluster allows (then the least full), as a repair would choose them."""
+    if (ctl.args.peers is None) == (ctl.args.replicas is None):
+        raise UserError("region create takes --peers 1,2,3 or --replicas N (one of them)")
+    region = ctl.args.region
+    if ctl.args.peers is not None:
+        ids = parse_ids(ctl.args.peers, "--peers")
+    else:
+        try:
+            ids = place_region(await ctl.describe(), region, ctl.args.replicas)
+        except InvalidRequest as e:
+            raise UserError(str(e)) from e
+    replies = await create_region(ctl, region, ids)
+    places = Places({n.id: n.locality for n in ctl.config.nodes})
+    stands = f" ({_spans(places, ids)})" if places.known else ""
     ctl.emit(
-        {"region": ctl.args.region, "peers": ids, "created": [r.changed for r in replies]},
-        f"region {ctl.args.region} on nodes {ids}",
+        {"region": region, "peers": ids, "created": [r.changed for r in replies]},
+        f"region {region} on nodes {ids}{stands}",
     )
     return 0
 
@@ -111,13 +128,13 @@ async def cmd_regions(ctl: Ctl) -> int:
     """Each region's replicas, their states and store sizes; then each node's replicas and
     bytes (`--by-node`: that alone). A node that does not answer is shown down, with the
     regions its peers list it in; or unreachable from here, if a live node reaches it."""
-    table, down, disks = await _replicas(ctl)
+    table, down, disks, places = await _replicas(ctl)
     views = await _views_of(ctl, down)
     for held in table.values():
         for node_id, replica in held.items():
             if replica["state"] == "down" and views[node_id].reach is Reach.UNREACHABLE:
                 replica["state"] = "unreachable"
-    nodes = _node_summary(ctl, table, views, disks)
+    nodes = _node_summary(ctl, table, views, disks, places)
     if ctl.args.by_node:
         data: Any = {str(n): s for n, s in nodes.items()}
     else:
@@ -127,33 +144,51 @@ async def cmd_regions(ctl: Ctl) -> int:
         return 0
     if not ctl.args.by_node:
         rows = [
-            [str(region), "  ".join(f"{n}:{_cell(s)}" for n, s in sorted(held.items()))]
+            [
+                str(region),
+                "  ".join(f"{n}:{_cell(s)}" for n, s in sorted(held.items())),
+                _spans(places, list(held)),
+            ]
             for region, held in sorted(table.items())
         ]
-        plain = "\n".join(f"{region:>8}  {cells}" for region, cells in rows)
-        ctl.emit_table(data, plain, "regions", ["region", "replicas (node: state, size)"], rows)
+        plain = "\n".join(f"{region:>8}  {cells}  {spans}" for region, cells, spans in rows)
+        columns = ["region", "replicas (node: state, size)", "where they stand"]
+        ctl.emit_table(data, plain, "regions", columns, rows)
     rows = [
         [
             str(n),
             _node_state(views.get(n)),
+            describe(tuple(s["locality"])),
             str(s["replicas"]),
             f"{s['bytes'] / 1e6:.1f}",
             _disk_cell(s),
         ]
         for n, s in nodes.items()
     ]
-    plain = "\n".join(f"node {r[0]}: {r[1]}, {r[2]} replicas, {r[3]} MB, disk {r[4]}" for r in rows)
-    columns = ["node", "state", "replicas", "MB", "disk used"]
+    plain = "\n".join(
+        f"node {r[0]}: {r[1]}, {r[2]}, {r[3]} replicas, {r[4]} MB, disk {r[5]}" for r in rows
+    )
+    columns = ["node", "state", "locality", "replicas", "MB", "disk used"]
     ctl.emit_table(data, plain, "nodes", columns, rows)
     return 0
+
+
+def _spans(places: Places, nodes: list[int]) -> str:
+    """Where a region's replicas stand: the zones (first tiers) they span, and its diversity."""
+    if not places.known:
+        return "-"
+    zones = sorted({tier_name(places.zone[n]) for n in nodes if n in places.zone})
+    alone = sum(1 for n in nodes if n not in places.zone)
+    spread = ", ".join(zones + ([f"{alone} without locality"] if alone else []))
+    return f"{spread}; diversity {places.diversity(nodes):.2f}"
 
 
 Table = dict[int, dict[int, dict[str, Any]]]
 
 
-async def _replicas(ctl: Ctl) -> tuple[Table, list[int], dict[int, Disk]]:
-    """Region -> node -> its replica's state; the nodes that did not answer; the others'
-    disks."""
+async def _replicas(ctl: Ctl) -> tuple[Table, list[int], dict[int, Disk], Places]:
+    """Region -> node -> its replica's state and locality; the nodes that did not answer; the
+    others' disks; where every node stands (the cluster file's word for those down)."""
     nodes = ctl.config.nodes
     answers = await asyncio.gather(
         *(node_listing(ctl.stub(n.id)) for n in nodes), return_exceptions=True
@@ -165,6 +200,7 @@ async def _replicas(ctl: Ctl) -> tuple[Table, list[int], dict[int, Disk]]:
     listed: dict[int, set[int]] = {}
     lists: dict[tuple[int, int], set[int]] = {}  # (region, node) -> the peers it lists
     down, disks = [], {}
+    localities = {n.id: n.locality for n in nodes}
     for node, answer in zip(nodes, answers, strict=True):
         if isinstance(answer, grpc.aio.AioRpcError):
             down.append(node.id)
@@ -172,6 +208,7 @@ async def _replicas(ctl: Ctl) -> tuple[Table, list[int], dict[int, Disk]]:
         if isinstance(answer, BaseException):
             raise answer
         disks[node.id] = answer.disk
+        localities[node.id] = answer.locality
         for r in answer.regions:
             table.setdefault(r.region, {})[node.id] = {
                 "state": _state(r),
@@ -179,16 +216,17 @@ async def _replicas(ctl: Ctl) -> tuple[Table, list[int], dict[int, Disk]]:
                 "installed": r.installed,
                 "leaving": r.leaving,
                 "store_bytes": r.store_bytes,
+                "locality": answer.locality,
             }
             listed.setdefault(r.region, set()).update(p.node_id for p in r.peers)
             lists[(r.region, node.id)] = {p.node_id for p in r.peers}
     for region, peers in listed.items():
         for node_id in peers & set(down):
-            table[region][node_id] = {"state": "down"}
+            table[region][node_id] = {"state": "down", "locality": localities.get(node_id, [])}
     for (region, node_id), _ in lists.items():
         if _stale(region, node_id, lists, table[region][node_id]["state"]):
             table[region][node_id]["state"] = "stale"
-    return table, down, disks
+    return table, down, disks, Places(localities)
 
 
 def _stale(region: int, node_id: int, lists: dict[tuple[int, int], set[int]], state: str) -> bool:
@@ -214,14 +252,15 @@ async def _views_of(ctl: Ctl, down: list[int]) -> dict[int, NodeView]:
 
 
 def _node_summary(
-    ctl: Ctl, table: Table, views: dict[int, NodeView], disks: dict[int, Disk]
+    ctl: Ctl, table: Table, views: dict[int, NodeView], disks: dict[int, Disk], places: Places
 ) -> dict[int, dict[str, Any]]:
-    """Per node: whether it answered (if not: whether a live node reaches it), its replicas
-    and their store bytes, its disk."""
+    """Per node: whether it answered (if not: whether a live node reaches it), where it
+    stands, its replicas and their store bytes, its disk."""
     nodes: dict[int, dict[str, Any]] = {}
     for n in ctl.config.nodes:
         view = views.get(n.id)
         nodes[n.id] = {"down": view is not None and view.reach is not Reach.UNREACHABLE}
+        nodes[n.id]["locality"] = list(places.of(n.id))
         if view is not None and view.reach is Reach.UNREACHABLE:
             nodes[n.id] |= {"unreachable_from_here": True, "reached_by": view.reached_by}
         elif view is not None and view.reach is Reach.UNCONFIRMED:
@@ -271,6 +310,31 @@ def _cell(replica: dict[str, Any]) -> str:
     if replica["state"] == "stale":
         return f"STALE (removed, retiring) {replica['store_bytes'] / 1e6:.1f}MB"
     return f"{replica['state']} {replica['store_bytes'] / 1e6:.1f}MB"
+
+
+async def cmd_placement(ctl: Ctl) -> int:
+    """The regions one move of a replica would make more diverse (under-diversified), each
+    with why it is so: the move a rebalance would make, or the places without room."""
+    cluster = await ctl.describe()
+    found = under_diversified(cluster, float(ctl.args.high_watermark) / 100)
+    places = Places(cluster.localities)
+    data = {
+        "under_diversified": {str(r): why for r, why in found.items()},
+        "regions": len(set(cluster.holders) | set(cluster.peers)),
+        "localities_known": places.known,
+        "unreachable": cluster.unreachable,
+    }
+    if not places.known:
+        text = "no node names a locality (airnode --locality): every replica stands apart"
+    elif not found:
+        text = f"every region is as diverse as the cluster allows ({data['regions']} regions)"
+    else:
+        text = "\n".join(f"region {r}: {why}" for r, why in found.items())
+        text += f"\n{len(found)} of {data['regions']} regions under-diversified"
+    if cluster.unreachable:
+        text += f"\nnode(s) {cluster.unreachable} do not answer: placed as the cluster file says"
+    ctl.emit(data, text)
+    return 0
 
 
 async def cmd_write(ctl: Ctl) -> int:
@@ -410,7 +474,7 @@ async def cmd_node_forget(ctl: Ctl) -> int:
     refused, changing nothing, while it holds a replica or any region lists it as a peer."""
     node_id = ctl.args.node
     ctl.config.node(node_id)
-    table, down, _ = await _replicas(ctl)
+    table, down, _, _ = await _replicas(ctl)
     listed = sorted(region for region, held in table.items() if node_id in held)
     if listed and node_id not in down:
         raise UserError(
@@ -443,11 +507,25 @@ def register(sub: Commands) -> None:
     region = regions.add_subparsers(dest="action", required=True)
     create = region.add_parser("create", help="create a region on some nodes")
     create.add_argument("region", type=int)
-    create.add_argument("--peers", required=True, help="node ids, e.g. 1,2,3")
+    create.add_argument("--peers", help="node ids, e.g. 1,2,3")
+    create.add_argument(
+        "--replicas",
+        type=count,
+        help="instead of --peers: on this many nodes, as far apart as the cluster allows",
+    )
     create.set_defaults(handler=cmd_region_create)
-    listing = sub.add_parser("regions", help="regions, their replicas' states and sizes; nodes")
+    placement = sub.add_parser(
+        "placement", help="the regions whose replicas could stand further apart, and why"
+    )
+    high_watermark(placement)
+    placement.set_defaults(handler=cmd_placement)
+    listing = sub.add_parser(
+        "regions", help="regions, their replicas' states, sizes and places; nodes"
+    )
     listing.add_argument(
-        "--by-node", action="store_true", help="only each node's replicas and bytes"
+        "--by-node",
+        action="store_true",
+        help="only each node's locality, replicas and bytes",
     )
     listing.set_defaults(handler=cmd_regions)
 

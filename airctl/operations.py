@@ -10,7 +10,14 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncSingleParam
 
-from airctl.args import Commands, count, duration, high_watermark, positive
+from airctl.args import (
+    Commands,
+    allow_less_diverse,
+    count,
+    duration,
+    high_watermark,
+    positive,
+)
 from airctl.changes import start
 from airctl.context import Ctl
 from airctl.data import DIGEST_TIMEOUT_S
@@ -24,21 +31,19 @@ from client.starter import (
     start_operation,
 )
 from client.status import running
-from contracts.activity_models import ClusterDescription, Peer
+from contracts.activity_models import ClusterDescription
 from contracts.errors import InvalidRequest, UserError, root_cause
 from contracts.ids import AUTOPILOT_WORKFLOW_ID
 from contracts.models import (
     AutopilotInput,
     AutopilotState,
     DrainInput,
-    Move,
     RebalanceInput,
     RepairInput,
 )
-from planning.balance import plan_rounds, spread
-from planning.placement import plan_drain
+from planning.balance import after, plan_rebalance, plan_rounds, spread, under_diversified
+from planning.placement import Plan, plan_drain
 from protos import air_node_pb2 as pb
-from runtime.reading import describe_cluster
 from workflows.autopilot import AutopilotWorkflow, status_lines
 from workflows.drain import DrainNodeWorkflow
 from workflows.machinery.operation import MovesWorkflow
@@ -50,29 +55,32 @@ Result = TypeVar("Result", bound=OperationResult)
 # -- planning -------------------------------------------------------------------------------
 
 
-async def describe(ctl: Ctl) -> ClusterDescription:
-    """Which nodes hold which regions, read exactly as the workflows read it."""
-    return await describe_cluster(
-        [Peer(node_id=n.id, address=n.address) for n in ctl.config.nodes], ctl.clients
-    )
-
-
-async def cluster_plan(ctl: Ctl, node: int) -> list[Move]:
+async def cluster_plan(ctl: Ctl, node: int) -> Plan:
     """The drain's plan, computed here exactly as the workflow will (it changes nothing)."""
     ctl.config.node(node)
     try:
-        return plan_drain(await describe(ctl), node, watermark(ctl))
+        return plan_drain(
+            await ctl.describe(), node, watermark(ctl), ctl.args.allow_less_diverse, nearest(ctl)
+        )
     except InvalidRequest as e:
         raise UserError(str(e)) from e
 
 
-async def rebalance_plan(ctl: Ctl) -> tuple[ClusterDescription, list[list[Move]]]:
+async def rebalance_plan(ctl: Ctl) -> tuple[ClusterDescription, list[Plan]]:
     """The rebalance's rounds, as the workflow will plan them if nothing else changes."""
-    cluster = await describe(ctl)
+    cluster = await ctl.describe()
     try:
-        return cluster, plan_rounds(cluster, destinations(ctl), watermark(ctl))
+        rounds = plan_rounds(
+            cluster, destinations(ctl), watermark(ctl), ctl.args.allow_less_diverse
+        )
     except InvalidRequest as e:
         raise UserError(str(e)) from e
+    return cluster, rounds
+
+
+def nearest(ctl: Ctl) -> bool:
+    """--snapshot-from: each new replica's snapshot from a holder in its own zone, or any."""
+    return getattr(ctl.args, "snapshot_from", "zone") == "zone"
 
 
 def watermark(ctl: Ctl) -> float:
@@ -96,7 +104,8 @@ async def cmd_plan(ctl: Ctl) -> int:
 
 
 async def cmd_plan_drain(ctl: Ctl) -> int:
-    moves = await cluster_plan(ctl, ctl.args.node)
+    plan = await cluster_plan(ctl, ctl.args.node)
+    moves = plan.moves
     sizes = {
         m.region: (
             await ctl.stub(m.from_node).Digest(
@@ -116,29 +125,46 @@ async def cmd_plan_drain(ctl: Ctl) -> int:
          f"{r['store_bytes'] / 1e6:.1f}"]
         for r in rows
     ]  # fmt: skip
-    plain = "\n".join(lines) or f"node {ctl.args.node} holds no region"
+    kept = [f"region {r}: kept on node {ctl.args.node}: {why}" for r, why in plan.kept.items()]
+    less = [f"region {r}: under-diversified: {why}" for r, why in plan.under_diversified.items()]
+    plain = "\n".join(lines + kept + less) or f"node {ctl.args.node} holds no region"
     columns = ["region", "from", "to", "points", "MB"]
+    if ctl.json:
+        data = {"moves": rows, "kept": plan.kept, "under_diversified": plan.under_diversified}
+        ctl.emit(data, plain)
+        return 0
     ctl.emit_table(rows, plain, f"draining node {ctl.args.node}", columns, cells)
+    if cells and (kept or less):
+        print("\n".join(kept + less))
     return 0
 
 
 async def cmd_plan_rebalance(ctl: Ctl) -> int:
     """The rounds of moves, then each node's replicas and bytes now and after."""
-    cluster, rounds = await rebalance_plan(ctl)
+    cluster, plans = await rebalance_plan(ctl)
+    rounds = [plan.moves for plan in plans]
     moves = [m for moves in rounds for m in moves]
-    now, after = spread(cluster), spread(cluster, moves)
+    end = after(cluster, moves)
+    left = under_diversified(end, watermark(ctl))
+    # what a round after the last would keep where it is (a move would lower diversity)
+    kept = plan_rebalance(end, destinations(ctl), watermark(ctl)).kept
+    now, later = spread(cluster), spread(cluster, moves)
     nodes = [
         {"node": n, "replicas": now.counts[n], "bytes": now.bytes[n],
-         "replicas_after": after.counts[n], "bytes_after": after.bytes[n]}
+         "replicas_after": later.counts[n], "bytes_after": later.bytes[n]}
         for n in now.counts
     ]  # fmt: skip
     data = {
         "rounds": [[m.model_dump() for m in moves] for moves in rounds],
         "nodes": nodes,
-        "max_over_min_bytes": {"now": now.max_over_min_bytes, "after": after.max_over_min_bytes},
+        "max_over_min_bytes": {"now": now.max_over_min_bytes, "after": later.max_over_min_bytes},
+        "kept": kept,
+        "under_diversified_after": left,
     }
+    notes = [f"region {r}: kept: {why}" for r, why in kept.items()]
+    notes += [f"region {r}: under-diversified after: {why}" for r, why in left.items()]
     if not moves:
-        ctl.emit(data, "the cluster is balanced: nothing to move")
+        ctl.emit(data, "\n".join(["the cluster is balanced: nothing to move", *notes]))
         return 0
     lines = [
         f"round {i}: region {m.region}: node {m.from_node} -> {m.to_node} "
@@ -150,7 +176,7 @@ async def cmd_plan_rebalance(ctl: Ctl) -> int:
         f"node {n['node']}: {n['replicas']} -> {n['replicas_after']} replicas, "
         f"{n['bytes'] / 1e6:.1f} -> {n['bytes_after'] / 1e6:.1f} MB"
         for n in nodes
-    ]
+    ] + notes
     cells = [
         [str(i), str(m.region), str(m.from_node), str(m.to_node), f"{m.store_bytes / 1e6:.1f}"]
         for i, moves in enumerate(rounds, 1)
@@ -172,13 +198,17 @@ async def cmd_drain(ctl: Ctl) -> int:
     node = ctl.args.node
     if ctl.args.action == "start":
         await cluster_plan(ctl, node)  # fail fast, before anything starts
-    request = DrainInput.model_validate({"node": node, **bounds(ctl)})
+    request = DrainInput.model_validate(
+        {"node": node, **bounds(ctl), "nearest_source": nearest(ctl), **diversity(ctl)}
+    )
     return await operate(ctl, DrainNodeWorkflow.run, request, f"drain of node {node}")
 
 
 async def cmd_rebalance(ctl: Ctl) -> int:
     """Start a rebalance, or steer the running one; with --wait, follow it."""
-    request = RebalanceInput.model_validate({"nodes": destinations(ctl), **bounds(ctl)})
+    request = RebalanceInput.model_validate(
+        {"nodes": destinations(ctl), **bounds(ctl), **diversity(ctl)}
+    )
     return await operate(ctl, RebalanceWorkflow.run, request, "rebalance")
 
 
@@ -212,6 +242,11 @@ def bounds(ctl: Ctl) -> dict[str, float]:
     given = {"max_concurrent": ctl.args.max_concurrent, "max_per_node": ctl.args.max_per_node}
     bounds: dict[str, float] = {name: value for name, value in given.items() if value is not None}
     return bounds | {"high_watermark": watermark(ctl)}
+
+
+def diversity(ctl: Ctl) -> dict[str, bool]:
+    """--allow-less-diverse, when given (the workflow refuses such moves without it)."""
+    return {"allow_less_diverse": True} if ctl.args.allow_less_diverse else {}
 
 
 async def steer(
@@ -330,10 +365,19 @@ def register(sub: Commands) -> None:
     plan_rebalance.add_argument("--nodes", help="move replicas only onto these nodes, e.g. 4,5")
     for c in (plan_drain, plan_rebalance):
         high_watermark(c)
+        allow_less_diverse(c)
         c.set_defaults(handler=cmd_plan)
     drain = _operation(sub, "drain", "move every replica off a node, or steer that drain")
     drain.add_argument("--node", type=int, required=True)
     drain.set_defaults(handler=cmd_drain)
+    for c in (plan_drain, drain):
+        c.add_argument(
+            "--snapshot-from",
+            choices=["zone", "any"],
+            default="zone",
+            help="zone (the default): each new replica copies from a holder in its own zone "
+            "when one is there, the least busy of them; any: the least busy live holder",
+        )
     rebalance = _operation(
         sub, "rebalance", "move replicas from the fullest nodes to the emptiest, or steer that"
     )
@@ -384,4 +428,5 @@ def _operation(sub: Commands, name: str, help: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--wait", action="store_true", help="show progress until done")
     high_watermark(p)
+    allow_less_diverse(p)
     return p

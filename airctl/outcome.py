@@ -62,6 +62,11 @@ async def wait_result(
     if isinstance(result, RepairResult):  # what the survivors hold of the dead node's writes
         lines += [f"region {r.region} -> node {r.to_node}: {r.account}" for r in result.repaired]
     lines += [f"region {region}: {why}" for region, why in sorted(failed.items())]
+    if isinstance(result, DrainResult | RebalanceResult):  # kept: a move would lower diversity
+        lines += [f"region {region}: kept: {why}" for region, why in sorted(result.kept.items())]
+    if isinstance(result, OperationResult):
+        less = sorted(result.under_diversified.items())
+        lines += [f"region {region}: under-diversified: {why}" for region, why in less]
     if isinstance(result, ChangeResult):
         progress = await snapshot(client, handle)  # the seconds of each phase
         phases = progress.phase_seconds if progress is not None else {}

@@ -35,6 +35,8 @@ from workflows.migration import RegionMigrationWorkflow
 
 
 def stack_from(args: argparse.Namespace, data_dir: Path, cluster_file: Path) -> LocalStack:
+    if args.racks and not args.zones:
+        raise UserError("--racks deals racks within zones: give --zones too")
     network = None
     if getattr(args, "hosts", False):
         missing = missing_requirements()
@@ -56,6 +58,8 @@ def stack_from(args: argparse.Namespace, data_dir: Path, cluster_file: Path) -> 
         tls=args.tls,
         workers=args.workers,
         network=network,
+        zones=args.zones or 0,
+        racks=args.racks or 0,
     )
 
 
@@ -273,6 +277,15 @@ def register(sub: Commands) -> None:
 
 def _stack_options(c: argparse.ArgumentParser, data_dir: str) -> None:
     c.add_argument("--nodes", type=count, default=4)
+    c.add_argument(
+        "--zones",
+        type=count,
+        help="deal the nodes into this many zones in turn (zone=a, zone=b, ...): each node's "
+        "--locality, and the cluster file's",
+    )
+    c.add_argument(
+        "--racks", type=count, help="--zones: and into this many racks within each zone in turn"
+    )
     c.add_argument("--workers", type=count, default=1, help="worker processes")
     c.add_argument("--data-dir", type=Path, default=Path(data_dir))
     c.add_argument("--temporal-port", type=int, default=7233)

@@ -20,13 +20,16 @@ from stack.processes import NodeProcess, free_ports
 
 
 @contextlib.asynccontextmanager
-async def bench_stack(nodes: int = 4) -> AsyncIterator[tuple[LocalStack, Client, NodeClients]]:
-    """The Temporal dev server, `nodes` nodes and one worker, all stopped afterwards."""
+async def bench_stack(
+    nodes: int = 4, zones: int = 0
+) -> AsyncIterator[tuple[LocalStack, Client, NodeClients]]:
+    """The Temporal dev server, `nodes` nodes (dealt into `zones` zones, if any) and one
+    worker, all stopped afterwards."""
     ports = free_ports(2)
     base = free_ports(nodes, consecutive=True)[0]
     clients = NodeClients()
     with tempfile.TemporaryDirectory() as tmp:
-        stack = LocalStack(Path(tmp), nodes, ports[0], ports[1], base)
+        stack = LocalStack(Path(tmp), nodes, ports[0], ports[1], base, zones=zones)
         stack.start()
         try:
             yield stack, await connection.connect(connection.local(stack.temporal.address)), clients

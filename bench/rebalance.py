@@ -75,7 +75,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     async with bench_stack(nodes=5) as (stack, client, clients):
         await fill(clients, stack.nodes, args.regions, args.points)
         before = await describe(clients, stack.nodes)
-        moves = [m for rnd in plan_rounds(before) for m in rnd]
+        moves = [m for rnd in plan_rounds(before) for m in rnd.moves]
         singles = await one_at_a_time(client, moves)
         await undo(client, moves)
 

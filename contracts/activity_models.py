@@ -75,6 +75,13 @@ class CatchUpInput(StepInput):
     down_timeout_s: float = 60.0  # a survivor that does not answer this long fails the step
 
 
+class Disk(BaseModel):
+    """A node's data disk, as it reports it: bytes in all and bytes used."""
+
+    capacity: int
+    used: int
+
+
 class ReplicaState(BaseModel):
     node_id: int
     address: str
@@ -89,6 +96,12 @@ class RegionDescription(BaseModel):
     replicas: list[ReplicaState] = Field(default_factory=list)
     known_nodes: list[Peer] = Field(default_factory=list)
     unreachable: list[int] = Field(default_factory=list)
+    # what judging a destination's place needs: each known node's locality tiers (its own
+    # report, or the directory's for one that does not answer), the disks of those that
+    # answered, and the region's largest replica (what a new one will hold)
+    localities: dict[int, list[str]] = Field(default_factory=dict)
+    disks: dict[int, Disk] = Field(default_factory=dict)
+    store_bytes: int = 0
 
     def holders(self) -> list[int]:
         return sorted(r.node_id for r in self.replicas)
@@ -124,13 +137,6 @@ class ReleaseInput(NodeStep):
     skip_if_down_after_s: float | None = None
 
 
-class Disk(BaseModel):
-    """A node's data disk, as it reports it: bytes in all and bytes used."""
-
-    capacity: int
-    used: int
-
-
 class ClusterDescription(BaseModel):
     """Which nodes hold which regions, as the reachable nodes say."""
 
@@ -142,6 +148,9 @@ class ClusterDescription(BaseModel):
     # shows here, not among the holders
     peers: dict[int, list[int]] = Field(default_factory=dict)
     disks: dict[int, Disk] = Field(default_factory=dict)  # reachable node -> its data disk
+    # node -> its locality tiers, most significant first (none: it stands apart): its own
+    # report, or the directory's for a node that does not answer
+    localities: dict[int, list[str]] = Field(default_factory=dict)
 
 
 class Reach(enum.StrEnum):
@@ -160,3 +169,4 @@ class NodeView(BaseModel, frozen=True):
     reach: Reach
     reached_by: list[int] = Field(default_factory=list)  # live nodes that reach it
     asked: list[int] = Field(default_factory=list)  # live nodes that answered about it
+    zone: str = ""  # its first locality tier as the directory names it (zone=b); "": none

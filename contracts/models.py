@@ -23,6 +23,9 @@ class AddPeerInput(BaseModel):
     coordinator: int | None = None  # default: a live holder chosen at random, as IoTDB does
     down_timeout_s: float = 60.0  # the new peer unreachable this long fails (and rolls back)
     stall_after_s: float = 60.0  # a transfer whose lag is flat this long is "stalled"
+    # A new replica on a node that leaves its region less diverse than another live node it
+    # fits on would is refused, unless allowed (planning/placement.py `check_place`).
+    allow_less_diverse: bool = False
 
 
 class RemovePeerInput(BaseModel):
@@ -46,6 +49,7 @@ class MigrationInput(BaseModel):
     # take its writes from each other. Otherwise a migration off a node that does not answer
     # is refused: it may be restarting, and its writes must follow.
     from_node_gone: bool = False
+    allow_less_diverse: bool = False  # as AddPeerInput's; an operation's moves set it
 
 
 class ReconstructInput(BaseModel):
@@ -186,6 +190,11 @@ class MovesProgress(BaseModel):
     earlier: list[Move] = Field(default_factory=list)
     # region -> what its move's migration said it did (a repair keeps them for its result)
     outcomes: dict[int, str] = Field(default_factory=dict)
+    # regions the plan leaves where they are, with why (a move would lower their diversity)
+    kept: dict[int, str] = Field(default_factory=dict)
+    # regions left less diverse than the cluster allows (a repair's, where only a less diverse
+    # place fits; a move allowed to), with why
+    under_diversified: dict[int, str] = Field(default_factory=dict)
 
     @property
     def left(self) -> int:
@@ -238,6 +247,12 @@ class DrainInput(BaseModel):
     down_timeout_s: float = 60.0
     stall_after_s: float = 60.0  # a move whose lag is flat this long is "stalled"
     high_watermark: float = HIGH_WATERMARK  # no move takes a node's disk past this fraction
+    # a move that leaves its region less diverse is made only if allowed (else the region is
+    # kept, with why)
+    allow_less_diverse: bool = False
+    # each new replica copies from the holders nearest it (its zone), the least busy of them;
+    # False: the least busy live holder wherever it stands
+    nearest_source: bool = True
     # Set when the drain continues as new: its plan and how far it got. Left out to start one.
     carried: DrainProgress | None = None
 
@@ -247,6 +262,8 @@ class DrainResult(BaseModel):
     moved: list[Move]
     failed: dict[int, str]
     message: str
+    kept: dict[int, str] = Field(default_factory=dict)  # not moved: a move would lower diversity
+    under_diversified: dict[int, str] = Field(default_factory=dict)
 
 
 class RepairProgress(MovesProgress):
@@ -276,6 +293,8 @@ class RepairResult(BaseModel):
     repaired: list[RegionRepair]
     failed: dict[int, str]  # region -> why it was not repaired
     message: str
+    # repaired where only a less diverse place fitted: region -> why
+    under_diversified: dict[int, str] = Field(default_factory=dict)
 
 
 class RebalanceInput(BaseModel):
@@ -285,6 +304,8 @@ class RebalanceInput(BaseModel):
     down_timeout_s: float = 60.0
     stall_after_s: float = 60.0  # a move whose lag is flat this long is "stalled"
     high_watermark: float = HIGH_WATERMARK  # no move takes a node's disk past this fraction
+    # a move of bytes that leaves its region less diverse is made only if allowed
+    allow_less_diverse: bool = False
     carried: MovesProgress | None = None  # set when it continues as new
 
 
@@ -293,6 +314,8 @@ class RebalanceResult(BaseModel):
     failed: dict[int, str]
     rounds: int
     message: str
+    kept: dict[int, str] = Field(default_factory=dict)  # not moved: a move would lower diversity
+    under_diversified: dict[int, str] = Field(default_factory=dict)  # that it could not raise
 
 
 class Decision(BaseModel):
@@ -328,6 +351,11 @@ class AutopilotState(BaseModel):
     check_repair: bool = False
     checking: str | None = None
     last_check: datetime | None = None
+    # zones every node of which does not answer (a partition, not deaths), and those back
+    # since, for which a rebalance is due once no node is silent
+    zones_down: list[str] = Field(default_factory=list)
+    zones_back: list[str] = Field(default_factory=list)
+    under_diversified: int | None = None  # regions, at the latest look at the placement
 
 
 class AutopilotInput(BaseModel):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 
+from contracts.locality import BadLocality, parse_locality
 from contracts.rates import AUTO, rate_limit
 from contracts.ready import READY
 from node.allocator import keep_large_buffers
@@ -82,6 +83,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=FLOOD_WATERMARK,
         help=f"refuse new replicas past this fraction of the disk (default {FLOOD_WATERMARK})",
     )
+    p.add_argument(
+        "--locality",
+        default="",
+        metavar="KEY=VALUE[,...]",
+        help="where this node stands, most significant tier first, e.g. zone=eu-1a,rack=r7 "
+        "(none: apart from every other node); the planners keep a region's replicas apart",
+    )
     p.add_argument("--tls-ca", type=Path, help="CA certificate: serve mTLS, admit what it signed")
     p.add_argument("--tls-cert", type=Path, help="this node's certificate (served and presented)")
     p.add_argument("--tls-key", type=Path, help="this node's private key")
@@ -91,6 +99,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--id must be a positive integer")
     if ":" not in args.listen:
         p.error("--listen must be host:port")
+    try:
+        args.locality = parse_locality(args.locality)
+    except BadLocality as e:
+        raise SystemExit(f"airnode: --locality: {e}") from None  # one line, not the usage
     try:
         args.tls = tls_from_flags(args.tls_ca, args.tls_cert, args.tls_key)
         if args.tls is not None:
@@ -142,6 +154,7 @@ async def serve(args: argparse.Namespace) -> None:
         tls=args.tls,
         disk_capacity=args.disk_capacity,
         flood_watermark=args.flood_watermark,
+        locality=args.locality,
     )
     server = grpc.aio.server(options=SERVER_OPTIONS)
     service = AirNodeService(node, certified_senders=args.tls is not None)
@@ -154,7 +167,11 @@ async def serve(args: argparse.Namespace) -> None:
     await server.start()
     if args.metrics_port is not None:
         serve_metrics(
-            args.listen.rsplit(":", 1)[0], args.metrics_port, node.replica_states, node.disk.usage
+            args.listen.rsplit(":", 1)[0],
+            args.metrics_port,
+            node.replica_states,
+            node.disk.usage,
+            node.locality,
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

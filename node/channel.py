@@ -18,11 +18,12 @@ from typing import Any, Protocol, TypeVar
 import grpc
 
 from contracts.columns import from_columns, to_columns
+from contracts.locality import zone_of
 from node import digests
 from node.breaks import status_of, stream_ended
 from node.chunk_wire import Chunk, install_snapshot
 from node.compat import BelowFloor, check_batch, check_chunk_bytes, check_receiver
-from node.metrics import METRICS
+from node.metrics import METRICS, zone_label
 from node.replica import ChannelState, PeerInfo, Replica, channel_name
 from node.snapshot import Held, Sent, snapshot_chunks
 from node.store import OriginBatch, fetch_origin
@@ -86,6 +87,7 @@ class Channel:
         batch_points: int = BATCH_POINTS,
         throttles: Throttles | None = None,
         removals: Removals | None = None,
+        zone: str = "",
     ) -> None:
         self.replica = replica
         self.receiver_id = receiver_id
@@ -95,6 +97,9 @@ class Channel:
         self.removals = removals or NoRemovals()
         self.name = channel_name(replica.region, replica.node_id, receiver_id)
         self._task: asyncio.Task[None] | None = None
+        # the zones a snapshot goes between, as its bytes are counted (the receiver's says
+        # its answer to the hello)
+        self._zones = (zone_label(zone), zone_label(""))
 
     @property
     def state(self) -> ChannelState:
@@ -184,6 +189,7 @@ class Channel:
         """From the receiver's answer to the hello: a snapshot first if it awaits one, under
         the digest it holds chunks under or else the best it takes (node/digests.py)."""
         check_receiver(reply, self.receiver_id)
+        self._zones = (self._zones[0], zone_label(zone_of(list(reply.locality))))
         if not reply.installed:
             self._hear_standing(reply)
             if not self.state.snapshot:
@@ -305,6 +311,7 @@ class Channel:
             chunk.fields.limit_bytes_per_s = limit or 0.0  # the receiver's progress shows it
             counts.sent += size
             METRICS.transfer_bytes.labels(region=self.replica.region).inc(size)
+            METRICS.snapshot_bytes.labels(*self._zones).inc(size)
             yield chunk
 
 

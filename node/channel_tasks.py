@@ -13,10 +13,13 @@ from runtime.clients import NodeClients
 
 
 class ChannelTasks:
-    def __init__(self, clients: NodeClients, batch_points: int, throttles: Throttles) -> None:
+    def __init__(
+        self, clients: NodeClients, batch_points: int, throttles: Throttles, zone: str = ""
+    ) -> None:
         self.clients = clients
         self.batch_points = batch_points
         self.throttles = throttles
+        self.zone = zone  # this node's first locality tier: its snapshots are counted by it
         # what channels learn of their sender's membership goes here (set once the node has
         # its retirement, which needs these tasks first)
         self.removals: Removals = NoRemovals()
@@ -43,6 +46,7 @@ class ChannelTasks:
                     self.batch_points,
                     self.throttles,
                     self.removals,
+                    self.zone,
                 )
             channel.start()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
+from contracts.locality import format_locality, zone_of
 from node.disk import DiskUsage
 
 # Write latencies on this machine run from ~1 ms (one point) to ~100 ms (a large batch).
@@ -24,6 +25,12 @@ class NodeMetrics:
         )
         self.transfer_bytes = Counter(
             "air_transfer_bytes", "Bytes sent on replication channels", ["region"]
+        )
+        self.snapshot_bytes = Counter(
+            "air_snapshot_bytes_sent",
+            "Snapshot bytes sent, by the zone of this node and of the receiver (their first "
+            "locality tier's value; none: a node that names no locality)",
+            ["from_zone", "to_zone"],
         )
         self.snapshot_limit = Gauge(
             "air_snapshot_rate_limit_bytes_per_second",
@@ -57,6 +64,11 @@ class NodeMetrics:
 METRICS = NodeMetrics()
 
 
+def zone_label(zone: str) -> str:
+    """A zone tier (`zone=eu-1a`) as a label value: `eu-1a`; `none` for no locality."""
+    return zone.partition("=")[2] or "none"
+
+
 class ReplicaStates(Collector):
     """How many replicas this node holds in each state, counted when scraped."""
 
@@ -78,10 +90,16 @@ class ReplicaStates(Collector):
 
 
 def serve_metrics(
-    host: str, port: int, states: Callable[[], Iterator[str]], disk: Callable[[], DiskUsage]
+    host: str,
+    port: int,
+    states: Callable[[], Iterator[str]],
+    disk: Callable[[], DiskUsage],
+    locality: list[str],
 ) -> None:
     """Serve every metric, the process collectors' too, on http://host:port/metrics."""
     REGISTRY.register(ReplicaStates(states))
+    where = Info("air_node", "Where this node stands: its --locality, and its zone")
+    where.info({"locality": format_locality(locality), "zone": zone_label(zone_of(locality))})
     capacity = Gauge("air_disk_capacity_bytes", "This node's data disk (or --disk-capacity)")
     capacity.set_function(lambda: disk().capacity)
     used = Gauge("air_disk_used_bytes", "Bytes used on this node's data disk")

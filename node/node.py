@@ -24,6 +24,7 @@ from typing import TypeVar
 import grpc
 
 from contracts.columns import Row
+from contracts.locality import zone_of
 from node.acks import Level, LevelNotMet
 from node.adaptive import TICK_S, AdaptiveRate
 from node.channel import BATCH_POINTS
@@ -88,9 +89,11 @@ class Node:
         tls: TlsFiles | None = None,
         disk_capacity: int | None = None,
         flood_watermark: float = FLOOD_WATERMARK,
+        locality: list[str] | None = None,
     ) -> None:
         self.node_id = node_id
         self.address = address
+        self.locality = list(locality or [])  # where it stands: reported, never acted on here
         self.guardian_interval = guardian_interval
         self.rest_after = rest_after
         self.clients = NodeClients(tls)  # with TLS, it presents its own cert to its peers
@@ -103,7 +106,9 @@ class Node:
         self.disk = Disk(data_dir, disk_capacity, flood_watermark)
         self.replicas = Replicas(node_id, data_dir, sync)
         self._batch_points = transfer_batch_points
-        self.channels = ChannelTasks(self.clients, transfer_batch_points, self._throttles)
+        self.channels = ChannelTasks(
+            self.clients, transfer_batch_points, self._throttles, zone_of(self.locality)
+        )
         killpoints = killpoints or KillPoints(set(), data_dir / ".killpoints")
         self.membership = Membership(
             node_id, address, self.replicas, self.channels, killpoints, self.disk

@@ -258,6 +258,7 @@ class AirNodeService(rpc.AirNodeServicer):
             next_after=page.next_after,
             disk_capacity=page.disk.capacity,
             disk_used=page.disk.used,
+            locality=self.node.locality,
         )
 
     @_refusals
@@ -333,7 +334,7 @@ class AirNodeService(rpc.AirNodeServicer):
             with self.node.receive(
                 hello.region, hello.sender, hello.origin, hello.retiring
             ) as inbound:
-                yield _transfer_reply(inbound)
+                yield _transfer_reply(inbound, self.node.locality)
                 async for request in requests:
                     if inbound.standing == pb.SENDER_WRITTEN_OFF:
                         return  # told: it retires, handing its writes over as `retiring`
@@ -346,7 +347,7 @@ class AirNodeService(rpc.AirNodeServicer):
                             f"cannot switch to region {request.hello.region} from node "
                             f"{request.hello.sender}",
                         )
-                    yield _transfer_reply(inbound)
+                    yield _transfer_reply(inbound, self.node.locality)
         except NodeError as e:
             await context.abort(e.code, e.message)
         except GapError as e:
@@ -401,13 +402,14 @@ def _level(acks: int) -> Level:
         ) from None
 
 
-def _transfer_reply(inbound: Inbound) -> pb.TransferReply:
+def _transfer_reply(inbound: Inbound, locality: list[str]) -> pb.TransferReply:
     reply = pb.TransferReply(
         installed=inbound.installed,
         applied=inbound.applied(),
         active=inbound.active,
         columnar=True,  # a sender of the floor build reads it (node/compat.py)
         standing=inbound.standing or pb.SENDER_PEER,
+        locality=locality,
     )
     if not reply.installed:  # the sender sends only the snapshot's chunks not held here
         held = inbound.held_snapshot()

@@ -7,9 +7,10 @@ retried workflow task plans exactly what the first try did; tests plan without a
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
-from contracts.activity_models import ClusterDescription, Peer, RegionDescription
+from contracts.activity_models import ClusterDescription, Disk, Peer, RegionDescription
 from contracts.errors import InvalidRequest, NodeUnreachable
 from contracts.models import (
     HIGH_WATERMARK,
@@ -19,6 +20,7 @@ from contracts.models import (
     ReconstructInput,
     RemovePeerInput,
 )
+from planning.diversity import Place, Places, describe
 from planning.load import Load, loads
 
 # The most moves an operation runs at once: each running move adds events to the operation's
@@ -37,11 +39,13 @@ class Room:
     are planned. A node that reported no disk has room for anything: nothing is known to bound
     it by."""
 
-    def __init__(self, cluster: ClusterDescription, watermark: float = HIGH_WATERMARK) -> None:
+    def __init__(
+        self, cluster: ClusterDescription | RegionDescription, watermark: float = HIGH_WATERMARK
+    ) -> None:
         if not 0 < watermark <= 1:
             raise InvalidRequest(f"the high watermark is a fraction from 0 to 1, not {watermark}")
         self.watermark = watermark
-        self.disks = {n: d for n, d in cluster.disks.items() if d.capacity > 0}
+        self.disks: dict[int, Disk] = {n: d for n, d in cluster.disks.items() if d.capacity > 0}
         self._taken: dict[int, int] = {}
 
     def used_after(self, node: int, size: int) -> float:
@@ -50,7 +54,17 @@ class Room:
         return (disk.used + self._taken.get(node, 0) + size) / disk.capacity
 
     def fits(self, node: int, size: int) -> bool:
-        return node not in self.disks or self.used_after(node, size) <= self.watermark
+        disk = self.disks.get(node)
+        if disk is None:
+            return True
+        return (disk.used + self._taken.get(node, 0) + size) / disk.capacity <= self.watermark
+
+    def limit(self, node: int) -> float:
+        """Above about this many bytes, `node` cannot take a region (`fits` decides)."""
+        if node not in self.disks:
+            return float("inf")
+        disk = self.disks[node]
+        return self.watermark * disk.capacity - disk.used - self._taken.get(node, 0)
 
     def take(self, node: int, size: int) -> None:
         self._taken[node] = self._taken.get(node, 0) + size
@@ -73,30 +87,122 @@ class NoDestination(InvalidRequest):
     """No live node can take a new replica of the region; the message says why."""
 
 
+@dataclass(frozen=True)
+class Beside:
+    """What a new replica of a region stands beside: the region's other replicas, and the one
+    it replaces (a drained or dead node's), if any."""
+
+    rest: tuple[int, ...]
+    replaces: int | None = None
+
+
+@dataclass(frozen=True)
+class Destination:
+    node: int
+    diversity: float  # the region's, once it is there
+
+
 def destination(
-    load: dict[int, Load], room: Room, region: int, size: int, excluded: set[int]
-) -> int:
-    """The live node a new replica of `region` (`size` store bytes) goes to, charged with it
-    so the next choice counts it: of the live nodes not `excluded` (its holders and peers, and
-    any the caller rules out), those it fits on under the high watermark, the best by `rank`.
-    Every planner places a replica through here. `NoDestination` when no node is left."""
-    candidates = [n for n in sorted(load) if n not in excluded]
+    load: dict[int, Load],
+    room: Room,
+    places: Places,
+    region: int,
+    size: int,
+    excluded: Iterable[int],
+    beside: Beside,
+) -> Destination:
+    """Where a new replica of `region` (`size` store bytes) goes: of the live nodes not
+    `excluded` (its holders and peers, and any the caller rules out), those it fits on under
+    the high watermark, the best by `rank`. Every planner places a replica through here; the
+    caller charges the node with it (`charge`). `NoDestination` when no node is left."""
+    taken = set(excluded)
+    candidates = [n for n in sorted(load) if n not in taken]
     if not candidates:
         raise NoDestination(f"region {region} is already on every live node")
     fitting = [n for n in candidates if room.fits(n, size)]
     if not fitting:
         raise NoDestination(room.nowhere(region, size, candidates))
-    chosen = min(fitting, key=lambda n: rank(load[n]))
-    load[chosen].take(region, size)
-    room.take(chosen, size)
-    return chosen
+    if not places.known:  # every node as diverse and as near as another
+        chosen = min(fitting, key=lambda n: rank(load[n], 1.0, False))
+        return Destination(chosen, 1.0)
+    leaves = places.with_each(beside.rest, fitting)
+    zone = places.zone.get(beside.replaces) if beside.replaces is not None else None
+    near = {n: zone is not None and places.zone.get(n) == zone for n in fitting}
+    chosen = min(fitting, key=lambda n: rank(load[n], leaves[n], near[n]))
+    return Destination(chosen, leaves[chosen])
 
 
-def rank(node: Load) -> tuple[int, int, int]:
-    """How good a destination a node is, smallest best: the fewest store bytes, then the
-    fewest replicas, then the lowest id. One key for every planner, so that a criterion added
-    to it (a failure domain's diversity, first) counts in each."""
-    return (node.bytes, node.count, node.node)
+def rank(node: Load, diversity: float, near: bool) -> tuple[float, bool, int, int, int]:
+    """How good a destination a node is, smallest best: the region most diverse with it
+    there (CockroachDB ranks candidates by diversity before balance); then in the zone of
+    the replica it replaces (so each zone keeps its share of the replicas, and the snapshot
+    may come from inside it); then the fewest store bytes, the fewest replicas, the lowest
+    id. One key for every planner."""
+    return (-diversity, not near, node.bytes, node.count, node.node)
+
+
+def charge(load: dict[int, Load], room: Room, node: int, region: int, size: int) -> None:
+    """`node` takes a replica of `region`: the next choice counts it."""
+    load[node].take(region, size)
+    room.take(node, size)
+
+
+@dataclass
+class Plan:
+    """An operation's moves, and the regions it leaves as they are or less diverse, why."""
+
+    moves: list[Move] = field(default_factory=list)
+    # regions it does not move (a move would lower their diversity; a repair's that cannot
+    # be repaired), with why
+    kept: dict[int, str] = field(default_factory=dict)
+    # regions a move leaves less diverse than they were, or that it could not make as
+    # diverse as the cluster allows, with why
+    under_diversified: dict[int, str] = field(default_factory=dict)
+
+
+def members(cluster: ClusterDescription, region: int) -> list[int]:
+    """The region's replicas: its holders and the peers they list (those that do not
+    answer too)."""
+    return sorted({*cluster.holders.get(region, []), *cluster.peers.get(region, [])})
+
+
+def nearest_sources(places: Places, holders: Sequence[int], to: int, leaving: int) -> list[int]:
+    """The nodes a new replica on `to` may copy from: of the live `holders` other than the
+    `leaving` one, those nearest `to` (its own zone, when one is there); the leaving node
+    itself when it is live and alone nearest, or when no other holder is live."""
+    others = [n for n in holders if n != leaving]
+    near = places.nearest([*others, leaving] if leaving in holders else others, to)
+    if leaving in near and len(near) > 1:
+        near.remove(leaving)  # as near as another: it is busy enough leaving
+    return sorted(near) or [leaving]
+
+
+def size_text(size: int) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 10**9 else f"{size / 1e6:.1f} MB"
+
+
+def why_less_diverse(
+    places: Places,
+    load: dict[int, Load],
+    room: Room,
+    size: int,
+    excluded: Iterable[int],
+    beside: Beside,
+    before: float,
+    after: float,
+) -> str:
+    """Why the most diverse destination that fits leaves a region less diverse than it was:
+    the places that would keep it as diverse, and that none of their nodes has room."""
+    taken = set(excluded)
+    others = [n for n in sorted(load) if n not in taken]
+    leaves = places.with_each(beside.rest, others)
+    keeping = sorted({places.of(n) for n in others if leaves[n] >= before})
+    where = (
+        " or ".join(describe(p) for p in keeping) + f" has no node with room for {size_text(size)}"
+        if keeping
+        else "no other live node stands where it would keep it as diverse"
+    )
+    return f"its diversity would fall from {before:.2f} to {after:.2f}: {where}"
 
 
 @dataclass(frozen=True)
@@ -169,9 +275,14 @@ def require_node(description: RegionDescription, node_id: int, role: str) -> Pee
 
 
 def choose_coordinator(
-    description: RegionDescription, wanted: int | None, rng: random.Random, exclude: int = 0
+    description: RegionDescription,
+    wanted: int | None,
+    rng: random.Random,
+    exclude: int = 0,
+    near: int | None = None,
 ) -> Peer:
-    """A live, active holder: the one asked for, or one at random (as IoTDB chooses)."""
+    """A live, active holder: the one asked for, or one at random (as IoTDB chooses) of those
+    nearest `near`, the new replica's node (its own zone, when a holder is there)."""
     live = [
         r
         for r in description.replicas
@@ -190,7 +301,11 @@ def choose_coordinator(
         raise InvalidRequest(
             f"region {description.region} has no live, active replica to copy from"
         )
-    chosen = rng.choice(sorted(live, key=lambda r: r.node_id))
+    pool = sorted(live, key=lambda r: r.node_id)
+    if near is not None:
+        nearest = set(Places(description.localities).nearest([r.node_id for r in pool], near))
+        pool = [r for r in pool if r.node_id in nearest]
+    chosen = rng.choice(pool)
     return Peer(node_id=chosen.node_id, address=chosen.address)
 
 
@@ -204,8 +319,54 @@ def plan_addition(
         raise InvalidRequest(f"node {req.new_peer} is already a peer of region {req.region}")
     if req.new_peer in description.unreachable:
         raise NodeUnreachable(f"the new peer, node {req.new_peer}, cannot be reached", req.new_peer)
-    coordinator = choose_coordinator(description, req.coordinator, rng, exclude)
+    if not req.allow_less_diverse:
+        check_place(description, [p.node_id for p in peers], req.new_peer)
+    coordinator = choose_coordinator(description, req.coordinator, rng, exclude, req.new_peer)
     return Addition(req.region, new, peers, coordinator, req.down_timeout_s)
+
+
+def check_place(description: RegionDescription, rest: list[int], new: int) -> None:
+    """Refuse a new replica on `new`, beside the region's replicas on `rest`, while a live
+    node it fits on (under the high watermark) would leave the region more diverse: naming
+    those nodes, and what `new` shares with the replica nearest it."""
+    places = Places(description.localities)
+    if not places.known:
+        return
+    room, taken = Room(description), {*rest, new, *(r.node_id for r in description.replicas)}
+    others = [
+        n.node_id
+        for n in description.known_nodes
+        if n.node_id not in taken
+        and n.node_id not in description.unreachable
+        and room.fits(n.node_id, description.store_bytes)
+    ]
+    leaves = places.with_each(rest, [new, *others])
+    better = sorted((n for n in others if leaves[n] > leaves[new]), key=lambda n: -leaves[n])
+    if not better:
+        return
+    twin = max(rest, key=lambda n: (len(_shared(places.of(n), places.of(new))), -n))
+    shared = _shared(places.of(twin), places.of(new))
+    best = sorted(n for n in better if leaves[n] == leaves[better[0]])
+    stands = (
+        f"shares {describe(shared)} with node {twin}, a replica of region {description.region}"
+        if shared
+        else f"stands nearer the other replicas of region {description.region}"
+    )
+    raise InvalidRequest(
+        f"node {new} {stands}, while node(s) {', '.join(map(str, best))} "
+        f"({describe(places.of(best[0]))}) would leave it more diverse ({leaves[best[0]]:.2f} "
+        f"against {leaves[new]:.2f}) and fit; choose one of them, or allow it "
+        "(--allow-less-diverse)"
+    )
+
+
+def _shared(a: Place, b: Place) -> Place:
+    shared = []
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        shared.append(x)
+    return tuple(shared)
 
 
 def plan_removal(description: RegionDescription, req: RemovePeerInput) -> Removal:
@@ -262,7 +423,7 @@ def migration_coordinator(
         for r in description.replicas
     )
     exclude = req.from_node if others and req.coordinator is None else 0
-    return choose_coordinator(description, req.coordinator, rng, exclude)
+    return choose_coordinator(description, req.coordinator, rng, exclude, req.to_node)
 
 
 def plan_migration(
@@ -270,6 +431,9 @@ def plan_migration(
 ) -> Migration:
     """The addition of `to_node`, then the removal of `from_node`, from one description."""
     validate_migration(description, req)
+    if not req.allow_less_diverse:
+        rest = [p.node_id for p in region_peers(description) if p.node_id != req.from_node]
+        check_place(description, rest, req.to_node)
     coordinator = migration_coordinator(description, req, rng)
     addition = plan_addition(
         description,
@@ -278,6 +442,7 @@ def plan_migration(
             new_peer=req.to_node,
             coordinator=coordinator.node_id,
             down_timeout_s=req.down_timeout_s,
+            allow_less_diverse=True,  # judged above, the leaving replica left out
         ),
         rng,
     )
@@ -319,18 +484,31 @@ def plan_reconstruct(
     addition = Addition(req.region, node, removal.remaining, coordinator, req.down_timeout_s)
     taken = {p.node_id for p in peers} | set(description.unreachable)
     elsewhere = [n for n in description.known_nodes if n.node_id not in taken]
+    places = Places(description.localities)
+    if places.known:  # the most diverse first, then the nearest the node it replaces
+        rest = [p.node_id for p in removal.remaining]
+        leaves = places.with_each(rest, [n.node_id for n in elsewhere])
+        elsewhere.sort(
+            key=lambda n: (-leaves[n.node_id], not places.same_zone(n.node_id, req.node), n.node_id)
+        )
     return Reconstruction(removal, addition, elsewhere)
 
 
 def plan_drain(
-    cluster: ClusterDescription, node: int, watermark: float = HIGH_WATERMARK
-) -> list[Move]:
-    """Each region of `node` to the live node that does not hold it with the fewest store
-    bytes (then the fewest replicas, then the lowest id) and that stays under the high
-    `watermark` with it, counting the moves planned so far.
+    cluster: ClusterDescription,
+    node: int,
+    watermark: float = HIGH_WATERMARK,
+    allow_less_diverse: bool = False,
+    nearest_source: bool = True,
+) -> Plan:
+    """Each region of `node` to the live node that does not hold it and that stays under the
+    high `watermark` with it (counting the moves planned so far), the best by `rank`: the
+    region most diverse, then the nearest `node`, then the fewest store bytes, replicas, id.
 
-    Each move lists the nodes it may copy from: the region's other live holders (the drained
-    node itself only when it holds the last replica).
+    A move that would leave its region less diverse than it is is made only if
+    `allow_less_diverse`; otherwise the region is kept, with why. Each move lists the nodes it
+    may copy from: the nearest (`nearest_sources`), or without `nearest_source` every other
+    live holder (the drained node itself only when it holds the last replica).
     """
     _require_known(cluster, node)
     if node in cluster.unreachable:  # else it holds nothing we can see: an empty "success"
@@ -338,26 +516,39 @@ def plan_drain(
             f"node {node} does not answer, so its regions cannot be listed: drain it once it "
             "answers, or repair it if it is gone"
         )
-    load, room = loads(cluster), Room(cluster, watermark)
-    moves = []
+    load, room, places = loads(cluster), Room(cluster, watermark), Places(cluster.localities)
+    plan = Plan()
     for region, holders in sorted(cluster.holders.items()):
         if node not in holders:
             continue
         size = cluster.store_bytes.get(region, 0)
-        target = destination(load, room, region, size, excluded=set(holders))
-        sources = [n for n in sorted(holders) if n != node and n in load] or [node]
-        moves.append(
-            Move(region=region, from_node=node, to_node=target, store_bytes=size, sources=sources)
+        around = members(cluster, region)
+        beside = Beside(tuple(n for n in around if n != node), node)
+        to = destination(load, room, places, region, size, holders, beside)
+        before = places.diversity(around)
+        if to.diversity < before:
+            why = why_less_diverse(places, load, room, size, holders, beside, before, to.diversity)
+            if not allow_less_diverse:
+                plan.kept[region] = f"{why}; moved only if allowed (--allow-less-diverse)"
+                continue
+            plan.under_diversified[region] = why
+        charge(load, room, to.node, region, size)
+        live = [n for n in sorted(holders) if n in load]
+        anywhere = Places({})  # every holder as near as another
+        sources = nearest_sources(places if nearest_source else anywhere, live, to.node, node)
+        plan.moves.append(
+            Move(region=region, from_node=node, to_node=to.node, store_bytes=size, sources=sources)
         )
-    return moves
+    return plan
 
 
-def plan_repair(
-    cluster: ClusterDescription, node: int, watermark: float = HIGH_WATERMARK
-) -> tuple[list[Move], dict[int, str]]:
+def plan_repair(cluster: ClusterDescription, node: int, watermark: float = HIGH_WATERMARK) -> Plan:
     """For each region `node` (which does not answer) is a peer of: a new replica on the live
-    node with the fewest store bytes that is not a peer, copied from a live holder; then
-    `node` removed. Also the regions that cannot be repaired, with why.
+    non-peer the best by `rank` (the region most diverse, then the nearest `node`: its own
+    zone, then the fewest store bytes) that it fits on, copied from a live holder (the
+    nearest); then `node` removed. A region is repaired even where only a less diverse place
+    fits, and is then said under-diversified, with why; one that cannot be repaired is kept,
+    with why.
     """
     _require_known(cluster, node)
     if node not in cluster.unreachable:
@@ -365,45 +556,92 @@ def plan_repair(
             f"node {node} answers: a repair is for a node that is gone; to move its replicas "
             f"off, drain it (airctl drain --node {node})"
         )
-    load, room = loads(cluster), Room(cluster, watermark)
-    moves, unrepairable = [], {}
+    load, room, places = loads(cluster), Room(cluster, watermark), Places(cluster.localities)
+    plan = Plan()
     for region, peers in sorted(cluster.peers.items()):
         if node not in peers:
             continue
         holders = [n for n in cluster.holders.get(region, []) if n in load]
         if not holders:
-            unrepairable[region] = f"no live replica of region {region} to copy from"
+            plan.kept[region] = f"no live replica of region {region} to copy from"
             continue
         size = cluster.store_bytes.get(region, 0)
+        around, excluded = members(cluster, region), {*peers, *holders}
+        beside = Beside(tuple(n for n in around if n != node), node)
         try:
-            target = destination(load, room, region, size, excluded={*peers, *holders})
+            to = destination(load, room, places, region, size, excluded, beside)
         except NoDestination as e:
-            unrepairable[region] = str(e)
+            plan.kept[region] = str(e)
             continue
-        moves.append(
-            Move(region=region, from_node=node, to_node=target, store_bytes=size,
-                 sources=sorted(holders))
-        )  # fmt: skip
-    return moves, unrepairable
+        before = places.diversity(around)
+        if to.diversity < before:
+            plan.under_diversified[region] = why_less_diverse(
+                places, load, room, size, excluded, beside, before, to.diversity
+            )
+        charge(load, room, to.node, region, size)
+        plan.moves.append(
+            Move(
+                region=region,
+                from_node=node,
+                to_node=to.node,
+                store_bytes=size,
+                sources=places.nearest(sorted(holders), to.node),
+            )
+        )
+    return plan
 
 
 def replan_move(
-    cluster: ClusterDescription, move: Move, avoid: set[int], watermark: float = HIGH_WATERMARK
+    cluster: ClusterDescription,
+    move: Move,
+    avoid: set[int],
+    watermark: float = HIGH_WATERMARK,
+    allow_less_diverse: bool = False,
 ) -> Move | None:
-    """The same move to another destination, none of `avoid` (they failed it): the live
-    non-holder with the fewest store bytes that it fits on, as the drain and the repair
-    choose; None when no live node is left to take the region."""
-    load, room = loads(cluster), Room(cluster, watermark)
+    """The same move to another destination, none of `avoid` (they failed it), chosen as the
+    drain and the repair choose; None when no live node is left to take the region, or (unless
+    `allow_less_diverse`) none that would leave it as diverse as it is."""
+    load, room, places = loads(cluster), Room(cluster, watermark), Places(cluster.localities)
     holders = set(cluster.holders.get(move.region, []))
-    peers = set(cluster.peers.get(move.region, []))
-    if move.from_node not in holders | peers:
+    around = members(cluster, move.region)
+    if move.from_node not in around:
         return None  # it moved meanwhile
+    beside = Beside(tuple(n for n in around if n != move.from_node), move.from_node)
     try:
-        target = destination(load, room, move.region, move.store_bytes, holders | peers | avoid)
+        to = destination(load, room, places, move.region, move.store_bytes, {*around, *avoid},
+                         beside)  # fmt: skip
     except NoDestination:
         return None
-    sources = sorted(n for n in holders if n != move.from_node and n in load)
-    return move.model_copy(update={"to_node": target, "sources": sources or [move.from_node]})
+    if to.diversity < places.diversity(around) and not allow_less_diverse:
+        return None
+    live = [n for n in sorted(holders) if n in load]
+    sources = nearest_sources(places, live, to.node, move.from_node)
+    return move.model_copy(update={"to_node": to.node, "sources": sources})
+
+
+def place_region(
+    cluster: ClusterDescription, region: int, replicas: int, watermark: float = HIGH_WATERMARK
+) -> list[int]:
+    """The nodes a new region's `replicas` replicas go to: one at a time, the live node best
+    by `rank` (the region most diverse, then the fewest store bytes, replicas, id), so they
+    spread as widely as the cluster's places allow."""
+    if replicas < 1:
+        raise InvalidRequest(f"a region has at least one replica, not {replicas}")
+    if region in cluster.holders or region in cluster.peers:
+        on = members(cluster, region)
+        raise InvalidRequest(f"region {region} exists already (on nodes {on})")
+    load, room, places = loads(cluster), Room(cluster, watermark), Places(cluster.localities)
+    if len(load) < replicas:
+        down = f" ({len(cluster.unreachable)} do not answer)" if cluster.unreachable else ""
+        raise InvalidRequest(
+            f"{replicas} replicas need {replicas} live nodes; the cluster has {len(load)}{down}"
+        )
+    chosen: list[int] = []
+    for _ in range(replicas):
+        to = destination(load, room, places, region, 0, chosen, Beside(tuple(chosen)))
+        charge(load, room, to.node, region, 0)
+        chosen.append(to.node)
+    return sorted(chosen)
 
 
 def _require_known(cluster: ClusterDescription, node: int) -> None:

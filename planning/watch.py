@@ -7,7 +7,9 @@ repaired, once; a node that a live node reaches is shown unreachable from the wo
 repaired, however long; a node no live node could be asked about is held, neither down nor up.
 A node back before `dead_after_s` costs nothing; a node back after its repair cleans its stale
 replicas by itself. While more than one node does not answer the worker nothing is repaired: a
-partition is not a death. A node being drained is left to its drain.
+partition is not a death. Every node of a zone (of two or more) silent at once is said so: the
+zone does not answer; once it answers again, a rebalance is due (the outage may have left
+regions less diverse: placed while it was away). A node being drained is left to its drain.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from contracts.activity_models import NodeView, Reach
+from contracts.locality import tier_name
 from contracts.models import AutopilotState, Decision, Unreachable
 from runtime.views import reaching
 
@@ -22,23 +25,34 @@ KEEP_DECISIONS = 50  # in the state; every one is in the history too
 
 
 class Watch:
-    def __init__(self, state: AutopilotState) -> None:
+    def __init__(self, state: AutopilotState, zones: bool = False) -> None:
         self.state = state
         self.new: list[Decision] = []  # taken by the last call, for the history
+        # judge zones, and forget nodes gone from the directory (patches.ZONES: a run started
+        # before does neither)
+        self.zones = zones
 
     def observe(self, views: dict[int, NodeView], draining: set[int], now: datetime) -> list[int]:
         """Take in one probe (node -> how it looks); return the nodes to repair now."""
         self.new = []
         state = self.state
         state.probes += 1
+        if self.zones:
+            self._forget(set(views))
         for node, view in sorted(views.items()):
             self._see(node, view, now)
         silent = {n for n, view in views.items() if view.reach is not Reach.UP}
         down = sorted(state.down_since.keys() | silent)
+        if self.zones:
+            self._zones(views, now)
         if len(down) > 1:
+            what = (
+                self._zones_silent(views, down)
+                if state.zones_down and self.zones
+                else f"nodes {down} do not answer at once"
+            )
             reason = (
-                f"nodes {down} do not answer at once: a partition is not a death; "
-                "no repair starts until at most one is down"
+                f"{what}: a partition is not a death; no repair starts until at most one is down"
             )
             if state.paused != reason:
                 state.paused = reason
@@ -89,6 +103,56 @@ class Watch:
                     f"node {node} does not answer the worker and no live node could be asked "
                     "about it: not confirmed down, not repaired",
                 )
+
+    def _forget(self, known: set[int]) -> None:
+        """Nodes taken out of the directory (`airctl node forget`) are no longer down, held or
+        repaired: a forgotten dead node would hold every later repair back, and a rebalance
+        (which it would refuse) would never be due. A repair still running is still watched."""
+        state = self.state
+        for node in [n for n in state.down_since if n not in known]:
+            del state.down_since[node]
+        state.repaired = [n for n in state.repaired if n in known]
+        state.unconfirmed = [n for n in state.unconfirmed if n in known]
+        for node in [n for n in state.unreachable if n not in known]:
+            del state.unreachable[node]
+
+    def _zones(self, views: dict[int, NodeView], now: datetime) -> None:
+        """The zones (of two nodes or more) none of whose nodes any view reaches, and those
+        back since."""
+        state = self.state
+        unseen = {n for n, v in views.items() if v.reach in (Reach.DOWN, Reach.UNCONFIRMED)}
+        members: dict[str, list[int]] = {}
+        for node, view in views.items():
+            if view.zone:
+                members.setdefault(view.zone, []).append(node)
+        silent = sorted(z for z, on in members.items() if len(on) > 1 and set(on) <= unseen)
+        for zone in silent:
+            if zone not in state.zones_down:
+                self.decide(now, f"{tier_name(zone)} does not answer: every node of it is down")
+        for zone in state.zones_down:
+            if zone not in silent and zone in members:
+                state.zones_back.append(zone)
+                self.decide(now, f"{tier_name(zone)} answers again")
+        state.zones_down = silent
+
+    def _zones_silent(self, views: dict[int, NodeView], down: list[int]) -> str:
+        """`zone b does not answer`, and the other nodes down beside it."""
+        zones = self.state.zones_down
+        what = (
+            f"{', '.join(map(tier_name, zones))} {'does' if len(zones) == 1 else 'do'} not answer"
+        )
+        others = [n for n in down if n not in views or views[n].zone not in zones]
+        return what + (f", nor do nodes {others}" if others else "")
+
+    def rebalance_due(self) -> list[str]:
+        """The zones back since they were down, once no node is silent (a rebalance refuses
+        while one is): a rebalance raises what their outage left less diverse. Taken: the
+        caller starts it."""
+        state = self.state
+        if not state.zones_back or state.down_since or state.unreachable or state.unconfirmed:
+            return []
+        back, state.zones_back = state.zones_back, []
+        return back
 
     def repair_ended(self, node: int, outcome: str, now: datetime) -> None:
         state = self.state

@@ -330,18 +330,20 @@ class ListRegionsRequest(_message.Message):
     def __init__(self, after_region: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ListRegionsReply(_message.Message):
-    __slots__ = ("node_id", "regions", "next_after", "disk_capacity", "disk_used")
+    __slots__ = ("node_id", "regions", "next_after", "disk_capacity", "disk_used", "locality")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     REGIONS_FIELD_NUMBER: _ClassVar[int]
     NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
     DISK_CAPACITY_FIELD_NUMBER: _ClassVar[int]
     DISK_USED_FIELD_NUMBER: _ClassVar[int]
+    LOCALITY_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     regions: _containers.RepeatedCompositeFieldContainer[RegionInfo]
     next_after: int
     disk_capacity: int
     disk_used: int
-    def __init__(self, node_id: _Optional[int] = ..., regions: _Optional[_Iterable[_Union[RegionInfo, _Mapping]]] = ..., next_after: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., disk_used: _Optional[int] = ...) -> None: ...
+    locality: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node_id: _Optional[int] = ..., regions: _Optional[_Iterable[_Union[RegionInfo, _Mapping]]] = ..., next_after: _Optional[int] = ..., disk_capacity: _Optional[int] = ..., disk_used: _Optional[int] = ..., locality: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TransferBatch(_message.Message):
     __slots__ = ("after", "upto", "seqs", "points", "columns")
@@ -378,7 +380,7 @@ class TransferRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[TransferHello, _Mapping]] = ..., batch: _Optional[_Union[TransferBatch, _Mapping]] = ...) -> None: ...
 
 class TransferReply(_message.Message):
-    __slots__ = ("installed", "applied", "active", "columnar", "snapshot_chunk_bytes", "snapshot_held", "standing", "snapshot_digests", "snapshot_held_digest")
+    __slots__ = ("installed", "applied", "active", "columnar", "snapshot_chunk_bytes", "snapshot_held", "standing", "locality", "snapshot_digests", "snapshot_held_digest")
     class AppliedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -400,6 +402,7 @@ class TransferReply(_message.Message):
     SNAPSHOT_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_HELD_FIELD_NUMBER: _ClassVar[int]
     STANDING_FIELD_NUMBER: _ClassVar[int]
+    LOCALITY_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_DIGESTS_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_HELD_DIGEST_FIELD_NUMBER: _ClassVar[int]
     installed: bool
@@ -409,9 +412,10 @@ class TransferReply(_message.Message):
     snapshot_chunk_bytes: int
     snapshot_held: _containers.ScalarMap[int, bytes]
     standing: SenderStanding
+    locality: _containers.RepeatedScalarFieldContainer[str]
     snapshot_digests: _containers.RepeatedScalarFieldContainer[ChunkDigest]
     snapshot_held_digest: ChunkDigest
-    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ..., columnar: _Optional[bool] = ..., snapshot_chunk_bytes: _Optional[int] = ..., snapshot_held: _Optional[_Mapping[int, bytes]] = ..., standing: _Optional[_Union[SenderStanding, str]] = ..., snapshot_digests: _Optional[_Iterable[_Union[ChunkDigest, str]]] = ..., snapshot_held_digest: _Optional[_Union[ChunkDigest, str]] = ...) -> None: ...
+    def __init__(self, installed: _Optional[bool] = ..., applied: _Optional[_Mapping[int, int]] = ..., active: _Optional[bool] = ..., columnar: _Optional[bool] = ..., snapshot_chunk_bytes: _Optional[int] = ..., snapshot_held: _Optional[_Mapping[int, bytes]] = ..., standing: _Optional[_Union[SenderStanding, str]] = ..., locality: _Optional[_Iterable[str]] = ..., snapshot_digests: _Optional[_Iterable[_Union[ChunkDigest, str]]] = ..., snapshot_held_digest: _Optional[_Union[ChunkDigest, str]] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
     __slots__ = ("region", "sender", "data", "last", "sha256", "offset", "digest", "size", "root", "limit_bytes_per_s", "limit_auto", "digest_kind")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from contracts.errors import UserError
 from contracts.ids import TASK_QUEUE
@@ -15,6 +15,9 @@ from runtime.tls import TlsFiles
 class NodeEntry(BaseModel):
     id: int
     address: str
+    # where the node stands (its --locality tiers): what the planners know of a node that
+    # does not answer (one that answers reports its own)
+    locality: list[str] = Field(default_factory=list)
 
 
 class ClusterFile(BaseModel):

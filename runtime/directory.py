@@ -24,6 +24,11 @@ class NodeDirectory:
                 nodes.setdefault(n.id, n.address)
         return [Peer(node_id=i, address=a) for i, a in sorted(nodes.items())]
 
+    def localities(self) -> dict[int, list[str]]:
+        """Each node's locality as the cluster file names it (none for a node it does not)."""
+        file = self._file()
+        return {n.id: n.locality for n in file.nodes if n.locality} if file is not None else {}
+
     def tls(self) -> TlsFiles | None:
         """The client side of the nodes' mutual TLS, if the cluster file has one."""
         try:

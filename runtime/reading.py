@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -23,12 +24,15 @@ from runtime.refusals import not_found
 log = logging.getLogger(__name__)
 
 LIST_PAGE = 500  # regions per ListRegions page
+# a page after the largest region id holds none: the node's own facts alone
+FACTS_ONLY = pb.ListRegionsRequest(after_region=2**31 - 1, limit=1)
 
 
 @dataclass(frozen=True)
 class NodeListing:
     regions: list[pb.RegionInfo]
     disk: Disk
+    locality: list[str]
 
 
 async def node_listing(stub: NodeStub) -> NodeListing:
@@ -40,7 +44,8 @@ async def node_listing(stub: NodeStub) -> NodeListing:
         reply = await stub.ListRegions(request, timeout=RPC_TIMEOUT_S)
         regions.extend(reply.regions)
         if not (after := reply.next_after):
-            return NodeListing(regions, Disk(capacity=reply.disk_capacity, used=reply.disk_used))
+            disk = Disk(capacity=reply.disk_capacity, used=reply.disk_used)
+            return NodeListing(regions, disk, list(reply.locality))
 
 
 async def all_regions(stub: NodeStub) -> list[pb.RegionInfo]:
@@ -48,8 +53,11 @@ async def all_regions(stub: NodeStub) -> list[pb.RegionInfo]:
     return (await node_listing(stub)).regions
 
 
-async def describe_cluster(nodes: list[Peer], clients: NodeClients) -> ClusterDescription:
-    """Every node's regions and disk; a node that does not answer is listed unreachable."""
+async def describe_cluster(
+    nodes: list[Peer], clients: NodeClients, localities: Mapping[int, list[str]] | None = None
+) -> ClusterDescription:
+    """Every node's regions, disk and locality; a node that does not answer is listed
+    unreachable, with the locality `localities` (the directory's) names for it."""
     replies = await asyncio.gather(
         *(node_listing(clients.stub(n.address)) for n in nodes), return_exceptions=True
     )
@@ -58,9 +66,13 @@ async def describe_cluster(nodes: list[Peer], clients: NodeClients) -> ClusterDe
         if isinstance(reply, BaseException):
             _not_answered(peer, reply)
             cluster.unreachable.append(peer.node_id)
+            if tiers := (localities or {}).get(peer.node_id):
+                cluster.localities[peer.node_id] = list(tiers)
             continue
         if reply.disk.capacity:
             cluster.disks[peer.node_id] = reply.disk
+        if reply.locality:
+            cluster.localities[peer.node_id] = reply.locality
         for info in reply.regions:
             cluster.holders.setdefault(info.region, []).append(peer.node_id)
             size = max(cluster.store_bytes.get(info.region, 0), info.store_bytes)
@@ -71,15 +83,37 @@ async def describe_cluster(nodes: list[Peer], clients: NodeClients) -> ClusterDe
 
 
 async def describe_region(
-    region: int, nodes: list[Peer], clients: NodeClients
+    region: int,
+    nodes: list[Peer],
+    clients: NodeClients,
+    localities: Mapping[int, list[str]] | None = None,
 ) -> RegionDescription:
-    """Every node's replica of `region` (that region alone, however many a node holds)."""
+    """Every node's replica of `region` (that region alone, however many a node holds), and
+    each node's disk and locality (`localities`, the directory's, for a node that does not
+    answer)."""
     request = pb.RegionRequest(region=region)
-    replies = await asyncio.gather(
-        *(clients.stub(n.address).DescribeRegion(request, timeout=RPC_TIMEOUT_S) for n in nodes),
-        return_exceptions=True,
+    stubs = [clients.stub(n.address) for n in nodes]
+    replies, facts = await asyncio.gather(
+        asyncio.gather(
+            *(s.DescribeRegion(request, timeout=RPC_TIMEOUT_S) for s in stubs),
+            return_exceptions=True,
+        ),
+        asyncio.gather(
+            *(s.ListRegions(FACTS_ONLY, timeout=RPC_TIMEOUT_S) for s in stubs),
+            return_exceptions=True,
+        ),
     )
     description = RegionDescription(region=region, known_nodes=nodes)
+    for node, fact in zip(nodes, facts, strict=True):
+        tiers = (localities or {}).get(node.node_id)
+        if isinstance(fact, pb.ListRegionsReply):
+            tiers = list(fact.locality)
+            if fact.disk_capacity:
+                description.disks[node.node_id] = Disk(
+                    capacity=fact.disk_capacity, used=fact.disk_used
+                )
+        if tiers:
+            description.localities[node.node_id] = list(tiers)
     for node, info in zip(nodes, replies, strict=True):
         if not_found(info):
             continue  # no replica there
@@ -87,6 +121,7 @@ async def describe_region(
             _not_answered(node, info)
             description.unreachable.append(node.node_id)
             continue
+        description.store_bytes = max(description.store_bytes, info.store_bytes)
         description.replicas.append(
             ReplicaState(
                 node_id=node.node_id,

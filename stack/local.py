@@ -39,6 +39,24 @@ class LocalWorker(WorkerProcess):
         return {k: v for k, v in inherited.items() if not k.startswith("TEMPORAL_")}
 
 
+ZONE_NAMES = "abcdefghijklmnopqrstuvwxyz"  # then z27, z28, ...
+
+
+def round_robin(nodes: int, zones: int, racks: int = 0) -> dict[int, list[str]]:
+    """Nodes 1..`nodes` dealt into `zones` zones in turn (a, b, c, ...) and, with `racks`,
+    into racks r1..rR within each zone in turn; none for no zones."""
+    if zones <= 0:
+        return {}
+    found = {}
+    for i in range(1, nodes + 1):
+        z = (i - 1) % zones
+        tiers = [f"zone={ZONE_NAMES[z] if z < len(ZONE_NAMES) else f'z{z + 1}'}"]
+        if racks > 0:
+            tiers.append(f"rack=r{(i - 1) // zones % racks + 1}")
+        found[i] = tiers
+    return found
+
+
 class LocalStack:
     """Everything a demo or a developer needs, under one data directory (resumable). With a
     `network` (claimed, not yet made), the nodes and the workers run on test hosts of their
@@ -57,6 +75,8 @@ class LocalStack:
         tls: bool = False,
         workers: int = 1,
         network: Network | None = None,
+        zones: int = 0,
+        racks: int = 0,
     ) -> None:
         self.network = network
         self.data_dir = data_dir.resolve()
@@ -72,12 +92,17 @@ class LocalStack:
         )
         self.metrics = dict(zip(names, free_ports(len(names)), strict=True))
         self.hosts = {name: self._host_of(name) for name in names}
+        self.localities = round_robin(nodes, zones, racks)
         self.nodes = [
             NodeProcess(
                 i,
                 self.data_dir / f"node{i}",
                 base_port + i - 1,
-                extra_args=[*(node_args or []), *self._metrics_args(f"node{i}")],
+                extra_args=[
+                    *(node_args or []),
+                    *self._metrics_args(f"node{i}"),
+                    *(["--locality", ",".join(self.localities[i])] if i in self.localities else []),
+                ],
                 tls=self._tls(node_name(i)),
                 host=self.hosts[f"node{i}"],
             )
@@ -103,7 +128,12 @@ class LocalStack:
             namespace=DEFAULT_NAMESPACE,
             local=True,
             ui_url=self.temporal.ui_url,
-            nodes=[NodeEntry(id=n.node_id, address=n.address) for n in self.nodes],
+            nodes=[
+                NodeEntry(
+                    id=n.node_id, address=n.address, locality=self.localities.get(n.node_id, [])
+                )
+                for n in self.nodes
+            ],
             tls=self._tls(CLIENT_NAME),  # for airctl and the worker
             hosts=self.hosts_file if network is not None else None,
         )

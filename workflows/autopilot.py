@@ -7,8 +7,10 @@ their repairs start (RepairNodeWorkflow, a workflow of its own, so turning the a
 leaves a running repair to finish). Each decision is in its history (a memo upsert, with the
 time it was taken) and in its current details. With `check_every_s` it also starts a
 consistency check of every region that often (CheckReplicasWorkflow, one at a time: a check
-still running when the next is due delays it), and records what each found. It continues as new
-before its history grows large, carrying what it knows.
+still running when the next is due delays it), and records what each found. Every
+`PLACEMENT_EVERY` probes it counts the under-diversified regions (a gauge); a zone that did not
+answer and answers again starts a rebalance, which raises what its outage left less diverse. It
+continues as new before its history grows large, carrying what it knows.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from temporalio.common import RetryPolicy, VersioningBehavior
 from activities.operations import OperationActivities
 from contracts.activity_models import NodeView, Reach
 from contracts.ids import check_workflow_id
+from contracts.locality import tier_name
 from contracts.models import AutopilotInput, AutopilotState, Decision
 from planning.watch import Watch
 from workflows.machinery import patches
@@ -33,6 +36,10 @@ R = TypeVar("R")
 CONTINUE_AFTER = 1_000  # history events: a probe costs about ten
 SHOWN = 10  # decisions in the current details
 UNREACHABLE_GAUGE = "air_nodes_unreachable_from_worker"
+UNDER_DIVERSIFIED_GAUGE = "air_regions_under_diversified"
+# the placement is judged at the first probe and every this many after (each look describes
+# the whole cluster: about a minute apart at the default probe period)
+PLACEMENT_EVERY = 6
 
 
 # a long operation moves to the current build at its next task (patches guard changes)
@@ -82,9 +89,12 @@ class AutopilotWorkflow:
         if req.dead_after_s <= 0 or req.probe_every_s <= 0:
             raise ValueError("dead_after_s and probe_every_s must be above 0")
         look = _views if workflow.patched(patches.INDIRECT_PROBES) else _worker_view
+        self._watch.zones = workflow.patched(patches.ZONES)
         self._show()
         while workflow.info().get_current_history_length() < CONTINUE_AFTER:
             await self._probe(look)
+            if self._watch.zones:
+                await self._placement()
             await self._check()
             await workflow.sleep(self._state.probe_every_s)
         workflow.continue_as_new(req.model_copy(update={"carried": self._state}))
@@ -106,6 +116,29 @@ class AutopilotWorkflow:
                 decided += self._watch.new
         if decided:
             self._record(decided)
+
+    async def _placement(self) -> None:
+        """A rebalance once a zone that was down answers again (and no node is silent); the
+        count of under-diversified regions every PLACEMENT_EVERY probes."""
+        s = self._state
+        if back := self._watch.rebalance_due():
+            started = await _local(OperationActivities.start_rebalance, back)
+            zones = ", ".join(tier_name(z) for z in back)
+            self._record(
+                [
+                    self._watch.decide(
+                        workflow.now(),
+                        f"{zones} answers again: started {started}, which raises the regions "
+                        "its outage left under-diversified, then evens bytes",
+                    )
+                ]
+            )
+        if s.probes % PLACEMENT_EVERY == 1:
+            s.under_diversified = await _local(OperationActivities.under_diversified)
+            workflow.metric_meter().create_gauge(  # not emitted again on replay
+                UNDER_DIVERSIFIED_GAUGE,
+                "Regions one move of a replica would make more diverse (zones, racks)",
+            ).set(s.under_diversified)
 
     async def _check(self) -> None:
         """The check it started, if it ended; a new one, if one is due. (Off, it does nothing:
@@ -160,6 +193,9 @@ def status_lines(state: AutopilotState, stamp: str) -> list[str]:
         last = f"{state.last_check:{stamp}}" if state.last_check else "none yet"
         running = state.checking or "none"
         lines.append(f"checks every {state.check_every_s:g} s (last {last}, running: {running})")
+    if state.under_diversified:
+        under = state.under_diversified
+        lines.append(f"{under} region(s) under-diversified (airctl placement says why)")
     if state.paused:
         lines.append(f"PAUSED: {state.paused}")
     return lines

@@ -15,7 +15,7 @@ from functools import partial
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
-from contracts.models import DrainInput, DrainProgress, DrainResult
+from contracts.models import DrainInput, DrainProgress, DrainResult, MovesProgress
 from contracts.search_attributes import KIND_KEY, NODES_KEY
 from planning.placement import plan_drain
 from workflows.machinery.moves import Reroute
@@ -33,7 +33,11 @@ class DrainNodeWorkflow(MovesWorkflow):
     def __init__(self, req: DrainInput) -> None:
         state = req.carried or DrainProgress(node=req.node, max_concurrent=req.max_concurrent)
         super().__init__(
-            state, f"drain node {req.node}", req.high_watermark, RegionMigrationWorkflow.run
+            state,
+            f"drain node {req.node}",
+            req.high_watermark,
+            RegionMigrationWorkflow.run,
+            req.allow_less_diverse,
         )
 
     @workflow.run
@@ -44,13 +48,38 @@ class DrainNodeWorkflow(MovesWorkflow):
         )
         what = f"drain node {req.node}"
         if req.carried is None:
-            plan = partial(plan_drain, node=req.node, watermark=req.high_watermark)
+            plan = partial(
+                plan_drain,
+                node=req.node,
+                watermark=req.high_watermark,
+                allow_less_diverse=req.allow_less_diverse,
+                nearest_source=req.nearest_source,
+            )
             self._state.planned = await self._plan_or_refuse(req, what, plan)
-        self._verdict.accept(f"{what}: {len(self._state.planned)} moves")
+        self._verdict.accept(f"{what}: {len(self._state.planned)} moves" + _kept(self._state))
 
         # a move whose destination does not come back goes to another node
         await self._move_or_continue(req, settings_of(req, Reroute.REPLAN))
-        moved, failed = self._state.moved(), self._state.failed
-        message = f"node {req.node}: {len(moved)} region(s) moved, {len(failed)} failed"
+        state = self._state
+        moved, failed = state.moved(), state.failed
+        message = f"node {req.node}: {len(moved)} region(s) moved, {len(failed)} failed" + _kept(
+            state
+        )
         self._done()
-        return DrainResult(node=req.node, moved=moved, failed=failed, message=message)
+        return DrainResult(
+            node=req.node,
+            moved=moved,
+            failed=failed,
+            message=message,
+            kept=state.kept,
+            under_diversified=state.under_diversified,
+        )
+
+
+def _kept(state: MovesProgress) -> str:
+    if not state.kept:
+        return ""
+    return (
+        f", {len(state.kept)} kept where they are (a move would lower their diversity: "
+        "--allow-less-diverse moves them)"
+    )

@@ -31,14 +31,25 @@ class RebalanceWorkflow(MovesWorkflow):
     @workflow.init
     def __init__(self, req: RebalanceInput) -> None:
         state = req.carried or MovesProgress(max_concurrent=req.max_concurrent)
-        super().__init__(state, "rebalance", req.high_watermark, RegionMigrationWorkflow.run)
+        super().__init__(
+            state,
+            "rebalance",
+            req.high_watermark,
+            RegionMigrationWorkflow.run,
+            req.allow_less_diverse,
+        )
 
     @workflow.run
     async def run(self, req: RebalanceInput) -> RebalanceResult:
         workflow.upsert_search_attributes(
             [KIND_KEY.value_set(self.kind), NODES_KEY.value_set([str(n) for n in req.nodes])]
         )
-        plan = partial(plan_rebalance, destinations=req.nodes or None, watermark=req.high_watermark)
+        plan = partial(
+            plan_rebalance,
+            destinations=req.nodes or None,
+            watermark=req.high_watermark,
+            allow_less_diverse=req.allow_less_diverse,
+        )
         state = self._state
         if req.carried is None:
             state.planned = await self._plan_or_refuse(req, "rebalance", plan)
@@ -67,7 +78,18 @@ class RebalanceWorkflow(MovesWorkflow):
                 f"rebalance: {len(moved)} replica(s) moved in {state.round} round(s), "
                 f"{len(failed)} failed{stopped}"
             )
-        return RebalanceResult(moved=moved, failed=failed, rounds=state.round, message=message)
+        if state.under_diversified:
+            message += f"; {len(state.under_diversified)} region(s) left under-diversified"
+        if state.kept:
+            message += f"; {len(state.kept)} kept (a move would lower their diversity)"
+        return RebalanceResult(
+            moved=moved,
+            failed=failed,
+            rounds=state.round,
+            message=message,
+            kept=state.kept,
+            under_diversified=state.under_diversified,
+        )
 
 
 def _first_round(state: MovesProgress) -> str:

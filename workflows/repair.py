@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
 from contracts.activity_models import ClusterDescription
-from contracts.models import Move, RegionRepair, RepairInput, RepairProgress, RepairResult
+from contracts.models import RegionRepair, RepairInput, RepairProgress, RepairResult
 from contracts.search_attributes import KIND_KEY, NODES_KEY
-from planning.placement import plan_repair
+from planning.placement import Plan, plan_repair
 from workflows.machinery.moves import MoveSettings, Reroute
 from workflows.machinery.operation import MovesWorkflow
 from workflows.migration import RegionMigrationWorkflow
@@ -32,7 +32,11 @@ class RepairNodeWorkflow(MovesWorkflow):
     def __init__(self, req: RepairInput) -> None:
         state = req.carried or RepairProgress(node=req.node, max_concurrent=req.max_concurrent)
         super().__init__(
-            state, f"repair node {req.node}", req.high_watermark, RegionMigrationWorkflow.run
+            state,
+            f"repair node {req.node}",
+            req.high_watermark,
+            RegionMigrationWorkflow.run,
+            allow_less_diverse=True,  # the replica count first, wherever only it fits
         )
         self._repair = state
 
@@ -44,9 +48,10 @@ class RepairNodeWorkflow(MovesWorkflow):
         state, what = self._repair, f"repair node {req.node}"
         if req.carried is None:
 
-            def plan(cluster: ClusterDescription) -> list[Move]:
-                moves, state.unrepairable = plan_repair(cluster, req.node, req.high_watermark)
-                return moves
+            def plan(cluster: ClusterDescription) -> Plan:
+                made = plan_repair(cluster, req.node, req.high_watermark)
+                state.unrepairable, made.kept = made.kept, {}
+                return made
 
             state.planned = await self._plan_or_refuse(req, what, plan)
         self._verdict.accept(f"{what}: {len(state.planned)} region(s) get a new replica")
@@ -68,9 +73,18 @@ class RepairNodeWorkflow(MovesWorkflow):
             for m in state.moved()
         ]
         failed = {**state.unrepairable, **state.failed}
+        less = state.under_diversified
         message = (
             f"node {req.node}: {len(repaired)} region(s) back to full replication, "
             f"{len(failed)} not repaired"
         )
+        if less:
+            message += f", {len(less)} under-diversified (only a less diverse place fitted)"
         self._done()
-        return RepairResult(node=req.node, repaired=repaired, failed=failed, message=message)
+        return RepairResult(
+            node=req.node,
+            repaired=repaired,
+            failed=failed,
+            message=message,
+            under_diversified=less,
+        )

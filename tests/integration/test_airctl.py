@@ -368,6 +368,8 @@ def test_plan_then_drain_a_node(airctl: Airctl) -> None:
     airctl("region", "create", "23", "--peers", "1,2,4")
     airctl("write", "21", "--count", "50")
     plan = airctl.json("plan", "drain", "--node", "1")
+    assert plan["kept"] == {} and plan["under_diversified"] == {}, plan  # no locality known
+    plan = plan["moves"]
     moves = {(m["region"], m["to_node"], m["points"]) for m in plan}
     assert moves == {(21, 4, 50), (22, 4, 0), (23, 3, 0)}, plan
     assert all(m["store_bytes"] > 0 for m in plan), plan  # an empty store has its pages too
@@ -440,9 +442,10 @@ def test_plan_then_rebalance_onto_an_empty_node(airctl: Airctl) -> None:
     half = airctl("region", "create", "35", "--peers", "1,2,9", cluster=with_gone, check=False)
     assert half.returncode == 2, half.stderr  # made on 1 and 2; node 9 does not answer
     shown = json.loads(airctl("--json", "regions", cluster=with_gone).stdout)
-    assert shown["35"]["9"] == {"state": "down"} and shown["35"]["1"]["state"] == "active"
+    assert shown["35"]["9"] == {"state": "down", "locality": []}, shown["35"]
+    assert shown["35"]["1"]["state"] == "active"
     by_node = json.loads(airctl("--json", "regions", "--by-node", cluster=with_gone).stdout)
-    assert by_node["9"] == {"down": True, "replicas": 0, "bytes": 0}, by_node
+    assert by_node["9"] == {"down": True, "locality": [], "replicas": 0, "bytes": 0}, by_node
     assert by_node["4"]["replicas"] == 3 and by_node["4"]["bytes"] > 0, by_node
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from protos import air_node_pb2 as pb
 from stack.processes import free_port
@@ -146,3 +149,41 @@ async def test_a_throttled_stream_runs_at_the_limit(cluster: Cluster) -> None:
     t2, b2 = await sent_at()
     assert b2 - b1 > limit, "too little left to measure the lifted rate on"
     assert (b2 - b1) / (t2 - t1) > 2 * limit, (b2 - b1, t2 - t1)
+
+
+async def test_a_node_says_where_it_stands_and_counts_snapshot_bytes_between_zones(
+    cluster: Cluster,
+) -> None:
+    port = free_port()
+    cluster.add_node(1, extra_args=["--metrics-port", str(port)], locality=["zone=a", "rack=r1"])
+    cluster.add_node(2, locality=["zone=b"])
+    reply = await cluster.stub(1).ListRegions(pb.ListRegionsRequest(limit=1))
+    assert list(reply.locality) == ["zone=a", "rack=r1"]
+    await cluster.create_region(REGION, [1])
+    points = [pb.Point(series="z", timestamp=t) for t in range(500)]
+    await cluster.stub(1).Write(pb.WriteRequest(region=REGION, points=points))
+    await cluster.stub(2).CreateLocalPeer(
+        pb.CreateLocalPeerRequest(region=REGION, peers=cluster.peers([1, 2]), await_snapshot=True)
+    )
+    await cluster.stub(1).CreateChannel(
+        pb.CreateChannelRequest(region=REGION, receiver=cluster.peer(2), snapshot=True)
+    )
+    await cluster.converged(REGION, [1, 2], count=500)
+    metrics = await scrape(port)
+    assert 'air_node_info{locality="zone=a,rack=r1",zone="a"} 1.0' in metrics, metrics
+    sent = re.search(r'air_snapshot_bytes_sent_total{from_zone="a",to_zone="b"} (\S+)', metrics)
+    assert sent and float(sent[1]) > 0, metrics
+
+
+def test_a_bad_locality_stops_the_node_with_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "node", "--id", "1", "--data-dir", str(tmp_path), "--locality",
+         "zone"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr.strip() == (
+        "airnode: --locality: 'zone' is not key=value (e.g. zone=eu-1a,rack=r7)"
+    ), done.stderr

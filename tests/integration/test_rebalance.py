@@ -34,7 +34,7 @@ async def planned(cluster: Cluster) -> list[Move]:
         await describe_cluster(
             [Peer(node_id=i, address=n.address) for i, n in cluster.nodes.items()], cluster.clients
         )
-    )
+    ).moves
 
 
 async def test_a_rebalance_onto_two_empty_nodes_survives_worker_and_destination_kills(

@@ -44,6 +44,7 @@ class Cluster:
         self.authority = authority
         self.network = network
         self.nodes: dict[int, NodeProcess] = {}
+        self.localities: dict[int, list[str]] = {}  # node -> its --locality tiers
         # node -> the pid of its process `throttle` held: a restarted node forgets its throttle
         self._held: dict[int, int | None] = {}
         self.clients = NodeClients(self.certificate(CLIENT_NAME))
@@ -62,15 +63,24 @@ class Cluster:
         extra_args: list[str] | None = None,
         *,
         start: bool = True,
+        locality: list[str] | None = None,
     ) -> NodeProcess:
-        """A node process on a free port (or on its test host); with `start=False`, only its
-        address is reserved."""
+        """A node process on a free port (or on its test host), standing at `locality` (its
+        --locality, and the cluster file's); with `start=False`, only its address is
+        reserved."""
         host = self.network.node(node_id) if self.network is not None else None
+        where = ["--locality", ",".join(locality)] if locality else []
+        self.localities[node_id] = list(locality or [])
         node = NodeProcess(
             node_id,
             self.root / f"node{node_id}",
             env=env,
-            extra_args=["--guardian-interval", str(self.guardian_interval), *(extra_args or [])],
+            extra_args=[
+                "--guardian-interval",
+                str(self.guardian_interval),
+                *where,
+                *(extra_args or []),
+            ],
             tls=self.certificate(node_name(node_id), [host.address] if host else []),
             host=host,
         )

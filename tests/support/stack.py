@@ -43,7 +43,11 @@ class Stack:
         self.handles: list[WorkflowHandle[Any, Any]] = []
 
     def write_cluster_file(self) -> None:
-        nodes = [NodeEntry(id=i, address=n.address) for i, n in sorted(self.cluster.nodes.items())]
+        where = self.cluster.localities
+        nodes = [
+            NodeEntry(id=i, address=n.address, locality=where.get(i, []))
+            for i, n in sorted(self.cluster.nodes.items())
+        ]
         ClusterFile(nodes=nodes).save(self.cluster_file)
 
     def start_worker(

@@ -29,6 +29,7 @@ from contracts.models import (
     RemovePeerInput,
 )
 from planning.placement import (
+    Plan,
     plan_addition,
     plan_drain,
     plan_migration,
@@ -249,7 +250,7 @@ def test_a_drain_moves_every_region_off_the_node_or_says_why_not(
     else:
         plan_drain(without_disks(cluster), node)
     try:
-        moves = plan_drain(cluster, node)
+        moves = plan_drain(cluster, node).moves
     except InvalidRequest as e:
         region = named_region(e)
         assert region in on_node
@@ -288,18 +289,22 @@ def test_a_drain_fills_the_emptiest_node_by_bytes_and_count_breaks_ties() -> Non
         holders={1: [1, 2], 2: [1, 2], 3: [3], 4: [4]},
         store_bytes={1: 10, 2: 10, 3: 100, 4: 5},
     )
-    moves = plan_drain(cluster, 1)
+    moves = plan_drain(cluster, 1).moves
     # node 4 holds 5 bytes, node 3 100: region 1 goes to 4 (then 15), region 2 too (then 25)
     assert [(m.region, m.to_node) for m in moves] == [(1, 4), (2, 4)]
     even = cluster.model_copy(update={"store_bytes": dict.fromkeys(range(1, 5), 0)})
     # alike regions: by count, 3 and 4 hold one each; ties go to the lower id, then count
-    assert [(m.region, m.to_node) for m in plan_drain(even, 1)] == [(1, 3), (2, 4)]
+    assert [(m.region, m.to_node) for m in plan_drain(even, 1).moves] == [(1, 3), (2, 4)]
 
 
 def test_draining_an_unknown_node_is_refused() -> None:
     cluster = ClusterDescription(nodes=[peer(1), peer(2)])
     with pytest.raises(InvalidRequest, match="node 9 is not in the cluster"):
         plan_drain(cluster, 9)
+
+
+def moves_and_kept(plan: Plan) -> tuple[list[Move], dict[int, str]]:
+    return plan.moves, plan.kept
 
 
 def dead_node_cluster() -> ClusterDescription:
@@ -314,7 +319,7 @@ def dead_node_cluster() -> ClusterDescription:
 
 
 def test_a_repair_gives_each_region_of_the_dead_node_a_new_replica() -> None:
-    moves, unrepairable = plan_repair(dead_node_cluster(), 3)
+    moves, unrepairable = moves_and_kept(plan_repair(dead_node_cluster(), 3))
     assert unrepairable == {}
     assert [(m.region, m.from_node, m.to_node, m.sources) for m in moves] == [
         (7, 3, 4, [1, 2]),  # nodes 4 and 5 hold the least of those not holding 7: the lower id
@@ -324,14 +329,14 @@ def test_a_repair_gives_each_region_of_the_dead_node_a_new_replica() -> None:
 
 def test_a_repair_says_which_regions_it_cannot_repair() -> None:
     cluster = dead_node_cluster().model_copy(update={"holders": {7: [], 8: [1, 4], 9: [1, 2, 5]}})
-    moves, unrepairable = plan_repair(cluster, 3)
+    moves, unrepairable = moves_and_kept(plan_repair(cluster, 3))
     assert [m.region for m in moves] == [8]
     assert unrepairable == {7: "no live replica of region 7 to copy from"}
 
 
 def test_a_repair_of_a_node_that_answers_is_refused() -> None:
     with pytest.raises(InvalidRequest, match=r"node 2 answers.*drain it"):
-        plan_repair(dead_node_cluster(), 2)
+        moves_and_kept(plan_repair(dead_node_cluster(), 2))
 
 
 @reaching(
@@ -357,13 +362,13 @@ def test_a_repair_never_doubles_a_replica_nor_fills_a_disk(
     node = one_of(data, "node", dead, dead, anything=any_node(cluster))
     if node > len(cluster.nodes):
         with pytest.raises(InvalidRequest, match=f"node {node} is not in the cluster"):
-            plan_repair(cluster, node)
+            moves_and_kept(plan_repair(cluster, node))
         return reached("not in the cluster")
     if node not in cluster.unreachable:
         with pytest.raises(InvalidRequest, match=f"node {node} answers.*drain it"):
-            plan_repair(cluster, node)
+            moves_and_kept(plan_repair(cluster, node))
         return reached("answers")
-    moves, unrepairable = plan_repair(cluster, node)
+    moves, unrepairable = moves_and_kept(plan_repair(cluster, node))
     listed = sorted(r for r, peers in cluster.peers.items() if node in peers)
     assert sorted([m.region for m in moves] + list(unrepairable)) == listed
     for m in moves:
@@ -384,7 +389,7 @@ def test_a_repair_never_doubles_a_replica_nor_fills_a_disk(
             assert why.startswith(f"region {region} ") and "fits on no live node" in why, why
             assert all(n in cluster.disks for n in candidates)
             reached("fits nowhere")
-    _, roomy = plan_repair(without_disks(cluster), node)
+    _, roomy = moves_and_kept(plan_repair(without_disks(cluster), node))
     assert all(why.endswith("is already on every live node") for why in roomy.values())
 
 
@@ -402,7 +407,7 @@ def test_a_region_that_fits_nowhere_is_named_with_how_full_each_node_would_be() 
         "node 4 would be 95% full"
     )
     roomy = cluster.model_copy(update={"disks": {4: Disk(capacity=10 * 10**9, used=7 * 10**9)}})
-    assert [m.to_node for m in plan_drain(roomy, 1)] == [4]  # 90% exactly: it fits
+    assert [m.to_node for m in plan_drain(roomy, 1).moves] == [4]  # 90% exactly: it fits
 
 
 # What a node is to a region: a live holder (active or not), a peer that does not answer, a
@@ -698,8 +703,8 @@ def test_a_watermark_that_is_no_fraction_is_refused_by_every_planner(watermark: 
     cluster = dead_node_cluster()
     move = Move(region=7, from_node=3, to_node=4)
     for plan in (
-        lambda: plan_drain(cluster, 1, watermark),
-        lambda: plan_repair(cluster, 3, watermark),
+        lambda: plan_drain(cluster, 1, watermark).moves,
+        lambda: moves_and_kept(plan_repair(cluster, 3, watermark)),
         lambda: replan_move(cluster, move, set(), watermark),
     ):
         with pytest.raises(InvalidRequest, match="the high watermark is a fraction"):

@@ -281,3 +281,68 @@ def test_only_a_lone_node_down_for_dead_after_and_not_draining_is_repaired_once_
             w.repair_ended(node, "done", at(probe.at))
             running.discard(node)
         assert len(w.state.decisions) <= KEEP_DECISIONS
+
+
+def zoned(views: dict[int, NodeView]) -> dict[int, NodeView]:
+    """Nodes 1-6 in zones a, b, c (1 and 4 in a, 2 and 5 in b, 3 and 6 in c)."""
+    return {
+        n: v.model_copy(update={"zone": f"zone={'abc'[(n - 1) % 3]}"}) for n, v in views.items()
+    }
+
+
+def six(reach: dict[int, Reach]) -> dict[int, NodeView]:
+    return zoned(views({n: reach.get(n, Reach.UP) for n in range(1, 7)}))
+
+
+def test_a_zone_that_does_not_answer_is_a_partition_and_its_return_starts_a_rebalance() -> None:
+    w = Watch(AutopilotState(dead_after_s=60), zones=True)
+    assert w.observe(six({2: Reach.DOWN}), set(), at(0)) == []
+    assert w.observe(six({2: Reach.DOWN, 5: Reach.DOWN}), set(), at(10)) == []
+    assert w.state.zones_down == ["zone=b"]
+    assert w.state.paused.startswith("zone b does not answer: a partition is not a death")
+    assert w.observe(six({2: Reach.DOWN, 5: Reach.DOWN}), set(), at(120)) == []  # past dead_after
+    assert w.rebalance_due() == []
+    w.observe(six({5: Reach.DOWN}), set(), at(130))  # one back: the zone answers again
+    assert w.rebalance_due() == []  # node 5 still silent: a rebalance would be refused
+    w.observe(six({}), set(), at(140))
+    assert w.rebalance_due() == ["zone=b"]
+    assert w.rebalance_due() == []  # taken once
+    said = [d.what for d in w.state.decisions]
+    assert "zone b does not answer: every node of it is down" in said
+    assert "zone b answers again" in said
+
+
+def test_a_zone_the_worker_alone_cannot_reach_is_no_zone_down() -> None:
+    """Nodes a live node reaches are unreachable from the worker, not down: their zone is not
+    said silent (two nodes at once still hold the repairs back)."""
+    w = Watch(AutopilotState(dead_after_s=60), zones=True)
+    w.observe(six({2: Reach.UNREACHABLE, 5: Reach.UNREACHABLE}), set(), at(0))
+    assert w.state.zones_down == []
+    assert w.state.paused.startswith("nodes [2, 5] do not answer at once")
+
+
+def test_a_single_dead_node_of_a_zone_of_one_is_repaired_and_no_zone_is_said_down() -> None:
+    w = Watch(AutopilotState(dead_after_s=60), zones=True)
+    alone = {n: v.model_copy(update={"zone": f"zone={n}"}) for n, v in down(3).items()}
+    w.observe(alone, set(), at(0))
+    assert w.observe(alone, set(), at(61)) == [3]
+    assert w.state.zones_down == []
+
+
+def test_a_run_that_does_not_judge_zones_holds_back_as_before() -> None:
+    w = watch()  # started before zones were judged (patches.ZONES): nodes, not zones
+    w.observe(six({2: Reach.DOWN, 5: Reach.DOWN}), set(), at(0))
+    assert w.state.zones_down == []
+    assert w.state.paused.startswith("nodes [2, 5] do not answer at once")
+
+
+def test_a_dead_node_taken_out_of_the_directory_holds_nothing_back() -> None:
+    w = Watch(AutopilotState(dead_after_s=60), zones=True)
+    w.observe(down(3), set(), at(0))
+    assert w.observe(down(3), set(), at(61)) == [3]
+    w.repair_ended(3, "done", at(70))
+    forgotten = {n: v for n, v in ALL_UP.items() if n != 3}  # airctl node forget 3
+    w.observe(forgotten, set(), at(80))
+    assert w.state.down_since == {} and w.state.repaired == []
+    w.observe({**forgotten, 4: NodeView(reach=Reach.DOWN, asked=[1, 2])}, set(), at(90))
+    assert w.state.paused == ""  # node 4 alone is down: not a partition

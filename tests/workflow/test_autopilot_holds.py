@@ -13,7 +13,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from contracts.activity_models import NodeView, Reach
-from contracts.ids import repair_workflow_id
+from contracts.ids import REBALANCE_WORKFLOW_ID, repair_workflow_id
 from contracts.models import AutopilotInput, AutopilotState
 from tests.support.waiting import eventually
 from tests.workflow.fake_nodes import versioned_worker
@@ -31,6 +31,8 @@ class Probed:
     views: dict[int, NodeView] = field(default_factory=lambda: {n: UP for n in (1, 2, 3, 4)})
     probed_at: list[float] = field(default_factory=list)
     repairs: list[int] = field(default_factory=list)
+    rebalances: list[list[str]] = field(default_factory=list)
+    placement_looks: list[float] = field(default_factory=list)
 
     @activity.defn(name="probe_views")
     async def probe_views(self) -> dict[int, NodeView]:
@@ -50,19 +52,33 @@ class Probed:
     async def repair_outcome(self, node: int) -> str | None:
         return None  # it runs
 
+    @activity.defn(name="under_diversified")
+    async def under_diversified(self) -> int:
+        self.placement_looks.append(time.time())
+        return 0
+
+    @activity.defn(name="start_rebalance")
+    async def start_rebalance(self, zones: list[str]) -> str:
+        self.rebalances.append(zones)
+        return REBALANCE_WORKFLOW_ID
+
+    def all(self) -> list[Callable[..., Awaitable[object]]]:
+        return [
+            self.probe_views,
+            self.draining,
+            self.start_repair,
+            self.repair_outcome,
+            self.under_diversified,
+            self.start_rebalance,
+        ]
+
 
 async def test_no_repair_while_two_nodes_are_down_then_the_one_still_down_is(
     client: Client,
 ) -> None:
     probed = Probed()
     probed.views[3] = probed.views[4] = DOWN
-    activities: list[Callable[..., Awaitable[object]]] = [
-        probed.probe_views,
-        probed.draining,
-        probed.start_repair,
-        probed.repair_outcome,
-    ]
-    async with versioned_worker(client, [AutopilotWorkflow], activities) as running:
+    async with versioned_worker(client, [AutopilotWorkflow], probed.all()) as running:
         handle = await client.start_workflow(
             AutopilotWorkflow.run,
             AutopilotInput(dead_after_s=DEAD_AFTER_S, probe_every_s=0.1),
@@ -108,3 +124,55 @@ async def test_no_repair_while_two_nodes_are_down_then_the_one_still_down_is(
     decisions = [d.what for d in repairing.decisions]
     lifted = decisions.index("at most one node is down: repairs may start again")
     assert decisions[lifted + 1].startswith("node 3 declared dead after"), decisions
+
+
+def in_zones(views: dict[int, NodeView]) -> dict[int, NodeView]:
+    """Nodes 1 and 3 in zone a, 2 and 4 in zone b."""
+    return {n: v.model_copy(update={"zone": f"zone={'ab'[(n - 1) % 2]}"}) for n, v in views.items()}
+
+
+async def test_a_zone_down_is_held_as_a_partition_and_its_return_starts_a_rebalance(
+    client: Client,
+) -> None:
+    """Both nodes of zone b silent past dead_after: no repair, and the autopilot says the
+    zone does not answer; back, it starts one rebalance and says why. It looks at the
+    placement at its first probe (the gauge)."""
+    probed = Probed()
+    probed.views = in_zones({1: UP, 2: DOWN, 3: UP, 4: DOWN})
+    async with versioned_worker(client, [AutopilotWorkflow], probed.all()) as running:
+        handle = await client.start_workflow(
+            AutopilotWorkflow.run,
+            AutopilotInput(dead_after_s=DEAD_AFTER_S, probe_every_s=0.1),
+            id=f"air-autopilot-{uuid.uuid4().hex[:8]}",
+            task_queue=running.task_queue,
+        )
+
+        async def status() -> AutopilotState:
+            return await handle.query(AutopilotWorkflow.status)
+
+        try:
+            held = await eventually(status, lambda s: bool(s.paused), what="repairs held")
+            assert held.paused.startswith("zone b does not answer: a partition is not a death")
+            since = time.time()
+
+            async def last_probe() -> float:
+                return probed.probed_at[-1]
+
+            await eventually(
+                last_probe, lambda last: last > since + 3 * DEAD_AFTER_S, what="zone b down long"
+            )
+            assert probed.repairs == [] and probed.rebalances == []
+            probed.views = in_zones(dict.fromkeys((1, 2, 3, 4), UP))
+            back = await eventually(
+                status,
+                lambda s: any("started air-rebalance" in d.what for d in s.decisions),
+                what="a rebalance once zone b answers again",
+            )
+        finally:
+            await handle.terminate("test over")
+
+    assert probed.rebalances == [["zone=b"]] and probed.repairs == []
+    assert probed.placement_looks, "the placement was never looked at"
+    decisions = [d.what for d in back.decisions]
+    assert "zone b does not answer: every node of it is down" in decisions
+    assert "zone b answers again" in decisions

@@ -61,6 +61,10 @@ class FakeCluster:
     async def repair_outcome(self, node: int) -> str | None:
         return None  # it runs
 
+    @activity.defn(name="under_diversified")
+    async def under_diversified(self) -> int:
+        return 0  # no locality known: every replica stands apart
+
 
 @dataclass
 class Autopilot:
@@ -104,6 +108,7 @@ async def autopilot(temporal_server: TemporalServer) -> AsyncIterator[Autopilot]
             cluster.draining,
             cluster.start_repair,
             cluster.repair_outcome,
+            cluster.under_diversified,
         ],
         workflow_runner=WORKFLOW_RUNNER,
     ):

@@ -251,6 +251,7 @@ class Mover:
                     stall_after_s=settings.stall_after_s,
                     leaving_down_timeout_s=settings.leaving_down_timeout_s,
                     from_node_gone=settings.from_node_gone,
+                    allow_less_diverse=True,  # the operation's planner judged the place
                 ),
                 region_workflow_id(move.region),
                 f"migrate region {move.region}: node {move.from_node} -> node {move.to_node} "

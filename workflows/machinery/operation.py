@@ -17,7 +17,7 @@ from temporalio import workflow
 from contracts.activity_models import ClusterDescription
 from contracts.errors import InvalidRequest
 from contracts.models import Move, MovesProgress, Phase, StallReport
-from planning.placement import check_bound, replan_move
+from planning.placement import Plan, check_bound, replan_move
 from workflows.machinery.moves import MigrationRun, Mover, MoveSettings, Reroute
 from workflows.machinery.progress import STALL_SIGNAL
 from workflows.machinery.reading import describe_cluster
@@ -34,11 +34,18 @@ class BoundedInput(Protocol):
 
 class MovesWorkflow:
     def __init__(
-        self, state: MovesProgress, title: str, watermark: float, migrate: MigrationRun
+        self,
+        state: MovesProgress,
+        title: str,
+        watermark: float,
+        migrate: MigrationRun,
+        allow_less_diverse: bool = False,
     ) -> None:
         # set before any handler runs: an update may arrive before the run method starts
         self._state = state
-        self._watermark = watermark  # a move planned again keeps the operation's
+        # a move planned again keeps the operation's watermark, and its word on diversity
+        self._watermark = watermark
+        self._allow_less_diverse = allow_less_diverse
         self._mover = Mover(state, title, migrate, replan=self._replan)
         self._verdict = Verdict()
 
@@ -80,7 +87,7 @@ class MovesWorkflow:
         self,
         req: BoundedInput,
         what: str,
-        plan: Callable[[ClusterDescription], list[Move]],
+        plan: Callable[[ClusterDescription], Plan],
     ) -> list[Move]:
         """Check the bounds, describe the cluster and plan: a refusal fails the workflow and
         answers the `validated` update with the reason, before anything changed."""
@@ -91,16 +98,17 @@ class MovesWorkflow:
         except InvalidRequest as e:
             raise await self._verdict.refuse(e) from None
 
-    async def _plan(
-        self, what: str, plan: Callable[[ClusterDescription], list[Move]]
-    ) -> list[Move]:
-        """Plan from the cluster as it is now; `InvalidRequest` when the plan cannot be made."""
-        return plan(await describe_cluster(f"describe the cluster to {what}"))
+    async def _plan(self, what: str, plan: Callable[[ClusterDescription], Plan]) -> list[Move]:
+        """Plan from the cluster as it is now; `InvalidRequest` when the plan cannot be made.
+        The regions the plan keeps and those it leaves under-diversified go in the state."""
+        made = plan(await describe_cluster(f"describe the cluster to {what}"))
+        self._state.kept, self._state.under_diversified = made.kept, made.under_diversified
+        return made.moves
 
     async def _replan(self, move: Move, avoid: set[int]) -> Move | None:
         """`move` to another destination, none of `avoid`, from the cluster as it is now."""
         cluster = await describe_cluster(f"describe the cluster to move region {move.region}")
-        return replan_move(cluster, move, avoid, self._watermark)
+        return replan_move(cluster, move, avoid, self._watermark, self._allow_less_diverse)
 
     async def _move_or_continue(self, req: Any, settings: MoveSettings) -> None:
         """Run the moves of the plan; continue as new, carrying the state, if the run's

@@ -32,13 +32,22 @@ workflows a build older than it started, and the worker refuses to start over th
   goes on with the worker's view alone until it continues as new. Asked first thing in `run`,
   before any local activity. Sites: workflows/autopilot.py `run` (its one line) and
   `_worker_view`; activities/operations.py `probe_nodes`.
+- `ZONES`: the autopilot judges zones (a zone none of whose nodes answers is said so, and a
+  rebalance starts once it answers again: activity `start_rebalance`) and counts the
+  under-diversified regions (activity `under_diversified`, the gauge), and forgets the nodes
+  taken out of the directory (a forgotten dead node held every later repair back). Asked first
+  thing in
+  `run`, beside `INDIRECT_PROBES`. Sites: workflows/autopilot.py `run` and `_placement`,
+  planning/watch.py `Watch.zones`.
 
 The dated histories and the markers they hold (read from the files): tests/histories/2026-12-01
 `LEAN` and `STALLS` (its rebalances and repairs `STALLS` only, its autopilot none), 2026-12-07
 the autopilot's recorded before `INDIRECT_PROBES` (none); the undated ones hold every patch
-their steps reach. `STALLS`, `WRITE_OFF`, `CATCH_UP` and `MOVES_RIDE_THROUGH` each retire the
-histories of 2026-12-01 that reach their sites without their markers, and `INDIRECT_PROBES`
-the autopilot histories of 2026-12-01 and 2026-12-07.
+their steps reach, but `ZONES`, which only the zones test's autopilot holds (test_regions_span_*;
+test_the_autopilot_*'s were recorded before it). `STALLS`, `WRITE_OFF`, `CATCH_UP` and
+`MOVES_RIDE_THROUGH` each retire the histories of 2026-12-01 that reach their sites without
+their markers, `INDIRECT_PROBES` the autopilot histories of 2026-12-01 and 2026-12-07, and
+`ZONES` every autopilot history but the zones test's.
 
 A patch is asked where the workflow resumes from a regular activity or a child, never right
 after a local activity: a workflow task can end with a local activity's marker (when the
@@ -58,6 +67,7 @@ WRITE_OFF = "write-off-dead-peer"
 CATCH_UP = "catch-up-dead-origin"
 MOVES_RIDE_THROUGH = "moves-ride-through"
 INDIRECT_PROBES = "indirect-probes"
+ZONES = "zones"
 
 
 def lean_recorded() -> None:
