@@ -134,7 +134,9 @@ async def test_airctl_shows_a_node_it_cannot_reach_but_a_live_node_reaches(
 
     try:
         shown = await regions("--by-node")
-        assert "node 3: unreachable from here (nodes 1, 2 reach it), 0 replicas" in shown, shown
+        assert "node 3: unreachable from here (nodes 1, 2 reach it), no locality, 0 replicas" in (
+            shown
+        ), shown
         assert "node 1: up, 1 replicas" in shown, shown
         by_node = json.loads(await regions("--by-node", "--json"))
         assert by_node["3"] == {
