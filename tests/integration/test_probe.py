@@ -134,22 +134,28 @@ async def test_airctl_shows_a_node_it_cannot_reach_but_a_live_node_reaches(
 
     try:
         shown = await regions("--by-node")
-        assert "node 3: unreachable from here (nodes 1, 2 reach it), 0 replicas" in shown, shown
-        assert "node 1: up, 1 replicas" in shown, shown
+        assert "node 3: unreachable from here (nodes 1, 2 reach it), no locality, 0 replicas" in (
+            shown
+        ), shown
+        assert "node 1: up, no locality, 1 replicas" in shown, shown
         by_node = json.loads(await regions("--by-node", "--json"))
         assert by_node["3"] == {
             "down": False,
+            "locality": [],
             "unreachable_from_here": True,
             "reached_by": [1, 2],
             "replicas": 0,
             "bytes": 0,
         }, by_node
-        assert json.loads(await regions("--json"))["7"]["3"] == {"state": "unreachable"}
+        assert json.loads(await regions("--json"))["7"]["3"] == {
+            "state": "unreachable",
+            "locality": [],
+        }
 
         cluster.nodes[3].kill()  # now no view reaches it: down
         cluster.nodes[3].wait_exit()
         by_node = json.loads(await regions("--by-node", "--json"))
-        assert by_node["3"] == {"down": True, "replicas": 0, "bytes": 0}, by_node
-        assert "node 3: down, 0 replicas" in await regions("--by-node")
+        assert by_node["3"] == {"down": True, "locality": [], "replicas": 0, "bytes": 0}, by_node
+        assert "node 3: down, no locality, 0 replicas" in await regions("--by-node")
     finally:
         await clients.close()
