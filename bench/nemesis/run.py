@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import sys
 import tempfile
 import time
@@ -407,18 +408,27 @@ class Nemesis:
 
 
 async def run(seed: int, seconds: float, slot: int | None = None) -> dict[str, Any]:
-    """One run in a network of its own (its slot, or a free one), everything removed after."""
+    """One run in a network of its own (its slot, or a free one), everything removed after
+    but, when it found anomalies or failed, its directory: the nodes', worker's and Temporal
+    server's logs and the Temporal database, named in the report (`kept`) to read."""
     schedule = plan(seed, seconds, NODES, DEAD_AFTER_S)
     network = Network.claim(len(NODES), prefer=slot, wait_s=60)
-    with tempfile.TemporaryDirectory(prefix="air-nemesis-") as tmp:
+    tmp = Path(tempfile.mkdtemp(prefix="air-nemesis-"))
+    report: dict[str, Any] = {}
+    try:
         ports = free_ports(2)
-        stack = LocalStack(
-            Path(tmp), len(NODES), ports[0], ports[1], free_ports(1)[0], network=network
-        )
+        stack = LocalStack(tmp, len(NODES), ports[0], ports[1], free_ports(1)[0], network=network)
         stack.start()
         nemesis = Nemesis(schedule, stack, network)
         try:
-            return await nemesis.run(Path(tmp))
+            report = await nemesis.run(tmp)
         finally:
             await nemesis.clients.close()
             stack.stop()
+    finally:
+        if report and not report["anomalies"]:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"nemesis: the run's logs are kept in {tmp}", file=sys.stderr)
+            report["kept"] = str(tmp)
+    return report
