@@ -17,6 +17,7 @@ from client.load import AckedLog, LoadWriter, missing_points
 from contracts.activity_models import Disk, NodeView, Peer, Reach
 from contracts.errors import InvalidRequest, UserError
 from contracts.locality import tier_name
+from contracts.members import stale_holders
 from contracts.rates import AUTO, rate_limit
 from planning.balance import under_diversified
 from planning.diversity import Places, describe
@@ -223,22 +224,12 @@ async def _replicas(ctl: Ctl) -> tuple[Table, list[int], dict[int, Disk], Places
     for region, peers in listed.items():
         for node_id in peers & set(down):
             table[region][node_id] = {"state": "down", "locality": localities.get(node_id, [])}
-    for (region, node_id), _ in lists.items():
-        if _stale(region, node_id, lists, table[region][node_id]["state"]):
-            table[region][node_id]["state"] = "stale"
+    for region, replicas in table.items():
+        held = {n: peers for (r, n), peers in lists.items() if r == region}
+        took_writes = [n for n in held if replicas[n]["state"] in ("active", "removing")]
+        for node_id in stale_holders(held, took_writes):
+            replicas[node_id]["state"] = "stale"
     return table, down, disks, Places(localities)
-
-
-def _stale(region: int, node_id: int, lists: dict[tuple[int, int], set[int]], state: str) -> bool:
-    """A replica that took writes (active or removing) which no other holder of its region
-    lists: its region removed it behind its back, and it retires by itself once it learns so
-    (node/retirement.py). Not a member, though its bytes are still on its node's disk."""
-    others = [peers for (r, n), peers in lists.items() if r == region and n != node_id]
-    return (
-        state in ("active", "removing")
-        and bool(others)
-        and not any(node_id in peers for peers in others)
-    )
 
 
 async def _views_of(ctl: Ctl, down: list[int]) -> dict[int, NodeView]:

@@ -102,6 +102,9 @@ class RegionDescription(BaseModel):
     localities: dict[int, list[str]] = Field(default_factory=dict)
     disks: dict[int, Disk] = Field(default_factory=dict)
     store_bytes: int = 0
+    # holders whose replica the others no longer list (contracts/members.py): removed while
+    # cut off, retiring by themselves; not among `replicas`
+    stale: list[int] = Field(default_factory=list)
 
     def holders(self) -> list[int]:
         return sorted(r.node_id for r in self.replicas)
@@ -151,6 +154,9 @@ class ClusterDescription(BaseModel):
     # node -> its locality tiers, most significant first (none: it stands apart): its own
     # report, or the directory's for a node that does not answer
     localities: dict[int, list[str]] = Field(default_factory=dict)
+    # region -> holders the others no longer list (contracts/members.py): removed while cut
+    # off, retiring by themselves; neither among `holders` nor listing `peers`
+    stale: dict[int, list[int]] = Field(default_factory=dict)
 
 
 class Reach(enum.StrEnum):

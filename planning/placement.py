@@ -317,6 +317,12 @@ def plan_addition(
     new = require_node(description, req.new_peer, "new peer")
     if req.new_peer in {p.node_id for p in peers} or description.replica(req.new_peer):
         raise InvalidRequest(f"node {req.new_peer} is already a peer of region {req.region}")
+    if req.new_peer in description.stale:
+        raise InvalidRequest(
+            f"node {req.new_peer} still holds a replica of region {req.region} that the region "
+            "removed while it was cut off (airctl regions: STALE); it deletes it by itself "
+            "soon: try again once it is gone"
+        )
     if req.new_peer in description.unreachable:
         raise NodeUnreachable(f"the new peer, node {req.new_peer}, cannot be reached", req.new_peer)
     if not req.allow_less_diverse:

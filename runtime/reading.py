@@ -17,6 +17,7 @@ from contracts.activity_models import (
     RegionDescription,
     ReplicaState,
 )
+from contracts.members import stale_holders
 from protos import air_node_pb2 as pb
 from runtime.clients import RPC_TIMEOUT_S, NodeClients, NodeStub
 from runtime.refusals import not_found
@@ -62,6 +63,8 @@ async def describe_cluster(
         *(node_listing(clients.stub(n.address)) for n in nodes), return_exceptions=True
     )
     cluster = ClusterDescription(nodes=nodes)
+    lists: dict[int, dict[int, set[int]]] = {}  # region -> holder -> the peers it lists
+    took_writes: dict[int, list[int]] = {}
     for peer, reply in zip(nodes, replies, strict=True):
         if isinstance(reply, BaseException):
             _not_answered(peer, reply)
@@ -74,11 +77,18 @@ async def describe_cluster(
         if reply.locality:
             cluster.localities[peer.node_id] = reply.locality
         for info in reply.regions:
-            cluster.holders.setdefault(info.region, []).append(peer.node_id)
+            holders = lists.setdefault(info.region, {})
+            holders[peer.node_id] = {p.node_id for p in info.peers}
+            if _took_writes(info):
+                took_writes.setdefault(info.region, []).append(peer.node_id)
             size = max(cluster.store_bytes.get(info.region, 0), info.store_bytes)
             cluster.store_bytes[info.region] = size
-            listed = {*cluster.peers.get(info.region, []), *(p.node_id for p in info.peers)}
-            cluster.peers[info.region] = sorted(listed)
+    for region, held in lists.items():
+        if stale := stale_holders(held, took_writes.get(region, [])):
+            cluster.stale[region] = sorted(stale)
+        members = {n: peers for n, peers in held.items() if n not in stale}
+        cluster.holders[region] = list(members)
+        cluster.peers[region] = sorted({p for peers in members.values() for p in peers})
     return cluster
 
 
@@ -132,7 +142,17 @@ async def describe_region(
                 leaving=info.leaving,
             )
         )
+    lists = {r.node_id: {p.node_id for p in r.peers} for r in description.replicas}
+    took_writes = [r.node_id for r in description.replicas if _took_writes(r)]
+    if stale := stale_holders(lists, took_writes):
+        description.stale = sorted(stale)
+        description.replicas = [r for r in description.replicas if r.node_id not in stale]
     return description
+
+
+def _took_writes(replica: pb.RegionInfo | ReplicaState) -> bool:
+    """A replica that takes writes, or took them (leaving): one that may be stale."""
+    return replica.leaving or (replica.installed and replica.active)
 
 
 def _not_answered(node: Peer, error: BaseException) -> None:
