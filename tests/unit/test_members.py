@@ -27,6 +27,19 @@ def test_a_replica_no_other_holder_lists_is_stale() -> None:
     assert stale_holders(lists, took_writes=[1, 2, 4, 5]) == {1}
 
 
+def test_two_removed_replicas_listing_each_other_are_both_stale() -> None:
+    # nemesis seed 107: nodes 1 and 3 were each removed while cut off, and still list each
+    # other and the old members; 2 and 5 are the region now (4 does not answer)
+    lists = {1: {1, 2, 3, 5}, 2: {2, 4, 5}, 3: {1, 2, 3, 5}, 5: {2, 4, 5}}
+    assert stale_holders(lists, took_writes=[1, 2, 3, 5]) == {1, 3}
+
+
+def test_a_member_mid_removal_is_stale_and_the_others_are_not() -> None:
+    # the others dropped their channels to 3 first; 3 still takes writes until inactivated
+    lists = {1: {1, 2}, 2: {1, 2}, 3: {1, 2, 3}}
+    assert stale_holders(lists, took_writes=[1, 2, 3]) == {3}
+
+
 def test_a_joining_replica_and_a_lone_holder_are_not_stale() -> None:
     # node 4 was just created; the others list it once their channels to it exist
     assert stale_holders({1: {1, 2}, 2: {1, 2}, 4: {1, 2, 4}}, took_writes=[1, 2]) == set()
