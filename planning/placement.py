@@ -213,8 +213,10 @@ class Addition:
     coordinator: Peer  # sends the snapshot
     down_timeout_s: float
     # Peers that do not answer and are leaving (a repair's dead node): no channel from them
-    # is asked for and their progress is not in the target. Whatever they acknowledged and
-    # never replicated cannot be accounted for; the removal reports how much the others hold.
+    # is asked for and their writes are not in the target (the new replica takes them from
+    # the others in the removal's catch-up: only they send them). Whatever they acknowledged
+    # and never replicated cannot be accounted for; the removal reports how much the others
+    # hold.
     absent: tuple[int, ...] = ()
 
     def live_peers(self) -> list[Peer]:
@@ -235,6 +237,9 @@ class Removal:
     remaining: list[Peer]
     down_timeout_s: float
     rollback: bool = False  # undoing an addition: no kill points, retried until done
+    # Remaining peers the leaving one has no channel to: a replica added while it did not
+    # answer (a repair's). They take its writes from the others (a catch-up), not from it.
+    unlinked: tuple[int, ...] = ()
 
     def summary(self) -> str:
         return f"remove node {self.leaving.node_id} from region {self.region}"
@@ -452,11 +457,12 @@ def plan_migration(
         ),
         rng,
     )
-    if req.from_node in description.unreachable:  # a repair: the leaving node is dead
-        addition = replace(addition, absent=(req.from_node,))
     after = sorted([*addition.peers, addition.new], key=lambda p: p.node_id)
     leaving_down = req.leaving_down_timeout_s or req.down_timeout_s
     removal = _removal(req.region, after, req.from_node, leaving_down)
+    if req.from_node in description.unreachable:  # a repair: the leaving node is dead
+        addition = replace(addition, absent=(req.from_node,))
+        removal = replace(removal, unlinked=(req.to_node,))
     return Migration(addition, removal)
 
 

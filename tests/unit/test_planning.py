@@ -628,9 +628,11 @@ def test_a_migration_adds_a_live_non_peer_from_another_live_holder_then_removes_
         seen.peers - {from_node} | {to_node}
     )
     if from_node in seen.down:
+        # no channel from the gone node reaches the new replica: its writes come by catch-up
         assert plan.addition.absent == (from_node,)
+        assert plan.removal.unlinked == (to_node,)
         return reached("migrated off a gone node")
-    assert plan.addition.absent == ()
+    assert plan.addition.absent == () and plan.removal.unlinked == ()
     reached("migrated")
 
 

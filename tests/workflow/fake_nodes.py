@@ -59,8 +59,11 @@ class FakeNodes:
     replicas: dict[int, dict[int, Replica]]
     silent: set[int] = field(default_factory=set)
     went_silent: set[int] = field(default_factory=set)
+    # silent to the first description of a region (an operation's plan), answering after it
+    came_back: set[int] = field(default_factory=set)
     refusals: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, int]] = field(default_factory=list)
+    waits: list[list[int]] = field(default_factory=list)  # each wait's receivers
     peers: dict[int, list[int]] = field(default_factory=dict)  # region -> its peer list
 
     def __post_init__(self) -> None:
@@ -74,7 +77,12 @@ class FakeNodes:
 
     def silent_now(self) -> set[int]:
         described = any(name == "describe_cluster" for name, _ in self.calls)
-        return self.silent | (self.went_silent if described else set())
+        planned = any(name == "describe_region" for name, _ in self.calls)
+        return (
+            self.silent
+            | (self.went_silent if described else set())
+            | (set() if planned else self.came_back)
+        )
 
     def holders(self, region: int) -> list[int]:
         silent = self.silent_now()
@@ -85,7 +93,7 @@ class FakeNodes:
     @activity.defn(name="describe_region")
     async def describe_region(self, region: int) -> RegionDescription:
         members = [peer(n) for n in self.peers.get(region, [])]
-        return RegionDescription(
+        described = RegionDescription(
             region=region,
             replicas=[
                 ReplicaState(
@@ -101,6 +109,8 @@ class FakeNodes:
             known_nodes=[peer(n) for n in self.nodes],
             unreachable=sorted(self.silent_now()),
         )
+        self.calls.append(("describe_region", region))
+        return described
 
     @activity.defn(name="describe_cluster")
     async def describe_cluster(self, node: int) -> ClusterDescription:
@@ -167,6 +177,7 @@ class FakeNodes:
 
     @activity.defn(name="wait_transfer_complete")
     async def wait_transfer_complete(self, step: WaitTransferInput) -> TransferProgress:
+        self.waits.append([r.node_id for r in step.receivers])
         silent = [r.node_id for r in step.receivers if r.node_id in self.silent_now()]
         if silent:
             return TransferProgress(complete=False, lag=1, unreachable=silent)

@@ -30,8 +30,11 @@ async def add_peer_steps(steps: Steps, addition: Addition) -> dict[int, int]:
     await create_channels(
         steps, new, others, addition.coordinator, KillPoint.COORDINATOR_ADD_PEER_TRANSITION
     )
-    # 4. capture the target once, then wait until the new peer has applied it
-    target = await capture_target(steps, addition.live_peers())
+    # 4. capture the target once, then wait until the new peer has applied it; an absent
+    #    peer's writes, which reach it from no channel, are the removal's to bring (a node
+    #    declared dead that comes back sends the survivors more of them meanwhile)
+    captured = await capture_target(steps, addition.live_peers())
+    target = {o: seq for o, seq in captured.items() if o not in addition.absent}
     await wait_transfer(steps, Phase.TRANSFERRING, [new], target, down, cancellable=True)
     # 5. activate it (DESTINATION_ADD_PEER_DONE on the node)
     await activate(steps, new, KillPoint.COORDINATOR_ADD_PEER_DONE, down)

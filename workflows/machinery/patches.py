@@ -25,6 +25,11 @@ workflows a build older than it started, and the worker refuses to start over th
 - `CATCH_UP`: before a peer that is down is removed, every survivor is brought to the longest
   prefix of its writes that any survivor holds (a migration off a node that is gone does it
   first too, told so by its input, `from_node_gone`). Site: machinery/removal.py.
+- `UNLINKED_CATCH_UP`: a removal of a node that a repair's addition found absent, and that
+  answers again by the removal, waits for its writes on the peers it has channels to, then
+  brings the new replica (which no channel from it reaches) to them by a catch-up; without it
+  the wait was for every remaining peer, the new one too, and never ended. Site:
+  machinery/removal.py.
 - `MOVES_RIDE_THROUGH`: an operation's move refused for a node that does not answer waits
   for it, then goes elsewhere or is set aside. Site: machinery/moves.py `_rides_through`.
 - `INDIRECT_PROBES`: the autopilot asks the live nodes about a node the worker does not reach
@@ -65,6 +70,7 @@ LEAN = "lean-workflows"
 STALLS = "publish-stalls"
 WRITE_OFF = "write-off-dead-peer"
 CATCH_UP = "catch-up-dead-origin"
+UNLINKED_CATCH_UP = "unlinked-catch-up"
 MOVES_RIDE_THROUGH = "moves-ride-through"
 INDIRECT_PROBES = "indirect-probes"
 ZONES = "zones"

@@ -45,6 +45,8 @@ async def remove_peer_steps(steps: Steps, removal: Removal) -> RemovePeerResult:
         kill(KillPoint.AFTER_NOTIFY_PEERS_TO_REMOVE_REPLICATE_CHANNEL),
         removal.rollback,
     )
+    # asked here, after a regular activity (patches.py says why)
+    unlinked = bool(removal.unlinked) and workflow.patched(patches.UNLINKED_CATCH_UP)
     # 2. it stops taking user writes (BEFORE_INACTIVATE, AFTER_INACTIVATE on the node;
     #    AFTER_INACTIVE_PEER)
     inactive = await inactivate_for_deletion(
@@ -67,7 +69,14 @@ async def remove_peer_steps(steps: Steps, removal: Removal) -> RemovePeerResult:
         #    deletion find it gone
         target = await capture_target(steps, [leaving], [leaving.node_id], missing_ok=True)
         leaving_max = target.get(leaving.node_id, 0)
-        await wait_transfer(steps, Phase.HANDING_OFF, remaining, target, down)
+        linked = [p for p in remaining if p.node_id not in removal.unlinked]
+        await wait_transfer(
+            steps, Phase.HANDING_OFF, linked if unlinked else remaining, target, down
+        )
+        #    a peer it has no channel to (added while it was absent) takes its writes from
+        #    the others, which now hold them all
+        if unlinked:
+            await catch_up(steps, leaving, remaining, SURVIVORS_DOWN_S)
         # 4. it releases every region resource (REMOVE_PEER_COORDINATOR_FINISH)
         released = await wait_release(
             steps, leaving, down, kill(KillPoint.REMOVE_PEER_COORDINATOR_FINISH)
