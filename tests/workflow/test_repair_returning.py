@@ -26,7 +26,8 @@ async def test_a_node_repaired_away_that_answers_again_hands_its_writes_over_by_
         moved = await start_change(client, RegionMigrationWorkflow.run, move, running.task_queue)
         result = await moved.handle.result()
 
-    assert result.remove.clean, result.remove.message  # it answered: removed step by step
+    removed = result.remove
+    assert removed is not None and removed.clean, removed  # it answered: removed step by step
     # the addition waited for the new replica alone; the removal's hand-off for the peers
     # with a channel from node 101, not for node 104, which no channel from it reaches
     assert nodes.waits[0] == [104]
