@@ -1,11 +1,15 @@
-"""What the benchmarks share: a throwaway local stack on free ports, and region setup."""
+"""What the benchmarks share: a throwaway local stack on free ports, region setup, and a
+process's CPU time."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,9 +42,36 @@ async def bench_stack(
             await clients.close()
 
 
-async def create_region(clients: NodeClients, nodes: list[NodeProcess], region: int) -> None:
+async def create_regions(
+    clients: NodeClients, nodes: list[NodeProcess], regions: Iterable[int], concurrency: int = 16
+) -> None:
+    """Each region with a replica on each of `nodes` (active, peers of one another), at most
+    `concurrency` creations at once: one at a time, with 1, region after region."""
     peers = [pb.Peer(node_id=n.node_id, address=n.address) for n in nodes]
-    for n in nodes:
-        await clients.stub(n.address).CreateLocalPeer(
-            pb.CreateLocalPeerRequest(region=region, peers=peers, active=True)
-        )
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(region: int, node: NodeProcess) -> None:
+        async with sem:
+            request = pb.CreateLocalPeerRequest(region=region, peers=peers, active=True)
+            await clients.stub(node.address).CreateLocalPeer(request, timeout=60)
+
+    await asyncio.gather(*(one(r, n) for r in regions for n in nodes))
+
+
+async def create_region(clients: NodeClients, nodes: list[NodeProcess], region: int) -> None:
+    await create_regions(clients, nodes, [region], concurrency=1)
+
+
+def cpu_s(pid: int) -> float:
+    """The CPU seconds (user and system) the process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def idle_cpu(nodes: list[NodeProcess], seconds: float) -> list[float]:
+    """Each node's CPU, as a fraction of one core, over the next `seconds`."""
+    pids = [n.proc.pid for n in nodes if n.proc]
+    before, began = [cpu_s(p) for p in pids], time.monotonic()
+    await asyncio.sleep(seconds)  # the measured interval itself
+    elapsed = time.monotonic() - began
+    return [round((cpu_s(p) - b) / elapsed, 4) for p, b in zip(pids, before, strict=True)]

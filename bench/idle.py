@@ -27,35 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import create_regions, idle_cpu
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients
 from stack.processes import NodeProcess
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def create_regions(clients: NodeClients, nodes: list[NodeProcess], count: int) -> None:
-    peers = [pb.Peer(node_id=n.node_id, address=n.address) for n in nodes]
-    sem = asyncio.Semaphore(16)
-
-    async def one(region: int, node: NodeProcess) -> None:
-        async with sem:
-            request = pb.CreateLocalPeerRequest(region=region, peers=peers, active=True)
-            await clients.stub(node.address).CreateLocalPeer(request, timeout=60)
-
-    await asyncio.gather(*(one(r, n) for r in range(1, count + 1) for n in nodes))
-
-
-async def idle_cpu(nodes: list[NodeProcess], seconds: float) -> list[float]:
-    """Each node's CPU, as a fraction of one core, over `seconds` of doing nothing."""
-    pids = [n.proc.pid for n in nodes if n.proc]
-    before, began = [cpu_s(p) for p in pids], time.monotonic()
-    await asyncio.sleep(seconds)  # the measured interval itself
-    elapsed = time.monotonic() - began
-    return [round((cpu_s(p) - b) / elapsed, 4) for p, b in zip(pids, before, strict=True)]
 
 
 async def list_time(clients: NodeClients, node: NodeProcess, runs: int = 5) -> float:
@@ -157,7 +132,8 @@ async def measure(root: Path, count: int, seconds: float, writes: int, settle: f
         pid = nodes[0].proc.pid if nodes[0].proc else 0
         rss_before = rss_anon_kb(pid)
         began = time.perf_counter()
-        await create_regions(clients, nodes, max(count, 1))  # region 1 for the writes
+        # region 1 at least, for the writes
+        await create_regions(clients, nodes, range(1, max(count, 1) + 1))
         created = time.perf_counter() - began
         await asyncio.sleep(settle)  # the steady state: what creating them set off is over
         cpu = await idle_cpu(nodes, seconds)
