@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import bench_stack, create_region
+from bench.common import bench_stack, busy_loops, create_region
 from bench.foreground import ms
 from bench.migrate import cpu_s, pid
 from client.starter import start_check
@@ -42,19 +42,6 @@ NO_CPU_BOUND = 1.0
 BATCH = 50_000  # points per load write
 IDLE_S = 20  # one-point writes timed with nothing else running: about as long as the paced check
 BURST_S = 0.011  # a range of 5,000 points hashed (bench/range_hash.py: 0.224 s per 100,000)
-# A helper's CPU without the check: niced as the helper is, busy for a burst, then idle for as
-# long as keeps it within its share of a core.
-BUSY_LOOP = """
-import sys, time
-from node.check_reader import lowest_priority
-lowest_priority()  # as the check's helper runs
-burst, share = float(sys.argv[1]), float(sys.argv[2])
-while True:
-    until = time.perf_counter() + burst
-    while time.perf_counter() < until:
-        pass
-    time.sleep(burst * (1 - share) / share)
-"""
 
 
 async def load(clients: NodeClients, nodes: list[NodeProcess], regions: int, points: int) -> None:
@@ -106,22 +93,12 @@ async def beside_busy_loops(
 ) -> list[float]:
     """One-point writes timed for IDLE_S beside `loops` busy loops of `cpu_share`, at the
     priority of the check's helper."""
-    args = [str(BURST_S), str(min(cpu_share, 1.0))]
-    busy: list[asyncio.subprocess.Process] = []
-    try:
-        for _ in range(loops):
-            busy.append(
-                await asyncio.create_subprocess_exec(sys.executable, "-c", BUSY_LOOP, *args)
-            )
+    async with busy_loops([(BURST_S, cpu_share)] * loops, lowest=True):
         stop = asyncio.Event()
         timed = asyncio.create_task(write_latencies(stub, stop, region))
         await asyncio.sleep(IDLE_S)
         stop.set()
         return await timed
-    finally:
-        for p in busy:
-            p.kill()
-            await p.wait()
 
 
 async def main(

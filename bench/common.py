@@ -75,3 +75,41 @@ async def idle_cpu(nodes: list[NodeProcess], seconds: float) -> list[float]:
     await asyncio.sleep(seconds)  # the measured interval itself
     elapsed = time.monotonic() - began
     return [round((cpu_s(p) - b) / elapsed, 4) for p, b in zip(pids, before, strict=True)]
+
+
+# CPU without the work it stands for: busy for a burst, then idle for as long as keeps it
+# within its share of a core; at the default priority, or niced as the consistency check's
+# helper is (`lowest`).
+_BUSY_LOOP = """
+import sys, time
+if sys.argv[3] == "lowest":
+    from node.check_reader import lowest_priority
+    lowest_priority()
+burst, share = float(sys.argv[1]), float(sys.argv[2])
+while True:
+    until = time.perf_counter() + burst
+    while time.perf_counter() < until:
+        pass
+    time.sleep(burst * (1 - share) / share)
+"""
+
+
+@contextlib.asynccontextmanager
+async def busy_loops(
+    loops: Iterable[tuple[float, float]], lowest: bool = False
+) -> AsyncIterator[None]:
+    """A busy loop per (burst seconds, share of a core) while the block runs; killed after."""
+    priority = "lowest" if lowest else "default"
+    busy: list[asyncio.subprocess.Process] = []
+    try:
+        for burst, share in loops:
+            if share > 0:
+                args = (str(max(burst, 1e-4)), str(min(share, 1.0)), priority)
+                busy.append(
+                    await asyncio.create_subprocess_exec(sys.executable, "-c", _BUSY_LOOP, *args)
+                )
+        yield
+    finally:
+        for p in busy:
+            p.kill()
+            await p.wait()

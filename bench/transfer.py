@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import create_region
+from bench.common import busy_loops, create_region
 from bench.foreground import ScheduledWrites, ms
 from bench.load import load
 from bench.migrate import cpu_s, pid
@@ -57,17 +57,6 @@ FOREGROUND_REGION = 2
 FOREGROUND_WRITES = 2_000
 GB = 1e9
 CHUNK_BYTES = 1024 * 1024  # a snapshot's (node/snapshot.py): a busy loop's burst is a chunk's CPU
-# CPU without a snapshot: busy for a burst, then idle for as long as keeps it within its share
-# of a core; at the nodes' priority (the default one).
-BUSY_LOOP = """
-import sys, time
-burst, share = float(sys.argv[1]), float(sys.argv[2])
-while True:
-    until = time.perf_counter() + burst
-    while time.perf_counter() < until:
-        pass
-    time.sleep(burst * (1 - share) / share)
-"""
 BUSY_LOOP_START_S = 0.3
 
 
@@ -303,23 +292,12 @@ async def beside_busy_loops(
 ) -> list[float]:
     """The scheduled writes' latencies for `seconds` beside a busy loop per (burst, share of a
     core), each started before they are timed."""
-    busy: list[asyncio.subprocess.Process] = []
-    try:
-        for burst, share in loops:
-            if share > 0:
-                args = (str(max(burst, 1e-4)), str(min(share, 1.0)))
-                busy.append(
-                    await asyncio.create_subprocess_exec(sys.executable, "-c", BUSY_LOOP, *args)
-                )
+    async with busy_loops(loops):
         await asyncio.sleep(BUSY_LOOP_START_S)  # the interpreters' start is not their load
         writes.measuring = True
         await asyncio.sleep(seconds)
         writes.measuring = False
         return writes.take()
-    finally:
-        for p in busy:
-            p.kill()
-            await p.wait()
 
 
 async def bytes_sent_to(clients: NodeClients, source: NodeProcess, receiver: int) -> int:
