@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from temporalio import activity
@@ -73,11 +74,13 @@ class Probed:
         ]
 
 
-async def test_no_repair_while_two_nodes_are_down_then_the_one_still_down_is(
-    client: Client,
-) -> None:
-    probed = Probed()
-    probed.views[3] = probed.views[4] = DOWN
+Status = Callable[[], Awaitable[AutopilotState]]
+
+
+@asynccontextmanager
+async def autopilot(client: Client, probed: Probed) -> AsyncIterator[Status]:
+    """The autopilot over `probed`'s fake activities, probing every 0.1 s; its status, to
+    ask. Terminated after the block."""
     async with versioned_worker(client, [AutopilotWorkflow], probed.all()) as running:
         handle = await client.start_workflow(
             AutopilotWorkflow.run,
@@ -90,34 +93,46 @@ async def test_no_repair_while_two_nodes_are_down_then_the_one_still_down_is(
             return await handle.query(AutopilotWorkflow.status)
 
         try:
-            held = await eventually(status, lambda s: bool(s.paused), what="repairs held")
-            since = time.time()
-
-            async def last_probe() -> float:
-                return probed.probed_at[-1]
-
-            await eventually(
-                last_probe,
-                lambda last: last > since + 3 * DEAD_AFTER_S,
-                what="probes for three times dead_after with both down",
-            )
-            still = await status()
-            assert probed.repairs == [] and still.repairing == [], still
-            assert (
-                held.paused
-                == still.paused
-                == (
-                    "nodes [3, 4] do not answer at once: a partition is not a death; "
-                    "no repair starts until at most one is down"
-                )
-            )
-
-            probed.views[4] = UP  # back: node 3 alone is down, long past dead_after
-            repairing = await eventually(
-                status, lambda s: s.repairing == [3], what="node 3 repaired once alone down"
-            )
+            yield status
         finally:
             await handle.terminate("test over")
+
+
+async def probes_past(probed: Probed, seconds: float, what: str) -> None:
+    """Until the autopilot has probed for `seconds` from now."""
+    since = time.time()
+
+    async def last_probe() -> float:
+        return probed.probed_at[-1]
+
+    await eventually(last_probe, lambda last: last > since + seconds, what=what)
+
+
+async def test_no_repair_while_two_nodes_are_down_then_the_one_still_down_is(
+    client: Client,
+) -> None:
+    probed = Probed()
+    probed.views[3] = probed.views[4] = DOWN
+    async with autopilot(client, probed) as status:
+        held = await eventually(status, lambda s: bool(s.paused), what="repairs held")
+        await probes_past(
+            probed, 3 * DEAD_AFTER_S, what="probes for three times dead_after with both down"
+        )
+        still = await status()
+        assert probed.repairs == [] and still.repairing == [], still
+        assert (
+            held.paused
+            == still.paused
+            == (
+                "nodes [3, 4] do not answer at once: a partition is not a death; "
+                "no repair starts until at most one is down"
+            )
+        )
+
+        probed.views[4] = UP  # back: node 3 alone is down, long past dead_after
+        repairing = await eventually(
+            status, lambda s: s.repairing == [3], what="node 3 repaired once alone down"
+        )
 
     assert probed.repairs == [3], probed.repairs
     assert repairing.paused == "" and repairing.down_since.keys() == {3}, repairing
@@ -139,37 +154,17 @@ async def test_a_zone_down_is_held_as_a_partition_and_its_return_starts_a_rebala
     placement at its first probe (the gauge)."""
     probed = Probed()
     probed.views = in_zones({1: UP, 2: DOWN, 3: UP, 4: DOWN})
-    async with versioned_worker(client, [AutopilotWorkflow], probed.all()) as running:
-        handle = await client.start_workflow(
-            AutopilotWorkflow.run,
-            AutopilotInput(dead_after_s=DEAD_AFTER_S, probe_every_s=0.1),
-            id=f"air-autopilot-{uuid.uuid4().hex[:8]}",
-            task_queue=running.task_queue,
+    async with autopilot(client, probed) as status:
+        held = await eventually(status, lambda s: bool(s.paused), what="repairs held")
+        assert held.paused.startswith("zone b does not answer: a partition is not a death")
+        await probes_past(probed, 3 * DEAD_AFTER_S, what="zone b down long")
+        assert probed.repairs == [] and probed.rebalances == []
+        probed.views = in_zones(dict.fromkeys((1, 2, 3, 4), UP))
+        back = await eventually(
+            status,
+            lambda s: any("started air-rebalance" in d.what for d in s.decisions),
+            what="a rebalance once zone b answers again",
         )
-
-        async def status() -> AutopilotState:
-            return await handle.query(AutopilotWorkflow.status)
-
-        try:
-            held = await eventually(status, lambda s: bool(s.paused), what="repairs held")
-            assert held.paused.startswith("zone b does not answer: a partition is not a death")
-            since = time.time()
-
-            async def last_probe() -> float:
-                return probed.probed_at[-1]
-
-            await eventually(
-                last_probe, lambda last: last > since + 3 * DEAD_AFTER_S, what="zone b down long"
-            )
-            assert probed.repairs == [] and probed.rebalances == []
-            probed.views = in_zones(dict.fromkeys((1, 2, 3, 4), UP))
-            back = await eventually(
-                status,
-                lambda s: any("started air-rebalance" in d.what for d in s.decisions),
-                what="a rebalance once zone b answers again",
-            )
-        finally:
-            await handle.terminate("test over")
 
     assert probed.rebalances == [["zone=b"]] and probed.repairs == []
     assert probed.placement_looks, "the placement was never looked at"
