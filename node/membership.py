@@ -21,7 +21,7 @@ from node.errors import NodeError
 from node.replica import ChannelState, PeerInfo, Replica, ReplicaMeta
 from node.replicas import Replicas
 from node.store import Store
-from runtime.files import atomic_publish_dir, atomic_remove_dir
+from runtime.files import atomic_publish_dir
 from runtime.killswitch import KillPoints
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,7 @@ class Membership:
                 return Outcome(False, f"region {region} has no replica here")
             await self.channels.stop(replica)
             await replica.close()
-            final = self.replicas.directory(region)
-            atomic_remove_dir(final, final.with_name(final.name + ".deleting"))
+            self.replicas.remove_folder(region)
         log.info("deleted region %d", region)
         self.killpoints.reach(KillPoint.AFTER_DELETE)
         return Outcome(True, f"deleted region {region} from node {self.node_id}")

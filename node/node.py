@@ -182,6 +182,7 @@ class Node:
             if replica is not None:
                 await self.channels.stop(replica)
                 await replica.close()
+        await self.replicas.reclaimer.drain()
         await self.clients.close()
         self._check_reader.close()
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import shutil
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,10 @@ from pathlib import Path
 import grpc
 
 from node.errors import NodeError
+from node.reclaim import Reclaimer
 from node.replica import Replica
 from node.store import SyncMode
+from runtime.files import move_aside
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ class Replicas:
         self.sync = sync
         self._by_region: dict[int, Replica] = {}
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.reclaimer = Reclaimer()
 
     def recover(self) -> None:
         """Load every region folder; drop what a crash left half made or half deleted.
@@ -36,13 +40,12 @@ class Replicas:
         to the data it holds.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        leftovers = [
-            *self.data_dir.glob("region_*.creating"),
-            *self.data_dir.glob("region_*.deleting"),
-        ]
-        for leftover in leftovers:
-            log.warning("removing %s left by an interrupted create/delete", leftover.name)
+        for leftover in self.data_dir.glob("region_*.creating"):  # a replica.json, no data
+            log.warning("removing %s left by an interrupted create", leftover.name)
             shutil.rmtree(leftover)
+        for leftover in self.data_dir.glob("region_*.deleting*"):
+            log.warning("removing %s left by an interrupted delete", leftover.name)
+            self.reclaimer.remove(leftover)
         for path in sorted(self.data_dir.iterdir()):
             if not (match := _REGION_DIR.match(path.name)) or not path.is_dir():
                 continue
@@ -65,6 +68,16 @@ class Replicas:
 
     def directory(self, region: int) -> Path:
         return self.data_dir / f"region_{region}"
+
+    def remove_folder(self, region: int) -> None:
+        """The folder of a replica no longer held moved out of its name at once, durably, and
+        removed in the background: a crash leaves it whole under its name or under a trash
+        name the next start removes (`recover`). A trash name of its own each time, so the
+        region may be created and deleted again while the last one's goes."""
+        folder = self.directory(region)
+        trash = folder.with_name(f"{folder.name}.deleting-{time.time_ns()}")
+        move_aside(folder, trash)
+        self.reclaimer.remove(trash)
 
     def find(self, region: int) -> Replica | None:
         return self._by_region.get(region)
