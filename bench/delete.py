@@ -93,7 +93,7 @@ async def main(points: int, repeat: int) -> dict[str, object]:
             rounds: list[dict[str, object]] = []
             for r in range(repeat):
                 node.terminate()
-                copy = copy_region(node.data_dir, 100 + r)
+                copy_region(node.data_dir, 100 + r)
                 beside = copy_region(node.data_dir, 200 + r)  # unlinked by this process
                 node.start()
                 writes = ScheduledWrites(clients.stub(node.address), SMALL).start()
