@@ -20,6 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -55,7 +56,7 @@ def copy_region(data_dir: Path, region: int) -> Path:
     return folder
 
 
-async def measured(writes: ScheduledWrites, deletion: asyncio.Task[float]) -> list[float]:
+async def measured(writes: ScheduledWrites, deletion: Awaitable[object]) -> list[float]:
     """The writes' latencies from now until AFTER_S past the deletion's end."""
     writes.take()
     writes.measuring = True
