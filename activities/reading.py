@@ -9,6 +9,8 @@ from temporalio import activity
 
 from activities.node_calls import NodeCalls
 from contracts.activity_models import ClusterDescription, RegionDescription
+from contracts.plans import PlanMade, PlanRequest
+from planning.requests import answer
 from runtime.reading import describe_cluster, describe_region
 
 
@@ -31,5 +33,13 @@ class ReadingActivities:
         directory = self.nodes.directory
         return await describe_cluster(directory.all(), self.nodes.clients, directory.localities())
 
+    @activity.defn
+    async def plan(self, request: PlanRequest) -> PlanMade:
+        """The cluster described and an operation's plan made from it, here rather than in the
+        workflow: its history then holds the plan, as large as its moves, not the description,
+        about 40 bytes for every region in the cluster (Temporal refuses a payload over 2 MB:
+        about 50,000 regions). Read-only: retry-safe."""
+        return answer(await self.describe_cluster(0), request)
+
     def all(self) -> list[Callable[..., Awaitable[object]]]:
-        return [self.describe_region, self.describe_cluster]
+        return [self.describe_region, self.describe_cluster, self.plan]

@@ -10,14 +10,12 @@ its history grows large, carrying its plan and progress (workflows/machinery/mov
 
 from __future__ import annotations
 
-from functools import partial
-
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
 from contracts.models import DrainInput, DrainProgress, DrainResult, MovesProgress
+from contracts.plans import DrainPlan
 from contracts.search_attributes import KIND_KEY, NODES_KEY
-from planning.placement import plan_drain
 from workflows.machinery.moves import Reroute
 from workflows.machinery.operation import MovesWorkflow, settings_of
 from workflows.machinery.patches import lean_recorded
@@ -48,8 +46,7 @@ class DrainNodeWorkflow(MovesWorkflow):
         )
         what = f"drain node {req.node}"
         if req.carried is None:
-            plan = partial(
-                plan_drain,
+            plan = DrainPlan(
                 node=req.node,
                 watermark=req.high_watermark,
                 allow_less_diverse=req.allow_less_diverse,

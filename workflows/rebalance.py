@@ -9,15 +9,14 @@ the drain's (workflows/machinery/operation.py).
 
 from __future__ import annotations
 
-from functools import partial
-
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
 from contracts.errors import InvalidRequest
 from contracts.models import MovesProgress, RebalanceInput, RebalanceResult
+from contracts.plans import RebalancePlan
 from contracts.search_attributes import KIND_KEY, NODES_KEY
-from planning.balance import MAX_ROUNDS, plan_rebalance
+from planning.balance import MAX_ROUNDS
 from workflows.machinery.moves import Reroute
 from workflows.machinery.operation import MovesWorkflow, settings_of
 from workflows.migration import RegionMigrationWorkflow
@@ -44,9 +43,8 @@ class RebalanceWorkflow(MovesWorkflow):
         workflow.upsert_search_attributes(
             [KIND_KEY.value_set(self.kind), NODES_KEY.value_set([str(n) for n in req.nodes])]
         )
-        plan = partial(
-            plan_rebalance,
-            destinations=req.nodes or None,
+        plan = RebalancePlan(
+            destinations=req.nodes,
             watermark=req.high_watermark,
             allow_less_diverse=req.allow_less_diverse,
         )

@@ -14,10 +14,9 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
-from contracts.activity_models import ClusterDescription
 from contracts.models import RegionRepair, RepairInput, RepairProgress, RepairResult
+from contracts.plans import RepairPlan
 from contracts.search_attributes import KIND_KEY, NODES_KEY
-from planning.placement import Plan, plan_repair
 from workflows.machinery.moves import MoveSettings, Reroute
 from workflows.machinery.operation import MovesWorkflow
 from workflows.migration import RegionMigrationWorkflow
@@ -47,13 +46,9 @@ class RepairNodeWorkflow(MovesWorkflow):
         )
         state, what = self._repair, f"repair node {req.node}"
         if req.carried is None:
-
-            def plan(cluster: ClusterDescription) -> Plan:
-                made = plan_repair(cluster, req.node, req.high_watermark)
-                state.unrepairable, made.kept = made.kept, {}
-                return made
-
+            plan = RepairPlan(node=req.node, watermark=req.high_watermark)
             state.planned = await self._plan_or_refuse(req, what, plan)
+            state.unrepairable, state.kept = state.kept, {}  # "kept": none fits it
         self._verdict.accept(f"{what}: {len(state.planned)} region(s) get a new replica")
 
         settings = MoveSettings(

@@ -34,6 +34,8 @@ from contracts.activity_models import (
     WaitTransferInput,
 )
 from contracts.errors import NODE_REFUSED
+from contracts.plans import PlanMade, PlanRequest
+from planning.requests import answer
 from worker import WORKFLOW_RUNNER
 
 
@@ -123,6 +125,10 @@ class FakeNodes:
         self.calls.append(("describe_cluster", node))
         return described
 
+    @activity.defn(name="plan")
+    async def plan(self, request: PlanRequest) -> PlanMade:
+        return answer(await self.describe_cluster(0), request)
+
     # -- membership ---------------------------------------------------------------------------
 
     @activity.defn(name="create_local_peer")
@@ -194,6 +200,7 @@ class FakeNodes:
         return [
             self.describe_region,
             self.describe_cluster,
+            self.plan,
             self.create_local_peer,
             self.activate_peer,
             self.inactivate_peer,

@@ -1,7 +1,8 @@
 """A drain's decisions, with real workflows (the drain and its migrations) in a
 WorkflowEnvironment on the session's dev server, the nodes faked: a move refused because its
 destination does not answer waits for it, then goes elsewhere; a drain whose history fills
-continues as new with its plan and progress, and plans only once."""
+continues as new with its plan and progress, and plans only once; a drain among many other
+regions records its plan, not the cluster they make."""
 
 from __future__ import annotations
 
@@ -86,3 +87,29 @@ async def test_a_drain_continues_as_new_with_its_plan_and_progress(
     for move in planned:  # each moved once, to where it was planned
         assert DRAINED not in nodes.replicas[move.region]
         assert move.to_node in nodes.replicas[move.region]
+
+
+async def test_a_drain_among_many_regions_records_its_plan_not_the_cluster(
+    client: Client,
+) -> None:
+    nodes = cluster(2)
+    crowd = {r: {n: Replica() for n in (202, 203, 204)} for r in range(20_000, 23_000)}
+    nodes.replicas.update(crowd)
+    nodes.peers.update({r: [202, 203, 204] for r in crowd})
+    async with versioned_worker(
+        client, [DrainNodeWorkflow, RegionMigrationWorkflow], nodes.activities()
+    ) as running:
+        request = DrainInput(node=DRAINED)
+        started = await start_operation(client, DrainNodeWorkflow.run, request, running.task_queue)
+        result = await started.handle.result()
+        history = await started.handle.fetch_history()
+
+    assert len(result.moved) == 2 and not result.failed, result
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled == ["plan"], scheduled
+    # 3,000 regions described would be over 100 KB of it, recorded in one activity result
+    assert sum(e.ByteSize() for e in history.events) < 40_000

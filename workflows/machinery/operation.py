@@ -9,18 +9,17 @@ query, the bound, pause and resume updates, and the stall signal of its moves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from temporalio import workflow
 
-from contracts.activity_models import ClusterDescription
 from contracts.errors import InvalidRequest
 from contracts.models import Move, MovesProgress, Phase, StallReport
-from planning.placement import Plan, check_bound, replan_move
+from contracts.plans import DrainPlan, PlanRequest, RebalancePlan, RepairPlan, Replan
+from planning.placement import check_bound
 from workflows.machinery.moves import MigrationRun, Mover, MoveSettings, Reroute
 from workflows.machinery.progress import STALL_SIGNAL
-from workflows.machinery.reading import describe_cluster
+from workflows.machinery.reading import make_plan
 from workflows.machinery.verdict import Verdict
 
 
@@ -87,10 +86,10 @@ class MovesWorkflow:
         self,
         req: BoundedInput,
         what: str,
-        plan: Callable[[ClusterDescription], Plan],
+        plan: DrainPlan | RepairPlan | RebalancePlan,
     ) -> list[Move]:
-        """Check the bounds, describe the cluster and plan: a refusal fails the workflow and
-        answers the `validated` update with the reason, before anything changed."""
+        """Check the bounds and plan: a refusal fails the workflow and answers the
+        `validated` update with the reason, before anything changed."""
         try:
             check_bound("max_concurrent", req.max_concurrent)
             check_bound("max_per_node", req.max_per_node)
@@ -98,17 +97,25 @@ class MovesWorkflow:
         except InvalidRequest as e:
             raise await self._verdict.refuse(e) from None
 
-    async def _plan(self, what: str, plan: Callable[[ClusterDescription], Plan]) -> list[Move]:
+    async def _plan(self, what: str, plan: DrainPlan | RepairPlan | RebalancePlan) -> list[Move]:
         """Plan from the cluster as it is now; `InvalidRequest` when the plan cannot be made.
         The regions the plan keeps and those it leaves under-diversified go in the state."""
-        made = plan(await describe_cluster(f"describe the cluster to {what}"))
+        made = await make_plan(PlanRequest(plan=plan), what)
+        if made.refused:
+            raise InvalidRequest(made.refused)
         self._state.kept, self._state.under_diversified = made.kept, made.under_diversified
         return made.moves
 
     async def _replan(self, move: Move, avoid: set[int]) -> Move | None:
         """`move` to another destination, none of `avoid`, from the cluster as it is now."""
-        cluster = await describe_cluster(f"describe the cluster to move region {move.region}")
-        return replan_move(cluster, move, avoid, self._watermark, self._allow_less_diverse)
+        again = Replan(
+            move=move,
+            avoid=sorted(avoid),
+            watermark=self._watermark,
+            allow_less_diverse=self._allow_less_diverse,
+        )
+        made = await make_plan(PlanRequest(plan=again), f"move region {move.region}")
+        return made.moves[0] if made.moves else None
 
     async def _move_or_continue(self, req: Any, settings: MoveSettings) -> None:
         """Run the moves of the plan; continue as new, carrying the state, if the run's

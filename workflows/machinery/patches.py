@@ -44,6 +44,11 @@ workflows a build older than it started, and the worker refuses to start over th
   thing in
   `run`, beside `INDIRECT_PROBES`. Sites: workflows/autopilot.py `run` and `_placement`,
   planning/watch.py `Watch.zones`.
+- `PLANNED_ON_WORKER`: a drain, repair or rebalance has its plan (and a move's new
+  destination) made by the worker (activity `plan`), whose result is the plan; before it, the
+  workflow described the whole cluster (activity `describe_cluster`, about 40 bytes a region
+  in its history) and planned from that. Both make the plan with `planning.requests.answer`.
+  Site: machinery/reading.py `plan`, asked by machinery/operation.py `_plan` and `_replan`.
 
 The dated histories and the markers they hold (read from the files): tests/histories/2026-12-01
 `LEAN` and `STALLS` (its rebalances and repairs `STALLS` only, its autopilot none), 2026-12-07
@@ -74,6 +79,7 @@ UNLINKED_CATCH_UP = "unlinked-catch-up"
 MOVES_RIDE_THROUGH = "moves-ride-through"
 INDIRECT_PROBES = "indirect-probes"
 ZONES = "zones"
+PLANNED_ON_WORKER = "planned-on-worker"
 
 
 def lean_recorded() -> None:

@@ -3,11 +3,15 @@ change or an operation plans from."""
 
 from __future__ import annotations
 
+from temporalio import workflow
+
 from activities.reading import ReadingActivities
 from contracts.activity_models import ClusterDescription, RegionDescription
 from contracts.models import Phase
+from contracts.plans import PlanMade, PlanRequest
+from planning.requests import answer
 from workflows.machinery.options import DESCRIBE, LOCAL_DESCRIBE, execute
-from workflows.machinery.patches import lean_recorded
+from workflows.machinery.patches import PLANNED_ON_WORKER, lean_recorded
 from workflows.machinery.steps import Steps
 
 
@@ -22,6 +26,14 @@ async def describe_region(steps: Steps) -> RegionDescription:
         f"describe region {steps.region}",
         LOCAL_DESCRIBE,
     )
+
+
+async def make_plan(request: PlanRequest, what: str) -> PlanMade:
+    """An operation's plan (`what`: for the UI), made on the worker from the cluster as it is
+    now. A workflow that began before `PLANNED_ON_WORKER` plans here, from the description."""
+    if workflow.patched(PLANNED_ON_WORKER):
+        return await execute(ReadingActivities.plan, request, f"plan to {what}", DESCRIBE)
+    return answer(await describe_cluster(f"describe the cluster to {what}"), request)
 
 
 async def describe_cluster(summary: str) -> ClusterDescription:
