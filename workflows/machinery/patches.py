@@ -52,12 +52,16 @@ workflows a build older than it started, and the worker refuses to start over th
 
 The dated histories and the markers they hold (read from the files): tests/histories/2026-12-01
 `LEAN` and `STALLS` (its rebalances and repairs `STALLS` only, its autopilot none), 2026-12-07
-the autopilot's recorded before `INDIRECT_PROBES` (none); the undated ones hold every patch
-their steps reach, but `ZONES`, which only the zones test's autopilot holds (test_regions_span_*;
-test_the_autopilot_*'s were recorded before it). `STALLS`, `WRITE_OFF`, `CATCH_UP` and
+the autopilot's recorded before `INDIRECT_PROBES` (none), and a drain's, two rebalances' and a
+repair's recorded before `PLANNED_ON_WORKER`; the undated ones hold every patch their steps
+reach, but `ZONES`, which only the zones test's autopilot holds (test_regions_span_*;
+test_the_autopilot_*'s were recorded before it), and `PLANNED_ON_WORKER`, which only the four
+recorded anew with it hold (test_drain_moves_*, test_a_rebalance_onto_*,
+test_a_balanced_cluster_*, test_a_dead_nodes_*). `STALLS`, `WRITE_OFF`, `CATCH_UP` and
 `MOVES_RIDE_THROUGH` each retire the histories of 2026-12-01 that reach their sites without
-their markers, `INDIRECT_PROBES` the autopilot histories of 2026-12-01 and 2026-12-07, and
-`ZONES` every autopilot history but the zones test's.
+their markers, `INDIRECT_PROBES` the autopilot histories of 2026-12-01 and 2026-12-07, `ZONES`
+every autopilot history but the zones test's, and `PLANNED_ON_WORKER` every drain, rebalance
+and repair history but those four.
 
 A patch is asked where the workflow resumes from a regular activity or a child, never right
 after a local activity: a workflow task can end with a local activity's marker (when the
