@@ -7,21 +7,22 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-# The snapshots' bucket holds this much: a burst is what the writes beside them feel.
-SNAPSHOT_BURST_S = 0.05
+# A bucket holds this many seconds of bytes: a burst is what the writes beside a transfer feel.
+# A second's worth, as a fixed limit held before, went at full speed at each transfer's start,
+# on both cores, a snapshot's sender and receiver each taking one (BENCHMARKS.md, 2026-12-07).
+BURST_S = 0.05
 
 
 class Throttle:
     """Token bucket: `acquire(n)` returns once `n` more bytes fit under `bytes_per_s`.
 
-    With no rate it never waits. The bucket holds at most `burst_s` seconds of bytes, so a
+    With no rate it never waits. The bucket holds at most BURST_S seconds of bytes, so a
     burst after an idle spell is bounded. A new rate takes effect at once, for waiters too.
     Paused, it lets nothing through, whatever its rate (`auto`'s probe windows).
     """
 
-    def __init__(self, bytes_per_s: float | None = None, burst_s: float = 1.0) -> None:
+    def __init__(self, bytes_per_s: float | None = None) -> None:
         self.rate = bytes_per_s or None
-        self.burst_s = burst_s
         self.paused = False
         self.auto = False  # its rate follows `auto` (node.adaptive), for the progress to say
         self.acquired = 0  # bytes let through since the start: what the channels sent
@@ -67,7 +68,7 @@ class Throttle:
 
     @property
     def _capacity(self) -> float:
-        return (self.rate or 0.0) * self.burst_s
+        return (self.rate or 0.0) * BURST_S
 
     def _refill(self) -> None:
         now = time.monotonic()
@@ -84,7 +85,7 @@ class Throttles:
     very writes `auto` protects (their replicas' lag, a `quorum` write's acknowledgement)."""
 
     every: Throttle = field(default_factory=Throttle)
-    snapshots: Throttle = field(default_factory=lambda: Throttle(burst_s=SNAPSHOT_BURST_S))
+    snapshots: Throttle = field(default_factory=Throttle)
 
     async def acquire_snapshot(self, n: int) -> None:
         await self.snapshots.acquire(n)

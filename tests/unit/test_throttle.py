@@ -15,8 +15,12 @@ from contracts.activity_models import TransferProgress
 from contracts.models import Phase
 from contracts.rates import limit_text
 from node.node import Node
-from node.throttle import Throttle, Throttles
+from node.throttle import BURST_S, Throttle, Throttles
 from workflows.machinery.progress import ChangeReporter, NoWorkflow
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 async def test_no_limit_never_waits() -> None:
@@ -24,6 +28,14 @@ async def test_no_limit_never_waits() -> None:
     async with asyncio.timeout(1):
         for _ in range(1000):
             await throttle.acquire(10**9)
+
+
+async def test_a_limit_lets_through_no_more_than_a_short_burst_at_once() -> None:
+    throttle = Throttle(1_000_000)  # 1 MB/s, its bucket full: BURST_S of bytes
+    began = loop_time()
+    await throttle.acquire(int(1_000_000 * BURST_S))
+    await throttle.acquire(10_000)  # past the burst: paced, 10 ms at this rate
+    assert loop_time() - began >= 0.009
 
 
 async def test_lifting_the_limit_releases_a_waiting_sender() -> None:
