@@ -17,9 +17,9 @@ the default one (`auto`), and the speed of `auto`'s snapshots as a share of unli
 (`auto_vs_unlimited_speed`: 1.0 as fast); with `auto`, also beside busy loops that take the
 CPU the snapshots took (each end's share of a core, in bursts as long as that end's CPU for a
 chunk, at the nodes' priority: `busy_loop`), since on shared cores any CPU used raises the
-writes' tail, and what a transfer should answer for is what it adds beyond its CPU; then the
-same with sender and receiver as if on two machines (the sender alone on one core, the
-receiver's store on tmpfs: `apart_*`).
+writes' tail, and what a transfer should answer for is what it adds beyond its CPU; the same
+with a fixed limit of 100 MB/s (`fixed`); then the same with sender and receiver as if on two
+machines (the sender alone on one core, the receiver's store on tmpfs: `apart_*`).
 Run: `python bench/transfer.py [--points N] [--repeat 3]` (24,000,000 points make a store of
 about 1 GB).
 """
@@ -58,6 +58,7 @@ FOREGROUND_WRITES = 2_000
 GB = 1e9
 CHUNK_BYTES = 1024 * 1024  # a snapshot's (node/snapshot.py): a busy loop's burst is a chunk's CPU
 BUSY_LOOP_START_S = 0.3
+FIXED_LIMIT = 100e6  # bytes/s: a limit an operator might set (`--transfer-rate-limit 100`)
 
 
 def disk_write_rate(directory: Path, total: int = 512 * 1024 * 1024) -> float:
@@ -232,15 +233,16 @@ async def foreground(
     receiver: NodeProcess,
     auto: bool,
     busy_loop: bool = False,
+    limit: float = 0.0,
 ) -> dict[str, dict[str, float]]:
     """One-point writes to another region of the sender: latencies idle, then while it sends
     snapshots of the region to `receiver` (made again and again until there are enough),
-    with no limit or the adaptive one (the default). With `busy_loop`, after each snapshot
-    the same writes for as long beside busy loops that take what each end of it took of a
-    core, without it: the two alternate, so that whatever else the machine runs meanwhile
+    with no limit, the adaptive one (the default) or a fixed `limit`. With `busy_loop`, after
+    each snapshot the same writes for as long beside busy loops that take what each end of it
+    took of a core, without it: the two alternate, so that whatever else the machine runs meanwhile
     falls on both alike."""
     stub = clients.stub(source.address)
-    await stub.SetThrottle(pb.ThrottleRequest(auto=auto))
+    await stub.SetThrottle(pb.ThrottleRequest(auto=auto, bytes_per_s=limit))
     await create_region(clients, [source], FOREGROUND_REGION)
     writes = ScheduledWrites(stub, FOREGROUND_REGION).start()
     ends = [pid(source), pid(receiver)]
@@ -364,6 +366,9 @@ async def main(points: int, repeat: int) -> dict[str, object]:
             fg = {
                 "no_limit": await foreground(clients, source, receiver, auto=False),
                 "auto": await foreground(clients, source, receiver, auto=True, busy_loop=True),
+                "fixed": await foreground(
+                    clients, source, receiver, auto=False, busy_loop=True, limit=FIXED_LIMIT
+                ),
             }
             if len(os.sched_getaffinity(0)) > 1:
                 with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
@@ -428,9 +433,12 @@ async def main(points: int, repeat: int) -> dict[str, object]:
                 )
                 for mode, runs in fg.items()
             },
-            "foreground_p99_during_vs_busy_loop_auto": round(
-                fg["auto"]["during_snapshots"]["p99_ms"] / fg["auto"]["busy_loop"]["p99_ms"], 2
-            ),
+            **{
+                f"foreground_p99_during_vs_busy_loop_{mode}": round(
+                    fg[mode]["during_snapshots"]["p99_ms"] / fg[mode]["busy_loop"]["p99_ms"], 2
+                )
+                for mode in ("auto", "fixed")
+            },
             "resume_bytes_sent_vs_store": round(to_resumed.snapshot_bytes_sent / snapshot_bytes, 2),
             **{
                 f"{where}auto_vs_unlimited_speed": round(
