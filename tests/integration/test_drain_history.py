@@ -29,6 +29,8 @@ from contracts.models import (
     MigrationResult,
     MovesProgress,
 )
+from contracts.plans import PlanMade, PlanRequest
+from planning.requests import answer
 from stack.processes import TemporalServer
 from tests.support.waiting import eventually
 from worker import WORKFLOW_RUNNER
@@ -56,9 +58,9 @@ class StubCluster:
     def __init__(self, regions: int) -> None:
         self.regions = regions
 
-    @activity.defn(name="describe_cluster")
-    async def describe_cluster(self, node: int) -> ClusterDescription:
-        return cluster_of(self.regions)
+    @activity.defn(name="plan")
+    async def plan(self, request: PlanRequest) -> PlanMade:
+        return answer(cluster_of(self.regions), request)
 
 
 @workflow.defn(name="RegionMigrationWorkflow")
@@ -105,7 +107,7 @@ def worker_with_stubs(client: Client, regions: int) -> Worker:
             default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,  # the stub's
         ),
         workflows=[DrainNodeWorkflow, InstantMigration],
-        activities=[StubCluster(regions).describe_cluster],
+        activities=[StubCluster(regions).plan],
         # this module too, or the sandbox imports it (and pytest) afresh for every move
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=WORKFLOW_RUNNER.restrictions.with_passthrough_modules("tests")
