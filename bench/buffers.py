@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import create_region
-from bench.migrate import cpu_s, pid
+from bench.common import cpu_s, create_region
+from bench.migrate import pid
 from bench.transfer import REGION, bring_up, ingest
 from node.allocator import KEEP_DEFAULTS
 from protos import air_node_pb2 as pb
@@ -83,9 +83,9 @@ async def snapshot_with(
     new = NodeProcess(2 + turn, root / f"n{2 + turn}", env=env).start()
     try:
         await clients.stub(source.address).SetThrottle(pb.ThrottleRequest())  # lifted
-        before = cpu_s([pid(source)]), cpu_s([pid(new)])
+        before = cpu_s(pid(source)), cpu_s(pid(new))
         seconds = await bring_up(clients, source, new, snapshot=True)
-        sender, receiver = cpu_s([pid(source)]) - before[0], cpu_s([pid(new)]) - before[1]
+        sender, receiver = cpu_s(pid(source)) - before[0], cpu_s(pid(new)) - before[1]
         await clients.stub(source.address).DropChannel(
             pb.DropChannelRequest(region=REGION, receiver_id=new.node_id)
         )

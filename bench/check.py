@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import bench_stack, busy_loops, create_region
+from bench.common import bench_stack, busy_loops, cpu_s, create_region
 from bench.foreground import ms
-from bench.migrate import cpu_s, pid
+from bench.migrate import pid
 from client.starter import start_check
 from contracts.check import DEFAULT_CPU_SHARE, DEFAULT_RATE_MB_S, CheckInput
 from contracts.columns import to_columns
@@ -110,7 +110,7 @@ async def main(
         cp_s, store_bytes = read_stores(nodes[0])
 
         pids = {f"node{n.node_id}": pid(n) for n in nodes} | {"worker": pid(stack.worker)}
-        cpu_before = {name: cpu_s([p]) for name, p in pids.items()}
+        cpu_before = {name: cpu_s(p) for name, p in pids.items()}
         began = time.perf_counter()
         check = await start_check(
             client,
@@ -122,7 +122,7 @@ async def main(
         check_s = time.perf_counter() - began
         # a node's with its helper process (started by this check: none ran before it)
         cpu = {
-            name: round(cpu_s([p, *children(p)]) - cpu_before[name], 2) for name, p in pids.items()
+            name: round(cpu_s(p, *children(p)) - cpu_before[name], 2) for name, p in pids.items()
         }
         assert found.equal == regions, found
 

@@ -62,10 +62,13 @@ async def create_region(clients: NodeClients, nodes: list[NodeProcess], region: 
     await create_regions(clients, nodes, [region], concurrency=1)
 
 
-def cpu_s(pid: int) -> float:
-    """The CPU seconds (user and system) the process has used so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_s(*pids: int) -> float:
+    """The CPU seconds (user and system) the processes have used so far, from /proc."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def idle_cpu(nodes: list[NodeProcess], seconds: float) -> list[float]:

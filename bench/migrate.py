@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
 import sys
@@ -30,7 +29,7 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from activities.catalog import node_activities
-from bench.common import bench_stack, create_region
+from bench.common import bench_stack, cpu_s, create_region
 from bench.reimport_worker import ReimportingWorkerProcess
 from client.starter import start_change
 from contracts.ids import TASK_QUEUE
@@ -80,16 +79,6 @@ class DirectCoordinator:
         plan = plan_migration(await describe_region(steps), req, random.Random(0))
         await add_peer_steps(steps, plan.addition)
         await remove_peer_steps(steps, plan.removal)
-
-
-def cpu_s(pids: list[int]) -> float:
-    """CPU seconds (user and system) the processes used so far, from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
 
 
 async def migrate_at_once(
@@ -148,11 +137,11 @@ async def main(runs: int, regions: int, sandbox_regions: int) -> dict[str, objec
             "server": [pid(stack.temporal)],
             "nodes": [pid(n) for n in stack.nodes],
         }
-        before = {name: cpu_s(pids) for name, pids in parts.items()}
+        before = {name: cpu_s(*pids) for name, pids in parts.items()}
         wall = await migrate_at_once(
             client, clients, stack, range(10_000, 10_000 + regions), TASK_QUEUE
         )
-        cpu = {name: cpu_s(pids) - before[name] for name, pids in parts.items()}
+        cpu = {name: cpu_s(*pids) - before[name] for name, pids in parts.items()}
 
         # the same work on a worker whose sandbox imports the modules afresh for every run
         sandbox = await sandbox_cost(client, clients, stack, sandbox_regions)
@@ -197,10 +186,10 @@ async def sandbox_cost(
             ("passthrough", stack.worker, TASK_QUEUE),
             ("reimport", reimporting, "reimport"),
         ):
-            before = cpu_s([pid(worker)])
+            before = cpu_s(pid(worker))
             batch = range(first, first + regions)
             await migrate_at_once(client, clients, stack, batch, queue)
-            per_migration[name] = (cpu_s([pid(worker)]) - before) / regions
+            per_migration[name] = (cpu_s(pid(worker)) - before) / regions
             first += regions
     finally:
         reimporting.terminate()

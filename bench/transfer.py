@@ -44,10 +44,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import busy_loops, create_region
+from bench.common import busy_loops, cpu_s, create_region
 from bench.foreground import ScheduledWrites, ms
 from bench.load import load
-from bench.migrate import cpu_s, pid
+from bench.migrate import pid
 from protos import air_node_pb2 as pb
 from runtime.clients import NodeClients
 from stack.processes import NodeProcess
@@ -195,9 +195,9 @@ async def timed_snapshot(
         pin(pid(source), {first})
         pin(pid(new), {min(everything - {first})})
     try:
-        before = cpu_s([pid(source)]), cpu_s([pid(new)])
+        before = cpu_s(pid(source)), cpu_s(pid(new))
         seconds = await bring_up(clients, source, new, True, rss=rss)
-        cpu = cpu_s([pid(source)]) - before[0], cpu_s([pid(new)]) - before[1]
+        cpu = cpu_s(pid(source)) - before[0], cpu_s(pid(new)) - before[1]
     finally:
         if pinned:
             pin(pid(source), everything)
@@ -254,11 +254,11 @@ async def foreground(
         idle, during, beside = writes.take(), list[float](), list[float]()
         snapshots, cpu = list[float](), [0.0, 0.0]
         while len(during) < FOREGROUND_WRITES or (busy_loop and len(beside) < FOREGROUND_WRITES):
-            before = [cpu_s([p]) for p in ends]
+            before = [cpu_s(p) for p in ends]
             writes.measuring = True
             snapshots.append(await bring_up(clients, source, receiver, True))
             writes.measuring = False
-            took = [cpu_s([p]) - b for p, b in zip(ends, before, strict=True)]
+            took = [cpu_s(p) - b for p, b in zip(ends, before, strict=True)]
             cpu = [c + t for c, t in zip(cpu, took, strict=True)]
             sent = await bytes_sent_to(clients, source, receiver.node_id)
             during += writes.take()
