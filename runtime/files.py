@@ -56,9 +56,9 @@ def remove_gently(path: Path) -> None:
     smaller folder to remove the same way.
 
     ext4 frees a file's extents in the journal commit that every synced write on the disk
-    waits for: beside a 1 GB file unlinked at once the slowest of those writes took 16-32 ms,
-    beside the same file cut in 16 MiB steps 5-7 ms; and the unlink at once blocks its
-    caller for 160-190 ms (BENCHMARKS.md, "Deleting a large replica")."""
+    waits for: beside a 1 GB file unlinked at once the slowest of those writes took 76-101 ms,
+    beside the same file cut in 16 MiB steps 7-11 ms; and the unlink at once blocks its
+    caller for about 200 ms (BENCHMARKS.md, "Deleting a large replica")."""
     if not path.exists():
         return
     for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
