@@ -19,14 +19,14 @@ window at most RECHECK ticks old; against an older one, a window comes first (th
 may have changed since, and the pause spares it meanwhile). (The p90, not the p99: of a
 tick's few dozen writes the p99 is the slowest one, which a busy core alone makes slow; the
 p99 over many ticks is what it keeps down; a tick of fewer than VERDICT_WRITES is judged
-with the tick before.) A tick with too few writes says nothing about
-them: the limit grows. Nor does the tick sending begins in, whose writes waited for the
-checkpoint that holds the store's view and whose rate is of part of a tick: the limit holds
-(cut there, a snapshot crept from a few MB/s). While no snapshot is sent it keeps the limit
-it learned, or takes START if it had none and writes come: a snapshot then begins at a pace
-and grows, doubling each tick until its first slow one (TCP's slow start): at GROWTH alone,
-the climb from START to what a busy pair of nodes sends took two seconds of a five-second
-snapshot (BENCHMARKS.md, 2026-12-07, `bench/migrate_big.py`).
+with the tick before.) A tick with too few writes says nothing about them: the limit grows.
+Nor does the tick sending begins in, whose writes waited for the checkpoint that holds the
+store's view and whose rate is of part of a tick: the limit holds (cut there, a snapshot
+crept from a few MB/s). While no snapshot is sent it keeps the limit it learned, or takes
+START if it had none and writes come: a snapshot then begins at a pace and grows, doubling
+each tick until its first slow one (TCP's slow start): at GROWTH alone, the climb from START
+to what a busy pair of nodes sends took two seconds of a five-second snapshot (BENCHMARKS.md,
+2026-12-07 evening, `bench/migrate_big.py`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ MIN_WRITES = 5  # fewer writes in a tick: no verdict on them, no window of them
 VERDICT_WRITES = 20
 PROBE_EVERY = 15  # ticks of sending (3 s) between probe windows: they cost ~12% of its time
 # A slow tick is acted on only against a window at most this many ticks old: a client that
-# starts writing at full speed as a snapshot begins is not the transfer's doing.
+# starts writing at full speed as a snapshot begins is not the transfer's doing. (At 5, beside
+# a busy client, a slow tick found a window too old every 2 s: the snapshot paused 20% of it.)
 RECHECK = 10
 SETTLE_TICKS = 1
 # The baseline: the writes of the newest windows, this many at least (one window's p90 moves
