@@ -48,11 +48,6 @@ ASK_TIMEOUT_S = 2.0  # a question to a peer: a short read
 ASK_EVERY_S = 30.0
 LIST_PAGE = 1000  # regions a peer lists in one answer
 LIST_TIMEOUT_S = 10.0
-# A joining replica that a holder counts as removed retires only if they still say so after
-# this long: the removal may be of this node's earlier replica, until the addition reaches the
-# holders (a reconstruct removes a node's replica, then adds one back; restarted in between,
-# the new one heard of the old one's removal and deleted itself, failing the reconstruct).
-JOINING_PATIENCE_S = 120.0
 
 
 class Verdict(enum.Enum):
@@ -98,7 +93,6 @@ class Retirement:
         self.batch_points = batch_points
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._asked: dict[int, float] = {}  # region -> when a hint last made it ask
-        self._removed_joining: dict[int, float] = {}  # region -> since when (JOINING_PATIENCE_S)
 
     # -- triggers ---------------------------------------------------------------------------
 
@@ -198,16 +192,15 @@ class Retirement:
     async def standing(self, replica: Replica) -> Standing:
         """Whether the region still counts this node a member, from its holders' own word.
 
-        Read-only (of the peers and the replica). Its listed peers are asked; when none of them
-        holds the region any more, every node this node knows of is, and a holder that does not
-        know this node at all is a removal too (the region moved on entirely while this node was
-        away); that, for a replica that took writes only: a joining one is unknown to holders
-        until its addition reaches them, and a removal they report may be of an earlier one."""
+        Read-only. Its listed peers are asked; when none of them holds the region any more,
+        every node this node knows of is, and a holder that does not know this node at all is
+        a removal too (the region moved on entirely while this node was away); that, for a
+        replica that took writes only: a joining one is unknown to holders until its addition
+        reaches them."""
         listed = [p for p in replica.meta.peers if p.node_id != self.node_id]
         standing, holders = await self._ask(replica.region, listed)
-        if not _took_writes(replica):
-            return self._joining(replica.region, standing)
-        if standing.verdict is Verdict.UNKNOWN and not holders and not standing.why:
+        unknown = standing.verdict is Verdict.UNKNOWN and not holders and not standing.why
+        if unknown and _took_writes(replica):
             everyone = {p.node_id: p for r in self.replicas for p in r.meta.peers}
             others = [p for i, p in sorted(everyone.items()) if i != self.node_id]
             standing, holders = await self._ask(replica.region, others)
@@ -216,18 +209,6 @@ class Retirement:
                 why = f"node {by.node_id} holds the region and does not know this node"
                 return Standing(Verdict.REMOVED, by, why)
         return standing
-
-    def _joining(self, region: int, standing: Standing) -> Standing:
-        """A joining replica's standing: a removal a holder reports counts only once it has
-        lasted JOINING_PATIENCE_S (the replica took no user write: waiting loses nothing)."""
-        if standing.verdict is not Verdict.REMOVED:
-            self._removed_joining.pop(region, None)
-            return standing
-        since = self._removed_joining.setdefault(region, time.monotonic())
-        if time.monotonic() - since >= JOINING_PATIENCE_S:
-            return standing
-        why = f"{standing.why}, before this replica joined or since: waiting for its addition"
-        return Standing(Verdict.UNKNOWN, None, why)
 
     async def _ask(self, region: int, peers: list[PeerInfo]) -> tuple[Standing, list[PeerInfo]]:
         """What `peers` say, and which of them hold the region (not leaving it). A departure

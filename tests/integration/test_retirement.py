@@ -3,20 +3,16 @@ region's members, a member added meanwhile included, then deletes the replica by
 
 from __future__ import annotations
 
-import asyncio
 import signal
 
 from contracts.columns import to_columns
-from contracts.killpoints import ENV_POINTS, EXIT_CODE, KillPoint
-from contracts.models import AddPeerInput, ReconstructInput, RemovePeerInput, RemovePeerResult
+from contracts.models import AddPeerInput, RemovePeerInput, RemovePeerResult
 from protos import air_node_pb2 as pb
-from tests.support.chaos import rearm, restart
 from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
 from tests.support.waiting import eventually
 from workflows.add_peer import AddPeerWorkflow
-from workflows.reconstruct import ReconstructRegionWorkflow
 from workflows.remove_peer import RemovePeerWorkflow
 
 REGION = 761
@@ -117,50 +113,3 @@ async def test_an_idle_replica_removed_behind_a_cut_is_found_and_retired(stack: 
     )
     await cluster.converged(REGION, [1, 2], count=100)
     assert "deleting its replica" in cluster.nodes[3].output()  # retired, not deleted by hand
-
-
-async def test_a_replica_added_back_after_its_nodes_removal_survives_a_restart(
-    stack: Stack,
-) -> None:
-    """A reconstruct of node 2 removes its replica (nodes 1 and 3 keep it as departed), then
-    creates one again, and node 2 dies right after (its kill point), the worker held meanwhile.
-    Restarted before the addition reaches the peers, node 2 hears of its old replica's
-    removal: its new one waits for the addition instead of retiring (which, when the worker's
-    next step came during the retirement, failed a reconstruct under kill points)."""
-    cluster = stack.cluster
-    for i in (1, 2, 3):
-        cluster.add_node(i)
-    await cluster.create_region(REGION, [1, 2, 3])
-    node = cluster.nodes[2]
-    await rearm(node, {ENV_POINTS: KillPoint.DESTINATION_CREATE_LOCAL_PEER.value})
-    worker = stack.start_worker()
-    writes = LoadWriter(cluster, REGION, [1, 3])
-    await writes.run(count=100)
-
-    handle = await stack.start(
-        ReconstructRegionWorkflow.run, ReconstructInput(region=REGION, node=2)
-    )
-    await eventually(
-        lambda: asyncio.sleep(0, node.proc and node.proc.poll()),
-        lambda code: code == EXIT_CODE,
-        timeout=60,
-        what="node 2 dying as its new replica is created",
-    )
-    worker.send_signal(signal.SIGSTOP)
-    try:
-        await restart(node)
-        await eventually(
-            lambda: asyncio.sleep(0, node.output()),
-            lambda log: "waiting for its addition" in log or "deleting its replica" in log,
-            timeout=30,
-            what="node 2 asking its peers whether its new replica is a member",
-        )
-        assert REGION in await cluster.regions_of(2)
-    finally:
-        worker.send_signal(signal.SIGCONT)
-
-    result = await handle.result()
-    assert result.rebuilt_on == 2, result
-    await cluster.converged(REGION, [1, 2, 3], count=len(writes.acked))
-    assert await missing_points(cluster, 2, REGION, writes.acked) == []
-    assert "deleting its replica" not in node.output()
