@@ -72,6 +72,9 @@ PROBE_EVERY_S = 1.0
 WRITE_RATE = 20.0  # points/s per region per level
 ASK_TIMEOUT_S = 3.0
 SETTLE_S = 240.0  # once healed, the operations and the cluster have this long to settle
+# Once the writers stop, the replicas have this long to agree before they are read: a write
+# whose channel broke just before the heal is still on its way then, not lost.
+CONVERGE_S = 60.0
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -161,6 +164,7 @@ class Nemesis:
             for writer in writers:
                 writer.terminate()
             keeping_up.cancel()
+        converged = await self._converge()
         regions, unreachable = await self._observe(out)
         check = await self._check()
         found = anomalies(regions, REPLICATION, await self._open_operations(), unreachable)
@@ -174,6 +178,7 @@ class Nemesis:
             "seed": self.schedule.seed,
             "seconds": round(time.monotonic() - self.began, 1),
             "settled": settled,
+            "converged": converged,
             "operations": self.outcomes.as_json(),
             "faults": dict(self.struck),
             "acked": acked,
@@ -321,6 +326,35 @@ class Nemesis:
                 return True
             await asyncio.sleep(1.0)
         return False
+
+    async def _converge(self) -> bool:
+        """Every region's replicas holding the same points, within CONVERGE_S. (Read at once,
+        a run whose last fault cut a channel two seconds before the heal reported the writes
+        still on it as lost, which the consistency check run next found on every replica.)"""
+        deadline = time.monotonic() + CONVERGE_S
+        while time.monotonic() < deadline:
+            if await self._agree():
+                return True
+            await asyncio.sleep(1.0)
+        return False
+
+    async def _agree(self) -> bool:
+        regions, unreachable = await self._describe()
+        if unreachable:
+            return False
+        for region, infos in regions.items():
+            digests = set()
+            for node in infos:
+                try:
+                    digest = await self.stub(node).Digest(
+                        pb.RegionRequest(region=region), timeout=ASK_TIMEOUT_S
+                    )
+                except grpc.aio.AioRpcError:
+                    return False
+                digests.add((digest.count, digest.hash))
+            if len(digests) > 1:
+                return False
+        return True
 
     async def _in_place(self) -> bool:
         """No replica outside its region's member list, and every member active."""
