@@ -164,23 +164,10 @@ class Node:
             if self._adaptive is not None:
                 limit = self._adaptive.next(latencies, tick_sent, seconds)
                 if tick_sent or limit.paused:
-                    self._log_tick(latencies, tick_sent / seconds, limit)
+                    _log_tick(self._adaptive, latencies, tick_sent / seconds, limit)
                 snapshots.set_rate(limit.rate)
                 snapshots.pause(limit.paused)
                 self._show_limit()
-
-    def _log_tick(self, latencies: list[float], sent_per_s: float, limit: Limit) -> None:
-        if log.isEnabledFor(logging.DEBUG) and self._adaptive is not None:
-            baseline = self._adaptive.baseline
-            log.debug(
-                "auto: sent %.1f MB/s, %d writes p90 %.2f ms, baseline %s ms -> %s%s",
-                sent_per_s / 1e6,
-                len(latencies),
-                1e3 * p90(latencies) if latencies else 0.0,
-                "none" if baseline is None else f"{1e3 * baseline:.2f}",
-                "no limit" if limit.rate is None else f"{limit.rate / 1e6:.1f} MB/s",
-                ", paused" if limit.paused else "",
-            )
 
     def _show_limit(self) -> None:
         rate, auto = self._throttles.snapshot_limit()
@@ -414,3 +401,21 @@ class Node:
         self._show_limit()
         log.info("transfer throttle %s -> %s", previous, "auto" if auto else bytes_per_s or None)
         return ThrottleChange(bytes_per_s or None, previous)
+
+
+def _log_tick(
+    adaptive: AdaptiveRate, latencies: list[float], sent_per_s: float, limit: Limit
+) -> None:
+    """One step of `auto`, at debug level (its p90 worked out only then)."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    baseline = adaptive.baseline
+    log.debug(
+        "auto: sent %.1f MB/s, %d writes p90 %.2f ms, baseline %s ms -> %s%s",
+        sent_per_s / 1e6,
+        len(latencies),
+        1e3 * p90(latencies) if latencies else 0.0,
+        "none" if baseline is None else f"{1e3 * baseline:.2f}",
+        "no limit" if limit.rate is None else f"{limit.rate / 1e6:.1f} MB/s",
+        ", paused" if limit.paused else "",
+    )
