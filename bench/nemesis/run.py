@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -321,40 +322,36 @@ class Nemesis:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SETTLE_S):
                 await asyncio.gather(*self.operations, return_exceptions=True)
-        while time.monotonic() < deadline:
-            if not await self._open_operations() and await self._in_place():
-                return True
-            await asyncio.sleep(1.0)
-        return False
+
+        async def settled() -> bool:
+            return not await self._open_operations() and await self._in_place()
+
+        return await _holds_by(deadline, settled)
 
     async def _converge(self) -> bool:
         """Every region's replicas holding the same points, within CONVERGE_S. (Read at once,
         a run whose last fault cut a channel two seconds before the heal reported the writes
         still on it as lost, which the consistency check run next found on every replica.)"""
-        deadline = time.monotonic() + CONVERGE_S
-        while time.monotonic() < deadline:
-            if await self._agree():
-                return True
-            await asyncio.sleep(1.0)
-        return False
+        return await _holds_by(time.monotonic() + CONVERGE_S, self._agree)
 
     async def _agree(self) -> bool:
         regions, unreachable = await self._describe()
         if unreachable:
             return False
         for region, infos in regions.items():
-            digests = set()
-            for node in infos:
-                try:
-                    digest = await self.stub(node).Digest(
-                        pb.RegionRequest(region=region), timeout=ASK_TIMEOUT_S
-                    )
-                except grpc.aio.AioRpcError:
-                    return False
-                digests.add((digest.count, digest.hash))
-            if len(digests) > 1:
+            try:
+                digests = await self._digests(region, infos, ASK_TIMEOUT_S)
+            except grpc.aio.AioRpcError:
+                return False
+            if len({(d.count, d.hash) for d in digests.values()}) > 1:
                 return False
         return True
+
+    async def _digests(
+        self, region: int, nodes: Iterable[int], timeout: float
+    ) -> dict[int, pb.DigestReply]:
+        request = pb.RegionRequest(region=region)
+        return {n: await self.stub(n).Digest(request, timeout=timeout) for n in sorted(nodes)}
 
     async def _in_place(self) -> bool:
         """No replica outside its region's member list, and every member active."""
@@ -399,8 +396,9 @@ class Nemesis:
         regions = []
         for region, infos in sorted(described.items()):
             replicas, missing, counts = {}, {}, {}
+            digests = await self._digests(region, infos, 30)
             for node, info in sorted(infos.items()):
-                digest = await self.stub(node).Digest(pb.RegionRequest(region=region), timeout=30)
+                digest = digests[node]
                 replicas[node] = Replica(
                     node,
                     tuple(sorted(p.node_id for p in info.peers)),
@@ -466,3 +464,12 @@ async def run(seed: int, seconds: float, slot: int | None = None) -> dict[str, A
             print(f"nemesis: the run's logs are kept in {tmp}", file=sys.stderr)
             report["kept"] = str(tmp)
     return report
+
+
+async def _holds_by(deadline: float, check: Callable[[], Awaitable[bool]]) -> bool:
+    """Whether `check` held before `deadline` (monotonic), asked every second."""
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(1.0)
+    return False
