@@ -411,11 +411,11 @@ def _log_tick(
         return
     baseline = adaptive.baseline
     log.debug(
-        "auto: sent %.1f MB/s, %d writes p90 %.2f ms, baseline %s ms -> %s%s",
+        "auto: sent %.1f MB/s, %d writes p90 %.2f ms, baseline %s -> %s%s",
         sent_per_s / 1e6,
         len(latencies),
         1e3 * p90(latencies) if latencies else 0.0,
-        "none" if baseline is None else f"{1e3 * baseline:.2f}",
+        "none" if baseline is None else f"{1e3 * baseline:.2f} ms",
         "no limit" if limit.rate is None else f"{limit.rate / 1e6:.1f} MB/s",
         ", paused" if limit.paused else "",
     )
