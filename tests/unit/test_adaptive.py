@@ -21,6 +21,7 @@ from node.adaptive import (
     FLOOR,
     GROWTH,
     PROBE_EVERY,
+    RAMP_GROWTH,
     SETTLE_TICKS,
     START,
     TICK_S,
@@ -104,7 +105,8 @@ def test_latency_that_rises_with_the_rate_settles_near_the_bound() -> None:
 def test_a_slow_tick_cuts_what_was_sent_in_proportion_to_the_excess() -> None:
     adaptive = quiet_then(AdaptiveRate())  # baseline p90 3 ms; START
     at_start = int(START * TICK_S)
-    assert adaptive.next(QUICK, at_start, TICK_S) == Limit(START * GROWTH)  # within: grows
+    assert adaptive.next(QUICK, at_start, TICK_S) == Limit(START)  # sending began: no verdict
+    assert adaptive.next(QUICK, at_start, TICK_S) == Limit(START * RAMP_GROWTH)  # within: grows
     slower = [0.003] * 10 + [0.003 * BOUND * 1.25] * 10  # p90 1.25x the bound
     limited = adaptive.next(slower, at_start, TICK_S)  # sent less than the limit: from that
     assert limited.rate == pytest.approx(START / 1.25)
@@ -161,7 +163,30 @@ def test_with_writes_to_protect_a_snapshot_starts_at_a_pace_and_grows() -> None:
     adaptive = AdaptiveRate()
     assert adaptive.next(QUICK, 0, TICK_S) == Limit(START)  # writes, no snapshot: a pace
     assert adaptive.next(QUICK, 0, TICK_S) == Limit(START)  # nothing sent: no growth
-    assert adaptive.next(QUICK, int(START * TICK_S), TICK_S) == Limit(START * GROWTH)
+    at_start = int(START * TICK_S)
+    assert adaptive.next(QUICK, at_start, TICK_S) == Limit(START)  # sending began: no verdict
+    assert adaptive.next(QUICK, at_start, TICK_S) == Limit(START * RAMP_GROWTH)
+
+
+def test_the_tick_a_snapshot_begins_in_is_no_verdict_however_slow() -> None:
+    # its writes waited for the checkpoint that holds the store's view
+    adaptive = quiet_then(AdaptiveRate())
+    assert adaptive.next([0.003 * BOUND * 4] * 20, SENT // 8, TICK_S) == Limit(START)
+    assert adaptive.next(QUICK, SENT, TICK_S) == Limit(START * RAMP_GROWTH)
+
+
+def test_a_snapshot_doubles_its_pace_until_its_first_slow_tick_then_grows_gently() -> None:
+    adaptive = quiet_then(AdaptiveRate())  # baseline p90 3 ms; START
+    rates = [adaptive.next(QUICK, SENT, TICK_S).rate for _ in range(4)]
+    assert rates == [START * RAMP_GROWTH**n for n in (0, 1, 2, 3)]
+    slow = [0.003 * BOUND * 1.25] * 20
+    cut = adaptive.next(slow, SENT, TICK_S).rate
+    assert cut is not None and cut == pytest.approx(CAPACITY / 1.25)  # from what was sent
+    assert adaptive.next(QUICK, SENT, TICK_S) == Limit(cut * GROWTH)
+    # writes on, no snapshot: the pace it learned is kept, and the next one does not ramp
+    assert adaptive.next(QUICK, 0, TICK_S) == Limit(cut * GROWTH)
+    assert adaptive.next(QUICK, SENT, TICK_S) == Limit(cut * GROWTH)  # began: no verdict
+    assert adaptive.next(QUICK, SENT, TICK_S) == Limit(cut * GROWTH**2)
 
 
 def test_what_it_learned_is_kept_between_snapshots_while_writes_come() -> None:
@@ -184,3 +209,19 @@ def test_the_limit_is_lifted_or_between_floor_and_ceiling(
     for latencies, sent in ticks:
         limit = adaptive.next(latencies, sent, TICK_S)
         assert limit.rate is None or FLOOR <= limit.rate <= CEILING
+
+
+def test_a_tick_of_few_writes_is_judged_with_the_tick_before_if_that_was_within() -> None:
+    one_slow = [0.003] * 9 + [0.003 * BOUND * 2]  # ten writes: their p90 is the slowest
+    alone = quiet_then(AdaptiveRate())  # baseline p90 3 ms
+    alone.next(QUICK, SENT, TICK_S)  # sending began
+    assert alone.next(one_slow, SENT, TICK_S).rate == START * DEEPEST_CUT  # judged alone: cut
+
+    adaptive = quiet_then(AdaptiveRate())
+    adaptive.next(QUICK, SENT, TICK_S)
+    assert adaptive.next(QUICK[:10], SENT, TICK_S).rate == START * RAMP_GROWTH  # within
+    assert adaptive.next(one_slow, SENT, TICK_S).rate == START * RAMP_GROWTH**2  # one of 20
+    # after a cut nothing is carried: the same tick is judged alone again
+    cut = START * RAMP_GROWTH**2 * DEEPEST_CUT
+    assert adaptive.next([0.003 * BOUND * 4] * 20, SENT, TICK_S).rate == cut
+    assert adaptive.next(one_slow, SENT, TICK_S).rate == cut * DEEPEST_CUT
