@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import signal
 
+import grpc
+import pytest
+
 from contracts.columns import to_columns
 from contracts.models import AddPeerInput, RemovePeerInput, RemovePeerResult
 from protos import air_node_pb2 as pb
+from tests.support.chaos import restart
 from tests.support.cluster import HELD
 from tests.support.load import LoadWriter, missing_points
 from tests.support.stack import Stack
@@ -113,3 +117,51 @@ async def test_an_idle_replica_removed_behind_a_cut_is_found_and_retired(stack: 
     )
     await cluster.converged(REGION, [1, 2], count=100)
     assert "deleting its replica" in cluster.nodes[3].output()  # retired, not deleted by hand
+
+
+async def test_a_replica_created_again_while_its_old_one_retires_waits_for_it_to_go(
+    stack: Stack,
+) -> None:
+    """A reconstruct's shape: node 2 is removed (nodes 1 and 3 keep it as departed), its
+    replica is created again, and node 2 restarts before the peers list it: it hears of the
+    removal and retires the new replica (node 3 frozen, the retirement waits for it). The
+    addition's retried creation meanwhile is told to retry, not that the replica exists (its
+    next step would have found it gone); once it is gone, the creation makes it anew."""
+    cluster = stack.cluster
+    for i in (1, 2, 3):
+        cluster.add_node(i)
+    await cluster.create_region(REGION, [1, 2, 3])
+    stack.start_worker()
+    await LoadWriter(cluster, REGION, [1, 3]).run(count=50)
+    removal = await stack.start(RemovePeerWorkflow.run, RemovePeerInput(region=REGION, peer=2))
+    assert (await removal.result()).clean
+    joining = pb.CreateLocalPeerRequest(
+        region=REGION, peers=cluster.peers([1, 2, 3]), await_snapshot=True
+    )
+    await cluster.stub(2).CreateLocalPeer(joining)
+
+    cluster.nodes[3].send_signal(signal.SIGSTOP)
+    try:
+        cluster.nodes[2].kill()
+        await restart(cluster.nodes[2])
+        await eventually(
+            lambda: cluster.progress(2, REGION),
+            lambda progress: progress.leaving,
+            what="node 2 retiring its replica",
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as retry:
+            await cluster.stub(2).CreateLocalPeer(joining)
+        assert retry.value.code() == grpc.StatusCode.UNAVAILABLE, retry.value
+        assert "is leaving" in (retry.value.details() or "")
+    finally:
+        cluster.nodes[3].send_signal(signal.SIGCONT)
+
+    await eventually(
+        lambda: cluster.regions_of(2),
+        lambda held: REGION not in held,
+        timeout=60,
+        what="node 2's retired replica gone",
+    )
+    created = await cluster.stub(2).CreateLocalPeer(joining)
+    assert created.changed, created
+    assert not (await cluster.progress(2, REGION)).leaving
