@@ -13,7 +13,6 @@ from tests.support.chaos import died_at, rearm, restart
 from tests.support.load import LoadWriter, missing_points
 from tests.support.node_logs import replica_events
 from tests.support.stack import Stack
-from tests.support.waiting import eventually
 from workflows.reconstruct import ReconstructRegionWorkflow
 
 
@@ -72,8 +71,4 @@ async def test_a_replica_that_cannot_come_back_is_rebuilt_elsewhere(stack: Stack
     for i in (1, 3, 4):
         assert await missing_points(cluster, i, region, acked) == [], i
     await restart(cluster.nodes[2])  # back, it finds itself removed and drops its stale replica
-    await eventually(
-        lambda: cluster.regions_of(2),
-        lambda held: region not in held,
-        what="node 2's leftover gone",
-    )
+    await cluster.gone(2, region, what="node 2's leftover gone")

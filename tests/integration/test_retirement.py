@@ -56,12 +56,7 @@ async def test_a_node_removed_while_frozen_hands_over_what_it_acknowledged_then_
 
     cluster.nodes[3].send_signal(signal.SIGCONT)
     await cluster.throttle([3], 0)
-    await eventually(
-        lambda: cluster.regions_of(3),
-        lambda held: REGION not in held,
-        timeout=60,
-        what="node 3 retiring its replica",
-    )
+    await cluster.gone(3, REGION, timeout=60, what="node 3 retiring its replica")
     acked = [*before.acked, *behind_the_cut.acked]
     await cluster.converged(REGION, [1, 2, 4], count=len(acked))
     for i in (1, 2, 4):
@@ -109,11 +104,8 @@ async def test_an_idle_replica_removed_behind_a_cut_is_found_and_retired(stack: 
     assert not (await removal.result()).clean
     cluster.nodes[3].send_signal(signal.SIGCONT)
 
-    await eventually(
-        lambda: cluster.regions_of(3),
-        lambda held: REGION not in held,
-        timeout=90,
-        what="node 3 finding itself removed and retiring its replica",
+    await cluster.gone(
+        3, REGION, timeout=90, what="node 3 finding itself removed and retiring its replica"
     )
     await cluster.converged(REGION, [1, 2], count=100)
     assert "deleting its replica" in cluster.nodes[3].output()  # retired, not deleted by hand
@@ -156,12 +148,7 @@ async def test_a_replica_created_again_while_its_old_one_retires_waits_for_it_to
     finally:
         cluster.nodes[3].send_signal(signal.SIGCONT)
 
-    await eventually(
-        lambda: cluster.regions_of(2),
-        lambda held: REGION not in held,
-        timeout=60,
-        what="node 2's retired replica gone",
-    )
+    await cluster.gone(2, REGION, timeout=60, what="node 2's retired replica gone")
     created = await cluster.stub(2).CreateLocalPeer(joining)
     assert created.changed, created
     assert not (await cluster.progress(2, REGION)).leaving

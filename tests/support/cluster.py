@@ -148,6 +148,15 @@ class Cluster:
         reply = await self.stub(node_id).ListRegions(pb.ListRegionsRequest(), **WAIT_FOR_CHANNEL)
         return {r.region: r for r in reply.regions}
 
+    async def gone(self, node_id: int, region: int, what: str, timeout: float = 30) -> None:
+        """Wait until node `node_id` no longer holds `region` (retired or deleted)."""
+        await eventually(
+            lambda: self.regions_of(node_id),
+            lambda held: region not in held,
+            timeout=timeout,
+            what=what,
+        )
+
     async def state(self, node_id: int, region: int) -> tuple[object, ...]:
         """What a refused request must not change: the node's regions, files and a digest."""
         regions = await self.regions_of(node_id)
