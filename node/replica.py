@@ -213,6 +213,11 @@ class Replica:
             self._in_executor -= 1
             self.last_used = time.monotonic()
 
+    @property
+    def resting(self) -> bool:
+        """Its writer's thread is closed (and so its store's connection): see `rest`."""
+        return self._executor is None
+
     async def rest(self) -> bool:
         """Close the store's writer connection and end the writer's thread, if nothing uses
         them: an idle replica then holds no file descriptor and no thread. True if it rested.

@@ -11,9 +11,11 @@ class FakeChannelTasks:
     def __init__(self, running: bool = True) -> None:
         self.running = running
         self.synced: list[int] = []
+        self.matched = 0  # looks at whether a replica's tasks match
 
     async def sync(self, replica: Replica) -> None:
         self.synced.append(replica.region)
 
     def match(self, replica: Replica) -> bool:
+        self.matched += 1
         return self.running

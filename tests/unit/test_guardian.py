@@ -3,6 +3,7 @@ order untouched (no lock, no write): that is what keeps an idle node of many reg
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from node.guardian import Guardian
 from node.replica import ChannelState, PeerInfo, Replica, ReplicaMeta
 from node.replicas import Replicas
 from tests.support.fakes import FakeChannelTasks
+from tests.support.waiting import eventually
 
 PEERS = [PeerInfo(node_id=n, address=f"127.0.0.1:{n}") for n in (1, 2, 3)]
 
@@ -71,6 +73,31 @@ async def test_a_leaving_replica_gets_no_channel_back(tmp_path: Path) -> None:
     await Guardian(1, replicas, tasks).check(7)  # type: ignore[arg-type]
     assert sorted(on_disk(replicas).channels) == [2]  # the drained channel to 3 stays gone
     assert tasks.synced == []
+
+
+async def passes(guardian: Guardian, tasks: FakeChannelTasks, looks: int) -> None:
+    """Let the guardian's own loop run until it has looked at the replica `looks` times."""
+    running = asyncio.create_task(guardian.run(interval=0.01))
+    try:
+        await eventually(lambda: asyncio.sleep(0, tasks.matched), lambda n: n >= looks)
+    finally:
+        running.cancel()
+
+
+async def test_a_pass_repairs_a_drifted_replica_and_leaves_one_in_order(tmp_path: Path) -> None:
+    """The pass's quick look (no await, no lock) lets through what `check` would repair."""
+    (tmp_path / "drifted").mkdir()
+    drifted, tasks = held(tmp_path / "drifted", [2]), FakeChannelTasks()
+    await passes(Guardian(1, drifted, tasks), tasks, looks=3)  # type: ignore[arg-type]
+    assert sorted(on_disk(drifted).channels) == [2, 3]
+    assert 7 in tasks.synced
+
+    (tmp_path / "in_order").mkdir()
+    in_order, tasks = held(tmp_path / "in_order", [2, 3]), FakeChannelTasks()
+    before = (in_order.directory(7) / Replica.META).stat().st_mtime_ns
+    await passes(Guardian(1, in_order, tasks), tasks, looks=3)  # type: ignore[arg-type]
+    assert tasks.synced == []
+    assert (in_order.directory(7) / Replica.META).stat().st_mtime_ns == before
 
 
 class Hints:
