@@ -50,26 +50,28 @@ class Membership:
         """Create this node's replica of `region`.
 
         Idempotent: the folder appears by one rename, so a retry after a crash finds either
-        nothing (and creates it) or the finished replica (and reports it unchanged). A replica
-        with the same peers that is leaving is not reported as this one: a node restarted
-        right after the creation may retire it (its peers still remember the node's earlier
-        replica's removal), and the addition's next step would find it gone.
+        nothing (and creates it) or the finished replica (and reports it unchanged). A leaving
+        replica, whatever its peers, is no replica to create against: it is gone soon (its
+        removal deletes it, or it retires), so the creation is told to retry. With the same
+        peers it may be this very creation's replica, retired by a node restarted right after
+        it (its peers still remember the node's earlier replica's removal): reported as
+        created, the addition's next step would find it gone.
         """
         self._check_peer_list(peers)
         async with self.replicas.lock(region):
             existing = self.replicas.find(region)
             if existing is not None:
+                if existing.meta.leaving:
+                    raise NodeError(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"region {region} on node {self.node_id} is leaving (its peers removed "
+                        "it, or a removal is under way); retry once it is gone",
+                    )
                 if set(existing.meta.peers) != set(peers):
                     raise NodeError(
                         grpc.StatusCode.ALREADY_EXISTS,
                         f"region {region} already exists on node {self.node_id} with peers "
                         f"{_show(existing.meta.peers)}, not {_show(peers)}",
-                    )
-                if existing.meta.leaving:  # e.g. retiring: gone soon, then created anew
-                    raise NodeError(
-                        grpc.StatusCode.UNAVAILABLE,
-                        f"region {region} on node {self.node_id} is leaving (its peers removed "
-                        "it, or a removal is under way); retry once it is gone",
                     )
                 return Outcome(False, f"region {region} already exists with the same peers")
             self.disk.check_room(self.node_id)

@@ -1,4 +1,5 @@
-"""Dropping a channel, plain or writing its receiver off: idempotent, and what each allows."""
+"""Dropping a channel, plain or writing its receiver off: idempotent, and what each allows;
+creating a replica where one is held or leaving."""
 
 from __future__ import annotations
 
@@ -62,3 +63,30 @@ async def test_a_disk_past_its_flood_watermark_takes_no_new_replica(tmp_path: Pa
     assert m.replicas.find(8) is None
     again = await m.create_local_peer(7, PEERS, active=True, await_snapshot=False)
     assert not again.changed  # what it holds, it keeps
+
+
+async def test_a_replica_held_with_other_peers_is_refused_for_good(tmp_path: Path) -> None:
+    m = await membership(tmp_path)
+    others = [*PEERS[:2], PeerInfo(node_id=4, address="127.0.0.1:4")]
+    with pytest.raises(NodeError) as refused:
+        await m.create_local_peer(7, others, active=False, await_snapshot=True)
+    assert refused.value.code == grpc.StatusCode.ALREADY_EXISTS
+    assert "already exists on node 1 with peers" in refused.value.message
+    await replica(m).close()
+
+
+@pytest.mark.parametrize("same_peers", [True, False])
+async def test_a_leaving_replica_tells_a_creation_to_retry(
+    tmp_path: Path, same_peers: bool
+) -> None:
+    """Whatever its peers: it is gone soon, and then the creation makes the replica anew."""
+    m = await membership(tmp_path)
+    replica(m).meta.leaving = True
+    replica(m).persist()
+    peers = PEERS if same_peers else [*PEERS[:2], PeerInfo(node_id=4, address="127.0.0.1:4")]
+    with pytest.raises(NodeError) as refused:
+        await m.create_local_peer(7, peers, active=False, await_snapshot=True)
+    assert refused.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "is leaving" in refused.value.message
+    assert replica(m).meta.peers == PEERS  # nothing changed
+    await replica(m).close()
