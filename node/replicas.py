@@ -7,7 +7,7 @@ import logging
 import re
 import shutil
 import time
-from collections import defaultdict
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +30,9 @@ class Replicas:
         self.data_dir = data_dir
         self.sync = sync
         self._by_region: dict[int, Replica] = {}
-        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # a lock lives while someone holds or awaits it: regions come and go all a node's
+        # life, and a lock kept for each one ever held would grow without bound
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self.reclaimer = Reclaimer()
 
     def recover(self) -> None:
@@ -63,8 +65,12 @@ class Replicas:
         log.info("recovered %d regions", len(self._by_region))
 
     def lock(self, region: int) -> asyncio.Lock:
-        """The lock every membership change of `region` holds."""
-        return self._locks[region]
+        """The lock every membership change of `region` holds (the same object while anyone
+        holds or awaits it)."""
+        lock = self._locks.get(region)
+        if lock is None:
+            lock = self._locks[region] = asyncio.Lock()
+        return lock
 
     def directory(self, region: int) -> Path:
         return self.data_dir / f"region_{region}"
