@@ -139,11 +139,10 @@ async def runs_of(client: Client, workflow_id: str) -> list[tuple[WorkflowExecut
 @pytest.mark.timeout(600)
 async def test_a_drain_of_1100_moves_keeps_every_run_under_2000_events(client: Client) -> None:
     """50 moves at once. A move costs at least three events (its child started, running,
-    done), and none starts in a run of START_BEFORE (1,500), so at most 500 start in a run:
-    1,100 continue as new twice however fast they end (700 did so on a quiet machine, at about
-    300 a run, and once only beside a CPU hog, whose slower workflow tasks took more children
-    each). 10,000 moves took fifteen times as long and proved nothing more: no run grows with
-    the number of moves; bench/drain.py drains more."""
+    done) and none starts in a run of START_BEFORE events, so at most START_BEFORE // 3 start
+    in a run, however many finished children a workflow task takes on a busy machine: twice
+    that and more makes three runs. More moves prove nothing more (no run grows with their
+    number); bench/drain.py drains more."""
     regions = 2 * (START_BEFORE // 3) + 100  # 1,100: a third run however fast moves end
     request = DrainInput(node=1, max_concurrent=50, max_per_node=50)
     async with worker_with_stubs(client, regions) as worker:

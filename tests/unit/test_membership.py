@@ -17,6 +17,7 @@ from runtime.killswitch import KillPoints
 from tests.support.fakes import FakeChannelTasks
 
 PEERS = [PeerInfo(node_id=n, address=f"127.0.0.1:{n}") for n in (1, 2, 3)]
+OTHER_PEERS = [*PEERS[:2], PeerInfo(node_id=4, address="127.0.0.1:4")]  # 3 replaced by 4
 
 
 async def membership(tmp_path: Path, disk: Disk | None = None) -> Membership:
@@ -67,9 +68,8 @@ async def test_a_disk_past_its_flood_watermark_takes_no_new_replica(tmp_path: Pa
 
 async def test_a_replica_held_with_other_peers_is_refused_for_good(tmp_path: Path) -> None:
     m = await membership(tmp_path)
-    others = [*PEERS[:2], PeerInfo(node_id=4, address="127.0.0.1:4")]
     with pytest.raises(NodeError) as refused:
-        await m.create_local_peer(7, others, active=False, await_snapshot=True)
+        await m.create_local_peer(7, OTHER_PEERS, active=False, await_snapshot=True)
     assert refused.value.code == grpc.StatusCode.ALREADY_EXISTS
     assert "already exists on node 1 with peers" in refused.value.message
     await replica(m).close()
@@ -83,7 +83,7 @@ async def test_a_leaving_replica_tells_a_creation_to_retry(
     m = await membership(tmp_path)
     replica(m).meta.leaving = True
     replica(m).persist()
-    peers = PEERS if same_peers else [*PEERS[:2], PeerInfo(node_id=4, address="127.0.0.1:4")]
+    peers = PEERS if same_peers else OTHER_PEERS
     with pytest.raises(NodeError) as refused:
         await m.create_local_peer(7, peers, active=False, await_snapshot=True)
     assert refused.value.code == grpc.StatusCode.UNAVAILABLE
